@@ -1,0 +1,257 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{LimitsSpec, ResourceMap, Subject};
+
+/// A tenant (§1: the client's Account). Reconciled into namespaces, quota, limits, network isolation
+/// and RBAC for its appointed administrators.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "covenant.dev",
+    version = "v1alpha1",
+    kind = "Account",
+    status = "AccountStatus",
+    shortname = "acct",
+    category = "covenant",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A tenant: namespaces, quota, limits, network isolation and RBAC for its administrators.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Package", type_ = "string", json_path = ".status.supportPackage"),
+    printcolumn(name = "Namespaces", type_ = "string", json_path = ".status.namespaces", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("an Account name must be a DNS-1123 label (at most 63 lowercase letters, digits and '-'): it names the tenant's default namespace and the covenant.dev/account label"),
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSpec {
+    /// A human-readable name for the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+
+    /// The tenant's namespaces (DNS-1123 labels). Empty means one namespace named after the account.
+    /// The support package's `maxNamespaces` caps the count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub namespaces: Vec<String>,
+
+    /// The appointed organizational administrators (§4.2(2)): they get the tenant-admin role in every
+    /// namespace of the account, and nobody else gets it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub administrators: Vec<Subject>,
+
+    /// Further subjects that RoleBindings inside the tenant may name (consented third-party access, §1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub allowed_subjects: Vec<Subject>,
+
+    /// The SupportPackage this account is on; absent means the package marked `default: true` (§3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub support_package: Option<String>,
+
+    /// ResourceQuota entries on top of the package's (per resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<ResourceMap>,
+
+    /// LimitRange container defaults on top of the package's (per resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+
+    /// Network permissions of the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+
+    /// The monthly review of who has access (§4.2(2)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_review: Option<AccessReviewSpec>,
+
+    /// The tenant's answers to amendment notices (preamble: the client may reject an amendment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 256),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["notice"])
+    )]
+    pub notice_responses: Vec<NoticeResponse>,
+
+    /// What happens to the namespaces when the Account is deleted: `Retain` (default) releases them
+    /// for `retentionMonths` (§6), `Delete` deletes them with the Account.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// How long retained namespaces are kept after the Account is deleted, in calendar months (§6: up
+    /// to 13).
+    #[serde(default = "default_retention_months")]
+    #[schemars(range(min = 0, max = 13))]
+    pub retention_months: u32,
+}
+
+fn default_retention_months() -> u32 {
+    13
+}
+
+/// Network permissions of a tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// §1 forbids operating a telecommunications service unless permitted: egress to SIP (5060 and
+    /// 5061, TCP and UDP) is denied unless this is true.
+    #[serde(default)]
+    pub telephony: bool,
+}
+
+/// The last access review.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReviewSpec {
+    /// When the administrators last reviewed who has access (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reviewed_at: Option<Time>,
+}
+
+/// A tenant's answer to an amendment notice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeResponse {
+    /// The DeprecationNotice's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub notice: String,
+    /// `Accept` or `Reject`.
+    pub decision: ResponseDecision,
+    /// When the tenant answered (RFC 3339). A rejection after the notice's deadline is not honoured.
+    pub at: Time,
+}
+
+/// A tenant's answer to a notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum ResponseDecision {
+    /// The tenant accepts the change.
+    Accept,
+    /// The tenant rejects the change (amendments only, until the rejection deadline).
+    Reject,
+}
+
+/// What deleting an Account does to its namespaces.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    /// Release the namespaces, read-only, for `retentionMonths`, then delete them (§6).
+    #[default]
+    Retain,
+    /// Delete the namespaces with the Account.
+    Delete,
+}
+
+/// The lifecycle phase of an Account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum AccountPhase {
+    /// Objects are being created, or the account is not yet Ready.
+    Provisioning,
+    /// Every managed object is in place.
+    Active,
+    /// A Suspension of the account is active.
+    Suspended,
+    /// Something is wrong; the conditions say what.
+    Degraded,
+    /// The Account is being deleted.
+    Terminating,
+}
+
+/// The observed state of an Account.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    /// The lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<AccountPhase>,
+    /// The generation the status describes (kstatus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The support package in force (the resolved default when the spec names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_package: Option<String>,
+    /// The namespaces Covenant manages for this account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// When the next access review is due (30 days after the last one, §4.2(2)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_review_due_at: Option<Time>,
+    /// Every notice that concerns the account, with its deadline and the account's decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<AccountNoticeStatus>,
+    /// Ready, NamespacesReady, QuotaApplied, NetworkIsolated, AccessGranted, Suspended,
+    /// AccessReviewCurrent, TermsCurrent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// One notice as it concerns one account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountNoticeStatus {
+    /// The DeprecationNotice's name.
+    pub name: String,
+    /// The notice's type.
+    #[serde(rename = "type")]
+    pub notice_type: super::NoticeType,
+    /// When the change takes effect (the enforced instant).
+    pub effective_at: Time,
+    /// Until when the account may reject it (amendments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_deadline: Option<Time>,
+    /// The account's decision.
+    pub decision: Decision,
+    /// Why a response was not honoured, when one was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An account's standing on a notice.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum Decision {
+    /// No answer yet and the deadline has not passed.
+    Pending,
+    /// The account accepted.
+    Accepted,
+    /// The account did not reject by the deadline.
+    DeemedAccepted,
+    /// The account rejected in time.
+    Rejected,
+}
+
+impl Account {
+    /// The namespaces the account asks for: `spec.namespaces`, or one named after the account.
+    pub fn desired_namespaces(&self) -> Vec<String> {
+        if self.spec.namespaces.is_empty() {
+            vec![kube::ResourceExt::name_any(self)]
+        } else {
+            self.spec.namespaces.clone()
+        }
+    }
+}

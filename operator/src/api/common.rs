@@ -1,0 +1,107 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// A map of resource name to quantity, as in a ResourceQuota's `hard` or a LimitRange item.
+pub type ResourceMap = BTreeMap<String, Quantity>;
+
+/// The kind of an RBAC subject.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum SubjectKind {
+    /// A user, as authenticated by the cluster.
+    User,
+    /// A group of users.
+    Group,
+    /// A ServiceAccount; `namespace` is required.
+    ServiceAccount,
+}
+
+/// An RBAC subject: who is granted access (§4.2(2): appointed organizational administrators).
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, KubeSchema,
+)]
+#[x_kube(
+    validation = Rule::new("self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)")
+        .message("namespace is required for a ServiceAccount subject and not allowed for a User or Group")
+)]
+pub struct Subject {
+    /// `User`, `Group` or `ServiceAccount`.
+    pub kind: SubjectKind,
+    /// The user, group or ServiceAccount name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The ServiceAccount's namespace (ServiceAccount subjects only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+}
+
+/// LimitRange defaults for containers: what a container gets when it asks for nothing, and the most
+/// it may ask for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Default limits of a container that sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<ResourceMap>,
+    /// Default requests of a container that sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_request: Option<ResourceMap>,
+    /// The most a single container may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<ResourceMap>,
+}
+
+impl LimitsSpec {
+    /// `self` with every entry of `overrides` on top (per resource, so an override of `cpu` keeps the
+    /// package's `memory`).
+    pub fn overlay(&self, overrides: &LimitsSpec) -> LimitsSpec {
+        fn merge(base: &Option<ResourceMap>, top: &Option<ResourceMap>) -> Option<ResourceMap> {
+            match (base, top) {
+                (None, None) => None,
+                (Some(b), None) => Some(b.clone()),
+                (None, Some(t)) => Some(t.clone()),
+                (Some(b), Some(t)) => {
+                    let mut m = b.clone();
+                    m.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Some(m)
+                }
+            }
+        }
+        LimitsSpec {
+            default: merge(&self.default, &overrides.default),
+            default_request: merge(&self.default_request, &overrides.default_request),
+            max: merge(&self.max, &overrides.max),
+        }
+    }
+
+    /// True when no field holds an entry (nothing to put in a LimitRange).
+    pub fn is_empty(&self) -> bool {
+        [&self.default, &self.default_request, &self.max]
+            .iter()
+            .all(|m| m.as_ref().is_none_or(BTreeMap::is_empty))
+    }
+}
+
+/// The regex of a DNS-1123 label (a namespace name).
+pub const DNS1123_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// The regex of a DNS-1123 subdomain (the name of a cluster-scoped object).
+pub const DNS1123_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";

@@ -1,0 +1,101 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{LimitsSpec, ResourceMap};
+
+/// A service tier (§3: Platform Support Packages): service levels and the quota and limit defaults
+/// of the accounts on it.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "covenant.dev",
+    version = "v1alpha1",
+    kind = "SupportPackage",
+    status = "SupportPackageStatus",
+    shortname = "spkg",
+    category = "covenant",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A service tier: service levels and the quota and limit defaults of the accounts on it.",
+    printcolumn(name = "Default", type_ = "boolean", json_path = ".spec.default"),
+    printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.accounts"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SupportPackageSpec {
+    /// A human-readable name, e.g. "Standard Support Features".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+    /// The package of accounts that name none (§3: "if none specified ... Standard"). Exactly one
+    /// package should be the default.
+    #[serde(default)]
+    pub default: bool,
+    /// Response times by severity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["severity"])
+    )]
+    pub service_levels: Vec<ServiceLevel>,
+    /// ResourceQuota `hard` of each namespace of an account on this package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<ResourceMap>,
+    /// LimitRange container defaults of each namespace of an account on this package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+    /// The most namespaces an account on this package may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_namespaces: Option<u32>,
+}
+
+/// A service level: how soon support answers an issue of a severity, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceLevel {
+    /// The severity, e.g. `P1`..`P4` or `Critical`.
+    #[schemars(length(min = 1, max = 32))]
+    pub severity: String,
+    /// The initial response time as a duration, e.g. `30m`, `4h`, `2d`.
+    #[schemars(regex(pattern = r"^([0-9]+(m|h|d))+$"))]
+    pub initial_response: String,
+    /// When support is available.
+    pub coverage: Coverage,
+}
+
+/// Support coverage hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum Coverage {
+    /// Around the clock, every day.
+    #[serde(rename = "24x7")]
+    AllHours,
+    /// Business hours on business days.
+    BusinessHours,
+}
+
+/// The observed state of a SupportPackage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SupportPackageStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// How many accounts are on this package.
+    #[serde(default)]
+    pub accounts: u32,
+    /// `Ready`; False when the package conflicts with another default package.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,494 @@
+//! An account's decision on a notice: acceptance, rejection until the
+//! deadline, and deemed acceptance (preamble, §2.1, §2.2).
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+use crate::notice::{Notice, NoticeEvaluation, NoticeType, rejection_deadline};
+use crate::requeue::earliest;
+
+/// What an account answered (`noticeResponses[].decision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Answer {
+    /// The account accepts the notice.
+    Accept,
+    /// The account rejects the notice (honoured for amendments up to the
+    /// rejection deadline only).
+    Reject,
+}
+
+impl Answer {
+    /// The API spelling (`Accept`, `Reject`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Answer::Accept => "Accept",
+            Answer::Reject => "Reject",
+        }
+    }
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account's recorded answer to a notice, and when it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Response {
+    /// The answer.
+    pub answer: Answer,
+    /// When it was given (`noticeResponses[].at`).
+    pub at: Timestamp,
+}
+
+/// The account's standing on a notice (`status.accounts[].decision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// No answer yet and the deadline has not arrived.
+    Pending,
+    /// Explicitly accepted.
+    Accepted,
+    /// Not rejected by the deadline, so deemed accepted from that instant on.
+    DeemedAccepted,
+    /// Rejected in time (amendments only).
+    Rejected,
+}
+
+impl Decision {
+    /// The API spelling (`Pending`, `Accepted`, `DeemedAccepted`, `Rejected`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Pending => "Pending",
+            Decision::Accepted => "Accepted",
+            Decision::DeemedAccepted => "DeemedAccepted",
+            Decision::Rejected => "Rejected",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejection that was recorded but not honoured, and why; the operator
+/// shows it in status (the spec: "the status says so").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnhonouredRejection {
+    /// The rejection came after the amendment's rejection deadline.
+    AfterDeadline {
+        /// When the rejection was given.
+        at: Timestamp,
+        /// The rejection deadline it missed.
+        deadline: Timestamp,
+    },
+    /// The terms give no right to reject this type of notice (§2.1, §2.2).
+    NotRejectable {
+        /// The notice's type.
+        notice_type: NoticeType,
+    },
+}
+
+impl fmt::Display for UnhonouredRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            UnhonouredRejection::AfterDeadline { at, deadline } => write!(
+                f,
+                "rejection given at {at} is after the rejection deadline {deadline} and is not honoured"
+            ),
+            UnhonouredRejection::NotRejectable { notice_type } => write!(
+                f,
+                "a {notice_type} notice cannot be rejected under the terms; the rejection is not honoured"
+            ),
+        }
+    }
+}
+
+/// The outcome of [`evaluate_decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionEvaluation {
+    /// The account's standing.
+    pub decision: Decision,
+    /// A rejection that was not honoured, and why (e.g. it came after the
+    /// deadline, or the notice type cannot be rejected); the operator shows it
+    /// in status.
+    pub unhonoured_rejection: Option<UnhonouredRejection>,
+    /// The next instant strictly after `now` at which `decision` or
+    /// `unhonoured_rejection` changes; `None` if never.
+    pub next_change: Option<Timestamp>,
+}
+
+/// Evaluates one account's decision on a notice at `now`.
+///
+/// - Amendment: `Accept` (any time) → `Accepted`; `Reject` at or before the
+///   rejection deadline → `Rejected`; a later `Reject` is not honoured
+///   ([`UnhonouredRejection::AfterDeadline`]) and counts as no answer. With no
+///   honoured answer the account is `Pending` before the deadline and
+///   `DeemedAccepted` from the deadline instant on (inclusive).
+/// - Discontinuation, URLTermsUpdate: the terms give no right to reject them,
+///   so `Reject` is not honoured ([`UnhonouredRejection::NotRejectable`]);
+///   `Accept` → `Accepted`; otherwise `Pending` before
+///   `enforced_effective_at` and `DeemedAccepted` from it on.
+///
+/// A response whose `at` is after `now` has not been made yet: it is ignored
+/// until `now` reaches `at`, and `next_change` includes `at`.
+///
+/// `eval` must be `evaluate_notice(notice, _)`; its `rejection_deadline` and
+/// `enforced_effective_at` are used (an amendment evaluation without a
+/// deadline falls back to computing it from `notice`).
+pub fn evaluate_decision(
+    notice: &Notice,
+    eval: &NoticeEvaluation,
+    response: Option<&Response>,
+    now: Timestamp,
+) -> DecisionEvaluation {
+    // A response dated in the future is not made yet; it changes things at `at`.
+    let (made, future_at) = match response {
+        Some(r) if r.at > now => (None, Some(r.at)),
+        Some(r) => (Some(r), None),
+        None => (None, None),
+    };
+
+    // The instant from which silence counts as acceptance.
+    let deemed_at = match notice.notice_type {
+        NoticeType::Amendment => eval
+            .rejection_deadline
+            .or_else(|| rejection_deadline(notice))
+            .unwrap_or(eval.enforced_effective_at),
+        NoticeType::Discontinuation | NoticeType::UrlTermsUpdate => eval.enforced_effective_at,
+    };
+    let silent = |unhonoured: Option<UnhonouredRejection>| {
+        if now >= deemed_at {
+            (Decision::DeemedAccepted, unhonoured, None)
+        } else {
+            (Decision::Pending, unhonoured, Some(deemed_at))
+        }
+    };
+
+    let (decision, unhonoured_rejection, boundary) = match made.map(|r| (r.answer, r.at)) {
+        Some((Answer::Accept, _)) => (Decision::Accepted, None, None),
+        Some((Answer::Reject, at)) => match notice.notice_type {
+            NoticeType::Amendment if at <= deemed_at => (Decision::Rejected, None, None),
+            NoticeType::Amendment => silent(Some(UnhonouredRejection::AfterDeadline {
+                at,
+                deadline: deemed_at,
+            })),
+            notice_type @ (NoticeType::Discontinuation | NoticeType::UrlTermsUpdate) => {
+                silent(Some(UnhonouredRejection::NotRejectable { notice_type }))
+            }
+        },
+        None => silent(None),
+    };
+
+    DecisionEvaluation {
+        decision,
+        unhonoured_rejection,
+        next_change: earliest([boundary, future_at]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::{Exemption, evaluate_notice};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn amendment() -> Notice {
+        // Deadline = max(2026-03-31, 2026-04-15) = 2026-04-15.
+        Notice {
+            notice_type: NoticeType::Amendment,
+            served_at: ts("2026-03-01T00:00:00Z"),
+            effective_at: ts("2026-04-15T00:00:00Z"),
+            has_replacement: false,
+            exemption: None,
+        }
+    }
+
+    const DEADLINE: &str = "2026-04-15T00:00:00Z";
+
+    fn decide(n: &Notice, r: Option<Response>, now: &str) -> DecisionEvaluation {
+        let now = ts(now);
+        evaluate_decision(n, &evaluate_notice(n, now), r.as_ref(), now)
+    }
+
+    fn reject(at: &str) -> Option<Response> {
+        Some(Response {
+            answer: Answer::Reject,
+            at: ts(at),
+        })
+    }
+
+    fn accept(at: &str) -> Option<Response> {
+        Some(Response {
+            answer: Answer::Accept,
+            at: ts(at),
+        })
+    }
+
+    #[test]
+    fn silence_is_deemed_acceptance_exactly_at_the_deadline() {
+        let n = amendment();
+        let before = decide(&n, None, "2026-04-14T23:59:59.999999999Z");
+        assert_eq!(before.decision, Decision::Pending);
+        assert_eq!(before.unhonoured_rejection, None);
+        assert_eq!(before.next_change, Some(ts(DEADLINE)));
+        let at = decide(&n, None, DEADLINE);
+        assert_eq!(at.decision, Decision::DeemedAccepted);
+        assert_eq!(at.next_change, None);
+        assert_eq!(
+            decide(&n, None, "2030-01-01T00:00:00Z").decision,
+            Decision::DeemedAccepted
+        );
+    }
+
+    #[test]
+    fn deadline_is_served_plus_30_days_when_effective_is_earlier() {
+        let n = Notice {
+            effective_at: ts("2026-03-20T00:00:00Z"),
+            ..amendment()
+        };
+        assert_eq!(
+            decide(&n, None, "2026-03-30T23:59:59Z").decision,
+            Decision::Pending
+        );
+        assert_eq!(
+            decide(&n, None, "2026-03-31T00:00:00Z").decision,
+            Decision::DeemedAccepted
+        );
+    }
+
+    #[test]
+    fn rejection_in_time_is_honoured() {
+        let n = amendment();
+        let d = decide(&n, reject("2026-03-10T00:00:00Z"), "2026-03-10T00:00:00Z");
+        assert_eq!(d.decision, Decision::Rejected);
+        assert_eq!(d.unhonoured_rejection, None);
+        assert_eq!(d.next_change, None);
+        // And stays rejected after the deadline.
+        let d = decide(&n, reject("2026-03-10T00:00:00Z"), "2027-01-01T00:00:00Z");
+        assert_eq!(d.decision, Decision::Rejected);
+    }
+
+    #[test]
+    fn rejection_exactly_at_the_deadline_is_honoured() {
+        let n = amendment();
+        let d = decide(&n, reject(DEADLINE), DEADLINE);
+        assert_eq!(d.decision, Decision::Rejected);
+        assert_eq!(d.unhonoured_rejection, None);
+    }
+
+    #[test]
+    fn late_rejection_is_not_honoured() {
+        let n = amendment();
+        let late = "2026-04-15T00:00:01Z";
+        let d = decide(&n, reject(late), "2026-05-01T00:00:00Z");
+        assert_eq!(d.decision, Decision::DeemedAccepted);
+        assert_eq!(
+            d.unhonoured_rejection,
+            Some(UnhonouredRejection::AfterDeadline {
+                at: ts(late),
+                deadline: ts(DEADLINE)
+            })
+        );
+        assert_eq!(d.next_change, None);
+        assert_eq!(
+            d.unhonoured_rejection.unwrap().to_string(),
+            "rejection given at 2026-04-15T00:00:01Z is after the rejection deadline \
+             2026-04-15T00:00:00Z and is not honoured"
+        );
+    }
+
+    #[test]
+    fn rejection_one_nanosecond_late_is_not_honoured() {
+        let n = amendment();
+        let d = decide(
+            &n,
+            reject("2026-04-15T00:00:00.000000001Z"),
+            "2026-05-01T00:00:00Z",
+        );
+        assert_eq!(d.decision, Decision::DeemedAccepted);
+        // The message keeps sub-second precision so it never reads as on time.
+        assert_eq!(
+            d.unhonoured_rejection.unwrap().to_string(),
+            "rejection given at 2026-04-15T00:00:00.000000001Z is after the rejection deadline \
+             2026-04-15T00:00:00Z and is not honoured"
+        );
+    }
+
+    #[test]
+    fn accept_any_time() {
+        let n = amendment();
+        for at in [
+            "2026-02-01T00:00:00Z",
+            "2026-03-10T00:00:00Z",
+            DEADLINE,
+            "2026-06-01T00:00:00Z",
+        ] {
+            let d = decide(&n, accept(at), "2026-06-01T00:00:00Z");
+            assert_eq!(d.decision, Decision::Accepted, "{at}");
+            assert_eq!(d.unhonoured_rejection, None);
+            assert_eq!(d.next_change, None);
+        }
+    }
+
+    #[test]
+    fn future_response_is_not_made_yet() {
+        let n = amendment();
+        // A rejection dated tomorrow: pending until then, rejected from then.
+        let d = decide(&n, reject("2026-03-11T00:00:00Z"), "2026-03-10T00:00:00Z");
+        assert_eq!(d.decision, Decision::Pending);
+        assert_eq!(d.next_change, Some(ts("2026-03-11T00:00:00Z")));
+        let d = decide(&n, reject("2026-03-11T00:00:00Z"), "2026-03-11T00:00:00Z");
+        assert_eq!(d.decision, Decision::Rejected);
+
+        // A future rejection after the deadline: the deadline comes first.
+        let d = decide(&n, reject("2026-05-01T00:00:00Z"), "2026-03-10T00:00:00Z");
+        assert_eq!(d.decision, Decision::Pending);
+        assert_eq!(d.unhonoured_rejection, None);
+        assert_eq!(d.next_change, Some(ts(DEADLINE)));
+        let d = decide(&n, reject("2026-05-01T00:00:00Z"), DEADLINE);
+        assert_eq!(d.decision, Decision::DeemedAccepted);
+        assert_eq!(d.unhonoured_rejection, None);
+        assert_eq!(d.next_change, Some(ts("2026-05-01T00:00:00Z")));
+        let d = decide(&n, reject("2026-05-01T00:00:00Z"), "2026-05-01T00:00:00Z");
+        assert!(matches!(
+            d.unhonoured_rejection,
+            Some(UnhonouredRejection::AfterDeadline { .. })
+        ));
+
+        // A future acceptance after deemed acceptance still becomes Accepted.
+        let d = decide(&n, accept("2026-05-01T00:00:00Z"), DEADLINE);
+        assert_eq!(d.decision, Decision::DeemedAccepted);
+        assert_eq!(d.next_change, Some(ts("2026-05-01T00:00:00Z")));
+        assert_eq!(
+            decide(&n, accept("2026-05-01T00:00:00Z"), "2026-05-01T00:00:00Z").decision,
+            Decision::Accepted
+        );
+    }
+
+    #[test]
+    fn discontinuation_cannot_be_rejected() {
+        let n = Notice {
+            notice_type: NoticeType::Discontinuation,
+            served_at: ts("2026-08-31T00:00:00Z"),
+            effective_at: ts("2027-02-28T00:00:00Z"),
+            has_replacement: false,
+            exemption: None,
+        };
+        let d = decide(&n, reject("2026-09-01T00:00:00Z"), "2026-09-01T00:00:00Z");
+        assert_eq!(d.decision, Decision::Pending);
+        assert_eq!(
+            d.unhonoured_rejection,
+            Some(UnhonouredRejection::NotRejectable {
+                notice_type: NoticeType::Discontinuation
+            })
+        );
+        assert_eq!(d.next_change, Some(ts("2027-02-28T00:00:00Z")));
+        assert_eq!(
+            d.unhonoured_rejection.unwrap().to_string(),
+            "a Discontinuation notice cannot be rejected under the terms; the rejection is not honoured"
+        );
+        let d = decide(&n, reject("2026-09-01T00:00:00Z"), "2027-02-28T00:00:00Z");
+        assert_eq!(d.decision, Decision::DeemedAccepted);
+        assert!(d.unhonoured_rejection.is_some());
+        assert_eq!(d.next_change, None);
+
+        // Deemed accepted at the enforced instant, not the requested one.
+        let short = Notice {
+            effective_at: ts("2026-10-01T00:00:00Z"),
+            ..n
+        };
+        assert_eq!(
+            decide(&short, None, "2026-10-01T00:00:00Z").decision,
+            Decision::Pending
+        );
+        assert_eq!(
+            decide(&short, None, "2027-02-27T23:59:59.999999999Z").decision,
+            Decision::Pending
+        );
+        assert_eq!(
+            decide(&short, None, "2027-02-28T00:00:00Z").decision,
+            Decision::DeemedAccepted
+        );
+        assert_eq!(
+            decide(
+                &short,
+                accept("2026-09-02T00:00:00Z"),
+                "2026-09-02T00:00:00Z"
+            )
+            .decision,
+            Decision::Accepted
+        );
+    }
+
+    #[test]
+    fn url_terms_update_cannot_be_rejected() {
+        let n = Notice {
+            notice_type: NoticeType::UrlTermsUpdate,
+            served_at: ts("2026-03-01T00:00:00Z"),
+            effective_at: ts("2026-03-05T00:00:00Z"),
+            has_replacement: false,
+            exemption: None,
+        };
+        let d = decide(&n, reject("2026-03-02T00:00:00Z"), "2026-03-02T00:00:00Z");
+        assert_eq!(d.decision, Decision::Pending);
+        assert_eq!(
+            d.unhonoured_rejection,
+            Some(UnhonouredRejection::NotRejectable {
+                notice_type: NoticeType::UrlTermsUpdate
+            })
+        );
+        assert_eq!(
+            decide(&n, None, "2026-03-05T00:00:00Z").decision,
+            Decision::DeemedAccepted
+        );
+    }
+
+    #[test]
+    fn exempt_amendment_can_still_be_rejected_until_its_deadline() {
+        let n = Notice {
+            exemption: Some(Exemption::LegalRequirement),
+            effective_at: ts("2026-03-02T00:00:00Z"),
+            ..amendment()
+        };
+        let e = evaluate_notice(&n, ts("2026-03-10T00:00:00Z"));
+        assert!(e.effective);
+        assert_eq!(e.rejection_deadline, Some(ts("2026-03-31T00:00:00Z")));
+        assert_eq!(
+            decide(&n, reject("2026-03-31T00:00:00Z"), "2026-04-01T00:00:00Z").decision,
+            Decision::Rejected
+        );
+        assert_eq!(
+            decide(&n, None, "2026-03-30T00:00:00Z").decision,
+            Decision::Pending
+        );
+    }
+
+    #[test]
+    fn amendment_evaluation_without_deadline_falls_back_to_the_notice() {
+        let n = amendment();
+        let now = ts("2026-03-10T00:00:00Z");
+        let eval = NoticeEvaluation {
+            rejection_deadline: None,
+            ..evaluate_notice(&n, now)
+        };
+        let d = evaluate_decision(&n, &eval, None, now);
+        assert_eq!(d.next_change, Some(ts(DEADLINE)));
+    }
+
+    #[test]
+    fn api_spellings() {
+        assert_eq!(Decision::DeemedAccepted.to_string(), "DeemedAccepted");
+        assert_eq!(Decision::Pending.as_str(), "Pending");
+        assert_eq!(Decision::Accepted.as_str(), "Accepted");
+        assert_eq!(Decision::Rejected.as_str(), "Rejected");
+        assert_eq!(Answer::Accept.to_string(), "Accept");
+        assert_eq!(Answer::Reject.as_str(), "Reject");
+    }
+}
