@@ -3,3 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod check;
+pub mod model;
+pub mod status;

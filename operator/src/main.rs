@@ -1,7 +1,69 @@
-use covenant::api;
+use std::process::ExitCode;
 
-fn main() {
-    for crd in api::crds() {
-        print!("---\n{}", serde_yaml::to_string(&crd).unwrap_or_default());
+use clap::{Parser, Subcommand};
+use covenant::{api, check};
+
+/// Covenant: tenants provisioned and governed under a platform's service terms.
+#[derive(Parser, Debug)]
+#[command(name = "covenant", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the four CustomResourceDefinitions as a YAML stream, or write one file per CRD.
+    Crd {
+        /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Validate manifests offline and print each Covenant object with the status the operator
+    /// would compute. Exit 0: valid; 1: invalid object or notice window too short; 2: unreadable input.
+    Check {
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Manifest files (multi-document YAML); `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { dir: None } => {
+            print!("{}", api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Crd { dir: Some(dir) } => {
+            for (file, yaml) in api::crd_files() {
+                if let Err(e) = std::fs::write(dir.join(&file), yaml) {
+                    eprintln!("cannot write {}: {e}", dir.join(file).display());
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Check { now, files } => {
+            let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
+                None => jiff::Timestamp::now(),
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    eprintln!("--now: not an RFC 3339 instant: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut report = check::Report::default();
+            let docs = check::read_docs(&files, &mut report);
+            check::check(docs, now, &mut report);
+            print!("{}", check::render(&report));
+            for line in report.unreadable.iter().chain(&report.problems) {
+                eprintln!("{line}");
+            }
+            ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(2))
+        }
     }
 }

@@ -1,0 +1,61 @@
+# Covenant — the two commands are `make run` and `make test`; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+STATE := $(CURDIR)/.covenant
+CLUSTER := e2e/cluster/cluster.sh
+BIN = $(shell bash e2e/cluster/build.sh)
+export KUBECONFIG_ADMIN := $(STATE)/kubeconfig
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the covenant binary (debug).
+	$(CARGO) build -p covenant
+
+.PHONY: crds
+crds: ## Regenerate crds/ from the Rust types.
+	$(CARGO) run -q -p covenant -- crd --dir crds
+
+.PHONY: fmt
+fmt: ## Format the code.
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings denied.
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: unit
+unit: ## Unit and integration tests that need no cluster.
+	$(CARGO) test --workspace --exclude covenant-e2e
+
+.PHONY: e2e
+e2e: build ## End-to-end tests on a real control plane of their own (built on first use).
+	bash e2e/cluster/build.sh >/dev/null
+	$(CARGO) test -p covenant-e2e -- --test-threads=4
+
+.PHONY: test
+test: lint unit e2e ## Everything CI runs: fmt, clippy, unit tests, e2e on a real cluster.
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane in the background (.covenant/kubeconfig).
+	bash $(CLUSTER) up $(STATE)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and remove its state.
+	bash $(CLUSTER) down $(STATE)
+
+.PHONY: run
+run: build cluster-up ## The quick start: cluster, CRDs, examples, operator in the foreground.
+	bash e2e/run-demo.sh $(STATE)
+
+.PHONY: bench
+bench: build ## Benchmarks on a real control plane (figures go to BENCHMARKS.md by hand).
+	bash e2e/bench.sh
+
+.PHONY: clean
+clean: cluster-down ## Stop the cluster and remove build output.
+	$(CARGO) clean

@@ -1,0 +1,284 @@
+//! `covenant check`: validates manifests offline by the same schema, CEL rules and terms as the
+//! operator, and prints each Covenant object with the status the operator would compute.
+
+use std::io::Read;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResourceExt, ResourceExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{
+    Account, AccountStatus, DeprecationNotice, GROUP, SupportPackage, SupportPackageStatus, Suspension,
+    SuspensionPhase, SuspensionStatus, schema,
+};
+use crate::model;
+use crate::status::merge;
+
+/// Exit codes of `covenant check`.
+pub mod exit {
+    /// Every object is valid and every notice window is satisfied or exempt.
+    pub const OK: i32 = 0;
+    /// An object is invalid or a notice window is too short.
+    pub const INVALID: i32 = 1;
+    /// Input could not be read or parsed.
+    pub const UNREADABLE: i32 = 2;
+}
+
+/// The result of checking a set of documents.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Each Covenant object with its computed status, in input order.
+    pub objects: Vec<Value>,
+    /// One line per problem: `<source>: <Kind>/<name>: <field>: <what is wrong and how to fix it>`.
+    pub problems: Vec<String>,
+    /// Documents that could not be read or parsed.
+    pub unreadable: Vec<String>,
+}
+
+impl Report {
+    /// The process exit code for this report.
+    pub fn exit_code(&self) -> i32 {
+        if !self.unreadable.is_empty() {
+            exit::UNREADABLE
+        } else if !self.problems.is_empty() {
+            exit::INVALID
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// A document read from a file, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    /// `file` or `file#index`.
+    pub source: String,
+    /// The parsed document.
+    pub value: Value,
+}
+
+/// Reads every YAML document of each path (`-` is standard input). Unreadable files or documents go to
+/// the report's `unreadable`.
+pub fn read_docs(paths: &[String], report: &mut Report) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    for path in paths {
+        let text = if path == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(path)
+        };
+        match text {
+            Ok(text) => docs.extend(parse_docs(path, &text, report)),
+            Err(e) => report.unreadable.push(format!("{path}: cannot read: {e}")),
+        }
+    }
+    docs
+}
+
+/// Parses a multi-document YAML text.
+pub fn parse_docs(source: &str, text: &str, report: &mut Report) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(de) {
+            Ok(Value::Null) => {}
+            Ok(value) => docs.push(Doc { source: format!("{source}#{}", i + 1), value }),
+            Err(e) => {
+                report.unreadable.push(format!("{source}#{}: not valid YAML: {e}", i + 1));
+                // The YAML stream cannot be resynchronised after a syntax error.
+                break;
+            }
+        }
+    }
+    docs
+}
+
+enum Parsed {
+    Account(Box<Account>),
+    Package(Box<SupportPackage>),
+    Suspension(Box<Suspension>),
+    Notice(Box<DeprecationNotice>),
+}
+
+fn schema_of(kind: &str) -> Option<Value> {
+    let crd = match kind {
+        "Account" => Account::crd(),
+        "SupportPackage" => SupportPackage::crd(),
+        "Suspension" => Suspension::crd(),
+        "DeprecationNotice" => DeprecationNotice::crd(),
+        _ => return None,
+    };
+    let schema = crd.spec.versions.first()?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
+    serde_json::to_value(schema).ok()
+}
+
+fn label(doc: &Doc) -> String {
+    let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or("?");
+    let name = doc.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+    format!("{}: {kind}/{name}", doc.source)
+}
+
+/// Validates and evaluates `docs` at `now`.
+pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
+    let mut parsed: Vec<(Doc, Parsed)> = Vec::new();
+    for doc in docs {
+        let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        if api_version.split('/').next() != Some(GROUP) {
+            // Not a Covenant object: GitOps repositories mix kinds; they are the API server's business.
+            continue;
+        }
+        if api_version != "covenant.dev/v1alpha1" {
+            report.problems.push(format!("{}: apiVersion {api_version} is not served: use covenant.dev/v1alpha1", label(&doc)));
+            continue;
+        }
+        let Some(schema) = schema_of(&kind) else {
+            report.problems.push(format!(
+                "{}: unknown kind {kind:?}: Covenant serves Account, SupportPackage, Suspension and DeprecationNotice",
+                label(&doc)
+            ));
+            continue;
+        };
+        if doc.value.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            report.problems.push(format!("{}: metadata.name: required field is missing", label(&doc)));
+            continue;
+        }
+        let errors = schema::validate(&schema, &doc.value, None);
+        if !errors.is_empty() {
+            report.problems.extend(errors.iter().map(|e| format!("{}: {e}", label(&doc))));
+            continue;
+        }
+        let typed = match kind.as_str() {
+            "Account" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Account(Box::new(a))),
+            "SupportPackage" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Package(Box::new(a))),
+            "Suspension" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Suspension(Box::new(a))),
+            _ => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Notice(Box::new(a))),
+        };
+        match typed {
+            Ok(p) => parsed.push((doc, p)),
+            Err(e) => report.problems.push(format!("{}: {e}", label(&doc))),
+        }
+    }
+
+    let accounts: Vec<Account> = parsed.iter().filter_map(|(_, p)| if let Parsed::Account(a) = p { Some((**a).clone()) } else { None }).collect();
+    let packages: Vec<SupportPackage> = parsed.iter().filter_map(|(_, p)| if let Parsed::Package(a) = p { Some((**a).clone()) } else { None }).collect();
+    // Notices are evaluated first: the accounts' view needs their served instants.
+    let notices: Vec<DeprecationNotice> = parsed
+        .iter()
+        .filter_map(|(_, p)| if let Parsed::Notice(n) = p { Some((**n).clone()) } else { None })
+        .map(|mut n| {
+            let outcome = model::notice::evaluate(&n, &accounts, now);
+            n.status = Some(outcome.status);
+            n
+        })
+        .collect();
+
+    for (doc, p) in parsed {
+        let value = match p {
+            Parsed::Notice(n) => {
+                let outcome = model::notice::evaluate(&n, &accounts, now);
+                report.problems.extend(outcome.errors.iter().map(|e| format!("{}: {e}", label(&doc))));
+                let mut n = *n;
+                n.status = Some(outcome.status);
+                serde_json::to_value(n)
+            }
+            Parsed::Account(a) => {
+                let mut a = *a;
+                let status = account_status(&a, &packages, &notices, now, &mut |e| report.problems.push(format!("{}: {e}", label(&doc))));
+                a.status = Some(status);
+                serde_json::to_value(a)
+            }
+            Parsed::Package(p) => {
+                let mut p = *p;
+                let conds = vec![model::package::package_ready(&p, &packages)];
+                if !conds[0].status {
+                    report.problems.push(format!("{}: {}", label(&doc), conds[0].message));
+                }
+                p.status = Some(SupportPackageStatus {
+                    observed_generation: p.metadata.generation,
+                    accounts: model::package::account_count(&p, &accounts, &packages),
+                    conditions: merge(&[], conds, p.metadata.generation, now),
+                });
+                serde_json::to_value(p)
+            }
+            Parsed::Suspension(s) => {
+                let mut s = *s;
+                let w = covenant_terms::evaluate_suspension(s.spec.start_at.as_ref().map(|t| t.0), s.spec.end_at.as_ref().map(|t| t.0), now);
+                let phase = match w.phase {
+                    covenant_terms::suspension::SuspensionPhase::Pending => SuspensionPhase::Pending,
+                    covenant_terms::suspension::SuspensionPhase::Active => SuspensionPhase::Active,
+                    covenant_terms::suspension::SuspensionPhase::Ended => SuspensionPhase::Lifted,
+                };
+                if !accounts.is_empty() && !accounts.iter().any(|a| a.name_any() == s.spec.account) {
+                    report.problems.push(format!(
+                        "{}: spec.account: Account {:?} is not among the checked objects: check the name",
+                        label(&doc),
+                        s.spec.account
+                    ));
+                }
+                s.status = Some(SuspensionStatus {
+                    phase: Some(phase),
+                    observed_generation: s.metadata.generation,
+                    notice_given_at: (phase == SuspensionPhase::Active && !s.spec.withhold_notice).then_some(Time(now)),
+                    ..Default::default()
+                });
+                serde_json::to_value(s)
+            }
+        };
+        match value {
+            Ok(v) => report.objects.push(v),
+            Err(e) => report.problems.push(format!("{}: cannot serialize: {e}", label(&doc))),
+        }
+    }
+}
+
+/// The parts of an Account's status that need no cluster.
+fn account_status(
+    account: &Account,
+    packages: &[SupportPackage],
+    notices: &[DeprecationNotice],
+    now: Timestamp,
+    problem: &mut dyn FnMut(String),
+) -> AccountStatus {
+    let mut status = AccountStatus {
+        observed_generation: account.metadata.generation,
+        namespaces: account.desired_namespaces(),
+        ..Default::default()
+    };
+    // Packages may live elsewhere in a GitOps repository: resolve only when some were given.
+    if !packages.is_empty() {
+        match model::package::resolve(account, packages) {
+            Ok(p) => {
+                status.support_package = Some(p.name_any());
+                model::account::validate_on_package(account, p).into_iter().for_each(&mut *problem);
+            }
+            Err(e) => problem(e.to_string()),
+        }
+    } else {
+        status.support_package = account.spec.support_package.clone();
+    }
+    let (review, due, _) = model::account::access_review(account, now);
+    status.access_review_due_at = Some(Time(due));
+    let (rows, _) = model::notice::account_notices(account, notices, now);
+    let terms = model::notice::terms_current(&rows);
+    for r in &rows {
+        if let Some(m) = &r.message {
+            problem(format!("spec.noticeResponses[{}]: {m}", r.name));
+        }
+    }
+    status.notices = rows;
+    status.conditions = merge(&[], vec![review, terms], account.metadata.generation, now);
+    status
+}
+
+/// Renders the report's objects as a YAML stream.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for o in &report.objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(o).unwrap_or_default());
+    }
+    out
+}

@@ -1,0 +1,94 @@
+//! `covenant check` on the shipped examples: every valid example passes and every invalid one fails
+//! with the message documented in its `# expect-check:` line.
+
+use std::path::{Path, PathBuf};
+
+use covenant::check::{self, Report};
+
+const NOW: &str = "2026-11-28T12:00:00Z";
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("examples dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run(files: &[PathBuf]) -> Report {
+    let mut report = Report::default();
+    let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let docs = check::read_docs(&paths, &mut report);
+    check::check(docs, NOW.parse().expect("now"), &mut report);
+    report
+}
+
+#[test]
+fn valid_examples_pass_together() {
+    let files = yaml_files(&examples());
+    assert!(files.len() >= 4, "expected the example manifests, found {files:?}");
+    let report = run(&files);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.exit_code(), check::exit::OK);
+    let kinds: Vec<&str> = report.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for kind in ["Account", "SupportPackage", "Suspension", "DeprecationNotice"] {
+        assert!(kinds.contains(&kind), "no {kind} among the examples");
+    }
+    // Every printed object carries a computed status.
+    assert!(report.objects.iter().all(|o| o.get("status").is_some()));
+}
+
+#[test]
+fn each_invalid_example_fails_with_its_documented_message() {
+    let files = yaml_files(&examples().join("invalid"));
+    assert!(files.len() >= 8);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let expected = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect-check: "))
+            .unwrap_or_else(|| panic!("{} has no '# expect-check:' line", file.display()));
+        let report = run(std::slice::from_ref(&file));
+        assert_eq!(report.exit_code(), check::exit::INVALID, "{}: {:?}", file.display(), report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.contains(expected)),
+            "{}: expected a problem containing {expected:?}, got {:?}",
+            file.display(),
+            report.problems
+        );
+    }
+}
+
+#[test]
+fn unparsable_input_exits_2() {
+    let mut report = Report::default();
+    let docs = check::parse_docs("bad.yaml", "kind: [unclosed", &mut report);
+    check::check(docs, NOW.parse().expect("now"), &mut report);
+    assert_eq!(report.exit_code(), check::exit::UNREADABLE);
+}
+
+#[test]
+fn the_binary_uses_the_documented_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_covenant");
+    let ok = std::process::Command::new(bin)
+        .args(["check", "--now", NOW])
+        .args(yaml_files(&examples()))
+        .output()
+        .expect("run covenant");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("enforcedEffectiveAt"));
+    let bad = std::process::Command::new(bin)
+        .args(["check", "--now", NOW])
+        .args(yaml_files(&examples().join("invalid")))
+        .output()
+        .expect("run covenant");
+    assert_eq!(bad.status.code(), Some(1));
+    let missing = std::process::Command::new(bin).args(["check", "/nonexistent.yaml"]).output().expect("run");
+    assert_eq!(missing.status.code(), Some(2));
+}
