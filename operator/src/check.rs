@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{
-    Account, AccountStatus, DeprecationNotice, GROUP, SupportPackage, SupportPackageStatus, Suspension,
-    SuspensionPhase, SuspensionStatus, schema,
+    Account, AccountStatus, DeprecationNotice, GROUP, SupportPackage, SupportPackageStatus,
+    Suspension, SuspensionPhase, SuspensionStatus, schema,
 };
 use crate::model;
 use crate::status::merge;
@@ -84,9 +84,14 @@ pub fn parse_docs(source: &str, text: &str, report: &mut Report) -> Vec<Doc> {
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         match Value::deserialize(de) {
             Ok(Value::Null) => {}
-            Ok(value) => docs.push(Doc { source: format!("{source}#{}", i + 1), value }),
+            Ok(value) => docs.push(Doc {
+                source: format!("{source}#{}", i + 1),
+                value,
+            }),
             Err(e) => {
-                report.unreadable.push(format!("{source}#{}: not valid YAML: {e}", i + 1));
+                report
+                    .unreadable
+                    .push(format!("{source}#{}: not valid YAML: {e}", i + 1));
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
@@ -110,13 +115,24 @@ fn schema_of(kind: &str) -> Option<Value> {
         "DeprecationNotice" => DeprecationNotice::crd(),
         _ => return None,
     };
-    let schema = crd.spec.versions.first()?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
+    let schema = crd
+        .spec
+        .versions
+        .first()?
+        .schema
+        .as_ref()?
+        .open_api_v3_schema
+        .as_ref()?;
     serde_json::to_value(schema).ok()
 }
 
 fn label(doc: &Doc) -> String {
     let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or("?");
-    let name = doc.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+    let name = doc
+        .value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
     format!("{}: {kind}/{name}", doc.source)
 }
 
@@ -124,14 +140,26 @@ fn label(doc: &Doc) -> String {
 pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
     let mut parsed: Vec<(Doc, Parsed)> = Vec::new();
     for doc in docs {
-        let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let api_version = doc
+            .value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = doc
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if api_version.split('/').next() != Some(GROUP) {
             // Not a Covenant object: GitOps repositories mix kinds; they are the API server's business.
             continue;
         }
         if api_version != "covenant.dev/v1alpha1" {
-            report.problems.push(format!("{}: apiVersion {api_version} is not served: use covenant.dev/v1alpha1", label(&doc)));
+            report.problems.push(format!(
+                "{}: apiVersion {api_version} is not served: use covenant.dev/v1alpha1",
+                label(&doc)
+            ));
             continue;
         }
         let Some(schema) = schema_of(&kind) else {
@@ -141,19 +169,35 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             ));
             continue;
         };
-        if doc.value.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
-            report.problems.push(format!("{}: metadata.name: required field is missing", label(&doc)));
+        if doc
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            report.problems.push(format!(
+                "{}: metadata.name: required field is missing",
+                label(&doc)
+            ));
             continue;
         }
         let errors = schema::validate(&schema, &doc.value, None);
         if !errors.is_empty() {
-            report.problems.extend(errors.iter().map(|e| format!("{}: {e}", label(&doc))));
+            report
+                .problems
+                .extend(errors.iter().map(|e| format!("{}: {e}", label(&doc))));
             continue;
         }
         let typed = match kind.as_str() {
-            "Account" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Account(Box::new(a))),
-            "SupportPackage" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Package(Box::new(a))),
-            "Suspension" => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Suspension(Box::new(a))),
+            "Account" => {
+                serde_json::from_value(doc.value.clone()).map(|a| Parsed::Account(Box::new(a)))
+            }
+            "SupportPackage" => {
+                serde_json::from_value(doc.value.clone()).map(|a| Parsed::Package(Box::new(a)))
+            }
+            "Suspension" => {
+                serde_json::from_value(doc.value.clone()).map(|a| Parsed::Suspension(Box::new(a)))
+            }
             _ => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Notice(Box::new(a))),
         };
         match typed {
@@ -162,12 +206,36 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
         }
     }
 
-    let accounts: Vec<Account> = parsed.iter().filter_map(|(_, p)| if let Parsed::Account(a) = p { Some((**a).clone()) } else { None }).collect();
-    let packages: Vec<SupportPackage> = parsed.iter().filter_map(|(_, p)| if let Parsed::Package(a) = p { Some((**a).clone()) } else { None }).collect();
+    let accounts: Vec<Account> = parsed
+        .iter()
+        .filter_map(|(_, p)| {
+            if let Parsed::Account(a) = p {
+                Some((**a).clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let packages: Vec<SupportPackage> = parsed
+        .iter()
+        .filter_map(|(_, p)| {
+            if let Parsed::Package(a) = p {
+                Some((**a).clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     // Notices are evaluated first: the accounts' view needs their served instants.
     let notices: Vec<DeprecationNotice> = parsed
         .iter()
-        .filter_map(|(_, p)| if let Parsed::Notice(n) = p { Some((**n).clone()) } else { None })
+        .filter_map(|(_, p)| {
+            if let Parsed::Notice(n) = p {
+                Some((**n).clone())
+            } else {
+                None
+            }
+        })
         .map(|mut n| {
             let outcome = model::notice::evaluate(&n, &accounts, now);
             n.status = Some(outcome.status);
@@ -179,14 +247,21 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
         let value = match p {
             Parsed::Notice(n) => {
                 let outcome = model::notice::evaluate(&n, &accounts, now);
-                report.problems.extend(outcome.errors.iter().map(|e| format!("{}: {e}", label(&doc))));
+                report.problems.extend(
+                    outcome
+                        .errors
+                        .iter()
+                        .map(|e| format!("{}: {e}", label(&doc))),
+                );
                 let mut n = *n;
                 n.status = Some(outcome.status);
                 serde_json::to_value(n)
             }
             Parsed::Account(a) => {
                 let mut a = *a;
-                let status = account_status(&a, &packages, &notices, now, &mut |e| report.problems.push(format!("{}: {e}", label(&doc))));
+                let status = account_status(&a, &packages, &notices, now, &mut |e| {
+                    report.problems.push(format!("{}: {e}", label(&doc)))
+                });
                 a.status = Some(status);
                 serde_json::to_value(a)
             }
@@ -194,7 +269,9 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
                 let mut p = *p;
                 let conds = vec![model::package::package_ready(&p, &packages)];
                 if !conds[0].status {
-                    report.problems.push(format!("{}: {}", label(&doc), conds[0].message));
+                    report
+                        .problems
+                        .push(format!("{}: {}", label(&doc), conds[0].message));
                 }
                 p.status = Some(SupportPackageStatus {
                     observed_generation: p.metadata.generation,
@@ -205,13 +282,20 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             }
             Parsed::Suspension(s) => {
                 let mut s = *s;
-                let w = covenant_terms::evaluate_suspension(s.spec.start_at.as_ref().map(|t| t.0), s.spec.end_at.as_ref().map(|t| t.0), now);
+                let w = covenant_terms::evaluate_suspension(
+                    s.spec.start_at.as_ref().map(|t| t.0),
+                    s.spec.end_at.as_ref().map(|t| t.0),
+                    now,
+                );
                 let phase = match w.phase {
-                    covenant_terms::suspension::SuspensionPhase::Pending => SuspensionPhase::Pending,
+                    covenant_terms::suspension::SuspensionPhase::Pending => {
+                        SuspensionPhase::Pending
+                    }
                     covenant_terms::suspension::SuspensionPhase::Active => SuspensionPhase::Active,
                     covenant_terms::suspension::SuspensionPhase::Ended => SuspensionPhase::Lifted,
                 };
-                if !accounts.is_empty() && !accounts.iter().any(|a| a.name_any() == s.spec.account) {
+                if !accounts.is_empty() && !accounts.iter().any(|a| a.name_any() == s.spec.account)
+                {
                     report.problems.push(format!(
                         "{}: spec.account: Account {:?} is not among the checked objects: check the name",
                         label(&doc),
@@ -221,7 +305,8 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
                 s.status = Some(SuspensionStatus {
                     phase: Some(phase),
                     observed_generation: s.metadata.generation,
-                    notice_given_at: (phase == SuspensionPhase::Active && !s.spec.withhold_notice).then_some(Time(now)),
+                    notice_given_at: (phase == SuspensionPhase::Active && !s.spec.withhold_notice)
+                        .then_some(Time(now)),
                     ..Default::default()
                 });
                 serde_json::to_value(s)
@@ -229,7 +314,9 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
         };
         match value {
             Ok(v) => report.objects.push(v),
-            Err(e) => report.problems.push(format!("{}: cannot serialize: {e}", label(&doc))),
+            Err(e) => report
+                .problems
+                .push(format!("{}: cannot serialize: {e}", label(&doc))),
         }
     }
 }
@@ -252,7 +339,9 @@ fn account_status(
         match model::package::resolve(account, packages) {
             Ok(p) => {
                 status.support_package = Some(p.name_any());
-                model::account::validate_on_package(account, p).into_iter().for_each(&mut *problem);
+                model::account::validate_on_package(account, p)
+                    .into_iter()
+                    .for_each(&mut *problem);
             }
             Err(e) => problem(e.to_string()),
         }

@@ -3,6 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apply;
 pub mod check;
+pub mod clock;
+pub mod controller;
+pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod model;
+pub mod run;
 pub mod status;

@@ -13,6 +13,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator against the cluster of the current kubeconfig (or in-cluster config).
+    Run(covenant::run::RunArgs),
     /// Print the four CustomResourceDefinitions as a YAML stream, or write one file per CRD.
     Crd {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
@@ -34,6 +36,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(covenant::run::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("covenant: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Crd { dir: None } => {
             print!("{}", api::crds_yaml());
             ExitCode::SUCCESS

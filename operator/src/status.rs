@@ -19,14 +19,29 @@ pub struct Cond {
 
 impl Cond {
     /// A condition of `type_` with the given status, reason and message.
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Cond { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Cond {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// Turns computed conditions into API conditions, keeping `lastTransitionTime` from `previous` when the
 /// status of a type did not change, and using `now` when it did (or the type is new).
-pub fn merge(previous: &[Condition], computed: Vec<Cond>, generation: Option<i64>, now: Timestamp) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    computed: Vec<Cond>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     computed
         .into_iter()
         .map(|c| {
@@ -66,11 +81,26 @@ mod tests {
     fn transition_time_is_kept_while_status_is_unchanged() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
-        let first = merge(&[], vec![Cond::new("Ready", false, "Provisioning", "a")], Some(1), t0);
-        let same = merge(&first, vec![Cond::new("Ready", false, "Waiting", "b")], Some(2), t1);
+        let first = merge(
+            &[],
+            vec![Cond::new("Ready", false, "Provisioning", "a")],
+            Some(1),
+            t0,
+        );
+        let same = merge(
+            &first,
+            vec![Cond::new("Ready", false, "Waiting", "b")],
+            Some(2),
+            t1,
+        );
         assert_eq!(same[0].last_transition_time, Time(t0));
         assert_eq!(same[0].reason, "Waiting");
-        let flipped = merge(&same, vec![Cond::new("Ready", true, "Ready", "c")], Some(2), t1);
+        let flipped = merge(
+            &same,
+            vec![Cond::new("Ready", true, "Ready", "c")],
+            Some(2),
+            t1,
+        );
         assert_eq!(flipped[0].last_transition_time, Time(t1));
         assert_eq!(flipped[0].status, "True");
     }

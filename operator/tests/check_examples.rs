@@ -32,12 +32,24 @@ fn run(files: &[PathBuf]) -> Report {
 #[test]
 fn valid_examples_pass_together() {
     let files = yaml_files(&examples());
-    assert!(files.len() >= 4, "expected the example manifests, found {files:?}");
+    assert!(
+        files.len() >= 4,
+        "expected the example manifests, found {files:?}"
+    );
     let report = run(&files);
     assert_eq!(report.problems, Vec::<String>::new());
     assert_eq!(report.exit_code(), check::exit::OK);
-    let kinds: Vec<&str> = report.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
-    for kind in ["Account", "SupportPackage", "Suspension", "DeprecationNotice"] {
+    let kinds: Vec<&str> = report
+        .objects
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    for kind in [
+        "Account",
+        "SupportPackage",
+        "Suspension",
+        "DeprecationNotice",
+    ] {
         assert!(kinds.contains(&kind), "no {kind} among the examples");
     }
     // Every printed object carries a computed status.
@@ -55,7 +67,13 @@ fn each_invalid_example_fails_with_its_documented_message() {
             .find_map(|l| l.strip_prefix("# expect-check: "))
             .unwrap_or_else(|| panic!("{} has no '# expect-check:' line", file.display()));
         let report = run(std::slice::from_ref(&file));
-        assert_eq!(report.exit_code(), check::exit::INVALID, "{}: {:?}", file.display(), report.problems);
+        assert_eq!(
+            report.exit_code(),
+            check::exit::INVALID,
+            "{}: {:?}",
+            file.display(),
+            report.problems
+        );
         assert!(
             report.problems.iter().any(|p| p.contains(expected)),
             "{}: expected a problem containing {expected:?}, got {:?}",
@@ -81,7 +99,12 @@ fn the_binary_uses_the_documented_exit_codes() {
         .args(yaml_files(&examples()))
         .output()
         .expect("run covenant");
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("enforcedEffectiveAt"));
     let bad = std::process::Command::new(bin)
         .args(["check", "--now", NOW])
@@ -89,6 +112,9 @@ fn the_binary_uses_the_documented_exit_codes() {
         .output()
         .expect("run covenant");
     assert_eq!(bad.status.code(), Some(1));
-    let missing = std::process::Command::new(bin).args(["check", "/nonexistent.yaml"]).output().expect("run");
+    let missing = std::process::Command::new(bin)
+        .args(["check", "/nonexistent.yaml"])
+        .output()
+        .expect("run");
     assert_eq!(missing.status.code(), Some(2));
 }

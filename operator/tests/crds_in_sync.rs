@@ -12,7 +12,10 @@ fn crds_directory_matches_the_rust_types() {
             stale.push(file);
         }
     }
-    assert!(stale.is_empty(), "crds/ is out of date for {stale:?}: run `make crds` and commit the result");
+    assert!(
+        stale.is_empty(),
+        "crds/ is out of date for {stale:?}: run `make crds` and commit the result"
+    );
 }
 
 #[test]
@@ -20,10 +23,25 @@ fn every_kind_is_cluster_scoped_in_the_covenant_category() {
     for crd in covenant::api::crds() {
         assert_eq!(crd.spec.group, "covenant.dev");
         assert_eq!(crd.spec.scope, "Cluster");
-        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["covenant".to_string()][..]));
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["covenant".to_string()][..])
+        );
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, "v1alpha1");
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
-        assert!(crd.spec.names.short_names.as_ref().is_some_and(|s| !s.is_empty()));
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "status subresource"
+        );
+        assert!(
+            crd.spec
+                .names
+                .short_names
+                .as_ref()
+                .is_some_and(|s| !s.is_empty())
+        );
     }
 }

@@ -5,3 +5,4 @@
 pub mod account;
 pub mod notice;
 pub mod package;
+pub mod suspension;

@@ -10,8 +10,8 @@ use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::{
-    Account, AccountNoticeStatus, Decision, DecisionCounts, DeprecationNotice, DeprecationNoticeStatus, Exemption,
-    NoticeAccountStatus, NoticeType, ResponseDecision,
+    Account, AccountNoticeStatus, Decision, DecisionCounts, DeprecationNotice,
+    DeprecationNoticeStatus, Exemption, NoticeAccountStatus, NoticeType, ResponseDecision,
 };
 use crate::status::{Cond, merge};
 
@@ -96,13 +96,18 @@ pub fn account_decision(
     now: Timestamp,
 ) -> AccountDecision {
     let name = notice.name_any();
-    let response = account.spec.notice_responses.iter().find(|r| r.notice == name).map(|r| terms::Response {
-        answer: match r.decision {
-            ResponseDecision::Accept => terms::Answer::Accept,
-            ResponseDecision::Reject => terms::Answer::Reject,
-        },
-        at: r.at.0,
-    });
+    let response = account
+        .spec
+        .notice_responses
+        .iter()
+        .find(|r| r.notice == name)
+        .map(|r| terms::Response {
+            answer: match r.decision {
+                ResponseDecision::Accept => terms::Answer::Accept,
+                ResponseDecision::Reject => terms::Answer::Reject,
+            },
+            at: r.at.0,
+        });
     let d = terms::evaluate_decision(tn, eval, response.as_ref(), now);
     AccountDecision {
         decision: from_terms_decision(d.decision),
@@ -129,7 +134,9 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
     let mut errors = Vec::new();
     if let Some(sel) = &notice.spec.accounts {
         if let Err(e) = Selector::try_from(sel.clone()) {
-            errors.push(format!("spec.accounts is not a valid label selector ({e}): fix the selector"));
+            errors.push(format!(
+                "spec.accounts is not a valid label selector ({e}): fix the selector"
+            ));
         }
     }
     let served = served_at(notice, now);
@@ -139,8 +146,18 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
             terms::fmt_instant(served)
         ));
         let conds = vec![
-            Cond::new(NOTICE_WINDOW_SATISFIED, false, "InvalidServedAt", errors.join("; ")),
-            Cond::new(EFFECTIVE, false, "NotServed", "the notice has not been served yet"),
+            Cond::new(
+                NOTICE_WINDOW_SATISFIED,
+                false,
+                "InvalidServedAt",
+                errors.join("; "),
+            ),
+            Cond::new(
+                EFFECTIVE,
+                false,
+                "NotServed",
+                "the notice has not been served yet",
+            ),
         ];
         return NoticeOutcome {
             status: DeprecationNoticeStatus {
@@ -162,7 +179,11 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
             NOTICE_WINDOW_SATISFIED,
             true,
             "Satisfied",
-            format!("served {} and effective {requested}: {}", terms::fmt_instant(served), required_window(notice.spec.notice_type)),
+            format!(
+                "served {} and effective {requested}: {}",
+                terms::fmt_instant(served),
+                required_window(notice.spec.notice_type)
+            ),
         ),
         terms::Window::Exempt(e) => Cond::new(
             NOTICE_WINDOW_SATISFIED,
@@ -193,9 +214,19 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
         }
     };
     let effective = if eval.effective {
-        Cond::new(EFFECTIVE, true, "Effective", format!("in effect since {enforced}"))
+        Cond::new(
+            EFFECTIVE,
+            true,
+            "Effective",
+            format!("in effect since {enforced}"),
+        )
     } else {
-        Cond::new(EFFECTIVE, false, "Pending", format!("takes effect at {enforced}"))
+        Cond::new(
+            EFFECTIVE,
+            false,
+            "Pending",
+            format!("takes effect at {enforced}"),
+        )
     };
 
     let mut next = vec![eval.next_change];
@@ -210,7 +241,10 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
             Decision::DeemedAccepted => counts.deemed_accepted += 1,
             Decision::Rejected => counts.rejected += 1,
         }
-        rows.push(NoticeAccountStatus { name: account.name_any(), decision: d.decision });
+        rows.push(NoticeAccountStatus {
+            name: account.name_any(),
+            decision: d.decision,
+        });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -222,7 +256,12 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
             rejection_deadline: eval.rejection_deadline.map(Time),
             accounts: rows,
             counts: Some(counts),
-            conditions: merge(&previous.conditions, vec![window, effective], generation, now),
+            conditions: merge(
+                &previous.conditions,
+                vec![window, effective],
+                generation,
+                now,
+            ),
         },
         next_change: terms::earliest_after(next, now),
         errors,
@@ -256,8 +295,14 @@ pub fn account_notices(
     let mut rows = Vec::new();
     let mut next = Vec::new();
     for notice in notices.iter().filter(|n| selects(n, account)) {
-        let recorded = notice.spec.served_at.as_ref().or_else(|| notice.status.as_ref().and_then(|s| s.served_at.as_ref()));
-        let Some(served) = recorded.map(|t| t.0) else { continue };
+        let recorded = notice
+            .spec
+            .served_at
+            .as_ref()
+            .or_else(|| notice.status.as_ref().and_then(|s| s.served_at.as_ref()));
+        let Some(served) = recorded.map(|t| t.0) else {
+            continue;
+        };
         if served > now {
             next.push(Some(served));
             continue;
@@ -285,21 +330,41 @@ pub fn account_notices(
 pub fn terms_current(rows: &[AccountNoticeStatus]) -> Cond {
     let mut by: BTreeMap<Decision, Vec<String>> = BTreeMap::new();
     for r in rows {
-        by.entry(r.decision).or_default().push(match &r.rejection_deadline {
-            Some(d) if r.decision == Decision::Pending => format!("{} (reject by {})", r.name, terms::fmt_instant(d.0)),
-            _ => r.name.clone(),
-        });
+        by.entry(r.decision)
+            .or_default()
+            .push(match &r.rejection_deadline {
+                Some(d) if r.decision == Decision::Pending => {
+                    format!("{} (reject by {})", r.name, terms::fmt_instant(d.0))
+                }
+                _ => r.name.clone(),
+            });
     }
     let rejected = by.get(&Decision::Rejected);
     let pending = by.get(&Decision::Pending);
     match (rejected, pending) {
-        (None, None) => Cond::new("TermsCurrent", true, "Current", "no notice awaits a decision"),
+        (None, None) => Cond::new(
+            "TermsCurrent",
+            true,
+            "Current",
+            "no notice awaits a decision",
+        ),
         (Some(r), _) => Cond::new(
             "TermsCurrent",
             false,
             "NoticeRejected",
-            format!("rejected: {}{}", r.join(", "), pending.map(|p| format!("; pending: {}", p.join(", "))).unwrap_or_default()),
+            format!(
+                "rejected: {}{}",
+                r.join(", "),
+                pending
+                    .map(|p| format!("; pending: {}", p.join(", ")))
+                    .unwrap_or_default()
+            ),
         ),
-        (None, Some(p)) => Cond::new("TermsCurrent", false, "NoticePending", format!("pending: {}", p.join(", "))),
+        (None, Some(p)) => Cond::new(
+            "TermsCurrent",
+            false,
+            "NoticePending",
+            format!("pending: {}", p.join(", ")),
+        ),
     }
 }

@@ -12,10 +12,14 @@ pub enum PackageError {
     #[error("SupportPackage {0:?} does not exist: create it or change spec.supportPackage")]
     NotFound(String),
     /// The account names none and no package is the default.
-    #[error("spec.supportPackage is not set and no SupportPackage has default: true: mark one package as the default or name a package")]
+    #[error(
+        "spec.supportPackage is not set and no SupportPackage has default: true: mark one package as the default or name a package"
+    )]
     NoDefault,
     /// The account names none and several packages claim to be the default.
-    #[error("spec.supportPackage is not set and several SupportPackages have default: true ({0}): keep exactly one default")]
+    #[error(
+        "spec.supportPackage is not set and several SupportPackages have default: true ({0}): keep exactly one default"
+    )]
     ConflictingDefaults(String),
 }
 
@@ -27,13 +31,24 @@ pub fn defaults(packages: &[SupportPackage]) -> Vec<&SupportPackage> {
 }
 
 /// The package `account` is on: the one it names, or the single default (§3).
-pub fn resolve<'a>(account: &Account, packages: &'a [SupportPackage]) -> Result<&'a SupportPackage, PackageError> {
+pub fn resolve<'a>(
+    account: &Account,
+    packages: &'a [SupportPackage],
+) -> Result<&'a SupportPackage, PackageError> {
     match &account.spec.support_package {
-        Some(name) => packages.iter().find(|p| &p.name_any() == name).ok_or_else(|| PackageError::NotFound(name.clone())),
+        Some(name) => packages
+            .iter()
+            .find(|p| &p.name_any() == name)
+            .ok_or_else(|| PackageError::NotFound(name.clone())),
         None => match defaults(packages).as_slice() {
             [] => Err(PackageError::NoDefault),
             [one] => Ok(one),
-            many => Err(PackageError::ConflictingDefaults(many.iter().map(|p| p.name_any()).collect::<Vec<_>>().join(", "))),
+            many => Err(PackageError::ConflictingDefaults(
+                many.iter()
+                    .map(|p| p.name_any())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
         },
     }
 }
@@ -65,7 +80,10 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
             "Ready",
             false,
             "ConflictingDefault",
-            format!("several packages have default: true ({}): accounts without a package cannot be placed; keep exactly one default", names.join(", ")),
+            format!(
+                "several packages have default: true ({}): accounts without a package cannot be placed; keep exactly one default",
+                names.join(", ")
+            ),
         )
     } else {
         Cond::new("Ready", true, "Ready", "the package is usable")
@@ -73,8 +91,15 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
 }
 
 /// How many accounts are on `package`.
-pub fn account_count(package: &SupportPackage, accounts: &[Account], packages: &[SupportPackage]) -> u32 {
+pub fn account_count(
+    package: &SupportPackage,
+    accounts: &[Account],
+    packages: &[SupportPackage],
+) -> u32 {
     let name = package.name_any();
-    let n = accounts.iter().filter(|a| resolve(a, packages).is_ok_and(|p| p.name_any() == name)).count();
+    let n = accounts
+        .iter()
+        .filter(|a| resolve(a, packages).is_ok_and(|p| p.name_any() == name))
+        .count();
     u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -1,0 +1,316 @@
+//! The controllers and what they share: the clients, the caches of every watched kind, the event
+//! recorder, the clock and the metrics.
+
+pub mod account;
+pub mod notice;
+pub mod package;
+pub mod retention;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use kube::{Api, Client, Resource};
+
+use crate::api::{ACCOUNT_LABEL, Account, DeprecationNotice, SupportPackage, Suspension};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+
+/// Settings of the controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How many objects of one kind are reconciled at once.
+    pub concurrency: u16,
+    /// Where suspension notices are POSTed, if anywhere.
+    pub notify_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 8,
+            notify_url: None,
+        }
+    }
+}
+
+/// The caches every controller reads instead of asking the API server.
+#[derive(Clone)]
+pub struct Stores {
+    /// Accounts (objects that fail to parse are kept as errors and skipped).
+    pub accounts: Store<DeserializeGuard<Account>>,
+    /// SupportPackages.
+    pub packages: Store<DeserializeGuard<SupportPackage>>,
+    /// Suspensions.
+    pub suspensions: Store<DeserializeGuard<Suspension>>,
+    /// DeprecationNotices.
+    pub notices: Store<DeserializeGuard<DeprecationNotice>>,
+    /// Namespaces labelled with an account.
+    pub namespaces: Store<Namespace>,
+    /// ResourceQuotas labelled with an account.
+    pub quotas: Store<ResourceQuota>,
+    /// LimitRanges labelled with an account.
+    pub limit_ranges: Store<LimitRange>,
+    /// NetworkPolicies labelled with an account.
+    pub network_policies: Store<NetworkPolicy>,
+    /// RoleBindings labelled with an account.
+    pub role_bindings: Store<RoleBinding>,
+}
+
+/// The objects of a guarded cache that parsed.
+pub fn valid<K: Clone>(store: &Store<DeserializeGuard<K>>) -> Vec<K>
+where
+    DeserializeGuard<K>: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .collect()
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The shared event recorder (one, so repeated events group into a series).
+    pub recorder: Recorder,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The caches.
+    pub stores: Stores,
+    /// The settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1000)),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The reporter of Covenant's events.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: "covenant".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
+/// A kind watched once and shared: its cache, and subscriptions to the objects it touches.
+pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
+    /// The cache.
+    pub store: Store<K>,
+    writer: Option<reflector::store::Writer<K>>,
+    api: Api<K>,
+    wc: watcher::Config,
+}
+
+impl<K> Shared<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// A shared watch of `api` (not started until [`Shared::start`]).
+    pub fn new(api: Api<K>, wc: watcher::Config) -> Self {
+        // The buffer absorbs bursts (a relist of thousands of objects) without stalling the watch.
+        let (store, writer) = reflector::store_shared(1024);
+        Shared {
+            store,
+            writer: Some(writer),
+            api,
+            wc: wc.page_size(500),
+        }
+    }
+
+    /// A stream of the objects this watch touches. Every subscription must be polled.
+    pub fn subscribe(&self) -> reflector::ReflectHandle<K> {
+        self.writer
+            .as_ref()
+            .and_then(|w| w.subscribe())
+            .expect("subscribe before start")
+    }
+
+    /// Starts the watch in the background.
+    pub fn start(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let stream = watcher(self.api.clone(), self.wc.clone())
+                .default_backoff()
+                .reflect_shared(writer);
+            tokio::spawn(async move {
+                stream
+                    .for_each(|ev| async move {
+                        if let Err(e) = ev {
+                            tracing::warn!(kind = %K::kind(&()), error = %e, "watch error; retrying with backoff");
+                        }
+                    })
+                    .await;
+            });
+        }
+    }
+}
+
+/// The requeue delay of an error: short first, growing with repeated failures of the same object is
+/// left to kube's trigger backoff; a fixed pause keeps errors from becoming hot loops.
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(10);
+
+/// The account an object labelled by Covenant belongs to.
+pub fn account_of<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ACCOUNT_LABEL))
+        .cloned()
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    health: Arc<crate::http::Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let labelled = watcher::Config::default().labels(ACCOUNT_LABEL);
+    let mut watches = Watches {
+        accounts: Shared::new(Api::all(client.clone()), Default::default()),
+        packages: Shared::new(Api::all(client.clone()), Default::default()),
+        suspensions: Shared::new(Api::all(client.clone()), Default::default()),
+        notices: Shared::new(Api::all(client.clone()), Default::default()),
+        namespaces: Shared::new(Api::all(client.clone()), labelled.clone()),
+        quotas: Shared::new(Api::all(client.clone()), labelled.clone()),
+        limit_ranges: Shared::new(Api::all(client.clone()), labelled.clone()),
+        network_policies: Shared::new(Api::all(client.clone()), labelled.clone()),
+        role_bindings: Shared::new(Api::all(client.clone()), labelled),
+    };
+    let stores = Stores {
+        accounts: watches.accounts.store.clone(),
+        packages: watches.packages.store.clone(),
+        suspensions: watches.suspensions.store.clone(),
+        notices: watches.notices.store.clone(),
+        namespaces: watches.namespaces.store.clone(),
+        quotas: watches.quotas.store.clone(),
+        limit_ranges: watches.limit_ranges.store.clone(),
+        network_policies: watches.network_policies.store.clone(),
+        role_bindings: watches.role_bindings.store.clone(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter()),
+        clock,
+        metrics,
+        stores: stores.clone(),
+        settings,
+    });
+
+    // Every controller subscribes before the watches start, so none misses the initial list.
+    let controllers = futures::future::join_all([
+        account::controller(ctx.clone(), &watches, shutdown.clone()),
+        package::controller(ctx.clone(), &watches, shutdown.clone()),
+        notice::controller(ctx.clone(), &watches, shutdown.clone()),
+        retention::controller(ctx.clone(), &watches, shutdown.clone()),
+    ]);
+    watches.start_all();
+
+    // Ready once every cache has listed its objects.
+    tokio::spawn(async move {
+        let _ = futures::join!(
+            stores.accounts.wait_until_ready(),
+            stores.packages.wait_until_ready(),
+            stores.suspensions.wait_until_ready(),
+            stores.notices.wait_until_ready(),
+            stores.namespaces.wait_until_ready(),
+            stores.quotas.wait_until_ready(),
+            stores.limit_ranges.wait_until_ready(),
+            stores.network_policies.wait_until_ready(),
+            stores.role_bindings.wait_until_ready(),
+        );
+        health
+            .synced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("caches synced");
+    });
+    controllers.await;
+}
+
+/// Every shared watch.
+pub struct Watches {
+    /// Accounts.
+    pub accounts: Shared<DeserializeGuard<Account>>,
+    /// SupportPackages.
+    pub packages: Shared<DeserializeGuard<SupportPackage>>,
+    /// Suspensions.
+    pub suspensions: Shared<DeserializeGuard<Suspension>>,
+    /// DeprecationNotices.
+    pub notices: Shared<DeserializeGuard<DeprecationNotice>>,
+    /// Labelled namespaces.
+    pub namespaces: Shared<Namespace>,
+    /// Labelled quotas.
+    pub quotas: Shared<ResourceQuota>,
+    /// Labelled limit ranges.
+    pub limit_ranges: Shared<LimitRange>,
+    /// Labelled network policies.
+    pub network_policies: Shared<NetworkPolicy>,
+    /// Labelled role bindings.
+    pub role_bindings: Shared<RoleBinding>,
+}
+
+impl Watches {
+    fn start_all(&mut self) {
+        self.accounts.start();
+        self.packages.start();
+        self.suspensions.start();
+        self.notices.start();
+        self.namespaces.start();
+        self.quotas.start();
+        self.limit_ranges.start();
+        self.network_policies.start();
+        self.role_bindings.start();
+    }
+}
+
+/// A boxed controller future.
+pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

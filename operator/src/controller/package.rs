@@ -1,0 +1,97 @@
+//! The SupportPackage controller: each package's account count and whether it is a usable default.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, valid};
+use crate::api::{FIELD_MANAGER, SupportPackage, SupportPackageStatus};
+use crate::error::{Error, Result};
+use crate::model::package::{account_count, package_ready};
+use crate::status::merge;
+
+const KIND: &str = "SupportPackage";
+
+/// Builds the SupportPackage controller; any account or package change rechecks every package.
+pub fn controller(
+    ctx: Arc<Context>,
+    w: &Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> ControllerFuture {
+    let stores = ctx.stores.clone();
+    let all = move || {
+        stores
+            .packages
+            .state()
+            .iter()
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let all2 = all.clone();
+    Controller::for_shared_stream(w.packages.subscribe(), ctx.stores.packages.clone())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(2)
+                .debounce(std::time::Duration::from_millis(500)),
+        )
+        .watches_shared_stream(w.accounts.subscribe(), move |_| all())
+        .watches_shared_stream(w.packages.subscribe(), move |_| all2())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .boxed()
+}
+
+fn error_policy(
+    _: Arc<DeserializeGuard<SupportPackage>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(error = %err.chain(), "support package reconcile failed");
+    ctx.metrics.error(KIND, err.category());
+    Action::requeue(ERROR_REQUEUE)
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<SupportPackage>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let Ok(package) = &guard.0 else {
+        return Ok(Action::await_change());
+    };
+    let started = std::time::Instant::now();
+    let now = ctx.clock.now();
+    let packages = valid(&ctx.stores.packages);
+    let accounts = valid(&ctx.stores.accounts);
+    let previous = package.status.clone().unwrap_or_default();
+    let status = SupportPackageStatus {
+        observed_generation: package.metadata.generation,
+        accounts: account_count(package, &accounts, &packages),
+        conditions: merge(
+            &previous.conditions,
+            vec![package_ready(package, &packages)],
+            package.metadata.generation,
+            now,
+        ),
+    };
+    if status != previous {
+        let api: Api<SupportPackage> = Api::all(ctx.client.clone());
+        let patch =
+            json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": status });
+        api.patch_status(
+            &package.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        ctx.metrics.write(KIND);
+    }
+    ctx.metrics.observe(KIND, started.elapsed());
+    Ok(Action::await_change())
+}

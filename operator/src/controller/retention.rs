@@ -1,0 +1,64 @@
+//! Deletes released namespaces when their retention ends (§6: kept up to 13 months), by a timer at
+//! the `covenant.dev/retained-until` instant, also after restarts (the watch relists them).
+
+use std::sync::Arc;
+
+use covenant_terms as terms;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::controller::{Action, Controller};
+use kube::{Api, ResourceExt};
+
+use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, account_of};
+use crate::api::ACCOUNT_LABEL;
+use crate::error::{Error, Result};
+use crate::model::account::parse_retained_until;
+
+const KIND: &str = "RetainedNamespace";
+
+/// Builds the retention controller over the labelled namespaces.
+pub fn controller(
+    ctx: Arc<Context>,
+    w: &Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> ControllerFuture {
+    Controller::for_shared_stream(w.namespaces.subscribe(), ctx.stores.namespaces.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(2))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .boxed()
+}
+
+fn error_policy(_: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err.chain(), "retention reconcile failed");
+    ctx.metrics.error(KIND, err.category());
+    Action::requeue(ERROR_REQUEUE)
+}
+
+async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
+    // Only namespaces Covenant labelled for an account and then released.
+    let (Some(_), Some(until)) = (account_of(ns.as_ref()), parse_retained_until(&ns)) else {
+        return Ok(Action::await_change());
+    };
+    if ns.metadata.deletion_timestamp.is_some() || !ns.labels().contains_key(ACCOUNT_LABEL) {
+        return Ok(Action::await_change());
+    }
+    let now = ctx.clock.now();
+    if now < until {
+        let delay = terms::requeue_after([Some(until)], now, terms::MAX_REQUEUE);
+        return Ok(delay
+            .map(Action::requeue)
+            .unwrap_or_else(Action::await_change));
+    }
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    match api.delete(&ns.name_any(), &Default::default()).await {
+        Ok(_) => {
+            ctx.metrics.write("Namespace");
+            tracing::info!(namespace = %ns.name_any(), "retention ended; namespace deleted");
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Action::await_change())
+}

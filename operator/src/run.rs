@@ -1,0 +1,147 @@
+//! `covenant run`: the long-running operator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
+
+use crate::clock::SystemClock;
+use crate::controller::{self, Settings};
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+
+/// Options of `covenant run`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Address of the /livez, /readyz and /metrics endpoints.
+    #[arg(long, env = "COVENANT_METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+    /// How many objects of one kind are reconciled at once.
+    #[arg(long, env = "COVENANT_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Where suspension notices are POSTed as JSON (optional).
+    #[arg(long, env = "COVENANT_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// Log filter, e.g. `info` or `covenant=debug,kube=info`.
+    #[arg(long, env = "COVENANT_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "COVENANT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Sets up logging from the options.
+pub fn telemetry(args: &RunArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry(&args);
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    health.healthy.store(true, Ordering::Relaxed);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut rx = rx.clone();
+        shared(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+    };
+    let server = tokio::spawn(http::serve(
+        args.metrics_addr,
+        health.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+
+    // Controllers start only once their CRDs are established.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [
+        "accounts.covenant.dev",
+        "supportpackages.covenant.dev",
+        "suspensions.covenant.dev",
+        "deprecationnotices.covenant.dev",
+    ] {
+        tracing::info!(crd = name, "waiting for the CRD to be established");
+        loop {
+            match tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(crds.clone(), name, conditions::is_crd_established()),
+            )
+            .await
+            {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!(crd = name, error = %e, "cannot watch the CRD; retrying")
+                }
+                Err(_) => tracing::warn!(
+                    crd = name,
+                    "CRD not established yet (install crds/); still waiting"
+                ),
+            }
+            if *rx.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    let settings = Settings {
+        concurrency: args.concurrency.max(1),
+        notify_url: args.notify_url,
+    };
+    tracing::info!("starting controllers");
+    controller::run(
+        client,
+        settings,
+        Arc::new(SystemClock),
+        metrics,
+        health,
+        shutdown,
+    )
+    .await;
+    let _ = server.await;
+    Ok(())
+}
+
+fn shared(
+    f: impl std::future::Future<Output = ()> + Send + 'static,
+) -> futures::future::Shared<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    use futures::FutureExt;
+    let b: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(f);
+    b.shared()
+}
