@@ -34,9 +34,14 @@ struct AppState {
     metrics: Arc<Metrics>,
 }
 
-/// Serves the endpoints on `addr` until `shutdown` resolves.
+/// Binds the endpoints' address (a taken port fails the start, not a background task).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves the endpoints on `listener` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -58,8 +63,7 @@ pub async fn serve(
             get(|State(s): State<AppState>| async move { s.metrics.encode() }),
         )
         .with_state(AppState { health, metrics });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /livez, /readyz and /metrics");
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving /livez, /readyz and /metrics");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

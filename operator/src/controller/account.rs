@@ -119,6 +119,9 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
             return Ok(Action::await_change());
         }
     };
+    if !ctx.synced() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
     let started = Instant::now();
     let api: Api<Account> = Api::all(ctx.client.clone());
     let result = finalizer(&api, FINALIZER, Arc::new(account), |event| async {

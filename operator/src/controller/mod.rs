@@ -91,9 +91,19 @@ pub struct Context {
     pub stores: Stores,
     /// The settings.
     pub settings: Settings,
+    /// One flag per watch, set once its first list is cached.
+    pub synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Context {
+    /// Whether every cache holds its first list. Reconciling before that would mistake objects not yet
+    /// seen for missing ones and re-apply them.
+    pub fn synced(&self) -> bool {
+        self.synced
+            .iter()
+            .all(|s| s.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
@@ -141,6 +151,7 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     writer: Option<reflector::store::Writer<K>>,
     api: Api<K>,
     wc: watcher::Config,
+    synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<K> Shared<K>
@@ -162,6 +173,7 @@ where
             writer: Some(writer),
             api,
             wc: wc.page_size(500),
+            synced: Default::default(),
         }
     }
 
@@ -179,18 +191,30 @@ where
             let stream = watcher(self.api.clone(), self.wc.clone())
                 .default_backoff()
                 .reflect_shared(writer);
+            let synced = self.synced.clone();
             tokio::spawn(async move {
                 stream
-                    .for_each(|ev| async move {
-                        if let Err(e) = ev {
-                            tracing::warn!(kind = %K::kind(&()), error = %e, "watch error; retrying with backoff");
+                    .for_each(|ev| {
+                        match ev {
+                            Ok(watcher::Event::InitDone) => synced.store(true, std::sync::atomic::Ordering::Release),
+                            Err(e) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch error; retrying with backoff"),
+                            _ => {}
                         }
+                        std::future::ready(())
                     })
                     .await;
             });
         }
     }
+
+    /// Whether the first list of this watch is in the cache.
+    pub fn synced(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.synced.clone()
+    }
 }
+
+/// How long a reconcile that arrives before the caches are synced waits.
+pub const NOT_SYNCED_REQUEUE: Duration = Duration::from_millis(200);
 
 /// The requeue delay of an error: short first, growing with repeated failures of the same object is
 /// left to kube's trigger backoff; a fixed pause keeps errors from becoming hot loops.
@@ -244,6 +268,17 @@ pub async fn run(
         metrics,
         stores: stores.clone(),
         settings,
+        synced: vec![
+            watches.accounts.synced(),
+            watches.packages.synced(),
+            watches.suspensions.synced(),
+            watches.notices.synced(),
+            watches.namespaces.synced(),
+            watches.quotas.synced(),
+            watches.limit_ranges.synced(),
+            watches.network_policies.synced(),
+            watches.role_bindings.synced(),
+        ],
     });
 
     // Every controller subscribes before the watches start, so none misses the initial list.
@@ -256,18 +291,14 @@ pub async fn run(
     watches.start_all();
 
     // Ready once every cache has listed its objects.
+    let synced = ctx.synced.clone();
     tokio::spawn(async move {
-        let _ = futures::join!(
-            stores.accounts.wait_until_ready(),
-            stores.packages.wait_until_ready(),
-            stores.suspensions.wait_until_ready(),
-            stores.notices.wait_until_ready(),
-            stores.namespaces.wait_until_ready(),
-            stores.quotas.wait_until_ready(),
-            stores.limit_ranges.wait_until_ready(),
-            stores.network_policies.wait_until_ready(),
-            stores.role_bindings.wait_until_ready(),
-        );
+        while !synced
+            .iter()
+            .all(|s| s.load(std::sync::atomic::Ordering::Acquire))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         health
             .synced
             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -64,6 +64,9 @@ async fn reconcile(
     let Ok(notice) = &guard.0 else {
         return Ok(Action::await_change());
     };
+    if !ctx.synced() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
     let accounts = valid(&ctx.stores.accounts);

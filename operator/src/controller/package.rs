@@ -65,6 +65,9 @@ async fn reconcile(
     let Ok(package) = &guard.0 else {
         return Ok(Action::await_change());
     };
+    if !ctx.synced() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
     let packages = valid(&ctx.stores.packages);

@@ -44,6 +44,9 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
     if ns.metadata.deletion_timestamp.is_some() || !ns.labels().contains_key(ACCOUNT_LABEL) {
         return Ok(Action::await_change());
     }
+    if !ctx.synced() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
     let now = ctx.clock.now();
     if now < until {
         let delay = terms::requeue_after([Some(until)], now, terms::MAX_REQUEUE);

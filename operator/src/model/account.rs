@@ -102,7 +102,8 @@ pub const ISOLATION_POLICY: &str = "covenant-isolation";
 pub const EGRESS_POLICY: &str = "covenant-egress";
 /// The NetworkPolicy that denies all traffic of a suspended tenant.
 pub const SUSPENSION_POLICY: &str = "covenant-suspension-deny-all";
-/// Namespace annotation read by the admission policy: the subjects RoleBindings may name.
+/// Namespace annotation read by the admission policy: the subjects RoleBindings may name, one
+/// `User:name`, `Group:name` or `ServiceAccount:namespace:name` token per line (deploy/README.md).
 pub const ALLOWED_SUBJECTS_ANNOTATION: &str = "covenant.dev/allowed-subjects";
 /// Namespace annotation read by the admission policy: the account's namespaces.
 pub const NAMESPACES_ANNOTATION: &str = "covenant.dev/namespaces";
@@ -202,7 +203,7 @@ pub fn namespace(account: &Account, name: &str) -> Namespace {
     allowed.dedup();
     let mut m = meta(name, None, &account_name);
     m.annotations = Some(BTreeMap::from([
-        (ALLOWED_SUBJECTS_ANNOTATION.to_string(), allowed.join(",")),
+        (ALLOWED_SUBJECTS_ANNOTATION.to_string(), allowed.join("\n")),
         (
             NAMESPACES_ANNOTATION.to_string(),
             account.desired_namespaces().join(","),
