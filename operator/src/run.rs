@@ -77,8 +77,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         })
     };
+    let listener = http::bind(args.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.metrics_addr))?;
     let server = tokio::spawn(http::serve(
-        args.metrics_addr,
+        listener,
         health.clone(),
         metrics.clone(),
         shutdown.clone(),
