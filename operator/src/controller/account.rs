@@ -38,7 +38,7 @@ const KIND: &str = "Account";
 /// Builds the Account controller and its triggers.
 pub fn controller(
     ctx: Arc<Context>,
-    w: &Watches,
+    w: &mut Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> ControllerFuture {
     let stores = ctx.stores.clone();
@@ -77,6 +77,35 @@ pub fn controller(
                 .collect::<Vec<_>>()
         }
     };
+    // Deletions of what an account depends on (a managed child, a suspension, a notice, a package).
+    let (tx, deleted) = futures::channel::mpsc::unbounded::<ObjectRef<DeserializeGuard<Account>>>();
+    macro_rules! on_child_delete {
+        ($($watch:ident),*) => {$({
+            let tx = tx.clone();
+            w.$watch.on_delete(move |o| {
+                if let Some(r) = by_label(Arc::new(o.clone())) {
+                    let _ = tx.unbounded_send(r);
+                }
+            });
+        })*};
+    }
+    on_child_delete!(namespaces, quotas, limit_ranges, network_policies, role_bindings);
+    {
+        let tx = tx.clone();
+        w.suspensions.on_delete(move |s| {
+            if let Ok(s) = &s.0 {
+                let _ = tx.unbounded_send(ObjectRef::new(&s.spec.account));
+            }
+        });
+    }
+    {
+        let (tx, all) = (tx.clone(), all_accounts.clone());
+        w.packages.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+    }
+    {
+        let (tx, all) = (tx.clone(), all_accounts.clone());
+        w.notices.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+    }
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
     Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
         .with_config(config)
@@ -88,6 +117,7 @@ pub fn controller(
         .watches_shared_stream(w.limit_ranges.subscribe(), by_label)
         .watches_shared_stream(w.network_policies.subscribe(), by_label)
         .watches_shared_stream(w.role_bindings.subscribe(), by_label)
+        .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -212,8 +242,30 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
 
     let suspended = obs.suspensions.active;
     if let (None, Ok(package)) = (&blocked, &obs.package) {
-        let desired = model::build(account, &BuildInput { package, suspended });
+        let scale = suspended && obs.suspensions.scale_workloads;
+        let desired = model::build(account, &BuildInput { package, suspended, scale_workloads: scale });
+        // Lifting: restore the workloads before the namespace apply drops the marker.
+        if !scale {
+            for ns in account.desired_namespaces() {
+                let marked = ctx.stores.namespaces.get(&ObjectRef::new(&ns)).is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
+                if marked {
+                    let n = super::workloads::lift(&ctx.client, &ns, &ctx.metrics).await?;
+                    if n > 0 {
+                        ctx.event(account, EventType::Normal, "WorkloadsRestored", format!("{n} workload(s) in {ns} restored to their replica counts")).await;
+                    }
+                }
+            }
+        }
         apply_desired(account, desired, ctx).await?;
+        // Suspending: the marker is in place (applied above) before any workload is scaled.
+        if scale {
+            for ns in account.desired_namespaces() {
+                let n = super::workloads::suspend(&ctx.client, &ns, &ctx.metrics).await?;
+                if n > 0 {
+                    ctx.event(account, EventType::Normal, "WorkloadsScaledDown", format!("{n} workload(s) in {ns} scaled to zero while suspended")).await;
+                }
+            }
+        }
         conds.push(Cond::new(
             "NamespacesReady",
             true,

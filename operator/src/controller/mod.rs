@@ -5,6 +5,8 @@ pub mod account;
 pub mod notice;
 pub mod package;
 pub mod retention;
+pub mod suspension;
+pub mod workloads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +154,11 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     api: Api<K>,
     wc: watcher::Config,
     synced: Arc<std::sync::atomic::AtomicBool>,
+    on_delete: Vec<DeleteHook<K>>,
 }
+
+/// Called with each object a watch sees deleted (shared streams carry only applied objects).
+pub type DeleteHook<K> = Box<dyn Fn(&K) + Send + Sync>;
 
 impl<K> Shared<K>
 where
@@ -174,7 +180,14 @@ where
             api,
             wc: wc.page_size(500),
             synced: Default::default(),
+            on_delete: Vec::new(),
         }
+    }
+
+    /// Runs `hook` for every object this watch sees deleted, so that controllers can react to
+    /// deletions (kube's shared streams deliver applied objects only).
+    pub fn on_delete(&mut self, hook: impl Fn(&K) + Send + Sync + 'static) {
+        self.on_delete.push(Box::new(hook));
     }
 
     /// A stream of the objects this watch touches. Every subscription must be polled.
@@ -192,11 +205,13 @@ where
                 .default_backoff()
                 .reflect_shared(writer);
             let synced = self.synced.clone();
+            let hooks = std::mem::take(&mut self.on_delete);
             tokio::spawn(async move {
                 stream
                     .for_each(|ev| {
                         match ev {
                             Ok(watcher::Event::InitDone) => synced.store(true, std::sync::atomic::Ordering::Release),
+                            Ok(watcher::Event::Delete(obj)) => hooks.iter().for_each(|h| h(&obj)),
                             Err(e) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch error; retrying with backoff"),
                             _ => {}
                         }
@@ -283,10 +298,11 @@ pub async fn run(
 
     // Every controller subscribes before the watches start, so none misses the initial list.
     let controllers = futures::future::join_all([
-        account::controller(ctx.clone(), &watches, shutdown.clone()),
-        package::controller(ctx.clone(), &watches, shutdown.clone()),
-        notice::controller(ctx.clone(), &watches, shutdown.clone()),
-        retention::controller(ctx.clone(), &watches, shutdown.clone()),
+        account::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        package::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        notice::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        retention::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        suspension::controller(ctx.clone(), &mut watches, shutdown.clone()),
     ]);
     watches.start_all();
 

@@ -24,11 +24,11 @@ const KIND: &str = "DeprecationNotice";
 /// selection depend on the account's labels and responses).
 pub fn controller(
     ctx: Arc<Context>,
-    w: &Watches,
+    w: &mut Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> ControllerFuture {
     let stores = ctx.stores.clone();
-    let all = move |_| {
+    let all = move |_: ()| {
         stores
             .notices
             .state()
@@ -36,11 +36,18 @@ pub fn controller(
             .map(|n| ObjectRef::from_obj(n.as_ref()))
             .collect::<Vec<_>>()
     };
+    // A deleted account leaves every notice's account list.
+    let (tx, deleted) = futures::channel::mpsc::unbounded();
+    {
+        let all = all.clone();
+        w.accounts.on_delete(move |_| all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+    }
     Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         )
-        .watches_shared_stream(w.accounts.subscribe(), all)
+        .watches_shared_stream(w.accounts.subscribe(), move |_| all(()))
+        .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -21,7 +21,7 @@ const KIND: &str = "SupportPackage";
 /// Builds the SupportPackage controller; any account or package change rechecks every package.
 pub fn controller(
     ctx: Arc<Context>,
-    w: &Watches,
+    w: &mut Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> ControllerFuture {
     let stores = ctx.stores.clone();
@@ -34,6 +34,8 @@ pub fn controller(
             .collect::<Vec<_>>()
     };
     let all2 = all.clone();
+    let (tx, deleted) = futures::channel::mpsc::unbounded();
+    for_all_on_delete(w, tx, all.clone());
     Controller::for_shared_stream(w.packages.subscribe(), ctx.stores.packages.clone())
         .with_config(
             kube::runtime::controller::Config::default()
@@ -42,6 +44,7 @@ pub fn controller(
         )
         .watches_shared_stream(w.accounts.subscribe(), move |_| all())
         .watches_shared_stream(w.packages.subscribe(), move |_| all2())
+        .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -97,4 +100,15 @@ async fn reconcile(
     }
     ctx.metrics.observe(KIND, started.elapsed());
     Ok(Action::await_change())
+}
+
+/// A deleted account or package changes the counts and defaults of every package.
+fn for_all_on_delete(
+    w: &mut Watches,
+    tx: futures::channel::mpsc::UnboundedSender<ObjectRef<DeserializeGuard<SupportPackage>>>,
+    all: impl Fn() -> Vec<ObjectRef<DeserializeGuard<SupportPackage>>> + Clone + Send + Sync + 'static,
+) {
+    let (t, a) = (tx.clone(), all.clone());
+    w.accounts.on_delete(move |_| a().into_iter().for_each(|r| drop(t.unbounded_send(r))));
+    w.packages.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
 }

@@ -19,7 +19,7 @@ const KIND: &str = "RetainedNamespace";
 /// Builds the retention controller over the labelled namespaces.
 pub fn controller(
     ctx: Arc<Context>,
-    w: &Watches,
+    w: &mut Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> ControllerFuture {
     Controller::for_shared_stream(w.namespaces.subscribe(), ctx.stores.namespaces.clone())

@@ -110,6 +110,9 @@ pub const NAMESPACES_ANNOTATION: &str = "covenant.dev/namespaces";
 /// The label Covenant puts on everything it creates, with `app.kubernetes.io/managed-by`.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "covenant");
 
+/// Namespace annotation: workloads in it may have been scaled to zero by a suspension.
+pub const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
+
 /// SIP signalling ports (§1: no telecommunications service unless permitted).
 pub const SIP_PORTS: [i32; 2] = [5060, 5061];
 
@@ -136,6 +139,8 @@ pub struct BuildInput<'a> {
     pub package: &'a SupportPackage,
     /// Whether a suspension of the account is in force.
     pub suspended: bool,
+    /// Whether a suspension in force asks for the workloads to be scaled to zero.
+    pub scale_workloads: bool,
 }
 
 fn labels(account: &str) -> BTreeMap<String, String> {
@@ -301,7 +306,12 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     let telephony = account.spec.network.as_ref().is_some_and(|n| n.telephony);
     let mut d = Desired::default();
     for ns in account.desired_namespaces() {
-        d.namespaces.push(namespace(account, &ns));
+        let mut n = namespace(account, &ns);
+        if input.suspended && input.scale_workloads {
+            // Set before any workload is scaled; removed only after all are restored.
+            n.metadata.annotations.get_or_insert_default().insert(SCALED_MARKER.to_string(), "true".to_string());
+        }
+        d.namespaces.push(n);
         if !quota.is_empty() {
             d.quotas.push(ResourceQuota {
                 metadata: meta(QUOTA_NAME, Some(&ns), &name),
