@@ -46,36 +46,32 @@ pid_of() {
   awk -v n="$1" '$1 == n { print $2 }' "$state/pids"
 }
 
-# Stops every recorded process: TERM, up to 10 s, then KILL.
+# stop_one NAME PID: TERM, up to 5 s (an apiserver still bootstrapping may ignore it), then KILL.
+stop_one() {
+  local name=$1 pid=$2 i
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  say "$name (pid $pid) did not stop on TERM within 5s; killing"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+}
+
+# Stops the recorded processes one after the other: controller-manager, apiserver, then etcd (which
+# would otherwise wait for the apiserver's watches to close).
 stop_all() {
   [ -f "$state/pids" ] || return 0
-  local name pid pids=() i
-  # Reverse order: controller-manager, apiserver, etcd.
+  local i name pid
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     name=${components[i]}
     pid=$(pid_of "$name")
-    if [ -n "$pid" ] && alive "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-    fi
-  done
-  for ((i = 0; i < 100; i++)); do
-    local left=()
-    for pid in ${pids[@]+"${pids[@]}"}; do alive "$pid" && left+=("$pid"); done
-    [ ${#left[@]} -eq 0 ] && break
-    sleep 0.1
-  done
-  for pid in ${pids[@]+"${pids[@]}"}; do
-    if alive "$pid"; then
-      say "pid $pid did not stop on TERM; killing"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  for ((i = 0; i < 50; i++)); do
-    local left=()
-    for pid in ${pids[@]+"${pids[@]}"}; do alive "$pid" && left+=("$pid"); done
-    [ ${#left[@]} -eq 0 ] && break
-    sleep 0.1
+    [ -z "$pid" ] || stop_one "$name" "$pid"
   done
   rm -f "$state/pids"
 }
@@ -138,6 +134,17 @@ dead_component() {
       return 0
     }
   done
+}
+
+# What /readyz says is failing (or why it does not answer), on one line.
+readyz_detail() {
+  local out
+  out=$(kubectl_ get --raw '/readyz?verbose' 2>&1) || true
+  if [[ $out == *'[-]'* ]]; then
+    grep -o '\[-\][^\\"]*' <<<"${out//\\n/$'\n'}" | tr '\n' ' '
+  else
+    head -n 1 <<<"$out"
+  fi
 }
 
 kubectl_() { "$BIN/kubectl" --kubeconfig "$state/kubeconfig" --request-timeout=5s "$@"; }
@@ -217,13 +224,15 @@ EOF
         -days 365 -sha256 -extfile openssl.cnf -extensions "$3" -out "$1.crt" 2>/dev/null
       rm -f "$1.csr"
     }
+    # Service-account token signing key pair (RSA keygen is the slow part: in parallel with the rest).
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null &
+    local rsa=$!
     eckey ca.key
     openssl req -x509 -new -config openssl.cnf -extensions ca -key ca.key -days 365 -sha256 -out ca.crt
     issue apiserver /CN=kube-apiserver server
     issue admin /O=system:masters/CN=covenant-admin client
     issue kcm /CN=system:kube-controller-manager client
-    # Service-account token signing key pair.
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+    wait "$rsa"
     openssl pkey -in sa.key -pubout -out sa.pub
   )
 }
@@ -264,8 +273,6 @@ launch() {
   read -r etcd_port etcd_peer_port api_port <<<"$(free_ports 3)"
   apiserver_url=https://127.0.0.1:$api_port
   local etcd_url=http://127.0.0.1:$etcd_port peer_url=http://127.0.0.1:$etcd_peer_port pki=$state/pki
-  write_kubeconfig "$state/kubeconfig" covenant-admin admin
-  write_kubeconfig "$state/kcm.kubeconfig" system:kube-controller-manager kcm
   rm -rf "$state/etcd" "$state/logs"
   mkdir -p "$state/logs"
   : >"$state/pids"
@@ -277,6 +284,10 @@ launch() {
     --listen-peer-urls="$peer_url" --initial-advertise-peer-urls="$peer_url" \
     --initial-cluster="covenant=$peer_url" --initial-cluster-state=new \
     --unsafe-no-fsync --log-level=warn
+  # Certificates while etcd starts (the first attempt only; they do not depend on the ports).
+  [ -f "$pki/sa.pub" ] || make_pki
+  write_kubeconfig "$state/kubeconfig" covenant-admin admin
+  write_kubeconfig "$state/kcm.kubeconfig" system:kube-controller-manager kcm
   local deadline=$((SECONDS + 20))
   until port_open "$etcd_port"; do
     if [ -n "$(dead_component)" ] || ((SECONDS > deadline)); then break; fi
@@ -314,7 +325,7 @@ launch() {
     fi
     if ((SECONDS > deadline)); then
       if ! $kcm_started; then
-        fail "kube-apiserver not ready (/readyz) within ${ready_timeout}s: $(kubectl_ get --raw '/readyz?verbose' 2>&1 | grep -v '\[+\]' | tail -n 5)"
+        fail "kube-apiserver not ready (/readyz) within ${ready_timeout}s: $(readyz_detail)"
       fi
       fail "ServiceAccount default/default not created within ${ready_timeout}s (controller-manager not working)"
     fi
@@ -323,12 +334,14 @@ launch() {
       if [ "$out" = ok ]; then
         say "kube-apiserver ready after $(since "$t0")s at $apiserver_url"
         # --secure-port=0: no serving (so no port, and no authn/authz delegation lookups). Its clients
-        # use per-controller service-account credentials, like a real cluster's.
+        # use per-controller service-account credentials, like a real cluster's. Getting those takes
+        # ~150 requests at start, which the default client rate limit (20 QPS, burst 30) stretches to
+        # ~6 s: hence the higher limit (also quicker controllers during the tests).
         start kube-controller-manager "$BIN/kube-controller-manager" \
           --kubeconfig="$state/kcm.kubeconfig" --secure-port=0 \
           --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
           --use-service-account-credentials=true --leader-elect=false --controllers='*' \
-          --cluster-name=covenant --profiling=false
+          --cluster-name=covenant --profiling=false --kube-api-qps=200 --kube-api-burst=400
         kcm_started=true
         continue
       fi
@@ -363,7 +376,6 @@ cmd_up() {
   trap 'exit 130' INT TERM
   t0=$(now)
   ready_timeout=${CLUSTER_READY_TIMEOUT:-90}
-  make_pki
   local attempt outcome=
   for attempt in 1 2 3; do
     launch

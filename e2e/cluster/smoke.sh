@@ -65,6 +65,9 @@ if k get namespaces >"$out" 2>&1 && grep -q '^kube-system ' "$out" && grep -q '^
   ok "get namespaces"
 else bad "get namespaces" "$(cat "$out")"; fi
 if k get serviceaccount default -n default >"$out" 2>&1; then ok "ServiceAccount default/default exists"; else bad "default ServiceAccount" "$(cat "$out")"; fi
+if k get configmap kube-root-ca.crt -n default -o 'jsonpath={.data.ca\.crt}' 2>"$out" | grep -q 'BEGIN CERTIFICATE'; then
+  ok "root-ca-cert-publisher made ConfigMap default/kube-root-ca.crt"
+else bad "kube-root-ca.crt ConfigMap" "$(cat "$out")"; fi
 if k create token default -n default --duration=10m >"$out" 2>&1 && [ "$(cut -c1-3 "$out")" = eyJ ]; then
   ok "TokenRequest (service-account signing)"
 else bad "TokenRequest" "$(cat "$out")"; fi
@@ -166,6 +169,6 @@ EOF
   else bad "namespace smoke-apps deletion" "$(k get namespace smoke-apps -o jsonpath='{.status}' 2>&1)"; fi
 fi
 
-echo "${#failed[@]} failed: ${failed[*]:-none}" >&2
+[ ${#failed[@]} -eq 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "$passed passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]

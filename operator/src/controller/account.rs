@@ -89,7 +89,13 @@ pub fn controller(
             });
         })*};
     }
-    on_child_delete!(namespaces, quotas, limit_ranges, network_policies, role_bindings);
+    on_child_delete!(
+        namespaces,
+        quotas,
+        limit_ranges,
+        network_policies,
+        role_bindings
+    );
     {
         let tx = tx.clone();
         w.suspensions.on_delete(move |s| {
@@ -100,11 +106,13 @@ pub fn controller(
     }
     {
         let (tx, all) = (tx.clone(), all_accounts.clone());
-        w.packages.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        w.packages
+            .on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
     }
     {
         let (tx, all) = (tx.clone(), all_accounts.clone());
-        w.notices.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        w.notices
+            .on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
     }
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
     Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
@@ -243,15 +251,32 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let suspended = obs.suspensions.active;
     if let (None, Ok(package)) = (&blocked, &obs.package) {
         let scale = suspended && obs.suspensions.scale_workloads;
-        let desired = model::build(account, &BuildInput { package, suspended, scale_workloads: scale });
+        let desired = model::build(
+            account,
+            &BuildInput {
+                package,
+                suspended,
+                scale_workloads: scale,
+            },
+        );
         // Lifting: restore the workloads before the namespace apply drops the marker.
         if !scale {
             for ns in account.desired_namespaces() {
-                let marked = ctx.stores.namespaces.get(&ObjectRef::new(&ns)).is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
+                let marked = ctx
+                    .stores
+                    .namespaces
+                    .get(&ObjectRef::new(&ns))
+                    .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
                 if marked {
                     let n = super::workloads::lift(&ctx.client, &ns, &ctx.metrics).await?;
                     if n > 0 {
-                        ctx.event(account, EventType::Normal, "WorkloadsRestored", format!("{n} workload(s) in {ns} restored to their replica counts")).await;
+                        ctx.event(
+                            account,
+                            EventType::Normal,
+                            "WorkloadsRestored",
+                            format!("{n} workload(s) in {ns} restored to their replica counts"),
+                        )
+                        .await;
                     }
                 }
             }
@@ -262,7 +287,13 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
             for ns in account.desired_namespaces() {
                 let n = super::workloads::suspend(&ctx.client, &ns, &ctx.metrics).await?;
                 if n > 0 {
-                    ctx.event(account, EventType::Normal, "WorkloadsScaledDown", format!("{n} workload(s) in {ns} scaled to zero while suspended")).await;
+                    ctx.event(
+                        account,
+                        EventType::Normal,
+                        "WorkloadsScaledDown",
+                        format!("{n} workload(s) in {ns} scaled to zero while suspended"),
+                    )
+                    .await;
                 }
             }
         }

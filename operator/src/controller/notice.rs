@@ -40,7 +40,8 @@ pub fn controller(
     let (tx, deleted) = futures::channel::mpsc::unbounded();
     {
         let all = all.clone();
-        w.accounts.on_delete(move |_| all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        w.accounts
+            .on_delete(move |_| all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r))));
     }
     Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
         .with_config(

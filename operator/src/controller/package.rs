@@ -109,6 +109,8 @@ fn for_all_on_delete(
     all: impl Fn() -> Vec<ObjectRef<DeserializeGuard<SupportPackage>>> + Clone + Send + Sync + 'static,
 ) {
     let (t, a) = (tx.clone(), all.clone());
-    w.accounts.on_delete(move |_| a().into_iter().for_each(|r| drop(t.unbounded_send(r))));
-    w.packages.on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+    w.accounts
+        .on_delete(move |_| a().into_iter().for_each(|r| drop(t.unbounded_send(r))));
+    w.packages
+        .on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
 }

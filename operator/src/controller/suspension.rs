@@ -27,7 +27,11 @@ use crate::status::{Cond, merge};
 const KIND: &str = "Suspension";
 
 /// Builds the Suspension controller; an Account change rechecks its suspensions.
-pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) -> ControllerFuture {
+pub fn controller(
+    ctx: Arc<Context>,
+    w: &mut Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> ControllerFuture {
     let stores = ctx.stores.clone();
     let of_account = move |a: Arc<DeserializeGuard<Account>>| {
         let name = a.0.as_ref().map(|a| a.name_any()).unwrap_or_default();
@@ -43,10 +47,16 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: impl std::future
     let (tx, deleted) = futures::channel::mpsc::unbounded();
     {
         let of_account = of_account.clone();
-        w.accounts.on_delete(move |a| of_account(Arc::new(a.clone())).into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        w.accounts.on_delete(move |a| {
+            of_account(Arc::new(a.clone()))
+                .into_iter()
+                .for_each(|r| drop(tx.unbounded_send(r)))
+        });
     }
     Controller::for_shared_stream(w.suspensions.subscribe(), ctx.stores.suspensions.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency))
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        )
         .watches_shared_stream(w.accounts.subscribe(), of_account)
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
@@ -81,17 +91,36 @@ pub fn evaluate(s: &Suspension, account_exists: bool, now: jiff::Timestamp) -> O
     let start = s.spec.start_at.as_ref().map(|t| t.0);
     let end = s.spec.end_at.as_ref().map(|t| t.0);
     let w = terms::evaluate_suspension(start, end, now);
-    let mut status = SuspensionStatus { observed_generation: generation, ..previous.clone() };
+    let mut status = SuspensionStatus {
+        observed_generation: generation,
+        ..previous.clone()
+    };
     let (phase, ready) = if !account_exists {
         (
             SuspensionPhase::Invalid,
-            Cond::new("Ready", false, "AccountNotFound", format!("Account {:?} does not exist: fix spec.account (it is immutable: delete this Suspension and create another)", s.spec.account)),
+            Cond::new(
+                "Ready",
+                false,
+                "AccountNotFound",
+                format!(
+                    "Account {:?} does not exist: fix spec.account (it is immutable: delete this Suspension and create another)",
+                    s.spec.account
+                ),
+            ),
         )
     } else {
         match w.phase {
             terms::suspension::SuspensionPhase::Pending => (
                 SuspensionPhase::Pending,
-                Cond::new("Ready", true, "Scheduled", format!("starts at {}", start.map(terms::fmt_instant).unwrap_or_default())),
+                Cond::new(
+                    "Ready",
+                    true,
+                    "Scheduled",
+                    format!(
+                        "starts at {}",
+                        start.map(terms::fmt_instant).unwrap_or_default()
+                    ),
+                ),
             ),
             terms::suspension::SuspensionPhase::Active => (
                 SuspensionPhase::Active,
@@ -100,14 +129,29 @@ pub fn evaluate(s: &Suspension, account_exists: bool, now: jiff::Timestamp) -> O
                     true,
                     "InForce",
                     match end {
-                        Some(e) => format!("account {} suspended until {}", s.spec.account, terms::fmt_instant(e)),
-                        None => format!("account {} suspended until this Suspension is deleted", s.spec.account),
+                        Some(e) => format!(
+                            "account {} suspended until {}",
+                            s.spec.account,
+                            terms::fmt_instant(e)
+                        ),
+                        None => format!(
+                            "account {} suspended until this Suspension is deleted",
+                            s.spec.account
+                        ),
                     },
                 ),
             ),
             terms::suspension::SuspensionPhase::Ended => (
                 SuspensionPhase::Lifted,
-                Cond::new("Ready", true, "Lifted", format!("lifted at {}", end.map(terms::fmt_instant).unwrap_or_default())),
+                Cond::new(
+                    "Ready",
+                    true,
+                    "Lifted",
+                    format!(
+                        "lifted at {}",
+                        end.map(terms::fmt_instant).unwrap_or_default()
+                    ),
+                ),
             ),
         }
     };
@@ -122,25 +166,52 @@ pub fn evaluate(s: &Suspension, account_exists: bool, now: jiff::Timestamp) -> O
         status.lifted_at = end.map(Time);
     }
     let notice = if s.spec.withhold_notice {
-        Cond::new("NoticeGiven", false, "Withheld", "notice of the cause is withheld to the extent the law requires (§2.4, LegalCompliance)")
+        Cond::new(
+            "NoticeGiven",
+            false,
+            "Withheld",
+            "notice of the cause is withheld to the extent the law requires (§2.4, LegalCompliance)",
+        )
     } else if let Some(t) = &status.notice_given_at {
-        Cond::new("NoticeGiven", true, "Given", format!("the client was told the cause at {}", terms::fmt_instant(t.0)))
+        Cond::new(
+            "NoticeGiven",
+            true,
+            "Given",
+            format!(
+                "the client was told the cause at {}",
+                terms::fmt_instant(t.0)
+            ),
+        )
     } else {
-        Cond::new("NoticeGiven", false, "NotInForce", "notice is given when the suspension takes effect")
+        Cond::new(
+            "NoticeGiven",
+            false,
+            "NotInForce",
+            "notice is given when the suspension takes effect",
+        )
     };
     status.phase = Some(phase);
     status.conditions = merge(&previous.conditions, vec![ready, notice], generation, now);
-    Outcome { status, give_notice, lifted_now, next_change: if account_exists { w.next_change } else { None } }
+    Outcome {
+        status,
+        give_notice,
+        lifted_now,
+        next_change: if account_exists { w.next_change } else { None },
+    }
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) -> Result<Action> {
-    let Ok(s) = &guard.0 else { return Ok(Action::await_change()) };
+    let Ok(s) = &guard.0 else {
+        return Ok(Action::await_change());
+    };
     if !ctx.synced() {
         return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
     }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
-    let account = valid(&ctx.stores.accounts).into_iter().find(|a| a.name_any() == s.spec.account);
+    let account = valid(&ctx.stores.accounts)
+        .into_iter()
+        .find(|a| a.name_any() == s.spec.account);
     let outcome = evaluate(s, account.is_some(), now);
     let previous = s.status.clone().unwrap_or_default();
 
@@ -149,19 +220,35 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
     }
     if outcome.lifted_now {
         if let Some(account) = &account {
-            ctx.event(account, EventType::Normal, "SuspensionLifted", format!("suspension {} ended at its endAt; access is restored", s.name_any())).await;
+            ctx.event(
+                account,
+                EventType::Normal,
+                "SuspensionLifted",
+                format!(
+                    "suspension {} ended at its endAt; access is restored",
+                    s.name_any()
+                ),
+            )
+            .await;
         }
         notify(&ctx, s, "Lifted", now);
     }
     if outcome.status != previous {
         let api: Api<Suspension> = Api::all(ctx.client.clone());
         let patch = json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": outcome.status });
-        api.patch_status(&s.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        api.patch_status(
+            &s.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
         ctx.metrics.write(KIND);
     }
     ctx.metrics.observe(KIND, started.elapsed());
     let next = terms::requeue_after([outcome.next_change], now, terms::MAX_REQUEUE);
-    Ok(next.map(Action::requeue).unwrap_or_else(Action::await_change))
+    Ok(next
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
 }
 
 /// Notice of the cause (§2.4): an Event on the Account, one in each tenant namespace, and the webhook.
@@ -171,16 +258,31 @@ async fn give_notice(s: &Suspension, account: &Account, ctx: &Context) {
         s.spec.account,
         s.spec.reason,
         s.spec.cause,
-        s.spec.end_at.as_ref().map(|e| format!("; until {}", terms::fmt_instant(e.0))).unwrap_or_default()
+        s.spec
+            .end_at
+            .as_ref()
+            .map(|e| format!("; until {}", terms::fmt_instant(e.0)))
+            .unwrap_or_default()
     );
-    ctx.event(account, EventType::Warning, "Suspended", note.clone()).await;
+    ctx.event(account, EventType::Warning, "Suspended", note.clone())
+        .await;
     // Events in a tenant namespace must regard an object there: the freeze quota the suspension adds.
     for ns in account.desired_namespaces() {
         let quota = ResourceQuota {
-            metadata: kube::api::ObjectMeta { name: Some(FREEZE_QUOTA_NAME.into()), namespace: Some(ns), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some(FREEZE_QUOTA_NAME.into()),
+                namespace: Some(ns),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let ev = Event { type_: EventType::Warning, reason: "Suspended".into(), note: Some(note.clone()), action: "Suspend".into(), secondary: None };
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "Suspended".into(),
+            note: Some(note.clone()),
+            action: "Suspend".into(),
+            secondary: None,
+        };
         if let Err(e) = ctx.recorder.publish(&ev, &quota.object_ref(&())).await {
             tracing::warn!(error = %e, "cannot publish the suspension notice in a tenant namespace");
         }
@@ -191,7 +293,9 @@ async fn give_notice(s: &Suspension, account: &Account, ctx: &Context) {
 /// POSTs the notice to the configured webhook in the background, retrying with backoff; a failure is
 /// reported as a Warning event and never blocks the suspension.
 fn notify(ctx: &Context, s: &Suspension, event: &str, at: jiff::Timestamp) {
-    let Some(url) = ctx.settings.notify_url.clone() else { return };
+    let Some(url) = ctx.settings.notify_url.clone() else {
+        return;
+    };
     let body = json!({
         "event": event,
         "suspension": s.name_any(),
@@ -210,7 +314,13 @@ fn notify(ctx: &Context, s: &Suspension, event: &str, at: jiff::Timestamp) {
         let mut delay = Duration::from_secs(1);
         let mut last = String::new();
         for _ in 0..6 {
-            match client.post(&url).json(&body).timeout(Duration::from_secs(10)).send().await {
+            match client
+                .post(&url)
+                .json(&body)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
@@ -221,7 +331,9 @@ fn notify(ctx: &Context, s: &Suspension, event: &str, at: jiff::Timestamp) {
         let ev = Event {
             type_: EventType::Warning,
             reason: "NotificationFailed".into(),
-            note: Some(format!("the notification webhook did not accept the {event} notice after 6 attempts: {last}")),
+            note: Some(format!(
+                "the notification webhook did not accept the {event} notice after 6 attempts: {last}"
+            )),
             action: "Notify".into(),
             secondary: None,
         };
@@ -267,11 +379,18 @@ mod tests {
         let during = evaluate(&s2, true, at("2027-01-01T00:00:00Z"));
         assert_eq!(during.status.phase, Some(SuspensionPhase::Active));
         assert!(during.give_notice);
-        assert_eq!(during.status.notice_given_at, Some(Time(at("2027-01-01T00:00:00Z"))));
+        assert_eq!(
+            during.status.notice_given_at,
+            Some(Time(at("2027-01-01T00:00:00Z")))
+        );
         s2.status = Some(during.status);
         let again = evaluate(&s2, true, at("2027-01-02T00:00:00Z"));
         assert!(!again.give_notice, "notice is given once");
-        assert_eq!(again.status, s2.status.clone().unwrap(), "nothing changes at rest");
+        assert_eq!(
+            again.status,
+            s2.status.clone().unwrap(),
+            "nothing changes at rest"
+        );
     }
 
     #[test]
@@ -280,7 +399,12 @@ mod tests {
         let o = evaluate(&s, true, at("2027-01-01T00:00:00Z"));
         assert!(!o.give_notice);
         assert!(o.status.notice_given_at.is_none());
-        assert!(o.status.conditions.iter().any(|c| c.type_ == "NoticeGiven" && c.reason == "Withheld"));
+        assert!(
+            o.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "NoticeGiven" && c.reason == "Withheld")
+        );
     }
 
     #[test]
@@ -294,9 +418,18 @@ mod tests {
 
     #[test]
     fn unknown_account_is_invalid() {
-        let o = evaluate(&suspension(None, None, false), false, at("2027-01-01T00:00:00Z"));
+        let o = evaluate(
+            &suspension(None, None, false),
+            false,
+            at("2027-01-01T00:00:00Z"),
+        );
         assert_eq!(o.status.phase, Some(SuspensionPhase::Invalid));
         assert!(!o.give_notice);
-        assert!(o.status.conditions.iter().any(|c| c.reason == "AccountNotFound" && c.message.contains("acme")));
+        assert!(
+            o.status
+                .conditions
+                .iter()
+                .any(|c| c.reason == "AccountNotFound" && c.message.contains("acme"))
+        );
     }
 }

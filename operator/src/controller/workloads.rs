@@ -18,7 +18,12 @@ use crate::metrics::Metrics;
 pub const REPLICAS_ANNOTATION: &str = "covenant.dev/replicas-before-suspension";
 pub use crate::model::account::SCALED_MARKER;
 
-trait Scalable: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug {
+trait Scalable:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
     fn replicas(&self) -> i32;
 }
 
@@ -44,12 +49,21 @@ async fn scale_down<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -
         }
         // Keep the first recorded count: a workload scaled up again by someone else while suspended
         // is scaled back down, and restored to what the tenant had before the suspension.
-        let recorded = w.annotations().get(REPLICAS_ANNOTATION).cloned().unwrap_or_else(|| replicas.to_string());
+        let recorded = w
+            .annotations()
+            .get(REPLICAS_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| replicas.to_string());
         let patch = json!({
             "metadata": { "annotations": { REPLICAS_ANNOTATION: recorded } },
             "spec": { "replicas": 0 }
         });
-        api.patch(&w.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch(
+            &w.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
         metrics.write(K::kind(&()).as_ref());
         n += 1;
     }
@@ -60,14 +74,21 @@ async fn restore<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -> R
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let mut n = 0;
     for w in api.list(&ListParams::default()).await? {
-        let Some(recorded) = w.annotations().get(REPLICAS_ANNOTATION) else { continue };
+        let Some(recorded) = w.annotations().get(REPLICAS_ANNOTATION) else {
+            continue;
+        };
         // An unparsable record (edited by hand) restores one replica rather than none.
         let replicas: i32 = recorded.parse().unwrap_or(1);
         let patch = json!({
             "metadata": { "annotations": { REPLICAS_ANNOTATION: null } },
             "spec": { "replicas": replicas }
         });
-        api.patch(&w.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch(
+            &w.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
         metrics.write(K::kind(&()).as_ref());
         n += 1;
     }
@@ -76,10 +97,12 @@ async fn restore<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -> R
 
 /// Scales every Deployment and StatefulSet in `ns` to zero, recording the replica counts.
 pub async fn suspend(client: &Client, ns: &str, metrics: &Metrics) -> Result<usize> {
-    Ok(scale_down::<Deployment>(client, ns, metrics).await? + scale_down::<StatefulSet>(client, ns, metrics).await?)
+    Ok(scale_down::<Deployment>(client, ns, metrics).await?
+        + scale_down::<StatefulSet>(client, ns, metrics).await?)
 }
 
 /// Restores every workload in `ns` that a suspension scaled to zero.
 pub async fn lift(client: &Client, ns: &str, metrics: &Metrics) -> Result<usize> {
-    Ok(restore::<Deployment>(client, ns, metrics).await? + restore::<StatefulSet>(client, ns, metrics).await?)
+    Ok(restore::<Deployment>(client, ns, metrics).await?
+        + restore::<StatefulSet>(client, ns, metrics).await?)
 }

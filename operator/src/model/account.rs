@@ -309,7 +309,10 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
         let mut n = namespace(account, &ns);
         if input.suspended && input.scale_workloads {
             // Set before any workload is scaled; removed only after all are restored.
-            n.metadata.annotations.get_or_insert_default().insert(SCALED_MARKER.to_string(), "true".to_string());
+            n.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(SCALED_MARKER.to_string(), "true".to_string());
         }
         d.namespaces.push(n);
         if !quota.is_empty() {
