@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make run`: the quick start on the local control plane (started by `make cluster-up`). Installs the
+# CRDs and the tenant roles and admission policy, applies examples/, runs the operator and shows the
+# tenants' status; the operator then keeps running in the foreground until Ctrl-C.
+set -euo pipefail
+state=${1:?usage: run-demo.sh STATE_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck disable=SC1091
+source "$state/env"
+export KUBECONFIG="$state/kubeconfig"
+k() { "$BIN/kubectl" "$@"; }
+
+echo "==> installing the CRDs, tenant roles and admission policy"
+k apply --server-side -f "$root/crds/" >/dev/null
+k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+k apply --server-side -f "$root/deploy/namespace.yaml" -f "$root/deploy/tenant-roles.yaml" -f "$root/deploy/admission-policy.yaml" >/dev/null
+echo "==> applying examples/"
+k apply --server-side -f "$root/examples/" >/dev/null
+
+log="$state/logs/covenant.log"
+mkdir -p "$state/logs"
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+echo "==> starting the operator (log: $log, metrics: http://127.0.0.1:$port/metrics)"
+"$root/target/debug/covenant" run --metrics-addr "127.0.0.1:$port" >"$log" 2>&1 &
+op=$!
+trap 'kill $op 2>/dev/null; wait $op 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 $op 2>/dev/null || { echo "the operator exited:"; tail -40 "$log"; exit 1; }
+  sleep 0.2
+done
+k wait --for=condition=Ready account/acme --timeout=60s >/dev/null || true
+sleep 1
+echo
+k get covenant
+echo
+echo "==> conditions of each account"
+k get accounts -o go-template='{{range .items}}{{.metadata.name}}:{{"\n"}}{{range .status.conditions}}  {{printf "%-20s" .type}} {{printf "%-6s" .status}} {{.message}}{{"\n"}}{{end}}{{end}}'
+echo
+echo "The operator keeps running (Ctrl-C stops it; 'make cluster-down' removes the cluster)."
+echo "Try: KUBECONFIG=$KUBECONFIG $BIN/kubectl get covenant"
+wait $op
