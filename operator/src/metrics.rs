@@ -61,6 +61,8 @@ pub struct Metrics {
     pub notices: Family<NoticeLabels, Gauge>,
     /// Writes made by the operator (applies, patches, deletes), by kind of object written.
     pub writes: Family<KindLabels, Counter>,
+    /// 1 while this replica leads (or runs without leader election), else 0.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +79,8 @@ impl Default for Metrics {
         let access_reviews_overdue = Gauge::default();
         let notices = Family::<NoticeLabels, Gauge>::default();
         let writes = Family::<KindLabels, Counter>::default();
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this replica reconciles", leader.clone());
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -113,6 +117,7 @@ impl Default for Metrics {
             access_reviews_overdue,
             notices,
             writes,
+            leader,
         }
     }
 }

@@ -32,6 +32,18 @@ pub struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "COVENANT_LOG_JSON")]
     pub log_json: bool,
+    /// Reconcile only while holding a coordination.k8s.io Lease (run several replicas for HA).
+    #[arg(long, env = "COVENANT_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "covenant-system")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "COVENANT_LEASE_NAME", default_value = "covenant")]
+    pub lease_name: String,
+    /// Seconds a leader's lease stays valid without renewal (a follower takes over after it).
+    #[arg(long, env = "COVENANT_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
 }
 
 /// Sets up logging from the options.
@@ -123,22 +135,51 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    let settings = Settings {
-        concurrency: args.concurrency.max(1),
-        notify_url: args.notify_url,
-    };
-    tracing::info!("starting controllers");
-    controller::run(
-        client,
-        settings,
-        Arc::new(SystemClock),
-        metrics,
-        health,
-        shutdown,
-    )
-    .await;
-    let _ = server.await;
-    Ok(())
+    let settings = Settings { concurrency: args.concurrency.max(1), notify_url: args.notify_url.clone() };
+    if !args.leader_elect {
+        tracing::info!("starting controllers");
+        metrics.leader.set(1);
+        controller::run(client, settings, Arc::new(SystemClock), metrics, health, shutdown).await;
+        let _ = server.await;
+        return Ok(());
+    }
+
+    // Only the leader reconciles. Losing the lease, or the lease task dying, ends the process: a
+    // restart comes back as a follower, which is simpler and safer than stopping controllers midway.
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("covenant-{}", std::process::id()));
+    let duration = args.lease_duration.max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .with_field_manager(crate::api::FIELD_MANAGER)
+        .build()
+        .await?;
+    let (mut leading, lease_task) = manager.watch().await;
+    tracing::info!(identity, lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for leadership");
+    let mut stop = rx.clone();
+    tokio::select! {
+        r = leading.wait_for(|l| *l) => { r.map_err(|_| anyhow::anyhow!("the leader-election task ended"))?; }
+        _ = stop.wait_for(|s| *s) => return Ok(()),
+    }
+    tracing::info!(identity, "leading: starting controllers");
+    metrics.leader.set(1);
+    let controllers = controller::run(client, settings, Arc::new(SystemClock), metrics, health.clone(), shutdown);
+    tokio::select! {
+        _ = controllers => { let _ = server.await; Ok(()) }
+        r = leading.wait_for(|l| !*l) => {
+            health.healthy.store(false, Ordering::Relaxed);
+            match r {
+                Ok(_) => anyhow::bail!("lost the leader-election lease; exiting so a restart rejoins as a follower"),
+                Err(_) => anyhow::bail!("the leader-election task ended; exiting"),
+            }
+        }
+        r = lease_task => {
+            health.healthy.store(false, Ordering::Relaxed);
+            anyhow::bail!("the leader-election task ended: {r:?}")
+        }
+    }
 }
 
 fn shared(
