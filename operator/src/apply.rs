@@ -73,10 +73,10 @@ where
         key = key.within(ns);
     }
     let want = serde_json::to_value(desired)?;
-    if let Some(have) = cache.get(&key) {
-        if is_subset(&want, &serde_json::to_value(have.as_ref())?) {
-            return Ok(false);
-        }
+    if let Some(have) = cache.get(&key)
+        && is_subset(&want, &serde_json::to_value(have.as_ref())?)
+    {
+        return Ok(false);
     }
     let api: Api<K> = K::api(client, ns.as_deref());
     api.patch(

@@ -135,18 +135,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    let settings = Settings { concurrency: args.concurrency.max(1), notify_url: args.notify_url.clone() };
+    let settings = Settings {
+        concurrency: args.concurrency.max(1),
+        notify_url: args.notify_url.clone(),
+    };
     if !args.leader_elect {
         tracing::info!("starting controllers");
         metrics.leader.set(1);
-        controller::run(client, settings, Arc::new(SystemClock), metrics, health, shutdown).await;
+        controller::run(
+            client,
+            settings,
+            Arc::new(SystemClock),
+            metrics,
+            health,
+            shutdown,
+        )
+        .await;
         let _ = server.await;
         return Ok(());
     }
 
     // Only the leader reconciles. Losing the lease, or the lease task dying, ends the process: a
     // restart comes back as a follower, which is simpler and safer than stopping controllers midway.
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("covenant-{}", std::process::id()));
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("covenant-{}", std::process::id()));
     let duration = args.lease_duration.max(2);
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&args.lease_namespace)
@@ -165,7 +177,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(identity, "leading: starting controllers");
     metrics.leader.set(1);
-    let controllers = controller::run(client, settings, Arc::new(SystemClock), metrics, health.clone(), shutdown);
+    let controllers = controller::run(
+        client,
+        settings,
+        Arc::new(SystemClock),
+        metrics,
+        health.clone(),
+        shutdown,
+    );
     tokio::select! {
         _ = controllers => { let _ = server.await; Ok(()) }
         r = leading.wait_for(|l| !*l) => {

@@ -2,6 +2,8 @@
 //! `crds/` are generated from them (`covenant crd`) and their schema and CEL rules are what both the
 //! API server and `covenant check` enforce.
 
+#![allow(clippy::duplicated_attributes)] // kube-derive repeats `type_` across printer columns
+
 mod account;
 mod common;
 mod notice;

@@ -130,19 +130,19 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldE
             push(errors, path, "does not match any allowed form");
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-            push(
-                errors,
-                path,
-                format!(
-                    "unsupported value {value}: must be one of {}",
-                    names.join(", ")
-                ),
-            );
-            return;
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        push(
+            errors,
+            path,
+            format!(
+                "unsupported value {value}: must be one of {}",
+                names.join(", ")
+            ),
+        );
+        return;
     }
     match schema.get("type").and_then(Value::as_str) {
         Some("object") => object(schema, value, path, errors),
@@ -167,14 +167,12 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldE
                 format!("must be a number, not {}", type_name(value)),
             ),
         },
-        Some("boolean") => {
-            if !value.is_boolean() {
-                push(
-                    errors,
-                    path,
-                    format!("must be true or false, not {}", type_name(value)),
-                );
-            }
+        Some("boolean") if !value.is_boolean() => {
+            push(
+                errors,
+                path,
+                format!("must be true or false, not {}", type_name(value)),
+            );
         }
         _ => {}
     }
@@ -186,15 +184,15 @@ fn bounds(
     path: &str,
     errors: &mut Vec<FieldError>,
 ) {
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-        if n < min {
-            push(errors, path, format!("must be at least {min}, got {n}"));
-        }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        push(errors, path, format!("must be at least {min}, got {n}"));
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-        if n > max {
-            push(errors, path, format!("must be at most {max}, got {n}"));
-        }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        push(errors, path, format!("must be at most {max}, got {n}"));
     }
 }
 
@@ -236,7 +234,8 @@ fn object(
             structural(sub, v, &p, errors);
         } else if let Some(sub) = additional.filter(|a| a.is_object()) {
             structural(sub, v, &p, errors);
-        } else if !preserve && !(root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
+        } else if !preserve
+            && (!root || !matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
         {
             push(
                 errors,
@@ -261,23 +260,23 @@ fn array(
         );
         return;
     };
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            push(
-                errors,
-                path,
-                format!("must have at most {max} items, has {}", items.len()),
-            );
-        }
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        push(
+            errors,
+            path,
+            format!("must have at most {max} items, has {}", items.len()),
+        );
     }
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            push(
-                errors,
-                path,
-                format!("must have at least {min} items, has {}", items.len()),
-            );
-        }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        push(
+            errors,
+            path,
+            format!("must have at least {min} items, has {}", items.len()),
+        );
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
@@ -337,36 +336,36 @@ fn string(
         return;
     };
     let len = s.chars().count() as u64;
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
-            push(
-                errors,
-                path,
-                format!("must be at most {max} characters long, is {len}"),
-            );
-        }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        push(
+            errors,
+            path,
+            format!("must be at most {max} characters long, is {len}"),
+        );
     }
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if len < min {
-            push(
-                errors,
-                path,
-                if min == 1 {
-                    "must not be empty".to_string()
-                } else {
-                    format!("must be at least {min} characters long")
-                },
-            );
-        }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        push(
+            errors,
+            path,
+            if min == 1 {
+                "must not be empty".to_string()
+            } else {
+                format!("must be at least {min} characters long")
+            },
+        );
     }
-    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        if !matches(pattern, s) {
-            push(
-                errors,
-                path,
-                format!("{s:?} does not match the pattern {pattern}"),
-            );
-        }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && !matches(pattern, s)
+    {
+        push(
+            errors,
+            path,
+            format!("{s:?} does not match the pattern {pattern}"),
+        );
     }
     if schema.get("format").and_then(Value::as_str) == Some("date-time")
         && s.parse::<jiff::Timestamp>().is_err()

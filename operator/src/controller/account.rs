@@ -206,10 +206,10 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
         let cached = ctx.stores.namespaces.get(&ObjectRef::new(&ns));
         let owner = match cached {
             Some(n) => account_of(n.as_ref()),
-            None => match ns_api.get_opt(&ns).await? {
-                Some(n) => Some(account_of(&n).unwrap_or_default()),
-                None => None,
-            },
+            None => ns_api
+                .get_opt(&ns)
+                .await?
+                .map(|n| account_of(&n).unwrap_or_default()),
         };
         match owner.as_deref() {
             None => {}

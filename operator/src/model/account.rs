@@ -59,13 +59,13 @@ pub fn access_review(account: &Account, now: Timestamp) -> (Cond, Timestamp, Opt
 pub fn validate_on_package(account: &Account, package: &SupportPackage) -> Vec<String> {
     let mut errors = Vec::new();
     let wanted = account.desired_namespaces().len();
-    if let Some(max) = package.spec.max_namespaces {
-        if wanted > max as usize {
-            errors.push(format!(
+    if let Some(max) = package.spec.max_namespaces
+        && wanted > max as usize
+    {
+        errors.push(format!(
                 "the account asks for {wanted} namespaces but its SupportPackage {:?} allows at most {max}: remove namespaces or move to a larger package",
                 kube::ResourceExt::name_any(package)
             ));
-        }
     }
     errors
 }

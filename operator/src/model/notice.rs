@@ -132,12 +132,12 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
     let previous = notice.status.clone().unwrap_or_default();
     let generation = notice.metadata.generation;
     let mut errors = Vec::new();
-    if let Some(sel) = &notice.spec.accounts {
-        if let Err(e) = Selector::try_from(sel.clone()) {
-            errors.push(format!(
-                "spec.accounts is not a valid label selector ({e}): fix the selector"
-            ));
-        }
+    if let Some(sel) = &notice.spec.accounts
+        && let Err(e) = Selector::try_from(sel.clone())
+    {
+        errors.push(format!(
+            "spec.accounts is not a valid label selector ({e}): fix the selector"
+        ));
     }
     let served = served_at(notice, now);
     if served > now {
