@@ -6,3 +6,6 @@ pub mod account;
 pub mod notice;
 pub mod package;
 pub mod suspension;
+
+#[cfg(test)]
+mod tests;

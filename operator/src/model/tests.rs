@@ -1,0 +1,470 @@
+//! Unit tests of the pure stages, with an injected `now`.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+
+use super::account::{self, BuildInput};
+use super::{notice, package};
+use crate::api::*;
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn q(s: &str) -> Quantity {
+    Quantity(s.into())
+}
+
+fn pkg(name: &str, default: bool) -> SupportPackage {
+    SupportPackage::new(
+        name,
+        SupportPackageSpec {
+            default,
+            quota: Some(BTreeMap::from([
+                ("pods".into(), q("10")),
+                ("requests.cpu".into(), q("2")),
+            ])),
+            limits: Some(LimitsSpec {
+                default: Some(BTreeMap::from([("cpu".into(), q("500m"))])),
+                ..Default::default()
+            }),
+            max_namespaces: Some(2),
+            ..Default::default()
+        },
+    )
+}
+
+fn acct(name: &str) -> Account {
+    let mut a = Account::new(
+        name,
+        AccountSpec {
+            administrators: vec![Subject {
+                kind: SubjectKind::User,
+                name: "alice".into(),
+                namespace: None,
+            }],
+            allowed_subjects: vec![Subject {
+                kind: SubjectKind::ServiceAccount,
+                name: "ci".into(),
+                namespace: Some("tools".into()),
+            }],
+            retention_months: 13,
+            ..Default::default()
+        },
+    );
+    a.metadata.creation_timestamp = Some(Time(at("2026-11-01T00:00:00Z")));
+    a.metadata.generation = Some(1);
+    a
+}
+
+#[test]
+fn build_makes_every_object_per_namespace_with_the_overrides_on_top() {
+    let mut a = acct("acme");
+    a.spec.namespaces = vec!["acme-prod".into(), "acme-dev".into()];
+    a.spec.quota = Some(BTreeMap::from([("pods".into(), q("30"))]));
+    let p = pkg("standard", true);
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: &p,
+            suspended: false,
+            scale_workloads: false,
+        },
+    );
+    assert_eq!(d.namespaces.len(), 2);
+    assert_eq!(d.quotas.len(), 2);
+    assert_eq!(d.limit_ranges.len(), 2);
+    assert_eq!(d.network_policies.len(), 4);
+    assert_eq!(d.role_bindings.len(), 2);
+    let hard = d.quotas[0].spec.as_ref().unwrap().hard.as_ref().unwrap();
+    assert_eq!(hard["pods"], q("30"), "the account's override wins");
+    assert_eq!(
+        hard["requests.cpu"],
+        q("2"),
+        "the package's other entries stay"
+    );
+    for ns in &d.namespaces {
+        let labels = ns.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[ACCOUNT_LABEL], "acme");
+        let ann = ns.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            ann[account::ALLOWED_SUBJECTS_ANNOTATION],
+            "ServiceAccount:tools:ci\nUser:alice"
+        );
+        assert_eq!(ann[account::NAMESPACES_ANNOTATION], "acme-prod,acme-dev");
+    }
+    let rb = &d.role_bindings[0];
+    assert_eq!(rb.role_ref.name, account::TENANT_ADMIN_ROLE);
+    assert_eq!(
+        rb.subjects.as_ref().unwrap().len(),
+        1,
+        "only administrators get the admin role"
+    );
+}
+
+#[test]
+fn sip_egress_is_denied_unless_telephony_is_permitted() {
+    let p = pkg("standard", true);
+    let mut a = acct("acme");
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: &p,
+            suspended: false,
+            scale_workloads: false,
+        },
+    );
+    let egress = d
+        .network_policies
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(account::EGRESS_POLICY))
+        .unwrap();
+    let ports = egress.spec.as_ref().unwrap().egress.as_ref().unwrap()[0]
+        .ports
+        .clone()
+        .unwrap();
+    for proto in ["TCP", "UDP"] {
+        let covered = |port: i32| {
+            ports.iter().any(|p| {
+                p.protocol.as_deref() == Some(proto)
+                    && match &p.port {
+                        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                            lo,
+                        )) => port >= *lo && port <= p.end_port.unwrap_or(*lo),
+                        _ => false,
+                    }
+            })
+        };
+        assert!(
+            !covered(5060) && !covered(5061),
+            "{proto} SIP must not be allowed"
+        );
+        assert!(covered(53) && covered(443) && covered(5059) && covered(5062) && covered(65535));
+    }
+    a.spec.network = Some(NetworkSpec { telephony: true });
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: &p,
+            suspended: false,
+            scale_workloads: false,
+        },
+    );
+    let egress = d
+        .network_policies
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(account::EGRESS_POLICY))
+        .unwrap();
+    assert_eq!(
+        egress.spec.as_ref().unwrap().egress.as_ref().unwrap()[0].ports,
+        None,
+        "all egress allowed"
+    );
+}
+
+#[test]
+fn suspension_swaps_the_binding_and_adds_freeze_and_deny_all() {
+    let p = pkg("standard", true);
+    let a = acct("acme");
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: &p,
+            suspended: true,
+            scale_workloads: true,
+        },
+    );
+    assert_eq!(
+        d.role_bindings[0].role_ref.name,
+        account::TENANT_READONLY_ROLE
+    );
+    assert!(
+        d.quotas
+            .iter()
+            .any(|q| q.metadata.name.as_deref() == Some(account::FREEZE_QUOTA_NAME))
+    );
+    let deny = d
+        .network_policies
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(account::SUSPENSION_POLICY))
+        .unwrap();
+    let spec = deny.spec.as_ref().unwrap();
+    assert_eq!(spec.ingress, None);
+    assert_eq!(spec.egress, None);
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string(), "Egress".to_string()][..])
+    );
+    assert!(
+        d.namespaces[0]
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(account::SCALED_MARKER)
+    );
+}
+
+#[test]
+fn no_administrators_means_no_binding_rather_than_an_empty_one() {
+    let p = pkg("standard", true);
+    let mut a = acct("acme");
+    a.spec.administrators.clear();
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: &p,
+            suspended: false,
+            scale_workloads: false,
+        },
+    );
+    assert!(d.role_bindings.is_empty());
+}
+
+#[test]
+fn package_resolution_explains_each_failure() {
+    let a = acct("acme");
+    assert_eq!(
+        package::resolve(&a, &[pkg("standard", true), pkg("premium", false)])
+            .unwrap()
+            .metadata
+            .name
+            .as_deref(),
+        Some("standard")
+    );
+    assert_eq!(
+        package::resolve(&a, &[pkg("premium", false)]),
+        Err(package::PackageError::NoDefault)
+    );
+    let two = package::resolve(&a, &[pkg("a", true), pkg("b", true)]).unwrap_err();
+    assert!(two.to_string().contains("a, b"), "{two}");
+    let mut named = acct("x");
+    named.spec.support_package = Some("gold".into());
+    assert_eq!(
+        package::resolve(&named, &[pkg("standard", true)]),
+        Err(package::PackageError::NotFound("gold".into()))
+    );
+}
+
+#[test]
+fn max_namespaces_caps_the_account() {
+    let mut a = acct("acme");
+    a.spec.namespaces = vec!["a".into(), "b".into(), "c".into()];
+    let errs = account::validate_on_package(&a, &pkg("standard", true));
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("at most 2"), "{}", errs[0]);
+}
+
+#[test]
+fn access_review_flips_right_after_thirty_days() {
+    let mut a = acct("acme");
+    a.spec.access_review = Some(AccessReviewSpec {
+        last_reviewed_at: Some(Time(at("2026-11-10T00:00:00Z"))),
+    });
+    let (c, due, next) = account::access_review(&a, at("2026-12-10T00:00:00Z"));
+    assert!(c.status, "exactly 30 days is still current");
+    assert_eq!(due, at("2026-12-10T00:00:00Z"));
+    let next = next.unwrap();
+    let (c, _, _) = account::access_review(&a, next);
+    assert!(!c.status);
+    assert!(
+        c.message.contains("lastReviewedAt"),
+        "the message says how to fix it: {}",
+        c.message
+    );
+}
+
+fn amendment(served: &str, effective: &str) -> DeprecationNotice {
+    let mut n = DeprecationNotice::new(
+        "dpa",
+        DeprecationNoticeSpec {
+            notice_type: NoticeType::Amendment,
+            summary: "s".into(),
+            url: None,
+            service: None,
+            replacement: None,
+            effective_at: Time(at(effective)),
+            served_at: Some(Time(at(served))),
+            exemption: None,
+            accounts: None,
+        },
+    );
+    n.metadata.generation = Some(1);
+    n
+}
+
+fn respond(a: &mut Account, decision: ResponseDecision, when: &str) {
+    a.spec.notice_responses.push(NoticeResponse {
+        notice: "dpa".into(),
+        decision,
+        at: Time(at(when)),
+    });
+}
+
+#[test]
+fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
+    let n = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let silent = acct("silent");
+    let mut rejecter = acct("rejecter");
+    respond(
+        &mut rejecter,
+        ResponseDecision::Reject,
+        "2026-11-15T00:00:00Z",
+    );
+    let mut late = acct("late");
+    respond(&mut late, ResponseDecision::Reject, "2026-12-01T00:00:01Z");
+    let accounts = vec![silent, rejecter, late];
+
+    let before = notice::evaluate(&n, &accounts, at("2026-11-30T23:59:59Z"));
+    let decisions = |o: &notice::NoticeOutcome| {
+        o.status
+            .accounts
+            .iter()
+            .map(|a| (a.name.clone(), a.decision))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        decisions(&before),
+        vec![
+            ("late".into(), Decision::Pending),
+            ("rejecter".into(), Decision::Rejected),
+            ("silent".into(), Decision::Pending)
+        ]
+    );
+    assert_eq!(
+        before.next_change,
+        Some(at("2026-12-01T00:00:00Z")),
+        "requeue exactly at the deadline"
+    );
+    assert!(
+        before
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Effective" && c.status == "False")
+    );
+
+    let after = notice::evaluate(&n, &accounts, at("2026-12-01T00:00:00Z"));
+    assert_eq!(
+        decisions(&after),
+        vec![
+            ("late".into(), Decision::DeemedAccepted),
+            ("rejecter".into(), Decision::Rejected),
+            ("silent".into(), Decision::DeemedAccepted)
+        ]
+    );
+    assert!(
+        after
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Effective" && c.status == "True")
+    );
+    let counts = after.status.counts.unwrap();
+    assert_eq!(
+        (counts.pending, counts.rejected, counts.deemed_accepted),
+        (0, 1, 2)
+    );
+
+    let (rows, _) = notice::account_notices(
+        &accounts[2],
+        std::slice::from_ref(&n),
+        at("2026-12-02T00:00:00Z"),
+    );
+    assert!(
+        rows[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deadline"),
+        "late rejection is reported: {:?}",
+        rows[0].message
+    );
+}
+
+#[test]
+fn too_short_discontinuation_names_the_earliest_lawful_instant() {
+    let mut n = amendment("2026-08-31T00:00:00Z", "2026-12-01T00:00:00Z");
+    n.spec.notice_type = NoticeType::Discontinuation;
+    n.spec.service = Some("voice".into());
+    let o = notice::evaluate(&n, &[], at("2026-09-01T00:00:00Z"));
+    let w = o
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == notice::NOTICE_WINDOW_SATISFIED)
+        .unwrap();
+    assert_eq!(
+        (w.status.as_str(), w.reason.as_str()),
+        ("False", "WindowTooShort")
+    );
+    assert!(w.message.contains("2027-02-28T00:00:00Z"), "{}", w.message);
+    assert_eq!(
+        o.status.enforced_effective_at,
+        Some(Time(at("2027-02-28T00:00:00Z")))
+    );
+    assert!(!o.errors.is_empty());
+
+    n.spec.exemption = Some(Exemption::SecurityRisk);
+    let o = notice::evaluate(&n, &[], at("2026-09-01T00:00:00Z"));
+    let w = o
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == notice::NOTICE_WINDOW_SATISFIED)
+        .unwrap();
+    assert_eq!((w.status.as_str(), w.reason.as_str()), ("True", "Exempt"));
+    assert_eq!(
+        o.status.enforced_effective_at,
+        Some(Time(at("2026-12-01T00:00:00Z")))
+    );
+}
+
+#[test]
+fn served_at_is_recorded_once_and_never_moves() {
+    let mut n = amendment("2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z");
+    n.spec.served_at = None;
+    let first = notice::evaluate(&n, &[], at("2026-11-05T10:00:00Z"));
+    assert_eq!(
+        first.status.served_at,
+        Some(Time(at("2026-11-05T10:00:00Z")))
+    );
+    n.status = Some(first.status.clone());
+    let later = notice::evaluate(&n, &[], at("2026-11-20T00:00:00Z"));
+    assert_eq!(later.status.served_at, first.status.served_at);
+    assert_eq!(
+        later.status, first.status,
+        "nothing changes at rest: no write"
+    );
+}
+
+#[test]
+fn served_in_the_future_is_invalid_until_then() {
+    let n = amendment("2027-01-01T00:00:00Z", "2027-03-01T00:00:00Z");
+    let o = notice::evaluate(&n, &[], at("2026-12-01T00:00:00Z"));
+    assert!(o.errors.iter().any(|e| e.contains("in the future")));
+    assert_eq!(o.next_change, Some(at("2027-01-01T00:00:00Z")));
+}
+
+#[test]
+fn selector_limits_the_accounts_and_terms_current_reports_them() {
+    let mut n = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    n.spec.accounts = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([("region".into(), "eu".into())])),
+        match_expressions: None,
+    });
+    let mut eu = acct("eu-tenant");
+    eu.metadata.labels = Some(BTreeMap::from([("region".into(), "eu".into())]));
+    let us = acct("us-tenant");
+    let o = notice::evaluate(&n, &[eu.clone(), us.clone()], at("2026-11-10T00:00:00Z"));
+    assert_eq!(o.status.accounts.len(), 1);
+    let (rows, _) = notice::account_notices(&us, &[n.clone()], at("2026-11-10T00:00:00Z"));
+    assert!(rows.is_empty());
+    assert!(notice::terms_current(&rows).status);
+    let (rows, _) = notice::account_notices(&eu, &[n], at("2026-11-10T00:00:00Z"));
+    let c = notice::terms_current(&rows);
+    assert_eq!((c.status, c.reason.as_str()), (false, "NoticePending"));
+}
