@@ -153,6 +153,82 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the accounts-by-phase and overdue-review gauges from the cached accounts.
+    pub fn set_accounts<'a>(&self, accounts: impl Iterator<Item = &'a crate::api::Account>) {
+        let mut by_phase: std::collections::BTreeMap<String, i64> = [
+            "Provisioning",
+            "Active",
+            "Suspended",
+            "Degraded",
+            "Terminating",
+        ]
+        .iter()
+        .map(|p| (p.to_string(), 0))
+        .collect();
+        let mut overdue = 0;
+        for a in accounts {
+            let status = a.status.as_ref();
+            let phase = status
+                .and_then(|s| s.phase)
+                .map(|p| format!("{p:?}"))
+                .unwrap_or_else(|| "Provisioning".into());
+            *by_phase.entry(phase).or_default() += 1;
+            if status.is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "AccessReviewCurrent" && c.status == "False")
+            }) {
+                overdue += 1;
+            }
+        }
+        for (state, n) in by_phase {
+            self.accounts.get_or_create(&StateLabels { state }).set(n);
+        }
+        self.access_reviews_overdue.set(overdue);
+    }
+
+    /// Sets the notices gauge (by type and state: Pending, Effective, WindowTooShort).
+    pub fn set_notices<'a>(
+        &self,
+        notices: impl Iterator<Item = &'a crate::api::DeprecationNotice>,
+    ) {
+        let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        for t in ["Amendment", "Discontinuation", "URLTermsUpdate"] {
+            for st in ["Pending", "Effective", "WindowTooShort"] {
+                counts.insert((st.to_string(), t.to_string()), 0);
+            }
+        }
+        for n in notices {
+            let t = serde_json::to_value(n.spec.notice_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let conds = n
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            let state = if crate::status::is_true(conds, "Effective") {
+                "Effective"
+            } else if crate::status::find(conds, "NoticeWindowSatisfied")
+                .is_some_and(|c| c.status == "False")
+            {
+                "WindowTooShort"
+            } else {
+                "Pending"
+            };
+            *counts.entry((state.to_string(), t)).or_default() += 1;
+        }
+        for ((state, notice_type), n) in counts {
+            self.notices
+                .get_or_create(&NoticeLabels {
+                    kind: StateLabels { state },
+                    notice_type,
+                })
+                .set(n);
+        }
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, valid};
+use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches};
 use crate::api::{DeprecationNotice, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::model::notice::evaluate;
@@ -77,8 +77,12 @@ async fn reconcile(
     }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
-    let accounts = valid(&ctx.stores.accounts);
-    let outcome = evaluate(notice, &accounts, now);
+    let accounts = ctx.stores.accounts.state();
+    let outcome = evaluate(
+        notice,
+        accounts.iter().filter_map(|g| g.0.as_ref().ok()),
+        now,
+    );
     let previous = notice.status.clone().unwrap_or_default();
     if outcome.status != previous {
         for c in &outcome.status.conditions {
@@ -130,6 +134,13 @@ async fn reconcile(
         ctx.metrics.write(KIND);
     }
     ctx.metrics.observe(KIND, started.elapsed());
+    ctx.metrics.set_notices(
+        ctx.stores
+            .notices
+            .state()
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok()),
+    );
     let next = terms::requeue_after([outcome.next_change], now, terms::MAX_REQUEUE);
     Ok(next
         .map(Action::requeue)

@@ -128,7 +128,11 @@ pub struct NoticeOutcome {
 }
 
 /// Computes a notice's status from the notice, every Account, and `now`.
-pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp) -> NoticeOutcome {
+pub fn evaluate<'a>(
+    notice: &DeprecationNotice,
+    accounts: impl IntoIterator<Item = &'a Account>,
+    now: Timestamp,
+) -> NoticeOutcome {
     let previous = notice.status.clone().unwrap_or_default();
     let generation = notice.metadata.generation;
     let mut errors = Vec::new();
@@ -232,7 +236,7 @@ pub fn evaluate(notice: &DeprecationNotice, accounts: &[Account], now: Timestamp
     let mut next = vec![eval.next_change];
     let mut rows = Vec::new();
     let mut counts = DecisionCounts::default();
-    for account in accounts.iter().filter(|a| selects(notice, a)) {
+    for account in accounts.into_iter().filter(|a| selects(notice, a)) {
         let d = account_decision(notice, &tn, &eval, account, now);
         next.push(d.next_change);
         match d.decision {
