@@ -24,6 +24,9 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Error::Finalizer(f) if matches!(f.as_ref(), kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(s)) | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 409 || s.code == 422) => {
+                "conflict"
+            }
             Error::Kube(kube::Error::Api(s)) if s.code == 403 => "forbidden",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, account_of, valid};
+use super::{Context, ControllerFuture, Watches, account_of, valid};
 use crate::api::{
     Account, AccountPhase, AccountStatus, FIELD_MANAGER, RETAINED_UNTIL_LABEL, Suspension,
 };
@@ -145,7 +145,7 @@ fn error_policy(obj: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Conte
     let name = obj.0.as_ref().map(|a| a.name_any()).unwrap_or_default();
     tracing::warn!(account = %name, error = %err.chain(), "reconcile failed");
     ctx.metrics.error(KIND, err.category());
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(super::requeue_after_error(err))
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> Result<Action> {

@@ -233,7 +233,16 @@ pub const NOT_SYNCED_REQUEUE: Duration = Duration::from_millis(200);
 
 /// The requeue delay of an error: short first, growing with repeated failures of the same object is
 /// left to kube's trigger backoff; a fixed pause keeps errors from becoming hot loops.
-pub const ERROR_REQUEUE: Duration = Duration::from_secs(10);
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+
+/// The requeue delay after `err`: a conflict (someone else wrote in between) is retried at once on
+/// fresher data, anything else after [`ERROR_REQUEUE`].
+pub fn requeue_after_error(err: &crate::error::Error) -> Duration {
+    match err.category() {
+        "conflict" => Duration::from_millis(500),
+        _ => ERROR_REQUEUE,
+    }
+}
 
 /// The account an object labelled by Covenant belongs to.
 pub fn account_of<K: Resource>(obj: &K) -> Option<String> {

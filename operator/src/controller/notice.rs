@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches};
+use super::{Context, ControllerFuture, Watches};
 use crate::api::{DeprecationNotice, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::model::notice::evaluate;
@@ -62,7 +62,7 @@ fn error_policy(
 ) -> Action {
     tracing::warn!(error = %err.chain(), "notice reconcile failed");
     ctx.metrics.error(KIND, err.category());
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(super::requeue_after_error(err))
 }
 
 async fn reconcile(

@@ -10,7 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, valid};
+use super::{Context, ControllerFuture, Watches, valid};
 use crate::api::{FIELD_MANAGER, SupportPackage, SupportPackageStatus};
 use crate::error::{Error, Result};
 use crate::model::package::{account_count, package_ready};
@@ -58,7 +58,7 @@ fn error_policy(
 ) -> Action {
     tracing::warn!(error = %err.chain(), "support package reconcile failed");
     ctx.metrics.error(KIND, err.category());
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(super::requeue_after_error(err))
 }
 
 async fn reconcile(

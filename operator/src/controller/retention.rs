@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::controller::{Action, Controller};
 use kube::{Api, ResourceExt};
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, account_of};
+use super::{Context, ControllerFuture, Watches, account_of};
 use crate::api::ACCOUNT_LABEL;
 use crate::error::{Error, Result};
 use crate::model::account::parse_retained_until;
@@ -33,7 +33,7 @@ pub fn controller(
 fn error_policy(_: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %err.chain(), "retention reconcile failed");
     ctx.metrics.error(KIND, err.category());
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(super::requeue_after_error(err))
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {

@@ -18,7 +18,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, ERROR_REQUEUE, Watches, valid};
+use super::{Context, ControllerFuture, Watches, valid};
 use crate::api::{Account, FIELD_MANAGER, Suspension, SuspensionPhase, SuspensionStatus};
 use crate::error::{Error, Result};
 use crate::model::account::FREEZE_QUOTA_NAME;
@@ -68,7 +68,7 @@ pub fn controller(
 fn error_policy(_: Arc<DeserializeGuard<Suspension>>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %err.chain(), "suspension reconcile failed");
     ctx.metrics.error(KIND, err.category());
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(super::requeue_after_error(err))
 }
 
 /// What the pure stage decides for one suspension.
