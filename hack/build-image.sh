@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Builds the operator image without a Docker daemon and without pulling anything: a static musl binary
+# from cargo, then buildah assembles the same final stage as the Dockerfile (FROM scratch: /covenant, a
+# CA bundle, USER 65532:65532, ENTRYPOINT ["/covenant"], CMD ["run"], OCI labels) and writes it as an
+# OCI archive.
+#
+#   hack/build-image.sh [OUTPUT]      default OUTPUT: target/covenant-image.tar
+#
+# Environment:
+#   IMAGE     the reference recorded in the archive (default ghcr.io/covenant-dev/covenant:<version>)
+#   TARGET    the Rust target (default x86_64-unknown-linux-musl)
+#
+# Needs: cargo with the target (`rustup target add x86_64-unknown-linux-musl`), musl-gcc (Debian:
+# `apt-get install musl-tools`; ring compiles C), buildah (Debian: `apt-get install buildah`), python3.
+# buildah runs rootful with the vfs storage driver in a private store under target/buildah, so it
+# needs no daemon, no overlay mounts and nothing in /var/lib/containers. Publish the archive with
+# `skopeo copy oci-archive:target/covenant-image.tar docker://REGISTRY/covenant:TAG` or
+# `podman load -i target/covenant-image.tar`.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+target=${TARGET:-x86_64-unknown-linux-musl}
+output=${1:-target/covenant-image.tar}
+say() { echo "[build-image] $*" >&2; }
+
+for tool in cargo buildah python3; do
+  command -v "$tool" >/dev/null || {
+    say "$tool is missing"
+    exit 1
+  }
+done
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  say "the Rust target $target is not installed: rustup target add $target"
+  exit 1
+fi
+if [[ $target == *-musl ]] && ! command -v musl-gcc >/dev/null; then
+  say "musl-gcc is missing (Debian: apt-get install musl-tools)"
+  exit 1
+fi
+
+say "cargo build --release --locked -p covenant --target $target"
+cargo build --release --locked -p covenant --target "$target"
+binary=target/$target/release/covenant
+
+# Static: no program interpreter (ld.so) in the ELF headers.
+if python3 - "$binary" <<'EOF'; then
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"\x7fELF" and data[4] == 2, "not a 64-bit ELF"
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+types = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+sys.exit(1 if 3 in types else 0)  # PT_INTERP = 3
+EOF
+  say "$binary is statically linked ($(du -h "$binary" | cut -f1))"
+else
+  say "$binary is dynamically linked: it would not run FROM scratch"
+  exit 1
+fi
+version=$("$binary" --version | awk '{print $2}')
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+image=${IMAGE:-ghcr.io/covenant-dev/covenant:$version}
+
+store=$root/target/buildah
+mkdir -p "$store"
+bh() { buildah --storage-driver vfs --root "$store/root" --runroot "$store/run" "$@"; }
+export BUILDAH_ISOLATION=chroot
+
+ctr=$(bh from --name "covenant-build-$$" scratch)
+trap 'bh rm "$ctr" >/dev/null 2>&1 || true' EXIT
+bh copy --chown 0:0 --chmod 0755 "$ctr" "$binary" /covenant >/dev/null
+cacerts=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$cacerts" ]; then
+  bh copy --chown 0:0 --chmod 0644 "$ctr" "$cacerts" "$cacerts" >/dev/null
+else
+  say "no $cacerts on this machine: the image has no CA bundle (in-cluster TLS does not need one)"
+fi
+bh config \
+  --user 65532:65532 \
+  --entrypoint '["/covenant"]' \
+  --cmd '["run"]' \
+  --port 8080 \
+  --os linux --arch amd64 \
+  --label org.opencontainers.image.title=covenant \
+  --label "org.opencontainers.image.description=Kubernetes operator that provisions tenants and runs their lifecycle under a platform's service terms" \
+  --label org.opencontainers.image.source=https://github.com/covenant-dev/covenant \
+  --label org.opencontainers.image.licenses=Apache-2.0 \
+  --label "org.opencontainers.image.version=$version" \
+  --label "org.opencontainers.image.revision=$revision" \
+  "$ctr"
+mkdir -p "$(dirname "$output")"
+rm -f "$output"
+bh commit --quiet --format oci --disable-compression=false --rm "$ctr" "oci-archive:$output:$image" >/dev/null
+trap - EXIT
+
+# Show what was written: the reference, the layers and the runtime config.
+python3 - "$output" <<'EOF'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+blob = lambda d: json.load(t.extractfile("blobs/" + d.replace(":", "/")))
+index = json.load(t.extractfile("index.json"))
+desc = index["manifests"][0]
+manifest = blob(desc["digest"])
+config = blob(manifest["config"]["digest"])
+c = config["config"]
+print("image     ", desc.get("annotations", {}).get("org.opencontainers.image.ref.name", "?"))
+print("manifest  ", desc["digest"])
+print("layers    ", ", ".join(f'{l["size"]} B' for l in manifest["layers"]))
+print("platform  ", config["os"] + "/" + config["architecture"])
+print("user      ", c.get("User"))
+print("entrypoint", c.get("Entrypoint"), "cmd", c.get("Cmd"))
+print("labels    ", json.dumps(c.get("Labels", {}), sort_keys=True))
+EOF
+say "wrote $output ($(du -h "$output" | cut -f1))"
