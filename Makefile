@@ -28,6 +28,12 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+.PHONY: checks
+checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --strict.
+	bash charts/covenant/ci/check-crds-in-sync.sh
+	bash examples/gitops/sync.sh --check
+	"$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant
+
 .PHONY: unit
 unit: ## Unit and integration tests that need no cluster.
 	$(CARGO) test --workspace --exclude covenant-e2e
@@ -38,7 +44,7 @@ e2e: build ## End-to-end tests on a real control plane of their own (built on fi
 	$(CARGO) test -p covenant-e2e -- --test-threads=4
 
 .PHONY: test
-test: lint unit e2e ## Everything CI runs: fmt, clippy, unit tests, e2e on a real cluster.
+test: lint checks unit e2e ## Everything CI runs: fmt, clippy, unit tests, e2e on a real cluster.
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane in the background (.covenant/kubeconfig).
