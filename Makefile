@@ -36,12 +36,11 @@ checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --st
 
 .PHONY: unit
 unit: ## Unit and integration tests that need no cluster.
-	$(CARGO) test --workspace --exclude covenant-e2e
+	$(CARGO) test --workspace --exclude covenant-e2e --exclude covenant-bench
 
 .PHONY: e2e
-e2e: build ## End-to-end tests on a real control plane of their own (built on first use).
-	bash e2e/cluster/build.sh >/dev/null
-	$(CARGO) test -p covenant-e2e -- --test-threads=4
+e2e: build ## End-to-end tests on one local control plane (e2e/run.sh starts it, runs every test binary, stops it).
+	bash e2e/run.sh
 
 .PHONY: test
 test: lint checks unit e2e ## Everything CI runs: fmt, clippy, unit tests, e2e on a real cluster.

@@ -73,6 +73,13 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// Whether two statuses serialize alike. Instants serialize at second precision, so a computed
+/// instant with a fraction (from a client that writes milliseconds) equals the stored one and
+/// causes no write.
+pub fn unchanged<T: serde::Serialize>(computed: &T, stored: &T) -> bool {
+    matches!((serde_json::to_value(computed), serde_json::to_value(stored)), (Ok(a), Ok(b)) if a == b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,10 +95,10 @@ pub struct AccountSpec {
     /// to 13).
     #[serde(default = "default_retention_months")]
     #[schemars(range(min = 0, max = 13))]
-    pub retention_months: u32,
+    pub retention_months: i32,
 }
 
-fn default_retention_months() -> u32 {
+fn default_retention_months() -> i32 {
     13
 }
 

@@ -155,11 +155,11 @@ pub struct NoticeAccountStatus {
 #[serde(rename_all = "camelCase")]
 pub struct DecisionCounts {
     /// Not answered, deadline not passed.
-    pub pending: u32,
+    pub pending: i32,
     /// Accepted explicitly.
-    pub accepted: u32,
+    pub accepted: i32,
     /// Did not reject in time.
-    pub deemed_accepted: u32,
+    pub deemed_accepted: i32,
     /// Rejected in time.
-    pub rejected: u32,
+    pub rejected: i32,
 }

@@ -57,7 +57,7 @@ pub struct SupportPackageSpec {
     /// The most namespaces an account on this package may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
-    pub max_namespaces: Option<u32>,
+    pub max_namespaces: Option<i32>,
 }
 
 /// A service level: how soon support answers an issue of a severity, and when.
@@ -93,7 +93,7 @@ pub struct SupportPackageStatus {
     pub observed_generation: Option<i64>,
     /// How many accounts are on this package.
     #[serde(default)]
-    pub accounts: u32,
+    pub accounts: i32,
     /// `Ready`; False when the package conflicts with another default package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

@@ -168,8 +168,19 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
             Finalizer::Cleanup(a) => cleanup(&a, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    // Benign races on a cache that is behind our own finalizer patch: the finalizer is already there
+    // (the JSON-patch test fails: 422) or the object is already gone (404). Retry or stop quietly.
+    use kube::runtime::finalizer::Error as F;
+    let result = match result {
+        Err(F::AddFinalizer(kube::Error::Api(s))) if s.code == 422 || s.code == 409 => {
+            Ok(Action::requeue(std::time::Duration::from_millis(500)))
+        }
+        Err(F::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 || s.code == 422 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     ctx.metrics.observe(KIND, started.elapsed());
     ctx.metrics.set_accounts(
         ctx.stores
@@ -476,7 +487,10 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
             }
         }
         crate::api::DeletionPolicy::Retain => {
-            let until = terms::retained_until(now, account.spec.retention_months);
+            let until = terms::retained_until(
+                now,
+                u32::try_from(account.spec.retention_months).unwrap_or(0),
+            );
             let (n, rb, q) = model::released(account, ns, until);
             apply(c, &s.quotas, &q, m).await?;
             if let Some(rb) = rb {
@@ -546,7 +560,7 @@ async fn write_status(
     status: AccountStatus,
     ctx: &Context,
 ) -> Result<()> {
-    if &status == previous {
+    if crate::status::unchanged(&status, previous) {
         return Ok(());
     }
     // Events on every condition transition.

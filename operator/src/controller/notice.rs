@@ -84,7 +84,7 @@ async fn reconcile(
         now,
     );
     let previous = notice.status.clone().unwrap_or_default();
-    if outcome.status != previous {
+    if !crate::status::unchanged(&outcome.status, &previous) {
         for c in &outcome.status.conditions {
             let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
             if before.is_none_or(|b| b.status != c.status) {

@@ -86,7 +86,7 @@ async fn reconcile(
             now,
         ),
     };
-    if status != previous {
+    if !crate::status::unchanged(&status, &previous) {
         let api: Api<SupportPackage> = Api::all(ctx.client.clone());
         let patch =
             json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": status });

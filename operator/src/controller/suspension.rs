@@ -233,7 +233,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
         }
         notify(&ctx, s, "Lifted", now);
     }
-    if outcome.status != previous {
+    if !crate::status::unchanged(&outcome.status, &previous) {
         let api: Api<Suspension> = Api::all(ctx.client.clone());
         let patch = json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": outcome.status });
         api.patch_status(

@@ -95,11 +95,11 @@ pub fn account_count(
     package: &SupportPackage,
     accounts: &[Account],
     packages: &[SupportPackage],
-) -> u32 {
+) -> i32 {
     let name = package.name_any();
     let n = accounts
         .iter()
         .filter(|a| resolve(a, packages).is_ok_and(|p| p.name_any() == name))
         .count();
-    u32::try_from(n).unwrap_or(u32::MAX)
+    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs the end-to-end tests on one local control plane shared by every test binary:
+#   1. builds the operator and the test binaries (before starting anything),
+#   2. starts the cluster (e2e/cluster/cluster.sh) into a temporary directory,
+#   3. runs `cargo test -p covenant-e2e` in stages against it (COVENANT_E2E_KUBECONFIG):
+#        every test binary in e2e/tests/ (cluster, accounts, ...; tests in parallel), then rest (at rest
+#        / restarts: serial), then uninstall (deletes the CRDs: always last),
+#   4. always stops the cluster and any operator the tests started (trap), and on failure prints the
+#      component logs and the operator log tails.
+# Every stage runs even if an earlier one failed; the exit status is non-zero if any failed.
+# Logs are kept in target/e2e-logs/ (operator logs, and on failure the component logs).
+#
+#   e2e/run.sh [-- extra args for the test binaries, e.g. a test name filter]
+# Environment: E2E_TEST_THREADS (default 8), CARGO (default cargo).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cargo=${CARGO:-cargo}
+threads=${E2E_TEST_THREADS:-8}
+extra=()
+if [ "${1:-}" = "--" ]; then
+  shift
+  extra=("$@")
+fi
+
+say() { echo "[e2e] $*" >&2; }
+
+logs=$root/target/e2e-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+state=$(mktemp -d "${TMPDIR:-/tmp}/covenant-e2e.XXXXXX")
+failed=()
+
+# Kills the operators the tests started (recorded by the harness), each only if it is still a
+# `covenant run` process.
+kill_operators() {
+  local pid
+  [ -f "$logs/operator.pids" ] || return 0
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'covenant run'; then
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done <"$logs/operator.pids"
+}
+
+print_logs() {
+  local f
+  echo "===== component logs (last 80 lines each) =====" >&2
+  for f in "$state"/logs/*.log; do
+    [ -f "$f" ] || continue
+    cp "$f" "$logs/" 2>/dev/null || true
+    echo "----- $f -----" >&2
+    tail -n 80 "$f" >&2
+  done
+  for f in "$logs"/operator-*.log; do
+    [ -f "$f" ] || continue
+    echo "----- $f (last 80 lines) -----" >&2
+    tail -n 80 "$f" >&2
+  done
+  echo "===== logs kept in $logs =====" >&2
+}
+
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM
+  kill_operators
+  if [ "$rc" -ne 0 ] || [ ${#failed[@]} -ne 0 ]; then
+    [ "$rc" -ne 0 ] || rc=1
+    print_logs
+    [ ${#failed[@]} -eq 0 ] || say "FAILED stages: ${failed[*]}"
+  fi
+  bash e2e/cluster/cluster.sh down "$state" >/dev/null 2>&1 || say "could not stop the cluster in $state"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+say "building the operator and the tests"
+"$cargo" build -p covenant
+"$cargo" test -p covenant-e2e --no-run
+
+say "starting the cluster in $state"
+bash e2e/cluster/cluster.sh up "$state"
+# shellcheck source=/dev/null
+. "$state/env"
+export COVENANT_E2E_KUBECONFIG=$state/kubeconfig COVENANT_E2E_STATE_DIR=$state \
+  COVENANT_E2E_BIN=$BIN COVENANT_E2E_LOG_DIR=$logs
+
+stage() {
+  local name=$1
+  shift
+  say "stage $name: cargo test -p covenant-e2e $*"
+  if ! "$cargo" test -p covenant-e2e "$@"; then
+    failed+=("$name")
+  fi
+}
+# Every test binary but the two that need the cluster to themselves (rest: global write counters and
+# operator restarts; uninstall: deletes the CRDs), whose tests run in parallel.
+parallel=()
+for f in e2e/tests/*.rs; do
+  name=$(basename "$f" .rs)
+  case $name in rest | uninstall) ;; *) parallel+=(--test "$name") ;; esac
+done
+stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
+stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
+stage uninstall --test uninstall -- ${extra[@]+"${extra[@]}"}
+
+if [ ${#failed[@]} -ne 0 ]; then
+  exit 1
+fi
+say "all stages passed"

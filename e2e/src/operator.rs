@@ -1,0 +1,438 @@
+//! The operator under test: `covenant run` as a child process of the test binary, logging to a file,
+//! with its `/readyz` and `/metrics` on a free loopback port.
+//!
+//! A stray operator never outlives the tests: each one has a watchdog process that kills it (SIGKILL)
+//! as soon as the test binary is gone, its pid is recorded in `<log dir>/operator.pids` (for
+//! `e2e/run.sh`), and [`Operator`] kills it when dropped.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, binary_name, cluster, profile_dir, tail};
+
+/// How long the operator may take to answer 200 on `/readyz`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The identity the operator uses by default: its ServiceAccount from `deploy/operator-rbac.yaml`.
+pub const OPERATOR_SERVICEACCOUNT: &str = "system:serviceaccount:covenant-system:covenant";
+
+/// A handle on the operator process: [`Operator::kill`] (SIGKILL, like a crashed pod) and
+/// [`Operator::start`] (a new process, waited for until ready) for restart tests.
+#[derive(Debug)]
+pub struct Operator {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+    pids: PathBuf,
+    child: Option<Child>,
+    addr: Option<SocketAddr>,
+    starts: u32,
+}
+
+impl Operator {
+    fn new(c: &Cluster) -> Result<Self, String> {
+        let binary = std::env::var_os("COVENANT_BIN")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| profile_dir().join("covenant"));
+        if !binary.is_file() {
+            return Err(format!(
+                "the operator binary {} does not exist: run `cargo build -p covenant` first (or set COVENANT_BIN)",
+                binary.display()
+            ));
+        }
+        let stem = format!("operator-{}-{}", binary_name(), std::process::id());
+        let kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
+        write_operator_kubeconfig(&c.kubeconfig, &kubeconfig)?;
+        Ok(Operator {
+            binary,
+            kubeconfig,
+            log: c.log_dir.join(format!("{stem}.log")),
+            pids: c.log_dir.join("operator.pids"),
+            child: None,
+            addr: None,
+            starts: 0,
+        })
+    }
+
+    /// Whether the process runs.
+    pub fn running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Starts a new operator process and waits until its `/readyz` answers 200. Panics (with the log)
+    /// when it does not get ready.
+    #[track_caller]
+    pub fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
+        if self.running() {
+            return Err("the operator is already running".into());
+        }
+        let addr = free_port()?;
+        self.starts += 1;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
+        let _ = writeln!(
+            log,
+            "===== e2e: operator start #{} at {} (metrics {addr}) =====",
+            self.starts,
+            jiff::Timestamp::now()
+        );
+        let err = log
+            .try_clone()
+            .map_err(|e| format!("cannot clone the log file handle: {e}"))?;
+        let child = Command::new(&self.binary)
+            .args(["run", "--metrics-addr", &addr.to_string()])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("COVENANT_LOG_LEVEL", "info,covenant=debug")
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("COVENANT_METRICS_ADDR")
+            .env_remove("COVENANT_NOTIFY_URL")
+            .env_remove("COVENANT_LOG_JSON")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        let pid = child.id();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.pids)
+        {
+            let _ = writeln!(f, "{pid}");
+        }
+        spawn_kill_watchdog(pid);
+        self.child = Some(child);
+        self.addr = Some(addr);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = self.addr.ok_or("no metrics address")?;
+        let mut last;
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!(
+                    "the operator exited ({status}) before it was ready; its log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail(80)
+                ));
+            }
+            match http_get(addr, "/readyz") {
+                Ok((200, _)) => return Ok(()),
+                Ok((code, body)) => last = format!("{code} {body}"),
+                Err(e) => last = e,
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the operator did not answer 200 on http://{addr}/readyz within {READY_TIMEOUT:?} (last: {last}); its log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail(80)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the operator with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.addr = None;
+    }
+
+    /// Panics, with the log, when the operator is not running: it crashed, or a test killed it and did
+    /// not start it again.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if self.running() {
+            return;
+        }
+        let status = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .map(|s| format!("exited: {s}"))
+            .unwrap_or_else(|| "not started".into());
+        panic!(
+            "the operator is not running ({status}); its log {}:\n{}",
+            self.log.display(),
+            self.log_tail(80)
+        );
+    }
+
+    /// The metrics address (while running).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> Result<String, String> {
+        let addr = self.addr.ok_or("the operator is not running")?;
+        match http_get(addr, "/metrics")? {
+            (200, body) => Ok(body),
+            (code, body) => Err(format!("/metrics answered {code}: {body}")),
+        }
+    }
+
+    /// The operator's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `n` lines of the operator log.
+    pub fn log_tail(&self, n: usize) -> String {
+        std::fs::read_to_string(&self.log)
+            .map(|t| tail(&t, n))
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+static OPERATOR: OnceLock<Result<Mutex<Operator>, String>> = OnceLock::new();
+
+/// The operator of this test binary, started on first use. Do not hold the guard across an `.await`.
+pub fn handle() -> MutexGuard<'static, Operator> {
+    let cell = OPERATOR.get_or_init(|| {
+        let mut op = Operator::new(cluster())?;
+        op.try_start()?;
+        Ok(Mutex::new(op))
+    });
+    match cell {
+        Ok(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+        Err(e) => panic!("the operator is not available:\n{e}"),
+    }
+}
+
+/// Starts the operator if this test binary has not yet, and panics if it is not running.
+#[track_caller]
+pub fn ensure() {
+    handle().assert_running();
+}
+
+/// SIGKILLs the operator.
+pub fn kill() {
+    handle().kill();
+}
+
+/// Starts a new operator process (after [`kill`]) and waits until it is ready.
+#[track_caller]
+pub fn start() {
+    handle().start();
+}
+
+/// The last `n` lines of the operator log (empty when no operator was started in this binary).
+pub fn log_tail(n: usize) -> String {
+    match OPERATOR.get() {
+        Some(Ok(m)) => {
+            let op = m.lock().unwrap_or_else(|p| p.into_inner());
+            format!(
+                "----- last {n} lines of {} -----\n{}",
+                op.log.display(),
+                op.log_tail(n)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// The operator's `/metrics`.
+#[track_caller]
+pub fn metrics() -> String {
+    match handle().metrics() {
+        Ok(m) => m,
+        Err(e) => panic!("cannot read the operator's metrics: {e}"),
+    }
+}
+
+/// The sum of a metric's samples (all label sets) in Prometheus text, 0 when absent.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The samples of a metric, as `(labels, value)` lines, for messages.
+pub fn metric_samples(text: &str, name: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// How each sample of a metric changed between two scrapes, e.g. `{kind="ResourceQuota"} +1`.
+pub fn metric_deltas(before: &str, after: &str, name: &str) -> Vec<String> {
+    let parse = |text: &str| -> std::collections::BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let (labels, value) = rest.rsplit_once(' ')?;
+                Some((labels.trim().to_string(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let (b, a) = (parse(before), parse(after));
+    a.iter()
+        .filter_map(|(k, v)| {
+            let d = v - b.get(k).copied().unwrap_or(0.0);
+            (d != 0.0).then(|| format!("{k} {d:+}"))
+        })
+        .collect()
+}
+
+/// `covenant_writes_total` summed over kinds.
+#[track_caller]
+pub fn writes_total() -> f64 {
+    metric_sum(&metrics(), "covenant_writes_total")
+}
+
+/// A free port on 127.0.0.1 (bound and released: good enough on a test machine).
+fn free_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+/// A minimal HTTP/1.1 GET: `(status, body)`.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let timeout = Duration::from_secs(5);
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed HTTP response: {text}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("malformed status line: {head}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A detached process that SIGKILLs the operator as soon as this test binary is gone, and exits when
+/// the operator does.
+fn spawn_kill_watchdog(pid: u32) {
+    let r = Command::new("setsid")
+        .arg("bash")
+        .arg("-c")
+        .arg(
+            r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
+               if kill -0 "$2" 2>/dev/null && tr '\0' ' ' <"/proc/$2/cmdline" | grep -q 'covenant run'; then kill -9 "$2"; fi"#,
+        )
+        .arg("covenant-e2e-operator-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = r {
+        eprintln!("[e2e] cannot start the operator watchdog ({e}); operator pid {pid}");
+    }
+}
+
+/// The admin kubeconfig, impersonating the operator's ServiceAccount unless
+/// `COVENANT_E2E_OPERATOR_IDENTITY=admin`: so the tests exercise `deploy/operator-rbac.yaml`.
+fn write_operator_kubeconfig(admin: &Path, out: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(admin)
+        .map_err(|e| format!("cannot read {}: {e}", admin.display()))?;
+    let as_admin = std::env::var("COVENANT_E2E_OPERATOR_IDENTITY").is_ok_and(|v| v == "admin");
+    let text = if as_admin {
+        text
+    } else {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(&text)
+            .map_err(|e| format!("cannot parse {}: {e}", admin.display()))?;
+        let users = v
+            .get_mut("users")
+            .and_then(|u| u.as_sequence_mut())
+            .ok_or_else(|| format!("{} has no users", admin.display()))?;
+        for u in users {
+            if let Some(user) = u.get_mut("user").and_then(|u| u.as_mapping_mut()) {
+                user.insert("as".into(), OPERATOR_SERVICEACCOUNT.into());
+                user.insert(
+                    "as-groups".into(),
+                    serde_yaml::Value::Sequence(vec![
+                        "system:serviceaccounts".into(),
+                        "system:serviceaccounts:covenant-system".into(),
+                        "system:authenticated".into(),
+                    ]),
+                );
+            }
+        }
+        serde_yaml::to_string(&v).map_err(|e| e.to_string())?
+    };
+    // It holds the admin's key: readable by the owner only.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
+}

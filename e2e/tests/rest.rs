@@ -1,0 +1,442 @@
+//! The operator at rest and across restarts: settled accounts cost no writes, a reconcile with nothing
+//! to do writes nothing, a restarted operator rewrites nothing that is in place and repairs what
+//! changed while it was down.
+//!
+//! These tests read the operator's global `covenant_writes_total` and restart the operator, so they run
+//! one at a time (a lock) and in a test binary of their own (with `e2e/run.sh`, after the others).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use covenant::api::{Account, DeprecationNotice, SupportPackage, Suspension};
+use covenant_e2e::fixtures::{self, account, hard, status_hard};
+use covenant_e2e::operator::{self, metric_deltas, metric_samples, metric_sum};
+use covenant_e2e::{TIMEOUT, TestCtx, wait_account_ready, wait_for};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+/// One test at a time: they share the operator and its counters.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long "at rest" is watched. The issue asks for a minute; 30 s keeps CI short and is still far
+/// longer than any debounce or retry delay of the operator (a periodic write would show).
+const AT_REST: Duration = Duration::from_secs(30);
+
+async fn versions_of<K>(client: &Client, lp: &ListParams, out: &mut BTreeMap<String, String>)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = Api::<K>::all(client.clone())
+        .list(lp)
+        .await
+        .unwrap_or_else(|e| panic!("list {}: {e}", K::kind(&())));
+    for o in list.items {
+        if o.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let key = match o.namespace() {
+            Some(ns) => format!("{} {ns}/{}", K::kind(&()), o.name_any()),
+            None => format!("{} {}", K::kind(&()), o.name_any()),
+        };
+        out.insert(key, o.resource_version().unwrap_or_default());
+    }
+}
+
+/// The resourceVersion of every object Covenant manages (labelled covenant.dev/account) and of every
+/// Covenant object.
+async fn snapshot(client: &Client) -> BTreeMap<String, String> {
+    let labelled = ListParams::default().labels("covenant.dev/account");
+    let all = ListParams::default();
+    let mut m = BTreeMap::new();
+    versions_of::<Namespace>(client, &labelled, &mut m).await;
+    versions_of::<ResourceQuota>(client, &labelled, &mut m).await;
+    versions_of::<LimitRange>(client, &labelled, &mut m).await;
+    versions_of::<NetworkPolicy>(client, &labelled, &mut m).await;
+    versions_of::<RoleBinding>(client, &labelled, &mut m).await;
+    versions_of::<Account>(client, &all, &mut m).await;
+    versions_of::<SupportPackage>(client, &all, &mut m).await;
+    versions_of::<Suspension>(client, &all, &mut m).await;
+    versions_of::<DeprecationNotice>(client, &all, &mut m).await;
+    m
+}
+
+fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => d.push(format!("{k}: gone (was resourceVersion {v})")),
+            Some(w) if w != v => d.push(format!("{k}: resourceVersion {v} -> {w}")),
+            _ => {}
+        }
+    }
+    for (k, v) in after {
+        if !before.contains_key(k) {
+            d.push(format!("{k}: new (resourceVersion {v})"));
+        }
+    }
+    d
+}
+
+/// Waits until the quota controller has filled the status of every covenant quota (its own writes
+/// would otherwise show as changes) and the operator has made no write for 3 s in a row.
+async fn settle(client: &Client) {
+    let quotas: Api<ResourceQuota> = Api::all(client.clone());
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let list = quotas
+            .list(&ListParams::default().labels("covenant.dev/account"))
+            .await
+            .unwrap();
+        let pending: Vec<String> = list
+            .items
+            .iter()
+            .filter(|q| q.meta().deletion_timestamp.is_none() && status_hard(q) != hard(q))
+            .map(|q| format!("{}/{}", q.namespace().unwrap_or_default(), q.name_any()))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the quota controller did not fill the status of {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut last = operator::writes_total();
+    let mut stable_since = Instant::now();
+    while stable_since.elapsed() < Duration::from_secs(3) {
+        assert!(
+            Instant::now() < deadline + TIMEOUT,
+            "the operator never stopped writing; covenant_writes_total:\n{}",
+            metric_samples(&operator::metrics(), "covenant_writes_total").join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = operator::writes_total();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+    }
+}
+
+/// Now, in whole seconds, RFC 3339.
+fn now_seconds() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}
+
+/// A package and accounts of several shapes, all Ready.
+async fn tenants(t: &TestCtx) -> Vec<String> {
+    let pkg = t.package("pkg");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let a = t.account("two-ns");
+    let b = t.account("voip");
+    let c = t.account("consent");
+    t.apply(&account(
+        &a,
+        Some(&pkg),
+        &[&t.name("two-ns-a"), &t.name("two-ns-b")],
+        &[&t.name("alice")],
+        json!({ "quota": { "pods": "2" }, "limits": { "max": { "cpu": "500m" } } }),
+    ))
+    .await;
+    t.apply(&account(
+        &b,
+        Some(&pkg),
+        &[],
+        &[&t.name("bob")],
+        json!({ "network": { "telephony": true } }),
+    ))
+    .await;
+    t.apply(&account(
+        &c,
+        Some(&pkg),
+        &[],
+        &[&t.name("carol")],
+        json!({
+            "allowedSubjects": [{ "kind": "Group", "name": t.name("auditors") }],
+            "deletionPolicy": "Delete",
+            "accessReview": { "lastReviewedAt": now_seconds() }
+        }),
+    ))
+    .await;
+    for n in [&a, &b, &c] {
+        wait_account_ready(&t.client, n).await;
+    }
+    vec![a, b, c]
+}
+
+#[tokio::test]
+async fn at_rest_the_operator_writes_nothing() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("at-rest").await;
+    tenants(&t).await;
+    settle(&t.client).await;
+    let before = snapshot(&t.client).await;
+    let metrics_before = operator::metrics();
+    tokio::time::sleep(AT_REST).await;
+    let after = snapshot(&t.client).await;
+    let metrics_after = operator::metrics();
+    let changed = diff(&before, &after);
+    assert!(
+        changed.is_empty(),
+        "objects changed while nothing happened for {AT_REST:?}:\n{}",
+        changed.join("\n")
+    );
+    let (w0, w1) = (
+        metric_sum(&metrics_before, "covenant_writes_total"),
+        metric_sum(&metrics_after, "covenant_writes_total"),
+    );
+    assert_eq!(
+        w0,
+        w1,
+        "the operator wrote while at rest: {}",
+        metric_deltas(&metrics_before, &metrics_after, "covenant_writes_total").join(", ")
+    );
+    assert!(
+        before.keys().any(|k| k.starts_with("Account ")),
+        "the snapshot holds the accounts"
+    );
+}
+
+/// Touches an Account (a label: no spec change) and waits until the operator has reconciled it.
+async fn touch_and_wait_reconcile(client: &Client, name: &str, n: usize) {
+    let reconciles = |m: &str| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("covenant_reconciles_total{") && l.contains("kind=\"Account\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let r0 = reconciles(&operator::metrics());
+    Api::<Account>::all(client.clone())
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "e2e-touch": n.to_string() } } })),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while reconciles(&operator::metrics()) <= r0 {
+        assert!(
+            Instant::now() < deadline,
+            "the operator did not reconcile Account {name} after a change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let that reconcile (and any it triggers) finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Touches each account (no spec change) and fails unless the reconcile that follows wrote nothing.
+async fn assert_noop_reconciles(t: &TestCtx, names: &[String]) {
+    settle(&t.client).await;
+    let mut failures = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let before = snapshot(&t.client).await;
+        let m0 = operator::metrics();
+        touch_and_wait_reconcile(&t.client, name, i).await;
+        let m1 = operator::metrics();
+        let mut changed = diff(&before, &snapshot(&t.client).await);
+        // The touch itself.
+        changed.retain(|c| !c.starts_with(&format!("Account {name}:")));
+        let (w0, w1) = (
+            metric_sum(&m0, "covenant_writes_total"),
+            metric_sum(&m1, "covenant_writes_total"),
+        );
+        if w0 != w1 || !changed.is_empty() {
+            failures.push(format!(
+                "reconciling unchanged Account {name} made {} write(s) ({}); objects changed: {changed:?}",
+                w1 - w0,
+                metric_deltas(&m0, &m1, "covenant_writes_total").join(", "),
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn a_reconcile_with_nothing_to_do_writes_nothing() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("noop-reconcile").await;
+    let names = tenants(&t).await;
+    assert_noop_reconciles(&t, &names).await;
+}
+
+/// Quantities as people write them, which the API server stores in canonical form ("0.5" is kept as
+/// "500m", "1024Mi" as "1Gi"): what is in place must still be recognised as in place.
+#[tokio::test]
+async fn quantities_in_non_canonical_form_cause_no_rewrites() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("noncanonical").await;
+    let pkg = t.package("written");
+    t.apply(&fixtures::package(
+        &pkg,
+        json!({ "requests.cpu": "0.5", "limits.memory": "1024Mi", "pods": "10" }),
+    ))
+    .await;
+    let d = t.account("written");
+    t.apply(&account(
+        &d,
+        Some(&pkg),
+        &[],
+        &[&t.name("dave")],
+        json!({ "limits": { "max": { "memory": "2048Mi" } } }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &d).await;
+    assert_noop_reconciles(&t, &[d]).await;
+}
+
+/// An access review recorded with sub-second precision, as JavaScript's `toISOString()` writes it
+/// (the API server keeps status instants to the second).
+#[tokio::test]
+async fn an_access_review_with_sub_second_precision_causes_no_rewrites() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("millis").await;
+    let pkg = t.package("pkg");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let e = t.account("millis");
+    t.apply(&account(
+        &e,
+        Some(&pkg),
+        &[],
+        &[&t.name("erin")],
+        json!({ "accessReview": { "lastReviewedAt": now_seconds().replace('Z', ".250Z") } }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &e).await;
+    assert_noop_reconciles(&t, &[e]).await;
+}
+
+#[tokio::test]
+async fn a_restarted_operator_rewrites_nothing_that_is_in_place() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("restart-in-place").await;
+    tenants(&t).await;
+    settle(&t.client).await;
+    let before = snapshot(&t.client).await;
+    operator::kill();
+    operator::start();
+    // Every account is reconciled once the caches are synced; give that time to finish.
+    let accounts = Api::<Account>::all(t.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len() as f64;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let m = operator::metrics();
+        let reconciled = m
+            .lines()
+            .filter(|l| {
+                l.starts_with("covenant_reconciles_total{") && l.contains("kind=\"Account\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        if reconciled >= accounts {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted operator reconciled {reconciled} of {accounts} accounts"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m = operator::metrics();
+    let changed = diff(&before, &snapshot(&t.client).await);
+    assert!(
+        changed.is_empty(),
+        "the restart changed objects that were in place:\n{}",
+        changed.join("\n")
+    );
+    assert_eq!(
+        metric_sum(&m, "covenant_writes_total"),
+        0.0,
+        "the restarted operator wrote although everything was in place:\n{}",
+        metric_samples(&m, "covenant_writes_total").join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_operator_repairs_what_changed_while_it_was_down() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("restart-repair").await;
+    let names = tenants(&t).await;
+    let ns = names[1].as_str(); // one namespace, named after the account
+    operator::kill();
+
+    // While it is down: a policy deleted, a quota edited, a new account created, one deleted.
+    let nps: Api<NetworkPolicy> = Api::namespaced(t.client.clone(), ns);
+    nps.delete("covenant-isolation", &DeleteParams::default())
+        .await
+        .unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), ns);
+    quotas
+        .patch(
+            "covenant-quota",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "hard": { "pods": "99" } } })),
+        )
+        .await
+        .unwrap();
+    let pkg = t.package("late");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let late = t.account("late");
+    t.apply(&account(
+        &late,
+        Some(&pkg),
+        &[],
+        &[&t.name("erin")],
+        json!({}),
+    ))
+    .await;
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let gone = names[2].as_str(); // deletionPolicy Delete
+    accounts
+        .delete(gone, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    operator::start();
+    wait_for(
+        &nps,
+        "covenant-isolation",
+        "be recreated after the restart",
+        TIMEOUT,
+        |_| true,
+    )
+    .await;
+    wait_for(
+        &quotas,
+        "covenant-quota",
+        "get hard.pods=4 back after the restart",
+        TIMEOUT,
+        |q| hard(q).get("pods").map(String::as_str) == Some("4"),
+    )
+    .await;
+    wait_account_ready(&t.client, &late).await;
+    covenant_e2e::wait_gone(&accounts, gone, false, TIMEOUT).await;
+    covenant_e2e::wait_gone(
+        &Api::<Namespace>::all(t.client.clone()),
+        gone,
+        true,
+        TIMEOUT,
+    )
+    .await;
+    wait_account_ready(&t.client, &names[0]).await;
+    wait_account_ready(&t.client, &names[1]).await;
+}

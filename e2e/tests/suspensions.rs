@@ -1,0 +1,1338 @@
+//! Suspensions end to end (§2.4), with the operator running: what a suspension does to a tenant
+//! (read-only administrators, a freeze quota, a deny-all NetworkPolicy, workloads scaled to zero),
+//! the notice of its cause (Events, the Account's `Suspended` condition, `status.noticeGivenAt`),
+//! lifting (deleting the Suspension or `endAt` passing) restoring exactly what was there, also across
+//! operator restarts, overlapping suspensions, `startAt`, and bad input.
+//!
+//! Every test makes its own package, account, namespaces and suspensions (random suffix) and deletes
+//! them. The tests that kill and restart the operator take [`OPERATOR`] for writing, so they never run
+//! while another test of this binary is waiting on the operator; every other test takes it for
+//! reading (they run in parallel with each other).
+//!
+//! Not covered here: the notification webhook (`--notify-url`). The harness starts the operator with
+//! fixed arguments and removes `COVENANT_NOTIFY_URL` from its environment, and a second operator
+//! started by a test would act alongside the harness's one (there is no leader election in the
+//! tests), so that test waits for a harness that can pass extra arguments.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use covenant::api::{Account, AccountPhase, Suspension, SuspensionPhase};
+use covenant_e2e::fixtures::{self, account, api_error, deployment, forbidden, hard, pod};
+use covenant_e2e::{
+    TIMEOUT, TestCtx, condition, eventually, impersonate, operator, wait_account,
+    wait_account_ready, wait_for, wait_gone,
+};
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Restart tests hold it for writing, every other test for reading.
+static OPERATOR: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+const SUSPENSIONS: &str = "suspensions.covenant.dev";
+const REPLICAS_ANNOTATION: &str = "covenant.dev/replicas-before-suspension";
+const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
+const FREEZE: &str = "covenant-freeze";
+const DENY_ALL: &str = "covenant-suspension-deny-all";
+const ADMIN_BINDING: &str = "covenant-tenant-admin";
+const READONLY_BINDING: &str = "covenant-tenant-readonly";
+/// The tenant's Deployment, and its replica count before any suspension.
+const WEB: &str = "web";
+const REPLICAS: i32 = 3;
+
+/// Starts the operator again when a restart test ends without doing so (it failed half-way): the
+/// other tests of this binary, and the cleanup of this one (the Account finalizer), need it.
+struct EnsureOperator;
+
+impl Drop for EnsureOperator {
+    fn drop(&mut self) {
+        if operator::handle().running() {
+            return;
+        }
+        // In a thread of its own: a panic while this thread unwinds would abort the test binary.
+        let r = std::thread::spawn(operator::start).join();
+        if r.is_err() {
+            eprintln!("[e2e] the operator could not be started again after a restart test");
+        }
+    }
+}
+
+/// A tenant with an administrator and a Deployment of [`REPLICAS`] replicas in its first namespace.
+struct Tenant {
+    account: String,
+    admin: String,
+    namespaces: Vec<String>,
+}
+
+impl Tenant {
+    /// The namespace holding the Deployment.
+    fn ns(&self) -> &str {
+        &self.namespaces[0]
+    }
+}
+
+/// A package (named explicitly), an Account `base-<suffix>` on it with `namespaces` namespaces and the
+/// administrator `alice-<suffix>`, Ready, and the Deployment `web` (3 replicas) in its first namespace.
+async fn tenant(t: &TestCtx, base: &str, namespaces: usize) -> Tenant {
+    let pkg = t.package(&format!("{base}-pkg"));
+    t.apply(&fixtures::package(
+        &pkg,
+        json!({ "pods": "10", "requests.cpu": "2", "configmaps": "20" }),
+    ))
+    .await;
+    let acct = t.account(base);
+    let nss: Vec<String> = (0..namespaces)
+        .map(|i| t.name(&format!("{base}-{i}")))
+        .collect();
+    let ns_refs: Vec<&str> = nss.iter().map(String::as_str).collect();
+    let admin = format!("alice-{}", t.suffix);
+    t.apply(&account(
+        &acct,
+        Some(&pkg),
+        &ns_refs,
+        &[&admin],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &acct).await;
+    let mut web = deployment(WEB);
+    web.spec.replicas = Some(REPLICAS);
+    Api::<Deployment>::namespaced(t.client.clone(), &nss[0])
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create the tenant's Deployment");
+    Tenant {
+        account: acct,
+        admin,
+        namespaces: nss,
+    }
+}
+
+/// A Suspension manifest; `extra` is merged into its spec.
+fn suspension_yaml(name: &str, account: &str, reason: &str, cause: &str, extra: Value) -> String {
+    let mut spec = json!({ "account": account, "reason": reason, "cause": cause });
+    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
+        s.extend(e);
+    }
+    json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "Suspension",
+        "metadata": { "name": name },
+        "spec": spec
+    })
+    .to_string()
+}
+
+/// Applies a Suspension `base-<suffix>` (deleted after the test) and returns its name.
+async fn suspend(
+    t: &TestCtx,
+    base: &str,
+    account: &str,
+    reason: &str,
+    cause: &str,
+    extra: Value,
+) -> String {
+    let name = t.name(base);
+    t.track(SUSPENSIONS, &name);
+    t.apply(&suspension_yaml(&name, account, reason, cause, extra))
+        .await;
+    name
+}
+
+async fn delete_suspension(client: &Client, name: &str) {
+    let api: Api<Suspension> = Api::all(client.clone());
+    api.delete(name, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete Suspension {name}: {e}"));
+    wait_gone(&api, name, false, TIMEOUT).await;
+}
+
+fn phase(s: &Suspension) -> Option<SuspensionPhase> {
+    s.status.as_ref()?.phase
+}
+
+fn scond<'a>(s: &'a Suspension, type_: &str) -> Option<&'a Condition> {
+    s.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn replicas(d: &Deployment) -> Option<i32> {
+    d.spec.replicas
+}
+
+fn recorded(d: &Deployment) -> Option<String> {
+    d.annotations().get(REPLICAS_ANNOTATION).cloned()
+}
+
+/// `now` plus `secs` seconds, at whole-second precision (rounded up).
+fn in_secs(secs: i64) -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second() + 1 + secs).expect("a valid instant")
+}
+
+fn rfc3339(ts: Timestamp) -> String {
+    format!("{ts:.0}")
+}
+
+fn secs(d: SignedDuration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+async fn wait_default_sa(client: &Client, ns: &str) {
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    wait_for(&sa, "default", "be created", TIMEOUT, |_| true).await;
+}
+
+/// Watches one object until `pred` holds; returns it and when it was seen (a watch, so the time is
+/// close to when the change was written). Panics with the last version seen after `timeout`.
+async fn watch_until<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&K) -> bool,
+) -> (K, Timestamp)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    use kube::runtime::{WatchStreamExt, watcher};
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api.clone(), cfg)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<K> = None;
+    let mut last_err = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(o))) => {
+                let seen = Timestamp::now();
+                if pred(&o) {
+                    return (o, seen);
+                }
+                last = Some(o);
+            }
+            Ok(Some(Err(e))) => last_err = e.to_string(),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    panic!(
+        "timed out after {timeout:?} watching {} {name} until it would {what}; last watch error: {last_err:?}; last seen:\n{}",
+        K::kind(&()),
+        last.map(|o| serde_yaml::to_string(&o).unwrap_or_default())
+            .unwrap_or_else(|| "(nothing)".into())
+    );
+}
+
+/// Events in `ns` about the object named `involved`, as core/v1 Events (the operator writes
+/// events.k8s.io/v1 Events: `regarding` is `involvedObject`, `note` is `message`).
+async fn events_about(client: &Client, ns: &str, involved: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().fields(&format!("involvedObject.name={involved}")))
+        .await
+        .unwrap_or_else(|e| panic!("list events in {ns}: {e}"))
+        .items
+}
+
+fn describe_events(evs: &[Event]) -> String {
+    evs.iter()
+        .map(|e| {
+            format!(
+                "{} {} {}/{}: {}",
+                e.type_.as_deref().unwrap_or("?"),
+                e.reason.as_deref().unwrap_or("?"),
+                e.involved_object.kind.as_deref().unwrap_or("?"),
+                e.involved_object.name.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until a Warning Event with reason `Suspended` whose message contains `cause` regards the
+/// Account (namespace `default`) and, in each tenant namespace, `resourcequota/covenant-freeze`.
+async fn wait_notice_events(client: &Client, tenant: &Tenant, cause: &str) {
+    let is_notice = |e: &Event, kind: &str| {
+        e.type_.as_deref() == Some("Warning")
+            && e.reason.as_deref() == Some("Suspended")
+            && e.involved_object.kind.as_deref() == Some(kind)
+            && e.message.as_deref().is_some_and(|m| m.contains(cause))
+    };
+    eventually(
+        "a Warning Event `Suspended` with the cause regards the Account",
+        TIMEOUT,
+        || async {
+            let evs = events_about(client, "default", &tenant.account).await;
+            if evs.iter().any(|e| is_notice(e, "Account")) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "events about Account {} in default:\n{}",
+                    tenant.account,
+                    describe_events(&evs)
+                ))
+            }
+        },
+    )
+    .await;
+    for ns in &tenant.namespaces {
+        eventually(
+            "a Warning Event `Suspended` with the cause is in each tenant namespace",
+            TIMEOUT,
+            || async {
+                let evs = events_about(client, ns, FREEZE).await;
+                if evs.iter().any(|e| is_notice(e, "ResourceQuota")) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "events about {FREEZE} in {ns}:\n{}",
+                        describe_events(&evs)
+                    ))
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// Waits until the account is suspended by `suspension` (`reason`, `cause`): the `Suspended`
+/// condition, phase and Ready; in every namespace the read-only binding instead of the admin one, the
+/// freeze quota and the deny-all policy; with `scaled`, the Deployment at zero with its count recorded
+/// and the namespace marker.
+async fn assert_suspended(
+    t: &TestCtx,
+    tenant: &Tenant,
+    suspension: &str,
+    reason: &str,
+    cause: &str,
+    scaled: bool,
+) -> Account {
+    let c = &t.client;
+    let a = wait_account(c, &tenant.account, "Suspended", "True", Some(reason)).await;
+    let cond = condition(&a, "Suspended").expect("a Suspended condition");
+    assert!(
+        cond.message.contains(cause) && cond.message.contains(suspension),
+        "the Suspended condition must give the cause and name the suspension {suspension}: {cond:?}"
+    );
+    let a = wait_account(c, &tenant.account, "Ready", "False", Some("Suspended")).await;
+    let status = a.status.as_ref().expect("status");
+    assert_eq!(
+        status.phase,
+        Some(AccountPhase::Suspended),
+        "phase of a suspended account"
+    );
+    let access = condition(&a, "AccessGranted").expect("an AccessGranted condition");
+    assert_eq!(
+        (access.status.as_str(), access.reason.as_str()),
+        ("False", "Suspended"),
+        "{access:?}"
+    );
+    for ns in &tenant.namespaces {
+        let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+        let ro = wait_for(&rbs, READONLY_BINDING, "exist", TIMEOUT, |_| true).await;
+        assert_eq!(ro.role_ref.name, READONLY_BINDING, "{ns}: {ro:?}");
+        assert!(
+            ro.subjects.iter().flatten().any(|s| s.name == tenant.admin),
+            "{ns}/{READONLY_BINDING} must bind the administrator: {ro:?}"
+        );
+        wait_gone(&rbs, ADMIN_BINDING, false, TIMEOUT).await;
+
+        let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), ns);
+        let freeze = wait_for(&quotas, FREEZE, "exist", TIMEOUT, |_| true).await;
+        assert_eq!(
+            hard(&freeze),
+            fixtures::map(&[("pods", "0")]),
+            "{ns}/{FREEZE}"
+        );
+
+        let nps: Api<NetworkPolicy> = Api::namespaced(c.clone(), ns);
+        let deny = wait_for(&nps, DENY_ALL, "exist", TIMEOUT, |_| true).await;
+        let spec = deny.spec.as_ref().expect("a NetworkPolicy spec");
+        assert_eq!(
+            spec.pod_selector.clone().unwrap_or_default(),
+            Default::default(),
+            "{ns}/{DENY_ALL} must select every pod"
+        );
+        let mut types = spec.policy_types.clone().unwrap_or_default();
+        types.sort();
+        assert_eq!(
+            types,
+            vec!["Egress".to_string(), "Ingress".to_string()],
+            "{ns}/{DENY_ALL}"
+        );
+        assert!(
+            spec.ingress.as_ref().is_none_or(Vec::is_empty)
+                && spec.egress.as_ref().is_none_or(Vec::is_empty),
+            "{ns}/{DENY_ALL} must allow nothing: {spec:?}"
+        );
+    }
+    if scaled {
+        let deps: Api<Deployment> = Api::namespaced(c.clone(), tenant.ns());
+        wait_for(
+            &deps,
+            WEB,
+            &format!("be scaled to 0 with {REPLICAS_ANNOTATION}: \"{REPLICAS}\""),
+            TIMEOUT,
+            |d| replicas(d) == Some(0) && recorded(d) == Some(REPLICAS.to_string()),
+        )
+        .await;
+        let n = Api::<Namespace>::all(c.clone())
+            .get(tenant.ns())
+            .await
+            .unwrap();
+        assert!(
+            n.annotations().contains_key(SCALED_MARKER),
+            "namespace {} must carry {SCALED_MARKER} while its workloads are scaled down: {:?}",
+            tenant.ns(),
+            n.annotations()
+        );
+    }
+    a
+}
+
+/// Waits until everything a suspension changed is back: the admin binding (and no read-only one), no
+/// freeze quota and no deny-all policy, the Deployment at exactly [`REPLICAS`] without the annotation,
+/// and the account Ready and not Suspended (the namespace marker: [`assert_marker_removed`]).
+async fn assert_lifted(t: &TestCtx, tenant: &Tenant) -> Account {
+    let c = &t.client;
+    let a = wait_account_ready(c, &tenant.account).await;
+    let s = condition(&a, "Suspended").expect("a Suspended condition");
+    assert_eq!(
+        (s.status.as_str(), s.reason.as_str()),
+        ("False", "NotSuspended"),
+        "{s:?}"
+    );
+    assert_eq!(
+        a.status.as_ref().and_then(|s| s.phase),
+        Some(AccountPhase::Active)
+    );
+    for ns in &tenant.namespaces {
+        let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+        let rb = wait_for(&rbs, ADMIN_BINDING, "be back", TIMEOUT, |_| true).await;
+        assert_eq!(rb.role_ref.name, ADMIN_BINDING);
+        assert!(
+            rb.subjects.iter().flatten().any(|s| s.name == tenant.admin),
+            "{ns}/{ADMIN_BINDING} must bind the administrator again: {rb:?}"
+        );
+        wait_gone(&rbs, READONLY_BINDING, false, TIMEOUT).await;
+        wait_gone(
+            &Api::<ResourceQuota>::namespaced(c.clone(), ns),
+            FREEZE,
+            false,
+            TIMEOUT,
+        )
+        .await;
+        wait_gone(
+            &Api::<NetworkPolicy>::namespaced(c.clone(), ns),
+            DENY_ALL,
+            false,
+            TIMEOUT,
+        )
+        .await;
+        // The tenant's usual objects are still (or again) there.
+        Api::<ResourceQuota>::namespaced(c.clone(), ns)
+            .get("covenant-quota")
+            .await
+            .unwrap_or_else(|e| panic!("{ns}/covenant-quota after lifting: {e}"));
+        for np in ["covenant-isolation", "covenant-egress"] {
+            Api::<NetworkPolicy>::namespaced(c.clone(), ns)
+                .get(np)
+                .await
+                .unwrap_or_else(|e| panic!("{ns}/{np} after lifting: {e}"));
+        }
+    }
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), tenant.ns());
+    wait_for(
+        &deps,
+        WEB,
+        &format!("have replicas {REPLICAS} again and no {REPLICAS_ANNOTATION}"),
+        TIMEOUT,
+        |d| replicas(d) == Some(REPLICAS) && recorded(d).is_none(),
+    )
+    .await;
+    // Restored once: a second restore must not change the count (e.g. to the "1" of a missing record).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d = deps.get(WEB).await.unwrap();
+    assert_eq!(
+        (replicas(&d), recorded(&d)),
+        (Some(REPLICAS), None),
+        "the Deployment after lifting"
+    );
+    a
+}
+
+/// Waits until the namespace marker that workloads may be scaled down is gone (it goes once everything
+/// is restored). Checked last in each test, after everything else about the lift.
+async fn assert_marker_removed(t: &TestCtx, tenant: &Tenant) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    wait_for(
+        &nss,
+        tenant.ns(),
+        &format!("lose {SCALED_MARKER} after the lift"),
+        TIMEOUT,
+        |n| !n.annotations().contains_key(SCALED_MARKER),
+    )
+    .await;
+}
+
+/// What the (impersonated) administrator can do while suspended: read, not write. `Ok` when so.
+async fn read_only(c: &Client, ns: &str, with_workloads: bool) -> Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
+    let mut failures = Vec::new();
+    if let Err(e) = pods.list(&ListParams::default()).await {
+        failures.push(format!("{ns}: list pods: {e}"));
+    }
+    if let Err(e) = deps.list(&ListParams::default()).await {
+        failures.push(format!("{ns}: list deployments: {e}"));
+    }
+    if with_workloads {
+        if let Err(e) = pods.get("keep").await {
+            failures.push(format!("{ns}: get pod keep: {e}"));
+        }
+        if let Err(e) = deps.get(WEB).await {
+            failures.push(format!("{ns}: get deployment {WEB}: {e}"));
+        }
+        // Dry runs: authorized exactly like real requests, and nothing changes if one is allowed.
+        failures.extend(
+            forbidden(
+                &format!("{ns}: patch deployment {WEB}"),
+                deps.patch(
+                    WEB,
+                    &PatchParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &Patch::Merge(json!({ "spec": { "replicas": 5 } })),
+                )
+                .await,
+            )
+            .err(),
+        );
+    }
+    let cm: ConfigMap = serde_json::from_value(json!({ "metadata": { "name": "notes" } })).unwrap();
+    failures.extend(
+        forbidden(
+            &format!("{ns}: create a ConfigMap"),
+            cms.create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &cm,
+            )
+            .await,
+        )
+        .err(),
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+async fn create_config_map(c: &Client, ns: &str, name: &str) -> Result<(), String> {
+    let cm: ConfigMap = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+    Api::<ConfigMap>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("create ConfigMap {ns}/{name}: {e}"))
+}
+
+#[tokio::test]
+async fn a_suspension_makes_the_tenant_read_only_frozen_isolated_and_scaled_down_and_lifting_restores_it()
+ {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("suspend-lift").await;
+    let ten = tenant(&t, "acme", 2).await;
+    wait_default_sa(&t.client, ten.ns()).await;
+    Api::<Pod>::namespaced(t.client.clone(), ten.ns())
+        .create(&PostParams::default(), &pod("keep"))
+        .await
+        .expect("create a Pod to read later");
+    let as_admin = impersonate(&ten.admin, &[]).await;
+    eventually(
+        "the administrator can create a ConfigMap before the suspension",
+        TIMEOUT,
+        || create_config_map(&as_admin, ten.ns(), "before"),
+    )
+    .await;
+
+    let cause = format!(
+        "Outbound bulk messaging exceeded the AUP's rate limits (ticket AUP-{})",
+        t.suffix
+    );
+    let susp = suspend(
+        &t,
+        "aup",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    let a = assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, true).await;
+    assert_eq!(
+        condition(&a, "Suspended").unwrap().reason,
+        "AcceptableUsePolicy",
+        "the Suspended reason is the Suspension's reason"
+    );
+
+    // The Suspension's own record: Active, notice given.
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let s = wait_for(
+        &susps,
+        &susp,
+        "be Active with status.noticeGivenAt",
+        TIMEOUT,
+        |s| {
+            phase(s) == Some(SuspensionPhase::Active)
+                && s.status
+                    .as_ref()
+                    .is_some_and(|st| st.notice_given_at.is_some())
+        },
+    )
+    .await;
+    let given = scond(&s, "NoticeGiven").expect("a NoticeGiven condition");
+    assert_eq!(
+        (given.status.as_str(), given.reason.as_str()),
+        ("True", "Given"),
+        "{given:?}"
+    );
+    let ready = scond(&s, "Ready").expect("a Ready condition");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "InForce"),
+        "{ready:?}"
+    );
+
+    // The administrator reads but cannot write (RBAC follows the binding swap within moments).
+    for (i, ns) in ten.namespaces.iter().enumerate() {
+        eventually(
+            "the administrator has read-only access while suspended",
+            TIMEOUT,
+            || read_only(&as_admin, ns, i == 0),
+        )
+        .await;
+    }
+    // No new pod starts, not even one created by a cluster administrator: the freeze quota refuses it.
+    for ns in &ten.namespaces {
+        wait_default_sa(&t.client, ns).await;
+        let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), ns);
+        wait_for(
+            &quotas,
+            FREEZE,
+            "have status.hard.pods=0 (admission enforces a quota from then on)",
+            TIMEOUT,
+            |q| fixtures::status_hard(q).get("pods").map(String::as_str) == Some("0"),
+        )
+        .await;
+        let refused = api_error(
+            "a new Pod in a suspended tenant",
+            Api::<Pod>::namespaced(t.client.clone(), ns)
+                .create(&PostParams::default(), &pod("late"))
+                .await,
+        );
+        assert_eq!(refused.code, 403, "{refused:?}");
+        assert!(
+            refused.message.contains("exceeded quota") && refused.message.contains(FREEZE),
+            "{ns}: a new Pod must be refused by {FREEZE}: {}",
+            refused.message
+        );
+    }
+    wait_notice_events(&t.client, &ten, &cause).await;
+
+    // Lift.
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    eventually(
+        "the administrator can create a ConfigMap again after the lift",
+        TIMEOUT,
+        || create_config_map(&as_admin, ten.ns(), "after"),
+    )
+    .await;
+    // The tenant's data survived.
+    Api::<ConfigMap>::namespaced(t.client.clone(), ten.ns())
+        .get("before")
+        .await
+        .expect("the ConfigMap made before the suspension");
+    Api::<Pod>::namespaced(t.client.clone(), ten.ns())
+        .get("keep")
+        .await
+        .expect("the Pod made before the suspension");
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_survives_an_operator_restart_and_lifting_restores_exactly() {
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("restart-suspended").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "crash", 1).await;
+    let cause = format!("Material breach: invoice {} unpaid", t.suffix);
+    let susp = suspend(
+        &t,
+        "breach",
+        &ten.account,
+        "MaterialBreach",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    assert_suspended(&t, &ten, &susp, "MaterialBreach", &cause, true).await;
+
+    operator::kill();
+    operator::start();
+    // The restarted operator keeps the suspension as it is: nothing scaled twice, nothing forgotten.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_suspended(&t, &ten, &susp, "MaterialBreach", &cause, true).await;
+
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_created_while_the_operator_is_down_takes_effect_when_it_starts() {
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("restart-before-act").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "late", 1).await;
+    let cause = format!("Court order {} requires suspension", t.suffix);
+
+    // Killed before it could act on the new Suspension.
+    operator::kill();
+    let susp = suspend(
+        &t,
+        "court",
+        &ten.account,
+        "LegalCompliance",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d = Api::<Deployment>::namespaced(t.client.clone(), ten.ns())
+        .get(WEB)
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas(&d),
+        Some(REPLICAS),
+        "nothing acts while the operator is down"
+    );
+
+    operator::start();
+    assert_suspended(&t, &ten, &susp, "LegalCompliance", &cause, true).await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    wait_for(&susps, &susp, "record noticeGivenAt", TIMEOUT, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.notice_given_at.is_some())
+    })
+    .await;
+    wait_notice_events(&t.client, &ten, &cause).await;
+
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_deleted_while_the_operator_is_down_is_lifted_when_it_starts() {
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("restart-lift").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "down", 1).await;
+    let cause = format!("AUP violation {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "aup",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, true).await;
+
+    operator::kill();
+    delete_suspension(&t.client, &susp).await;
+    operator::start();
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn overlapping_suspensions_keep_the_account_suspended_until_the_last_one_ends() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("overlap").await;
+    let ten = tenant(&t, "both", 1).await;
+    // Named so that `a` sorts first: the condition's reason is the first suspension in force.
+    let cause_a = format!("AUP: spam campaign {}", t.suffix);
+    let cause_b = format!("Material breach: contract {}", t.suffix);
+    let a = suspend(
+        &t,
+        "a",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause_a,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    let b = suspend(
+        &t,
+        "b",
+        &ten.account,
+        "MaterialBreach",
+        &cause_b,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    assert_suspended(&t, &ten, &a, "AcceptableUsePolicy", &cause_a, true).await;
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    wait_for(
+        &accounts,
+        &ten.account,
+        "name both suspensions in its Suspended condition",
+        TIMEOUT,
+        |acc| {
+            condition(acc, "Suspended")
+                .is_some_and(|c| c.message.contains(&cause_a) && c.message.contains(&cause_b))
+        },
+    )
+    .await;
+
+    // One ends: still suspended, by the other.
+    delete_suspension(&t.client, &a).await;
+    let acc = wait_for(
+        &accounts,
+        &ten.account,
+        &format!("be suspended by {b} alone"),
+        TIMEOUT,
+        |acc| {
+            condition(acc, "Suspended").is_some_and(|c| {
+                c.status == "True" && c.message.contains(&b) && !c.message.contains(&a)
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        condition(&acc, "Suspended").unwrap().reason,
+        "MaterialBreach",
+        "the remaining suspension's reason"
+    );
+    // Give a wrong lift time to happen, then check that nothing was restored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_suspended(&t, &ten, &b, "MaterialBreach", &cause_b, true).await;
+
+    // The last one ends: lifted.
+    delete_suspension(&t.client, &b).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn each_of_two_overlapping_suspensions_gives_notice_of_its_own_cause() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("overlap-notice").await;
+    let ten = tenant(&t, "twice", 1).await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let noticed = |s: &Suspension| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.notice_given_at.is_some())
+    };
+    let cause_a = format!("AUP: open relay {}", t.suffix);
+    let a = suspend(
+        &t,
+        "a",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause_a,
+        json!({}),
+    )
+    .await;
+    wait_for(&susps, &a, "record noticeGivenAt", TIMEOUT, noticed).await;
+    wait_notice_events(&t.client, &ten, &cause_a).await;
+    // A second, different cause while the first is in force: the client must be told this one too.
+    let cause_b = format!("Court order {} (second cause)", t.suffix);
+    let b = suspend(
+        &t,
+        "b",
+        &ten.account,
+        "LegalCompliance",
+        &cause_b,
+        json!({}),
+    )
+    .await;
+    wait_for(&susps, &b, "record noticeGivenAt", TIMEOUT, noticed).await;
+    wait_notice_events(&t.client, &ten, &cause_b).await;
+}
+
+#[tokio::test]
+async fn a_workload_scaled_up_while_suspended_is_scaled_back_down_and_later_restored_to_its_count()
+{
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("scaled-up").await;
+    let ten = tenant(&t, "sneaky", 1).await;
+    let cause = format!("AUP: crypto mining {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "aup",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, true).await;
+    // Someone with write access (a cluster administrator) scales it up while suspended.
+    let deps: Api<Deployment> = Api::namespaced(t.client.clone(), ten.ns());
+    deps.patch(
+        WEB,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "replicas": 5 } })),
+    )
+    .await
+    .unwrap();
+    let scaled_up = Timestamp::now();
+    let (_, seen) = watch_until(
+        &deps,
+        WEB,
+        &format!("be scaled back to 0, still recording \"{REPLICAS}\""),
+        TIMEOUT,
+        |d| replicas(d) == Some(0) && recorded(d) == Some(REPLICAS.to_string()),
+    )
+    .await;
+    eprintln!(
+        "[e2e] a Deployment scaled up while suspended was scaled back down {} later",
+        secs(seen.duration_since(scaled_up))
+    );
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_is_lifted_by_itself_when_end_at_passes() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("end-at").await;
+    let ten = tenant(&t, "ends", 1).await;
+    let end = in_secs(10);
+    let cause = format!("AUP: temporary block {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "temp",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({ "scaleWorkloads": true, "endAt": rfc3339(end) }),
+    )
+    .await;
+    assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, true).await;
+    assert!(
+        Timestamp::now() < end,
+        "the suspension took longer than its whole window to take effect (endAt {end})"
+    );
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let s = susps.get(&susp).await.unwrap();
+    let ready = scond(&s, "Ready").expect("a Ready condition");
+    assert!(
+        ready.message.contains(&rfc3339(end)),
+        "the Suspension says until when: {ready:?}"
+    );
+
+    // Nobody touches anything from here on.
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let timeout = Duration::from_secs(30)
+        + Duration::try_from(end.duration_since(Timestamp::now())).unwrap_or_default();
+    let ((acc, account_seen), (s, lifted_seen)) = tokio::join!(
+        watch_until(
+            &accounts,
+            &ten.account,
+            "be Ready and not Suspended",
+            timeout,
+            |a| {
+                a.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == a.metadata.generation)
+                    && condition(a, "Ready").is_some_and(|c| c.status == "True")
+                    && condition(a, "Suspended").is_some_and(|c| c.status == "False")
+            }
+        ),
+        watch_until(&susps, &susp, "be Lifted", timeout, |s| {
+            phase(s) == Some(SuspensionPhase::Lifted)
+        }),
+    );
+    eprintln!(
+        "[e2e] endAt {end}: the account was seen Ready {} after endAt, the Suspension Lifted {} after endAt",
+        secs(account_seen.duration_since(end)),
+        secs(lifted_seen.duration_since(end))
+    );
+    let ready = condition(&acc, "Ready").unwrap();
+    assert!(
+        ready.last_transition_time.0 >= end,
+        "the account was lifted before endAt {end}: {ready:?}"
+    );
+    assert_eq!(
+        s.status
+            .as_ref()
+            .and_then(|st| st.lifted_at.as_ref())
+            .map(|t| t.0),
+        Some(end),
+        "status.liftedAt is endAt: {:?}",
+        s.status
+    );
+    let ready = scond(&s, "Ready").expect("a Ready condition");
+    assert_eq!(ready.reason, "Lifted", "{ready:?}");
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_with_start_at_is_pending_until_then() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("start-at").await;
+    let ten = tenant(&t, "later", 1).await;
+    let start = in_secs(10);
+    let cause = format!("Scheduled maintenance breach {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "sched",
+        &ten.account,
+        "MaterialBreach",
+        &cause,
+        json!({ "startAt": rfc3339(start) }),
+    )
+    .await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let (s, seen) = watch_until(&susps, &susp, "be Pending", TIMEOUT, |s| {
+        phase(s) == Some(SuspensionPhase::Pending)
+    })
+    .await;
+    assert!(
+        seen < start,
+        "Pending was seen only at {seen}, after startAt {start}"
+    );
+    let ready = scond(&s, "Ready").expect("a Ready condition");
+    assert_eq!(ready.reason, "Scheduled", "{ready:?}");
+    let given = scond(&s, "NoticeGiven").expect("a NoticeGiven condition");
+    assert_eq!(
+        (given.status.as_str(), given.reason.as_str()),
+        ("False", "NotInForce"),
+        "{given:?}"
+    );
+    assert!(
+        s.status.as_ref().unwrap().notice_given_at.is_none(),
+        "no notice before the suspension is in force"
+    );
+    // Not in force yet: the account is untouched.
+    let acc = Api::<Account>::all(t.client.clone())
+        .get(&ten.account)
+        .await
+        .unwrap();
+    let checked = Timestamp::now();
+    assert!(
+        checked < start,
+        "the test was too slow to check the account before startAt"
+    );
+    assert!(
+        condition(&acc, "Suspended").is_some_and(|c| c.status == "False")
+            && condition(&acc, "Ready").is_some_and(|c| c.status == "True"),
+        "a pending suspension must not suspend the account yet: {:?}",
+        acc.status
+    );
+
+    let (s, active_seen) = watch_until(
+        &susps,
+        &susp,
+        "be Active",
+        Duration::from_secs(30)
+            + Duration::try_from(start.duration_since(Timestamp::now())).unwrap_or_default(),
+        |s| phase(s) == Some(SuspensionPhase::Active),
+    )
+    .await;
+    eprintln!(
+        "[e2e] startAt {start}: the Suspension was seen Active {} after startAt",
+        secs(active_seen.duration_since(start))
+    );
+    assert!(
+        active_seen >= start,
+        "Active seen at {active_seen}, before startAt {start}"
+    );
+    let given_at = s
+        .status
+        .as_ref()
+        .and_then(|st| st.notice_given_at.as_ref())
+        .map(|t| t.0);
+    assert!(
+        given_at.is_some_and(|g| g >= start),
+        "noticeGivenAt {given_at:?} must be set, at or after startAt {start}"
+    );
+    let a = assert_suspended(&t, &ten, &susp, "MaterialBreach", &cause, false).await;
+    let c = condition(&a, "Suspended").unwrap();
+    assert!(
+        c.last_transition_time.0 >= start,
+        "the account was suspended before startAt {start}: {c:?}"
+    );
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
+
+#[tokio::test]
+async fn a_suspension_of_an_unknown_account_is_invalid_and_changes_nothing() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("unknown-account").await;
+    let sentinel = tenant(&t, "bystander", 1).await;
+    // Tracked for cleanup: created later in this test.
+    let ghost = t.account("ghost");
+    let cause = format!("AUP violation {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "ghost",
+        &ghost,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({}),
+    )
+    .await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let s = wait_for(
+        &susps,
+        &susp,
+        "be Invalid with Ready=False reason AccountNotFound",
+        TIMEOUT,
+        |s| {
+            phase(s) == Some(SuspensionPhase::Invalid)
+                && scond(s, "Ready")
+                    .is_some_and(|c| c.status == "False" && c.reason == "AccountNotFound")
+        },
+    )
+    .await;
+    let ready = scond(&s, "Ready").unwrap();
+    assert!(
+        ready.message.contains(&ghost),
+        "the message names the account: {ready:?}"
+    );
+    assert!(
+        s.status.as_ref().unwrap().notice_given_at.is_none(),
+        "no notice for an invalid suspension"
+    );
+
+    // Nothing changed for any account.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = Api::<Account>::all(t.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let touched: Vec<String> = all
+        .items
+        .iter()
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.message.contains(&susp)))
+        })
+        .map(|a| a.name_any())
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "accounts whose conditions mention the invalid suspension {susp}: {touched:?}"
+    );
+    let acc = wait_account_ready(&t.client, &sentinel.account).await;
+    assert_eq!(
+        condition(&acc, "Suspended").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    let d = Api::<Deployment>::namespaced(t.client.clone(), sentinel.ns())
+        .get(WEB)
+        .await
+        .unwrap();
+    assert_eq!(replicas(&d), Some(REPLICAS));
+
+    // The account appears: the suspension takes effect.
+    let pkg = t.name("bystander-pkg");
+    t.apply(&account(
+        &ghost,
+        Some(&pkg),
+        &[],
+        &[&format!("alice-{}", t.suffix)],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    wait_for(
+        &susps,
+        &susp,
+        "be Active once its account exists",
+        TIMEOUT,
+        |s| phase(s) == Some(SuspensionPhase::Active),
+    )
+    .await;
+    wait_account(
+        &t.client,
+        &ghost,
+        "Suspended",
+        "True",
+        Some("AcceptableUsePolicy"),
+    )
+    .await;
+    delete_suspension(&t.client, &susp).await;
+    wait_account_ready(&t.client, &ghost).await;
+}
+
+#[tokio::test]
+async fn the_api_server_rejects_withheld_notice_without_legal_compliance_and_a_changed_account() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("susp-cel").await;
+    let api: Api<Suspension> = Api::all(t.client.clone());
+    for reason in ["MaterialBreach", "AcceptableUsePolicy"] {
+        let name = t.name(&format!("withhold-{}", reason.to_lowercase()));
+        t.track(SUSPENSIONS, &name);
+        let s: Suspension = serde_json::from_str(&suspension_yaml(
+            &name,
+            &t.name("nobody"),
+            reason,
+            "a cause",
+            json!({ "withholdNotice": true }),
+        ))
+        .unwrap();
+        let err = api_error(
+            &format!("withholdNotice with {reason}"),
+            api.create(&PostParams::default(), &s).await,
+        );
+        assert_eq!(err.code, 422, "{err:?}");
+        assert!(
+            err.message
+                .contains("withholdNotice is allowed only with reason LegalCompliance"),
+            "{}",
+            err.message
+        );
+        assert!(api.get_opt(&name).await.unwrap().is_none(), "{name} stored");
+    }
+
+    let name = suspend(
+        &t,
+        "moving",
+        &t.name("nobody"),
+        "MaterialBreach",
+        "a cause",
+        json!({}),
+    )
+    .await;
+    let err = api_error(
+        "changing spec.account",
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "account": t.name("somebody") } })),
+        )
+        .await,
+    );
+    assert_eq!(err.code, 422, "{err:?}");
+    assert!(
+        err.message.contains("account is immutable"),
+        "{}",
+        err.message
+    );
+    assert_eq!(api.get(&name).await.unwrap().spec.account, t.name("nobody"));
+}
+
+#[tokio::test]
+async fn a_withheld_notice_is_not_given() {
+    let _op = OPERATOR.read().await;
+    let t = TestCtx::new("withheld").await;
+    let ten = tenant(&t, "sealed", 1).await;
+    let cause = format!("Sealed court order {} (do not disclose)", t.suffix);
+    let susp = suspend(
+        &t,
+        "sealed",
+        &ten.account,
+        "LegalCompliance",
+        &cause,
+        json!({ "withholdNotice": true }),
+    )
+    .await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    let s = wait_for(&susps, &susp, "be Active", TIMEOUT, |s| {
+        phase(s) == Some(SuspensionPhase::Active)
+    })
+    .await;
+    let st = s.status.as_ref().unwrap();
+    assert!(
+        st.notice_given_at.is_none(),
+        "noticeGivenAt must be absent while withheld: {st:?}"
+    );
+    let given = scond(&s, "NoticeGiven").expect("a NoticeGiven condition");
+    assert_eq!(
+        (given.status.as_str(), given.reason.as_str()),
+        ("False", "Withheld"),
+        "{given:?}"
+    );
+
+    let a = wait_account(
+        &t.client,
+        &ten.account,
+        "Suspended",
+        "True",
+        Some("LegalCompliance"),
+    )
+    .await;
+    let leaked: Vec<&Condition> = a
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .filter(|c| c.message.contains(&cause))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the withheld cause appears in the Account's conditions: {leaked:?}"
+    );
+    // No Event tells the cause either (a notice would have been published before the status write).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut evs = events_about(&t.client, "default", &ten.account).await;
+    for ns in &ten.namespaces {
+        evs.extend(
+            Api::<Event>::namespaced(t.client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items,
+        );
+    }
+    let leaked: Vec<Event> = evs
+        .into_iter()
+        .filter(|e| {
+            e.message.as_deref().is_some_and(|m| m.contains(&cause))
+                || e.reason.as_deref() == Some("Suspended")
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "a withheld notice was given as Events:\n{}",
+        describe_events(&leaked)
+    );
+    delete_suspension(&t.client, &susp).await;
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
+}
