@@ -264,8 +264,19 @@ async fn give_notice(s: &Suspension, account: &Account, ctx: &Context) {
             .map(|e| format!("; until {}", terms::fmt_instant(e.0)))
             .unwrap_or_default()
     );
-    ctx.event(account, EventType::Warning, "Suspended", note.clone())
-        .await;
+    // Each suspension's notice relates to that Suspension, so overlapping suspensions give distinct
+    // Events (the recorder folds events with the same key into one series, keeping the first note).
+    let related = s.object_ref(&());
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: "Suspended".into(),
+        note: Some(note.clone()),
+        action: "Suspend".into(),
+        secondary: Some(related.clone()),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &account.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish the suspension notice on the Account");
+    }
     // Events in a tenant namespace must regard an object there: the freeze quota the suspension adds.
     for ns in account.desired_namespaces() {
         let quota = ResourceQuota {
@@ -281,7 +292,7 @@ async fn give_notice(s: &Suspension, account: &Account, ctx: &Context) {
             reason: "Suspended".into(),
             note: Some(note.clone()),
             action: "Suspend".into(),
-            secondary: None,
+            secondary: Some(related.clone()),
         };
         if let Err(e) = ctx.recorder.publish(&ev, &quota.object_ref(&())).await {
             tracing::warn!(error = %e, "cannot publish the suspension notice in a tenant namespace");
