@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -26,7 +27,7 @@ use crate::api::{
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
-use crate::model::notice::{account_notices, selects, terms_current};
+use crate::model::notice::{account_notices, terms_current};
 use crate::model::package::resolve;
 use crate::model::suspension::{ActiveSuspensions, active_suspensions};
 use crate::status::{Cond, merge};
@@ -64,19 +65,38 @@ pub fn controller(
             .ok()
             .map(|s| ObjectRef::<DeserializeGuard<Account>>::new(&s.spec.account))
     };
+    // A notice change can add accounts to its selection or drop them (a narrowed selector), and only
+    // the new notice is seen here: recheck every account (one with nothing to do makes no request).
     let on_notice = {
+        let all = all_accounts.clone();
+        move |_: Arc<DeserializeGuard<crate::api::DeprecationNotice>>| all()
+    };
+    // A Deployment or StatefulSet whose spec changes in a tenant namespace (e.g. scaled up while the
+    // account is suspended): metadata only, and only generation changes, so status churn is ignored.
+    let workload_owner = {
         let stores = stores.clone();
-        move |n: Arc<DeserializeGuard<crate::api::DeprecationNotice>>| {
-            let Ok(n) = n.0.as_ref() else {
-                return Vec::new();
-            };
-            valid(&stores.accounts)
-                .iter()
-                .filter(|a| selects(n, a))
-                .map(|a| ObjectRef::new(&a.name_any()))
-                .collect::<Vec<_>>()
+        move |ns: Option<String>| {
+            ns.and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
+                .and_then(|n| account_of(n.as_ref()))
+                .map(|a| ObjectRef::<DeserializeGuard<Account>>::new(&a))
         }
     };
+    use kube::core::PartialObjectMeta;
+    let deployments = kube::runtime::watcher(
+        Api::<PartialObjectMeta<k8s_openapi::api::apps::v1::Deployment>>::all(ctx.client.clone()),
+        kube::runtime::watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(kube::runtime::predicates::generation, Default::default());
+    let statefulsets = kube::runtime::watcher(
+        Api::<PartialObjectMeta<k8s_openapi::api::apps::v1::StatefulSet>>::all(ctx.client.clone()),
+        kube::runtime::watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(kube::runtime::predicates::generation, Default::default());
+    let (owner_d, owner_s) = (workload_owner.clone(), workload_owner);
     // Deletions of what an account depends on (a managed child, a suspension, a notice, a package).
     let (tx, deleted) = futures::channel::mpsc::unbounded::<ObjectRef<DeserializeGuard<Account>>>();
     macro_rules! on_child_delete {
@@ -125,6 +145,8 @@ pub fn controller(
         .watches_shared_stream(w.limit_ranges.subscribe(), by_label)
         .watches_shared_stream(w.network_policies.subscribe(), by_label)
         .watches_shared_stream(w.role_bindings.subscribe(), by_label)
+        .watches_stream(deployments, move |d| owner_d(d.metadata.namespace))
+        .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

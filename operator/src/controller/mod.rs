@@ -95,6 +95,9 @@ pub struct Context {
     pub settings: Settings,
     /// One flag per watch, set once its first list is cached.
     pub synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    /// Suspensions (by uid) whose notice this process gave, and when: a reconcile that runs before
+    /// the status write reaches the cache must not give notice twice.
+    pub notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
 }
 
 impl Context {
@@ -303,6 +306,7 @@ pub async fn run(
             watches.network_policies.synced(),
             watches.role_bindings.synced(),
         ],
+        notices_given: Default::default(),
     });
 
     // Every controller subscribes before the watches start, so none misses the initial list.

@@ -85,7 +85,14 @@ pub struct Outcome {
 }
 
 /// The Suspension's status at `now`, given whether its account exists (pure).
-pub fn evaluate(s: &Suspension, account_exists: bool, now: jiff::Timestamp) -> Outcome {
+/// `given` is when this process already gave notice for this suspension, if its status does not
+/// show it yet (the status write may not be in the cache): notice is then not given twice.
+pub fn evaluate(
+    s: &Suspension,
+    account_exists: bool,
+    given: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Outcome {
     let previous = s.status.clone().unwrap_or_default();
     let generation = s.metadata.generation;
     let start = s.spec.start_at.as_ref().map(|t| t.0);
@@ -156,9 +163,10 @@ pub fn evaluate(s: &Suspension, account_exists: bool, now: jiff::Timestamp) -> O
         }
     };
     let active = phase == SuspensionPhase::Active;
-    let give_notice = active && !s.spec.withhold_notice && previous.notice_given_at.is_none();
-    if give_notice {
-        status.notice_given_at = Some(Time(now));
+    let due = active && !s.spec.withhold_notice && previous.notice_given_at.is_none();
+    let give_notice = due && given.is_none();
+    if due {
+        status.notice_given_at = Some(Time(given.unwrap_or(now)));
     }
     let lifted_now = phase == SuspensionPhase::Lifted && previous.lifted_at.is_none();
     if lifted_now {
@@ -212,7 +220,20 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
     let account = valid(&ctx.stores.accounts)
         .into_iter()
         .find(|a| a.name_any() == s.spec.account);
-    let outcome = evaluate(s, account.is_some(), now);
+    let uid = s.uid().unwrap_or_default();
+    let given = ctx
+        .notices_given
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&uid)
+        .copied();
+    let outcome = evaluate(s, account.is_some(), given, now);
+    if outcome.give_notice {
+        ctx.notices_given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid, now);
+    }
     let previous = s.status.clone().unwrap_or_default();
 
     if let (true, Some(account)) = (outcome.give_notice, &account) {
@@ -381,13 +402,13 @@ mod tests {
     #[test]
     fn notice_is_given_once_when_the_suspension_takes_effect() {
         let s = suspension(Some("2027-01-01T00:00:00Z"), None, false);
-        let before = evaluate(&s, true, at("2026-12-31T23:59:59Z"));
+        let before = evaluate(&s, true, None, at("2026-12-31T23:59:59Z"));
         assert_eq!(before.status.phase, Some(SuspensionPhase::Pending));
         assert!(!before.give_notice);
         assert_eq!(before.next_change, Some(at("2027-01-01T00:00:00Z")));
         let mut s2 = s.clone();
         s2.status = Some(before.status);
-        let during = evaluate(&s2, true, at("2027-01-01T00:00:00Z"));
+        let during = evaluate(&s2, true, None, at("2027-01-01T00:00:00Z"));
         assert_eq!(during.status.phase, Some(SuspensionPhase::Active));
         assert!(during.give_notice);
         assert_eq!(
@@ -395,7 +416,7 @@ mod tests {
             Some(Time(at("2027-01-01T00:00:00Z")))
         );
         s2.status = Some(during.status);
-        let again = evaluate(&s2, true, at("2027-01-02T00:00:00Z"));
+        let again = evaluate(&s2, true, None, at("2027-01-02T00:00:00Z"));
         assert!(!again.give_notice, "notice is given once");
         assert_eq!(
             again.status,
@@ -407,7 +428,7 @@ mod tests {
     #[test]
     fn withheld_notice_is_never_given() {
         let s = suspension(None, None, true);
-        let o = evaluate(&s, true, at("2027-01-01T00:00:00Z"));
+        let o = evaluate(&s, true, None, at("2027-01-01T00:00:00Z"));
         assert!(!o.give_notice);
         assert!(o.status.notice_given_at.is_none());
         assert!(
@@ -421,10 +442,23 @@ mod tests {
     #[test]
     fn lifted_at_is_the_end_instant() {
         let s = suspension(None, Some("2027-01-01T00:00:00Z"), false);
-        let o = evaluate(&s, true, at("2027-01-01T00:00:07Z"));
+        let o = evaluate(&s, true, None, at("2027-01-01T00:00:07Z"));
         assert_eq!(o.status.phase, Some(SuspensionPhase::Lifted));
         assert!(o.lifted_now);
         assert_eq!(o.status.lifted_at, Some(Time(at("2027-01-01T00:00:00Z"))));
+    }
+
+    #[test]
+    fn notice_already_given_by_this_process_is_not_given_again() {
+        let s = suspension(None, None, false);
+        let first = at("2027-01-01T00:00:00Z");
+        let o = evaluate(&s, true, Some(first), at("2027-01-01T00:00:02Z"));
+        assert!(!o.give_notice);
+        assert_eq!(
+            o.status.notice_given_at,
+            Some(Time(first)),
+            "the first instant is kept"
+        );
     }
 
     #[test]
@@ -432,6 +466,7 @@ mod tests {
         let o = evaluate(
             &suspension(None, None, false),
             false,
+            None,
             at("2027-01-01T00:00:00Z"),
         );
         assert_eq!(o.status.phase, Some(SuspensionPhase::Invalid));
