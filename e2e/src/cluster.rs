@@ -70,6 +70,40 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
+/// Whether this binary's cluster got the CRDs and `deploy/` (through [`cluster`]).
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A cluster of this test binary's own, started on first use, WITHOUT the CRDs and `deploy/`: for tests
+/// that install Covenant themselves (e.g. with Helm, whose install fails on objects it does not own).
+/// Call it before anything else touches the cluster (then [`cluster`], and every helper, return the
+/// same cluster). Panics when `COVENANT_E2E_KUBECONFIG` names a shared cluster (it has `deploy/`), or
+/// when [`cluster`] already set this binary's cluster up.
+pub fn bare_cluster() -> &'static Cluster {
+    let c = match CLUSTER.get_or_init(init_bare) {
+        Ok(c) => c,
+        Err(e) => panic!("the test cluster is not available:\n{e}"),
+    };
+    assert!(
+        !INSTALLED.load(std::sync::atomic::Ordering::SeqCst),
+        "bare_cluster(): this binary's cluster was already set up with the CRDs and deploy/ by cluster()"
+    );
+    c
+}
+
+fn init_bare() -> Result<Cluster, String> {
+    if env_path("COVENANT_E2E_KUBECONFIG").is_some() {
+        return Err(format!(
+            "{} needs a cluster of its own (it installs Covenant itself): run it without COVENANT_E2E_KUBECONFIG",
+            binary_name()
+        ));
+    }
+    let log_dir =
+        env_path("COVENANT_E2E_LOG_DIR").unwrap_or_else(|| profile_dir().join("e2e-logs"));
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    start_own(log_dir)
+}
+
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
@@ -104,6 +138,7 @@ fn init() -> Result<Cluster, String> {
         None => start_own(log_dir)?,
     };
     c.install()?;
+    INSTALLED.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(c)
 }
 

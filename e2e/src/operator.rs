@@ -31,20 +31,15 @@ pub struct Operator {
     child: Option<Child>,
     addr: Option<SocketAddr>,
     starts: u32,
+    /// Arguments after `run --metrics-addr ADDR` (see [`Operator::custom`]).
+    extra_args: Vec<String>,
+    /// Extra environment variables (see [`Operator::custom`]).
+    env: Vec<(String, String)>,
 }
 
 impl Operator {
     fn new(c: &Cluster) -> Result<Self, String> {
-        let binary = std::env::var_os("COVENANT_BIN")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| profile_dir().join("covenant"));
-        if !binary.is_file() {
-            return Err(format!(
-                "the operator binary {} does not exist: run `cargo build -p covenant` first (or set COVENANT_BIN)",
-                binary.display()
-            ));
-        }
+        let binary = operator_binary()?;
         let stem = format!("operator-{}-{}", binary_name(), std::process::id());
         let kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
         write_operator_kubeconfig(&c.kubeconfig, &kubeconfig)?;
@@ -56,7 +51,59 @@ impl Operator {
             child: None,
             addr: None,
             starts: 0,
+            extra_args: Vec::new(),
+            env: Vec::new(),
         })
+    }
+
+    /// An operator process of a test's own making, not started yet: it uses `kubeconfig` as it is
+    /// (e.g. a ServiceAccount token's), gets `extra_args` after `run --metrics-addr ADDR` (e.g.
+    /// `--leader-elect`) and `env` (e.g. `POD_NAME`), and logs to
+    /// `<log dir>/operator-<binary>-<pid>-<name>.log`. Like the harness's operator it is recorded in
+    /// `operator.pids`, has a kill watchdog, and is killed when dropped. Start it with
+    /// [`Operator::start`] (waits for `/readyz`) or [`Operator::start_live`] (waits for `/livez` only,
+    /// e.g. a leader-election follower).
+    pub fn custom(
+        c: &Cluster,
+        name: &str,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut op = Operator::new_unconfigured(c, name)?;
+        op.kubeconfig = kubeconfig.to_path_buf();
+        op.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        op.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(op)
+    }
+
+    /// What [`Operator::custom`] starts from: no kubeconfig, arguments or environment yet.
+    fn new_unconfigured(c: &Cluster, name: &str) -> Result<Self, String> {
+        let binary = operator_binary()?;
+        let stem = format!("operator-{}-{}-{name}", binary_name(), std::process::id());
+        Ok(Operator {
+            binary,
+            kubeconfig: PathBuf::new(),
+            log: c.log_dir.join(format!("{stem}.log")),
+            pids: c.log_dir.join("operator.pids"),
+            child: None,
+            addr: None,
+            starts: 0,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+        })
+    }
+
+    /// Starts a new process and waits only until `/livez` answers 200 (a leader-election follower
+    /// does not reconcile, so it may not get ready). Panics (with the log) when it does not.
+    #[track_caller]
+    pub fn start_live(&mut self) {
+        if let Err(e) = self.spawn().and_then(|()| self.wait_path("/livez")) {
+            panic!("{e}");
+        }
     }
 
     /// Whether the process runs.
@@ -77,6 +124,12 @@ impl Operator {
     }
 
     fn try_start(&mut self) -> Result<(), String> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    /// Starts the process without waiting for it.
+    fn spawn(&mut self) -> Result<(), String> {
         if self.running() {
             return Err("the operator is already running".into());
         }
@@ -104,6 +157,8 @@ impl Operator {
             .env_remove("COVENANT_METRICS_ADDR")
             .env_remove("COVENANT_NOTIFY_URL")
             .env_remove("COVENANT_LOG_JSON")
+            .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -120,29 +175,34 @@ impl Operator {
         spawn_kill_watchdog(pid);
         self.child = Some(child);
         self.addr = Some(addr);
-        self.wait_ready()
+        Ok(())
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
+        self.wait_path("/readyz")
+    }
+
+    /// Waits until `path` answers 200.
+    fn wait_path(&mut self, path: &str) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = self.addr.ok_or("no metrics address")?;
         let mut last;
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 return Err(format!(
-                    "the operator exited ({status}) before it was ready; its log {}:\n{}",
+                    "the operator exited ({status}) before it answered 200 on {path}; its log {}:\n{}",
                     self.log.display(),
                     self.log_tail(80)
                 ));
             }
-            match http_get(addr, "/readyz") {
+            match http_get(addr, path) {
                 Ok((200, _)) => return Ok(()),
                 Ok((code, body)) => last = format!("{code} {body}"),
                 Err(e) => last = e,
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "the operator did not answer 200 on http://{addr}/readyz within {READY_TIMEOUT:?} (last: {last}); its log {}:\n{}",
+                    "the operator did not answer 200 on http://{addr}{path} within {READY_TIMEOUT:?} (last: {last}); its log {}:\n{}",
                     self.log.display(),
                     self.log_tail(80)
                 ));
@@ -314,6 +374,21 @@ pub fn metric_deltas(before: &str, after: &str, name: &str) -> Vec<String> {
 #[track_caller]
 pub fn writes_total() -> f64 {
     metric_sum(&metrics(), "covenant_writes_total")
+}
+
+/// The operator binary: `COVENANT_BIN`, or `target/<profile>/covenant`.
+fn operator_binary() -> Result<PathBuf, String> {
+    let binary = std::env::var_os("COVENANT_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().join("covenant"));
+    if !binary.is_file() {
+        return Err(format!(
+            "the operator binary {} does not exist: run `cargo build -p covenant` first (or set COVENANT_BIN)",
+            binary.display()
+        ));
+    }
+    Ok(binary)
 }
 
 /// A free port on 127.0.0.1 (bound and released: good enough on a test machine).

@@ -5,8 +5,9 @@
 //!
 //! Every notice selects accounts by a label unique to its test (never the empty selector, which would
 //! select every account on the shared cluster). The restart test takes [`OPERATOR`] for writing, so no
-//! other test of this binary is waiting on the operator while it is down; every other test takes it
-//! for reading (they run in parallel with each other).
+//! other test of this binary is waiting on the operator while it is down, and so does the narrowed
+//! selector test, which other tests' notice deletions would mask; every other test takes it for
+//! reading (they run in parallel with each other).
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -27,7 +28,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// The restart test holds it for writing, every other test for reading.
+/// The restart test (and the one that must not see other tests' side effects) holds it for writing,
+/// every other test for reading.
 static OPERATOR: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 const NOTICES: &str = "deprecationnotices.covenant.dev";
@@ -815,7 +817,9 @@ async fn a_relabelled_account_leaves_the_notice_and_a_deleted_notice_leaves_the_
 
 #[tokio::test]
 async fn a_narrowed_notice_selector_releases_the_accounts_it_no_longer_selects() {
-    let _op = OPERATOR.read().await;
+    // Alone: another test's notice being deleted makes the operator reconcile every account, which
+    // would hide a missing trigger here.
+    let _op = OPERATOR.write().await;
     let t = TestCtx::new("narrow").await;
     let pkg = package(&t).await;
     let group = t.name("sel");

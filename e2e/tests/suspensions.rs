@@ -6,19 +6,20 @@
 //!
 //! Every test makes its own package, account, namespaces and suspensions (random suffix) and deletes
 //! them. The tests that kill and restart the operator take [`OPERATOR`] for writing, so they never run
-//! while another test of this binary is waiting on the operator; every other test takes it for
-//! reading (they run in parallel with each other).
+//! while another test of this binary is waiting on the operator, and so does the test that other
+//! tests' side effects would mask; every other test takes it for reading (they run in parallel with
+//! each other).
 //!
-//! Not covered here: the notification webhook (`--notify-url`). The harness starts the operator with
-//! fixed arguments and removes `COVENANT_NOTIFY_URL` from its environment, and a second operator
-//! started by a test would act alongside the harness's one (there is no leader election in the
-//! tests), so that test waits for a harness that can pass extra arguments.
+//! The notification webhook (`--notify-url`) needs an operator started with that flag: its test stops
+//! the harness's operator, runs one of its own ([`Operator::custom`]) with the flag and the same
+//! identity, and starts the harness's again afterwards, so two operators never act at once.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use covenant::api::{Account, AccountPhase, Suspension, SuspensionPhase};
 use covenant_e2e::fixtures::{self, account, api_error, deployment, forbidden, hard, pod};
+use covenant_e2e::operator::Operator;
 use covenant_e2e::{
     TIMEOUT, TestCtx, condition, eventually, impersonate, operator, wait_account,
     wait_account_ready, wait_for, wait_gone,
@@ -890,7 +891,9 @@ async fn each_of_two_overlapping_suspensions_gives_notice_of_its_own_cause() {
 #[tokio::test]
 async fn a_workload_scaled_up_while_suspended_is_scaled_back_down_and_later_restored_to_its_count()
 {
-    let _op = OPERATOR.read().await;
+    // Alone: other tests' package changes make the operator reconcile every account, which would
+    // scale the workload back down by chance and hide a missing trigger.
+    let _op = OPERATOR.write().await;
     let t = TestCtx::new("scaled-up").await;
     let ten = tenant(&t, "sneaky", 1).await;
     let cause = format!("AUP: crypto mining {}", t.suffix);
@@ -904,6 +907,35 @@ async fn a_workload_scaled_up_while_suspended_is_scaled_back_down_and_later_rest
     )
     .await;
     assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, true).await;
+    // Let the suspension settle: the scaled-down pods are gone and the quota controller has counted
+    // that (its status writes also make the operator reconcile the account).
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), ten.ns());
+    eventually("the scaled-down pods are gone", TIMEOUT, || async {
+        let n = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(format!("{n} pods left"))
+        }
+    })
+    .await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), ten.ns());
+    for q in ["covenant-quota", FREEZE] {
+        wait_for(&quotas, q, "count 0 pods in use", TIMEOUT, |q| {
+            q.status
+                .as_ref()
+                .and_then(|s| s.used.as_ref())
+                .and_then(|u| u.get("pods"))
+                .is_some_and(|p| p.0 == "0")
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     // Someone with write access (a cluster administrator) scales it up while suspended.
     let deps: Api<Deployment> = Api::namespaced(t.client.clone(), ten.ns());
     deps.patch(
@@ -1335,4 +1367,212 @@ async fn a_withheld_notice_is_not_given() {
     delete_suspension(&t.client, &susp).await;
     assert_lifted(&t, &ten).await;
     assert_marker_removed(&t, &ten).await;
+}
+
+/// One HTTP request the webhook receiver got.
+#[derive(Debug)]
+struct Received {
+    method: String,
+    path: String,
+    content_type: Option<String>,
+    body: Value,
+}
+
+/// A tiny HTTP/1.1 server on a free loopback port that answers 200 to every request and sends each
+/// request (body parsed as JSON) to the returned channel.
+async fn webhook_receiver() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Received>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then Content-Length bytes of body.
+                let (head, body_start) = loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&buf[..i]).into_owned(), i + 4);
+                    }
+                };
+                let header = |name: &str| {
+                    head.lines().skip(1).find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_string())
+                    })
+                };
+                let len: usize = header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < body_start + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = &buf[body_start.min(buf.len())..(body_start + len).min(buf.len())];
+                let mut request_line = head.lines().next().unwrap_or("").split_whitespace();
+                let received = Received {
+                    method: request_line.next().unwrap_or("").to_string(),
+                    path: request_line.next().unwrap_or("").to_string(),
+                    content_type: header("content-type"),
+                    body: serde_json::from_slice(body).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(body).into_owned())
+                    }),
+                };
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                let _ = sock.shutdown().await;
+                let _ = tx.send(received);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Waits for a request whose JSON body has `event` and `suspension`, first among those received
+/// before (`backlog`), and returns it; the others stay in `backlog`.
+async fn wait_request(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Received>,
+    backlog: &mut Vec<Received>,
+    event: &str,
+    suspension: &str,
+    timeout: Duration,
+) -> Received {
+    let matches = |r: &Received| {
+        r.body.get("event").and_then(Value::as_str) == Some(event)
+            && r.body.get("suspension").and_then(Value::as_str) == Some(suspension)
+    };
+    if let Some(i) = backlog.iter().position(matches) {
+        return backlog.remove(i);
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(r)) if matches(&r) => return r,
+            Ok(Some(r)) => backlog.push(r),
+            Ok(None) | Err(_) => panic!(
+                "no {event} notification for Suspension {suspension} arrived within {timeout:?}; requests received:\n{backlog:#?}"
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notification_webhook_gets_a_json_post_with_the_account_reason_and_cause() {
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("webhook").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "hooked", 1).await;
+    let (addr, mut rx) = webhook_receiver().await;
+    let url = format!("http://{addr}/hook");
+
+    // Only one operator at a time: the harness's stops, one with --notify-url (same identity) runs.
+    let c = covenant_e2e::cluster();
+    let kubeconfig = c.log_dir.join(format!(
+        "operator-{}-{}.kubeconfig",
+        covenant_e2e::cluster::binary_name(),
+        std::process::id()
+    ));
+    assert!(
+        kubeconfig.is_file(),
+        "the harness's operator kubeconfig {} is not where it used to be",
+        kubeconfig.display()
+    );
+    operator::kill();
+    let mut notifying = Operator::custom(c, "notify", &kubeconfig, &["--notify-url", &url], &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    notifying.start();
+
+    let mut backlog = Vec::new();
+    let end = in_secs(10);
+    let cause = format!("Outbound spam from tenant {} (ticket AUP-77)", t.suffix);
+    let a = suspend(
+        &t,
+        "aup",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({ "endAt": rfc3339(end) }),
+    )
+    .await;
+    let r = wait_request(&mut rx, &mut backlog, "Suspended", &a, TIMEOUT).await;
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/hook"),
+        "{r:?}"
+    );
+    assert!(
+        r.content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/json")),
+        "a JSON POST: {r:?}"
+    );
+    let b = &r.body;
+    assert_eq!(b["account"], json!(ten.account), "{b}");
+    assert_eq!(b["reason"], json!("AcceptableUsePolicy"), "{b}");
+    assert_eq!(b["cause"], json!(cause), "{b}");
+    assert_eq!(b["endAt"], json!(rfc3339(end)), "{b}");
+
+    // A withheld notice: the webhook is told of the suspension, never of its cause.
+    let sealed = format!("Sealed order {} (do not disclose)", t.suffix);
+    let w = suspend(
+        &t,
+        "sealed",
+        &ten.account,
+        "LegalCompliance",
+        &sealed,
+        json!({ "withholdNotice": true }),
+    )
+    .await;
+    let susps: Api<Suspension> = Api::all(t.client.clone());
+    wait_for(&susps, &w, "be Active", TIMEOUT, |s| {
+        phase(s) == Some(SuspensionPhase::Active)
+    })
+    .await;
+    // Anything about it that arrives within a few seconds must not carry the cause.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(r)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        assert!(
+            !r.body.to_string().contains(&sealed),
+            "a withheld cause was sent to the webhook: {}",
+            r.body
+        );
+        backlog.push(r);
+    }
+
+    // endAt passes: the lift is notified too.
+    let r = wait_request(&mut rx, &mut backlog, "Lifted", &a, until_plus_30s(end)).await;
+    assert_eq!(r.body["account"], json!(ten.account), "{}", r.body);
+    delete_suspension(&t.client, &w).await;
+    wait_account_ready(&t.client, &ten.account).await;
+
+    notifying.kill();
+    operator::start();
+}
+
+/// The time left until `at`, plus 30 s.
+fn until_plus_30s(at: Timestamp) -> Duration {
+    Duration::from_secs(30)
+        + Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or_default()
 }
