@@ -4,7 +4,10 @@
 #   2. starts the cluster (e2e/cluster/cluster.sh) into a temporary directory,
 #   3. runs `cargo test -p covenant-e2e` in stages against it (COVENANT_E2E_KUBECONFIG):
 #        every test binary in e2e/tests/ (cluster, accounts, ...; tests in parallel), then rest (at rest
-#        / restarts: serial), then uninstall (deletes the CRDs: always last),
+#        / restarts: serial), then uninstall (deletes the CRDs),
+#   3b. runs the chart binary (helm install/uninstall) on a cluster of its own, which it starts and stops
+#       itself (without COVENANT_E2E_KUBECONFIG): the shared cluster has deploy/ applied, whose objects
+#       Helm refuses to adopt. After the other stages, not alongside them (2 cores).
 #   4. always stops the cluster and any operator the tests started (trap), and on failure prints the
 #      component logs and the operator log tails.
 # Every stage runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -92,20 +95,28 @@ stage() {
   local name=$1
   shift
   say "stage $name: cargo test -p covenant-e2e $*"
-  if ! "$cargo" test -p covenant-e2e "$@"; then
+  if ! "$cargo" test -p covenant-e2e --no-fail-fast "$@"; then
     failed+=("$name")
   fi
 }
 # Every test binary but the two that need the cluster to themselves (rest: global write counters and
-# operator restarts; uninstall: deletes the CRDs), whose tests run in parallel.
+# operator restarts; uninstall: deletes the CRDs) and chart (a cluster of its own), whose tests run in
+# parallel.
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | chart) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
 stage uninstall --test uninstall -- ${extra[@]+"${extra[@]}"}
+# The chart binary starts (and stops) a cluster of its own when COVENANT_E2E_KUBECONFIG is unset; its
+# tests take turns anyway (one release), and --show-output prints the measured leader takeover.
+say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"
+if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
+  "$cargo" test -p covenant-e2e --test chart -- --test-threads=1 --show-output ${extra[@]+"${extra[@]}"}; then
+  failed+=(chart)
+fi
 
 if [ ${#failed[@]} -ne 0 ]; then
   exit 1

@@ -170,6 +170,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await?;
     let (mut leading, lease_task) = manager.watch().await;
     tracing::info!(identity, lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for leadership");
+    // A standby is ready: it serves and is one lease expiry away from leading. (A Deployment whose
+    // followers were never ready would never roll out, and its PDB would block every drain.)
+    health.synced.store(true, Ordering::Relaxed);
     let mut stop = rx.clone();
     tokio::select! {
         r = leading.wait_for(|l| *l) => { r.map_err(|_| anyhow::anyhow!("the leader-election task ended"))?; }
@@ -177,6 +180,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(identity, "leading: starting controllers");
     metrics.leader.set(1);
+    // Not ready again until the leader's caches have synced.
+    health.synced.store(false, Ordering::Relaxed);
     let controllers = controller::run(
         client,
         settings,
