@@ -440,3 +440,105 @@ async fn a_restarted_operator_repairs_what_changed_while_it_was_down() {
     wait_account_ready(&t.client, &names[0]).await;
     wait_account_ready(&t.client, &names[1]).await;
 }
+
+/// §3: accounts that name no package get the default one. Without a default they are not Ready and
+/// say why; with two defaults both packages and those accounts say so; restoring one default heals.
+/// (In this binary because it changes the cluster-wide default package that other tests rely on.)
+#[tokio::test]
+async fn accounts_without_a_package_follow_the_default_and_explain_when_there_is_none() {
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("default-package").await;
+    let packages: Api<SupportPackage> = Api::all(t.client.clone());
+    let set_default = |name: String, default: bool| {
+        let packages = packages.clone();
+        async move {
+            packages
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"default": default}})),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+        }
+    };
+    let acct = t.account("nopkg");
+    t.apply(&account(&acct, None, &[], &["alice"], json!({})))
+        .await;
+    let a = wait_account_ready(&t.client, &acct).await;
+    assert_eq!(
+        a.status.and_then(|s| s.support_package).as_deref(),
+        Some("standard")
+    );
+
+    // No default at all.
+    set_default("standard".into(), false).await;
+    let a = covenant_e2e::wait_account(
+        &t.client,
+        &acct,
+        "Ready",
+        "False",
+        Some("PackageUnresolved"),
+    )
+    .await;
+    let ready = covenant_e2e::k8s::condition(&a, "Ready").expect("Ready");
+    assert!(
+        ready
+            .message
+            .contains("no SupportPackage has default: true"),
+        "{}",
+        ready.message
+    );
+
+    // Two defaults.
+    let second = t.package("second-default");
+    t.apply(&fixtures::package(&second, fixtures::default_quota()))
+        .await;
+    set_default(second.clone(), true).await;
+    set_default("standard".into(), true).await;
+    let a = eventually_account_message(
+        &t.client,
+        &acct,
+        "several SupportPackages have default: true",
+    )
+    .await;
+    assert!(a.contains(&second) && a.contains("standard"), "{a}");
+    let conflicted = wait_for(
+        &packages,
+        "standard",
+        "Ready=False ConflictingDefault",
+        TIMEOUT,
+        |p: &SupportPackage| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Ready" && c.status == "False" && c.reason == "ConflictingDefault"
+                })
+            })
+        },
+    )
+    .await;
+    assert!(conflicted.status.is_some());
+
+    // One default again: healed.
+    set_default(second.clone(), false).await;
+    wait_account_ready(&t.client, &acct).await;
+}
+
+/// Waits until the account's Ready condition message contains `text`; returns the message.
+async fn eventually_account_message(client: &Client, name: &str, text: &str) -> String {
+    let api: Api<Account> = Api::all(client.clone());
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(a) = api.get(name).await
+            && let Some(c) = covenant_e2e::k8s::condition(&a, "Ready")
+            && c.message.contains(text)
+        {
+            return c.message.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Account {name}: Ready message never contained {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
