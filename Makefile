@@ -58,8 +58,12 @@ run: build cluster-up ## The quick start: cluster, CRDs, examples, operator in t
 	bash e2e/run-demo.sh $(STATE)
 
 .PHONY: bench
-bench: build ## Benchmarks on a real control plane (figures go to BENCHMARKS.md by hand).
+bench: ## Benchmarks on real control planes, N=100 and 1000 (figures go to BENCHMARKS.md).
 	bash e2e/bench.sh
+
+.PHONY: bench-smoke
+bench-smoke: ## Benchmarks at N=20 (20 s at rest): the same table in a few minutes.
+	bash e2e/bench.sh --smoke
 
 .PHONY: clean
 clean: cluster-down ## Stop the cluster and remove build output.

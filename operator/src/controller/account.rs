@@ -547,6 +547,12 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
 }
 
 async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
+    if let Some(uid) = &account.metadata.uid {
+        ctx.statuses_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
     let name = account.name_any();
     // Every namespace labelled for this account, whether or not still in the spec; none other.
     let owned: Vec<String> = ctx
@@ -585,16 +591,50 @@ async fn write_status(
     if crate::status::unchanged(&status, previous) {
         return Ok(());
     }
-    // Events on every condition transition.
+    // A reconcile triggered by a child's event can run before our own last status write reached the
+    // cache: compare with what this process last wrote too, so the same status is not sent twice.
+    let key = account
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| account.name_any());
+    let serialized = serde_json::to_value(&status)?;
+    if ctx
+        .statuses_written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        == Some(&serialized)
+    {
+        return Ok(());
+    }
+    let api: Api<Account> = Api::all(ctx.client.clone());
+    let patch =
+        json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": "Account", "status": status });
+    api.patch_status(
+        &account.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.write(KIND);
+    ctx.statuses_written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, serialized);
+    // Events on every condition transition (after the write, so a condition changes at its instant).
+    // A condition's first appearance is no transition: only a warning one is worth an Event then.
     for c in &status.conditions {
         let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
-        if before.is_none_or(|b| b.status != c.status)
-            && !(before.is_none() && c.status == "True" && c.type_ != "Ready")
-        {
-            let warn = matches!(
-                (c.type_.as_str(), c.status.as_str()),
-                ("Suspended", "True") | ("Ready" | "AccessReviewCurrent" | "TermsCurrent", "False")
-            );
+        let warn = matches!(
+            (c.type_.as_str(), c.status.as_str()),
+            ("Suspended", "True") | ("Ready" | "AccessReviewCurrent" | "TermsCurrent", "False")
+        );
+        let transition = match before {
+            Some(b) => b.status != c.status,
+            None => warn,
+        };
+        if transition {
             let kind = if warn {
                 EventType::Warning
             } else {
@@ -609,15 +649,5 @@ async fn write_status(
             .await;
         }
     }
-    let api: Api<Account> = Api::all(ctx.client.clone());
-    let patch =
-        json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": "Account", "status": status });
-    api.patch_status(
-        &account.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics.write(KIND);
     Ok(())
 }

@@ -98,6 +98,8 @@ pub struct Context {
     /// Suspensions (by uid) whose notice this process gave, and when: a reconcile that runs before
     /// the status write reaches the cache must not give notice twice.
     pub notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
+    /// The Account status this process last wrote, by uid (see `account::write_status`).
+    pub statuses_written: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
 }
 
 impl Context {
@@ -307,6 +309,7 @@ pub async fn run(
             watches.role_bindings.synced(),
         ],
         notices_given: Default::default(),
+        statuses_written: Default::default(),
     });
 
     // Every controller subscribes before the watches start, so none misses the initial list.

@@ -36,18 +36,45 @@ pub fn controller(
             .map(|n| ObjectRef::from_obj(n.as_ref()))
             .collect::<Vec<_>>()
     };
+    // What each account last showed the notices (see below); forgotten when it is deleted, so a new
+    // account of the same name is seen.
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     // A deleted account leaves every notice's account list.
     let (tx, deleted) = futures::channel::mpsc::unbounded();
     {
-        let all = all.clone();
-        w.accounts
-            .on_delete(move |_| all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        let (all, seen) = (all.clone(), seen.clone());
+        w.accounts.on_delete(move |a| {
+            if let Ok(a) = &a.0 {
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&a.name_any());
+            }
+            all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r)))
+        });
     }
     Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         )
-        .watches_shared_stream(w.accounts.subscribe(), move |_| all(()))
+        .watches_shared_stream(w.accounts.subscribe(), {
+            // Only what a notice reads of an account (its labels, for selection, and its responses)
+            // retriggers the notices: not every status write of every account.
+            move |a: Arc<DeserializeGuard<crate::api::Account>>| {
+                let Ok(a) = &a.0 else { return Vec::new() };
+                let fingerprint =
+                    serde_json::to_string(&(a.metadata.labels.as_ref(), &a.spec.notice_responses))
+                        .unwrap_or_default();
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.get(&a.name_any()) == Some(&fingerprint) {
+                    return Vec::new();
+                }
+                seen.insert(a.name_any(), fingerprint);
+                all(())
+            }
+        })
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -85,44 +112,7 @@ async fn reconcile(
     );
     let previous = notice.status.clone().unwrap_or_default();
     if !crate::status::unchanged(&outcome.status, &previous) {
-        for c in &outcome.status.conditions {
-            let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
-            if before.is_none_or(|b| b.status != c.status) {
-                let warn = c.status == "False" && c.reason != "Pending";
-                ctx.event(
-                    notice,
-                    if warn {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
-                    &c.reason,
-                    c.message.clone(),
-                )
-                .await;
-            }
-        }
-        for a in &outcome.status.accounts {
-            let before = previous.accounts.iter().find(|p| p.name == a.name);
-            if before.is_some_and(|b| b.decision != a.decision) {
-                let when = outcome
-                    .status
-                    .rejection_deadline
-                    .as_ref()
-                    .map(|d| terms::fmt_instant(d.0))
-                    .unwrap_or_default();
-                ctx.event(
-                    notice,
-                    EventType::Normal,
-                    &format!("{:?}", a.decision),
-                    format!(
-                        "account {} is now {:?} (deadline {when})",
-                        a.name, a.decision
-                    ),
-                )
-                .await;
-            }
-        }
+        // The status first: a condition changes at its instant, then the Events tell about it.
         let api: Api<DeprecationNotice> = Api::all(ctx.client.clone());
         let patch = json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": outcome.status });
         api.patch_status(
@@ -132,6 +122,51 @@ async fn reconcile(
         )
         .await?;
         ctx.metrics.write(KIND);
+        for c in &outcome.status.conditions {
+            let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
+            if before.is_none_or(|b| b.status != c.status) {
+                let warn = c.status == "False" && c.reason != "Pending";
+                let kind = if warn {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                ctx.event(notice, kind, &c.reason, c.message.clone()).await;
+            }
+        }
+        // One Event per new decision, naming the accounts (not one per account: a deadline that
+        // passes for thousands of accounts must not delay the next notice).
+        let mut changed: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+        for a in &outcome.status.accounts {
+            let before = previous.accounts.iter().find(|p| p.name == a.name);
+            if before.is_some_and(|b| b.decision != a.decision) {
+                changed
+                    .entry(format!("{:?}", a.decision))
+                    .or_default()
+                    .push(&a.name);
+            }
+        }
+        let when = outcome
+            .status
+            .rejection_deadline
+            .as_ref()
+            .map(|d| terms::fmt_instant(d.0))
+            .unwrap_or_default();
+        for (decision, names) in changed {
+            let shown: Vec<&str> = names.iter().take(20).copied().collect();
+            let more = names.len().saturating_sub(shown.len());
+            let note = format!(
+                "{} account(s) now {decision} (deadline {when}): {}{}",
+                names.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+            ctx.event(notice, EventType::Normal, &decision, note).await;
+        }
     }
     ctx.metrics.observe(KIND, started.elapsed());
     ctx.metrics.set_notices(

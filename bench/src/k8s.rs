@@ -1,0 +1,168 @@
+//! Clients (the admin, and the operator's identity by impersonation), the operator's kubeconfig, the
+//! benchmark's SupportPackage and Accounts, server-side apply, and the API server's request counter.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use covenant::api::{
+    Account, AccountSpec, Coverage, LimitsSpec, ServiceLevel, Subject, SubjectKind, SupportPackage,
+    SupportPackageSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// The operator's identity (deploy/operator-rbac.yaml). Both the operator and the raw baseline act as
+/// it, so that the API server's priority-and-fairness metrics count their requests apart from everyone
+/// else's (the admin is in flow schema `exempt`, the controller-manager in `kube-system-*`).
+pub const OPERATOR_USER: &str = "system:serviceaccount:covenant-system:covenant";
+/// The groups of [`OPERATOR_USER`].
+pub const OPERATOR_GROUPS: [&str; 3] = [
+    "system:serviceaccounts",
+    "system:serviceaccounts:covenant-system",
+    "system:authenticated",
+];
+/// The flow schema the API server puts [`OPERATOR_USER`]'s requests in.
+pub const OPERATOR_FLOW_SCHEMA: &str = "service-accounts";
+/// The field manager of the benchmark's own applies (Accounts, the package, notices).
+pub const BENCH_MANAGER: &str = "covenant-bench";
+/// The benchmark's SupportPackage.
+pub const PACKAGE: &str = "bench";
+
+fn impersonate(kc: &mut Kubeconfig) {
+    for u in &mut kc.auth_infos {
+        if let Some(a) = u.auth_info.as_mut() {
+            a.impersonate = Some(OPERATOR_USER.to_string());
+            a.impersonate_groups = Some(OPERATOR_GROUPS.iter().map(|g| g.to_string()).collect());
+        }
+    }
+}
+
+/// A client of `kubeconfig`, as its user or (`as_operator`) as the operator's ServiceAccount.
+pub async fn client(kubeconfig: &Path, as_operator: bool) -> Result<Client> {
+    let mut kc = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
+    if as_operator {
+        impersonate(&mut kc);
+    }
+    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    cfg.read_timeout = Some(Duration::from_secs(330));
+    Ok(Client::try_from(cfg)?)
+}
+
+/// Writes the kubeconfig the operator runs with: the admin's, impersonating [`OPERATOR_USER`]
+/// (JSON, which is YAML; readable by the owner only: it holds the admin's key).
+pub fn write_operator_kubeconfig(admin: &Path, out: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kc =
+        Kubeconfig::read_from(admin).with_context(|| format!("cannot read {}", admin.display()))?;
+    impersonate(&mut kc);
+    let text = serde_json::to_string_pretty(&kc)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn q(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Quantity> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect()
+}
+
+/// The benchmark's package: quota and limits (the shape of the chart's `standard`), the default.
+pub fn package() -> SupportPackage {
+    SupportPackage::new(
+        PACKAGE,
+        SupportPackageSpec {
+            display_name: Some("Benchmark package".into()),
+            default: true,
+            service_levels: vec![ServiceLevel {
+                severity: "P1".into(),
+                initial_response: "4h".into(),
+                coverage: Coverage::BusinessHours,
+            }],
+            quota: Some(q(&[
+                ("requests.cpu", "4"),
+                ("requests.memory", "8Gi"),
+                ("limits.cpu", "8"),
+                ("limits.memory", "16Gi"),
+                ("pods", "20"),
+            ])),
+            limits: Some(LimitsSpec {
+                default: Some(q(&[("cpu", "500m"), ("memory", "512Mi")])),
+                default_request: Some(q(&[("cpu", "100m"), ("memory", "128Mi")])),
+                max: Some(q(&[("cpu", "2"), ("memory", "4Gi")])),
+            }),
+            max_namespaces: Some(3),
+        },
+    )
+}
+
+/// The name of the `i`th benchmark account.
+pub fn account_name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:05}")
+}
+
+/// A benchmark account: one namespace (its name), one administrator, on [`PACKAGE`].
+pub fn account(name: &str) -> Account {
+    Account::new(
+        name,
+        AccountSpec {
+            display_name: Some(format!("Benchmark tenant {name}")),
+            administrators: vec![Subject {
+                kind: SubjectKind::User,
+                name: format!("admin@{name}.example"),
+                namespace: None,
+            }],
+            support_package: Some(PACKAGE.into()),
+            retention_months: 13,
+            ..Default::default()
+        },
+    )
+}
+
+/// Server-side applies `obj` (cluster-scoped kinds) as `manager`, forced.
+pub async fn apply_cluster<K>(client: &Client, obj: &K, manager: &str) -> Result<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::all(client.clone());
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(obj),
+        )
+        .await?)
+}
+
+/// The API server's `/metrics` text.
+pub async fn apiserver_metrics(client: &Client) -> Result<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// Requests the API server dispatched for flow schema `schema` (all verbs, watches included).
+pub async fn dispatched(client: &Client, schema: &str) -> Result<f64> {
+    let text = apiserver_metrics(client).await?;
+    Ok(crate::prom::sum(
+        &text,
+        "apiserver_flowcontrol_dispatched_requests_total",
+        &[("flow_schema", schema)],
+    ))
+}

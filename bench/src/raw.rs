@@ -1,0 +1,299 @@
+//! The baseline: a plain kube client that creates exactly the objects Covenant creates for an account
+//! (`covenant::model::account::build`, with the applied-hash annotation `covenant::apply` adds), by
+//! server-side apply under the same field manager and identity, plus one status write per account,
+//! `concurrency` accounts at a time. No operator runs.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use covenant::api::{Account, AccountPhase, AccountStatus, FIELD_MANAGER, SupportPackage};
+use covenant::apply::Scoped;
+use covenant::model::account::{self as model, BuildInput, Desired};
+use covenant::model::notice::{account_notices, terms_current};
+use covenant::model::suspension::active_suspensions;
+use covenant::status::{Cond, merge};
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use crate::k8s::{self, BENCH_MANAGER, OPERATOR_FLOW_SCHEMA};
+use crate::report::{Load, Recorder, percentile};
+
+/// Options of `covenant-bench raw`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RawArgs {
+    /// The admin kubeconfig of a cluster with the CRDs installed and no operator running.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: std::path::PathBuf,
+    /// Accounts.
+    #[arg(long)]
+    pub n: usize,
+    /// Accounts provisioned at once (the operator's --concurrency).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Accounts provisioned one at a time afterwards, for the sequential per-tenant time.
+    #[arg(long, default_value_t = 50)]
+    pub sequential: usize,
+    /// Where the figures are appended (JSON lines).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+}
+
+async fn ssa<K>(client: &Client, obj: &K) -> Result<()>
+where
+    K: Scoped + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = K::api(client, obj.meta().namespace.as_deref());
+    // The body the operator sends: the object with its applied-hash annotation.
+    let body = covenant::apply::with_applied_hash(&serde_json::to_value(obj)?);
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The status Covenant writes for a Ready account on `package` with no suspension and no notice.
+fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
+    let now = Timestamp::now();
+    let (review, due, _) = model::access_review(account, now);
+    let (rows, _) = account_notices(account, &[], now);
+    let conds = vec![
+        Cond::new("Ready", true, "Ready", "every managed object is in place"),
+        Cond::new(
+            "NamespacesReady",
+            true,
+            "Created",
+            format!("namespaces: {}", account.desired_namespaces().join(", ")),
+        ),
+        Cond::new(
+            "QuotaApplied",
+            true,
+            "Applied",
+            format!(
+                "quota and limits of package {:?} applied",
+                package.name_any()
+            ),
+        ),
+        Cond::new(
+            "NetworkIsolated",
+            true,
+            "Isolated",
+            "ingress only from the tenant's namespaces; SIP egress (5060-5061) denied",
+        ),
+        Cond::new(
+            "AccessGranted",
+            true,
+            "Granted",
+            format!(
+                "{} administrator(s) bound to {}",
+                account.spec.administrators.len(),
+                model::TENANT_ADMIN_ROLE
+            ),
+        ),
+        active_suspensions(&[], now).condition(),
+        review,
+        terms_current(&rows),
+    ];
+    AccountStatus {
+        phase: Some(AccountPhase::Active),
+        observed_generation: account.metadata.generation,
+        support_package: Some(package.name_any()),
+        namespaces: account.desired_namespaces(),
+        access_review_due_at: Some(Time(due)),
+        notices: rows,
+        conditions: merge(&[], conds, account.metadata.generation, now),
+    }
+}
+
+/// Provisions one tenant, object after object, then writes its status. Returns the requests made.
+async fn provision(client: &Client, package: &SupportPackage, account: &Account) -> Result<u32> {
+    let Desired {
+        namespaces,
+        quotas,
+        limit_ranges,
+        network_policies,
+        role_bindings,
+    } = model::build(
+        account,
+        &BuildInput {
+            package,
+            suspended: false,
+            scale_workloads: false,
+        },
+    );
+    let mut requests = 0;
+    for o in &namespaces {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    for o in &quotas {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    for o in &limit_ranges {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    for o in &network_policies {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    for o in &role_bindings {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    let api: Api<Account> = Api::all(client.clone());
+    let patch = json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "Account",
+        "status": ready_status(account, package),
+    });
+    api.patch_status(
+        &account.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(requests + 1)
+}
+
+/// Creates `names` as Accounts (the admin, `concurrency` at a time); returns them as stored.
+pub async fn create_accounts(
+    admin: &Client,
+    names: &[String],
+    concurrency: usize,
+) -> Result<Vec<(Instant, Account)>> {
+    futures::stream::iter(names.iter().cloned())
+        .map(|name| async move {
+            let t = Instant::now();
+            let a = k8s::apply_cluster(admin, &k8s::account(&name), BENCH_MANAGER).await?;
+            anyhow::Ok((t, a))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// Runs the baseline.
+pub async fn run(args: RawArgs) -> Result<()> {
+    let admin = k8s::client(&args.kubeconfig, false).await?;
+    let raw = k8s::client(&args.kubeconfig, true).await?;
+    let rec = Recorder::new(&args.out, args.n, "raw");
+    let package = k8s::apply_cluster(&admin, &k8s::package(), BENCH_MANAGER).await?;
+
+    let names: Vec<String> = (0..args.n).map(|i| k8s::account_name("raw", i)).collect();
+    eprintln!("[bench] raw: creating {} Accounts (not timed)", args.n);
+    let accounts: Vec<Account> = create_accounts(&admin, &names, args.concurrency)
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+
+    // Warm the client's connection pool as the operator's is (its watches and first requests), so
+    // that TLS handshakes are not timed.
+    let packages: Api<SupportPackage> = Api::all(raw.clone());
+    for _ in 0..2 {
+        futures::future::try_join_all((0..args.concurrency).map(|_| packages.get(k8s::PACKAGE)))
+            .await?;
+    }
+    eprintln!(
+        "[bench] raw: provisioning {} accounts, {} at a time",
+        args.n, args.concurrency
+    );
+    let load = Load::now();
+    let req0 = k8s::dispatched(&admin, OPERATOR_FLOW_SCHEMA).await?;
+    let t0 = Instant::now();
+    let done: Vec<(Duration, Duration, u32)> = futures::stream::iter(accounts.iter())
+        .map(|a| {
+            let (raw, package) = (&raw, &package);
+            async move {
+                let start = Instant::now();
+                let requests = provision(raw, package, a).await?;
+                anyhow::Ok((start.elapsed(), t0.elapsed(), requests))
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .try_collect()
+        .await?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let req = k8s::dispatched(&admin, OPERATOR_FLOW_SCHEMA).await? - req0;
+    if done.len() != args.n {
+        bail!("only {} of {} accounts provisioned", done.len(), args.n);
+    }
+    let made: u32 = done.iter().map(|d| d.2).sum();
+    let detail = format!(
+        "{} accounts in {elapsed:.2}s at concurrency {}",
+        args.n, args.concurrency
+    );
+    rec.emit(
+        "throughput",
+        args.n as f64 / elapsed,
+        "accounts/s",
+        &load,
+        detail,
+    )?;
+    rec.emit("provision_time", elapsed, "s", &load, "")?;
+    rec.emit(
+        "requests_per_account",
+        req / args.n as f64,
+        "requests",
+        &load,
+        format!(
+            "{req} requests dispatched by the API server for the client's identity ({made} made by it)"
+        ),
+    )?;
+    let tenant: Vec<f64> = done.iter().map(|d| d.0.as_secs_f64() * 1e3).collect();
+    let from_start: Vec<f64> = done.iter().map(|d| d.1.as_secs_f64() * 1e3).collect();
+    rec.emit(
+        "tenant_p50",
+        percentile(&tenant, 50.0),
+        "ms",
+        &load,
+        format!(
+            "one tenant's objects and status, sequentially, within the batch at concurrency {}",
+            args.concurrency
+        ),
+    )?;
+    rec.emit("tenant_p99", percentile(&tenant, 99.0), "ms", &load, "")?;
+    rec.emit(
+        "ready_p50",
+        percentile(&from_start, 50.0),
+        "ms",
+        &load,
+        "from the batch start to the tenant's status write",
+    )?;
+    rec.emit("ready_p99", percentile(&from_start, 99.0), "ms", &load, "")?;
+
+    if args.sequential > 0 {
+        let names: Vec<String> = (0..args.sequential)
+            .map(|i| k8s::account_name("rawseq", i))
+            .collect();
+        let accounts = create_accounts(&admin, &names, args.concurrency).await?;
+        let load = Load::now();
+        let mut times = Vec::new();
+        for (_, a) in &accounts {
+            let t = Instant::now();
+            provision(&raw, &package, a).await?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let detail = format!(
+            "{} further tenants, one at a time, each object after the other",
+            args.sequential
+        );
+        rec.emit(
+            "tenant_seq_p50",
+            percentile(&times, 50.0),
+            "ms",
+            &load,
+            detail,
+        )?;
+        rec.emit("tenant_seq_p99", percentile(&times, 99.0), "ms", &load, "")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Covenant's benchmarks on a real control plane (e2e/cluster/cluster.sh): for each N, the raw-client
+# baseline on a fresh cluster, then the operator's figures on another fresh cluster; prints the markdown
+# table for BENCHMARKS.md. Benchmarks report; they assert no timings.
+#
+#   bash e2e/bench.sh                 N = 100 and 1000, 120 s at rest (`make bench`)
+#   bash e2e/bench.sh --smoke         N = 20, 20 s at rest (`make bench-smoke`)
+#   bash e2e/bench.sh --n 5000 ...    other sizes (repeatable); --rest SECS; --concurrency C;
+#                                     --notices K; --out DIR
+#
+# Output (kept): DIR (default target/bench/<UTC time>) with results.jsonl (one figure a line), report.md
+# (the table), machine.txt and the operator's logs. Every cluster is stopped on exit, also on failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ns=()
+rest=120
+concurrency=8
+notices=20
+out=
+smoke=false
+while [ $# -gt 0 ]; do
+  case $1 in
+  --smoke) smoke=true ;;
+  --n) ns+=("$2") && shift ;;
+  --rest) rest=$2 && shift ;;
+  --concurrency) concurrency=$2 && shift ;;
+  --notices) notices=$2 && shift ;;
+  --out) out=$2 && shift ;;
+  -h | --help) sed -n '2,13p' "$0" && exit 0 ;;
+  *) echo "bench.sh: unknown argument $1 (see --help)" >&2 && exit 2 ;;
+  esac
+  shift
+done
+if $smoke; then
+  [ ${#ns[@]} -gt 0 ] || ns=(20)
+  rest=20
+fi
+[ ${#ns[@]} -gt 0 ] || ns=(100 1000)
+out=${out:-$root/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+results=$out/results.jsonl
+work=$(mktemp -d /tmp/covenant-bench.XXXXXX)
+
+say() { echo "[bench.sh] $*" >&2; }
+
+clusters=()
+cleanup() {
+  local rc=$? state pidfile pid
+  # An operator the benchmark started and could not stop itself (interrupted): by its recorded id.
+  for pidfile in "$out"/*/operator.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'covenant run'; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+  for state in "${clusters[@]}"; do
+    bash e2e/cluster/cluster.sh down "$state" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "building (release): covenant, covenant-bench"
+cargo build --release -q -p covenant -p covenant-bench
+bench=$root/target/release/covenant-bench
+BIN=$(bash e2e/cluster/build.sh)
+
+# up STATE: a fresh cluster with the CRDs, the tenant roles, the admission policies and the operator's
+# RBAC (the operator and the raw baseline both act as its ServiceAccount). No default package: the
+# benchmark brings its own.
+up() {
+  local state=$1
+  bash e2e/cluster/cluster.sh up "$state" >&2
+  local files=(-f crds/ -f deploy/namespace.yaml -f deploy/tenant-roles.yaml
+    -f deploy/admission-policy.yaml -f deploy/operator-rbac.yaml)
+  [ ! -f deploy/managed-objects-policy.yaml ] || files+=(-f deploy/managed-objects-policy.yaml)
+  "$BIN/kubectl" --kubeconfig "$state/kubeconfig" apply --server-side "${files[@]}" >/dev/null
+  "$BIN/kubectl" --kubeconfig "$state/kubeconfig" wait --for=condition=Established --timeout=60s \
+    crd/accounts.covenant.dev crd/supportpackages.covenant.dev crd/suspensions.covenant.dev \
+    crd/deprecationnotices.covenant.dev >/dev/null
+}
+
+down() {
+  bash e2e/cluster/cluster.sh down "$1" >/dev/null 2>&1 || true
+}
+
+for n in "${ns[@]}"; do
+  say "N=$n: raw baseline (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  state=$work/raw-$n
+  clusters+=("$state")
+  up "$state"
+  "$bench" raw --kubeconfig "$state/kubeconfig" --n "$n" --concurrency "$concurrency" \
+    --sequential "$((n < 50 ? n : 50))" --out "$results"
+  down "$state"
+
+  say "N=$n: operator (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  state=$work/op-$n
+  clusters+=("$state")
+  up "$state"
+  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$root/target/release/covenant" \
+    --n "$n" --concurrency "$concurrency" --rest-secs "$rest" --notices "$notices" \
+    --log-dir "$out/operator-$n" --out "$results"
+  down "$state"
+done
+
+{
+  "$bench" machine
+  echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms 2>/dev/null || echo ' + uncommitted changes under operator/ or terms/')"
+  echo "- Operator: target/release/covenant, --concurrency $concurrency; rest window ${rest}s; $notices notices"
+} >"$out/machine.txt"
+"$bench" report "$results" >"$out/report.md"
+say "results in $out"
+echo
+cat "$out/machine.txt"
+echo
+cat "$out/report.md"
