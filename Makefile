@@ -43,7 +43,7 @@ e2e: build ## End-to-end tests on one local control plane (e2e/run.sh starts it,
 	bash e2e/run.sh
 
 .PHONY: test
-test: lint checks unit e2e ## Everything CI runs: fmt, clippy, unit tests, e2e on a real cluster.
+test: lint checks unit e2e bench-smoke ## Everything CI runs: fmt, clippy, unit tests, e2e, benchmark smoke.
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane in the background (.covenant/kubeconfig).

@@ -67,9 +67,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "building (release): covenant, covenant-bench"
-cargo build --release -q -p covenant -p covenant-bench
-bench=$root/target/release/covenant-bench
+# Figures come from release builds; the smoke run (CI, so the benchmark code never rots) uses the
+# debug build `make test` already has, unless BENCH_PROFILE says otherwise.
+if $smoke; then profile=${BENCH_PROFILE:-dev}; else profile=${BENCH_PROFILE:-release}; fi
+if [ "$profile" = dev ]; then outdir=debug; else outdir=$profile; fi
+say "building ($profile): covenant, covenant-bench"
+cargo build --profile "$profile" -q -p covenant -p covenant-bench
+bench=$root/target/$outdir/covenant-bench
 BIN=$(bash e2e/cluster/build.sh)
 
 # up STATE: a fresh cluster with the CRDs, the tenant roles, the admission policies and the operator's
@@ -104,7 +108,7 @@ for n in "${ns[@]}"; do
   state=$work/op-$n
   clusters+=("$state")
   up "$state"
-  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$root/target/release/covenant" \
+  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$root/target/$outdir/covenant" \
     --n "$n" --concurrency "$concurrency" --rest-secs "$rest" --notices "$notices" \
     --log-dir "$out/operator-$n" --out "$results"
   down "$state"
@@ -113,7 +117,7 @@ done
 {
   "$bench" machine
   echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms 2>/dev/null || echo ' + uncommitted changes under operator/ or terms/')"
-  echo "- Operator: target/release/covenant, --concurrency $concurrency; rest window ${rest}s; $notices notices"
+  echo "- Operator: target/$outdir/covenant, --concurrency $concurrency; rest window ${rest}s; $notices notices"
 } >"$out/machine.txt"
 "$bench" report "$results" >"$out/report.md"
 say "results in $out"
