@@ -10,7 +10,6 @@ use covenant_terms as terms;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
@@ -18,12 +17,9 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::{Context, ControllerFuture, Watches, account_of, valid};
-use crate::api::{
-    Account, AccountPhase, AccountStatus, FIELD_MANAGER, RETAINED_UNTIL_LABEL, Suspension,
-};
+use crate::api::{Account, AccountPhase, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
@@ -163,11 +159,8 @@ fn by_label<K: kube::Resource>(obj: Arc<K>) -> Option<ObjectRef<DeserializeGuard
     account_of(obj.as_ref()).map(|a| ObjectRef::new(&a))
 }
 
-fn error_policy(obj: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Context>) -> Action {
-    let name = obj.0.as_ref().map(|a| a.name_any()).unwrap_or_default();
-    tracing::warn!(account = %name, error = %err.chain(), "reconcile failed");
-    ctx.metrics.error(KIND, err.category());
-    Action::requeue(super::requeue_after_error(err))
+fn error_policy(_: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::on_error(KIND, err, &ctx)
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> Result<Action> {
@@ -608,16 +601,7 @@ async fn write_status(
     {
         return Ok(());
     }
-    let api: Api<Account> = Api::all(ctx.client.clone());
-    let patch =
-        json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": "Account", "status": status });
-    api.patch_status(
-        &account.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics.write(KIND);
+    super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
     ctx.statuses_written
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -233,6 +233,45 @@ where
     }
 }
 
+/// Writes `status` of the cluster-scoped Covenant object `K/name` with server-side apply (one field
+/// manager) and counts the write.
+pub async fn patch_status<K>(
+    ctx: &Context,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> crate::error::Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let patch =
+        serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": status });
+    Api::<K>::all(ctx.client.clone())
+        .patch_status(
+            name,
+            &kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.metrics.write(kind.as_ref());
+    Ok(())
+}
+
+/// The error policy of every controller: log the error with its source chain, count it by category,
+/// and requeue (conflicts at once, anything else after a pause).
+pub fn on_error(
+    kind: &str,
+    err: &crate::error::Error,
+    ctx: &Context,
+) -> kube::runtime::controller::Action {
+    tracing::warn!(kind, error = %err.chain(), "reconcile failed");
+    ctx.metrics.error(kind, err.category());
+    kube::runtime::controller::Action::requeue(requeue_after_error(err))
+}
+
 /// How long a reconcile that arrives before the caches are synced waits.
 pub const NOT_SYNCED_REQUEUE: Duration = Duration::from_millis(200);
 

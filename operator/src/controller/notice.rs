@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use covenant_terms as terms;
 use futures::{FutureExt, StreamExt};
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::{Context, ControllerFuture, Watches};
-use crate::api::{DeprecationNotice, FIELD_MANAGER};
+use crate::api::DeprecationNotice;
 use crate::error::{Error, Result};
 use crate::model::notice::evaluate;
 
@@ -87,9 +85,7 @@ fn error_policy(
     err: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(error = %err.chain(), "notice reconcile failed");
-    ctx.metrics.error(KIND, err.category());
-    Action::requeue(super::requeue_after_error(err))
+    super::on_error(KIND, err, &ctx)
 }
 
 async fn reconcile(
@@ -113,15 +109,7 @@ async fn reconcile(
     let previous = notice.status.clone().unwrap_or_default();
     if !crate::status::unchanged(&outcome.status, &previous) {
         // The status first: a condition changes at its instant, then the Events tell about it.
-        let api: Api<DeprecationNotice> = Api::all(ctx.client.clone());
-        let patch = json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": outcome.status });
-        api.patch_status(
-            &notice.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.write(KIND);
+        super::patch_status::<DeprecationNotice>(&ctx, &notice.name_any(), &outcome.status).await?;
         for c in &outcome.status.conditions {
             let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
             if before.is_none_or(|b| b.status != c.status) {

@@ -3,15 +3,13 @@
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::{Context, ControllerFuture, Watches, valid};
-use crate::api::{FIELD_MANAGER, SupportPackage, SupportPackageStatus};
+use crate::api::{SupportPackage, SupportPackageStatus};
 use crate::error::{Error, Result};
 use crate::model::package::{account_count, package_ready};
 use crate::status::merge;
@@ -56,9 +54,7 @@ fn error_policy(
     err: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(error = %err.chain(), "support package reconcile failed");
-    ctx.metrics.error(KIND, err.category());
-    Action::requeue(super::requeue_after_error(err))
+    super::on_error(KIND, err, &ctx)
 }
 
 async fn reconcile(
@@ -87,16 +83,7 @@ async fn reconcile(
         ),
     };
     if !crate::status::unchanged(&status, &previous) {
-        let api: Api<SupportPackage> = Api::all(ctx.client.clone());
-        let patch =
-            json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": status });
-        api.patch_status(
-            &package.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.write(KIND);
+        super::patch_status::<SupportPackage>(&ctx, &package.name_any(), &status).await?;
     }
     ctx.metrics.observe(KIND, started.elapsed());
     Ok(Action::await_change())

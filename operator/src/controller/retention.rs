@@ -31,9 +31,7 @@ pub fn controller(
 }
 
 fn error_policy(_: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %err.chain(), "retention reconcile failed");
-    ctx.metrics.error(KIND, err.category());
-    Action::requeue(super::requeue_after_error(err))
+    super::on_error(KIND, err, &ctx)
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {

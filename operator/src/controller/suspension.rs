@@ -10,16 +10,15 @@ use covenant_terms as terms;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, ControllerFuture, Watches, valid};
-use crate::api::{Account, FIELD_MANAGER, Suspension, SuspensionPhase, SuspensionStatus};
+use crate::api::{Account, Suspension, SuspensionPhase, SuspensionStatus};
 use crate::error::{Error, Result};
 use crate::model::account::FREEZE_QUOTA_NAME;
 use crate::status::{Cond, merge};
@@ -66,9 +65,7 @@ pub fn controller(
 }
 
 fn error_policy(_: Arc<DeserializeGuard<Suspension>>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %err.chain(), "suspension reconcile failed");
-    ctx.metrics.error(KIND, err.category());
-    Action::requeue(super::requeue_after_error(err))
+    super::on_error(KIND, err, &ctx)
 }
 
 /// What the pure stage decides for one suspension.
@@ -255,15 +252,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
         notify(&ctx, s, "Lifted", now);
     }
     if !crate::status::unchanged(&outcome.status, &previous) {
-        let api: Api<Suspension> = Api::all(ctx.client.clone());
-        let patch = json!({ "apiVersion": "covenant.dev/v1alpha1", "kind": KIND, "status": outcome.status });
-        api.patch_status(
-            &s.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.write(KIND);
+        super::patch_status::<Suspension>(&ctx, &s.name_any(), &outcome.status).await?;
     }
     ctx.metrics.observe(KIND, started.elapsed());
     let next = terms::requeue_after([outcome.next_change], now, terms::MAX_REQUEUE);
