@@ -69,11 +69,12 @@ trap 'exit 130' INT TERM
 
 # Figures come from release builds; the smoke run (CI, so the benchmark code never rots) uses the
 # debug build `make test` already has, unless BENCH_PROFILE says otherwise.
+target=${CARGO_TARGET_DIR:-$root/target}
 if $smoke; then profile=${BENCH_PROFILE:-dev}; else profile=${BENCH_PROFILE:-release}; fi
 if [ "$profile" = dev ]; then outdir=debug; else outdir=$profile; fi
 say "building ($profile): covenant, covenant-bench"
 cargo build --profile "$profile" -q -p covenant -p covenant-bench
-bench=$root/target/$outdir/covenant-bench
+bench=$target/$outdir/covenant-bench
 BIN=$(bash e2e/cluster/build.sh)
 
 # up STATE: a fresh cluster with the CRDs, the tenant roles, the admission policies and the operator's
@@ -108,7 +109,7 @@ for n in "${ns[@]}"; do
   state=$work/op-$n
   clusters+=("$state")
   up "$state"
-  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$root/target/$outdir/covenant" \
+  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$target/$outdir/covenant" \
     --n "$n" --concurrency "$concurrency" --rest-secs "$rest" --notices "$notices" \
     --log-dir "$out/operator-$n" --out "$results"
   down "$state"

@@ -21,7 +21,7 @@ log="$state/logs/covenant.log"
 mkdir -p "$state/logs"
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 echo "==> starting the operator (log: $log, metrics: http://127.0.0.1:$port/metrics)"
-"$root/target/debug/covenant" run --metrics-addr "127.0.0.1:$port" >"$log" 2>&1 &
+"${CARGO_TARGET_DIR:-$root/target}/debug/covenant" run --metrics-addr "127.0.0.1:$port" >"$log" 2>&1 &
 op=$!
 trap 'kill $op 2>/dev/null; wait $op 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
