@@ -22,6 +22,7 @@ pub mod ctx;
 pub mod fixtures;
 pub mod k8s;
 pub mod operator;
+pub mod timing;
 
 pub use cluster::{Cluster, KubectlOutput, cluster, kubectl, kubectl_stdin, repo_root};
 pub use ctx::TestCtx;

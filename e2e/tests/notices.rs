@@ -9,23 +9,20 @@
 //! selector test, which other tests' notice deletions would mask; every other test takes it for
 //! reading (they run in parallel with each other).
 
-use std::fmt::Debug;
 use std::time::Duration;
 
 use covenant::api::{Account, AccountNoticeStatus, Decision, DecisionCounts, DeprecationNotice};
 use covenant_e2e::fixtures::{self, api_error};
+use covenant_e2e::timing::{rfc3339, secs, until_plus_30s, watch_until};
 use covenant_e2e::{
     TIMEOUT, TestCtx, condition, kubectl_stdin, operator, wait_account_ready, wait_for, wait_gone,
 };
-use futures::StreamExt;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Span, Timestamp};
+use jiff::{Span, Timestamp};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client, Resource};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::{Api, Client};
 use serde_json::{Value, json};
 
 /// The restart test (and the one that must not see other tests' side effects) holds it for writing,
@@ -62,19 +59,11 @@ fn now_s() -> Timestamp {
     at_second(Timestamp::now().as_second())
 }
 
-fn rfc3339(ts: Timestamp) -> String {
-    format!("{ts:.0}")
-}
-
 fn plus_months(ts: Timestamp, months: i64) -> Timestamp {
     ts.to_zoned(TimeZone::UTC)
         .checked_add(Span::new().months(months))
         .expect("a valid date")
         .timestamp()
-}
-
-fn secs(d: SignedDuration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
 }
 
 /// A package for the test's accounts (named explicitly in each).
@@ -182,54 +171,6 @@ fn counts(pending: u32, accepted: u32, deemed_accepted: u32, rejected: u32) -> D
 
 fn time_of(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<Timestamp> {
     t.as_ref().map(|t| t.0)
-}
-
-/// Watches one object until `pred` holds; returns it and when it was seen (a watch, so the time is
-/// close to when the change was written). Panics with the last version seen after `timeout`.
-async fn watch_until<K>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&K) -> bool,
-) -> (K, Timestamp)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
-{
-    use kube::runtime::{WatchStreamExt, watcher};
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(api.clone(), cfg)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last: Option<K> = None;
-    let mut last_err = String::new();
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(o))) => {
-                let seen = Timestamp::now();
-                if pred(&o) {
-                    return (o, seen);
-                }
-                last = Some(o);
-            }
-            Ok(Some(Err(e))) => last_err = e.to_string(),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    panic!(
-        "timed out after {timeout:?} watching {} {name} until it would {what}; last watch error: {last_err:?}; last seen:\n{}",
-        K::kind(&()),
-        last.map(|o| serde_yaml::to_string(&o).unwrap_or_default())
-            .unwrap_or_else(|| "(nothing)".into())
-    );
-}
-
-/// The time left until `at`, plus 30 s.
-fn until_plus_30s(at: Timestamp) -> Duration {
-    Duration::from_secs(30)
-        + Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or_default()
 }
 
 #[tokio::test]

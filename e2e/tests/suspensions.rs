@@ -20,21 +20,19 @@ use std::time::Duration;
 use covenant::api::{Account, AccountPhase, Suspension, SuspensionPhase};
 use covenant_e2e::fixtures::{self, account, api_error, deployment, forbidden, hard, pod};
 use covenant_e2e::operator::Operator;
+use covenant_e2e::timing::{rfc3339, secs, until_plus_30s, watch_until};
 use covenant_e2e::{
     TIMEOUT, TestCtx, condition, eventually, impersonate, operator, wait_account,
     wait_account_ready, wait_for, wait_gone,
 };
-use futures::StreamExt;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 /// Restart tests hold it for writing, every other test for reading.
@@ -183,59 +181,9 @@ fn in_secs(secs: i64) -> Timestamp {
     Timestamp::from_second(Timestamp::now().as_second() + 1 + secs).expect("a valid instant")
 }
 
-fn rfc3339(ts: Timestamp) -> String {
-    format!("{ts:.0}")
-}
-
-fn secs(d: SignedDuration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
-}
-
 async fn wait_default_sa(client: &Client, ns: &str) {
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     wait_for(&sa, "default", "be created", TIMEOUT, |_| true).await;
-}
-
-/// Watches one object until `pred` holds; returns it and when it was seen (a watch, so the time is
-/// close to when the change was written). Panics with the last version seen after `timeout`.
-async fn watch_until<K>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&K) -> bool,
-) -> (K, Timestamp)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
-{
-    use kube::runtime::{WatchStreamExt, watcher};
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(api.clone(), cfg)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last: Option<K> = None;
-    let mut last_err = String::new();
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(o))) => {
-                let seen = Timestamp::now();
-                if pred(&o) {
-                    return (o, seen);
-                }
-                last = Some(o);
-            }
-            Ok(Some(Err(e))) => last_err = e.to_string(),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    panic!(
-        "timed out after {timeout:?} watching {} {name} until it would {what}; last watch error: {last_err:?}; last seen:\n{}",
-        K::kind(&()),
-        last.map(|o| serde_yaml::to_string(&o).unwrap_or_default())
-            .unwrap_or_else(|| "(nothing)".into())
-    );
 }
 
 /// Events in `ns` about the object named `involved`, as core/v1 Events (the operator writes
@@ -1569,10 +1517,4 @@ async fn the_notification_webhook_gets_a_json_post_with_the_account_reason_and_c
 
     notifying.kill();
     operator::start();
-}
-
-/// The time left until `at`, plus 30 s.
-fn until_plus_30s(at: Timestamp) -> Duration {
-    Duration::from_secs(30)
-        + Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or_default()
 }
