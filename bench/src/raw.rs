@@ -63,43 +63,18 @@ fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
     let now = Timestamp::now();
     let (review, due, _) = model::access_review(account, now);
     let (rows, _) = account_notices(account, &[], now);
-    let conds = vec![
-        Cond::new("Ready", true, "Ready", "every managed object is in place"),
-        Cond::new(
-            "NamespacesReady",
-            true,
-            "Created",
-            format!("namespaces: {}", account.desired_namespaces().join(", ")),
-        ),
-        Cond::new(
-            "QuotaApplied",
-            true,
-            "Applied",
-            format!(
-                "quota and limits of package {:?} applied",
-                package.name_any()
-            ),
-        ),
-        Cond::new(
-            "NetworkIsolated",
-            true,
-            "Isolated",
-            "ingress only from the tenant's namespaces; SIP egress (5060-5061) denied",
-        ),
-        Cond::new(
-            "AccessGranted",
-            true,
-            "Granted",
-            format!(
-                "{} administrator(s) bound to {}",
-                account.spec.administrators.len(),
-                model::TENANT_ADMIN_ROLE
-            ),
-        ),
+    let mut conds = vec![Cond::new(
+        "Ready",
+        true,
+        "Ready",
+        "every managed object is in place",
+    )];
+    conds.extend(model::applied_conditions(account, package, false));
+    conds.extend([
         active_suspensions(&[], now).condition(),
         review,
         terms_current(&rows),
-    ];
+    ]);
     AccountStatus {
         phase: Some(AccountPhase::Active),
         observed_generation: account.metadata.generation,

@@ -330,58 +330,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
                 }
             }
         }
-        conds.push(Cond::new(
-            "NamespacesReady",
-            true,
-            "Created",
-            format!("namespaces: {}", account.desired_namespaces().join(", ")),
-        ));
-        conds.push(Cond::new(
-            "QuotaApplied",
-            true,
-            "Applied",
-            format!(
-                "quota and limits of package {:?} applied",
-                package.name_any()
-            ),
-        ));
-        let sip = if account.spec.network.as_ref().is_some_and(|n| n.telephony) {
-            "SIP egress permitted (telephony)"
-        } else {
-            "SIP egress (5060-5061) denied"
-        };
-        conds.push(Cond::new(
-            "NetworkIsolated",
-            true,
-            "Isolated",
-            format!("ingress only from the tenant's namespaces; {sip}"),
-        ));
-        conds.push(if suspended {
-            Cond::new(
-                "AccessGranted",
-                false,
-                "Suspended",
-                "administrators have read-only access while the account is suspended",
-            )
-        } else if account.spec.administrators.is_empty() {
-            Cond::new(
-                "AccessGranted",
-                true,
-                "NoAdministrators",
-                "no administrators are appointed (§4.2(2)): add spec.administrators",
-            )
-        } else {
-            Cond::new(
-                "AccessGranted",
-                true,
-                "Granted",
-                format!(
-                    "{} administrator(s) bound to {}",
-                    account.spec.administrators.len(),
-                    model::TENANT_ADMIN_ROLE
-                ),
-            )
-        });
+        conds.extend(model::applied_conditions(account, package, suspended));
     } else if let Some((reason, msg)) = &blocked {
         for t in [
             "NamespacesReady",

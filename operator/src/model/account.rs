@@ -386,6 +386,70 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     d
 }
 
+/// The conditions of an account whose objects were all applied on `package` (pure): the namespaces,
+/// the quota and limits, the network isolation, and the administrators' access.
+pub fn applied_conditions(
+    account: &Account,
+    package: &SupportPackage,
+    suspended: bool,
+) -> Vec<Cond> {
+    let sip = if account.spec.network.as_ref().is_some_and(|n| n.telephony) {
+        "SIP egress permitted (telephony)"
+    } else {
+        "SIP egress (5060-5061) denied"
+    };
+    let access = if suspended {
+        Cond::new(
+            "AccessGranted",
+            false,
+            "Suspended",
+            "administrators have read-only access while the account is suspended",
+        )
+    } else if account.spec.administrators.is_empty() {
+        Cond::new(
+            "AccessGranted",
+            true,
+            "NoAdministrators",
+            "no administrators are appointed (§4.2(2)): add spec.administrators",
+        )
+    } else {
+        Cond::new(
+            "AccessGranted",
+            true,
+            "Granted",
+            format!(
+                "{} administrator(s) bound to {}",
+                account.spec.administrators.len(),
+                TENANT_ADMIN_ROLE
+            ),
+        )
+    };
+    vec![
+        Cond::new(
+            "NamespacesReady",
+            true,
+            "Created",
+            format!("namespaces: {}", account.desired_namespaces().join(", ")),
+        ),
+        Cond::new(
+            "QuotaApplied",
+            true,
+            "Applied",
+            format!(
+                "quota and limits of package {:?} applied",
+                package.name_any()
+            ),
+        ),
+        Cond::new(
+            "NetworkIsolated",
+            true,
+            "Isolated",
+            format!("ingress only from the tenant's namespaces; {sip}"),
+        ),
+        access,
+    ]
+}
+
 /// The label value of a retained namespace: unix seconds of `until`.
 pub fn retained_until_label(until: Timestamp) -> String {
     until.as_second().to_string()
