@@ -1,9 +1,9 @@
-//! `/livez`, `/readyz` (ready once every watch has synced and, with leader election, this replica
-//! leads or follows a healthy leader) and `/metrics`.
+//! `/livez`, `/readyz` (ready once every watch has synced, while the API server answers and no watch
+//! is failing, and, with leader election, while this replica leads or follows) and `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,14 +17,21 @@ use crate::metrics::Metrics;
 pub struct Health {
     /// Set once every reflector has listed its objects.
     pub synced: AtomicBool,
-    /// Cleared when the operator loses the API server or its leadership task.
+    /// Cleared when the operator loses its leadership task.
     pub healthy: AtomicBool,
+    /// Whether the API server answered its last readiness check (see `run::watch_api_server`).
+    pub api_server_up: AtomicBool,
+    /// How many watches failed on their last attempt and are retrying.
+    pub failing_watches: AtomicUsize,
 }
 
 impl Health {
-    /// Ready: watches synced and nothing broken.
+    /// Ready: watches synced, the API server answering, and nothing broken.
     pub fn ready(&self) -> bool {
-        self.synced.load(Ordering::Relaxed) && self.healthy.load(Ordering::Relaxed)
+        self.synced.load(Ordering::Relaxed)
+            && self.healthy.load(Ordering::Relaxed)
+            && self.api_server_up.load(Ordering::Relaxed)
+            && self.failing_watches.load(Ordering::Relaxed) == 0
     }
 }
 

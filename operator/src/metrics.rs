@@ -63,6 +63,10 @@ pub struct Metrics {
     pub writes: Family<KindLabels, Counter>,
     /// 1 while this replica leads (or runs without leader election), else 0.
     pub leader: Gauge,
+    /// Stored Covenant objects that do not parse (skipped), by kind.
+    pub invalid: Family<KindLabels, Gauge>,
+    /// 1 while the API server answers its readiness check, else 0.
+    pub api_server_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +84,18 @@ impl Default for Metrics {
         let notices = Family::<NoticeLabels, Gauge>::default();
         let writes = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
+        let invalid = Family::<KindLabels, Gauge>::default();
+        let api_server_up = Gauge::default();
+        registry.register(
+            "invalid_objects",
+            "Stored Covenant objects that do not parse and are skipped, by kind",
+            invalid.clone(),
+        );
+        registry.register(
+            "api_server_up",
+            "1 while the API server answers its /readyz check",
+            api_server_up.clone(),
+        );
         registry.register("leader", "1 while this replica reconciles", leader.clone());
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
@@ -118,6 +134,8 @@ impl Default for Metrics {
             notices,
             writes,
             leader,
+            invalid,
+            api_server_up,
         }
     }
 }
@@ -151,6 +169,15 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// Sets how many stored objects of `kind` do not parse.
+    pub fn set_invalid(&self, kind: &str, n: i64) {
+        self.invalid
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .set(n);
     }
 
     /// Sets the accounts-by-phase and overdue-review gauges from the cached accounts.

@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// Seconds a leader's lease stays valid without renewal (a follower takes over after it).
     #[arg(long, env = "COVENANT_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration: u64,
+    /// Seconds between checks of the API server's /readyz (readiness follows the answer).
+    #[arg(long, env = "COVENANT_API_CHECK_INTERVAL", default_value_t = 5)]
+    pub api_check_interval: u64,
 }
 
 /// Sets up logging from the options.
@@ -92,6 +95,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = http::bind(args.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.metrics_addr))?;
+    tokio::spawn(watch_api_server(
+        client.clone(),
+        Duration::from_secs(args.api_check_interval.max(1)),
+        health.clone(),
+        metrics.clone(),
+    ));
     let server = tokio::spawn(http::serve(
         listener,
         health.clone(),
@@ -203,6 +212,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             health.healthy.store(false, Ordering::Relaxed);
             anyhow::bail!("the leader-election task ended: {r:?}")
         }
+    }
+}
+
+/// Asks the API server's `/readyz` every `interval` and records the answer in `health` (so that this
+/// replica's readiness shows an outage of the API server or of etcd behind it) and in the
+/// `covenant_api_server_up` metric. Watches and reconciles retry by themselves meanwhile: an outage
+/// never ends the process.
+async fn watch_api_server(
+    client: Client,
+    interval: Duration,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_up = None;
+    loop {
+        ticks.tick().await;
+        let answer = match axum::http::Request::get("/readyz").body(Vec::new()) {
+            Ok(request) => tokio::time::timeout(interval, client.request_text(request))
+                .await
+                .map_err(|_| format!("no answer within {interval:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(e.to_string()),
+        };
+        // A failing /readyz answers with every check's line: the first ones tell enough.
+        let answer = answer.map_err(|e| e.chars().take(300).collect::<String>());
+        let up = answer.is_ok();
+        health.api_server_up.store(up, Ordering::Relaxed);
+        metrics.api_server_up.set(i64::from(up));
+        match (was_up, answer) {
+            (Some(true) | None, Err(e)) => {
+                tracing::warn!(error = %e, "the API server is not ready; not ready until it is")
+            }
+            (Some(false), Ok(_)) => tracing::info!("the API server is ready again"),
+            _ => {}
+        }
+        was_up = Some(up);
     }
 }
 

@@ -78,19 +78,17 @@ pub fn controller(
         }
     };
     use kube::core::PartialObjectMeta;
-    let deployments = kube::runtime::watcher(
+    let deployments = super::trigger_stream(
         Api::<PartialObjectMeta<k8s_openapi::api::apps::v1::Deployment>>::all(ctx.client.clone()),
         kube::runtime::watcher::Config::default(),
+        ctx.health.clone(),
     )
-    .default_backoff()
-    .touched_objects()
     .predicate_filter(kube::runtime::predicates::generation, Default::default());
-    let statefulsets = kube::runtime::watcher(
+    let statefulsets = super::trigger_stream(
         Api::<PartialObjectMeta<k8s_openapi::api::apps::v1::StatefulSet>>::all(ctx.client.clone()),
         kube::runtime::watcher::Config::default(),
+        ctx.health.clone(),
     )
-    .default_backoff()
-    .touched_objects()
     .predicate_filter(kube::runtime::predicates::generation, Default::default());
     let (owner_d, owner_s) = (workload_owner.clone(), workload_owner);
     // Deletions of what an account depends on (a managed child, a suspension, a notice, a package).
@@ -164,13 +162,8 @@ fn error_policy(_: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Context
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> Result<Action> {
-    let account = match &guard.0 {
-        Ok(a) => a.clone(),
-        Err(invalid) => {
-            // A stored object that no longer parses: report it and leave it (and everyone else) alone.
-            tracing::warn!(error = %invalid, "skipping an Account that does not parse");
-            return Ok(Action::await_change());
-        }
+    let Some(account) = super::parsed(&guard, &ctx).await.cloned() else {
+        return Ok(Action::await_change());
     };
     if !ctx.synced() {
         return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -79,6 +80,77 @@ where
         .collect()
 }
 
+/// The object behind `guard`, or `None` after reporting that it does not parse.
+///
+/// A stored object can fail to parse although the API server accepted it: written through a looser
+/// schema, or by a newer version of the CRD. It gets a Warning event and a log line, counts in
+/// `covenant_invalid_objects`, and is left alone until it changes; every other object keeps being
+/// reconciled.
+pub async fn parsed<'a, K>(guard: &'a DeserializeGuard<K>, ctx: &Context) -> Option<&'a K>
+where
+    K: Resource<DynamicType = ()>,
+    DeserializeGuard<K>: Resource<DynamicType = ()> + Clone,
+{
+    let kind = K::kind(&());
+    let store = match kind.as_ref() {
+        "Account" => count_invalid::<Account>(&ctx.stores.accounts),
+        "SupportPackage" => count_invalid::<SupportPackage>(&ctx.stores.packages),
+        "Suspension" => count_invalid::<Suspension>(&ctx.stores.suspensions),
+        "DeprecationNotice" => count_invalid::<DeprecationNotice>(&ctx.stores.notices),
+        _ => 0,
+    };
+    ctx.metrics.set_invalid(&kind, store);
+    match &guard.0 {
+        Ok(obj) => Some(obj),
+        Err(invalid) => {
+            report_invalid::<K>(ctx, invalid).await;
+            None
+        }
+    }
+}
+
+fn count_invalid<K>(store: &Store<DeserializeGuard<K>>) -> i64
+where
+    DeserializeGuard<K>: Resource<DynamicType = ()> + Clone,
+{
+    store.state().iter().filter(|g| g.0.is_err()).count() as i64
+}
+
+async fn report_invalid<K: Resource<DynamicType = ()>>(ctx: &Context, invalid: &InvalidObject) {
+    let kind = K::kind(&());
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    let deleting = if invalid.metadata.deletion_timestamp.is_some() {
+        " It is being deleted: Covenant keeps its finalizer, and so the tenant's data, until the object \
+         parses again (then the deletion completes under its deletionPolicy)."
+    } else {
+        ""
+    };
+    tracing::warn!(kind = %kind, name, error = %invalid.error, "skipping an object that does not parse");
+    let note = format!(
+        "{kind} {name} does not parse and is skipped until it is fixed: {}. Correct it (kubectl edit, \
+         or re-apply it from source) so that it matches the {kind} schema.{deleting}",
+        invalid.error
+    );
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(kind.into_owned()),
+        name: invalid.metadata.name.clone(),
+        uid: invalid.metadata.uid.clone(),
+        resource_version: invalid.metadata.resource_version.clone(),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(truncate(note, 1000)),
+        action: "Skip".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
 /// What every reconcile gets.
 pub struct Context {
     /// The API client.
@@ -100,6 +172,8 @@ pub struct Context {
     pub notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
     /// The Account status this process last wrote, by uid (see `account::write_status`).
     pub statuses_written: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    /// What readiness reports (watches of a controller's own track their errors in it).
+    pub health: Arc<crate::http::Health>,
 }
 
 impl Context {
@@ -203,21 +277,24 @@ where
             .expect("subscribe before start")
     }
 
-    /// Starts the watch in the background.
-    pub fn start(&mut self) {
+    /// Starts the watch in the background. While its last attempt failed (and it retries with
+    /// backoff), it counts in `health.failing_watches`, so readiness shows it.
+    pub fn start(&mut self, health: Arc<crate::http::Health>) {
+        use std::sync::atomic::Ordering;
         if let Some(writer) = self.writer.take() {
             let stream = watcher(self.api.clone(), self.wc.clone())
-                .default_backoff()
+                .backoff(watch_backoff())
                 .reflect_shared(writer);
             let synced = self.synced.clone();
             let hooks = std::mem::take(&mut self.on_delete);
+            let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
             tokio::spawn(async move {
                 stream
                     .for_each(|ev| {
+                        tracker.observe(&ev);
                         match ev {
-                            Ok(watcher::Event::InitDone) => synced.store(true, std::sync::atomic::Ordering::Release),
+                            Ok(watcher::Event::InitDone) => synced.store(true, Ordering::Release),
                             Ok(watcher::Event::Delete(obj)) => hooks.iter().for_each(|h| h(&obj)),
-                            Err(e) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch error; retrying with backoff"),
                             _ => {}
                         }
                         std::future::ready(())
@@ -231,6 +308,96 @@ where
     pub fn synced(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.synced.clone()
     }
+}
+
+/// Follows one watch's errors: logs them, and counts the watch in `Health::failing_watches` from a
+/// failed attempt until the next successful one.
+pub struct WatchHealth {
+    kind: String,
+    health: Arc<crate::http::Health>,
+    failing: bool,
+}
+
+impl WatchHealth {
+    /// A healthy watch of `kind`.
+    pub fn new(kind: String, health: Arc<crate::http::Health>) -> Self {
+        WatchHealth {
+            kind,
+            health,
+            failing: false,
+        }
+    }
+
+    /// Records the outcome of one step of the watch.
+    pub fn observe<T, E: std::fmt::Display>(&mut self, ev: &Result<T, E>) {
+        use std::sync::atomic::Ordering;
+        if let Err(e) = ev {
+            tracing::warn!(kind = %self.kind, error = %e, "watch error; retrying with backoff");
+        }
+        if ev.is_err() == self.failing {
+            return;
+        }
+        self.failing = ev.is_err();
+        if self.failing {
+            self.health.failing_watches.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.health.failing_watches.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(kind = %self.kind, "watch recovered");
+        }
+    }
+}
+
+impl Drop for WatchHealth {
+    fn drop(&mut self) {
+        if self.failing {
+            self.health
+                .failing_watches
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// A trigger stream for a controller from a watch of its own (not a shared one): errors are logged and
+/// tracked in `health`, then dropped. A controller backs off ALL its triggers when any of them yields an
+/// error, so one failing watch would otherwise hold up every reconcile of that controller.
+pub fn trigger_stream<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    health: Arc<crate::http::Health>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
+    watcher(api, wc)
+        .backoff(watch_backoff())
+        .filter_map(move |ev| {
+            tracker.observe(&ev);
+            std::future::ready(ev.ok().map(Ok))
+        })
+        .touched_objects()
+}
+
+/// The retry delays of a failing watch: 0.5 s doubling up to 5 s (with jitter), reset after a minute
+/// of health. kube's default caps at 30 s, and two failures in a row (connection refused while the API
+/// server is down, then 410 Gone as its watch cache restarts) then hold a watch back for up to a
+/// minute after the API server is back; nine watches retrying every 5 s cost an API server little.
+fn watch_backoff() -> impl kube::runtime::utils::Backoff {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    kube::runtime::utils::ResetTimerBackoff::new(
+        kube::runtime::watcher::ExponentialBackoff::from(exponential),
+        Duration::from_secs(60),
+    )
 }
 
 /// Writes `status` of the cluster-scoped Covenant object `K/name` with server-side apply (one field
@@ -349,6 +516,7 @@ pub async fn run(
         ],
         notices_given: Default::default(),
         statuses_written: Default::default(),
+        health: health.clone(),
     });
 
     // Every controller subscribes before the watches start, so none misses the initial list.
@@ -359,7 +527,7 @@ pub async fn run(
         retention::controller(ctx.clone(), &mut watches, shutdown.clone()),
         suspension::controller(ctx.clone(), &mut watches, shutdown.clone()),
     ]);
-    watches.start_all();
+    watches.start_all(&health);
 
     // Ready once every cache has listed its objects.
     let synced = ctx.synced.clone();
@@ -401,16 +569,16 @@ pub struct Watches {
 }
 
 impl Watches {
-    fn start_all(&mut self) {
-        self.accounts.start();
-        self.packages.start();
-        self.suspensions.start();
-        self.notices.start();
-        self.namespaces.start();
-        self.quotas.start();
-        self.limit_ranges.start();
-        self.network_policies.start();
-        self.role_bindings.start();
+    fn start_all(&mut self, health: &Arc<crate::http::Health>) {
+        self.accounts.start(health.clone());
+        self.packages.start(health.clone());
+        self.suspensions.start(health.clone());
+        self.notices.start(health.clone());
+        self.namespaces.start(health.clone());
+        self.quotas.start(health.clone());
+        self.limit_ranges.start(health.clone());
+        self.network_policies.start(health.clone());
+        self.role_bindings.start(health.clone());
     }
 }
 

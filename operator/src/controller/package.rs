@@ -61,7 +61,7 @@ async fn reconcile(
     guard: Arc<DeserializeGuard<SupportPackage>>,
     ctx: Arc<Context>,
 ) -> Result<Action> {
-    let Ok(package) = &guard.0 else {
+    let Some(package) = super::parsed(&guard, &ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {

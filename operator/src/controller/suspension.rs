@@ -206,7 +206,7 @@ pub fn evaluate(
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) -> Result<Action> {
-    let Ok(s) = &guard.0 else {
+    let Some(s) = super::parsed(&guard, &ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {
