@@ -8,6 +8,9 @@
 #   3b. runs the chart binary (helm install/uninstall) on a cluster of its own, which it starts and stops
 #       itself (without COVENANT_E2E_KUBECONFIG): the shared cluster has deploy/ applied, whose objects
 #       Helm refuses to adopt. After the other stages, not alongside them (2 cores).
+#   3c. image: builds the container image (hack/build-image.sh: release musl binary, buildah, OCI
+#       archive) and runs the image binary on it (COVENANT_IMAGE_ARCHIVE), which reads the archive, runs
+#       its /covenant with buildah, and as the operator of a cluster of its own.
 #   4. always stops the cluster and any operator the tests started (trap), and on failure prints the
 #      component logs and the operator log tails.
 # Every stage runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -100,12 +103,12 @@ stage() {
   fi
 }
 # Every test binary but the two that need the cluster to themselves (rest: global write counters and
-# operator restarts; uninstall: deletes the CRDs) and chart (a cluster of its own), whose tests run in
-# parallel.
+# operator restarts; uninstall: deletes the CRDs), chart and image (a cluster of their own), whose
+# tests run in parallel.
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall | chart) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | chart | image) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
@@ -116,6 +119,17 @@ say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"
 if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
   "$cargo" test -p covenant-e2e --test chart -- --test-threads=1 --show-output ${extra[@]+"${extra[@]}"}; then
   failed+=(chart)
+fi
+# The image binary checks the archive built here (never one left by an earlier run: it is removed
+# first) and starts a cluster of its own, like chart.
+archive=$root/target/covenant-image.tar
+say "stage image (own cluster): hack/build-image.sh $archive; cargo test -p covenant-e2e --test image"
+rm -f "$archive"
+if ! bash hack/build-image.sh "$archive"; then
+  failed+=(image)
+elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_ARCHIVE="$archive" \
+  "$cargo" test -p covenant-e2e --test image -- --show-output ${extra[@]+"${extra[@]}"}; then
+  failed+=(image)
 fi
 
 if [ ${#failed[@]} -ne 0 ]; then

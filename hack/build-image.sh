@@ -7,8 +7,9 @@
 #   hack/build-image.sh [OUTPUT]      default OUTPUT: target/covenant-image.tar
 #
 # Environment:
-#   IMAGE     the reference recorded in the archive (default ghcr.io/covenant-dev/covenant:<version>)
-#   TARGET    the Rust target (default x86_64-unknown-linux-musl)
+#   IMAGE             the reference recorded in the archive (default ghcr.io/covenant-dev/covenant:<version>)
+#   TARGET            the Rust target (default x86_64-unknown-linux-musl)
+#   CARGO_TARGET_DIR  where cargo builds (honoured like cargo does; the buildah store stays in target/)
 #
 # Needs: cargo with the target (`rustup target add x86_64-unknown-linux-musl`), musl-gcc (Debian:
 # `apt-get install musl-tools`; ring compiles C), buildah (Debian: `apt-get install buildah`), python3.
@@ -41,7 +42,10 @@ fi
 
 say "cargo build --release --locked -p covenant --target $target"
 cargo build --release --locked -p covenant --target "$target"
-binary=target/$target/release/covenant
+# Ask cargo where it built: CARGO_TARGET_DIR, or build.target-dir in a cargo config, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps --offline |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+binary=$target_dir/$target/release/covenant
 
 # Static: no program interpreter (ld.so) in the ELF headers.
 if python3 - "$binary" <<'EOF'; then
@@ -80,7 +84,7 @@ bh config \
   --user 65532:65532 \
   --entrypoint '["/covenant"]' \
   --cmd '["run"]' \
-  --port 8080 \
+  --port 8080/tcp \
   --os linux --arch amd64 \
   --label org.opencontainers.image.title=covenant \
   --label "org.opencontainers.image.description=Kubernetes operator that provisions tenants and runs their lifecycle under a platform's service terms" \
@@ -109,7 +113,7 @@ print("manifest  ", desc["digest"])
 print("layers    ", ", ".join(f'{l["size"]} B' for l in manifest["layers"]))
 print("platform  ", config["os"] + "/" + config["architecture"])
 print("user      ", c.get("User"))
-print("entrypoint", c.get("Entrypoint"), "cmd", c.get("Cmd"))
+print("entrypoint", c.get("Entrypoint"), "cmd", c.get("Cmd"), "ports", sorted(c.get("ExposedPorts", {})))
 print("labels    ", json.dumps(c.get("Labels", {}), sort_keys=True))
 EOF
 say "wrote $output ($(du -h "$output" | cut -f1))"

@@ -39,7 +39,7 @@ pub struct Operator {
 
 impl Operator {
     fn new(c: &Cluster) -> Result<Self, String> {
-        let binary = operator_binary()?;
+        let binary = operator_binary();
         let stem = format!("operator-{}-{}", binary_name(), std::process::id());
         let kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
         write_operator_kubeconfig(&c.kubeconfig, &kubeconfig)?;
@@ -80,9 +80,16 @@ impl Operator {
         Ok(op)
     }
 
+    /// Runs `binary` instead of the harness's (`COVENANT_BIN`), e.g. one taken out of the container
+    /// image.
+    pub fn with_binary(mut self, binary: &Path) -> Self {
+        self.binary = binary.to_path_buf();
+        self
+    }
+
     /// What [`Operator::custom`] starts from: no kubeconfig, arguments or environment yet.
     fn new_unconfigured(c: &Cluster, name: &str) -> Result<Self, String> {
-        let binary = operator_binary()?;
+        let binary = operator_binary();
         let stem = format!("operator-{}-{}-{name}", binary_name(), std::process::id());
         Ok(Operator {
             binary,
@@ -132,6 +139,14 @@ impl Operator {
     fn spawn(&mut self) -> Result<(), String> {
         if self.running() {
             return Err("the operator is already running".into());
+        }
+        // Checked here, not when configured: an operator given its own binary never needs the
+        // harness's one.
+        if !self.binary.is_file() {
+            return Err(format!(
+                "the operator binary {} does not exist: run `cargo build -p covenant` first (or set COVENANT_BIN)",
+                self.binary.display()
+            ));
         }
         let addr = free_port()?;
         self.starts += 1;
@@ -377,18 +392,11 @@ pub fn writes_total() -> f64 {
 }
 
 /// The operator binary: `COVENANT_BIN`, or `target/<profile>/covenant`.
-fn operator_binary() -> Result<PathBuf, String> {
-    let binary = std::env::var_os("COVENANT_BIN")
+fn operator_binary() -> PathBuf {
+    std::env::var_os("COVENANT_BIN")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| profile_dir().join("covenant"));
-    if !binary.is_file() {
-        return Err(format!(
-            "the operator binary {} does not exist: run `cargo build -p covenant` first (or set COVENANT_BIN)",
-            binary.display()
-        ));
-    }
-    Ok(binary)
+        .unwrap_or_else(|| profile_dir().join("covenant"))
 }
 
 /// A free port on 127.0.0.1 (bound and released: good enough on a test machine).
