@@ -65,6 +65,10 @@ bench: ## Benchmarks on real control planes, N=100 and 1000 (figures go to BENCH
 bench-smoke: ## Benchmarks at N=20 (20 s at rest): the same table in a few minutes.
 	bash e2e/bench.sh --smoke
 
+.PHONY: chaos
+chaos: build ## The long chaos run: 200 accounts, the operator SIGKILLed every 0.2-2 s (own cluster).
+	env -u COVENANT_E2E_KUBECONFIG CHAOS_ACCOUNTS=$${CHAOS_ACCOUNTS:-200} $(CARGO) test -p covenant-e2e --test chaos -- --nocapture
+
 .PHONY: clean
 clean: cluster-down ## Stop the cluster and remove build output.
 	$(CARGO) clean

@@ -5,6 +5,8 @@
 #   3. runs `cargo test -p covenant-e2e` in stages against it (COVENANT_E2E_KUBECONFIG):
 #        every test binary in e2e/tests/ (cluster, accounts, ...; tests in parallel), then rest (at rest
 #        / restarts: serial), then uninstall (deletes the CRDs),
+#   3a. faults and chaos (fault injection: API server and etcd stopped, operators killed), each on a
+#       cluster of its own,
 #   3b. runs the chart binary (helm install/uninstall) on a cluster of its own, which it starts and stops
 #       itself (without COVENANT_E2E_KUBECONFIG): the shared cluster has deploy/ applied, whose objects
 #       Helm refuses to adopt. After the other stages, not alongside them (2 cores).
@@ -103,16 +105,30 @@ stage() {
   fi
 }
 # Every test binary but the two that need the cluster to themselves (rest: global write counters and
-# operator restarts; uninstall: deletes the CRDs), chart and image (a cluster of their own), whose
-# tests run in parallel.
+# operator restarts; uninstall: deletes the CRDs), and faults, chaos, chart and image (a cluster of
+# their own each), whose tests run in parallel.
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall | chart | image) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | faults | chaos | chart | image) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
 stage uninstall --test uninstall -- ${extra[@]+"${extra[@]}"}
+# faults stops the API server and etcd and loosens a CRD; chaos kills operators at random: each on a
+# cluster of its own (COVENANT_E2E_KUBECONFIG unset), one after the other (2 cores). chaos runs its
+# short version here (CHAOS_ACCOUNTS unset); `make chaos` runs the long one.
+own_cluster_stage() {
+  local name=$1
+  shift
+  say "stage $name (own cluster): cargo test -p covenant-e2e --test $name"
+  if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
+    "$cargo" test -p covenant-e2e --test "$name" -- --show-output "$@" ${extra[@]+"${extra[@]}"}; then
+    failed+=("$name")
+  fi
+}
+own_cluster_stage faults --test-threads=4
+own_cluster_stage chaos --test-threads=1
 # The chart binary starts (and stops) a cluster of its own when COVENANT_E2E_KUBECONFIG is unset; its
 # tests take turns anyway (one release), and --show-output prints the measured leader takeover.
 say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"

@@ -7,6 +7,9 @@
 #                                until ready, return; the processes keep running in the background
 #   cluster.sh down STATE_DIR    stop them and remove STATE_DIR (safe when nothing runs)
 #   cluster.sh status STATE_DIR  print whether it is up; exit 0 if up, 3 if not
+#   cluster.sh stop STATE_DIR COMPONENT   stop one component (etcd, kube-apiserver or
+#                                kube-controller-manager) of a running cluster: fault injection
+#   cluster.sh start STATE_DIR COMPONENT  start it again with the same command line (ports, data)
 #
 # STATE_DIR afterwards holds: kubeconfig (admin, self-contained), kcm.kubeconfig, env (APISERVER_URL,
 # KUBECONFIG, BIN, ...: source it), pids ("name pid" lines), pki/, etcd/, logs/<component>.log.
@@ -21,7 +24,7 @@ service_ip=10.96.0.1 # first IP of service_cidr: ClusterIP of the `kubernetes` S
 
 say() { echo "[cluster] $*" >&2; }
 usage() {
-  echo "usage: $0 up|down|status STATE_DIR" >&2
+  echo "usage: $0 up|down|status STATE_DIR | stop|start STATE_DIR COMPONENT" >&2
   exit 2
 }
 now() { echo "${EPOCHREALTIME/,/.}"; }
@@ -77,16 +80,18 @@ stop_all() {
 }
 
 # start NAME CMD...: runs CMD in a new session (it survives this script and the caller's terminal),
-# logging to logs/NAME.log, and records its pid.
+# logging to logs/NAME.log, and records its pid and its command line (cmd/NAME, for `start` again).
 start() {
   local name=$1 pidfile
   shift
   pidfile="$state/.$name.pid"
   rm -f "$pidfile"
+  mkdir -p "$state/cmd"
+  printf '%s\0' "$@" >"$state/cmd/$name"
   # setsid may fork; the inner shell records its own pid and execs, so the pid is the component's.
   # shellcheck disable=SC2016
   setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-    >"$state/logs/$name.log" 2>&1 </dev/null &
+    >>"$state/logs/$name.log" 2>&1 </dev/null &
   local i
   for ((i = 0; i < 100; i++)); do
     [ -s "$pidfile" ] && break
@@ -426,6 +431,49 @@ cmd_status() {
   return 3
 }
 
+# The component named by $1, checked.
+component_arg() {
+  local c
+  for c in "${components[@]}"; do
+    [ "$c" = "$1" ] && return 0
+  done
+  say "unknown component '$1' (one of: ${components[*]})"
+  exit 2
+}
+
+cmd_stop_component() {
+  local name=$1 pid
+  pid=$(pid_of "$name")
+  [ -n "$pid" ] || fail "$name was never started in $state"
+  stop_one "$name" "$pid"
+  ! alive "$pid" || fail "$name (pid $pid) is still running"
+  say "stopped $name (pid $pid)"
+}
+
+cmd_start_component() {
+  local name=$1 pid args=()
+  pid=$(pid_of "$name")
+  if [ -n "$pid" ] && alive "$pid"; then
+    say "$name is already running (pid $pid)"
+    return 0
+  fi
+  [ -f "$state/cmd/$name" ] || fail "no recorded command line for $name in $state/cmd"
+  mapfile -d '' args <"$state/cmd/$name"
+  awk -v n="$name" '$1 != n' "$state/pids" >"$state/pids.new" && mv "$state/pids.new" "$state/pids"
+  start "$name" "${args[@]}"
+  say "started $name again (pid $(pid_of "$name"))"
+}
+
+if [ $# -eq 3 ] && { [ "$1" = stop ] || [ "$1" = start ]; }; then
+  state=$(realpath -m -- "$2")
+  [ -f "$state/$marker" ] || fail "$state is not a cluster state directory"
+  component_arg "$3"
+  case $1 in
+  stop) cmd_stop_component "$3" ;;
+  start) cmd_start_component "$3" ;;
+  esac
+  exit 0
+fi
 [ $# -eq 2 ] || usage
 action=$1
 [ -n "$2" ] || usage

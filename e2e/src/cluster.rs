@@ -380,6 +380,42 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops one component (`etcd`, `kube-apiserver` or `kube-controller-manager`) of this cluster:
+    /// a fault for the operator to survive. Panics when the cluster's state directory is unknown or the
+    /// component does not stop.
+    #[track_caller]
+    pub fn stop_component(&self, name: &str) {
+        self.component("stop", name)
+    }
+
+    /// Starts a component stopped by [`Cluster::stop_component`] again, with the same command line
+    /// (so the same ports and data). Returns as soon as the process runs, not when it is ready.
+    #[track_caller]
+    pub fn start_component(&self, name: &str) {
+        self.component("start", name)
+    }
+
+    #[track_caller]
+    fn component(&self, action: &str, name: &str) {
+        let state = self.state_dir.as_deref().unwrap_or_else(|| {
+            panic!("{action} {name}: this cluster's state directory is unknown")
+        });
+        let out = Command::new("bash")
+            .arg(repo_root().join("e2e/cluster/cluster.sh"))
+            .args([action.as_ref(), state.as_os_str(), name.as_ref()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cluster.sh {action}: {e}"));
+        assert!(
+            out.status.success(),
+            "`cluster.sh {action} {} {name}` failed ({}):\n{}{}",
+            state.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The component logs of this cluster (when its state directory is known).
     pub fn component_logs(&self, lines: usize) -> String {
         self.state_dir

@@ -255,6 +255,48 @@ impl Operator {
         );
     }
 
+    /// The process id (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The kubeconfig the process uses (for the harness's operator: the operator's ServiceAccount).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the running process: `STOP` freezes it as a stalled node
+    /// or a long GC pause would. Panics when it is not running or `kill` fails.
+    #[track_caller]
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("SIG{signal}: the operator is not running"));
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// How many processes this handle has started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The status code of `/readyz` (`Err` when it does not answer).
+    pub fn readyz(&self) -> Result<u16, String> {
+        let addr = self.addr.ok_or("the operator is not running")?;
+        http_get(addr, "/readyz").map(|(code, _)| code)
+    }
+
     /// The metrics address (while running).
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr

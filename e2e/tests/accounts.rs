@@ -1444,3 +1444,140 @@ async fn a_namespace_dropped_from_an_account_is_released_not_deleted() {
         .await
         .expect("the kept namespace keeps the admin binding");
 }
+
+/// From the tenant administrator's side (impersonated): no way to escalate (bind cluster-admin, grant
+/// roles it does not hold), to make namespaces, or to touch Covenant's own objects, such as lifting
+/// its own suspension. `kubectl auth can-i` answers for RBAC; real requests show the API server agrees.
+#[tokio::test]
+async fn a_tenant_admin_cannot_escalate_make_namespaces_or_lift_its_own_suspension() {
+    let t = TestCtx::new("no-escalation").await;
+    let acct = t.account("esc");
+    let alice = format!("alice-{}", t.suffix);
+    t.apply(&account(&acct, None, &[], &[&alice], json!({})))
+        .await;
+    wait_account_ready(&t.client, &acct).await;
+
+    let can_i = |args: &[&str]| {
+        let mut full = vec!["auth", "can-i", "--as", alice.as_str()];
+        full.extend_from_slice(args);
+        let out = kubectl(&full);
+        (out.stdout.trim().to_string(), out.stderr.trim().to_string())
+    };
+    // The control: what an administrator is for.
+    assert_eq!(can_i(&["create", "deployments", "-n", &acct]).0, "yes");
+    let mut failures = Vec::new();
+    let own_account = format!("accounts.covenant.dev/{acct}");
+    for args in [
+        vec!["create", "namespaces"],
+        vec!["create", "clusterrolebindings"],
+        vec!["bind", "clusterroles"],
+        vec!["escalate", "roles", "-n", &acct],
+        vec!["bind", "clusterroles/cluster-admin", "-n", &acct],
+        vec!["update", "accounts.covenant.dev"],
+        vec!["patch", own_account.as_str()],
+        vec!["create", "suspensions.covenant.dev"],
+        vec!["delete", "suspensions.covenant.dev"],
+        vec!["patch", "suspensions.covenant.dev", "--subresource=status"],
+        vec!["update", "supportpackages.covenant.dev"],
+        vec!["create", "deprecationnotices.covenant.dev"],
+        vec!["impersonate", "users"],
+        vec!["create", "serviceaccounts/token", "-n", "covenant-system"],
+    ] {
+        let (answer, stderr) = can_i(&args);
+        if answer != "no" {
+            failures.push(format!("can-i {}: {answer} {stderr}", args.join(" ")));
+        }
+    }
+
+    let c = impersonate(&alice, &[]).await;
+    let to_cluster_admin: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "take-over" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+        "subjects": [{ "kind": "User", "name": alice, "apiGroup": "rbac.authorization.k8s.io" }]
+    }))
+    .unwrap();
+    failures.extend(
+        forbidden(
+            "bind cluster-admin in its own namespace",
+            Api::<RoleBinding>::namespaced(c.clone(), &acct)
+                .create(&PostParams::default(), &to_cluster_admin)
+                .await,
+        )
+        .err(),
+    );
+    let ns: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": t.name("mine") } })).unwrap();
+    failures.extend(
+        forbidden(
+            "create a namespace",
+            Api::<Namespace>::all(c.clone())
+                .create(&PostParams::default(), &ns)
+                .await,
+        )
+        .err(),
+    );
+    failures.extend(
+        forbidden(
+            "edit its own Account",
+            Api::<Account>::all(c.clone())
+                .patch(
+                    &acct,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { "quota": { "pods": "100000" } } })),
+                )
+                .await,
+        )
+        .err(),
+    );
+    // Its own suspension: neither deleted (lifted) nor its status rewritten.
+    let susp = t.name("susp");
+    t.track("suspensions.covenant.dev", &susp);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Suspension",
+            "metadata": { "name": susp },
+            "spec": { "account": acct, "reason": "MaterialBreach", "cause": "Unpaid invoices past 60 days" }
+        })
+        .to_string(),
+    )
+    .await;
+    wait_account(
+        &t.client,
+        &acct,
+        "Suspended",
+        "True",
+        Some("MaterialBreach"),
+    )
+    .await;
+    let suspensions: Api<covenant::api::Suspension> = Api::all(c.clone());
+    failures.extend(
+        forbidden(
+            "delete (lift) its own Suspension",
+            suspensions.delete(&susp, &DeleteParams::default()).await,
+        )
+        .err(),
+    );
+    failures.extend(
+        forbidden(
+            "mark its own Suspension lifted",
+            suspensions
+                .patch_status(
+                    &susp,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": { "phase": "Lifted" } })),
+                )
+                .await,
+        )
+        .err(),
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    wait_account(
+        &t.client,
+        &acct,
+        "Suspended",
+        "True",
+        Some("MaterialBreach"),
+    )
+    .await;
+}
