@@ -39,7 +39,15 @@ pub fn add_days(ts: Timestamp, days: i64) -> Timestamp {
 /// the time of day is kept. Saturates to [`Timestamp::MAX`] /
 /// [`Timestamp::MIN`] on overflow; never panics.
 pub fn add_months(ts: Timestamp, months: i32) -> Timestamp {
-    let Ok(span) = Span::new().try_months(months) else {
+    // As years and months of one sign, not months alone: a span holds at most
+    // 239 976 months, fewer than the range holds (MIN + 239 977 months is
+    // 9999-02-02, not an overflow). Years and months are added together and
+    // the day clamped once, so the result is the same. Beyond 19 998 years
+    // the result always leaves the range.
+    let span = Span::new()
+        .try_years(months / 12)
+        .and_then(|s| s.try_months(months % 12));
+    let Ok(span) = span else {
         return saturated(months < 0);
     };
     ts.to_zoned(TimeZone::UTC)
@@ -146,6 +154,25 @@ mod tests {
         assert_eq!(add_months(Timestamp::UNIX_EPOCH, i32::MIN), Timestamp::MIN);
         assert_eq!(add_months(Timestamp::MAX, 0), Timestamp::MAX);
         assert_eq!(add_months(Timestamp::MIN, 0), Timestamp::MIN);
+    }
+
+    #[test]
+    fn month_counts_spanning_the_whole_range_do_not_saturate_early() {
+        // More months than a jiff span holds, yet inside the range.
+        assert_eq!(
+            add_months(Timestamp::MIN, 239_977),
+            ts("9999-02-02T01:59:59Z")
+        );
+        assert_eq!(
+            add_months(Timestamp::MIN, 239_987),
+            ts("9999-12-02T01:59:59Z")
+        );
+        assert_eq!(add_months(Timestamp::MIN, 239_988), Timestamp::MAX);
+        assert_eq!(
+            add_months(Timestamp::MAX, -239_977),
+            ts("-009999-11-30T22:00:00.999999999Z")
+        );
+        assert_eq!(add_months(Timestamp::MAX, -239_988), Timestamp::MIN);
     }
 
     #[test]
