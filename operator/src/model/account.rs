@@ -450,7 +450,8 @@ pub fn applied_conditions(
     ]
 }
 
-/// The label value of a retained namespace: unix seconds of `until`.
+/// The label value of a retained namespace: unix seconds of `until`, rounded down, so that data is
+/// never kept past the retention limit (the terms allow up to 13 months, not more).
 pub fn retained_until_label(until: Timestamp) -> String {
     until.as_second().to_string()
 }
