@@ -282,8 +282,11 @@ where
     pub fn start(&mut self, health: Arc<crate::http::Health>) {
         use std::sync::atomic::Ordering;
         if let Some(writer) = self.writer.take() {
+            // managedFields are most of a cached object's size and nothing reads them: the apply
+            // check compares desired fields and the applied-hash annotation.
             let stream = watcher(self.api.clone(), self.wc.clone())
                 .backoff(watch_backoff())
+                .modify(|o: &mut K| o.meta_mut().managed_fields = None)
                 .reflect_shared(writer);
             let synced = self.synced.clone();
             let hooks = std::mem::take(&mut self.on_delete);
