@@ -402,19 +402,8 @@ async fn check_objects(c: &Client, tenants: &[Tenant]) {
             "account {} must own exactly its one namespace",
             tn.account
         );
-        let in_ns = |ns: &Option<String>| ns.as_deref() == Some(tn.account.as_str());
-        let mut q: Vec<String> = quotas
-            .iter()
-            .filter(|o| in_ns(&o.metadata.namespace))
-            .map(|o| o.name_any())
-            .collect();
-        q.sort();
-        let mut b: Vec<String> = bindings
-            .iter()
-            .filter(|o| in_ns(&o.metadata.namespace))
-            .map(|o| o.name_any())
-            .collect();
-        b.sort();
+        let q = names_in(&quotas.items, &tn.account);
+        let b = names_in(&bindings.items, &tn.account);
         let (want_q, want_b) = if tn.suspended() {
             (
                 vec!["covenant-freeze", "covenant-quota"],
@@ -426,4 +415,15 @@ async fn check_objects(c: &Client, tenants: &[Tenant]) {
         assert_eq!(q, want_q, "{}: quotas", tn.account);
         assert_eq!(b, want_b, "{}: role bindings", tn.account);
     }
+}
+
+/// The sorted names of the objects in namespace `ns`.
+fn names_in<K: kube::Resource>(objects: &[K], ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = objects
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .collect();
+    names.sort();
+    names
 }

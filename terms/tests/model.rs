@@ -903,27 +903,24 @@ fn model_calendar_agrees_with_dates_written_out() {
 #[test]
 fn model_reads_the_spec_examples() {
     let at = parsed;
-    // SPEC: "2026-08-31 + 6 months = 2027-02-28".
-    assert_eq!(
-        model::plus_months(at("2026-08-31T00:00:00Z"), 6),
-        at("2027-02-28T00:00:00Z")
-    );
-    assert_eq!(
-        model::plus_months(at("2027-08-31T12:00:00Z"), 6),
-        at("2028-02-29T12:00:00Z")
-    );
-    assert_eq!(
-        model::plus_months(at("2028-02-29T00:00:00Z"), 12),
-        at("2029-02-28T00:00:00Z")
-    );
-    assert_eq!(
-        model::plus_months(at("2026-12-31T23:59:59.999999999Z"), 1),
-        at("2027-01-31T23:59:59.999999999Z")
-    );
-    assert_eq!(
-        model::plus_months(at("2026-03-31T00:00:00Z"), -1),
-        at("2026-02-28T00:00:00Z")
-    );
+    // SPEC: "2026-08-31 + 6 months = 2027-02-28", and the same clamping at other month ends.
+    for (from, months, to) in [
+        ("2026-08-31T00:00:00Z", 6, "2027-02-28T00:00:00Z"),
+        ("2027-08-31T12:00:00Z", 6, "2028-02-29T12:00:00Z"),
+        ("2028-02-29T00:00:00Z", 12, "2029-02-28T00:00:00Z"),
+        (
+            "2026-12-31T23:59:59.999999999Z",
+            1,
+            "2027-01-31T23:59:59.999999999Z",
+        ),
+        ("2026-03-31T00:00:00Z", -1, "2026-02-28T00:00:00Z"),
+    ] {
+        assert_eq!(
+            model::plus_months(at(from), months),
+            at(to),
+            "{from} {months:+} months"
+        );
+    }
     // "at least 30 days before" accepts exactly 30 days, not a nanosecond less.
     let n = |effective: &str| model::Notice {
         kind: NoticeType::Amendment,
