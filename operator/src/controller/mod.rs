@@ -277,8 +277,8 @@ where
             .expect("subscribe before start")
     }
 
-    /// Starts the watch in the background. While its last attempt failed (and it retries with
-    /// backoff), it counts in `health.failing_watches`, so readiness shows it.
+    /// Starts the watch in the background. Its errors turn readiness off for a while (see
+    /// `Health::watch_failed`); it retries with backoff by itself.
     pub fn start(&mut self, health: Arc<crate::http::Health>) {
         use std::sync::atomic::Ordering;
         if let Some(writer) = self.writer.take() {
@@ -313,8 +313,8 @@ where
     }
 }
 
-/// Follows one watch's errors: logs them, and counts the watch in `Health::failing_watches` from a
-/// failed attempt until the next successful one.
+/// Follows one watch's errors: logs them and records them in `Health` (readiness), and logs when the
+/// watch works again.
 pub struct WatchHealth {
     kind: String,
     health: Arc<crate::http::Health>,
@@ -333,29 +333,17 @@ impl WatchHealth {
 
     /// Records the outcome of one step of the watch.
     pub fn observe<T, E: std::fmt::Display>(&mut self, ev: &Result<T, E>) {
-        use std::sync::atomic::Ordering;
-        if let Err(e) = ev {
-            tracing::warn!(kind = %self.kind, error = %e, "watch error; retrying with backoff");
-        }
-        if ev.is_err() == self.failing {
-            return;
-        }
-        self.failing = ev.is_err();
-        if self.failing {
-            self.health.failing_watches.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.health.failing_watches.fetch_sub(1, Ordering::Relaxed);
-            tracing::info!(kind = %self.kind, "watch recovered");
-        }
-    }
-}
-
-impl Drop for WatchHealth {
-    fn drop(&mut self) {
-        if self.failing {
-            self.health
-                .failing_watches
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        match ev {
+            Err(e) => {
+                tracing::warn!(kind = %self.kind, error = %e, "watch error; retrying with backoff");
+                self.health.watch_failed();
+                self.failing = true;
+            }
+            Ok(_) if self.failing => {
+                self.failing = false;
+                tracing::info!(kind = %self.kind, "watch recovered");
+            }
+            Ok(_) => {}
         }
     }
 }
