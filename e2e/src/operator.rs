@@ -39,21 +39,11 @@ pub struct Operator {
 
 impl Operator {
     fn new(c: &Cluster) -> Result<Self, String> {
-        let binary = operator_binary();
         let stem = format!("operator-{}-{}", binary_name(), std::process::id());
-        let kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
-        write_operator_kubeconfig(&c.kubeconfig, &kubeconfig)?;
-        Ok(Operator {
-            binary,
-            kubeconfig,
-            log: c.log_dir.join(format!("{stem}.log")),
-            pids: c.log_dir.join("operator.pids"),
-            child: None,
-            addr: None,
-            starts: 0,
-            extra_args: Vec::new(),
-            env: Vec::new(),
-        })
+        let mut op = Operator::blank(c, &stem);
+        op.kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
+        write_operator_kubeconfig(&c.kubeconfig, &op.kubeconfig)?;
+        Ok(op)
     }
 
     /// An operator process of a test's own making, not started yet: it uses `kubeconfig` as it is
@@ -70,7 +60,7 @@ impl Operator {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let mut op = Operator::new_unconfigured(c, name)?;
+        let mut op = Operator::new_unconfigured(c, name);
         op.kubeconfig = kubeconfig.to_path_buf();
         op.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         op.env = env
@@ -88,11 +78,15 @@ impl Operator {
     }
 
     /// What [`Operator::custom`] starts from: no kubeconfig, arguments or environment yet.
-    fn new_unconfigured(c: &Cluster, name: &str) -> Result<Self, String> {
-        let binary = operator_binary();
+    fn new_unconfigured(c: &Cluster, name: &str) -> Self {
         let stem = format!("operator-{}-{}-{name}", binary_name(), std::process::id());
-        Ok(Operator {
-            binary,
+        Operator::blank(c, &stem)
+    }
+
+    /// A handle that has started nothing, logging to `<log dir>/<stem>.log`.
+    fn blank(c: &Cluster, stem: &str) -> Self {
+        Operator {
+            binary: operator_binary(),
             kubeconfig: PathBuf::new(),
             log: c.log_dir.join(format!("{stem}.log")),
             pids: c.log_dir.join("operator.pids"),
@@ -101,7 +95,7 @@ impl Operator {
             starts: 0,
             extra_args: Vec::new(),
             env: Vec::new(),
-        })
+        }
     }
 
     /// Starts a new process and waits only until `/livez` answers 200 (a leader-election follower

@@ -171,6 +171,16 @@ impl Metrics {
             .inc();
     }
 
+    /// How many stored objects of `kind` did not parse at the last count.
+    pub fn invalid(&self, kind: &str) -> i64 {
+        self.invalid
+            .get(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .map(|g| g.get())
+            .unwrap_or(0)
+    }
+
     /// Sets how many stored objects of `kind` do not parse.
     pub fn set_invalid(&self, kind: &str, n: i64) {
         self.invalid

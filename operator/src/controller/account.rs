@@ -162,7 +162,10 @@ fn error_policy(_: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Context
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> Result<Action> {
-    let Some(account) = super::parsed(&guard, &ctx).await.cloned() else {
+    let Some(account) = super::parsed(&guard, &ctx.stores.accounts, &ctx)
+        .await
+        .cloned()
+    else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {

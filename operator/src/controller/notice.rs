@@ -92,7 +92,7 @@ async fn reconcile(
     guard: Arc<DeserializeGuard<DeprecationNotice>>,
     ctx: Arc<Context>,
 ) -> Result<Action> {
-    let Some(notice) = super::parsed(&guard, &ctx).await else {
+    let Some(notice) = super::parsed(&guard, &ctx.stores.notices, &ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {

@@ -61,7 +61,7 @@ async fn reconcile(
     guard: Arc<DeserializeGuard<SupportPackage>>,
     ctx: Arc<Context>,
 ) -> Result<Action> {
-    let Some(package) = super::parsed(&guard, &ctx).await else {
+    let Some(package) = super::parsed(&guard, &ctx.stores.packages, &ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {

@@ -206,7 +206,7 @@ pub fn evaluate(
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) -> Result<Action> {
-    let Some(s) = super::parsed(&guard, &ctx).await else {
+    let Some(s) = super::parsed(&guard, &ctx.stores.suspensions, &ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {
