@@ -31,6 +31,7 @@ lint: ## rustfmt check and clippy with warnings denied.
 .PHONY: checks
 checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --strict.
 	bash charts/covenant/ci/check-crds-in-sync.sh
+	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
 	"$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant
 

@@ -104,6 +104,7 @@ pub fn package() -> SupportPackage {
                 max: Some(q(&[("cpu", "2"), ("memory", "4Gi")])),
             }),
             max_namespaces: Some(3),
+            ..Default::default()
         },
     )
 }

@@ -94,12 +94,15 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
         limit_ranges,
         network_policies,
         role_bindings,
+        untouched: _,
     } = model::build(
         account,
         &BuildInput {
-            package,
+            package: Some(package),
             suspended: false,
             scale_workloads: false,
+            namespaces: account.desired_namespaces(),
+            operator: None,
         },
     );
     let mut requests = 0;

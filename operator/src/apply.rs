@@ -77,7 +77,7 @@ fn quantities_equal(a: &str, b: &str) -> bool {
 pub const APPLIED_ANNOTATION: &str = "covenant.dev/applied";
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases; this one is stored).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

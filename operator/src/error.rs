@@ -17,6 +17,9 @@ pub enum Error {
     /// An object the controller relies on is missing its name or another required field.
     #[error("malformed object: {0}")]
     Malformed(String),
+    /// This replica may no longer lead (the fence), so it does nothing it cannot take back.
+    #[error("not leading: {0}")]
+    NotLeading(String),
 }
 
 impl Error {
@@ -33,6 +36,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Serialization(_) => "serialization",
             Error::Malformed(_) => "malformed",
+            Error::NotLeading(_) => "not_leading",
         }
     }
 

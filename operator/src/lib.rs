@@ -8,6 +8,7 @@ pub mod check;
 pub mod clock;
 pub mod controller;
 pub mod error;
+pub mod fence;
 pub mod http;
 pub mod metrics;
 pub mod model;

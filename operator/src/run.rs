@@ -157,6 +157,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Arc::new(SystemClock),
             metrics,
             health,
+            None,
             shutdown,
         )
         .await;
@@ -168,12 +169,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // restart comes back as a follower, which is simpler and safer than stopping controllers midway.
     let identity =
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("covenant-{}", std::process::id()));
-    let duration = args.lease_duration.max(2);
+    let duration = args.lease_duration.max(3);
+    // As client-go: the leader renews well before the lease expires (every half lease here) and gives
+    // up when it could not renew within the renew deadline (two thirds of the lease), so it stops
+    // before a follower may take over.
+    let renew_deadline = Duration::from_millis(duration * 1000 * 2 / 3);
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&args.lease_namespace)
         .with_identity(&identity)
         .with_duration(duration)
-        .with_grace((duration / 3).max(1))
+        .with_grace((duration / 2).max(1))
         .with_field_manager(crate::api::FIELD_MANAGER)
         .build()
         .await?;
@@ -191,16 +196,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.leader.set(1);
     // Not ready again until the leader's caches have synced.
     health.synced.store(false, Ordering::Relaxed);
+    let fence = Arc::new(crate::fence::Fence::new(
+        Api::namespaced(client.clone(), &args.lease_namespace),
+        &args.lease_name,
+        &identity,
+        renew_deadline,
+    ));
+    // The Lease as just acquired: the fence counts from this renewal.
+    fence.confirm().await.ok();
     let controllers = controller::run(
         client,
         settings,
         Arc::new(SystemClock),
         metrics,
         health.clone(),
+        Some(fence.clone()),
         shutdown,
     );
     tokio::select! {
         _ = controllers => { let _ = server.await; Ok(()) }
+        why = fence.expired() => {
+            health.healthy.store(false, Ordering::Relaxed);
+            anyhow::bail!("{why}; exiting so a restart rejoins as a follower")
+        }
         r = leading.wait_for(|l| !*l) => {
             health.healthy.store(false, Ordering::Relaxed);
             match r {

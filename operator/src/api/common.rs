@@ -36,13 +36,19 @@ pub enum SubjectKind {
 )]
 #[x_kube(
     validation = Rule::new("self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)")
-        .message("namespace is required for a ServiceAccount subject and not allowed for a User or Group")
+        .message("namespace is required for a ServiceAccount subject and not allowed for a User or Group"),
+    validation = Rule::new("self.kind != 'ServiceAccount' || (size(self.name) <= 253 && self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))")
+        .message("a ServiceAccount subject's name must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')")
 )]
 pub struct Subject {
     /// `User`, `Group` or `ServiceAccount`.
     pub kind: SubjectKind,
-    /// The user, group or ServiceAccount name.
-    #[schemars(length(min = 1, max = 253))]
+    /// The user, group or ServiceAccount name. No control characters (a newline would split the
+    /// admission policy's list of allowed subjects) and no surrounding spaces.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
+    )]
     pub name: String,
     /// The ServiceAccount's namespace (ServiceAccount subjects only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

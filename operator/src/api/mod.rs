@@ -26,6 +26,12 @@ pub const GROUP: &str = "covenant.dev";
 pub const ACCOUNT_LABEL: &str = "covenant.dev/account";
 /// The label on a released namespace: unix seconds after which Covenant deletes it (§6).
 pub const RETAINED_UNTIL_LABEL: &str = "covenant.dev/retained-until";
+/// The annotation on a namespace Covenant created: the UID of the Account it was created for. Covenant
+/// adopts, freezes, releases or deletes a namespace only when it names the Account's UID.
+pub const ACCOUNT_UID_ANNOTATION: &str = "covenant.dev/account-uid";
+/// The label on a namespace whose writes the API server refuses (admission policy
+/// `covenant-read-only`): `suspended` (§2.4) or `retained` (§6).
+pub const READ_ONLY_LABEL: &str = "covenant.dev/read-only";
 /// The field manager of every server-side apply Covenant makes.
 pub const FIELD_MANAGER: &str = "covenant";
 

@@ -58,6 +58,48 @@ pub struct SupportPackageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_namespaces: Option<i32>,
+    /// The Pod Security level enforced in the namespaces of accounts on this package (`warn` and
+    /// `audit` are always `restricted`).
+    #[serde(default)]
+    pub pod_security: PodSecurityLevel,
+    /// Network settings of the accounts on this package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<PackageNetwork>,
+}
+
+/// A Pod Security Standard a tenant namespace enforces.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// The hardened standard: non-root, no privilege escalation, a seccomp profile, no capabilities.
+    #[default]
+    Restricted,
+    /// Blocks known privilege escalations (privileged, host namespaces, hostPath, ...).
+    Baseline,
+}
+
+impl PodSecurityLevel {
+    /// The value of the `pod-security.kubernetes.io/enforce` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Restricted => "restricted",
+            PodSecurityLevel::Baseline => "baseline",
+        }
+    }
+}
+
+/// Network settings of a package.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageNetwork {
+    /// Platform namespaces (e.g. the ingress controller's and monitoring's) whose pods may reach the
+    /// tenants' pods, as namespace label selectors. Tenants cannot label namespaces, so a selector
+    /// should name labels only the platform sets (`kubernetes.io/metadata.name` is the safest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub ingress_from: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// A service level: how soon support answers an issue of a severity, and when.

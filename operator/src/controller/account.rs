@@ -9,6 +9,7 @@ use std::time::Instant;
 use covenant_terms as terms;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::WatchStreamExt;
@@ -208,6 +209,8 @@ struct Observed {
     package: Result<crate::api::SupportPackage, String>,
     invalid: Vec<String>,
     conflicts: Vec<String>,
+    /// The desired namespaces that exist and that this Account owns (its UID).
+    owned: Vec<String>,
     suspensions: ActiveSuspensions,
 }
 
@@ -227,34 +230,76 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
         .filter(|s| s.spec.account == name)
         .collect();
     let suspensions = active_suspensions(&suspensions, now);
-    // A namespace Covenant has not labelled for this account must not be adopted: look it up only when
-    // the cache does not know it (first creation), so a settled account costs no request.
-    let mut conflicts = Vec::new();
+    // A namespace is this account's only when Covenant created it for this Account's UID: look it up
+    // only when the cache (labelled namespaces) does not know it, so a settled account costs no request.
+    let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
     for ns in account.desired_namespaces() {
-        let cached = ctx.stores.namespaces.get(&ObjectRef::new(&ns));
-        let owner = match cached {
-            Some(n) => account_of(n.as_ref()),
-            None => ns_api
-                .get_opt(&ns)
-                .await?
-                .map(|n| account_of(&n).unwrap_or_default()),
+        let existing = match ctx.stores.namespaces.get(&ObjectRef::new(&ns)) {
+            Some(n) => Some(n.as_ref().clone()),
+            None => ns_api.get_opt(&ns).await?,
         };
-        match owner.as_deref() {
-            None => {}
-            Some(o) if o == name => {}
-            Some("") => conflicts.push(format!(
-                "namespace {ns:?} already exists and was not created by Covenant"
-            )),
-            Some(o) => conflicts.push(format!("namespace {ns:?} belongs to Account {o:?}")),
+        if let Some(n) = existing {
+            match model::ownership_conflict(account, &n) {
+                None => owned.push(ns),
+                Some(c) => conflicts.push(c),
+            }
         }
     }
     Ok(Observed {
         package,
         invalid,
         conflicts,
+        owned,
         suspensions,
     })
+}
+
+/// One managed object the API server refused (or could not be reached for).
+struct Failure {
+    what: String,
+    error: kube::Error,
+}
+
+impl Failure {
+    /// Whether only a person can fix it: the API server refused the object itself (4xx other than a
+    /// conflict or throttling). Anything else is retried.
+    fn permanent(&self) -> bool {
+        matches!(&self.error, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
+    }
+
+    fn message(&self) -> String {
+        match &self.error {
+            kube::Error::Api(s) => format!("{}: {}", self.what, s.message),
+            e => format!("{}: {e}", self.what),
+        }
+    }
+}
+
+/// Collects failures so that one refused object never stops the others.
+#[derive(Default)]
+struct Failures(Vec<Failure>);
+
+impl Failures {
+    fn record<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(Error::Kube(error)) => {
+                self.0.push(Failure {
+                    what: what(),
+                    error,
+                });
+                None
+            }
+            Err(e) => {
+                self.0.push(Failure {
+                    what: what(),
+                    error: kube::Error::Service(e.to_string().into()),
+                });
+                None
+            }
+        }
+    }
 }
 
 async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
@@ -265,7 +310,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         Some((
             "NamespaceConflict",
             format!(
-                "{}: choose other namespace names in spec.namespaces; Covenant changed nothing",
+                "{}: choose other namespace names in spec.namespaces; Covenant took none of them",
                 obs.conflicts.join("; ")
             ),
         ))
@@ -278,63 +323,91 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     };
 
     let suspended = obs.suspensions.active;
-    if let (None, Ok(package)) = (&blocked, &obs.package) {
-        let scale = suspended && obs.suspensions.scale_workloads;
-        let desired = model::build(
-            account,
-            &BuildInput {
-                package,
-                suspended,
-                scale_workloads: scale,
-            },
-        );
-        // Lifting: restore the workloads before the namespace apply drops the marker.
-        if !scale {
-            for ns in account.desired_namespaces() {
-                let marked = ctx
-                    .stores
-                    .namespaces
-                    .get(&ObjectRef::new(&ns))
-                    .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
-                if marked {
-                    let n = super::workloads::lift(&ctx.client, &ns, &ctx.metrics).await?;
-                    if n > 0 {
-                        ctx.event(
-                            account,
-                            EventType::Normal,
-                            "WorkloadsRestored",
-                            format!("{n} workload(s) in {ns} restored to their replica counts"),
-                        )
-                        .await;
-                    }
-                }
+    let scale = suspended && obs.suspensions.scale_workloads;
+    // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
+    // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
+    let namespaces = if blocked.is_none() {
+        account.desired_namespaces()
+    } else {
+        obs.owned.clone()
+    };
+    let desired = model::build(
+        account,
+        &BuildInput {
+            package: obs.package.as_ref().ok(),
+            suspended,
+            scale_workloads: scale,
+            namespaces: namespaces.clone(),
+            operator: ctx.operator.as_ref(),
+        },
+    );
+    let mut failures = Failures::default();
+    // Lifting: restore the workloads before the namespace apply drops the marker.
+    if !scale {
+        for ns in &namespaces {
+            let marked = ctx
+                .stores
+                .namespaces
+                .get(&ObjectRef::new(ns))
+                .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
+            if !marked {
+                continue;
+            }
+            let r = super::workloads::lift(&ctx.client, ns, &ctx.metrics).await;
+            if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
+                && n > 0
+            {
+                ctx.event(
+                    account,
+                    EventType::Normal,
+                    "WorkloadsRestored",
+                    format!("{n} workload(s) in {ns} restored to their replica counts"),
+                )
+                .await;
             }
         }
-        apply_desired(account, desired, ctx).await?;
-        // Suspending: the marker is in place (applied above) before any workload is scaled.
-        if scale {
-            for ns in account.desired_namespaces() {
-                let n = super::workloads::suspend(&ctx.client, &ns, &ctx.metrics).await?;
-                if n > 0 {
-                    ctx.event(
-                        account,
-                        EventType::Normal,
-                        "WorkloadsScaledDown",
-                        format!("{n} workload(s) in {ns} scaled to zero while suspended"),
-                    )
-                    .await;
-                }
+    }
+    apply_desired(account, desired, blocked.is_none(), ctx, &mut failures).await;
+    // Suspending: the marker is in place (applied above) before any workload is scaled.
+    if scale {
+        for ns in &namespaces {
+            let r = super::workloads::suspend(&ctx.client, ns, &ctx.metrics).await;
+            if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
+                && n > 0
+            {
+                ctx.event(
+                    account,
+                    EventType::Normal,
+                    "WorkloadsScaledDown",
+                    format!("{n} workload(s) in {ns} scaled to zero while suspended"),
+                )
+                .await;
             }
         }
-        conds.extend(model::applied_conditions(account, package, suspended));
-    } else if let Some((reason, msg)) = &blocked {
-        for t in [
-            "NamespacesReady",
-            "QuotaApplied",
-            "NetworkIsolated",
-            "AccessGranted",
-        ] {
-            conds.push(Cond::new(t, false, *reason, msg.clone()));
+    }
+    let failed: Vec<String> = failures.0.iter().map(Failure::message).collect();
+    let retry = failures.0.iter().any(|f| !f.permanent());
+    for f in &failures.0 {
+        tracing::warn!(account = %account.name_any(), error = %f.message(), "cannot apply a managed object");
+    }
+
+    match (&blocked, &obs.package) {
+        (None, Ok(package)) if failed.is_empty() => {
+            conds.extend(model::applied_conditions(account, package, suspended))
+        }
+        _ => {
+            let (reason, msg) = match &blocked {
+                Some((r, m)) => (*r, m.clone()),
+                None => ("ApplyFailed", failed.join("; ")),
+            };
+            for t in [
+                "NamespacesReady",
+                "QuotaApplied",
+                "NetworkIsolated",
+                "AccessGranted",
+            ] {
+                conds.push(Cond::new(t, false, reason, msg.clone()));
+            }
         }
     }
     conds.push(obs.suspensions.condition());
@@ -345,18 +418,44 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let (rows, notices_next) = account_notices(account, &notices, now);
     conds.push(terms_current(&rows));
 
-    let ready = match (&blocked, suspended) {
+    // kstatus: Ready says whether everything asked for is in place (a suspended account whose
+    // guardrails are in force is Ready: Suspended=True says the rest); Stalled says when only a person
+    // can fix it; Reconciling while a retry is under way.
+    let problem: Option<(&str, String)> = match &blocked {
+        Some((r, m)) => Some((*r, m.clone())),
+        None if !failed.is_empty() => Some((
+            "ApplyFailed",
+            format!("the API server refused: {}", failed.join("; ")),
+        )),
+        None => None,
+    };
+    let ready = match (&problem, suspended) {
         (Some((reason, msg)), _) => Cond::new("Ready", false, *reason, msg.clone()),
-        (None, true) => Cond::new("Ready", false, "Suspended", obs.suspensions.summary()),
+        (None, true) => Cond::new(
+            "Ready",
+            true,
+            "Suspended",
+            format!("guardrails in force; {}", obs.suspensions.summary()),
+        ),
         (None, false) => Cond::new("Ready", true, "Ready", "every managed object is in place"),
     };
-    let phase = match (&blocked, suspended, ready.status) {
-        (_, true, _) => AccountPhase::Suspended,
-        (Some(_), _, _) => AccountPhase::Degraded,
-        (None, false, true) => AccountPhase::Active,
-        _ => AccountPhase::Provisioning,
+    let stalled = match &problem {
+        Some((reason, msg)) if !retry => Cond::new("Stalled", true, *reason, msg.clone()),
+        _ => Cond::new("Stalled", false, "NotStalled", "nothing needs a person"),
+    };
+    let reconciling = match &problem {
+        Some((reason, msg)) if retry => Cond::new("Reconciling", true, *reason, msg.clone()),
+        _ => Cond::new("Reconciling", false, "Reconciled", "no work under way"),
+    };
+    let phase = match (&problem, suspended) {
+        (_, true) => AccountPhase::Suspended,
+        (Some(_), false) if retry => AccountPhase::Provisioning,
+        (Some(_), false) => AccountPhase::Degraded,
+        (None, false) => AccountPhase::Active,
     };
     conds.insert(0, ready);
+    conds.insert(1, stalled);
+    conds.insert(2, reconciling);
 
     let previous = account.status.clone().unwrap_or_default();
     let status = AccountStatus {
@@ -364,7 +463,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         observed_generation: account.metadata.generation,
         support_package: obs.package.as_ref().ok().map(|p| p.name_any()),
         namespaces: if blocked.is_some() {
-            previous.namespaces.clone()
+            obs.owned.clone()
         } else {
             account.desired_namespaces()
         },
@@ -378,7 +477,25 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         ),
     };
     write_status(account, &previous, status, ctx).await?;
+    if !failed.is_empty() && problem.is_some() {
+        let chain = failed.join("; ");
+        ctx.event(
+            account,
+            EventType::Warning,
+            "ApplyFailed",
+            format!("cannot apply every managed object (the others were applied): {chain}"),
+        )
+        .await;
+    }
+    if retry {
+        // Transient: retried with the error policy's pause, after the status said so.
+        if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
+            return Err(Error::Kube(f.error));
+        }
+    }
 
+    // Measured after the work, so a long reconcile does not make the next boundary late.
+    let now = ctx.clock.now();
     let next = terms::requeue_after(
         [review_next, notices_next, obs.suspensions.next_change],
         now,
@@ -389,56 +506,172 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         .unwrap_or_else(Action::await_change))
 }
 
-/// Applies every desired object and deletes the labelled ones no longer wanted.
-async fn apply_desired(account: &Account, desired: Desired, ctx: &Context) -> Result<()> {
+/// Applies every desired object, guardrails first (namespaces with their read-only label, the freeze
+/// quota, the deny-all policy), and deletes the labelled ones no longer wanted. A refused object is
+/// recorded and the rest still applied. Namespaces dropped from the spec are released (`release`: only
+/// when the account is not blocked).
+async fn apply_desired(
+    account: &Account,
+    desired: Desired,
+    release: bool,
+    ctx: &Context,
+    failures: &mut Failures,
+) {
     let Desired {
         namespaces,
         quotas,
         limit_ranges,
         network_policies,
         role_bindings,
+        untouched,
     } = desired;
     let s = &ctx.stores;
     let (c, m) = (&ctx.client, ctx.metrics.as_ref());
     let name = account.name_any();
     for o in &namespaces {
-        apply(c, &s.namespaces, o, m).await?;
+        let ns = o.name_any();
+        let r = apply_namespace(account, o, ctx).await;
+        failures.record(|| format!("Namespace {ns}"), r);
     }
     let wanted_ns: BTreeSet<String> = namespaces.iter().map(|n| n.name_any()).collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
-        ($objs:expr, $store:expr) => {{
+        ($kind:literal, $objs:expr, $store:expr) => {{
             for o in &$objs {
-                apply(c, &$store, o, m).await?;
+                let r = apply(c, &$store, o, m).await;
+                failures.record(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
             }
             let keep: BTreeSet<(String, String)> = $objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
-            // Objects in namespaces the account released (retention) are the release's, not orphans.
-            delete_unwanted(c, &$store, &name, |o| keep.contains(&key(o.namespace(), o.name_any())) || !wanted_ns.contains(&o.namespace().unwrap_or_default()), m).await?;
+            // Objects in namespaces the account released (retention) are the release's, not orphans;
+            // objects that depend on an unresolved package stay as they are.
+            let r = delete_unwanted(c, &$store, &name, |o| {
+                keep.contains(&key(o.namespace(), o.name_any()))
+                    || !wanted_ns.contains(&o.namespace().unwrap_or_default())
+                    || untouched.contains(o.name_any().as_str())
+            }, m).await;
+            failures.record(|| format!("deleting unwanted {} objects", $kind), r);
         }};
     }
-    sync!(quotas, s.quotas);
-    sync!(limit_ranges, s.limit_ranges);
-    sync!(network_policies, s.network_policies);
-    sync!(role_bindings, s.role_bindings);
+    // Guardrails first: a suspension's freeze quota and deny-all before anything else.
+    sync!("ResourceQuota", quotas, s.quotas);
+    sync!("NetworkPolicy", network_policies, s.network_policies);
+    sync!("RoleBinding", role_bindings, s.role_bindings);
+    sync!("LimitRange", limit_ranges, s.limit_ranges);
+    if !release {
+        return;
+    }
     // Namespaces dropped from spec.namespaces are released like those of a deleted account.
     for ns in s.namespaces.state() {
-        if account_of(ns.as_ref()).as_deref() == Some(name.as_str())
+        if model::owns(account, &ns)
             && !wanted_ns.contains(&ns.name_any())
             && !ns.labels().contains_key(RETAINED_UNTIL_LABEL)
             && ns.metadata.deletion_timestamp.is_none()
         {
-            release_namespace(account, &ns.name_any(), ctx).await?;
+            let n = ns.name_any();
+            let r = release_namespace(account, &n, ctx).await;
+            failures.record(|| format!("releasing namespace {n}"), r);
         }
+    }
+}
+
+/// Applies one tenant namespace. When the subjects the account allows have changed since the bindings
+/// in it were last checked, the namespace is first applied with the new list (so the admission policy
+/// refuses new bindings of a withdrawn subject), then every RoleBinding in it — the tenant's own too —
+/// loses the withdrawn subjects, and only then is the namespace marked as checked: a restart in between
+/// checks again.
+async fn apply_namespace(account: &Account, desired: &Namespace, ctx: &Context) -> Result<()> {
+    let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
+    let ns = desired.name_any();
+    let want = desired
+        .annotations()
+        .get(model::SUBJECTS_ENFORCED_ANNOTATION)
+        .cloned();
+    let cached = s.namespaces.get(&ObjectRef::new(&ns));
+    let have = cached.as_ref().and_then(|n| {
+        n.annotations()
+            .get(model::SUBJECTS_ENFORCED_ANNOTATION)
+            .cloned()
+    });
+    if cached.is_none() || have == want {
+        apply(c, &s.namespaces, desired, m).await?;
+        return Ok(());
+    }
+    let mut first = desired.clone();
+    let annotations = first.metadata.annotations.get_or_insert_default();
+    match &have {
+        Some(h) => annotations.insert(model::SUBJECTS_ENFORCED_ANNOTATION.to_string(), h.clone()),
+        None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
+    };
+    apply(c, &s.namespaces, &first, m).await?;
+    withdraw_consent(account, &ns, ctx).await?;
+    apply(c, &s.namespaces, desired, m).await?;
+    Ok(())
+}
+
+/// Takes every subject the account no longer allows out of the RoleBindings in `ns` (also those the
+/// tenant made), with a Warning Event naming each binding. Covenant's own bindings are rebuilt anyway.
+async fn withdraw_consent(account: &Account, ns: &str, ctx: &Context) -> Result<()> {
+    let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ns);
+    let allowed = model::allowed_subjects(account);
+    let tenant_ns = account.desired_namespaces();
+    for rb in api.list(&Default::default()).await? {
+        if super::account_of(&rb).is_some() {
+            continue;
+        }
+        let withdrawn = model::withdrawn_subjects(&rb, &allowed, &tenant_ns);
+        if withdrawn.is_empty() {
+            continue;
+        }
+        let kept: Vec<_> = rb
+            .subjects
+            .iter()
+            .flatten()
+            .filter(|s| !withdrawn.contains(s))
+            .cloned()
+            .collect();
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": rb.resource_version() },
+            if kept.is_empty() {
+                serde_json::json!({ "op": "remove", "path": "/subjects" })
+            } else {
+                serde_json::json!({ "op": "replace", "path": "/subjects", "value": kept })
+            },
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch)?;
+        api.patch(
+            &rb.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::<()>::Json(patch),
+        )
+        .await?;
+        ctx.metrics.write("RoleBinding");
+        let names: Vec<String> = withdrawn
+            .iter()
+            .map(|s| format!("{}:{}", s.kind, s.name))
+            .collect();
+        ctx.event(
+            account,
+            EventType::Warning,
+            "ConsentWithdrawn",
+            format!(
+                "removed {} from RoleBinding {ns}/{}: no longer an administrator or allowed subject of the account (§1)",
+                names.join(", "),
+                rb.name_any()
+            ),
+        )
+        .await;
     }
     Ok(())
 }
 
-/// Releases (Retain) or deletes (Delete) one namespace of the account.
+/// Releases (Retain) or deletes (Delete) one namespace the account owns.
 async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result<()> {
     let now = ctx.clock.now();
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
     match account.spec.deletion_policy {
         crate::api::DeletionPolicy::Delete => {
+            // Nothing a deposed leader may do from a stale cache.
+            ctx.confirm_leading().await?;
             let api: Api<Namespace> = Api::all(c.clone());
             match api.delete(ns, &Default::default()).await {
                 Ok(_) => m.write("Namespace"),
@@ -451,24 +684,42 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
                 now,
                 u32::try_from(account.spec.retention_months).unwrap_or(0),
             );
-            let (n, rb, q) = model::released(account, ns, until);
-            apply(c, &s.quotas, &q, m).await?;
-            if let Some(rb) = rb {
-                apply(c, &s.role_bindings, &rb, m).await?;
+            let r = model::released(account, ns, until);
+            // Guardrails first: no new pods, no traffic, then read-only in the API server.
+            apply(c, &s.quotas, &r.freeze, m).await?;
+            apply(c, &s.network_policies, &r.deny_all, m).await?;
+            if let Some(rb) = &r.role_binding {
+                apply(c, &s.role_bindings, rb, m).await?;
             }
-            // The admin binding goes; the read-only one stays.
-            let rb_api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
-                Api::namespaced(c.clone(), ns);
-            match rb_api
-                .delete(model::TENANT_ADMIN_ROLE, &Default::default())
-                .await
-            {
-                Ok(_) => m.write("RoleBinding"),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-            // The label last: once it is there the namespace is the retention controller's.
-            apply(c, &s.namespaces, &n, m).await?;
+            apply(c, &s.namespaces, &r.namespace, m).await?;
+            // The admin binding and the allow policies go; only what Covenant labelled is deleted.
+            let name = account.name_any();
+            let withdrawn = |kind: &str, n: &str| {
+                model::WITHDRAWN_ON_RELEASE
+                    .iter()
+                    .any(|(k, w)| *k == kind && *w == n)
+            };
+            delete_unwanted(
+                c,
+                &s.role_bindings,
+                &name,
+                |o| {
+                    o.namespace().as_deref() != Some(ns) || !withdrawn("RoleBinding", &o.name_any())
+                },
+                m,
+            )
+            .await?;
+            delete_unwanted(
+                c,
+                &s.network_policies,
+                &name,
+                |o| {
+                    o.namespace().as_deref() != Some(ns)
+                        || !withdrawn("NetworkPolicy", &o.name_any())
+                },
+                m,
+            )
+            .await?;
             ctx.event(
                 account,
                 EventType::Normal,
@@ -484,6 +735,17 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
     Ok(())
 }
 
+/// Whether Covenant is being uninstalled: the Account CRD is being deleted (or is gone). Then deleting
+/// an Account is no tenant's deletion, and the finalizer must release and delete nothing.
+async fn uninstalling(ctx: &Context) -> Result<bool> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    Ok(match crds.get_opt("accounts.covenant.dev").await? {
+        Some(crd) => crd.metadata.deletion_timestamp.is_some(),
+        None => true,
+    })
+}
+
 async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
     if let Some(uid) = &account.metadata.uid {
         ctx.statuses_written
@@ -491,17 +753,17 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
     }
-    let name = account.name_any();
-    // Every namespace labelled for this account, whether or not still in the spec; none other.
+    if uninstalling(ctx).await? {
+        tracing::info!(account = %account.name_any(), "the Account CRD is being deleted (uninstall): its namespaces, data and bindings stay as they are");
+        return Ok(Action::await_change());
+    }
+    // Every namespace this Account owns, whether or not still in the spec; none other.
     let owned: Vec<String> = ctx
         .stores
         .namespaces
         .state()
         .iter()
-        .filter(|n| {
-            account_of(n.as_ref()).as_deref() == Some(name.as_str())
-                && !n.labels().contains_key(RETAINED_UNTIL_LABEL)
-        })
+        .filter(|n| model::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
         .map(|n| n.name_any())
         .collect();
     for ns in owned {

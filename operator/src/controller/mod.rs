@@ -175,9 +175,23 @@ pub struct Context {
     pub statuses_written: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
     /// What readiness reports (watches of a controller's own track their errors in it).
     pub health: Arc<crate::http::Health>,
+    /// The operator's own identity as an RBAC subject, bound in each tenant namespace so that it may
+    /// edit the tenant's RoleBindings (`None`: a cluster administrator, who needs no binding).
+    pub operator: Option<k8s_openapi::api::rbac::v1::Subject>,
+    /// The leader's fence (`None` without leader election).
+    pub fence: Option<Arc<crate::fence::Fence>>,
 }
 
 impl Context {
+    /// Re-reads the leader-election Lease before something that cannot be taken back (deleting a
+    /// namespace): a replica that no longer leads does nothing from its stale cache.
+    pub async fn confirm_leading(&self) -> crate::error::Result<()> {
+        match &self.fence {
+            None => Ok(()),
+            Some(f) => f.confirm().await.map_err(crate::error::Error::NotLeading),
+        }
+    }
+
     /// Whether every cache holds its first list. Reconciling before that would mistake objects not yet
     /// seen for missing ones and re-apply them.
     pub fn synced(&self) -> bool {
@@ -463,8 +477,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     health: Arc<crate::http::Health>,
+    fence: Option<Arc<crate::fence::Fence>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
+    let operator = operator_subject(&client).await;
     let labelled = watcher::Config::default().labels(ACCOUNT_LABEL);
     let mut watches = Watches {
         accounts: Shared::new(Api::all(client.clone()), Default::default()),
@@ -509,6 +525,8 @@ pub async fn run(
         notices_given: Default::default(),
         statuses_written: Default::default(),
         health: health.clone(),
+        operator,
+        fence,
     });
 
     // Every controller subscribes before the watches start, so none misses the initial list.
@@ -536,6 +554,47 @@ pub async fn run(
         tracing::info!("caches synced");
     });
     controllers.await;
+}
+
+/// The operator's own identity as an RBAC subject, asked of the API server (SelfSubjectReview). `None`
+/// for a member of `system:masters`, which needs no binding, and when the API server cannot say (then
+/// the tenant's RoleBindings can be edited only where RBAC already allows it; logged).
+async fn operator_subject(client: &Client) -> Option<k8s_openapi::api::rbac::v1::Subject> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = match api
+        .create(&Default::default(), &SelfSubjectReview::default())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the API server who the operator is (SelfSubjectReview)");
+            return None;
+        }
+    };
+    let user = review.status.and_then(|s| s.user_info)?;
+    let (name, groups) = (user.username?, user.groups.unwrap_or_default());
+    tracing::info!(user = %name, ?groups, "operator identity");
+    if groups.iter().any(|g| g == "system:masters") {
+        return None;
+    }
+    Some(match name.strip_prefix("system:serviceaccount:") {
+        Some(rest) => {
+            let (ns, sa) = rest.split_once(':')?;
+            k8s_openapi::api::rbac::v1::Subject {
+                kind: "ServiceAccount".into(),
+                name: sa.into(),
+                namespace: Some(ns.into()),
+                api_group: None,
+            }
+        }
+        None => k8s_openapi::api::rbac::v1::Subject {
+            kind: "User".into(),
+            name,
+            namespace: None,
+            api_group: Some("rbac.authorization.k8s.io".into()),
+        },
+    })
 }
 
 /// Every shared watch.

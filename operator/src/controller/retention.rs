@@ -10,7 +10,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Watches, account_of};
-use crate::api::ACCOUNT_LABEL;
+use crate::api::{ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::model::account::parse_retained_until;
 
@@ -35,10 +35,14 @@ fn error_policy(_: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
-    // Only namespaces Covenant labelled for an account and then released.
+    // Only namespaces Covenant created for an account (the UID annotation, which only the operator
+    // can set) and then released.
     let (Some(_), Some(until)) = (account_of(ns.as_ref()), parse_retained_until(&ns)) else {
         return Ok(Action::await_change());
     };
+    if !ns.annotations().contains_key(ACCOUNT_UID_ANNOTATION) {
+        return Ok(Action::await_change());
+    }
     if ns.metadata.deletion_timestamp.is_some() || !ns.labels().contains_key(ACCOUNT_LABEL) {
         return Ok(Action::await_change());
     }
@@ -52,6 +56,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
     }
+    ctx.confirm_leading().await?;
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     match api.delete(&ns.name_any(), &Default::default()).await {
         Ok(_) => {

@@ -70,51 +70,97 @@ pub fn validate_on_package(account: &Account, package: &SupportPackage) -> Vec<S
     errors
 }
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
 };
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject as RbacSubject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::api::{ACCOUNT_LABEL, RETAINED_UNTIL_LABEL, Subject, SubjectKind};
+use crate::api::{
+    ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION, PodSecurityLevel, READ_ONLY_LABEL, RETAINED_UNTIL_LABEL,
+    Subject, SubjectKind,
+};
 
 /// Name of the ClusterRole the administrators get in each tenant namespace.
 pub const TENANT_ADMIN_ROLE: &str = "covenant-tenant-admin";
 /// Name of the read-only ClusterRole used while suspended and during retention.
 pub const TENANT_READONLY_ROLE: &str = "covenant-tenant-readonly";
+/// The ClusterRole bound to the operator itself in each tenant namespace: `bind` there only, so that
+/// it can take a withdrawn subject out of a RoleBinding the tenant made (RBAC escalation prevention
+/// lets only someone who may bind the role edit a binding of it).
+pub const OPERATOR_TENANT_ROLE: &str = "covenant-operator-tenant";
+/// The name of the operator's own RoleBinding in each tenant namespace.
+pub const OPERATOR_BINDING: &str = "covenant-operator";
 /// The ResourceQuota with the package's quota.
 pub const QUOTA_NAME: &str = "covenant-quota";
 /// The ResourceQuota that stops new pods while suspended or retained.
 pub const FREEZE_QUOTA_NAME: &str = "covenant-freeze";
 /// The LimitRange with the package's container defaults.
 pub const LIMITS_NAME: &str = "covenant-limits";
-/// The NetworkPolicy that admits traffic only from the tenant's own namespaces.
+/// The NetworkPolicy that admits traffic only from the tenant's own namespaces (and the platform's).
 pub const ISOLATION_POLICY: &str = "covenant-isolation";
-/// The NetworkPolicy that allows egress except SIP (unless telephony is permitted).
+/// The NetworkPolicy that allows egress except cloud metadata and SIP (unless telephony is permitted).
 pub const EGRESS_POLICY: &str = "covenant-egress";
-/// The NetworkPolicy that denies all traffic of a suspended tenant.
+/// The NetworkPolicy that denies all traffic of a suspended or retained tenant: while it is in force
+/// it is the only policy Covenant keeps there (NetworkPolicies are a union of allows).
 pub const SUSPENSION_POLICY: &str = "covenant-suspension-deny-all";
 /// Namespace annotation read by the admission policy: the subjects RoleBindings may name, one
 /// `User:name`, `Group:name` or `ServiceAccount:namespace:name` token per line (deploy/README.md).
 pub const ALLOWED_SUBJECTS_ANNOTATION: &str = "covenant.dev/allowed-subjects";
+/// Namespace annotation: the `allowed-subjects` value whose withdrawn subjects have been taken out of
+/// every RoleBinding in the namespace (a hash). While it differs, Covenant sweeps the bindings.
+pub const SUBJECTS_ENFORCED_ANNOTATION: &str = "covenant.dev/subjects-enforced";
 /// Namespace annotation read by the admission policy: the account's namespaces.
 pub const NAMESPACES_ANNOTATION: &str = "covenant.dev/namespaces";
 /// The label Covenant puts on everything it creates, with `app.kubernetes.io/managed-by`.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "covenant");
+/// The Pod Security labels of a tenant namespace.
+pub const POD_SECURITY_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+/// Warn at `restricted` whatever is enforced.
+pub const POD_SECURITY_WARN: &str = "pod-security.kubernetes.io/warn";
+/// Audit at `restricted` whatever is enforced.
+pub const POD_SECURITY_AUDIT: &str = "pod-security.kubernetes.io/audit";
+/// The label the API server sets on every namespace to its name (tenants cannot forge it).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Namespace annotation: workloads in it may have been scaled to zero by a suspension.
 pub const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
 
 /// SIP signalling ports (§1: no telecommunications service unless permitted).
 pub const SIP_PORTS: [i32; 2] = [5060, 5061];
+/// Where cloud metadata services answer (IPv4 link-local); egress there is always denied.
+pub const LINK_LOCAL_V4: &str = "169.254.0.0/16";
+/// The IPv6 link-local range, denied likewise.
+pub const LINK_LOCAL_V6: &str = "fe80::/10";
+
+/// Why a namespace is read-only (the value of the `covenant.dev/read-only` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// A suspension of the account is in force (§2.4).
+    Suspended,
+    /// The account was deleted and the namespace is retained (§6).
+    Retained,
+}
+
+impl ReadOnly {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadOnly::Suspended => "suspended",
+            ReadOnly::Retained => "retained",
+        }
+    }
+}
 
 /// The objects one account wants, per kind. Every field is applied; adding a kind here without
 /// applying it fails to compile where the apply stage destructures this struct.
@@ -126,21 +172,32 @@ pub struct Desired {
     pub quotas: Vec<ResourceQuota>,
     /// Container defaults.
     pub limit_ranges: Vec<LimitRange>,
-    /// Isolation, egress and (while suspended) deny-all policies.
+    /// Isolation and egress policies, or (while suspended) only the deny-all policy.
     pub network_policies: Vec<NetworkPolicy>,
-    /// The administrators' bindings.
+    /// The administrators' bindings and the operator's own.
     pub role_bindings: Vec<RoleBinding>,
+    /// Names of managed objects left as they are, neither applied nor deleted (those that depend on a
+    /// package while the package cannot be resolved).
+    pub untouched: BTreeSet<&'static str>,
 }
 
 /// What the build stage needs besides the account.
 #[derive(Clone, Debug)]
 pub struct BuildInput<'a> {
-    /// The resolved package.
-    pub package: &'a SupportPackage,
+    /// The resolved package; `None` while it cannot be resolved: the guardrails and everything that
+    /// does not depend on the package are still built, the package's quota and limits are left as they
+    /// are, and Pod Security enforces `restricted`.
+    pub package: Option<&'a crate::api::SupportPackage>,
     /// Whether a suspension of the account is in force.
     pub suspended: bool,
     /// Whether a suspension in force asks for the workloads to be scaled to zero.
     pub scale_workloads: bool,
+    /// The namespaces to build: every desired one, or (while the account is blocked) only those it
+    /// already owns.
+    pub namespaces: Vec<String>,
+    /// The operator's own identity, bound in each namespace to [`OPERATOR_TENANT_ROLE`]; `None` when it
+    /// needs no binding (a cluster administrator).
+    pub operator: Option<&'a RbacSubject>,
 }
 
 fn labels(account: &str) -> BTreeMap<String, String> {
@@ -194,9 +251,9 @@ fn rbac_subject(s: &Subject) -> RbacSubject {
     }
 }
 
-/// A tenant namespace, labelled and annotated for the admission policy.
-pub fn namespace(account: &Account, name: &str) -> Namespace {
-    let account_name = account.name_any();
+/// The subjects RoleBindings in the account's namespaces may name besides its ServiceAccounts, as the
+/// admission policy reads them (sorted tokens, one per line).
+pub fn allowed_subjects(account: &Account) -> String {
     let mut allowed: Vec<String> = account
         .spec
         .administrators
@@ -206,18 +263,142 @@ pub fn namespace(account: &Account, name: &str) -> Namespace {
         .collect();
     allowed.sort();
     allowed.dedup();
+    allowed.join("\n")
+}
+
+/// The value of [`SUBJECTS_ENFORCED_ANNOTATION`] once every binding honours `allowed` (a stable hash).
+pub fn enforced_marker(allowed: &str) -> String {
+    format!("{:016x}", crate::apply::fnv1a(allowed.as_bytes()))
+}
+
+/// The subjects of `rb` that the account no longer allows (neither an administrator, an allowed subject
+/// nor a ServiceAccount of one of `tenant_namespaces`): the same rule as the admission policy, applied
+/// to bindings that were made before consent was withdrawn.
+pub fn withdrawn_subjects(
+    rb: &RoleBinding,
+    allowed: &str,
+    tenant_namespaces: &[String],
+) -> Vec<RbacSubject> {
+    let tokens: BTreeSet<&str> = allowed.split('\n').filter(|t| !t.is_empty()).collect();
+    let own = rb.namespace().unwrap_or_default();
+    rb.subjects
+        .iter()
+        .flatten()
+        .filter(|s| {
+            let ok = if s.kind == "ServiceAccount" {
+                let ns = s.namespace.as_deref().filter(|n| !n.is_empty());
+                ns.is_none_or(|n| n == own || tenant_namespaces.iter().any(|t| t == n))
+                    || tokens.contains(
+                        format!("ServiceAccount:{}:{}", ns.unwrap_or(&own), s.name).as_str(),
+                    )
+            } else {
+                tokens.contains(format!("{}:{}", s.kind, s.name).as_str())
+            };
+            !ok
+        })
+        .cloned()
+        .collect()
+}
+
+/// How one tenant namespace is labelled and annotated.
+#[derive(Clone, Debug)]
+pub struct NamespaceInput {
+    /// Why it is read-only, if it is.
+    pub read_only: Option<ReadOnly>,
+    /// The Pod Security level it enforces.
+    pub pod_security: PodSecurityLevel,
+    /// Whether workloads in it may be scaled to zero by a suspension.
+    pub scaled: bool,
+    /// The [`SUBJECTS_ENFORCED_ANNOTATION`] value, if any.
+    pub enforced: Option<String>,
+}
+
+/// A tenant namespace: owned by the Account's UID, labelled for the admission policies and Pod Security.
+pub fn namespace(account: &Account, name: &str, input: &NamespaceInput) -> Namespace {
+    let account_name = account.name_any();
     let mut m = meta(name, None, &account_name);
-    m.annotations = Some(BTreeMap::from([
-        (ALLOWED_SUBJECTS_ANNOTATION.to_string(), allowed.join("\n")),
+    let l = m.labels.get_or_insert_default();
+    l.insert(
+        POD_SECURITY_ENFORCE.to_string(),
+        input.pod_security.as_str().to_string(),
+    );
+    for k in [POD_SECURITY_WARN, POD_SECURITY_AUDIT] {
+        l.insert(
+            k.to_string(),
+            PodSecurityLevel::Restricted.as_str().to_string(),
+        );
+    }
+    if let Some(r) = input.read_only {
+        l.insert(READ_ONLY_LABEL.to_string(), r.as_str().to_string());
+    }
+    let mut a = BTreeMap::from([
+        (
+            ALLOWED_SUBJECTS_ANNOTATION.to_string(),
+            allowed_subjects(account),
+        ),
         (
             NAMESPACES_ANNOTATION.to_string(),
             account.desired_namespaces().join(","),
         ),
-    ]));
+    ]);
+    if let Some(uid) = &account.metadata.uid {
+        a.insert(ACCOUNT_UID_ANNOTATION.to_string(), uid.clone());
+    }
+    if input.scaled {
+        // Set before any workload is scaled; removed only after all are restored.
+        a.insert(SCALED_MARKER.to_string(), "true".to_string());
+    }
+    if let Some(e) = &input.enforced {
+        a.insert(SUBJECTS_ENFORCED_ANNOTATION.to_string(), e.clone());
+    }
+    m.annotations = Some(a);
     Namespace {
         metadata: m,
         ..Default::default()
     }
+}
+
+/// Whether `ns` was created by Covenant for `account` (this Account, not a deleted one of the same
+/// name): its UID annotation names the Account's UID. The annotation and the label can only be set by
+/// the operator (admission policy `covenant-namespace-labels`).
+pub fn owns(account: &Account, ns: &Namespace) -> bool {
+    let uid = account.metadata.uid.as_deref();
+    ns.labels().get(ACCOUNT_LABEL).map(String::as_str) == Some(account.name_any().as_str())
+        && uid.is_some()
+        && ns
+            .annotations()
+            .get(ACCOUNT_UID_ANNOTATION)
+            .map(String::as_str)
+            == uid
+}
+
+/// Why `account` may not take the existing namespace `ns`, if it may not (None: it owns it).
+pub fn ownership_conflict(account: &Account, ns: &Namespace) -> Option<String> {
+    if owns(account, ns) {
+        return None;
+    }
+    let name = ns.name_any();
+    let labelled = ns.labels().get(ACCOUNT_LABEL);
+    let uid = ns.annotations().get(ACCOUNT_UID_ANNOTATION);
+    Some(match (labelled, uid) {
+        (None, _) => format!("namespace {name:?} already exists and was not created by Covenant"),
+        (Some(o), _) if o != &account.name_any() => {
+            format!("namespace {name:?} belongs to Account {o:?}")
+        }
+        (Some(_), Some(uid)) if ns.labels().contains_key(RETAINED_UNTIL_LABEL) => format!(
+            "namespace {name:?} is retained from a deleted Account of the same name (uid {uid}); Covenant never \
+             adopts it. To restore that data to this Account on purpose, a cluster administrator sets the \
+             namespace's annotation {ACCOUNT_UID_ANNOTATION} to this Account's uid and removes the label \
+             {RETAINED_UNTIL_LABEL}"
+        ),
+        (Some(_), Some(uid)) => {
+            format!("namespace {name:?} belongs to another Account of the same name (uid {uid})")
+        }
+        (Some(_), None) => format!(
+            "namespace {name:?} carries the label {ACCOUNT_LABEL} but was not created by Covenant (no \
+             {ACCOUNT_UID_ANNOTATION} annotation)"
+        ),
+    })
 }
 
 /// A RoleBinding of `subjects` to `role` in `namespace`, or None when there is nobody to bind (an
@@ -228,18 +409,41 @@ pub fn role_binding(
     role: &str,
     subjects: &[Subject],
 ) -> Option<RoleBinding> {
+    let subjects: Vec<RbacSubject> = subjects.iter().map(rbac_subject).collect();
+    binding(account, namespace, role, role, subjects)
+}
+
+fn binding(
+    account: &str,
+    namespace: &str,
+    name: &str,
+    role: &str,
+    subjects: Vec<RbacSubject>,
+) -> Option<RoleBinding> {
     if subjects.is_empty() {
         return None;
     }
     Some(RoleBinding {
-        metadata: meta(role, Some(namespace), account),
+        metadata: meta(name, Some(namespace), account),
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "ClusterRole".into(),
             name: role.into(),
         },
-        subjects: Some(subjects.iter().map(rbac_subject).collect()),
+        subjects: Some(subjects),
     })
+}
+
+/// The operator's own binding in a tenant namespace (see [`OPERATOR_TENANT_ROLE`]).
+pub fn operator_binding(account: &str, namespace: &str, operator: &RbacSubject) -> RoleBinding {
+    binding(
+        account,
+        namespace,
+        OPERATOR_BINDING,
+        OPERATOR_TENANT_ROLE,
+        vec![operator.clone()],
+    )
+    .unwrap_or_default()
 }
 
 /// The freeze quota: no new pods (suspension, retention).
@@ -257,6 +461,19 @@ pub fn freeze_quota(account: &str, namespace: &str) -> ResourceQuota {
     }
 }
 
+/// The deny-all policy of a suspended or retained namespace: no ingress, no egress.
+pub fn deny_all_policy(account: &str, namespace: &str) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: meta(SUSPENSION_POLICY, Some(namespace), account),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: None,
+            egress: None,
+        }),
+    }
+}
+
 fn port_range(protocol: &str, from: i32, to: i32) -> NetworkPolicyPort {
     NetworkPolicyPort {
         protocol: Some(protocol.into()),
@@ -265,59 +482,101 @@ fn port_range(protocol: &str, from: i32, to: i32) -> NetworkPolicyPort {
     }
 }
 
-/// The egress rules: everything, or everything but SIP. NetworkPolicies only allow, so "all but SIP" is
-/// the port ranges around 5060-5061 for TCP and UDP (SCTP stays open).
+/// The egress rule: to any pod of the cluster and to any address but the link-local ranges (cloud
+/// metadata); on every port, or (without telephony) on every port but SIP's, for TCP, UDP and SCTP.
+/// NetworkPolicies only allow, so "all but SIP" is the port ranges around 5060-5061.
 pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
-    if telephony {
-        return vec![NetworkPolicyEgressRule::default()];
-    }
-    let (lo, hi) = (SIP_PORTS[0], SIP_PORTS[1]);
-    let mut ports = Vec::new();
-    for proto in ["TCP", "UDP"] {
-        ports.push(port_range(proto, 1, lo - 1));
-        ports.push(port_range(proto, hi + 1, 65535));
-    }
-    ports.push(NetworkPolicyPort {
-        protocol: Some("SCTP".into()),
-        port: None,
-        end_port: None,
+    let ports = (!telephony).then(|| {
+        let (lo, hi) = (SIP_PORTS[0], SIP_PORTS[1]);
+        ["TCP", "UDP", "SCTP"]
+            .into_iter()
+            .flat_map(|proto| {
+                [
+                    port_range(proto, 1, lo - 1),
+                    port_range(proto, hi + 1, 65535),
+                ]
+            })
+            .collect()
     });
+    let block = |cidr: &str, except: &str| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.into(),
+            except: Some(vec![except.into()]),
+        }),
+        ..Default::default()
+    };
     vec![NetworkPolicyEgressRule {
-        ports: Some(ports),
-        to: None,
+        ports,
+        to: Some(vec![
+            NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector::default()),
+                ..Default::default()
+            },
+            block("0.0.0.0/0", LINK_LOCAL_V4),
+            block("::/0", LINK_LOCAL_V6),
+        ]),
     }]
 }
 
-fn tenant_selector(account: &str) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(BTreeMap::from([(
-            ACCOUNT_LABEL.to_string(),
-            account.to_string(),
-        )])),
-        match_expressions: None,
-    }
+/// The namespaces whose pods may reach the tenant's: its own, by the name label the API server sets
+/// (a label anyone could copy would let a forged namespace in), and the package's platform namespaces.
+pub fn ingress_peers(namespaces: &[String], platform: &[LabelSelector]) -> Vec<NetworkPolicyPeer> {
+    let own = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: NAMESPACE_NAME_LABEL.into(),
+                operator: "In".into(),
+                values: Some(namespaces.to_vec()),
+            }]),
+            match_labels: None,
+        }),
+        ..Default::default()
+    };
+    std::iter::once(own)
+        .chain(platform.iter().map(|s| NetworkPolicyPeer {
+            namespace_selector: Some(s.clone()),
+            ..Default::default()
+        }))
+        .collect()
 }
 
-/// Builds every object the account wants (pure).
+/// Builds every object the account wants in `input.namespaces` (pure).
 pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     let name = account.name_any();
-    let quota = crate::model::package::effective_quota(account, input.package);
-    let limits = crate::model::package::effective_limits(account, input.package);
     let telephony = account.spec.network.as_ref().is_some_and(|n| n.telephony);
     let mut d = Desired::default();
-    for ns in account.desired_namespaces() {
-        let mut n = namespace(account, &ns);
-        if input.suspended && input.scale_workloads {
-            // Set before any workload is scaled; removed only after all are restored.
-            n.metadata
-                .annotations
-                .get_or_insert_default()
-                .insert(SCALED_MARKER.to_string(), "true".to_string());
+    let (quota, limits, pod_security, platform) = match input.package {
+        Some(p) => (
+            Some(crate::model::package::effective_quota(account, p)),
+            Some(crate::model::package::effective_limits(account, p)),
+            p.spec.pod_security,
+            p.spec
+                .network
+                .as_ref()
+                .map(|n| n.ingress_from.clone())
+                .unwrap_or_default(),
+        ),
+        None => {
+            d.untouched.extend([QUOTA_NAME, LIMITS_NAME]);
+            (None, None, PodSecurityLevel::Restricted, Vec::new())
         }
-        d.namespaces.push(n);
-        if !quota.is_empty() {
+    };
+    let all = account.desired_namespaces();
+    let allowed = allowed_subjects(account);
+    for ns in &input.namespaces {
+        d.namespaces.push(namespace(
+            account,
+            ns,
+            &NamespaceInput {
+                read_only: input.suspended.then_some(ReadOnly::Suspended),
+                pod_security,
+                scaled: input.suspended && input.scale_workloads,
+                enforced: Some(enforced_marker(&allowed)),
+            },
+        ));
+        if let Some(quota) = quota.as_ref().filter(|q| !q.is_empty()) {
             d.quotas.push(ResourceQuota {
-                metadata: meta(QUOTA_NAME, Some(&ns), &name),
+                metadata: meta(QUOTA_NAME, Some(ns), &name),
                 spec: Some(ResourceQuotaSpec {
                     hard: Some(quota.clone()),
                     ..Default::default()
@@ -325,9 +584,9 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 ..Default::default()
             });
         }
-        if !limits.is_empty() {
+        if let Some(limits) = limits.as_ref().filter(|l| !l.is_empty()) {
             d.limit_ranges.push(LimitRange {
-                metadata: meta(LIMITS_NAME, Some(&ns), &name),
+                metadata: meta(LIMITS_NAME, Some(ns), &name),
                 spec: Some(LimitRangeSpec {
                     limits: vec![LimitRangeItem {
                         type_: "Container".into(),
@@ -339,39 +598,31 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 }),
             });
         }
-        d.network_policies.push(NetworkPolicy {
-            metadata: meta(ISOLATION_POLICY, Some(&ns), &name),
-            spec: Some(NetworkPolicySpec {
-                pod_selector: Some(LabelSelector::default()),
-                policy_types: Some(vec!["Ingress".into()]),
-                ingress: Some(vec![NetworkPolicyIngressRule {
-                    from: Some(vec![NetworkPolicyPeer {
-                        namespace_selector: Some(tenant_selector(&name)),
-                        ..Default::default()
-                    }]),
-                    ports: None,
-                }]),
-                egress: None,
-            }),
-        });
-        d.network_policies.push(NetworkPolicy {
-            metadata: meta(EGRESS_POLICY, Some(&ns), &name),
-            spec: Some(NetworkPolicySpec {
-                pod_selector: Some(LabelSelector::default()),
-                policy_types: Some(vec!["Egress".into()]),
-                egress: Some(egress_rules(telephony)),
-                ingress: None,
-            }),
-        });
         if input.suspended {
-            d.quotas.push(freeze_quota(&name, &ns));
+            // Only the deny-all: the allow policies are withdrawn, since any one of them would let
+            // traffic through (policies add up).
+            d.quotas.push(freeze_quota(&name, ns));
+            d.network_policies.push(deny_all_policy(&name, ns));
+        } else {
             d.network_policies.push(NetworkPolicy {
-                metadata: meta(SUSPENSION_POLICY, Some(&ns), &name),
+                metadata: meta(ISOLATION_POLICY, Some(ns), &name),
                 spec: Some(NetworkPolicySpec {
                     pod_selector: Some(LabelSelector::default()),
-                    policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-                    ingress: None,
+                    policy_types: Some(vec!["Ingress".into()]),
+                    ingress: Some(vec![NetworkPolicyIngressRule {
+                        from: Some(ingress_peers(&all, &platform)),
+                        ports: None,
+                    }]),
                     egress: None,
+                }),
+            });
+            d.network_policies.push(NetworkPolicy {
+                metadata: meta(EGRESS_POLICY, Some(ns), &name),
+                spec: Some(NetworkPolicySpec {
+                    pod_selector: Some(LabelSelector::default()),
+                    policy_types: Some(vec!["Egress".into()]),
+                    egress: Some(egress_rules(telephony)),
+                    ingress: None,
                 }),
             });
         }
@@ -381,7 +632,10 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             TENANT_ADMIN_ROLE
         };
         d.role_bindings
-            .extend(role_binding(&name, &ns, role, &account.spec.administrators));
+            .extend(role_binding(&name, ns, role, &account.spec.administrators));
+        if let Some(op) = input.operator {
+            d.role_bindings.push(operator_binding(&name, ns, op));
+        }
     }
     d
 }
@@ -464,27 +718,53 @@ pub fn parse_retained_until(ns: &Namespace) -> Option<Timestamp> {
         .and_then(|s| Timestamp::from_second(s).ok())
 }
 
-/// What a released namespace keeps (§6): its labels plus the retained-until label, read-only access
-/// for the administrators, and a freeze quota so nothing new starts.
-pub fn released(
-    account: &Account,
-    ns: &str,
-    until: Timestamp,
-) -> (Namespace, Option<RoleBinding>, ResourceQuota) {
+/// What a released namespace keeps (§6): its labels plus the retained-until label and the read-only
+/// label (writes refused in the API server), read-only access for the administrators, a freeze quota
+/// so nothing new starts, and the deny-all policy as its only policy.
+pub struct Released {
+    /// The namespace, labelled retained and read-only.
+    pub namespace: Namespace,
+    /// The administrators' read-only binding.
+    pub role_binding: Option<RoleBinding>,
+    /// No new pods.
+    pub freeze: ResourceQuota,
+    /// No traffic.
+    pub deny_all: NetworkPolicy,
+}
+
+/// The released state of the account's namespace `ns`, retained until `until`.
+pub fn released(account: &Account, ns: &str, until: Timestamp) -> Released {
     let name = account.name_any();
-    let mut n = namespace(account, ns);
+    let mut n = namespace(
+        account,
+        ns,
+        &NamespaceInput {
+            read_only: Some(ReadOnly::Retained),
+            pod_security: PodSecurityLevel::Restricted,
+            scaled: false,
+            enforced: Some(enforced_marker(&allowed_subjects(account))),
+        },
+    );
     n.metadata.labels.get_or_insert_default().insert(
         RETAINED_UNTIL_LABEL.to_string(),
         retained_until_label(until),
     );
-    (
-        n,
-        role_binding(
+    Released {
+        namespace: n,
+        role_binding: role_binding(
             &name,
             ns,
             TENANT_READONLY_ROLE,
             &account.spec.administrators,
         ),
-        freeze_quota(&name, ns),
-    )
+        freeze: freeze_quota(&name, ns),
+        deny_all: deny_all_policy(&name, ns),
+    }
 }
+
+/// The managed objects a released namespace no longer has: the admin binding and the allow policies.
+pub const WITHDRAWN_ON_RELEASE: [(&str, &str); 3] = [
+    ("RoleBinding", TENANT_ADMIN_ROLE),
+    ("NetworkPolicy", ISOLATION_POLICY),
+    ("NetworkPolicy", EGRESS_POLICY),
+];

@@ -60,20 +60,23 @@ fn acct(name: &str) -> Account {
     a
 }
 
+fn input<'a>(a: &Account, p: &'a SupportPackage, suspended: bool, scale: bool) -> BuildInput<'a> {
+    BuildInput {
+        package: Some(p),
+        suspended,
+        scale_workloads: scale,
+        namespaces: a.desired_namespaces(),
+        operator: None,
+    }
+}
+
 #[test]
 fn build_makes_every_object_per_namespace_with_the_overrides_on_top() {
     let mut a = acct("acme");
     a.spec.namespaces = vec!["acme-prod".into(), "acme-dev".into()];
     a.spec.quota = Some(BTreeMap::from([("pods".into(), q("30"))]));
     let p = pkg("standard", true);
-    let d = account::build(
-        &a,
-        &BuildInput {
-            package: &p,
-            suspended: false,
-            scale_workloads: false,
-        },
-    );
+    let d = account::build(&a, &input(&a, &p, false, false));
     assert_eq!(d.namespaces.len(), 2);
     assert_eq!(d.quotas.len(), 2);
     assert_eq!(d.limit_ranges.len(), 2);
@@ -109,24 +112,28 @@ fn build_makes_every_object_per_namespace_with_the_overrides_on_top() {
 fn sip_egress_is_denied_unless_telephony_is_permitted() {
     let p = pkg("standard", true);
     let mut a = acct("acme");
-    let d = account::build(
-        &a,
-        &BuildInput {
-            package: &p,
-            suspended: false,
-            scale_workloads: false,
-        },
-    );
+    let d = account::build(&a, &input(&a, &p, false, false));
     let egress = d
         .network_policies
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(account::EGRESS_POLICY))
         .unwrap();
+    let to = egress.spec.as_ref().unwrap().egress.as_ref().unwrap()[0]
+        .to
+        .clone()
+        .unwrap();
+    assert!(
+        to.iter().any(
+            |p| p.ip_block.as_ref().is_some_and(|b| b.cidr == "0.0.0.0/0"
+                && b.except.as_deref() == Some(&[account::LINK_LOCAL_V4.to_string()][..]))
+        ),
+        "cloud metadata (169.254.0.0/16) is excluded: {to:?}"
+    );
     let ports = egress.spec.as_ref().unwrap().egress.as_ref().unwrap()[0]
         .ports
         .clone()
         .unwrap();
-    for proto in ["TCP", "UDP"] {
+    for proto in ["TCP", "UDP", "SCTP"] {
         let covered = |port: i32| {
             ports.iter().any(|p| {
                 p.protocol.as_deref() == Some(proto)
@@ -145,14 +152,7 @@ fn sip_egress_is_denied_unless_telephony_is_permitted() {
         assert!(covered(53) && covered(443) && covered(5059) && covered(5062) && covered(65535));
     }
     a.spec.network = Some(NetworkSpec { telephony: true });
-    let d = account::build(
-        &a,
-        &BuildInput {
-            package: &p,
-            suspended: false,
-            scale_workloads: false,
-        },
-    );
+    let d = account::build(&a, &input(&a, &p, false, false));
     let egress = d
         .network_policies
         .iter()
@@ -166,17 +166,10 @@ fn sip_egress_is_denied_unless_telephony_is_permitted() {
 }
 
 #[test]
-fn suspension_swaps_the_binding_and_adds_freeze_and_deny_all() {
+fn suspension_swaps_the_binding_and_leaves_only_freeze_and_deny_all() {
     let p = pkg("standard", true);
     let a = acct("acme");
-    let d = account::build(
-        &a,
-        &BuildInput {
-            package: &p,
-            suspended: true,
-            scale_workloads: true,
-        },
-    );
+    let d = account::build(&a, &input(&a, &p, true, true));
     assert_eq!(
         d.role_bindings[0].role_ref.name,
         account::TENANT_READONLY_ROLE
@@ -186,11 +179,18 @@ fn suspension_swaps_the_binding_and_adds_freeze_and_deny_all() {
             .iter()
             .any(|q| q.metadata.name.as_deref() == Some(account::FREEZE_QUOTA_NAME))
     );
-    let deny = d
-        .network_policies
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(account::SUSPENSION_POLICY))
-        .unwrap();
+    // Policies add up: while suspended the deny-all must be the only one, or any allow policy would
+    // let traffic through.
+    assert_eq!(d.network_policies.len(), 1);
+    let deny = &d.network_policies[0];
+    assert_eq!(
+        deny.metadata.name.as_deref(),
+        Some(account::SUSPENSION_POLICY)
+    );
+    assert_eq!(
+        d.namespaces[0].metadata.labels.as_ref().unwrap()[READ_ONLY_LABEL],
+        "suspended"
+    );
     let spec = deny.spec.as_ref().unwrap();
     assert_eq!(spec.ingress, None);
     assert_eq!(spec.egress, None);
@@ -213,14 +213,7 @@ fn no_administrators_means_no_binding_rather_than_an_empty_one() {
     let p = pkg("standard", true);
     let mut a = acct("acme");
     a.spec.administrators.clear();
-    let d = account::build(
-        &a,
-        &BuildInput {
-            package: &p,
-            suspended: false,
-            scale_workloads: false,
-        },
-    );
+    let d = account::build(&a, &input(&a, &p, false, false));
     assert!(d.role_bindings.is_empty());
 }
 
@@ -467,4 +460,195 @@ fn selector_limits_the_accounts_and_terms_current_reports_them() {
     let (rows, _) = notice::account_notices(&eu, &[n], at("2026-11-10T00:00:00Z"));
     let c = notice::terms_current(&rows);
     assert_eq!((c.status, c.reason.as_str()), (false, "NoticePending"));
+}
+
+fn rb(
+    ns: &str,
+    subjects: &[(&str, &str, Option<&str>)],
+) -> k8s_openapi::api::rbac::v1::RoleBinding {
+    k8s_openapi::api::rbac::v1::RoleBinding {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("mine".into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        subjects: Some(
+            subjects
+                .iter()
+                .map(|(k, n, ns)| k8s_openapi::api::rbac::v1::Subject {
+                    kind: (*k).into(),
+                    name: (*n).into(),
+                    namespace: ns.map(Into::into),
+                    api_group: None,
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn withdrawn_subjects_are_those_the_admission_policy_would_refuse_now() {
+    let a = acct("acme");
+    let allowed = account::allowed_subjects(&a);
+    let tenant = vec!["acme".to_string(), "acme-dev".to_string()];
+    let b = rb(
+        "acme",
+        &[
+            ("User", "alice", None),
+            ("User", "bob", None),
+            ("ServiceAccount", "builder", None),
+            ("ServiceAccount", "builder", Some("acme-dev")),
+            ("ServiceAccount", "ci", Some("tools")),
+            ("ServiceAccount", "other", Some("tools")),
+            ("Group", "alice", None),
+        ],
+    );
+    let names: Vec<String> = account::withdrawn_subjects(&b, &allowed, &tenant)
+        .iter()
+        .map(|s| format!("{}:{}", s.kind, s.name))
+        .collect();
+    assert_eq!(
+        names,
+        ["User:bob", "ServiceAccount:other", "Group:alice"],
+        "an administrator, the tenant's own ServiceAccounts and allowed subjects stay"
+    );
+    assert_eq!(
+        account::enforced_marker(&allowed),
+        account::enforced_marker(&account::allowed_subjects(&a))
+    );
+    let mut b2 = a.clone();
+    b2.spec.allowed_subjects.clear();
+    assert_ne!(
+        account::enforced_marker(&allowed),
+        account::enforced_marker(&account::allowed_subjects(&b2)),
+        "a withdrawn subject changes the marker, so the bindings are swept again"
+    );
+}
+
+#[test]
+fn a_namespace_is_owned_only_by_the_account_uid_it_was_created_for() {
+    let mut a = acct("acme");
+    a.metadata.uid = Some("uid-1".into());
+    let p = pkg("standard", true);
+    let d = account::build(&a, &input(&a, &p, false, false));
+    let ns = d.namespaces[0].clone();
+    assert!(account::owns(&a, &ns));
+    assert_eq!(account::ownership_conflict(&a, &ns), None);
+    // The same name, a new Account: the retained namespace of the deleted one is not adopted.
+    let mut again = a.clone();
+    again.metadata.uid = Some("uid-2".into());
+    let mut retained = ns.clone();
+    retained
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(RETAINED_UNTIL_LABEL.into(), "1".into());
+    let why = account::ownership_conflict(&again, &retained).unwrap();
+    assert!(why.contains("retained from a deleted Account"), "{why}");
+    // A label without the UID annotation is a forgery (or a namespace made by hand).
+    let mut forged = ns.clone();
+    forged
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(ACCOUNT_UID_ANNOTATION);
+    assert!(!account::owns(&a, &forged));
+    let why = account::ownership_conflict(&a, &forged).unwrap();
+    assert!(why.contains("not created by Covenant"), "{why}");
+    let mut foreign = ns.clone();
+    foreign.metadata.labels = None;
+    assert!(account::ownership_conflict(&a, &foreign).is_some());
+}
+
+#[test]
+fn isolation_admits_the_tenant_by_namespace_name_and_the_platform_by_selector() {
+    let mut a = acct("acme");
+    a.spec.namespaces = vec!["acme".into(), "acme-dev".into()];
+    let mut p = pkg("standard", true);
+    let platform = LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "kubernetes.io/metadata.name".into(),
+            "ingress".into(),
+        )])),
+        match_expressions: None,
+    };
+    p.spec.network = Some(PackageNetwork {
+        ingress_from: vec![platform.clone()],
+    });
+    p.spec.pod_security = PodSecurityLevel::Baseline;
+    let d = account::build(&a, &input(&a, &p, false, false));
+    let iso = d
+        .network_policies
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(account::ISOLATION_POLICY))
+        .unwrap();
+    let from = iso.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0]
+        .from
+        .clone()
+        .unwrap();
+    let own = from[0].namespace_selector.as_ref().unwrap();
+    assert_eq!(own.match_labels, None, "no label a namespace could copy");
+    let req = &own.match_expressions.as_ref().unwrap()[0];
+    assert_eq!(req.key, "kubernetes.io/metadata.name");
+    assert_eq!(req.values.as_deref().unwrap(), ["acme", "acme-dev"]);
+    assert_eq!(from[1].namespace_selector.as_ref(), Some(&platform));
+    let labels = d.namespaces[0].metadata.labels.as_ref().unwrap();
+    assert_eq!(labels[account::POD_SECURITY_ENFORCE], "baseline");
+    assert_eq!(labels[account::POD_SECURITY_WARN], "restricted");
+    assert!(!labels.contains_key(READ_ONLY_LABEL));
+}
+
+#[test]
+fn guardrails_are_built_without_a_package_and_the_package_objects_are_left_alone() {
+    let a = acct("acme");
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: None,
+            suspended: true,
+            scale_workloads: false,
+            namespaces: a.desired_namespaces(),
+            operator: None,
+        },
+    );
+    assert_eq!(
+        d.quotas
+            .iter()
+            .map(|q| q.metadata.name.clone().unwrap())
+            .collect::<Vec<_>>(),
+        [account::FREEZE_QUOTA_NAME]
+    );
+    assert!(d.limit_ranges.is_empty());
+    assert!(d.untouched.contains(account::QUOTA_NAME));
+    assert!(d.untouched.contains(account::LIMITS_NAME));
+    assert_eq!(d.network_policies.len(), 1);
+    assert_eq!(
+        d.namespaces[0].metadata.labels.as_ref().unwrap()[account::POD_SECURITY_ENFORCE],
+        "restricted"
+    );
+}
+
+#[test]
+fn the_operator_is_bound_in_each_namespace_to_edit_tenant_bindings() {
+    let a = acct("acme");
+    let p = pkg("standard", true);
+    let op = k8s_openapi::api::rbac::v1::Subject {
+        kind: "ServiceAccount".into(),
+        name: "covenant".into(),
+        namespace: Some("covenant-system".into()),
+        api_group: None,
+    };
+    let mut i = input(&a, &p, false, false);
+    i.operator = Some(&op);
+    let d = account::build(&a, &i);
+    let b = d
+        .role_bindings
+        .iter()
+        .find(|b| b.metadata.name.as_deref() == Some(account::OPERATOR_BINDING))
+        .unwrap();
+    assert_eq!(b.role_ref.name, account::OPERATOR_TENANT_ROLE);
+    assert_eq!(b.subjects.as_deref(), Some(&[op][..]));
 }
