@@ -76,11 +76,30 @@ pub fn account(
     .to_string()
 }
 
-/// A Pod that never runs (no kubelet): enough for quota and RBAC checks.
+/// A pod spec that the `restricted` Pod Security Standard admits (tenant namespaces enforce it).
+pub fn restricted_pod_spec() -> Value {
+    json!({
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "seccompProfile": { "type": "RuntimeDefault" }
+        },
+        "containers": [{
+            "name": "pause",
+            "image": "registry.k8s.io/pause:3.10",
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] }
+            }
+        }]
+    })
+}
+
+/// A Pod that never runs (no kubelet): enough for quota and RBAC checks; `restricted`-compliant.
 pub fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": { "name": name },
-        "spec": { "containers": [{ "name": "pause", "image": "registry.k8s.io/pause:3.10" }] }
+        "spec": restricted_pod_spec()
     }))
     .expect("a valid Pod")
 }
@@ -94,7 +113,7 @@ pub fn deployment(name: &str) -> Deployment {
             "selector": { "matchLabels": { "app": name } },
             "template": {
                 "metadata": { "labels": { "app": name } },
-                "spec": { "containers": [{ "name": "pause", "image": "registry.k8s.io/pause:3.10" }] }
+                "spec": restricted_pod_spec()
             }
         }
     }))

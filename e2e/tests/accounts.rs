@@ -225,7 +225,12 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
             peers
                 .iter()
                 .any(|p| p.namespace_selector.as_ref().is_some_and(|s| {
-                    s.match_labels.as_ref() == Some(&map(&[(ACCOUNT_LABEL, &acct)]))
+                    s.match_expressions.as_ref().is_some_and(|e| {
+                        e.iter().any(|r| {
+                            r.key == "kubernetes.io/metadata.name"
+                                && r.values.as_ref().is_some_and(|v| v.contains(&ns.to_string()))
+                        })
+                    })
                 }) && p.pod_selector.is_none()
                     && p.ip_block.is_none()),
             "covenant-isolation admits the tenant's own namespaces: {ingress:?}"
@@ -302,7 +307,16 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
             "NetworkPolicy",
             per_ns(&["covenant-egress", "covenant-isolation"]),
         ),
-        ("RoleBinding", per_ns(&["covenant-tenant-admin"])),
+        // The operator binds itself (covenant-operator) so that it can withdraw consent from the
+        // tenant's own bindings, unless it runs as a cluster administrator.
+        (
+            "RoleBinding",
+            if std::env::var("COVENANT_E2E_OPERATOR_IDENTITY").as_deref() == Ok("admin") {
+                per_ns(&["covenant-tenant-admin"])
+            } else {
+                per_ns(&["covenant-operator", "covenant-tenant-admin"])
+            },
+        ),
     ]);
     assert_eq!(got, want, "objects labelled {ACCOUNT_LABEL}={acct}");
 }

@@ -277,7 +277,9 @@ async fn assert_suspended(
         cond.message.contains(cause) && cond.message.contains(suspension),
         "the Suspended condition must give the cause and name the suspension {suspension}: {cond:?}"
     );
-    let a = wait_account(c, &tenant.account, "Ready", "False", Some("Suspended")).await;
+    // A suspended account whose guardrails are in force is Ready (kstatus: a state, not a failure);
+    // Suspended=True and the phase say the rest.
+    let a = wait_account(c, &tenant.account, "Ready", "True", Some("Suspended")).await;
     let status = a.status.as_ref().expect("status");
     assert_eq!(
         status.phase,
@@ -358,7 +360,8 @@ async fn assert_suspended(
 /// and the account Ready and not Suspended (the namespace marker: [`assert_marker_removed`]).
 async fn assert_lifted(t: &TestCtx, tenant: &Tenant) -> Account {
     let c = &t.client;
-    let a = wait_account_ready(c, &tenant.account).await;
+    wait_account(c, &tenant.account, "Suspended", "False", Some("NotSuspended")).await;
+    let a = wait_account(c, &tenant.account, "Ready", "True", Some("Ready")).await;
     let s = condition(&a, "Suspended").expect("a Suspended condition");
     assert_eq!(
         (s.status.as_str(), s.reason.as_str()),
@@ -967,10 +970,11 @@ async fn a_suspension_is_lifted_by_itself_when_end_at_passes() {
         secs(account_seen.duration_since(end)),
         secs(lifted_seen.duration_since(end))
     );
-    let ready = condition(&acc, "Ready").unwrap();
+    // Ready stays True across the suspension (guardrails in force); Suspended turns False at endAt.
+    let suspended = condition(&acc, "Suspended").unwrap();
     assert!(
-        ready.last_transition_time.0 >= end,
-        "the account was lifted before endAt {end}: {ready:?}"
+        suspended.last_transition_time.0 >= end,
+        "the account was lifted before endAt {end}: {suspended:?}"
     );
     assert_eq!(
         s.status
