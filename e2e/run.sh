@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests on one local control plane shared by every test binary:
-#   1. builds the operator and the test binaries (before starting anything),
+#   1. builds the operator, the test binaries and the judges of e2e/tools/ (before starting anything),
 #   2. starts the cluster (e2e/cluster/cluster.sh) into a temporary directory,
 #   3. runs `cargo test -p covenant-e2e` in stages against it (COVENANT_E2E_KUBECONFIG):
 #        every test binary in e2e/tests/ (cluster, accounts, ...; tests in parallel), then rest (at rest
@@ -85,9 +85,11 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-say "building the operator and the tests"
+say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus)"
 "$cargo" build -p covenant
 "$cargo" test -p covenant-e2e --no-run
+COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
+export COVENANT_E2E_TOOLS
 
 say "starting the cluster in $state"
 bash e2e/cluster/cluster.sh up "$state"

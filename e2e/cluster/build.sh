@@ -7,6 +7,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# The tests' judges (netpol-oracle, kstatus: e2e/tools/) go to a directory of their own, keyed by their
+# sources; e2e/tools/build.sh prints it. Built here too, so one cold run builds everything the tests use.
+bash "$here/../tools/build.sh" >/dev/null
 cache=${COVENANT_CACHE:-$HOME/.cache/covenant}
 bin="$cache/bin/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 want=(etcd kube-apiserver kube-controller-manager kubectl helm)

@@ -10,6 +10,8 @@
 //! - `COVENANT_E2E_KUBECONFIG`: use this cluster (admin kubeconfig) instead of starting one.
 //! - `COVENANT_E2E_STATE_DIR`: that cluster's `cluster.sh` state directory (for its component logs).
 //! - `COVENANT_E2E_BIN`: the directory holding `kubectl` (default: what `e2e/cluster/build.sh` prints).
+//! - `COVENANT_E2E_TOOLS`: the directory holding the judges `netpol-oracle` and `kstatus` ([`netpol`],
+//!   [`kstatus`]; default: what `e2e/tools/build.sh` prints).
 //! - `COVENANT_E2E_LOG_DIR`: where operator logs go (default: `target/<profile>/e2e-logs`).
 //! - `COVENANT_BIN`: the operator binary (default: `target/<profile>/covenant`, from
 //!   `cargo build -p covenant`).
@@ -21,8 +23,11 @@ pub mod cluster;
 pub mod ctx;
 pub mod fixtures;
 pub mod k8s;
+pub mod kstatus;
+pub mod netpol;
 pub mod operator;
 pub mod timing;
+mod tools;
 
 pub use cluster::{Cluster, KubectlOutput, cluster, kubectl, kubectl_stdin, repo_root};
 pub use ctx::TestCtx;
