@@ -228,7 +228,9 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
                     s.match_expressions.as_ref().is_some_and(|e| {
                         e.iter().any(|r| {
                             r.key == "kubernetes.io/metadata.name"
-                                && r.values.as_ref().is_some_and(|v| v.contains(&ns.to_string()))
+                                && r.values
+                                    .as_ref()
+                                    .is_some_and(|v| v.contains(&ns.to_string()))
                         })
                     })
                 }) && p.pod_selector.is_none()

@@ -360,7 +360,14 @@ async fn assert_suspended(
 /// and the account Ready and not Suspended (the namespace marker: [`assert_marker_removed`]).
 async fn assert_lifted(t: &TestCtx, tenant: &Tenant) -> Account {
     let c = &t.client;
-    wait_account(c, &tenant.account, "Suspended", "False", Some("NotSuspended")).await;
+    wait_account(
+        c,
+        &tenant.account,
+        "Suspended",
+        "False",
+        Some("NotSuspended"),
+    )
+    .await;
     let a = wait_account(c, &tenant.account, "Ready", "True", Some("Ready")).await;
     let s = condition(&a, "Suspended").expect("a Suspended condition");
     assert_eq!(
