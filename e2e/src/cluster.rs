@@ -377,7 +377,42 @@ impl Cluster {
             "-f",
             &deploy.to_string_lossy(),
         ])?;
-        Ok(())
+        self.wait_policies_in_force()
+    }
+
+    /// Waits until the API server enforces the admission policies just applied (it loads them
+    /// asynchronously): a dry-run RoleBinding naming a subject nobody consented to, in a namespace
+    /// labelled as a tenant's but never reconciled, must be refused. Tests that start before would see
+    /// requests allowed that the policies refuse.
+    fn wait_policies_in_force(&self) -> Result<(), String> {
+        const PROBE: &str = "covenant-e2e-policy-probe";
+        let ns = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{PROBE}\",\"labels\":{{\"covenant.dev/account\":\"{PROBE}\"}}}}}}"
+        );
+        let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(&ns));
+        if !out.success {
+            return Err(format!(
+                "cannot create the policy probe namespace: {}",
+                out.stderr
+            ));
+        }
+        let rb = format!(
+            "{{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"RoleBinding\",\"metadata\":{{\"name\":\"probe\",\"namespace\":\"{PROBE}\"}},\"roleRef\":{{\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"ClusterRole\",\"name\":\"view\"}},\"subjects\":[{{\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"User\",\"name\":\"nobody\"}}]}}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = self.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], Some(&rb));
+            if !out.success && out.stderr.contains("covenant-tenant-rolebindings") {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the admission policies of deploy/ are not in force after 60 s: {} {}",
+                    out.stdout, out.stderr
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     /// Stops one component (`etcd`, `kube-apiserver` or `kube-controller-manager`) of this cluster:
