@@ -76,7 +76,9 @@ pub fn account(
     .to_string()
 }
 
-/// A pod spec that the `restricted` Pod Security Standard admits (tenant namespaces enforce it).
+/// The spec of a pause pod that the `restricted` Pod Security level admits (tenant namespaces enforce
+/// it): a non-root user, the runtime's default seccomp profile, no privilege escalation, no
+/// capabilities.
 pub fn restricted_pod_spec() -> Value {
     json!({
         "securityContext": {
@@ -104,7 +106,7 @@ pub fn pod(name: &str) -> Pod {
     .expect("a valid Pod")
 }
 
-/// A Deployment of one pause replica.
+/// A Deployment of one pause replica; its pod template is `restricted`-compliant.
 pub fn deployment(name: &str) -> Deployment {
     serde_json::from_value(json!({
         "metadata": { "name": name },

@@ -47,6 +47,48 @@ pub async fn impersonate(user: &str, groups: &[&str]) -> Client {
     Client::try_from(config(Some((user, groups))).await).expect("an impersonating kube client")
 }
 
+/// What the API server's authorizer (RBAC) answers to `user` in `groups` asking to `verb` the
+/// `resource` (`pods`, or `deployments.apps`: the resource, a dot, its API group) with `subresource`
+/// (`""` for none) in namespace `ns`: a `SubjectAccessReview` created by the admin. It answers for
+/// authorization only: what an admission policy would refuse, only a real request shows.
+pub async fn can(
+    client: &Client,
+    user: &str,
+    groups: &[&str],
+    verb: &str,
+    resource: &str,
+    subresource: &str,
+    ns: &str,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (resource, group) = resource.split_once('.').unwrap_or((resource, ""));
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.to_string()),
+                group: Some(group.to_string()),
+                resource: Some(resource.to_string()),
+                subresource: (!subresource.is_empty()).then(|| subresource.to_string()),
+                namespace: Some(ns.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&Default::default(), &review)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("SubjectAccessReview of {user} {verb} {resource}/{subresource} in {ns}: {e}")
+        });
+    answer.status.is_some_and(|s| s.allowed)
+}
+
 /// Server-side applies every document of a multi-document YAML (field manager `covenant-e2e`,
 /// forced), in order. Returns the applied objects, or the first error.
 pub async fn apply_yaml(client: &Client, yaml: &str) -> anyhow::Result<Vec<DynamicObject>> {

@@ -32,7 +32,7 @@ mod tools;
 pub use cluster::{Cluster, KubectlOutput, cluster, kubectl, kubectl_stdin, repo_root};
 pub use ctx::TestCtx;
 pub use k8s::{
-    apply_yaml, client, condition, eventually, impersonate, wait_account, wait_account_ready,
+    apply_yaml, can, client, condition, eventually, impersonate, wait_account, wait_account_ready,
     wait_for, wait_gone,
 };
 
