@@ -1,0 +1,1848 @@
+//! The tenant boundary, by effect: each test is an attack on it, named as a sentence, carried out on
+//! the real control plane with the operator running, and what the API server answers is what counts.
+//! Authorization is asked of the API server itself (a `SubjectAccessReview` answers what RBAC grants)
+//! and tried with real requests under impersonation (they also meet the admission policies: the
+//! read-only guard of suspended and retained namespaces, the guard of Covenant's namespace labels, the
+//! RoleBinding policies, Pod Security). There is no kubelet, so pods never run: admission and
+//! authorization are what is tested.
+//!
+//! Every test makes its own packages, accounts, namespaces and users (random suffix) and deletes them;
+//! none marks a package `default: true`.
+
+use std::time::{Duration, Instant};
+
+use covenant::api::Account;
+use covenant_e2e::fixtures::{self, api_error, deployment, forbidden, label, pod};
+use covenant_e2e::{
+    TIMEOUT, TestCtx, can, condition, eventually, impersonate, wait_account, wait_account_ready,
+    wait_for, wait_gone,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const ACCOUNT_LABEL: &str = "covenant.dev/account";
+const UID_ANNOTATION: &str = "covenant.dev/account-uid";
+const ALLOWED_SUBJECTS: &str = "covenant.dev/allowed-subjects";
+const READ_ONLY_LABEL: &str = "covenant.dev/read-only";
+const RETAINED_UNTIL: &str = "covenant.dev/retained-until";
+const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+const WARN: &str = "pod-security.kubernetes.io/warn";
+const AUDIT: &str = "pod-security.kubernetes.io/audit";
+const SUSPENSIONS: &str = "suspensions.covenant.dev";
+const ADMIN_ROLE: &str = "covenant-tenant-admin";
+const READONLY_ROLE: &str = "covenant-tenant-readonly";
+const FREEZE: &str = "covenant-freeze";
+const DENY_ALL: &str = "covenant-suspension-deny-all";
+const ISOLATION: &str = "covenant-isolation";
+const EGRESS: &str = "covenant-egress";
+/// The tenant's own objects, made before any test state: a pod, a Deployment, a Secret.
+const KEEP: &str = "keep";
+const WEB: &str = "web";
+const KEEP_SECRET: &str = "keep-secret";
+/// The Role a tenant administrator makes with write access, and the ServiceAccount it binds it to.
+const WRITER: &str = "writer";
+const DEPLOYER: &str = "deployer";
+
+/// Writes every tenant identity tries: `(verb, resource, subresource)`, a resource as
+/// `resource.group`.
+const WRITES: &[(&str, &str, &str)] = &[
+    ("create", "pods", ""),
+    ("delete", "pods", ""),
+    ("create", "secrets", ""),
+    ("delete", "secrets", ""),
+    ("patch", "deployments.apps", ""),
+    ("create", "rolebindings.rbac.authorization.k8s.io", ""),
+    ("create", "pods", "exec"),
+    ("create", "serviceaccounts", "token"),
+];
+/// Writes only Covenant's own binding gives the administrators (the Role they made for themselves
+/// holds none of them): how the authorizer shows which of Covenant's bindings is in place.
+const ADMIN_ONLY: &[(&str, &str, &str)] = &[
+    ("create", "configmaps", ""),
+    ("create", "deployments.apps", ""),
+];
+/// Reads an administrator keeps in every state.
+const READS: &[(&str, &str, &str)] = &[
+    ("get", "pods", ""),
+    ("list", "pods", ""),
+    ("get", "secrets", ""),
+];
+/// What the built-in `view` role grants (pods) and what it does not (secrets, any write).
+const VIEW_GRANTS: &[(&str, &str, &str)] = &[("get", "pods", ""), ("list", "pods", "")];
+const VIEW_DENIES: &[(&str, &str, &str)] = &[
+    ("get", "secrets", ""),
+    ("create", "pods", ""),
+    ("delete", "pods", ""),
+];
+
+// ---------------------------------------------------------------------------------------------------
+// Tenants, identities and states.
+
+/// Someone a request can be made as: a user, or a ServiceAccount with the groups the API server gives
+/// its tokens.
+#[derive(Debug, Clone)]
+struct Identity {
+    user: String,
+    groups: Vec<String>,
+}
+
+impl Identity {
+    fn user(name: &str) -> Self {
+        Identity {
+            user: name.to_string(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn service_account(ns: &str, name: &str) -> Self {
+        Identity {
+            user: format!("system:serviceaccount:{ns}:{name}"),
+            groups: vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+            ],
+        }
+    }
+
+    fn groups(&self) -> Vec<&str> {
+        self.groups.iter().map(String::as_str).collect()
+    }
+
+    /// A client making its requests as this identity (impersonated by the admin).
+    async fn client(&self) -> Client {
+        impersonate(&self.user, &self.groups()).await
+    }
+
+    /// `Ok` when the API server's authorizer answers `expect` to every check in `ns`.
+    async fn authorized(
+        &self,
+        admin: &Client,
+        checks: &[(&str, &str, &str)],
+        ns: &str,
+        expect: bool,
+    ) -> Result<(), String> {
+        let mut wrong = Vec::new();
+        for (verb, resource, sub) in checks {
+            let allowed = can(admin, &self.user, &self.groups(), verb, resource, sub, ns).await;
+            if allowed != expect {
+                wrong.push(format!(
+                    "{verb} {resource}{}{sub}: {}",
+                    if sub.is_empty() { "" } else { "/" },
+                    if allowed { "allowed" } else { "denied" }
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "SubjectAccessReview for {} in {ns}, expected every answer to be {}: {}",
+                self.user,
+                if expect { "allowed" } else { "denied" },
+                wrong.join("; ")
+            ))
+        }
+    }
+}
+
+/// A tenant of the test's own: an Account on its own package, its namespaces, its administrator.
+struct Tenant {
+    account: String,
+    package: String,
+    admin: String,
+    namespaces: Vec<String>,
+}
+
+impl Tenant {
+    /// The first namespace.
+    fn ns(&self) -> &str {
+        &self.namespaces[0]
+    }
+
+    /// The Account's manifest with `extra` in its spec (re-applied to change it: the fields left out
+    /// are dropped, as the tests' applies share one field manager).
+    fn manifest(&self, extra: Value) -> String {
+        let nss: Vec<&str> = self.namespaces.iter().map(String::as_str).collect();
+        fixtures::account(
+            &self.account,
+            Some(&self.package),
+            &nss,
+            &[&self.admin],
+            extra,
+        )
+    }
+}
+
+/// Merges the fields of `extra` into the object `into` (one level deep).
+fn merge(into: &mut Value, extra: Value) {
+    if let (Value::Object(into), Value::Object(extra)) = (into, extra) {
+        into.extend(extra);
+    }
+}
+
+/// A SupportPackage `base-<suffix>` (room for 10 pods) with `extra` merged into its spec.
+async fn new_package(t: &TestCtx, base: &str, extra: Value) -> String {
+    let name = t.package(base);
+    let mut p: Value = serde_json::from_str(&fixtures::package(
+        &name,
+        json!({ "pods": "10", "requests.cpu": "4", "configmaps": "20" }),
+    ))
+    .expect("the package fixture is JSON");
+    merge(&mut p["spec"], extra);
+    t.apply(&p.to_string()).await;
+    name
+}
+
+/// An Account `base-<suffix>` on `package` with `namespaces` namespaces `base-<i>-<suffix>`, the
+/// administrator `admin-<suffix>` and `extra` in its spec; waits until it is Ready and each namespace
+/// has its `default` ServiceAccount (pods need it).
+async fn tenant(
+    t: &TestCtx,
+    base: &str,
+    package: &str,
+    namespaces: usize,
+    admin: &str,
+    extra: Value,
+) -> Tenant {
+    let ten = Tenant {
+        account: t.account(base),
+        package: package.to_string(),
+        admin: t.name(admin),
+        namespaces: (0..namespaces)
+            .map(|i| t.name(&format!("{base}-{i}")))
+            .collect(),
+    };
+    t.apply(&ten.manifest(extra)).await;
+    wait_account_ready(&t.client, &ten.account).await;
+    for ns in &ten.namespaces {
+        wait_default_sa(&t.client, ns).await;
+    }
+    ten
+}
+
+async fn wait_default_sa(client: &Client, ns: &str) {
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    wait_for(&sa, "default", "be created", TIMEOUT, |_| true).await;
+}
+
+/// Applies a Suspension `base-<suffix>` of `account` (deleted after the test) and returns its name.
+async fn suspend(t: &TestCtx, base: &str, account: &str) -> String {
+    let name = t.name(base);
+    t.track(SUSPENSIONS, &name);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Suspension",
+            "metadata": { "name": name },
+            "spec": {
+                "account": account,
+                "reason": "AcceptableUsePolicy",
+                "cause": format!("Abuse report {} confirmed", t.suffix)
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    name
+}
+
+/// Lifts a suspension by deleting it.
+async fn lift(t: &TestCtx, suspension: &str) {
+    let api: Api<covenant::api::Suspension> = Api::all(t.client.clone());
+    api.delete(suspension, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete Suspension {suspension}: {e}"));
+    wait_gone(&api, suspension, false, TIMEOUT).await;
+}
+
+/// Waits until namespace `ns` carries `covenant.dev/read-only=<value>` (None: no such label).
+async fn wait_read_only(t: &TestCtx, ns: &str, value: Option<&str>) -> Namespace {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    let what = match value {
+        Some(v) => format!("carry {READ_ONLY_LABEL}={v}"),
+        None => format!("carry no {READ_ONLY_LABEL} label"),
+    };
+    wait_for(&nss, ns, &what, TIMEOUT, |n| {
+        label(n, READ_ONLY_LABEL).as_deref() == value
+    })
+    .await
+}
+
+/// The names of the NetworkPolicies in `ns`, sorted.
+async fn network_policies(client: &Client, ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list NetworkPolicies in {ns}: {e}"))
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the NetworkPolicies in `ns` are exactly `want` (sorted).
+async fn wait_network_policies(t: &TestCtx, ns: &str, want: &[&str]) {
+    eventually(
+        &format!("the NetworkPolicies in {ns} are exactly {want:?}"),
+        TIMEOUT,
+        || async {
+            let have = network_policies(&t.client, ns).await;
+            if have == want {
+                Ok(())
+            } else {
+                Err(format!("{have:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `ns` is frozen for new pods: `covenant-freeze` allows none and the quota controller has
+/// filled its status (admission enforces a quota only from then on).
+async fn wait_frozen(t: &TestCtx, ns: &str) {
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), ns);
+    wait_for(
+        &quotas,
+        FREEZE,
+        "allow no pods (spec.hard and status.hard pods=0)",
+        TIMEOUT,
+        |q| {
+            fixtures::hard(q).get("pods").map(String::as_str) == Some("0")
+                && fixtures::status_hard(q).get("pods").map(String::as_str) == Some("0")
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Requests.
+
+fn dry_run() -> PostParams {
+    PostParams {
+        dry_run: true,
+        ..Default::default()
+    }
+}
+
+fn secret(name: &str) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "stringData": { "invoice": "42" }
+    }))
+    .expect("a valid Secret")
+}
+
+fn config_map(name: &str, data: Value) -> ConfigMap {
+    serde_json::from_value(json!({ "metadata": { "name": name }, "data": data }))
+        .expect("a valid ConfigMap")
+}
+
+/// A RoleBinding of `role_kind`/`role` to `subjects`.
+fn role_binding(name: &str, role_kind: &str, role: &str, subjects: Value) -> RoleBinding {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role },
+        "subjects": subjects
+    }))
+    .expect("a valid RoleBinding")
+}
+
+fn user_subject(name: &str) -> Value {
+    json!({ "kind": "User", "name": name, "apiGroup": "rbac.authorization.k8s.io" })
+}
+
+fn sa_subject(ns: &str, name: &str) -> Value {
+    json!({ "kind": "ServiceAccount", "name": name, "namespace": ns })
+}
+
+/// `POST pods/<pod>/exec` (the verb `create` on `pods/exec`, admitted as CONNECT). With no kubelet
+/// it can never attach; what matters is whether the API server refuses it with 403 first.
+async fn exec(c: &Client, ns: &str, pod: &str) -> Result<String, kube::Error> {
+    let req = http::Request::post(format!(
+        "/api/v1/namespaces/{ns}/pods/{pod}/exec?command=true&stdout=true&container=pause"
+    ))
+    .body(Vec::new())
+    .expect("a valid request");
+    c.request_text(req).await
+}
+
+/// Asks for a token of ServiceAccount `sa` (`create` on `serviceaccounts/token`).
+async fn token(c: &Client, ns: &str, sa: &str) -> Result<Value, kube::Error> {
+    let body = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": { "expirationSeconds": 600 }
+    });
+    Api::<ServiceAccount>::namespaced(c.clone(), ns)
+        .create_subresource(
+            "token",
+            sa,
+            &PostParams::default(),
+            &serde_json::to_vec(&body).expect("JSON"),
+        )
+        .await
+}
+
+/// `Ok` when `r` was refused by the read-only guard of a suspended or retained namespace: 403
+/// Forbidden, and the message says read-only, names the namespace and the account, and says why
+/// (`suspended` or `retained`).
+fn refused_read_only<T>(
+    what: &str,
+    r: Result<T, kube::Error>,
+    ns: &str,
+    account: &str,
+    why: &str,
+) -> Result<(), String> {
+    match r {
+        Err(kube::Error::Api(s))
+            if s.code == 403
+                && s.reason == "Forbidden"
+                && s.message.contains("read-only")
+                && s.message.contains(ns)
+                && s.message.contains(account)
+                && s.message.to_lowercase().contains(why) =>
+        {
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) => Err(format!(
+            "{what}: expected 403 Forbidden from the read-only guard (naming {ns}, {account}, {why}), got {} {}: {}",
+            s.code, s.reason, s.message
+        )),
+        Err(e) => Err(format!(
+            "{what}: expected 403 Forbidden from the read-only guard, got {e}"
+        )),
+        Ok(_) => Err(format!(
+            "{what}: expected 403 Forbidden from the read-only guard, but it was allowed"
+        )),
+    }
+}
+
+/// What a tenant administrator makes in `ns` before any test state: the ServiceAccount `deployer`, a
+/// Role `writer` with the writes of [`WRITES`] (and the reads they need), bound to the ServiceAccount
+/// and to the administrator itself. A tenant-made binding is exactly what a suspension does not
+/// touch, so only the read-only guard stands between these identities and a write. Retries while the
+/// admission policy has not yet seen the stamped namespace.
+async fn arm_writer(admin: &Client, ns: &str, admin_user: &str) {
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({ "metadata": { "name": DEPLOYER } })).unwrap(),
+    )
+    .await
+    .expect("the administrator creates a ServiceAccount");
+    let role: Role = serde_json::from_value(json!({
+        "metadata": { "name": WRITER },
+        "rules": [
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"] },
+            { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"] },
+            { "apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"] },
+            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"],
+              "verbs": ["get", "create", "delete"] },
+            { "apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"] },
+            { "apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"] }
+        ]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("the administrator creates a Role within its own rights");
+    let rbs: Api<RoleBinding> = Api::namespaced(admin.clone(), ns);
+    for (name, subject) in [
+        ("deployer-writer", sa_subject(ns, DEPLOYER)),
+        ("self-writer", user_subject(admin_user)),
+    ] {
+        let rb = role_binding(name, "Role", WRITER, json!([subject]));
+        eventually(
+            &format!("the administrator binds {WRITER} in {ns} ({name})"),
+            TIMEOUT,
+            || async {
+                match rbs.create(&PostParams::default(), &rb).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// The tenant's data, made by the cluster admin: the pod `keep`, the Deployment `web`, the Secret
+/// `keep-secret`.
+async fn tenant_data(admin: &Client, ns: &str) {
+    Api::<Pod>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &pod(KEEP))
+        .await
+        .unwrap_or_else(|e| panic!("create pod {ns}/{KEEP}: {e}"));
+    Api::<Deployment>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &deployment(WEB))
+        .await
+        .unwrap_or_else(|e| panic!("create Deployment {ns}/{WEB}: {e}"));
+    Api::<Secret>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &secret(KEEP_SECRET))
+        .await
+        .unwrap_or_else(|e| panic!("create Secret {ns}/{KEEP_SECRET}: {e}"));
+}
+
+/// Every write of [`WRITES`] as `c` in `ns`, for real: create and delete a pod, a Secret and a
+/// RoleBinding, patch the Deployment, exec into the pod (never 403: it fails later, without a
+/// kubelet), ask for a ServiceAccount token. `Ok` when each succeeds. `tag` names the new objects.
+async fn writes_work(c: &Client, ns: &str, tag: &str) -> Result<(), String> {
+    let mut failures = Vec::new();
+    let dp = DeleteParams::default();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let name = format!("{tag}-pod");
+    match pods.create(&PostParams::default(), &pod(&name)).await {
+        Ok(_) => {
+            if let Err(e) = pods.delete(&name, &dp).await {
+                failures.push(format!("delete pod {name}: {e}"));
+            }
+        }
+        Err(e) => failures.push(format!("create pod {name}: {e}")),
+    }
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let name = format!("{tag}-secret");
+    match secrets.create(&PostParams::default(), &secret(&name)).await {
+        Ok(_) => {
+            if let Err(e) = secrets.delete(&name, &dp).await {
+                failures.push(format!("delete secret {name}: {e}"));
+            }
+        }
+        Err(e) => failures.push(format!("create secret {name}: {e}")),
+    }
+    let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+    let name = format!("{tag}-binding");
+    let rb = role_binding(&name, "Role", WRITER, json!([sa_subject(ns, DEPLOYER)]));
+    match rbs.create(&PostParams::default(), &rb).await {
+        Ok(_) => {
+            if let Err(e) = rbs.delete(&name, &dp).await {
+                failures.push(format!("delete RoleBinding {name}: {e}"));
+            }
+        }
+        Err(e) => failures.push(format!("create RoleBinding {name}: {e}")),
+    }
+    if let Err(e) = Api::<Deployment>::namespaced(c.clone(), ns)
+        .patch(
+            WEB,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { "e2e/touched-by": tag } } })),
+        )
+        .await
+    {
+        failures.push(format!("patch Deployment {WEB}: {e}"));
+    }
+    if let Err(kube::Error::Api(s)) = exec(c, ns, KEEP).await
+        && s.code == 403
+    {
+        failures.push(format!("exec into pod {KEEP}: 403 {}", s.message));
+    }
+    if let Err(e) = token(c, ns, DEPLOYER).await {
+        failures.push(format!("create a token of ServiceAccount {DEPLOYER}: {e}"));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("writes in {ns} as {tag}:\n{}", failures.join("\n")))
+    }
+}
+
+/// Every write of [`WRITES`] as `c` in `ns`, for real; `Ok` when the read-only guard refuses each
+/// (see [`refused_read_only`]).
+async fn writes_refused(
+    c: &Client,
+    ns: &str,
+    account: &str,
+    why: &str,
+    tag: &str,
+) -> Result<(), String> {
+    let pp = PostParams::default();
+    let dp = DeleteParams::default();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    let rb = role_binding(
+        &format!("{tag}-binding"),
+        "Role",
+        WRITER,
+        json!([sa_subject(ns, DEPLOYER)]),
+    );
+    let results = vec![
+        refused_read_only(
+            "create a pod",
+            pods.create(&pp, &pod(&format!("{tag}-pod"))).await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only(
+            "delete a pod",
+            pods.delete(KEEP, &dp).await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only(
+            "create a secret",
+            secrets.create(&pp, &secret(&format!("{tag}-secret"))).await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only(
+            "delete a secret",
+            secrets.delete(KEEP_SECRET, &dp).await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only(
+            "patch a Deployment",
+            deps.patch(
+                WEB,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "replicas": 7 } })),
+            )
+            .await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only(
+            "create a RoleBinding",
+            rbs.create(&pp, &rb).await,
+            ns,
+            account,
+            why,
+        ),
+        refused_read_only("exec into a pod", exec(c, ns, KEEP).await, ns, account, why),
+        refused_read_only(
+            "create a ServiceAccount token",
+            token(c, ns, DEPLOYER).await,
+            ns,
+            account,
+            why,
+        ),
+    ];
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("writes in {ns} as {tag}:\n{}", failures.join("\n")))
+    }
+}
+
+/// Waits until the read-only guard refuses a (dry-run) Secret as `c`: the admission policy reads the
+/// namespace's label from the API server's informer, a moment after it changed.
+async fn wait_guard_refuses(c: &Client, ns: &str, account: &str, why: &str) {
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    eventually(
+        &format!("the read-only guard refuses writes in {ns}"),
+        TIMEOUT,
+        || async {
+            refused_read_only(
+                "create a secret (dry run)",
+                secrets.create(&dry_run(), &secret("probe")).await,
+                ns,
+                account,
+                why,
+            )
+        },
+    )
+    .await;
+}
+
+/// Waits until a (dry-run) Secret as `c` is allowed again.
+async fn wait_guard_allows(c: &Client, ns: &str) {
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    eventually(
+        &format!("writes in {ns} are allowed again"),
+        TIMEOUT,
+        || async {
+            secrets
+                .create(&dry_run(), &secret("probe"))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+}
+
+/// The administrator's real reads: the pod, the pod list, the Secret with its data.
+async fn reads_work(c: &Client, ns: &str) -> Result<(), String> {
+    let mut failures = Vec::new();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    if let Err(e) = pods.get(KEEP).await {
+        failures.push(format!("get pod {KEEP}: {e}"));
+    }
+    if let Err(e) = pods.list(&ListParams::default()).await {
+        failures.push(format!("list pods: {e}"));
+    }
+    match Api::<Secret>::namespaced(c.clone(), ns)
+        .get(KEEP_SECRET)
+        .await
+    {
+        Ok(s) if s.data.as_ref().is_some_and(|d| d.contains_key("invoice")) => {}
+        Ok(s) => failures.push(format!("get secret {KEEP_SECRET}: no data: {s:?}")),
+        Err(e) => failures.push(format!("get secret {KEEP_SECRET}: {e}")),
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("reads in {ns}:\n{}", failures.join("\n")))
+    }
+}
+
+/// Events regarding the object named `name` (any namespace).
+async fn events_about(client: &Client, name: &str) -> Vec<Event> {
+    Api::<Event>::all(client.clone())
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap_or_else(|e| panic!("list events about {name}: {e}"))
+        .items
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Authorization in every state, for every identity a tenant holds.
+
+/// Every identity a tenant can hold, in every state of the tenant, as the API server answers: the
+/// administrator `alice`, a ServiceAccount the tenant made (bound by alice to a Role of her making),
+/// and `bob`, an allowed subject alice bound to the built-in `view` role.
+///
+/// - Active: alice and the ServiceAccount create and delete pods, Secrets and RoleBindings, patch a
+///   Deployment, exec into a pod and ask for tokens; bob reads pods, nothing more. Binding the
+///   ServiceAccount to `covenant-tenant-admin` is refused: only Covenant binds that role.
+/// - Suspended: every write is refused by the read-only guard, for alice and for the ServiceAccount,
+///   although their own RoleBindings still grant the writes in RBAC; reads stay allowed.
+/// - Lifted: the writes work again.
+/// - Consent withdrawn from bob (removed from `allowedSubjects`): within seconds bob can no longer
+///   get pods, the binding alice made no longer names him, and a Warning Event on the Account names
+///   the binding.
+/// - Retained (the Account, `deletionPolicy: Retain`, deleted): reads allowed, writes refused.
+#[tokio::test]
+async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_withdrawn_consent_takes_access_away()
+ {
+    let t = TestCtx::new("identities").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let bob = Identity::user(&t.name("bob"));
+    let allowed = json!({ "allowedSubjects": [{ "kind": "User", "name": bob.user }] });
+    // deletionPolicy and retentionMonths left to their defaults: Retain, 13 months.
+    let ten = tenant(&t, "acct", &pkg, 1, "alice", allowed).await;
+    let ns = ten.ns();
+    let alice = Identity::user(&ten.admin);
+    let sa = Identity::service_account(ns, DEPLOYER);
+    let (as_alice, as_sa, as_bob) = (alice.client().await, sa.client().await, bob.client().await);
+    tenant_data(&t.client, ns).await;
+    arm_writer(&as_alice, ns, &alice.user).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
+    rbs.create(
+        &PostParams::default(),
+        &role_binding(
+            "bob-view",
+            "ClusterRole",
+            "view",
+            json!([user_subject(&bob.user), sa_subject(ns, "reader")]),
+        ),
+    )
+    .await
+    .expect("alice binds the built-in view role to bob, an allowed subject, and her reader");
+    // Only Covenant binds covenant-tenant-admin, whoever it would name.
+    let to_admin = role_binding(
+        "deployer-admin",
+        "ClusterRole",
+        ADMIN_ROLE,
+        json!([sa_subject(ns, DEPLOYER)]),
+    );
+    let refused = api_error(
+        "alice binds covenant-tenant-admin to her ServiceAccount",
+        rbs.create(&PostParams::default(), &to_admin).await,
+    );
+    assert_eq!(refused.code, 403, "{refused:?}");
+
+    // Active.
+    let mut failures = Vec::new();
+    for who in [&alice, &sa] {
+        failures.extend(
+            who.authorized(&t.client, WRITES, ns, true)
+                .await
+                .err()
+                .into_iter()
+                .chain(who.authorized(&t.client, READS, ns, true).await.err()),
+        );
+    }
+    failures.extend(
+        alice
+            .authorized(&t.client, ADMIN_ONLY, ns, true)
+            .await
+            .err(),
+    );
+    failures.extend(bob.authorized(&t.client, VIEW_GRANTS, ns, true).await.err());
+    failures.extend(
+        bob.authorized(&t.client, VIEW_DENIES, ns, false)
+            .await
+            .err(),
+    );
+    failures.extend(writes_work(&as_alice, ns, "alice-active").await.err());
+    failures.extend(writes_work(&as_sa, ns, "sa-active").await.err());
+    failures.extend(reads_work(&as_alice, ns).await.err());
+    if let Err(e) = Api::<Pod>::namespaced(as_bob.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        failures.push(format!("bob lists pods while active: {e}"));
+    }
+    failures.extend(
+        forbidden(
+            "bob creates a pod while active",
+            Api::<Pod>::namespaced(as_bob.clone(), ns)
+                .create(&dry_run(), &pod("bobs"))
+                .await,
+        )
+        .err(),
+    );
+    assert!(
+        failures.is_empty(),
+        "active tenant:\n{}",
+        failures.join("\n")
+    );
+
+    // Suspended.
+    let susp = suspend(&t, "aup", &ten.account).await;
+    wait_account(&t.client, &ten.account, "Suspended", "True", None).await;
+    wait_read_only(&t, ns, Some("suspended")).await;
+    // Covenant's binding of alice is the read-only one now; the bindings the tenant made stay, so
+    // what stops their writes is the read-only guard.
+    eventually(
+        "alice holds only Covenant's read-only role",
+        TIMEOUT,
+        || alice.authorized(&t.client, ADMIN_ONLY, ns, false),
+    )
+    .await;
+    wait_guard_refuses(&as_alice, ns, &ten.account, "suspended").await;
+    wait_guard_refuses(&as_sa, ns, &ten.account, "suspended").await;
+    let mut failures = Vec::new();
+    failures.extend(
+        writes_refused(&as_alice, ns, &ten.account, "suspended", "alice-suspended")
+            .await
+            .err(),
+    );
+    failures.extend(
+        writes_refused(&as_sa, ns, &ten.account, "suspended", "sa-suspended")
+            .await
+            .err(),
+    );
+    failures.extend(alice.authorized(&t.client, READS, ns, true).await.err());
+    failures.extend(reads_work(&as_alice, ns).await.err());
+    failures.extend(bob.authorized(&t.client, VIEW_GRANTS, ns, true).await.err());
+    failures.extend(
+        bob.authorized(&t.client, VIEW_DENIES, ns, false)
+            .await
+            .err(),
+    );
+    assert!(
+        failures.is_empty(),
+        "suspended tenant:\n{}",
+        failures.join("\n")
+    );
+    // Nothing was written, not even by a request the guard should have caught.
+    Api::<Pod>::namespaced(t.client.clone(), ns)
+        .get(KEEP)
+        .await
+        .expect("the pod survives the suspension");
+    let web = Api::<Deployment>::namespaced(t.client.clone(), ns)
+        .get(WEB)
+        .await
+        .unwrap();
+    assert_eq!(
+        web.spec.replicas,
+        Some(1),
+        "the Deployment was patched while suspended"
+    );
+
+    // Lifted.
+    lift(&t, &susp).await;
+    wait_account(&t.client, &ten.account, "Suspended", "False", None).await;
+    wait_read_only(&t, ns, None).await;
+    eventually(
+        "alice holds the administrators' rights again",
+        TIMEOUT,
+        || alice.authorized(&t.client, ADMIN_ONLY, ns, true),
+    )
+    .await;
+    wait_guard_allows(&as_alice, ns).await;
+    wait_guard_allows(&as_sa, ns).await;
+    let mut failures = Vec::new();
+    failures.extend(writes_work(&as_alice, ns, "alice-lifted").await.err());
+    failures.extend(writes_work(&as_sa, ns, "sa-lifted").await.err());
+    failures.extend(reads_work(&as_alice, ns).await.err());
+    assert!(
+        failures.is_empty(),
+        "lifted tenant:\n{}",
+        failures.join("\n")
+    );
+
+    // Consent withdrawn: bob leaves allowedSubjects.
+    let withdrawn_at = Instant::now();
+    t.apply(&ten.manifest(json!({}))).await;
+    eventually(
+        "the authorizer no longer lets bob get pods",
+        Duration::from_secs(15),
+        || async {
+            if can(&t.client, &bob.user, &[], "get", "pods", "", ns).await {
+                Err("bob may still get pods".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "bob lost access {:.1} s after leaving allowedSubjects",
+        withdrawn_at.elapsed().as_secs_f64()
+    );
+    let admin_rbs: Api<RoleBinding> = Api::namespaced(t.client.clone(), ns);
+    let rb = admin_rbs
+        .get("bob-view")
+        .await
+        .expect("the binding alice made stays for its other subjects");
+    let names: Vec<&str> = rb
+        .subjects
+        .iter()
+        .flatten()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["reader"],
+        "bob-view must name only alice's reader now: {rb:?}"
+    );
+    assert!(
+        can(
+            &t.client,
+            &format!("system:serviceaccount:{ns}:reader"),
+            &["system:serviceaccounts"],
+            "get",
+            "pods",
+            "",
+            ns
+        )
+        .await,
+        "the subject that still has consent keeps its access"
+    );
+    failures.extend(
+        forbidden(
+            "bob lists pods after consent was withdrawn",
+            Api::<Pod>::namespaced(as_bob.clone(), ns)
+                .list(&ListParams::default())
+                .await,
+        )
+        .err(),
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eventually(
+        "a Warning Event ConsentWithdrawn on the Account names the binding and bob",
+        TIMEOUT,
+        || async {
+            let evs = events_about(&t.client, &ten.account).await;
+            let found = evs.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("ConsentWithdrawn")
+                    && e.involved_object.kind.as_deref() == Some("Account")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("bob-view") && m.contains(&bob.user))
+            });
+            if found {
+                Ok(())
+            } else {
+                Err(format!(
+                    "events about the Account: {:?}",
+                    evs.iter()
+                        .map(|e| format!(
+                            "{} {}: {}",
+                            e.type_.as_deref().unwrap_or("?"),
+                            e.reason.as_deref().unwrap_or("?"),
+                            e.message.as_deref().unwrap_or("")
+                        ))
+                        .collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
+    .await;
+
+    // Retained: the Account is deleted with deletionPolicy Retain.
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    accounts
+        .delete(&ten.account, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
+    wait_read_only(&t, ns, Some("retained")).await;
+    wait_guard_refuses(&as_alice, ns, &ten.account, "retained").await;
+    wait_guard_refuses(&as_sa, ns, &ten.account, "retained").await;
+    let mut failures = Vec::new();
+    failures.extend(
+        writes_refused(&as_alice, ns, &ten.account, "retained", "alice-retained")
+            .await
+            .err(),
+    );
+    failures.extend(
+        writes_refused(&as_sa, ns, &ten.account, "retained", "sa-retained")
+            .await
+            .err(),
+    );
+    failures.extend(alice.authorized(&t.client, READS, ns, true).await.err());
+    failures.extend(
+        alice
+            .authorized(&t.client, ADMIN_ONLY, ns, false)
+            .await
+            .err(),
+    );
+    failures.extend(reads_work(&as_alice, ns).await.err());
+    assert!(
+        failures.is_empty(),
+        "retained tenant:\n{}",
+        failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Attacks on Covenant's own roles, names and labels.
+
+/// A tenant administrator holds every permission of `covenant-tenant-admin` (and of
+/// `covenant-tenant-readonly`) in its namespace, so RBAC's escalation check would let it bind them:
+/// to itself in a second binding that no suspension swaps (`backup`), to anyone. The API server
+/// refuses any tenant RoleBinding to a role named `covenant-*`; only Covenant binds them.
+#[tokio::test]
+async fn a_tenant_admin_cannot_bind_covenant_tenant_admin_to_itself_as_a_backup() {
+    let t = TestCtx::new("backup-binding").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
+    // The control: alice binds a role she made to herself (so the namespace is stamped and seen).
+    arm_writer(&as_alice, ns, &ten.admin).await;
+    let mut failures = Vec::new();
+    for (name, role) in [("backup", ADMIN_ROLE), ("backup-readonly", READONLY_ROLE)] {
+        let rb = role_binding(name, "ClusterRole", role, json!([user_subject(&ten.admin)]));
+        failures.extend(
+            forbidden(
+                &format!("alice binds ClusterRole {role} to herself as {name}"),
+                rbs.create(&PostParams::default(), &rb).await,
+            )
+            .err(),
+        );
+        if Api::<RoleBinding>::namespaced(t.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            failures.push(format!("RoleBinding {ns}/{name} exists"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A tenant cannot take the name of a binding Covenant uses: a RoleBinding it makes named
+/// `covenant-tenant-readonly` (or `covenant-operator`, or any `covenant-*`) is refused, so a later
+/// suspension finds the name free and takes effect: the account is `Suspended=True`, Covenant's
+/// read-only binding is in place and the namespace is read-only by effect.
+#[tokio::test]
+async fn a_tenant_cannot_squat_the_name_of_covenants_read_only_binding_to_escape_a_suspension() {
+    let t = TestCtx::new("squat").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    arm_writer(&as_alice, ns, &ten.admin).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
+    let mut failures = Vec::new();
+    for name in [READONLY_ROLE, "covenant-operator", "covenant-anything"] {
+        // Bound to a role alice made, so RBAC has nothing against it: only the name is wrong.
+        let rb = role_binding(name, "Role", WRITER, json!([user_subject(&ten.admin)]));
+        failures.extend(
+            forbidden(
+                &format!("alice creates a RoleBinding named {name}"),
+                rbs.create(&PostParams::default(), &rb).await,
+            )
+            .err(),
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    suspend(&t, "aup", &ten.account).await;
+    wait_account(&t.client, &ten.account, "Suspended", "True", None).await;
+    wait_read_only(&t, ns, Some("suspended")).await;
+    let ro = wait_for(
+        &Api::<RoleBinding>::namespaced(t.client.clone(), ns),
+        READONLY_ROLE,
+        "be Covenant's read-only binding",
+        TIMEOUT,
+        |rb| {
+            rb.role_ref.kind == "ClusterRole"
+                && rb.role_ref.name == READONLY_ROLE
+                && label(rb, ACCOUNT_LABEL).as_deref() == Some(ten.account.as_str())
+        },
+    )
+    .await;
+    assert!(
+        ro.subjects.iter().flatten().any(|s| s.name == ten.admin),
+        "{ro:?}"
+    );
+    wait_guard_refuses(&as_alice, ns, &ten.account, "suspended").await;
+    let sa = Identity::service_account(ns, DEPLOYER).client().await;
+    writes_refused(&sa, ns, &ten.account, "suspended", "sa")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Only Covenant (and `system:masters`) may set Covenant's labels and annotations on namespaces. A user
+/// `mallory`, granted by a cluster admin the right to create, patch and update namespaces, can do that
+/// to ordinary labels, but the API server refuses each of these: labelling a foreign namespace as the
+/// account's; marking a tenant namespace retained until 1970; changing its account UID; rewriting its
+/// allowed subjects; removing its account label; lowering its Pod Security level; removing the
+/// read-only label of a suspended namespace; creating a namespace with the account's label.
+#[tokio::test]
+async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels() {
+    let t = TestCtx::new("ns-labels").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns().to_string();
+    let mallory = t.name("mallory");
+    let role = t.name("namespace-editor");
+    t.track("clusterroles", &role);
+    t.track("clusterrolebindings", &role);
+    let cr: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": role },
+        "rules": [{ "apiGroups": [""], "resources": ["namespaces"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update"] }]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(t.client.clone())
+        .create(&PostParams::default(), &cr)
+        .await
+        .unwrap();
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": role },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+        "subjects": [user_subject(&mallory)]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(t.client.clone())
+        .create(&PostParams::default(), &crb)
+        .await
+        .unwrap();
+    let foreign = t.namespace("foreign");
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({ "metadata": { "name": foreign } })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let before = nss.get(&ns).await.unwrap();
+    assert!(
+        before.annotations().contains_key(UID_ANNOTATION),
+        "a namespace Covenant created records its Account's UID: {:?}",
+        before.annotations()
+    );
+
+    let as_mallory = impersonate(&mallory, &[]).await;
+    let theirs: Api<Namespace> = Api::all(as_mallory.clone());
+    let patch = |name: &str, body: Value| {
+        let theirs = theirs.clone();
+        let name = name.to_string();
+        async move {
+            theirs
+                .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+        }
+    };
+    // The control: the grant works for what Covenant does not own (RBAC catches up in a moment).
+    eventually(
+        "mallory labels a foreign namespace team=red",
+        TIMEOUT,
+        || async {
+            patch(
+                &foreign,
+                json!({ "metadata": { "labels": { "team": "red" } } }),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let plain = t.namespace("mallory-plain");
+    theirs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": plain } })).unwrap(),
+        )
+        .await
+        .expect("mallory creates a namespace without Covenant's labels");
+
+    let mut failures = Vec::new();
+    let attacks: Vec<(String, &str, Value)> = vec![
+        (
+            format!(
+                "label the foreign namespace {ACCOUNT_LABEL}={}",
+                ten.account
+            ),
+            foreign.as_str(),
+            json!({ "metadata": { "labels": { ACCOUNT_LABEL: ten.account } } }),
+        ),
+        (
+            format!("add {RETAINED_UNTIL}=0 to the tenant namespace"),
+            ns.as_str(),
+            json!({ "metadata": { "labels": { RETAINED_UNTIL: "0" } } }),
+        ),
+        (
+            format!("change {UID_ANNOTATION} of the tenant namespace"),
+            ns.as_str(),
+            json!({ "metadata": { "annotations": { UID_ANNOTATION: "00000000-0000-0000-0000-000000000000" } } }),
+        ),
+        (
+            format!("rewrite {ALLOWED_SUBJECTS} of the tenant namespace"),
+            ns.as_str(),
+            json!({ "metadata": { "annotations": { ALLOWED_SUBJECTS: format!("User:{mallory}") } } }),
+        ),
+        (
+            format!("remove {ACCOUNT_LABEL} from the tenant namespace"),
+            ns.as_str(),
+            json!({ "metadata": { "labels": { ACCOUNT_LABEL: null } } }),
+        ),
+        (
+            format!("lower {ENFORCE} of the tenant namespace to privileged"),
+            ns.as_str(),
+            json!({ "metadata": { "labels": { ENFORCE: "privileged" } } }),
+        ),
+    ];
+    for (what, target, body) in attacks {
+        failures.extend(forbidden(&what, patch(target, body).await).err());
+    }
+    let forged = t.namespace("mallory-forged");
+    failures.extend(
+        forbidden(
+            &format!(
+                "create a namespace labelled {ACCOUNT_LABEL}={}",
+                ten.account
+            ),
+            theirs
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({
+                        "metadata": { "name": forged, "labels": { ACCOUNT_LABEL: ten.account } }
+                    }))
+                    .unwrap(),
+                )
+                .await,
+        )
+        .err(),
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let after = nss.get(&ns).await.unwrap();
+    assert_eq!(
+        (after.labels(), after.annotations()),
+        (before.labels(), before.annotations()),
+        "the tenant namespace's labels and annotations changed"
+    );
+    assert!(
+        label(&nss.get(&foreign).await.unwrap(), ACCOUNT_LABEL).is_none(),
+        "the foreign namespace got the account label"
+    );
+
+    // Suspended: the read-only label cannot be removed (nor set to anything else).
+    suspend(&t, "aup", &ten.account).await;
+    wait_read_only(&t, &ns, Some("suspended")).await;
+    let mut failures = Vec::new();
+    failures.extend(
+        forbidden(
+            &format!("remove {READ_ONLY_LABEL} from the suspended namespace"),
+            patch(
+                &ns,
+                json!({ "metadata": { "labels": { READ_ONLY_LABEL: null } } }),
+            )
+            .await,
+        )
+        .err(),
+    );
+    let mut replaced = nss.get(&ns).await.unwrap();
+    replaced
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .remove(READ_ONLY_LABEL);
+    failures.extend(
+        forbidden(
+            &format!("replace the suspended namespace without {READ_ONLY_LABEL}"),
+            theirs.replace(&ns, &PostParams::default(), &replaced).await,
+        )
+        .err(),
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        label(&nss.get(&ns).await.unwrap(), READ_ONLY_LABEL).as_deref(),
+        Some("suspended")
+    );
+}
+
+/// A namespace a cluster admin (`system:masters`, who may) creates with the label
+/// `covenant.dev/account=<account>` but without the Account's UID is not the account's: Covenant does
+/// not adopt it (the Account reports a conflict when it asks for it), does not freeze it when the
+/// account is suspended, and does not delete it when the account is deleted and its retention ends.
+#[tokio::test]
+async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_deleted() {
+    let t = TestCtx::new("forged-ns").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    // Retain for 0 months: deleting the account deletes what it owns at once.
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "retentionMonths": 0 }),
+    )
+    .await;
+    let forged = t.namespace("forged");
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": { "name": forged, "labels": { ACCOUNT_LABEL: ten.account } }
+        }))
+        .unwrap(),
+    )
+    .await
+    .expect("a cluster admin creates a namespace with the account's label");
+    Api::<ConfigMap>::namespaced(t.client.clone(), &forged)
+        .create(
+            &PostParams::default(),
+            &config_map("precious", json!({ "k": "v" })),
+        )
+        .await
+        .unwrap();
+    wait_default_sa(&t.client, &forged).await;
+    let before = nss.get(&forged).await.unwrap();
+
+    // Not adopted, also when the account asks for it: a conflict naming it.
+    t.apply(&ten.manifest(json!({
+        "retentionMonths": 0,
+        "namespaces": [ten.ns(), forged]
+    })))
+    .await;
+    let a = wait_account(
+        &t.client,
+        &ten.account,
+        "Ready",
+        "False",
+        Some("NamespaceConflict"),
+    )
+    .await;
+    let msg = &condition(&a, "Ready").unwrap().message;
+    assert!(msg.contains(&forged), "the conflict names {forged}: {msg}");
+
+    // Suspended while it asks for it: the guardrails reach the namespace it owns, not the forged one.
+    suspend(&t, "aup", &ten.account).await;
+    wait_read_only(&t, ten.ns(), Some("suspended")).await;
+    wait_frozen(&t, ten.ns()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = nss.get(&forged).await.unwrap();
+    assert_eq!(
+        (n.labels(), n.annotations()),
+        (before.labels(), before.annotations()),
+        "the forged namespace's labels or annotations changed"
+    );
+    let quotas = Api::<ResourceQuota>::namespaced(t.client.clone(), &forged)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        quotas.items.is_empty(),
+        "quotas appeared in {forged}: {:?}",
+        quotas.items
+    );
+    let rbs = Api::<RoleBinding>::namespaced(t.client.clone(), &forged)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        rbs.items.is_empty(),
+        "RoleBindings appeared in {forged}: {:?}",
+        rbs.items
+    );
+    assert_eq!(
+        network_policies(&t.client, &forged).await,
+        Vec::<String>::new(),
+        "NetworkPolicies appeared in {forged}"
+    );
+    Api::<Pod>::namespaced(t.client.clone(), &forged)
+        .create(&PostParams::default(), &pod("runs"))
+        .await
+        .expect("a new pod in the forged namespace is not frozen");
+
+    // Deleted, its retention of 0 months ends at once: its own namespace goes, the forged one stays.
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    accounts
+        .delete(&ten.account, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
+    wait_gone(&nss, ten.ns(), true, TIMEOUT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = nss.get(&forged).await.unwrap();
+    assert!(
+        n.metadata.deletion_timestamp.is_none(),
+        "the forged namespace is being deleted"
+    );
+    assert!(
+        label(&n, RETAINED_UNTIL).is_none() && label(&n, READ_ONLY_LABEL).is_none(),
+        "the forged namespace was released as the account's: {:?}",
+        n.labels()
+    );
+    let cm = Api::<ConfigMap>::namespaced(t.client.clone(), &forged)
+        .get("precious")
+        .await
+        .expect("the forged namespace keeps its data");
+    assert_eq!(
+        cm.data.unwrap_or_default().get("k").map(String::as_str),
+        Some("v")
+    );
+}
+
+/// Deleting an Account with `deletionPolicy: Retain` keeps its namespaces, read-only, for its
+/// retention; a new Account of the same name is another account (another UID) and does not adopt
+/// them: it is Ready=False with reason `NamespaceConflict` and a message that names the namespace and
+/// says how to restore it on purpose. The retained namespace keeps its data, its marks and its
+/// read-only access, and the new account's administrator gets nothing there.
+#[tokio::test]
+async fn a_new_account_with_a_deleted_accounts_name_does_not_adopt_its_retained_namespaces() {
+    let t = TestCtx::new("same-name").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let old = tenant(&t, "acct", &pkg, 1, "alice", json!({})).await;
+    let ns = old.ns().to_string();
+    Api::<ConfigMap>::namespaced(t.client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &config_map("data", json!({ "invoice": "42" })),
+        )
+        .await
+        .unwrap();
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let old_uid = accounts.get(&old.account).await.unwrap().uid();
+    accounts
+        .delete(&old.account, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&accounts, &old.account, false, TIMEOUT).await;
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    wait_for(&nss, &ns, "be retained", TIMEOUT, |n| {
+        label(n, RETAINED_UNTIL).is_some()
+    })
+    .await;
+    let retained = wait_read_only(&t, &ns, Some("retained")).await;
+
+    // The same name, the same namespace, another administrator.
+    let eve = t.name("eve");
+    t.apply(&fixtures::account(
+        &old.account,
+        Some(&pkg),
+        &[&ns],
+        &[&eve],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    let a = wait_account(
+        &t.client,
+        &old.account,
+        "Ready",
+        "False",
+        Some("NamespaceConflict"),
+    )
+    .await;
+    assert_ne!(a.uid(), old_uid, "the new Account is another object");
+    let msg = &condition(&a, "Ready").unwrap().message;
+    assert!(
+        msg.contains(&ns) && msg.to_lowercase().contains("restore"),
+        "the conflict names the retained namespace and says how to restore it: {msg}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = nss.get(&ns).await.unwrap();
+    assert_eq!(
+        (n.labels(), n.annotations()),
+        (retained.labels(), retained.annotations()),
+        "the retained namespace's labels or annotations changed"
+    );
+    assert_eq!(
+        n.annotations().get(UID_ANNOTATION),
+        old_uid.as_ref(),
+        "the retained namespace still records the deleted account's UID"
+    );
+    let cm = Api::<ConfigMap>::namespaced(t.client.clone(), &ns)
+        .get("data")
+        .await
+        .expect("the retained data survives");
+    assert_eq!(
+        cm.data
+            .unwrap_or_default()
+            .get("invoice")
+            .map(String::as_str),
+        Some("42")
+    );
+    let rbs = Api::<RoleBinding>::namespaced(t.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        rbs.items
+            .iter()
+            .all(|rb| rb.name_any() != ADMIN_ROLE
+                && rb.subjects.iter().flatten().all(|s| s.name != eve)),
+        "the new account's administrator got into the retained namespace: {:?}",
+        rbs.items
+    );
+    assert!(
+        !can(&t.client, &eve, &[], "get", "configmaps", "", &ns).await,
+        "the new account's administrator can read the retained data"
+    );
+    assert!(
+        can(&t.client, &old.admin, &[], "get", "configmaps", "", &ns).await,
+        "the deleted account's administrator keeps read access to its retained data"
+    );
+}
+
+/// Subjects are written into a newline-separated annotation the admission policy reads, so a subject
+/// name with a newline could smuggle in another subject. The API server rejects such an Account
+/// (CRD validation), in `administrators` and in `allowedSubjects`.
+#[tokio::test]
+async fn an_account_naming_a_subject_with_a_newline_is_rejected_by_the_api_server() {
+    let t = TestCtx::new("newline").await;
+    let acct = t.account("acct");
+    let smuggled = format!("alice\nUser:mallory-{}", t.suffix);
+    for field in ["administrators", "allowedSubjects"] {
+        let manifest = json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Account",
+            "metadata": { "name": acct },
+            "spec": { field: [{ "kind": "User", "name": smuggled }] }
+        })
+        .to_string();
+        let err = covenant_e2e::apply_yaml(&t.client, &manifest)
+            .await
+            .expect_err("an Account whose subject name has a newline must be rejected");
+        match err.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => assert_eq!(
+                (s.code, s.reason.as_str()),
+                (422, "Invalid"),
+                "{field}: {s:?}"
+            ),
+            _ => panic!("{field}: expected the API server to reject it, got {err:#}"),
+        }
+        assert!(
+            Api::<Account>::all(t.client.clone())
+                .get_opt(&acct)
+                .await
+                .unwrap()
+                .is_none(),
+            "the Account was stored"
+        );
+    }
+}
+
+/// A pod spec from [`fixtures::restricted_pod_spec`] changed by `f`.
+fn pod_with(name: &str, f: impl FnOnce(&mut Value)) -> Pod {
+    let mut spec = fixtures::restricted_pod_spec();
+    f(&mut spec);
+    serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec }))
+        .expect("a valid Pod")
+}
+
+/// The pods Pod Security must refuse in every tenant namespace, with the word its message uses.
+fn host_pods() -> Vec<(Pod, &'static str)> {
+    vec![
+        (
+            pod_with("privileged", |s| {
+                s["containers"][0]["securityContext"] = json!({ "privileged": true });
+            }),
+            "privileged",
+        ),
+        (
+            pod_with("host-network", |s| s["hostNetwork"] = json!(true)),
+            "hostNetwork",
+        ),
+        (
+            pod_with("host-path", |s| {
+                s["volumes"] = json!([{ "name": "root", "hostPath": { "path": "/" } }]);
+                s["containers"][0]["volumeMounts"] =
+                    json!([{ "name": "root", "mountPath": "/host" }]);
+            }),
+            "hostPath",
+        ),
+    ]
+}
+
+/// Tenant namespaces enforce the package's Pod Security level (`restricted` by default, `baseline`
+/// when the package says so; `warn` and `audit` at `restricted`): a tenant administrator cannot create
+/// a privileged pod, a hostNetwork pod or a hostPath pod at either level (403, `violates
+/// PodSecurity`), and can create a pod the level admits.
+#[tokio::test]
+async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods() {
+    let t = TestCtx::new("pod-security").await;
+    let restricted_pkg = new_package(&t, "restricted", json!({})).await;
+    let baseline_pkg = new_package(&t, "baseline", json!({ "podSecurity": "baseline" })).await;
+    let strict = tenant(
+        &t,
+        "strict",
+        &restricted_pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let lenient = tenant(
+        &t,
+        "lenient",
+        &baseline_pkg,
+        1,
+        "bob",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    let mut failures = Vec::new();
+    for (ten, level) in [(&strict, "restricted"), (&lenient, "baseline")] {
+        let n = nss.get(ten.ns()).await.unwrap();
+        let levels = (label(&n, ENFORCE), label(&n, WARN), label(&n, AUDIT));
+        assert_eq!(
+            levels,
+            (
+                Some(level.to_string()),
+                Some("restricted".to_string()),
+                Some("restricted".to_string())
+            ),
+            "Pod Security labels of {}",
+            ten.ns()
+        );
+        let pods: Api<Pod> = Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns());
+        for (p, word) in host_pods() {
+            match pods.create(&PostParams::default(), &p).await {
+                Err(kube::Error::Api(s))
+                    if s.code == 403
+                        && s.message.contains("violates PodSecurity")
+                        && s.message.contains(word) => {}
+                Err(e) => failures.push(format!(
+                    "{level}: a {word} pod: expected 403 violates PodSecurity ({word}), got {e}"
+                )),
+                Ok(_) => failures.push(format!("{level}: a {word} pod was admitted")),
+            }
+        }
+        if let Err(e) = pods.create(&PostParams::default(), &pod("compliant")).await {
+            failures.push(format!("{level}: a restricted-compliant pod: {e}"));
+        }
+    }
+    // What baseline admits and restricted does not: a container running as root with its default
+    // capabilities.
+    let plain = pod_with("plain", |s| {
+        s["securityContext"] = json!({});
+        s["containers"][0]["securityContext"] = json!({});
+    });
+    match Api::<Pod>::namespaced(impersonate(&strict.admin, &[]).await, strict.ns())
+        .create(&PostParams::default(), &plain)
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("violates PodSecurity") => {
+        }
+        r => failures.push(format!(
+            "restricted: a pod without a security context: expected 403 violates PodSecurity, got {r:?}"
+        )),
+    }
+    if let Err(e) = Api::<Pod>::namespaced(impersonate(&lenient.admin, &[]).await, lenient.ns())
+        .create(&PostParams::default(), &plain)
+        .await
+    {
+        failures.push(format!("baseline: a pod without a security context: {e}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `covenant-tenant-admin` holds at least what the built-in `view` role holds, so a tenant
+/// administrator can delegate `view` to its own ServiceAccount: the RoleBinding is created and the
+/// ServiceAccount can then get and list pods, and nothing more than `view` gives.
+#[tokio::test]
+async fn a_tenant_admin_can_delegate_the_built_in_view_role_to_its_own_service_account() {
+    let t = TestCtx::new("delegate-view").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    Api::<ServiceAccount>::namespaced(as_alice.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "reader" } })).unwrap(),
+        )
+        .await
+        .expect("alice creates a ServiceAccount");
+    let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
+    let rb = role_binding(
+        "reader-view",
+        "ClusterRole",
+        "view",
+        json!([sa_subject(ns, "reader")]),
+    );
+    eventually(
+        "alice binds view to her ServiceAccount",
+        TIMEOUT,
+        || async {
+            rbs.create(&PostParams::default(), &rb)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let reader = Identity::service_account(ns, "reader");
+    eventually("the ServiceAccount holds view", TIMEOUT, || {
+        reader.authorized(&t.client, VIEW_GRANTS, ns, true)
+    })
+    .await;
+    reader
+        .authorized(&t.client, VIEW_DENIES, ns, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Api::<Pod>::namespaced(reader.client().await, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("the ServiceAccount lists pods");
+}
+
+/// A suspension's guardrails never wait for the account to be valid: an Account whose SupportPackage
+/// was deleted (so it is not Ready) is suspended all the same. Its namespace becomes read-only by
+/// effect (a ServiceAccount the tenant bound to its own Role is refused), `covenant-freeze` refuses
+/// new pods, and `covenant-suspension-deny-all` is the only NetworkPolicy in force. Lifting gives the
+/// writes back; once the package is back, the account is Ready with its usual policies.
+#[tokio::test]
+async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
+    let t = TestCtx::new("guardrails").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    tenant_data(&t.client, ns).await;
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    arm_writer(&as_alice, ns, &ten.admin).await;
+    let as_sa = Identity::service_account(ns, DEPLOYER).client().await;
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
+
+    let packages: Api<covenant::api::SupportPackage> = Api::all(t.client.clone());
+    packages
+        .delete(&pkg, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&packages, &pkg, false, TIMEOUT).await;
+    wait_account(&t.client, &ten.account, "Ready", "False", None).await;
+
+    let susp = suspend(&t, "aup", &ten.account).await;
+    wait_read_only(&t, ns, Some("suspended")).await;
+    wait_frozen(&t, ns).await;
+    wait_network_policies(&t, ns, &[DENY_ALL]).await;
+    wait_guard_refuses(&as_sa, ns, &ten.account, "suspended").await;
+    writes_refused(&as_sa, ns, &ten.account, "suspended", "sa-suspended")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = api_error(
+        "a cluster admin's new pod in the suspended namespace",
+        Api::<Pod>::namespaced(t.client.clone(), ns)
+            .create(&PostParams::default(), &pod("late"))
+            .await,
+    );
+    assert!(
+        refused.code == 403
+            && refused.message.contains("exceeded quota")
+            && refused.message.contains(FREEZE),
+        "a new pod must be refused by {FREEZE}: {refused:?}"
+    );
+
+    lift(&t, &susp).await;
+    wait_read_only(&t, ns, None).await;
+    wait_gone(
+        &Api::<ResourceQuota>::namespaced(t.client.clone(), ns),
+        FREEZE,
+        false,
+        TIMEOUT,
+    )
+    .await;
+    wait_guard_allows(&as_sa, ns).await;
+    writes_work(&as_sa, ns, "sa-lifted")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    t.apply(&fixtures::package(
+        &pkg,
+        json!({ "pods": "10", "requests.cpu": "4", "configmaps": "20" }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &ten.account).await;
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
+    let alice = Identity::user(&ten.admin);
+    eventually(
+        "alice holds the administrators' rights again",
+        TIMEOUT,
+        || alice.authorized(&t.client, ADMIN_ONLY, ns, true),
+    )
+    .await;
+}
