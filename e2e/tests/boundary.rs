@@ -383,12 +383,7 @@ async fn token(c: &Client, ns: &str, sa: &str) -> Result<Value, kube::Error> {
         "spec": { "expirationSeconds": 600 }
     });
     Api::<ServiceAccount>::namespaced(c.clone(), ns)
-        .create_subresource(
-            "token",
-            sa,
-            &PostParams::default(),
-            &serde_json::to_vec(&body).expect("JSON"),
-        )
+        .create_subresource("token", sa, &PostParams::default(), &body)
         .await
 }
 
@@ -1083,6 +1078,7 @@ async fn a_tenant_cannot_squat_the_name_of_covenants_read_only_binding_to_escape
     )
     .await;
     let ns = ten.ns();
+    tenant_data(&t.client, ns).await;
     let as_alice = impersonate(&ten.admin, &[]).await;
     arm_writer(&as_alice, ns, &ten.admin).await;
     let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
