@@ -54,11 +54,11 @@ impl Fence {
     /// Whether, by this replica's clock, the lease it renewed last is still within the renew deadline.
     pub fn valid(&self, now: Timestamp) -> bool {
         let last = *self.last_renew.lock().unwrap_or_else(|p| p.into_inner());
+        // A renewal "in the future" (the clock stepped back) counts as now, never as more time.
         last.is_some_and(|l| {
-            now.duration_since(l)
+            now.duration_since(l.min(now))
                 .try_into()
                 .is_ok_and(|d: Duration| d < self.renew_deadline)
-                || now < l
         })
     }
 

@@ -322,8 +322,34 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         None
     };
 
-    let suspended = obs.suspensions.active;
-    let scale = suspended && obs.suspensions.scale_workloads;
+    // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
+    // deletes every Suspension): while it is, guardrails in force stay.
+    let enforced = obs.owned.iter().any(|ns| {
+        ctx.stores
+            .namespaces
+            .get(&ObjectRef::new(ns))
+            .is_some_and(|n| {
+                n.labels()
+                    .get(crate::api::READ_ONLY_LABEL)
+                    .map(String::as_str)
+                    == Some(model::ReadOnly::Suspended.as_str())
+            })
+    });
+    let held = enforced
+        && !obs.suspensions.active
+        && crd_uninstalling(ctx, "suspensions.covenant.dev").await?;
+    if held {
+        tracing::warn!(account = %account.name_any(), "the Suspension CRD is being deleted: keeping the account's guardrails in force");
+    }
+    let suspended = obs.suspensions.active || held;
+    // Held: workloads stay as they are (scaled down only where the marker says they were).
+    let marked = obs.owned.iter().any(|ns| {
+        ctx.stores
+            .namespaces
+            .get(&ObjectRef::new(ns))
+            .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER))
+    });
+    let scale = suspended && (obs.suspensions.scale_workloads || (held && marked));
     // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
     // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
     let namespaces = if blocked.is_none() {
@@ -528,12 +554,13 @@ async fn apply_desired(
     let s = &ctx.stores;
     let (c, m) = (&ctx.client, ctx.metrics.as_ref());
     let name = account.name_any();
+    let tenant: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
     for o in &namespaces {
         let ns = o.name_any();
-        let r = apply_namespace(account, o, ctx).await;
+        let r = apply_namespace(account, o, &tenant, ctx).await;
         failures.record(|| format!("Namespace {ns}"), r);
     }
-    let wanted_ns: BTreeSet<String> = namespaces.iter().map(|n| n.name_any()).collect();
+    let wanted_ns: BTreeSet<String> = tenant.iter().cloned().collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
         ($kind:literal, $objs:expr, $store:expr) => {{
@@ -579,7 +606,12 @@ async fn apply_desired(
 /// refuses new bindings of a withdrawn subject), then every RoleBinding in it — the tenant's own too —
 /// loses the withdrawn subjects, and only then is the namespace marked as checked: a restart in between
 /// checks again.
-async fn apply_namespace(account: &Account, desired: &Namespace, ctx: &Context) -> Result<()> {
+async fn apply_namespace(
+    account: &Account,
+    desired: &Namespace,
+    tenant: &[String],
+    ctx: &Context,
+) -> Result<()> {
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
     let ns = desired.name_any();
     let want = desired
@@ -603,65 +635,106 @@ async fn apply_namespace(account: &Account, desired: &Namespace, ctx: &Context) 
         None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
     };
     apply(c, &s.namespaces, &first, m).await?;
-    withdraw_consent(account, &ns, ctx).await?;
+    withdraw_consent(account, &ns, tenant, ctx).await?;
     apply(c, &s.namespaces, desired, m).await?;
     Ok(())
 }
 
 /// Takes every subject the account no longer allows out of the RoleBindings in `ns` (also those the
 /// tenant made), with a Warning Event naming each binding. Covenant's own bindings are rebuilt anyway.
-async fn withdraw_consent(account: &Account, ns: &str, ctx: &Context) -> Result<()> {
+/// A binding the tenant changes meanwhile is read again and retried; one that cannot be changed does not
+/// stop the others (the first error is returned after all were tried, so the namespace is checked again).
+async fn withdraw_consent(
+    account: &Account,
+    ns: &str,
+    tenant: &[String],
+    ctx: &Context,
+) -> Result<()> {
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ns);
     let allowed = model::allowed_subjects(account);
-    let tenant_ns = account.desired_namespaces();
+    let mut first_error = None;
     for rb in api.list(&Default::default()).await? {
         if super::account_of(&rb).is_some() {
             continue;
         }
-        let withdrawn = model::withdrawn_subjects(&rb, &allowed, &tenant_ns);
-        if withdrawn.is_empty() {
-            continue;
+        let mut rb = rb;
+        let mut attempts = 0;
+        loop {
+            let withdrawn = model::withdrawn_subjects(&rb, &allowed, tenant);
+            if withdrawn.is_empty() {
+                break;
+            }
+            match remove_subjects(&api, &rb, &withdrawn).await {
+                Ok(()) => {
+                    ctx.metrics.write("RoleBinding");
+                    let names: Vec<String> = withdrawn
+                        .iter()
+                        .map(|s| format!("{}:{}", s.kind, s.name))
+                        .collect();
+                    ctx.event(
+                        account,
+                        EventType::Warning,
+                        "ConsentWithdrawn",
+                        format!(
+                            "removed {} from RoleBinding {ns}/{}: no longer an administrator or allowed subject of the account (§1)",
+                            names.join(", "),
+                            rb.name_any()
+                        ),
+                    )
+                    .await;
+                    break;
+                }
+                // Changed since it was read (the resourceVersion test fails: 422, or 409): read again.
+                Err(kube::Error::Api(e)) if (e.code == 409 || e.code == 422) && attempts < 5 => {
+                    attempts += 1;
+                    match api.get_opt(&rb.name_any()).await? {
+                        Some(fresh) => rb = fresh,
+                        None => break,
+                    }
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    break;
+                }
+            }
         }
-        let kept: Vec<_> = rb
-            .subjects
-            .iter()
-            .flatten()
-            .filter(|s| !withdrawn.contains(s))
-            .cloned()
-            .collect();
-        let patch = serde_json::json!([
-            { "op": "test", "path": "/metadata/resourceVersion", "value": rb.resource_version() },
-            if kept.is_empty() {
-                serde_json::json!({ "op": "remove", "path": "/subjects" })
-            } else {
-                serde_json::json!({ "op": "replace", "path": "/subjects", "value": kept })
-            },
-        ]);
-        let patch: json_patch::Patch = serde_json::from_value(patch)?;
-        api.patch(
-            &rb.name_any(),
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::<()>::Json(patch),
-        )
-        .await?;
-        ctx.metrics.write("RoleBinding");
-        let names: Vec<String> = withdrawn
-            .iter()
-            .map(|s| format!("{}:{}", s.kind, s.name))
-            .collect();
-        ctx.event(
-            account,
-            EventType::Warning,
-            "ConsentWithdrawn",
-            format!(
-                "removed {} from RoleBinding {ns}/{}: no longer an administrator or allowed subject of the account (§1)",
-                names.join(", "),
-                rb.name_any()
-            ),
-        )
-        .await;
     }
-    Ok(())
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Removes `withdrawn` from the subjects of `rb`, only if it is still the version that was read.
+async fn remove_subjects(
+    api: &Api<RoleBinding>,
+    rb: &RoleBinding,
+    withdrawn: &[k8s_openapi::api::rbac::v1::Subject],
+) -> std::result::Result<(), kube::Error> {
+    let kept: Vec<_> = rb
+        .subjects
+        .iter()
+        .flatten()
+        .filter(|s| !withdrawn.contains(s))
+        .cloned()
+        .collect();
+    let ops = serde_json::json!([
+        { "op": "test", "path": "/metadata/resourceVersion", "value": rb.resource_version() },
+        if kept.is_empty() {
+            serde_json::json!({ "op": "remove", "path": "/subjects" })
+        } else {
+            serde_json::json!({ "op": "replace", "path": "/subjects", "value": kept })
+        },
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    api.patch(
+        &rb.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::<()>::Json(patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Releases (Retain) or deletes (Delete) one namespace the account owns.
@@ -680,8 +753,15 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
             }
         }
         crate::api::DeletionPolicy::Retain => {
+            // Retention runs from the Account's deletion (§6), not from when this replica got to it.
+            let from = account
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(now);
             let until = terms::retained_until(
-                now,
+                from,
                 u32::try_from(account.spec.retention_months).unwrap_or(0),
             );
             let r = model::released(account, ns, until);
@@ -735,15 +815,20 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
     Ok(())
 }
 
-/// Whether Covenant is being uninstalled: the Account CRD is being deleted (or is gone). Then deleting
-/// an Account is no tenant's deletion, and the finalizer must release and delete nothing.
-async fn uninstalling(ctx: &Context) -> Result<bool> {
+/// Whether the CRD `name` is being deleted (or is gone): Covenant is being uninstalled.
+async fn crd_uninstalling(ctx: &Context, name: &str) -> Result<bool> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
-    Ok(match crds.get_opt("accounts.covenant.dev").await? {
+    Ok(match crds.get_opt(name).await? {
         Some(crd) => crd.metadata.deletion_timestamp.is_some(),
         None => true,
     })
+}
+
+/// Whether Covenant is being uninstalled: the Account CRD is being deleted (or is gone). Then deleting
+/// an Account is no tenant's deletion, and the finalizer must release and delete nothing.
+async fn uninstalling(ctx: &Context) -> Result<bool> {
+    crd_uninstalling(ctx, "accounts.covenant.dev").await
 }
 
 async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {

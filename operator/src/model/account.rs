@@ -140,8 +140,9 @@ pub const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
 pub const SIP_PORTS: [i32; 2] = [5060, 5061];
 /// Where cloud metadata services answer (IPv4 link-local); egress there is always denied.
 pub const LINK_LOCAL_V4: &str = "169.254.0.0/16";
-/// The IPv6 link-local range, denied likewise.
-pub const LINK_LOCAL_V6: &str = "fe80::/10";
+/// The IPv6 ranges denied likewise: link-local, and the IPv6 addresses of cloud metadata services
+/// (AWS `fd00:ec2::254`, GCE `fd20:ce::254`).
+pub const METADATA_V6: [&str; 3] = ["fe80::/10", "fd00:ec2::254/128", "fd20:ce::254/128"];
 
 /// Why a namespace is read-only (the value of the `covenant.dev/read-only` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,6 +316,17 @@ pub struct NamespaceInput {
 
 /// A tenant namespace: owned by the Account's UID, labelled for the admission policies and Pod Security.
 pub fn namespace(account: &Account, name: &str, input: &NamespaceInput) -> Namespace {
+    namespace_of(account, name, &account.desired_namespaces(), input)
+}
+
+/// [`namespace`], with the account's namespaces as Covenant holds them (`tenant`: never one it does not
+/// own, so a namespace squatted under a name in the spec is never trusted as the tenant's).
+pub fn namespace_of(
+    account: &Account,
+    name: &str,
+    tenant: &[String],
+    input: &NamespaceInput,
+) -> Namespace {
     let account_name = account.name_any();
     let mut m = meta(name, None, &account_name);
     let l = m.labels.get_or_insert_default();
@@ -336,10 +348,7 @@ pub fn namespace(account: &Account, name: &str, input: &NamespaceInput) -> Names
             ALLOWED_SUBJECTS_ANNOTATION.to_string(),
             allowed_subjects(account),
         ),
-        (
-            NAMESPACES_ANNOTATION.to_string(),
-            account.desired_namespaces().join(","),
-        ),
+        (NAMESPACES_ANNOTATION.to_string(), tenant.join(",")),
     ]);
     if let Some(uid) = &account.metadata.uid {
         a.insert(ACCOUNT_UID_ANNOTATION.to_string(), uid.clone());
@@ -498,10 +507,10 @@ pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
             })
             .collect()
     });
-    let block = |cidr: &str, except: &str| NetworkPolicyPeer {
+    let block = |cidr: &str, except: &[&str]| NetworkPolicyPeer {
         ip_block: Some(IPBlock {
             cidr: cidr.into(),
-            except: Some(vec![except.into()]),
+            except: Some(except.iter().map(|e| e.to_string()).collect()),
         }),
         ..Default::default()
     };
@@ -512,8 +521,8 @@ pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
                 namespace_selector: Some(LabelSelector::default()),
                 ..Default::default()
             },
-            block("0.0.0.0/0", LINK_LOCAL_V4),
-            block("::/0", LINK_LOCAL_V6),
+            block("0.0.0.0/0", &[LINK_LOCAL_V4]),
+            block("::/0", &METADATA_V6),
         ]),
     }]
 }
@@ -561,12 +570,15 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             (None, None, PodSecurityLevel::Restricted, Vec::new())
         }
     };
-    let all = account.desired_namespaces();
+    // Only the namespaces built here are the tenant's: while the account is blocked, a name in its spec
+    // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
+    let all = &input.namespaces;
     let allowed = allowed_subjects(account);
     for ns in &input.namespaces {
-        d.namespaces.push(namespace(
+        d.namespaces.push(namespace_of(
             account,
             ns,
+            all,
             &NamespaceInput {
                 read_only: input.suspended.then_some(ReadOnly::Suspended),
                 pod_security,
@@ -610,7 +622,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                     pod_selector: Some(LabelSelector::default()),
                     policy_types: Some(vec!["Ingress".into()]),
                     ingress: Some(vec![NetworkPolicyIngressRule {
-                        from: Some(ingress_peers(&all, &platform)),
+                        from: Some(ingress_peers(all, &platform)),
                         ports: None,
                     }]),
                     egress: None,
