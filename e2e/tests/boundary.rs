@@ -1763,7 +1763,8 @@ async fn a_tenant_admin_can_delegate_the_built_in_view_role_to_its_own_service_a
 /// was deleted (so it is not Ready) is suspended all the same. Its namespace becomes read-only by
 /// effect (a ServiceAccount the tenant bound to its own Role is refused), `covenant-freeze` refuses
 /// new pods, and `covenant-suspension-deny-all` is the only NetworkPolicy in force. Lifting gives the
-/// writes back; once the package is back, the account is Ready with its usual policies.
+/// writes and the allow policies back, the package still missing; once the package is back, the
+/// account is Ready again.
 #[tokio::test]
 async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     let t = TestCtx::new("guardrails").await;
@@ -1791,6 +1792,12 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
         .unwrap();
     wait_gone(&packages, &pkg, false, TIMEOUT).await;
     wait_account(&t.client, &ten.account, "Ready", "False", None).await;
+    // An account that lost its package keeps its isolation.
+    assert_eq!(
+        network_policies(&t.client, ns).await,
+        vec![EGRESS, ISOLATION],
+        "the NetworkPolicies of an account whose package is gone"
+    );
 
     let susp = suspend(&t, "aup", &ten.account).await;
     wait_read_only(&t, ns, Some("suspended")).await;
@@ -1826,6 +1833,8 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     writes_work(&as_sa, ns, "sa-lifted")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    // Lifting restores the policies that were there before, package or not.
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
 
     t.apply(&fixtures::package(
         &pkg,
