@@ -1127,7 +1127,9 @@ async fn a_tenant_cannot_squat_the_name_of_covenants_read_only_binding_to_escape
 /// to ordinary labels, but the API server refuses each of these: labelling a foreign namespace as the
 /// account's; marking a tenant namespace retained until 1970; changing its account UID; rewriting its
 /// allowed subjects; removing its account label; lowering its Pod Security level; removing the
-/// read-only label of a suspended namespace; creating a namespace with the account's label.
+/// read-only label of a suspended namespace; creating a namespace with the account's label. The same
+/// holds through the `namespaces/status` and `namespaces/finalize` subresources, which write labels
+/// as well.
 #[tokio::test]
 async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels() {
     let t = TestCtx::new("ns-labels").await;
@@ -1148,8 +1150,12 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
     t.track("clusterrolebindings", &role);
     let cr: ClusterRole = serde_json::from_value(json!({
         "metadata": { "name": role },
-        "rules": [{ "apiGroups": [""], "resources": ["namespaces"],
-                    "verbs": ["get", "list", "watch", "create", "patch", "update"] }]
+        "rules": [
+            { "apiGroups": [""], "resources": ["namespaces"],
+              "verbs": ["get", "list", "watch", "create", "patch", "update"] },
+            { "apiGroups": [""], "resources": ["namespaces/status", "namespaces/finalize"],
+              "verbs": ["patch", "update"] }
+        ]
     }))
     .unwrap();
     Api::<ClusterRole>::all(t.client.clone())
@@ -1207,6 +1213,20 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         },
     )
     .await;
+    // The status and finalize subresources write a namespace's labels too.
+    let via_status = theirs
+        .patch_status(
+            &foreign,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "via": "status" } } })),
+        )
+        .await
+        .expect("mallory labels a foreign namespace through namespaces/status");
+    assert_eq!(
+        label(&via_status, "via").as_deref(),
+        Some("status"),
+        "namespaces/status writes labels"
+    );
     let plain = t.namespace("mallory-plain");
     theirs
         .create(
@@ -1255,6 +1275,34 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
     for (what, target, body) in attacks {
         failures.extend(forbidden(&what, patch(target, body).await).err());
     }
+    failures.extend(
+        forbidden(
+            &format!("add {RETAINED_UNTIL}=0 to the tenant namespace through namespaces/status"),
+            theirs
+                .patch_status(
+                    &ns,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "metadata": { "labels": { RETAINED_UNTIL: "0" } } })),
+                )
+                .await,
+        )
+        .err(),
+    );
+    let mut labelled = nss.get(&foreign).await.unwrap();
+    labelled
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(ACCOUNT_LABEL.to_string(), ten.account.clone());
+    failures.extend(
+        forbidden(
+            &format!("label the foreign namespace {ACCOUNT_LABEL} through namespaces/finalize"),
+            theirs
+                .replace_subresource("finalize", &foreign, &PostParams::default(), &labelled)
+                .await,
+        )
+        .err(),
+    );
     let forged = t.namespace("mallory-forged");
     failures.extend(
         forbidden(
@@ -1311,6 +1359,28 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         forbidden(
             &format!("replace the suspended namespace without {READ_ONLY_LABEL}"),
             theirs.replace(&ns, &PostParams::default(), &replaced).await,
+        )
+        .err(),
+    );
+    failures.extend(
+        forbidden(
+            &format!("remove {READ_ONLY_LABEL} through namespaces/status"),
+            theirs
+                .patch_status(
+                    &ns,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "metadata": { "labels": { READ_ONLY_LABEL: null } } })),
+                )
+                .await,
+        )
+        .err(),
+    );
+    failures.extend(
+        forbidden(
+            &format!("remove {READ_ONLY_LABEL} through namespaces/finalize"),
+            theirs
+                .replace_subresource("finalize", &ns, &PostParams::default(), &replaced)
+                .await,
         )
         .err(),
     );
