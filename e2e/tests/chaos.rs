@@ -404,7 +404,7 @@ async fn check_objects(c: &Client, tenants: &[Tenant]) {
         );
         let q = names_in(&quotas.items, &tn.account);
         let b = names_in(&bindings.items, &tn.account);
-        let (want_q, want_b) = if tn.suspended() {
+        let (want_q, mut want_b) = if tn.suspended() {
             (
                 vec!["covenant-freeze", "covenant-quota"],
                 vec!["covenant-tenant-readonly"],
@@ -412,6 +412,11 @@ async fn check_objects(c: &Client, tenants: &[Tenant]) {
         } else {
             (vec!["covenant-quota"], vec!["covenant-tenant-admin"])
         };
+        // The operator's own binding (to withdraw consent from tenant bindings), unless it runs as a
+        // cluster administrator.
+        if std::env::var("COVENANT_E2E_OPERATOR_IDENTITY").as_deref() != Ok("admin") {
+            want_b.insert(0, "covenant-operator");
+        }
         assert_eq!(q, want_q, "{}: quotas", tn.account);
         assert_eq!(b, want_b, "{}: role bindings", tn.account);
     }
