@@ -892,7 +892,7 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
     t.apply(&ten.manifest(json!({}))).await;
     eventually(
         "the authorizer no longer lets bob get pods",
-        Duration::from_secs(15),
+        TIMEOUT,
         || async {
             if can(&t.client, &bob.user, &[], "get", "pods", "", ns).await {
                 Err("bob may still get pods".to_string())
