@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use covenant::api::Account;
 use covenant_e2e::fixtures::{self, api_error, deployment, forbidden, label, pod};
+use covenant_e2e::netpol::{self, Peer, Probe};
 use covenant_e2e::{
     TIMEOUT, TestCtx, can, condition, eventually, impersonate, wait_account, wait_account_ready,
     wait_for, wait_gone,
@@ -1920,4 +1921,285 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
         || alice.authorized(&t.client, ADMIN_ONLY, ns, true),
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Network, by effect.
+
+/// The ends of the probes of the SPEC's table "Network, by effect".
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// An ordinary pod (no labels) in the tenant's first namespace: the tenant pod of the table.
+    Tenant,
+    /// Another pod in the same namespace.
+    Neighbour,
+    /// A pod in the tenant's second namespace.
+    SecondNamespace,
+    /// A pod of another tenant.
+    OtherTenant,
+    /// The cluster DNS: a pod `k8s-app=kube-dns` in kube-system.
+    Dns,
+    /// An address outside the cluster (never contacted: the engine judges the policies).
+    External,
+    /// The cloud metadata service.
+    Metadata,
+    /// A pod in a platform namespace the package names in `network.ingressFrom`.
+    Platform,
+    /// A pod in a namespace a cluster admin labelled `covenant.dev/account=<the tenant>`.
+    Forged,
+}
+
+const ALLOW: bool = true;
+const DENY: bool = false;
+
+/// The states of the table's columns, in the order the test goes through them.
+const STATES: [&str; 5] = [
+    "active",
+    "active, telephony",
+    "suspended",
+    "lifted",
+    "retained",
+];
+
+/// One probe of the SPEC's table "Network, by effect" and its verdict (allowed or not) in each state
+/// of [`STATES`].
+struct Row {
+    probe: &'static str,
+    from: End,
+    to: End,
+    port: u16,
+    protocol: &'static str,
+    verdicts: [bool; 5],
+}
+
+const fn row(
+    probe: &'static str,
+    from: End,
+    to: End,
+    port: u16,
+    protocol: &'static str,
+    verdicts: [bool; 5],
+) -> Row {
+    Row {
+        probe,
+        from,
+        to,
+        port,
+        protocol,
+        verdicts,
+    }
+}
+
+/// The SPEC's table "Network, by effect", one row per probe, one column per state of [`STATES`]. SIP
+/// is probed on both ports over every protocol; "lifted" follows "active, telephony", so SIP there is
+/// allowed "as before".
+#[rustfmt::skip]
+const NETWORK_TABLE: &[Row] = {
+    use End::*;
+    const OPEN: [bool; 5] = [ALLOW, ALLOW, DENY, ALLOW, DENY];
+    const SIP: [bool; 5] = [DENY, ALLOW, DENY, ALLOW, DENY];
+    const NEVER: [bool; 5] = [DENY; 5];
+    &[
+        row("→ a pod in the same namespace", Tenant, Neighbour, 8080, "TCP", OPEN),
+        row("→ a pod in another namespace of the same account", Tenant, SecondNamespace, 8080, "TCP", OPEN),
+        row("→ a pod of another tenant", Tenant, OtherTenant, 8080, "TCP", NEVER),
+        row("→ cluster DNS, UDP 53", Tenant, Dns, 53, "UDP", OPEN),
+        row("→ cluster DNS, TCP 53", Tenant, Dns, 53, "TCP", OPEN),
+        row("→ an external address, TCP 443", Tenant, External, 443, "TCP", OPEN),
+        row("→ SIP 5060 over TCP", Tenant, External, 5060, "TCP", SIP),
+        row("→ SIP 5060 over UDP", Tenant, External, 5060, "UDP", SIP),
+        row("→ SIP 5060 over SCTP", Tenant, External, 5060, "SCTP", SIP),
+        row("→ SIP 5061 over TCP", Tenant, External, 5061, "TCP", SIP),
+        row("→ SIP 5061 over UDP", Tenant, External, 5061, "UDP", SIP),
+        row("→ SIP 5061 over SCTP", Tenant, External, 5061, "SCTP", SIP),
+        row("→ 169.254.0.0/16 (cloud metadata)", Tenant, Metadata, 80, "TCP", NEVER),
+        row("another tenant's pod → a tenant pod", OtherTenant, Tenant, 8080, "TCP", NEVER),
+        row("a platform namespace → a tenant pod", Platform, Tenant, 8080, "TCP", OPEN),
+        row("a namespace forged with the account's label → a tenant pod", Forged, Tenant, 8080, "TCP", NEVER),
+    ]
+};
+
+/// The namespaces of the network test: the peers' namespaces, read from the cluster in each state
+/// (namespace selectors see their labels as they are then).
+struct NetworkScene {
+    tenant: [String; 2],
+    other: String,
+    platform: String,
+    forged: String,
+}
+
+impl NetworkScene {
+    async fn peer(&self, client: &Client, end: End) -> Peer {
+        let ns = |name: &str| {
+            let nss: Api<Namespace> = Api::all(client.clone());
+            let name = name.to_string();
+            async move {
+                nss.get(&name)
+                    .await
+                    .unwrap_or_else(|e| panic!("namespace {name}: {e}"))
+            }
+        };
+        match end {
+            End::Tenant => Peer::pod(&ns(&self.tenant[0]).await, "10.244.1.10"),
+            End::Neighbour => Peer::pod(&ns(&self.tenant[0]).await, "10.244.1.11"),
+            End::SecondNamespace => Peer::pod(&ns(&self.tenant[1]).await, "10.244.2.10"),
+            End::OtherTenant => Peer::pod(&ns(&self.other).await, "10.244.3.10"),
+            End::Dns => {
+                let mut p = Peer::pod(&ns("kube-system").await, "10.244.0.10");
+                p.pod_labels = fixtures::map(&[("k8s-app", "kube-dns")]);
+                p
+            }
+            End::External => Peer::external("93.184.216.34"),
+            End::Metadata => Peer::external("169.254.169.254"),
+            End::Platform => Peer::pod(&ns(&self.platform).await, "10.244.4.10"),
+            End::Forged => Peer::pod(&ns(&self.forged).await, "10.244.5.10"),
+        }
+    }
+
+    /// `Ok` when the engine's verdict on every probe of the table is the column of `state`; else
+    /// every mismatch with the engine's explanation.
+    async fn matches(&self, client: &Client, state: usize) -> Result<(), String> {
+        let mut probes = Vec::new();
+        for r in NETWORK_TABLE {
+            probes.push(Probe {
+                name: r.probe.to_string(),
+                from: self.peer(client, r.from).await,
+                to: self.peer(client, r.to).await,
+                port: r.port,
+                protocol: r.protocol,
+            });
+        }
+        let verdicts = netpol::evaluate(client, &probes)
+            .await
+            .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
+        let word = |allowed: bool| if allowed { "allow" } else { "deny" };
+        let wrong: Vec<String> = NETWORK_TABLE
+            .iter()
+            .zip(&verdicts)
+            .filter(|(r, v)| v.allowed != r.verdicts[state])
+            .map(|(r, v)| {
+                format!(
+                    "{}: the SPEC says {}, the engine says {} (ingress {}, egress {}): {}",
+                    r.probe,
+                    word(r.verdicts[state]),
+                    word(v.allowed),
+                    word(v.ingress),
+                    word(v.egress),
+                    v.explanation
+                )
+            })
+            .collect();
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "state {:?}, {} of {} probes differ from the table:\n{}",
+                STATES[state],
+                wrong.len(),
+                NETWORK_TABLE.len(),
+                wrong.join("\n")
+            ))
+        }
+    }
+
+    /// Waits until the live policies give the table's column of `state` (Covenant applies them a
+    /// moment after the change); panics with the mismatches and the engine's explanations.
+    async fn expect(&self, client: &Client, state: usize) {
+        eventually(
+            &format!(
+                "the NetworkPolicies give the SPEC's verdicts when {}",
+                STATES[state]
+            ),
+            TIMEOUT,
+            || self.matches(client, state),
+        )
+        .await;
+        eprintln!(
+            "network, {}: the engine agrees with the SPEC on all {} probes",
+            STATES[state],
+            NETWORK_TABLE.len()
+        );
+    }
+}
+
+/// What a tenant pod may reach, and what may reach it, follows the SPEC's table "Network, by
+/// effect" in every state of the tenant: an upstream NetworkPolicy engine (cyclonus' matcher) judges
+/// every probe of the table against the live policies of the cluster. The scene: a tenant with two
+/// namespaces, another tenant, a platform namespace named by the package's `network.ingressFrom`, and
+/// a namespace a cluster admin forged with the tenant's `covenant.dev/account` label; the states:
+/// active, with `telephony`, suspended, lifted (telephony as before), retained (the Account deleted
+/// with `deletionPolicy: Retain`).
+#[tokio::test]
+async fn network_follows_the_spec_table_in_every_tenant_state() {
+    let t = TestCtx::new("network").await;
+    let platform_label = format!("e2e.covenant.dev/platform-{}", t.suffix);
+    let pkg = new_package(
+        &t,
+        "pkg",
+        json!({ "network": { "ingressFrom": [{ "matchLabels": { platform_label.clone(): "true" } }] } }),
+    )
+    .await;
+    let ten = tenant(&t, "acct", &pkg, 2, "alice", json!({})).await;
+    let other = tenant(
+        &t,
+        "other",
+        &pkg,
+        1,
+        "bob",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let platform = t.namespace("platform");
+    let forged = t.namespace("forged");
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    for (name, labels) in [
+        (&platform, json!({ platform_label.clone(): "true" })),
+        (&forged, json!({ ACCOUNT_LABEL: ten.account })),
+    ] {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": name, "labels": labels } }))
+                .unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    }
+    let scene = NetworkScene {
+        tenant: [ten.namespaces[0].clone(), ten.namespaces[1].clone()],
+        other: other.ns().to_string(),
+        platform,
+        forged,
+    };
+
+    scene.expect(&t.client, 0).await;
+
+    t.apply(&ten.manifest(json!({ "network": { "telephony": true } })))
+        .await;
+    wait_account_ready(&t.client, &ten.account).await;
+    scene.expect(&t.client, 1).await;
+
+    let susp = suspend(&t, "aup", &ten.account).await;
+    wait_account(&t.client, &ten.account, "Suspended", "True", None).await;
+    for ns in &ten.namespaces {
+        wait_read_only(&t, ns, Some("suspended")).await;
+    }
+    scene.expect(&t.client, 2).await;
+
+    lift(&t, &susp).await;
+    wait_account(&t.client, &ten.account, "Suspended", "False", None).await;
+    for ns in &ten.namespaces {
+        wait_read_only(&t, ns, None).await;
+    }
+    scene.expect(&t.client, 3).await;
+
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    accounts
+        .delete(&ten.account, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
+    for ns in &ten.namespaces {
+        wait_read_only(&t, ns, Some("retained")).await;
+    }
+    scene.expect(&t.client, 4).await;
 }
