@@ -334,8 +334,9 @@ impl Cluster {
         }
     }
 
-    /// Applies the CRDs and `deploy/` and waits for the CRDs to be Established.
-    fn install(&self) -> Result<(), String> {
+    /// Applies the CRDs and `deploy/` (idempotent: also to put them back after a test deleted the
+    /// CRDs), waits for the CRDs to be Established and the admission policies to be in force.
+    pub fn install(&self) -> Result<(), String> {
         let root = repo_root();
         let crds = root.join("crds");
         let deploy = root.join("deploy");

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use covenant_e2e::cluster::{CRDS, repo_root};
+use covenant_e2e::cluster::CRDS;
 use covenant_e2e::fixtures::{self, account, label};
-use covenant_e2e::{TestCtx, can, kubectl, wait_account_ready, wait_gone};
+use covenant_e2e::{TestCtx, can, cluster, kubectl, wait_account_ready, wait_gone};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -21,42 +21,10 @@ use serde_json::json;
 /// Each test deletes every Covenant CRD and installs them again: one test at a time.
 static UNINSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Installs the CRDs again, waits until they are Established, and applies the default package that
-/// went with them.
+/// Installs the CRDs again as the harness first did (with `deploy/`, whose default package went with
+/// them), and waits until they are Established.
 fn try_reinstall() -> Result<(), String> {
-    let run = |args: &[&str]| {
-        let out = kubectl(args);
-        if out.success {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{}` failed:\n{}{}",
-                out.command, out.stdout, out.stderr
-            ))
-        }
-    };
-    run(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=covenant-e2e-install",
-        "-f",
-        &repo_root().join("crds").to_string_lossy(),
-    ])?;
-    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
-    let names: Vec<String> = CRDS.iter().map(|c| format!("crd/{c}")).collect();
-    wait.extend(names.iter().map(String::as_str));
-    run(&wait)?;
-    run(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=covenant-e2e-install",
-        "-f",
-        &repo_root()
-            .join("deploy/default-package.yaml")
-            .to_string_lossy(),
-    ])
+    cluster().install()
 }
 
 #[track_caller]

@@ -235,15 +235,17 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
     let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
     for ns in account.desired_namespaces() {
-        let existing = match ctx.stores.namespaces.get(&ObjectRef::new(&ns)) {
-            Some(n) => Some(n.as_ref().clone()),
-            None => ns_api.get_opt(&ns).await?,
+        let conflict = match ctx.stores.namespaces.get(&ObjectRef::new(&ns)) {
+            Some(n) => Some(model::ownership_conflict(account, &n)),
+            None => ns_api
+                .get_opt(&ns)
+                .await?
+                .map(|n| model::ownership_conflict(account, &n)),
         };
-        if let Some(n) = existing {
-            match model::ownership_conflict(account, &n) {
-                None => owned.push(ns),
-                Some(c) => conflicts.push(c),
-            }
+        match conflict {
+            None => {}
+            Some(None) => owned.push(ns),
+            Some(Some(c)) => conflicts.push(c),
         }
     }
     Ok(Observed {
@@ -258,19 +260,19 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
 /// One managed object the API server refused (or could not be reached for).
 struct Failure {
     what: String,
-    error: kube::Error,
+    error: Error,
 }
 
 impl Failure {
     /// Whether only a person can fix it: the API server refused the object itself (4xx other than a
     /// conflict or throttling). Anything else is retried.
     fn permanent(&self) -> bool {
-        matches!(&self.error, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
+        matches!(&self.error, Error::Kube(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
     }
 
     fn message(&self) -> String {
         match &self.error {
-            kube::Error::Api(s) => format!("{}: {}", self.what, s.message),
+            Error::Kube(kube::Error::Api(s)) => format!("{}: {}", self.what, s.message),
             e => format!("{}: {e}", self.what),
         }
     }
@@ -282,24 +284,22 @@ struct Failures(Vec<Failure>);
 
 impl Failures {
     fn record<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(Error::Kube(error)) => {
-                self.0.push(Failure {
-                    what: what(),
-                    error,
-                });
-                None
-            }
-            Err(e) => {
-                self.0.push(Failure {
-                    what: what(),
-                    error: kube::Error::Service(e.to_string().into()),
-                });
-                None
-            }
-        }
+        r.map_err(|error| {
+            self.0.push(Failure {
+                what: what(),
+                error,
+            })
+        })
+        .ok()
     }
+}
+
+/// Whether the cached namespace `ns` exists and satisfies `pred` (no request).
+fn cached_namespace(ctx: &Context, ns: &str, pred: impl Fn(&Namespace) -> bool) -> bool {
+    ctx.stores
+        .namespaces
+        .get(&ObjectRef::new(ns))
+        .is_some_and(|n| pred(&n))
 }
 
 async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
@@ -324,16 +324,14 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
 
     // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
     // deletes every Suspension): while it is, guardrails in force stay.
+    let scaled = |n: &Namespace| n.annotations().contains_key(model::SCALED_MARKER);
     let enforced = obs.owned.iter().any(|ns| {
-        ctx.stores
-            .namespaces
-            .get(&ObjectRef::new(ns))
-            .is_some_and(|n| {
-                n.labels()
-                    .get(crate::api::READ_ONLY_LABEL)
-                    .map(String::as_str)
-                    == Some(model::ReadOnly::Suspended.as_str())
-            })
+        cached_namespace(ctx, ns, |n| {
+            n.labels()
+                .get(crate::api::READ_ONLY_LABEL)
+                .map(String::as_str)
+                == Some(model::ReadOnly::Suspended.as_str())
+        })
     });
     let held = enforced
         && !obs.suspensions.active
@@ -343,12 +341,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     }
     let suspended = obs.suspensions.active || held;
     // Held: workloads stay as they are (scaled down only where the marker says they were).
-    let marked = obs.owned.iter().any(|ns| {
-        ctx.stores
-            .namespaces
-            .get(&ObjectRef::new(ns))
-            .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER))
-    });
+    let marked = obs.owned.iter().any(|ns| cached_namespace(ctx, ns, scaled));
     let scale = suspended && (obs.suspensions.scale_workloads || (held && marked));
     // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
     // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
@@ -371,12 +364,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     // Lifting: restore the workloads before the namespace apply drops the marker.
     if !scale {
         for ns in &namespaces {
-            let marked = ctx
-                .stores
-                .namespaces
-                .get(&ObjectRef::new(ns))
-                .is_some_and(|n| n.annotations().contains_key(model::SCALED_MARKER));
-            if !marked {
+            if !cached_namespace(ctx, ns, scaled) {
                 continue;
             }
             let r = super::workloads::lift(&ctx.client, ns, &ctx.metrics).await;
@@ -503,7 +491,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         ),
     };
     write_status(account, &previous, status, ctx).await?;
-    if !failed.is_empty() && problem.is_some() {
+    if !failed.is_empty() {
         let chain = failed.join("; ");
         ctx.event(
             account,
@@ -516,7 +504,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     if retry {
         // Transient: retried with the error policy's pause, after the status said so.
         if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
-            return Err(Error::Kube(f.error));
+            return Err(f.error);
         }
     }
 
@@ -687,9 +675,13 @@ async fn withdraw_consent(
                 // Changed since it was read (the resourceVersion test fails: 422, or 409): read again.
                 Err(kube::Error::Api(e)) if (e.code == 409 || e.code == 422) && attempts < 5 => {
                     attempts += 1;
-                    match api.get_opt(&rb.name_any()).await? {
-                        Some(fresh) => rb = fresh,
-                        None => break,
+                    match api.get_opt(&rb.name_any()).await {
+                        Ok(Some(fresh)) => rb = fresh,
+                        Ok(None) => break,
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                            break;
+                        }
                     }
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => break,
