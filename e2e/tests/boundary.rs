@@ -725,7 +725,8 @@ async fn events_about(client: &Client, name: &str) -> Vec<Event> {
 /// - Consent withdrawn from bob (removed from `allowedSubjects`): within seconds bob can no longer
 ///   get pods, the binding alice made no longer names him, and a Warning Event on the Account names
 ///   the binding.
-/// - Retained (the Account, `deletionPolicy: Retain`, deleted): reads allowed, writes refused.
+/// - Retained (the Account, `deletionPolicy: Retain`, deleted): the administrator reads, writes are
+///   refused; the tenant's ServiceAccount is taken out of its bindings and can do nothing there.
 #[tokio::test]
 async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_withdrawn_consent_takes_access_away()
  {
@@ -987,17 +988,25 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
     wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
     wait_read_only(&t, ns, Some("retained")).await;
     wait_guard_refuses(&as_alice, ns, &ten.account, "retained").await;
-    wait_guard_refuses(&as_sa, ns, &ten.account, "retained").await;
     let mut failures = Vec::new();
     failures.extend(
         writes_refused(&as_alice, ns, &ten.account, "retained", "alice-retained")
             .await
             .err(),
     );
+    // Only the administrators keep (read-only) access to retained data: the tenant's ServiceAccount
+    // was taken out of the bindings alice made, so the API server grants it nothing there any more,
+    // neither writes nor reads, and its real requests are refused.
+    failures.extend(sa.authorized(&t.client, WRITES, ns, false).await.err());
+    failures.extend(sa.authorized(&t.client, READS, ns, false).await.err());
     failures.extend(
-        writes_refused(&as_sa, ns, &ten.account, "retained", "sa-retained")
-            .await
-            .err(),
+        forbidden(
+            "the ServiceAccount lists Secrets of the retained namespace",
+            Api::<Secret>::namespaced(as_sa.clone(), ns)
+                .list(&ListParams::default())
+                .await,
+        )
+        .err(),
     );
     failures.extend(alice.authorized(&t.client, READS, ns, true).await.err());
     failures.extend(
@@ -2202,4 +2211,200 @@ async fn network_follows_the_spec_table_in_every_tenant_state() {
         wait_read_only(&t, ns, Some("retained")).await;
     }
     scene.expect(&t.client, 4).await;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Footholds that outlive a withdrawal of access.
+
+/// Makes `user` hold `rules` cluster-wide (a ClusterRole and ClusterRoleBinding of the test's own).
+async fn grant_cluster_wide(t: &TestCtx, user: &str, base: &str, rules: Value) {
+    let role = t.name(base);
+    t.track("clusterroles", &role);
+    t.track("clusterrolebindings", &role);
+    let cr: ClusterRole =
+        serde_json::from_value(json!({ "metadata": { "name": role }, "rules": rules })).unwrap();
+    Api::<ClusterRole>::all(t.client.clone())
+        .create(&PostParams::default(), &cr)
+        .await
+        .unwrap();
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": role },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+        "subjects": [user_subject(user)]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(t.client.clone())
+        .create(&PostParams::default(), &crb)
+        .await
+        .unwrap();
+}
+
+/// A user who may create ClusterRoles (and holds NetworkPolicy rights cluster-wide) cannot hand every
+/// tenant administrator more rights by labelling a ClusterRole to be aggregated into
+/// `covenant-tenant-admin`: the API server refuses the label on any ClusterRole but Covenant's own, and
+/// the tenant administrator still cannot write a NetworkPolicy. The same ClusterRole without the label
+/// is created (the refusal is the label's, not RBAC's).
+#[tokio::test]
+async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role_by_aggregation() {
+    let t = TestCtx::new("aggregation").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let netops = t.name("netops");
+    let netpol_rights = json!([{ "apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"] }]);
+    let mut rules = netpol_rights.clone();
+    if let Value::Array(r) = &mut rules {
+        r.push(
+            json!({ "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+            "verbs": ["create", "get", "delete"] }),
+        );
+    }
+    grant_cluster_wide(&t, &netops, "netops", rules).await;
+    let as_netops = impersonate(&netops, &[]).await;
+    let roles: Api<ClusterRole> = Api::all(as_netops);
+    let name = t.name("netpol-for-tenants");
+    t.track("clusterroles", &name);
+    let labelled: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "covenant.dev/aggregate-to-tenant-admin": "true" } },
+        "rules": netpol_rights
+    }))
+    .unwrap();
+    let status = api_error(
+        "netops creates a ClusterRole aggregated into covenant-tenant-admin",
+        roles.create(&PostParams::default(), &labelled).await,
+    );
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status.message.contains("covenant-role-aggregation"),
+        "refused by the aggregation policy: {status:?}"
+    );
+    let mut plain = labelled.clone();
+    plain.metadata.labels = None;
+    roles
+        .create(&PostParams::default(), &plain)
+        .await
+        .expect("the same ClusterRole without the label is within netops' rights");
+    // Whatever a tenant administrator holds, it writes no NetworkPolicy of its own.
+    let allow_all: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": { "name": "allow-everything" },
+        "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": [{}], "egress": [{}] }
+    }))
+    .unwrap();
+    forbidden(
+        "alice creates an allow-everything NetworkPolicy",
+        Api::<NetworkPolicy>::namespaced(impersonate(&ten.admin, &[]).await, ten.ns())
+            .create(&PostParams::default(), &allow_all)
+            .await,
+    )
+    .unwrap();
+}
+
+/// A tenant cannot mint a ServiceAccount token that never expires: a Secret of type
+/// `kubernetes.io/service-account-token` is refused in its namespaces (whoever saw such a token would
+/// keep the ServiceAccount's access after their own was withdrawn), while an ordinary Secret and a
+/// short-lived token (TokenRequest) are allowed.
+#[tokio::test]
+async fn a_tenant_cannot_mint_a_service_account_token_that_never_expires() {
+    let t = TestCtx::new("legacy-token").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    let secrets: Api<Secret> = Api::namespaced(as_alice.clone(), ns);
+    let legacy: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "forever", "annotations": { "kubernetes.io/service-account.name": "default" } },
+        "type": "kubernetes.io/service-account-token"
+    }))
+    .unwrap();
+    let status = api_error(
+        "alice creates a long-lived token Secret for the default ServiceAccount",
+        secrets.create(&PostParams::default(), &legacy).await,
+    );
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status.message.contains("long-lived ServiceAccount token"),
+        "{status:?}"
+    );
+    secrets
+        .create(&PostParams::default(), &secret("ordinary"))
+        .await
+        .expect("an ordinary Secret is allowed");
+    token(&as_alice, ns, "default")
+        .await
+        .expect("a short-lived token (TokenRequest) is allowed");
+}
+
+/// A replica count the tenant writes into Covenant's annotation before a suspension is not what the
+/// lift restores: a suspension that starts records the count it sees, and lifting brings that back.
+#[tokio::test]
+async fn a_replica_count_the_tenant_wrote_beforehand_is_not_what_a_lift_restores() {
+    let t = TestCtx::new("forged-replicas").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let ns = ten.ns();
+    let deps: Api<Deployment> = Api::namespaced(impersonate(&ten.admin, &[]).await, ns);
+    let mut web = deployment(WEB);
+    web.spec.replicas = Some(2);
+    web.metadata.annotations = Some(
+        [(
+            "covenant.dev/replicas-before-suspension".to_string(),
+            "9".to_string(),
+        )]
+        .into(),
+    );
+    deps.create(&PostParams::default(), &web).await.unwrap();
+    let name = t.name("scale");
+    t.track(SUSPENSIONS, &name);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Suspension",
+            "metadata": { "name": name },
+            "spec": { "account": ten.account, "reason": "MaterialBreach",
+                      "cause": "Unpaid invoices", "scaleWorkloads": true }
+        })
+        .to_string(),
+    )
+    .await;
+    let admin_deps: Api<Deployment> = Api::namespaced(t.client.clone(), ns);
+    wait_for(&admin_deps, WEB, "be scaled to zero", TIMEOUT, |d| {
+        d.spec.replicas == Some(0)
+    })
+    .await;
+    lift(&t, &name).await;
+    let d = wait_for(&admin_deps, WEB, "be restored", TIMEOUT, |d| {
+        d.spec.replicas != Some(0)
+    })
+    .await;
+    assert_eq!(
+        d.spec.replicas,
+        Some(2),
+        "restored to the count the tenant had, not the one it wrote: {:?}",
+        d.metadata.annotations
+    );
 }

@@ -481,11 +481,17 @@ async fn helm_install_is_accepted_object_by_object() {
         ("ClusterRole", OPERATOR_ROLE),
         ("ClusterRole", "covenant-tenant-admin"),
         ("ClusterRole", "covenant-tenant-readonly"),
+        ("ClusterRole", "covenant-tenant-admin-rules"),
+        ("ClusterRole", "covenant-operator-tenant"),
         ("ClusterRoleBinding", OPERATOR_ROLE),
         ("Role", "covenant-leader-election"),
         ("RoleBinding", "covenant-leader-election"),
         ("ValidatingAdmissionPolicy", "covenant-tenant-rolebindings"),
         ("ValidatingAdmissionPolicy", "covenant-managed-objects"),
+        ("ValidatingAdmissionPolicy", "covenant-read-only"),
+        ("ValidatingAdmissionPolicy", "covenant-namespace-labels"),
+        ("ValidatingAdmissionPolicy", "covenant-role-aggregation"),
+        ("ValidatingAdmissionPolicy", "covenant-token-secrets"),
         (
             "ValidatingAdmissionPolicyBinding",
             "covenant-tenant-rolebindings",
@@ -493,6 +499,15 @@ async fn helm_install_is_accepted_object_by_object() {
         (
             "ValidatingAdmissionPolicyBinding",
             "covenant-managed-objects",
+        ),
+        ("ValidatingAdmissionPolicyBinding", "covenant-read-only"),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "covenant-namespace-labels",
+        ),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "covenant-role-aggregation",
         ),
         ("Deployment", "covenant"),
         ("PodDisruptionBudget", "covenant"),
@@ -547,8 +562,15 @@ async fn helm_install_is_accepted_object_by_object() {
         .await;
     }
 
-    // Both admission policies compile: the API server type-checked them without warnings.
-    for vap in ["covenant-tenant-rolebindings", "covenant-managed-objects"] {
+    // Every admission policy compiles: the API server type-checked it without warnings.
+    for vap in [
+        "covenant-tenant-rolebindings",
+        "covenant-managed-objects",
+        "covenant-read-only",
+        "covenant-namespace-labels",
+        "covenant-role-aggregation",
+        "covenant-token-secrets",
+    ] {
         let out = eventually(
             "the admission policy's status is for its generation",
             TIMEOUT,

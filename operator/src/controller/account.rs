@@ -361,6 +361,11 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         },
     );
     let mut failures = Failures::default();
+    // Which namespaces a suspension starts scaling now (not marked before this reconcile's apply).
+    let fresh: Vec<bool> = namespaces
+        .iter()
+        .map(|ns| !cached_namespace(ctx, ns, scaled))
+        .collect();
     // Lifting: restore the workloads before the namespace apply drops the marker.
     if !scale {
         for ns in &namespaces {
@@ -384,8 +389,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     apply_desired(account, desired, blocked.is_none(), ctx, &mut failures).await;
     // Suspending: the marker is in place (applied above) before any workload is scaled.
     if scale {
-        for ns in &namespaces {
-            let r = super::workloads::suspend(&ctx.client, ns, &ctx.metrics).await;
+        for (ns, fresh) in namespaces.iter().zip(fresh) {
+            let r = super::workloads::suspend(&ctx.client, ns, fresh, &ctx.metrics).await;
             if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
                 && n > 0
             {
@@ -623,23 +628,32 @@ async fn apply_namespace(
         None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
     };
     apply(c, &s.namespaces, &first, m).await?;
-    withdraw_consent(account, &ns, tenant, ctx).await?;
+    let allowed = model::allowed_subjects(account);
+    withdraw_consent(account, &ns, &allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
     apply(c, &s.namespaces, desired, m).await?;
     Ok(())
 }
 
-/// Takes every subject the account no longer allows out of the RoleBindings in `ns` (also those the
-/// tenant made), with a Warning Event naming each binding. Covenant's own bindings are rebuilt anyway.
+/// Why a subject was taken out of a tenant's binding while the account is active.
+const CONSENT_WITHDRAWN: &str = "no longer an administrator or allowed subject of the account (§1)";
+/// Why a subject was taken out of a tenant's binding when the namespace was retained.
+const RETAINED_FOR_ADMINISTRATORS: &str =
+    "the namespace is retained read-only for the account's administrators only (§6)";
+
+/// Takes every subject that `allowed` (admission-policy tokens) and `tenant` (namespaces whose
+/// ServiceAccounts pass) do not admit out of the RoleBindings in `ns` (also those the tenant made), with
+/// a Warning Event naming each binding and `why`. Covenant's own bindings are rebuilt anyway.
 /// A binding the tenant changes meanwhile is read again and retried; one that cannot be changed does not
 /// stop the others (the first error is returned after all were tried, so the namespace is checked again).
 async fn withdraw_consent(
     account: &Account,
     ns: &str,
+    allowed: &str,
     tenant: &[String],
+    why: &str,
     ctx: &Context,
 ) -> Result<()> {
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ns);
-    let allowed = model::allowed_subjects(account);
     let mut first_error = None;
     for rb in api.list(&Default::default()).await? {
         if super::account_of(&rb).is_some() {
@@ -648,7 +662,7 @@ async fn withdraw_consent(
         let mut rb = rb;
         let mut attempts = 0;
         loop {
-            let withdrawn = model::withdrawn_subjects(&rb, &allowed, tenant);
+            let withdrawn = model::withdrawn_subjects(&rb, allowed, tenant);
             if withdrawn.is_empty() {
                 break;
             }
@@ -664,7 +678,7 @@ async fn withdraw_consent(
                         EventType::Warning,
                         "ConsentWithdrawn",
                         format!(
-                            "removed {} from RoleBinding {ns}/{}: no longer an administrator or allowed subject of the account (§1)",
+                            "removed {} from RoleBinding {ns}/{}: {why}",
                             names.join(", "),
                             rb.name_any()
                         ),
@@ -763,7 +777,15 @@ async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result
             if let Some(rb) = &r.role_binding {
                 apply(c, &s.role_bindings, rb, m).await?;
             }
+            // Only the administrators keep (read-only) access: every other subject leaves the tenant's
+            // own bindings, its ServiceAccounts included. Before the label that marks the release done
+            // (so a restart sweeps again), and after it (so nothing bound in between stays).
+            let admins = model::subject_tokens(account.spec.administrators.iter());
+            let sweep =
+                || withdraw_consent(account, ns, &admins, &[], RETAINED_FOR_ADMINISTRATORS, ctx);
+            sweep().await?;
             apply(c, &s.namespaces, &r.namespace, m).await?;
+            sweep().await?;
             // The admin binding and the allow policies go; only what Covenant labelled is deleted.
             let name = account.name_any();
             let withdrawn = |kind: &str, n: &str| {

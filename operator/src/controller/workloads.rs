@@ -39,7 +39,12 @@ impl Scalable for StatefulSet {
     }
 }
 
-async fn scale_down<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -> Result<usize> {
+async fn scale_down<K: Scalable>(
+    client: &Client,
+    ns: &str,
+    fresh: bool,
+    metrics: &Metrics,
+) -> Result<usize> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let mut n = 0;
     for w in api.list(&ListParams::default()).await? {
@@ -47,13 +52,15 @@ async fn scale_down<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -
         if replicas == 0 {
             continue;
         }
-        // Keep the first recorded count: a workload scaled up again by someone else while suspended
-        // is scaled back down, and restored to what the tenant had before the suspension.
-        let recorded = w
-            .annotations()
-            .get(REPLICAS_ANNOTATION)
-            .cloned()
-            .unwrap_or_else(|| replicas.to_string());
+        // A suspension that starts now (the namespace was not marked) records the count it sees: one
+        // the tenant wrote into the annotation beforehand is not what it had. While the suspension goes
+        // on, the first recorded count is kept: a workload scaled up again meanwhile is scaled back
+        // down, and restored to what the tenant had before. (A workload already at zero is left as it
+        // is, so a cache that has not seen the marker yet never loses a recorded count.)
+        let recorded = match w.annotations().get(REPLICAS_ANNOTATION) {
+            Some(a) if !fresh => a.clone(),
+            _ => replicas.to_string(),
+        };
         let patch = json!({
             "metadata": { "annotations": { REPLICAS_ANNOTATION: recorded } },
             "spec": { "replicas": 0 }
@@ -95,10 +102,11 @@ async fn restore<K: Scalable>(client: &Client, ns: &str, metrics: &Metrics) -> R
     Ok(n)
 }
 
-/// Scales every Deployment and StatefulSet in `ns` to zero, recording the replica counts.
-pub async fn suspend(client: &Client, ns: &str, metrics: &Metrics) -> Result<usize> {
-    Ok(scale_down::<Deployment>(client, ns, metrics).await?
-        + scale_down::<StatefulSet>(client, ns, metrics).await?)
+/// Scales every Deployment and StatefulSet in `ns` to zero, recording the replica counts. `fresh`: the
+/// suspension starts now (the namespace was not marked yet), so no recorded count is trusted.
+pub async fn suspend(client: &Client, ns: &str, fresh: bool, metrics: &Metrics) -> Result<usize> {
+    Ok(scale_down::<Deployment>(client, ns, fresh, metrics).await?
+        + scale_down::<StatefulSet>(client, ns, fresh, metrics).await?)
 }
 
 /// Restores every workload in `ns` that a suspension scaled to zero.

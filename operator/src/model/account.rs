@@ -255,16 +255,21 @@ fn rbac_subject(s: &Subject) -> RbacSubject {
 /// The subjects RoleBindings in the account's namespaces may name besides its ServiceAccounts, as the
 /// admission policy reads them (sorted tokens, one per line).
 pub fn allowed_subjects(account: &Account) -> String {
-    let mut allowed: Vec<String> = account
-        .spec
-        .administrators
-        .iter()
-        .chain(&account.spec.allowed_subjects)
-        .map(subject_token)
-        .collect();
-    allowed.sort();
-    allowed.dedup();
-    allowed.join("\n")
+    subject_tokens(
+        account
+            .spec
+            .administrators
+            .iter()
+            .chain(&account.spec.allowed_subjects),
+    )
+}
+
+/// `subjects` as admission-policy tokens: sorted, without duplicates, one per line.
+pub fn subject_tokens<'a>(subjects: impl Iterator<Item = &'a Subject>) -> String {
+    let mut tokens: Vec<String> = subjects.map(subject_token).collect();
+    tokens.sort();
+    tokens.dedup();
+    tokens.join("\n")
 }
 
 /// The value of [`SUBJECTS_ENFORCED_ANNOTATION`] once every binding honours `allowed` (a stable hash).
@@ -273,8 +278,9 @@ pub fn enforced_marker(allowed: &str) -> String {
 }
 
 /// The subjects of `rb` that the account no longer allows (neither an administrator, an allowed subject
-/// nor a ServiceAccount of one of `tenant_namespaces`): the same rule as the admission policy, applied
-/// to bindings that were made before consent was withdrawn.
+/// nor a ServiceAccount of one of `tenant_namespaces`): the same rule as the admission policy (whose
+/// tenant namespaces always include the binding's own), applied to bindings that were made before
+/// consent was withdrawn. With no tenant namespaces, no ServiceAccount passes unless `allowed` names it.
 pub fn withdrawn_subjects(
     rb: &RoleBinding,
     allowed: &str,
@@ -287,11 +293,14 @@ pub fn withdrawn_subjects(
         .flatten()
         .filter(|s| {
             let ok = if s.kind == "ServiceAccount" {
-                let ns = s.namespace.as_deref().filter(|n| !n.is_empty());
-                ns.is_none_or(|n| n == own || tenant_namespaces.iter().any(|t| t == n))
-                    || tokens.contains(
-                        format!("ServiceAccount:{}:{}", ns.unwrap_or(&own), s.name).as_str(),
-                    )
+                // No namespace means the binding's own (as RBAC reads it).
+                let ns = s
+                    .namespace
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&own);
+                tenant_namespaces.iter().any(|t| t == ns)
+                    || tokens.contains(format!("ServiceAccount:{ns}:{}", s.name).as_str())
             } else {
                 tokens.contains(format!("{}:{}", s.kind, s.name).as_str())
             };

@@ -652,3 +652,23 @@ fn the_operator_is_bound_in_each_namespace_to_edit_tenant_bindings() {
     assert_eq!(b.role_ref.name, account::OPERATOR_TENANT_ROLE);
     assert_eq!(b.subjects.as_deref(), Some(&[op][..]));
 }
+
+#[test]
+fn a_retained_namespace_keeps_only_the_administrators_in_tenant_bindings() {
+    let a = acct("acme");
+    let admins = account::subject_tokens(a.spec.administrators.iter());
+    let b = rb(
+        "acme",
+        &[
+            ("User", "alice", None),
+            ("ServiceAccount", "builder", None),
+            ("ServiceAccount", "ci", Some("tools")),
+        ],
+    );
+    // No tenant namespace passes: the tenant's own ServiceAccounts and the allowed subjects go too.
+    let names: Vec<String> = account::withdrawn_subjects(&b, &admins, &[])
+        .iter()
+        .map(|s| format!("{}:{}", s.kind, s.name))
+        .collect();
+    assert_eq!(names, ["ServiceAccount:builder", "ServiceAccount:ci"]);
+}
