@@ -378,10 +378,15 @@ async fn exec(c: &Client, ns: &str, pod: &str) -> Result<String, kube::Error> {
 
 /// Asks for a token of ServiceAccount `sa` (`create` on `serviceaccounts/token`).
 async fn token(c: &Client, ns: &str, sa: &str) -> Result<Value, kube::Error> {
+    token_for(c, ns, sa, 600).await
+}
+
+/// A TokenRequest for ServiceAccount `sa` lasting `seconds`.
+async fn token_for(c: &Client, ns: &str, sa: &str, seconds: i64) -> Result<Value, kube::Error> {
     let body = json!({
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
-        "spec": { "expirationSeconds": 600 }
+        "spec": { "expirationSeconds": seconds }
     });
     Api::<ServiceAccount>::namespaced(c.clone(), ns)
         .create_subresource("token", sa, &PostParams::default(), &body)
@@ -2308,10 +2313,10 @@ async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role
     .unwrap();
 }
 
-/// A tenant cannot mint a ServiceAccount token that never expires: a Secret of type
-/// `kubernetes.io/service-account-token` is refused in its namespaces (whoever saw such a token would
-/// keep the ServiceAccount's access after their own was withdrawn), while an ordinary Secret and a
-/// short-lived token (TokenRequest) are allowed.
+/// A tenant cannot mint a ServiceAccount token that outlives a withdrawal of access: a Secret of type
+/// `kubernetes.io/service-account-token` (a token that never expires) is refused in its namespaces, and
+/// so is a TokenRequest for more than an hour (the kubelet's 3607 s, which the API server extends to a
+/// year, or a year outright), while an ordinary Secret and a token of ten minutes are allowed.
 #[tokio::test]
 async fn a_tenant_cannot_mint_a_service_account_token_that_never_expires() {
     let t = TestCtx::new("legacy-token").await;
@@ -2349,13 +2354,82 @@ async fn a_tenant_cannot_mint_a_service_account_token_that_never_expires() {
     token(&as_alice, ns, "default")
         .await
         .expect("a short-lived token (TokenRequest) is allowed");
+    for seconds in [3607, 365 * 24 * 3600] {
+        let status = api_error(
+            &format!("alice asks for a token of {seconds} s"),
+            token_for(&as_alice, ns, "default", seconds).await,
+        );
+        assert_eq!(status.code, 403, "{seconds} s: {status:?}");
+        assert!(status.message.contains("at most 3600 s"), "{status:?}");
+    }
 }
 
-/// A replica count the tenant writes into Covenant's annotation before a suspension is not what the
-/// lift restores: a suspension that starts records the count it sees, and lifting brings that back.
+/// A tenant cannot make a Service that routes traffic around NetworkPolicies: one with external IPs
+/// (it would capture what other pods send to those addresses) or an ExternalName alias (a shared
+/// ingress controller would follow it to another tenant's Service) is refused; an ordinary Service is
+/// created.
 #[tokio::test]
-async fn a_replica_count_the_tenant_wrote_beforehand_is_not_what_a_lift_restores() {
-    let t = TestCtx::new("forged-replicas").await;
+async fn a_tenant_cannot_make_a_service_that_routes_around_network_policies() {
+    let t = TestCtx::new("services").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns());
+    let service = |name: &str, spec: Value| -> k8s_openapi::api::core::v1::Service {
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).unwrap()
+    };
+    let port = json!([{ "port": 80, "targetPort": 8080 }]);
+    for (name, spec, why) in [
+        (
+            "capture",
+            json!({ "selector": { "app": "web" }, "ports": port, "externalIPs": ["10.96.0.10", "1.1.1.1"] }),
+            "spec.externalIPs are refused",
+        ),
+        (
+            "alias",
+            json!({ "type": "ExternalName", "externalName": "web.other-tenant.svc.cluster.local" }),
+            "ExternalName Services are refused",
+        ),
+    ] {
+        let status = api_error(
+            &format!("alice creates Service {name}"),
+            services
+                .create(&PostParams::default(), &service(name, spec))
+                .await,
+        );
+        assert_eq!(status.code, 403, "{name}: {status:?}");
+        assert!(status.message.contains(why), "{name}: {status:?}");
+    }
+    services
+        .create(
+            &PostParams::default(),
+            &service(
+                "web",
+                json!({ "selector": { "app": "web" }, "ports": port }),
+            ),
+        )
+        .await
+        .expect("an ordinary Service is allowed");
+}
+
+/// `scaleWorkloads` cannot be evaded, and a tenant cannot choose what a lift restores. Before the
+/// suspension the tenant makes: a Deployment padded with annotations up to the size limit (a patch
+/// that added an annotation to it would be refused), a bare ReplicaSet, a StatefulSet, a Deployment
+/// held in deletion by a finalizer (its ReplicaSet is no longer scaled by the deployment controller),
+/// and Deployments carrying a forged count in `covenant.dev/replicas-before-suspension` (one running,
+/// one at zero). While suspended every one of them runs zero replicas; after the lift each has exactly
+/// what it had before, whatever the tenant wrote.
+#[tokio::test]
+async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores_what_it_had() {
+    let t = TestCtx::new("scale-evasion").await;
     let pkg = new_package(&t, "pkg", json!({})).await;
     let ten = tenant(
         &t,
@@ -2367,17 +2441,78 @@ async fn a_replica_count_the_tenant_wrote_beforehand_is_not_what_a_lift_restores
     )
     .await;
     let ns = ten.ns();
-    let deps: Api<Deployment> = Api::namespaced(impersonate(&ten.admin, &[]).await, ns);
-    let mut web = deployment(WEB);
-    web.spec.replicas = Some(2);
-    web.metadata.annotations = Some(
-        [(
-            "covenant.dev/replicas-before-suspension".to_string(),
-            "9".to_string(),
-        )]
-        .into(),
-    );
-    deps.create(&PostParams::default(), &web).await.unwrap();
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    let deps: Api<Deployment> = Api::namespaced(as_alice.clone(), ns);
+    let pp = PostParams::default();
+    let with = |name: &str, replicas: i32, annotations: Value| -> Deployment {
+        let mut d = deployment(name);
+        d.spec.replicas = Some(replicas);
+        d.metadata.annotations = serde_json::from_value(annotations).unwrap();
+        d
+    };
+    const FORGED: &str = "covenant.dev/replicas-before-suspension";
+    deps.create(
+        &pp,
+        &with("bloat", 1, json!({ "pad": "x".repeat(250 * 1024) })),
+    )
+    .await
+    .expect("a Deployment padded close to the annotation size limit");
+    deps.create(&pp, &with("forged", 2, json!({ FORGED: "9" })))
+        .await
+        .unwrap();
+    deps.create(&pp, &with("idle", 0, json!({ FORGED: "15" })))
+        .await
+        .unwrap();
+    let mut held = with("held", 3, json!({}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    deps.create(&pp, &held).await.unwrap();
+    let sts: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": { "name": "db" },
+        "spec": { "replicas": 1, "serviceName": "db",
+                  "selector": { "matchLabels": { "app": "db" } },
+                  "template": { "metadata": { "labels": { "app": "db" } },
+                                "spec": fixtures::restricted_pod_spec() } }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(as_alice.clone(), ns)
+        .create(&pp, &sts)
+        .await
+        .unwrap();
+    let bare: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "bare" },
+        "spec": { "replicas": 2, "selector": { "matchLabels": { "app": "bare" } },
+                  "template": { "metadata": { "labels": { "app": "bare" } },
+                                "spec": fixtures::restricted_pod_spec() } }
+    }))
+    .unwrap();
+    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(t.client.clone(), ns);
+    Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(as_alice.clone(), ns)
+        .create(&pp, &bare)
+        .await
+        .unwrap();
+    // The held Deployment's ReplicaSet, once the deployment controller made it; then the Deployment
+    // is deleted (the finalizer keeps it, and its ReplicaSet keeps running).
+    let held_rs = eventually(
+        "the held Deployment has a ReplicaSet of 3",
+        TIMEOUT,
+        || async {
+            let list = rss
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .into_iter()
+                .find(|r| {
+                    r.owner_references().iter().any(|o| o.name == "held")
+                        && r.spec.replicas == Some(3)
+                })
+                .map(|r| r.name_any())
+                .ok_or_else(|| "none yet".to_string())
+        },
+    )
+    .await;
+    deps.delete("held", &DeleteParams::default()).await.unwrap();
+
     let name = t.name("scale");
     t.track(SUSPENSIONS, &name);
     t.apply(
@@ -2392,19 +2527,144 @@ async fn a_replica_count_the_tenant_wrote_beforehand_is_not_what_a_lift_restores
     )
     .await;
     let admin_deps: Api<Deployment> = Api::namespaced(t.client.clone(), ns);
-    wait_for(&admin_deps, WEB, "be scaled to zero", TIMEOUT, |d| {
-        d.spec.replicas == Some(0)
+    let admin_sts: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(t.client.clone(), ns);
+    let counts = || async {
+        let mut got = Vec::new();
+        for d in ["bloat", "forged", "idle", "held"] {
+            got.push((
+                d.to_string(),
+                admin_deps.get(d).await.ok().and_then(|d| d.spec.replicas),
+            ));
+        }
+        got.push((
+            "db".into(),
+            admin_sts.get("db").await.ok().and_then(|s| s.spec.replicas),
+        ));
+        for r in ["bare", held_rs.as_str()] {
+            got.push((
+                r.to_string(),
+                rss.get(r).await.ok().and_then(|r| r.spec.replicas),
+            ));
+        }
+        got
+    };
+    let want = |v: [i32; 7]| -> Vec<(String, Option<i32>)> {
+        [
+            "bloat",
+            "forged",
+            "idle",
+            "held",
+            "db",
+            "bare",
+            held_rs.as_str(),
+        ]
+        .iter()
+        .zip(v)
+        .map(|(n, r)| (n.to_string(), Some(r)))
+        .collect()
+    };
+    let zero = want([0; 7]);
+    eventually("every workload runs zero replicas", TIMEOUT, || async {
+        let got = counts().await;
+        if got == zero {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
     })
     .await;
     lift(&t, &name).await;
-    let d = wait_for(&admin_deps, WEB, "be restored", TIMEOUT, |d| {
-        d.spec.replicas != Some(0)
-    })
+    let before = want([1, 2, 0, 3, 1, 2, 3]);
+    eventually(
+        "every workload has what it had before the suspension",
+        TIMEOUT,
+        || async {
+            let got = counts().await;
+            if got == before {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    )
     .await;
-    assert_eq!(
-        d.spec.replicas,
-        Some(2),
-        "restored to the count the tenant had, not the one it wrote: {:?}",
-        d.metadata.annotations
+    // Let the held Deployment go, so the namespace can be deleted.
+    admin_deps
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+}
+
+/// A namespace dropped from an Account takes its ServiceAccounts out of the tenant's bindings in the
+/// namespaces it keeps: once the name is no longer the tenant's, whoever gets it next (another tenant,
+/// or anyone who may create namespaces once it is deleted) could make a ServiceAccount of that name and
+/// inherit what it was granted. Within seconds the binding alice made no longer names it, and the API
+/// server grants it nothing.
+#[tokio::test]
+async fn a_namespace_dropped_from_an_account_takes_its_service_accounts_out_of_the_tenants_bindings()
+ {
+    let t = TestCtx::new("dropped-ns").await;
+    let pkg = new_package(&t, "pkg", json!({})).await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        2,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let (kept, dropped) = (ten.namespaces[0].clone(), ten.namespaces[1].clone());
+    let as_alice = impersonate(&ten.admin, &[]).await;
+    let rb = role_binding(
+        "dev-sa",
+        "ClusterRole",
+        "view",
+        json!([sa_subject(&dropped, "x"), user_subject(&ten.admin)]),
     );
+    let rbs: Api<RoleBinding> = Api::namespaced(as_alice, &kept);
+    rbs.create(&PostParams::default(), &rb)
+        .await
+        .expect("alice binds a ServiceAccount of the account's other namespace");
+    let sa = Identity::service_account(&dropped, "x");
+    // What the built-in `view` role grants.
+    const VIEW: &[(&str, &str, &str)] = &[("get", "pods", ""), ("list", "pods", "")];
+    sa.authorized(&t.client, VIEW, &kept, true)
+        .await
+        .expect("the ServiceAccount reads the namespace it was bound in");
+    // The account keeps only its first namespace.
+    let shrunk = Tenant {
+        account: ten.account.clone(),
+        package: ten.package.clone(),
+        admin: ten.admin.clone(),
+        namespaces: vec![kept.clone()],
+    };
+    t.apply(&shrunk.manifest(json!({ "deletionPolicy": "Delete" })))
+        .await;
+    let admin_rbs: Api<RoleBinding> = Api::namespaced(t.client.clone(), &kept);
+    let after = wait_for(
+        &admin_rbs,
+        "dev-sa",
+        "no longer name the dropped namespace's ServiceAccount",
+        TIMEOUT,
+        |b| {
+            b.subjects
+                .iter()
+                .flatten()
+                .all(|s| s.namespace.as_deref() != Some(dropped.as_str()))
+        },
+    )
+    .await;
+    assert!(
+        after.subjects.iter().flatten().any(|s| s.name == ten.admin),
+        "the administrator stays in the binding: {after:?}"
+    );
+    sa.authorized(&t.client, VIEW, &kept, false)
+        .await
+        .expect("the API server grants the dropped namespace's ServiceAccount nothing");
 }

@@ -329,10 +329,11 @@ async fn killed_at_random_points_the_operator_converges_to_the_declared_state() 
             .await;
             let deployments: Api<Deployment> = Api::namespaced(c.clone(), &tn.account);
             let (replicas, recorded) = if tn.suspended() {
-                (0, Some(tn.replicas.to_string()))
+                (0, Some(tn.replicas))
             } else {
                 (tn.replicas, None)
             };
+            let namespaces: Api<Namespace> = Api::all(c.clone());
             eventually(
                 &format!(
                     "{}/{WEB} has replicas {replicas} (recorded {recorded:?})",
@@ -341,11 +342,20 @@ async fn killed_at_random_points_the_operator_converges_to_the_declared_state() 
                 provision_timeout,
                 || async {
                     let d = deployments.get(WEB).await.map_err(|e| e.to_string())?;
+                    // The count a suspension recorded, on the namespace.
+                    let n = namespaces
+                        .get(&tn.account)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let record: Option<std::collections::BTreeMap<String, i32>> = n
+                        .annotations()
+                        .get(REPLICAS_ANNOTATION)
+                        .and_then(|v| serde_json::from_str(v).ok());
                     let got = (
                         d.spec.replicas,
-                        d.annotations().get(REPLICAS_ANNOTATION).cloned(),
+                        record.and_then(|r| r.get(&format!("Deployment/{WEB}")).copied()),
                     );
-                    if got == (Some(replicas), recorded.clone()) {
+                    if got == (Some(replicas), recorded) {
                         Ok(())
                     } else {
                         Err(format!("{got:?}"))

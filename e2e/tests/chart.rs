@@ -492,6 +492,8 @@ async fn helm_install_is_accepted_object_by_object() {
         ("ValidatingAdmissionPolicy", "covenant-namespace-labels"),
         ("ValidatingAdmissionPolicy", "covenant-role-aggregation"),
         ("ValidatingAdmissionPolicy", "covenant-token-secrets"),
+        ("ValidatingAdmissionPolicy", "covenant-token-lifetime"),
+        ("ValidatingAdmissionPolicy", "covenant-tenant-services"),
         (
             "ValidatingAdmissionPolicyBinding",
             "covenant-tenant-rolebindings",
@@ -570,6 +572,8 @@ async fn helm_install_is_accepted_object_by_object() {
         "covenant-namespace-labels",
         "covenant-role-aggregation",
         "covenant-token-secrets",
+        "covenant-token-lifetime",
+        "covenant-tenant-services",
     ] {
         let out = eventually(
             "the admission policy's status is for its generation",

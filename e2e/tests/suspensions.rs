@@ -172,8 +172,13 @@ fn replicas(d: &Deployment) -> Option<i32> {
     d.spec.replicas
 }
 
-fn recorded(d: &Deployment) -> Option<String> {
-    d.annotations().get(REPLICAS_ANNOTATION).cloned()
+/// The replica count of Deployment `name` that a suspension recorded on namespace `ns` (the only place
+/// Covenant keeps it: the tenant cannot write there).
+async fn recorded(c: &Client, ns: &str, name: &str) -> Option<i32> {
+    let n = Api::<Namespace>::all(c.clone()).get(ns).await.ok()?;
+    let record: std::collections::BTreeMap<String, i32> =
+        serde_json::from_str(n.annotations().get(REPLICAS_ANNOTATION)?).ok()?;
+    record.get(&format!("Deployment/{name}")).copied()
 }
 
 /// `now` plus `secs` seconds, at whole-second precision (rounded up).
@@ -333,14 +338,16 @@ async fn assert_suspended(
     }
     if scaled {
         let deps: Api<Deployment> = Api::namespaced(c.clone(), tenant.ns());
-        wait_for(
-            &deps,
-            WEB,
-            &format!("be scaled to 0 with {REPLICAS_ANNOTATION}: \"{REPLICAS}\""),
-            TIMEOUT,
-            |d| replicas(d) == Some(0) && recorded(d) == Some(REPLICAS.to_string()),
-        )
+        wait_for(&deps, WEB, "be scaled to 0", TIMEOUT, |d| {
+            replicas(d) == Some(0)
+        })
         .await;
+        assert_eq!(
+            recorded(c, tenant.ns(), WEB).await,
+            Some(REPLICAS),
+            "namespace {} records the count in {REPLICAS_ANNOTATION}",
+            tenant.ns()
+        );
         let n = Api::<Namespace>::all(c.clone())
             .get(tenant.ns())
             .await
@@ -418,16 +425,30 @@ async fn assert_lifted(t: &TestCtx, tenant: &Tenant) -> Account {
     wait_for(
         &deps,
         WEB,
-        &format!("have replicas {REPLICAS} again and no {REPLICAS_ANNOTATION}"),
+        &format!("have replicas {REPLICAS} again"),
         TIMEOUT,
-        |d| replicas(d) == Some(REPLICAS) && recorded(d).is_none(),
+        |d| replicas(d) == Some(REPLICAS),
+    )
+    .await;
+    eventually(
+        &format!(
+            "namespace {} drops the record {REPLICAS_ANNOTATION}",
+            tenant.ns()
+        ),
+        TIMEOUT,
+        || async {
+            match recorded(c, tenant.ns(), WEB).await {
+                None => Ok(()),
+                Some(n) => Err(format!("still records {n}")),
+            }
+        },
     )
     .await;
     // Restored once: a second restore must not change the count (e.g. to the "1" of a missing record).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let d = deps.get(WEB).await.unwrap();
     assert_eq!(
-        (replicas(&d), recorded(&d)),
+        (replicas(&d), recorded(c, tenant.ns(), WEB).await),
         (Some(REPLICAS), None),
         "the Deployment after lifting"
     );
@@ -904,14 +925,15 @@ async fn a_workload_scaled_up_while_suspended_is_scaled_back_down_and_later_rest
     .await
     .unwrap();
     let scaled_up = Timestamp::now();
-    let (_, seen) = watch_until(
-        &deps,
-        WEB,
-        &format!("be scaled back to 0, still recording \"{REPLICAS}\""),
-        TIMEOUT,
-        |d| replicas(d) == Some(0) && recorded(d) == Some(REPLICAS.to_string()),
-    )
+    let (_, seen) = watch_until(&deps, WEB, "be scaled back to 0", TIMEOUT, |d| {
+        replicas(d) == Some(0)
+    })
     .await;
+    assert_eq!(
+        recorded(&t.client, ten.ns(), WEB).await,
+        Some(REPLICAS),
+        "the count before the suspension is still the one recorded"
+    );
     eprintln!(
         "[e2e] a Deployment scaled up while suspended was scaled back down {} later",
         secs(seen.duration_since(scaled_up))

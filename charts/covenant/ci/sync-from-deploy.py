@@ -21,8 +21,10 @@ FILES = {
     "Pod Security labels of tenant namespaces (deploy/namespace-labels-policy.yaml).",
     "role-aggregation-policy.yaml": "Only Covenant's covenant-tenant-admin-rules extends the tenant-admin role by\n"
     "aggregation (deploy/role-aggregation-policy.yaml, whose header documents it).",
-    "token-secrets-policy.yaml": "No ServiceAccount token that never expires in a tenant namespace\n"
+    "token-secrets-policy.yaml": "No ServiceAccount token that outlives a withdrawal of access in a tenant namespace\n"
     "(deploy/token-secrets-policy.yaml, whose header documents it).",
+    "tenant-services-policy.yaml": "Tenants' Services cannot route traffic around NetworkPolicies\n"
+    "(deploy/tenant-services-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }

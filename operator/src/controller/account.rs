@@ -361,11 +361,6 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
         },
     );
     let mut failures = Failures::default();
-    // Which namespaces a suspension starts scaling now (not marked before this reconcile's apply).
-    let fresh: Vec<bool> = namespaces
-        .iter()
-        .map(|ns| !cached_namespace(ctx, ns, scaled))
-        .collect();
     // Lifting: restore the workloads before the namespace apply drops the marker.
     if !scale {
         for ns in &namespaces {
@@ -389,8 +384,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     apply_desired(account, desired, blocked.is_none(), ctx, &mut failures).await;
     // Suspending: the marker is in place (applied above) before any workload is scaled.
     if scale {
-        for (ns, fresh) in namespaces.iter().zip(fresh) {
-            let r = super::workloads::suspend(&ctx.client, ns, fresh, &ctx.metrics).await;
+        for ns in &namespaces {
+            let r = super::workloads::suspend(&ctx.client, ns, &ctx.metrics).await;
             if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
                 && n > 0
             {
@@ -587,9 +582,8 @@ async fn apply_desired(
             && !ns.labels().contains_key(RETAINED_UNTIL_LABEL)
             && ns.metadata.deletion_timestamp.is_none()
         {
-            let n = ns.name_any();
-            let r = release_namespace(account, &n, ctx).await;
-            failures.record(|| format!("releasing namespace {n}"), r);
+            let r = release_namespace(account, &ns, ctx).await;
+            failures.record(|| format!("releasing namespace {}", ns.name_any()), r);
         }
     }
 }
@@ -743,20 +737,15 @@ async fn remove_subjects(
     .map(|_| ())
 }
 
-/// Releases (Retain) or deletes (Delete) one namespace the account owns.
-async fn release_namespace(account: &Account, ns: &str, ctx: &Context) -> Result<()> {
+/// Releases (Retain) or deletes (Delete) one namespace the account owns, as the cache shows it.
+async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Context) -> Result<()> {
+    let name = namespace.name_any();
+    let ns = name.as_str();
     let now = ctx.clock.now();
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
     match account.spec.deletion_policy {
         crate::api::DeletionPolicy::Delete => {
-            // Nothing a deposed leader may do from a stale cache.
-            ctx.confirm_leading().await?;
-            let api: Api<Namespace> = Api::all(c.clone());
-            match api.delete(ns, &Default::default()).await {
-                Ok(_) => m.write("Namespace"),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            super::delete_namespace(ctx, namespace).await?;
         }
         crate::api::DeletionPolicy::Retain => {
             // Retention runs from the Account's deletion (§6), not from when this replica got to it.
@@ -857,13 +846,12 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     // Every namespace this Account owns, whether or not still in the spec; none other.
-    let owned: Vec<String> = ctx
+    let owned: Vec<_> = ctx
         .stores
         .namespaces
         .state()
-        .iter()
+        .into_iter()
         .filter(|n| model::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
-        .map(|n| n.name_any())
         .collect();
     for ns in owned {
         release_namespace(account, &ns, ctx).await?;

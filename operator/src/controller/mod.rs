@@ -461,6 +461,36 @@ pub fn requeue_after_error(err: &crate::error::Error) -> Duration {
     }
 }
 
+/// Deletes the namespace `ns` as the cache shows it: only while this replica leads (the Lease is read
+/// again first), and only that very object (UID and resourceVersion preconditions), so a namespace
+/// restored, re-created or relabelled since the cache saw it is never deleted on a stale decision (the
+/// API server answers 409 and the reconcile retries on fresh data).
+pub async fn delete_namespace(
+    ctx: &Context,
+    ns: &k8s_openapi::api::core::v1::Namespace,
+) -> crate::error::Result<()> {
+    use kube::ResourceExt;
+    ctx.confirm_leading().await?;
+    let dp = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: ns.metadata.uid.clone(),
+            resource_version: ns.metadata.resource_version.clone(),
+        }),
+        ..Default::default()
+    };
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+        .delete(&ns.name_any(), &dp)
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.write("Namespace");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The account an object labelled by Covenant belongs to.
 pub fn account_of<K: Resource>(obj: &K) -> Option<String> {
     obj.meta()

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use covenant_terms as terms;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Watches, account_of};
 use crate::api::{ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION};
@@ -50,21 +50,14 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
     }
     let now = ctx.clock.now();
+    tracing::debug!(namespace = %ns.name_any(), %until, %now, "retained namespace");
     if now < until {
         let delay = terms::requeue_after([Some(until)], now, terms::MAX_REQUEUE);
         return Ok(delay
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
     }
-    ctx.confirm_leading().await?;
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    match api.delete(&ns.name_any(), &Default::default()).await {
-        Ok(_) => {
-            ctx.metrics.write("Namespace");
-            tracing::info!(namespace = %ns.name_any(), "retention ended; namespace deleted");
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
+    super::delete_namespace(&ctx, &ns).await?;
+    tracing::info!(namespace = %ns.name_any(), "retention ended; namespace deleted");
     Ok(Action::await_change())
 }

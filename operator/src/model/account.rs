@@ -272,9 +272,13 @@ pub fn subject_tokens<'a>(subjects: impl Iterator<Item = &'a Subject>) -> String
     tokens.join("\n")
 }
 
-/// The value of [`SUBJECTS_ENFORCED_ANNOTATION`] once every binding honours `allowed` (a stable hash).
-pub fn enforced_marker(allowed: &str) -> String {
-    format!("{:016x}", crate::apply::fnv1a(allowed.as_bytes()))
+/// The value of [`SUBJECTS_ENFORCED_ANNOTATION`] once every binding honours `allowed` and `tenant` (the
+/// namespaces whose ServiceAccounts pass): a stable hash of both, so that dropping a namespace from the
+/// account sweeps the bindings that name its ServiceAccounts (its name could later be another
+/// tenant's) as surely as withdrawing a subject does.
+pub fn enforced_marker(allowed: &str, tenant: &[String]) -> String {
+    let both = format!("{allowed}\n\n{}", tenant.join(","));
+    format!("{:016x}", crate::apply::fnv1a(both.as_bytes()))
 }
 
 /// The subjects of `rb` that the account no longer allows (neither an administrator, an allowed subject
@@ -592,7 +596,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 read_only: input.suspended.then_some(ReadOnly::Suspended),
                 pod_security,
                 scaled: input.suspended && input.scale_workloads,
-                enforced: Some(enforced_marker(&allowed)),
+                enforced: Some(enforced_marker(&allowed, all)),
             },
         ));
         if let Some(quota) = quota.as_ref().filter(|q| !q.is_empty()) {
@@ -763,7 +767,7 @@ pub fn released(account: &Account, ns: &str, until: Timestamp) -> Released {
             read_only: Some(ReadOnly::Retained),
             pod_security: PodSecurityLevel::Restricted,
             scaled: false,
-            enforced: Some(enforced_marker(&allowed_subjects(account))),
+            enforced: Some(enforced_marker(&allowed_subjects(account), &[])),
         },
     );
     n.metadata.labels.get_or_insert_default().insert(

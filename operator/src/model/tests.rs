@@ -514,15 +514,20 @@ fn withdrawn_subjects_are_those_the_admission_policy_would_refuse_now() {
         "an administrator, the tenant's own ServiceAccounts and allowed subjects stay"
     );
     assert_eq!(
-        account::enforced_marker(&allowed),
-        account::enforced_marker(&account::allowed_subjects(&a))
+        account::enforced_marker(&allowed, &tenant),
+        account::enforced_marker(&account::allowed_subjects(&a), &tenant)
     );
     let mut b2 = a.clone();
     b2.spec.allowed_subjects.clear();
     assert_ne!(
-        account::enforced_marker(&allowed),
-        account::enforced_marker(&account::allowed_subjects(&b2)),
+        account::enforced_marker(&allowed, &tenant),
+        account::enforced_marker(&account::allowed_subjects(&b2), &tenant),
         "a withdrawn subject changes the marker, so the bindings are swept again"
+    );
+    assert_ne!(
+        account::enforced_marker(&allowed, &tenant),
+        account::enforced_marker(&allowed, &tenant[..1]),
+        "so does a namespace dropped from the account (its ServiceAccounts no longer pass)"
     );
 }
 
