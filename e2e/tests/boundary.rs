@@ -153,6 +153,23 @@ impl Identity {
     }
 }
 
+/// `Ok` once `check` is, or its last error after [`TIMEOUT`] (RBAC answers from the API server's
+/// informers, which follow a binding's change within moments).
+async fn eventually_result<F, Fut>(what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(format!("{what}: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 /// A tenant of the test's own: an Account on its own package, its namespaces, its administrator.
 struct Tenant {
     account: String,
@@ -772,7 +789,12 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
     );
     assert_eq!(refused.code, 403, "{refused:?}");
 
-    // Active.
+    // Active. RBAC sees new bindings once the API server's informers have them: wait for that first.
+    eventually("the bindings alice made are in force", TIMEOUT, || async {
+        sa.authorized(&t.client, WRITES, ns, true).await?;
+        bob.authorized(&t.client, VIEW_GRANTS, ns, true).await
+    })
+    .await;
     let mut failures = Vec::new();
     for who in [&alice, &sa] {
         failures.extend(
@@ -1002,8 +1024,14 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
     // Only the administrators keep (read-only) access to retained data: the tenant's ServiceAccount
     // was taken out of the bindings alice made, so the API server grants it nothing there any more,
     // neither writes nor reads, and its real requests are refused.
-    failures.extend(sa.authorized(&t.client, WRITES, ns, false).await.err());
-    failures.extend(sa.authorized(&t.client, READS, ns, false).await.err());
+    failures.extend(
+        eventually_result("the ServiceAccount loses every right", || async {
+            sa.authorized(&t.client, WRITES, ns, false).await?;
+            sa.authorized(&t.client, READS, ns, false).await
+        })
+        .await
+        .err(),
+    );
     failures.extend(
         forbidden(
             "the ServiceAccount lists Secrets of the retained namespace",
@@ -2634,9 +2662,13 @@ async fn a_namespace_dropped_from_an_account_takes_its_service_accounts_out_of_t
     let sa = Identity::service_account(&dropped, "x");
     // What the built-in `view` role grants.
     const VIEW: &[(&str, &str, &str)] = &[("get", "pods", ""), ("list", "pods", "")];
-    sa.authorized(&t.client, VIEW, &kept, true)
-        .await
-        .expect("the ServiceAccount reads the namespace it was bound in");
+    // RBAC sees a new binding once the API server's informers have it: ask until it answers.
+    eventually(
+        "the ServiceAccount reads the namespace it was bound in",
+        TIMEOUT,
+        || sa.authorized(&t.client, VIEW, &kept, true),
+    )
+    .await;
     // The account keeps only its first namespace.
     let shrunk = Tenant {
         account: ten.account.clone(),
@@ -2664,7 +2696,10 @@ async fn a_namespace_dropped_from_an_account_takes_its_service_accounts_out_of_t
         after.subjects.iter().flatten().any(|s| s.name == ten.admin),
         "the administrator stays in the binding: {after:?}"
     );
-    sa.authorized(&t.client, VIEW, &kept, false)
-        .await
-        .expect("the API server grants the dropped namespace's ServiceAccount nothing");
+    eventually(
+        "the API server grants the dropped namespace's ServiceAccount nothing",
+        TIMEOUT,
+        || sa.authorized(&t.client, VIEW, &kept, false),
+    )
+    .await;
 }
