@@ -697,7 +697,11 @@ async fn administrators_grant_and_end_access_for_their_own_people() {
     // The access review lists the domain among what gives access.
     let a = accounts.get(&acme.account).await.unwrap();
     let review = covenant_e2e::condition(&a, "AccessReviewCurrent").expect("AccessReviewCurrent");
-    assert!(review.message.contains(&format!("*@{domain}")), "{}", review.message);
+    assert!(
+        review.message.contains(&format!("*@{domain}")),
+        "{}",
+        review.message
+    );
     accounts
         .patch(
             &acme.account,
