@@ -227,13 +227,6 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
     };
     ctx.metrics.observe(KIND, started.elapsed());
-    ctx.metrics.set_accounts(
-        ctx.stores
-            .accounts
-            .state()
-            .iter()
-            .filter_map(|g| g.0.as_ref().ok()),
-    );
     result
 }
 
