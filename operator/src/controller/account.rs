@@ -959,13 +959,7 @@ async fn write_status(
             } else {
                 EventType::Normal
             };
-            ctx.event(
-                account,
-                kind,
-                &format!("{}{}", c.type_, c.status),
-                c.message.clone(),
-            )
-            .await;
+            ctx.event(account, kind, &c.reason, c.message.clone()).await;
         }
     }
     Ok(())
