@@ -39,12 +39,16 @@ checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --st
 unit: ## Unit and integration tests that need no cluster.
 	$(CARGO) test --workspace --exclude covenant-e2e --exclude covenant-bench
 
+.PHONY: prereqs
+prereqs: ## Install what the image stage needs if missing (buildah, musl-tools, the Rust musl target); says what it installs.
+	bash hack/ci-prereqs.sh
+
 .PHONY: e2e
-e2e: build ## End-to-end tests on one local control plane (e2e/run.sh starts it, runs every test binary, stops it).
+e2e: prereqs build ## End-to-end tests on one local control plane (e2e/run.sh starts it, runs every test binary, stops it).
 	bash e2e/run.sh
 
 .PHONY: test
-test: lint checks unit e2e bench-smoke ## Everything CI runs: fmt, clippy, unit tests, e2e, benchmark smoke.
+test: prereqs lint checks unit e2e bench-smoke ## Everything CI runs: prerequisites, fmt, clippy, chart checks, unit tests, e2e (image included), benchmark smoke.
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane in the background (.covenant/kubeconfig).
