@@ -29,11 +29,13 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: checks
-checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --strict.
+checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score.
 	bash charts/covenant/ci/check-crds-in-sync.sh
 	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
-	"$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant
+	for values in charts/covenant/ci/values/*.yaml; do \
+	  "$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant -f "$$values" || exit 1; done
+	bash charts/covenant/ci/kube-score.sh
 
 .PHONY: unit
 unit: ## Unit and integration tests that need no cluster.

@@ -461,10 +461,14 @@ async fn helm_install_is_accepted_object_by_object() {
         "helm status says deployed"
     );
 
-    // Every object of the release's manifest exists.
+    // Every object of the release's manifest exists, and its hooks' (on the install that creates the
+    // CRDs the default SupportPackage is a post-install hook: Helm maps every object before it creates
+    // any, and cannot map a SupportPackage before its CRD exists).
     let manifest = helm(&["get", "manifest", RELEASE, "-n", NS])
         .expect_ok()
-        .to_string();
+        .to_string()
+        + "\n---\n"
+        + helm(&["get", "hooks", RELEASE, "-n", NS]).expect_ok();
     let mut rendered = BTreeSet::new();
     for doc in serde_yaml::Deserializer::from_str(&manifest) {
         use serde::Deserialize;
@@ -516,6 +520,13 @@ async fn helm_install_is_accepted_object_by_object() {
         ("Service", "covenant-metrics"),
         ("NetworkPolicy", "covenant"),
         ("SupportPackage", "standard"),
+        ("CustomResourceDefinition", "accounts.covenant.dev"),
+        ("CustomResourceDefinition", "supportpackages.covenant.dev"),
+        ("CustomResourceDefinition", "suspensions.covenant.dev"),
+        (
+            "CustomResourceDefinition",
+            "deprecationnotices.covenant.dev",
+        ),
     ]
     .iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -550,7 +561,7 @@ async fn helm_install_is_accepted_object_by_object() {
         );
     }
 
-    // The CRDs (from crds/) are Established.
+    // The CRDs (the chart's templates/crds/, generated from crds/) are Established.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for crd in CRDS {
         wait_for(&crds, crd, "be Established", TIMEOUT, |c| {
@@ -1453,7 +1464,7 @@ async fn helm_uninstall_keeps_the_tenants_their_data_the_crds_and_the_accounts()
         );
     }
 
-    // The CRDs (Helm never deletes crds/) and the Accounts remain.
+    // The CRDs (`helm.sh/resource-policy: keep`, crds.keep) and the Accounts remain.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for crd in CRDS {
         let c = crds
