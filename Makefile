@@ -6,6 +6,8 @@ STATE := $(CURDIR)/.covenant
 CLUSTER := e2e/cluster/cluster.sh
 BIN = $(shell bash e2e/cluster/build.sh)
 export KUBECONFIG_ADMIN := $(STATE)/kubeconfig
+# The revision `covenant --version` prints (read by the build; hack/revision.sh says where it comes from).
+export COVENANT_REVISION := $(shell bash hack/revision.sh)
 
 .PHONY: help
 help: ## List the targets.

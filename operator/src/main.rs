@@ -3,9 +3,21 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use covenant::{api, check};
 
+/// The git revision the binary was built from: `COVENANT_REVISION` at build time (the Makefile,
+/// hack/build-image.sh and the Dockerfile set it from hack/revision.sh), `unknown` without it.
+const REVISION: &str = match option_env!("COVENANT_REVISION") {
+    Some(r) if !r.is_empty() => r,
+    _ => "unknown",
+};
+
+/// `covenant --version`: `covenant <version> (git <revision>)`.
+fn version() -> &'static str {
+    Box::leak(format!("{} (git {REVISION})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+}
+
 /// Covenant: tenants provisioned and governed under a platform's service terms.
 #[derive(Parser, Debug)]
-#[command(name = "covenant", version, about)]
+#[command(name = "covenant", version = version(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
