@@ -31,13 +31,18 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: checks
-checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score.
+checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, dist/ from the chart.
 	bash charts/covenant/ci/check-crds-in-sync.sh
 	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
 	for values in charts/covenant/ci/values/*.yaml; do \
 	  "$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant -f "$$values" || exit 1; done
 	bash charts/covenant/ci/kube-score.sh
+	bash hack/dist.sh --check
+
+.PHONY: dist
+dist: ## Release artifacts in dist/: covenant.yaml (kubectl apply), default-package.yaml, crds.yaml, the packaged chart.
+	bash hack/dist.sh
 
 .PHONY: unit
 unit: ## Unit and integration tests that need no cluster.
