@@ -86,7 +86,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus)"
+say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus, kube-score)"
 "$cargo" build -p covenant
 "$cargo" test -p covenant-e2e --no-run
 COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
