@@ -38,6 +38,7 @@ checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm
 	for values in charts/covenant/ci/values/*.yaml; do \
 	  "$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant -f "$$values" || exit 1; done
 	bash charts/covenant/ci/kube-score.sh
+	bash charts/covenant/ci/check-subchart.sh
 	bash hack/dist.sh --check
 
 .PHONY: dist
