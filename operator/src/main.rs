@@ -62,7 +62,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            args.revision = Some(REVISION.to_string());
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
