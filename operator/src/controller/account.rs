@@ -51,22 +51,83 @@ pub fn controller(
                 .collect::<Vec<_>>()
         }
     };
+    // A package change rechecks the accounts it serves: those that name it, those it was resolved for,
+    // and, while it is (or was) the default, those that name none. Only a change of what accounts read
+    // (its spec, or its going) counts: the package's own status (how many accounts it serves) changes
+    // with every account provisioned and must not requeue every account each time.
+    // What each package and notice last showed the accounts, forgotten when it is deleted (so one
+    // re-created as it was is seen).
+    let package_seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
+    let notice_seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     let on_package = {
-        let all = all_accounts.clone();
-        // A package change can move the default and so any account that names none: recheck all (cheap:
-        // an unchanged account makes no request).
-        move |_: Arc<DeserializeGuard<crate::api::SupportPackage>>| all()
+        let stores = stores.clone();
+        let seen = package_seen.clone();
+        let was_default = Arc::new(std::sync::Mutex::new(
+            std::collections::BTreeSet::<String>::new(),
+        ));
+        move |p: Arc<DeserializeGuard<crate::api::SupportPackage>>| {
+            let Ok(p) = &p.0 else { return Vec::new() };
+            let name = p.name_any();
+            let fingerprint = serde_json::to_string(&(&p.spec, &p.metadata.deletion_timestamp))
+                .unwrap_or_default();
+            if !changed(&seen, &name, fingerprint) {
+                return Vec::new();
+            }
+            let default = {
+                let mut d = was_default.lock().unwrap_or_else(|e| e.into_inner());
+                let before = d.contains(&name);
+                if p.spec.default {
+                    d.insert(name.clone());
+                } else {
+                    d.remove(&name);
+                }
+                before || p.spec.default
+            };
+            accounts_where(&stores, |a| {
+                a.spec.support_package.as_deref() == Some(name.as_str())
+                    || a.status.as_ref().and_then(|s| s.support_package.as_deref())
+                        == Some(name.as_str())
+                    || (default && a.spec.support_package.is_none())
+            })
+        }
     };
     let on_suspension = |s: Arc<DeserializeGuard<Suspension>>| {
         s.0.as_ref()
             .ok()
             .map(|s| ObjectRef::<DeserializeGuard<Account>>::new(&s.spec.account))
     };
-    // A notice change can add accounts to its selection or drop them (a narrowed selector), and only
-    // the new notice is seen here: recheck every account (one with nothing to do makes no request).
+    // A notice change rechecks the accounts it selects and those that list it (a narrowed selector
+    // drops some). Only what accounts read of it counts (its spec, labels, its service as recorded):
+    // the notice's own status rows change as accounts answer and must not requeue every account.
     let on_notice = {
-        let all = all_accounts.clone();
-        move |_: Arc<DeserializeGuard<crate::api::DeprecationNotice>>| all()
+        let stores = stores.clone();
+        let seen = notice_seen.clone();
+        move |n: Arc<DeserializeGuard<crate::api::DeprecationNotice>>| {
+            let Ok(n) = &n.0 else { return Vec::new() };
+            let name = n.name_any();
+            let service = n
+                .status
+                .as_ref()
+                .map(|s| (&s.served_at, &s.served_for, &s.reserved_at));
+            let fingerprint =
+                serde_json::to_string(&(&n.spec, service, &n.metadata.deletion_timestamp))
+                    .unwrap_or_default();
+            if !changed(&seen, &name, fingerprint) {
+                return Vec::new();
+            }
+            accounts_where(&stores, |a| {
+                crate::model::notice::selects(n, a)
+                    || a.status
+                        .as_ref()
+                        .is_some_and(|s| s.notices.iter().any(|r| r.name == name))
+            })
+        }
     };
     // A Deployment or StatefulSet whose spec changes in a tenant namespace (e.g. scaled up while the
     // account is suspended): metadata only, and only generation changes, so status churn is ignored.
@@ -150,14 +211,22 @@ pub fn controller(
         });
     }
     {
-        let (tx, all) = (tx.clone(), all_accounts.clone());
-        w.packages
-            .on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        let (tx, all, seen) = (tx.clone(), all_accounts.clone(), package_seen);
+        w.packages.on_delete(move |p| {
+            if let Ok(p) = &p.0 {
+                forget(&seen, &p.name_any());
+            }
+            all().into_iter().for_each(|r| drop(tx.unbounded_send(r)))
+        });
     }
     {
-        let (tx, all) = (tx.clone(), all_accounts.clone());
-        w.notices
-            .on_delete(move |_| all().into_iter().for_each(|r| drop(tx.unbounded_send(r))));
+        let (tx, all, seen) = (tx.clone(), all_accounts.clone(), notice_seen);
+        w.notices.on_delete(move |n| {
+            if let Ok(n) = &n.0 {
+                forget(&seen, &n.name_any());
+            }
+            all().into_iter().for_each(|r| drop(tx.unbounded_send(r)))
+        });
     }
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
     Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
@@ -184,6 +253,39 @@ pub fn controller(
             }
         })
         .boxed()
+}
+
+/// Records `fingerprint` as what `name` last showed; whether it differs from what it showed before.
+fn changed(
+    seen: &std::sync::Mutex<std::collections::HashMap<String, String>>,
+    name: &str,
+    fingerprint: String,
+) -> bool {
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.get(name) == Some(&fingerprint) {
+        return false;
+    }
+    seen.insert(name.to_string(), fingerprint);
+    true
+}
+
+/// Forgets what `name` last showed (it was deleted).
+fn forget(seen: &std::sync::Mutex<std::collections::HashMap<String, String>>, name: &str) {
+    seen.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+}
+
+/// The cached accounts that satisfy `pred`.
+fn accounts_where(
+    stores: &super::Stores,
+    pred: impl Fn(&Account) -> bool,
+) -> Vec<ObjectRef<DeserializeGuard<Account>>> {
+    stores
+        .accounts
+        .state()
+        .iter()
+        .filter(|g| g.0.as_ref().is_ok_and(&pred))
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
 }
 
 /// The account a labelled child belongs to.
