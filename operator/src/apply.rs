@@ -168,11 +168,12 @@ where
     Ok(true)
 }
 
-/// Deletes the cached objects labelled for `account` that `keep` rejects. Only objects carrying the
-/// account label are ever considered: Covenant never deletes what it did not create.
+/// Deletes the objects among `candidates` (the cached objects labelled for `account`, from the index
+/// by account) that `keep` rejects. Only objects carrying the account label are ever considered:
+/// Covenant never deletes what it did not create.
 pub async fn delete_unwanted<K>(
     client: &Client,
-    cache: &Store<K>,
+    candidates: impl IntoIterator<Item = std::sync::Arc<K>>,
     account: &str,
     keep: impl Fn(&K) -> bool,
     metrics: &Metrics,
@@ -181,7 +182,7 @@ where
     K: Scoped + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let mut n = 0;
-    for obj in cache.state() {
+    for obj in candidates {
         if obj.labels().get(ACCOUNT_LABEL).map(String::as_str) != Some(account) || keep(&obj) {
             continue;
         }

@@ -353,9 +353,14 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
         Ok(p) => model::validate_on_package(account, p),
         Err(_) => Vec::new(),
     };
-    let suspensions: Vec<Suspension> = valid(&ctx.stores.suspensions)
-        .into_iter()
+    let suspensions: Vec<Suspension> = ctx
+        .stores
+        .suspensions
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
         .filter(|s| s.spec.account == name)
+        .cloned()
         .collect();
     let suspensions = active_suspensions(&suspensions, now);
     // A namespace is this account's only when Covenant created it for this Account's UID: look it up
@@ -680,7 +685,7 @@ async fn apply_desired(
     let wanted_ns: BTreeSet<String> = tenant.iter().cloned().collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
-        ($kind:literal, $objs:expr, $store:expr) => {{
+        ($kind:literal, $objs:expr, $store:expr, $index:expr) => {{
             for o in &$objs {
                 let r = apply(c, &$store, o, m).await;
                 failures.record(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
@@ -688,7 +693,7 @@ async fn apply_desired(
             let keep: BTreeSet<(String, String)> = $objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
             // Objects in namespaces the account released (retention) are the release's, not orphans;
             // objects that depend on an unresolved package stay as they are.
-            let r = delete_unwanted(c, &$store, &name, |o| {
+            let r = delete_unwanted(c, $index.objects(&$store, &name), &name, |o| {
                 keep.contains(&key(o.namespace(), o.name_any()))
                     || !wanted_ns.contains(&o.namespace().unwrap_or_default())
                     || untouched.contains(o.name_any().as_str())
@@ -697,10 +702,25 @@ async fn apply_desired(
         }};
     }
     // Guardrails first: a suspension's freeze quota and deny-all before anything else.
-    sync!("ResourceQuota", quotas, s.quotas);
-    sync!("NetworkPolicy", network_policies, s.network_policies);
-    sync!("RoleBinding", role_bindings, s.role_bindings);
-    sync!("LimitRange", limit_ranges, s.limit_ranges);
+    sync!("ResourceQuota", quotas, s.quotas, s.index.quotas);
+    sync!(
+        "NetworkPolicy",
+        network_policies,
+        s.network_policies,
+        s.index.network_policies
+    );
+    sync!(
+        "RoleBinding",
+        role_bindings,
+        s.role_bindings,
+        s.index.role_bindings
+    );
+    sync!(
+        "LimitRange",
+        limit_ranges,
+        s.limit_ranges,
+        s.index.limit_ranges
+    );
     // The administrators' read access to their own Account, and to nothing of other tenants.
     let role = model::tenancy_role(account);
     let r = apply(c, &s.cluster_roles, &role, m).await;
@@ -711,7 +731,11 @@ async fn apply_desired(
             failures.record(|| format!("ClusterRoleBinding {}", b.name_any()), r);
         }
         None => {
-            let r = delete_unwanted(c, &s.cluster_role_bindings, &name, |_| false, m).await;
+            let bindings = s
+                .index
+                .cluster_role_bindings
+                .objects(&s.cluster_role_bindings, &name);
+            let r = delete_unwanted(c, bindings, &name, |_| false, m).await;
             failures.record(|| "deleting the tenancy ClusterRoleBinding".into(), r);
         }
     }
@@ -719,7 +743,7 @@ async fn apply_desired(
         return;
     }
     // Namespaces dropped from spec.namespaces are released like those of a deleted account.
-    for ns in s.namespaces.state() {
+    for ns in s.index.namespaces.objects(&s.namespaces, &name) {
         if model::owns(account, &ns)
             && !wanted_ns.contains(&ns.name_any())
             && !ns.labels().contains_key(RETAINED_UNTIL_LABEL)
@@ -927,7 +951,7 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
             };
             delete_unwanted(
                 c,
-                &s.role_bindings,
+                s.index.role_bindings.objects(&s.role_bindings, &name),
                 &name,
                 |o| {
                     o.namespace().as_deref() != Some(ns) || !withdrawn("RoleBinding", &o.name_any())
@@ -937,7 +961,7 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
             .await?;
             delete_unwanted(
                 c,
-                &s.network_policies,
+                s.index.network_policies.objects(&s.network_policies, &name),
                 &name,
                 |o| {
                     o.namespace().as_deref() != Some(ns)
@@ -991,8 +1015,9 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
     // Every namespace this Account owns, whether or not still in the spec; none other.
     let owned: Vec<_> = ctx
         .stores
+        .index
         .namespaces
-        .state()
+        .objects(&ctx.stores.namespaces, &account.name_any())
         .into_iter()
         .filter(|n| model::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
         .collect();
@@ -1045,7 +1070,22 @@ async fn write_status(
         .insert(key, serialized);
     // Events on every condition transition (after the write, so a condition changes at its instant).
     // A condition's first appearance is no transition: only a warning one is worth an Event then.
-    for c in &status.conditions {
+    // The summary conditions only: the parts' (NamespacesReady, QuotaApplied, NetworkIsolated,
+    // AccessGranted) move with them and would repeat them, and a part's reason can be a word that
+    // means something else as an Event (AccessGranted=False `Suspended` is not the suspension notice,
+    // which a withheld suspension must not give).
+    const ANNOUNCED: [&str; 5] = [
+        "Ready",
+        "Stalled",
+        "Suspended",
+        "AccessReviewCurrent",
+        "TermsCurrent",
+    ];
+    for c in status
+        .conditions
+        .iter()
+        .filter(|c| ANNOUNCED.contains(&c.type_.as_str()))
+    {
         let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
         let warn = matches!(
             (c.type_.as_str(), c.status.as_str()),

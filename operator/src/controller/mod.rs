@@ -75,6 +75,42 @@ pub struct Stores {
     pub cluster_roles: Store<ClusterRole>,
     /// ClusterRoleBindings labelled with an account.
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// The labelled objects by account, and the answers by namespace.
+    pub index: Indexes,
+}
+
+/// The indexes of the caches: what a reconcile of one account reads without scanning every tenant's.
+#[derive(Clone)]
+pub struct Indexes {
+    /// Labelled namespaces by account.
+    pub namespaces: Index<Namespace>,
+    /// Labelled quotas by account.
+    pub quotas: Index<ResourceQuota>,
+    /// Labelled limit ranges by account.
+    pub limit_ranges: Index<LimitRange>,
+    /// Labelled network policies by account.
+    pub network_policies: Index<NetworkPolicy>,
+    /// Labelled role bindings by account.
+    pub role_bindings: Index<RoleBinding>,
+    /// Labelled cluster role bindings by account.
+    pub cluster_role_bindings: Index<ClusterRoleBinding>,
+    /// NoticeResponses by namespace.
+    pub responses: Index<DeserializeGuard<NoticeResponse>>,
+}
+
+impl Watches {
+    /// Indexes of the watches (before they start).
+    fn indexes(&mut self) -> Indexes {
+        Indexes {
+            namespaces: self.namespaces.index(account_key),
+            quotas: self.quotas.index(account_key),
+            limit_ranges: self.limit_ranges.index(account_key),
+            network_policies: self.network_policies.index(account_key),
+            role_bindings: self.role_bindings.index(account_key),
+            cluster_role_bindings: self.cluster_role_bindings.index(account_key),
+            responses: self.responses.index(namespace_key),
+        }
+    }
 }
 
 impl Stores {
@@ -91,14 +127,15 @@ impl Stores {
                 .iter()
                 .flat_map(|s| s.namespaces.iter().cloned()),
         );
-        let state = self.responses.state();
-        let responses = state.iter().filter_map(|g| g.0.as_ref().ok());
+        let mine: Vec<Arc<DeserializeGuard<NoticeResponse>>> = names
+            .iter()
+            .flat_map(|ns| self.index.responses.objects(&self.responses, ns))
+            .collect();
+        let responses = mine.iter().filter_map(|g| g.0.as_ref().ok());
         crate::model::notice::answers(account, responses, |ns| {
-            names.contains(ns)
-                && self
-                    .namespaces
-                    .get(&reflector::ObjectRef::new(ns))
-                    .is_some_and(|n| crate::model::account::owns(account, &n))
+            self.namespaces
+                .get(&reflector::ObjectRef::new(ns))
+                .is_some_and(|n| crate::model::account::owns(account, &n))
         })
     }
 
@@ -323,6 +360,119 @@ pub fn reporter() -> Reporter {
     }
 }
 
+/// The objects of one cached kind by a key (the account they are labelled with, or their namespace),
+/// kept up to date by the watch itself: a reconcile finds its own objects without scanning every
+/// tenant's.
+pub struct Index<K: Resource<DynamicType = ()>> {
+    key: fn(&K) -> Option<String>,
+    inner: Arc<std::sync::RwLock<IndexState<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Clone for Index<K> {
+    fn clone(&self) -> Self {
+        Index {
+            key: self.key,
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct IndexState<K: Resource<DynamicType = ()>> {
+    by_key: std::collections::HashMap<String, std::collections::HashSet<reflector::ObjectRef<K>>>,
+    key_of: std::collections::HashMap<reflector::ObjectRef<K>, String>,
+    /// The index being rebuilt by a (re)list, swapped in when it is complete.
+    relist: Option<Box<IndexState<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for IndexState<K> {
+    fn default() -> Self {
+        IndexState {
+            by_key: Default::default(),
+            key_of: Default::default(),
+            relist: None,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> IndexState<K> {
+    fn remove(&mut self, r: &reflector::ObjectRef<K>) {
+        if let Some(k) = self.key_of.remove(r)
+            && let Some(set) = self.by_key.get_mut(&k)
+        {
+            set.remove(r);
+            if set.is_empty() {
+                self.by_key.remove(&k);
+            }
+        }
+    }
+
+    fn insert(&mut self, r: reflector::ObjectRef<K>, key: Option<String>) {
+        self.remove(&r);
+        if let Some(k) = key {
+            self.by_key.entry(k.clone()).or_default().insert(r.clone());
+            self.key_of.insert(r, k);
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
+    /// An empty index by `key`.
+    pub fn new(key: fn(&K) -> Option<String>) -> Self {
+        Index {
+            key,
+            inner: Default::default(),
+        }
+    }
+
+    /// Follows one event of the watch (a relist builds a new index, swapped in when it is done).
+    fn observe(&self, ev: &watcher::Event<K>) {
+        let mut st = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            watcher::Event::Init => st.relist = Some(Box::default()),
+            watcher::Event::InitApply(o) => {
+                let (r, k) = (reflector::ObjectRef::from_obj(o), (self.key)(o));
+                match st.relist.as_mut() {
+                    Some(next) => next.insert(r, k),
+                    None => st.insert(r, k),
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(next) = st.relist.take() {
+                    *st = *next;
+                }
+            }
+            watcher::Event::Apply(o) => {
+                st.insert(reflector::ObjectRef::from_obj(o), (self.key)(o));
+            }
+            watcher::Event::Delete(o) => st.remove(&reflector::ObjectRef::from_obj(o)),
+        }
+    }
+
+    /// The references filed under `key`.
+    pub fn refs(&self, key: &str) -> Vec<reflector::ObjectRef<K>> {
+        let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        st.by_key
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The cached objects filed under `key`.
+    pub fn objects(&self, store: &Store<K>, key: &str) -> Vec<Arc<K>> {
+        self.refs(key).iter().filter_map(|r| store.get(r)).collect()
+    }
+}
+
+/// The account label of an object, the key of [`Index`]es by account.
+pub fn account_key<K: Resource>(o: &K) -> Option<String> {
+    account_of(o)
+}
+
+/// The namespace of an object, the key of [`Index`]es by namespace.
+pub fn namespace_key<K: Resource>(o: &K) -> Option<String> {
+    o.meta().namespace.clone()
+}
+
 /// A kind watched once and shared: its cache, and subscriptions to the objects it touches.
 pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     /// The cache.
@@ -332,6 +482,7 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     wc: watcher::Config,
     synced: Arc<std::sync::atomic::AtomicBool>,
     on_delete: Vec<DeleteHook<K>>,
+    indexes: Vec<Index<K>>,
 }
 
 /// Called with each object a watch sees deleted (shared streams carry only applied objects).
@@ -358,7 +509,15 @@ where
             wc: wc.page_size(500),
             synced: Default::default(),
             on_delete: Vec::new(),
+            indexes: Vec::new(),
         }
+    }
+
+    /// An index of this watch's objects by `key`, kept up to date as the cache is.
+    pub fn index(&mut self, key: fn(&K) -> Option<String>) -> Index<K> {
+        let index = Index::new(key);
+        self.indexes.push(index.clone());
+        index
     }
 
     /// Runs `hook` for every object this watch sees deleted, so that controllers can react to
@@ -388,11 +547,17 @@ where
                 .reflect_shared(writer);
             let synced = self.synced.clone();
             let hooks = std::mem::take(&mut self.on_delete);
+            let indexes = std::mem::take(&mut self.indexes);
             let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
             tokio::spawn(async move {
                 stream
                     .for_each(|ev| {
                         tracker.observe(&ev);
+                        // Before the synced flag: a reconcile that sees the cache synced sees the
+                        // indexes complete.
+                        if let Ok(ev) = &ev {
+                            indexes.iter().for_each(|i| i.observe(ev));
+                        }
                         match ev {
                             Ok(watcher::Event::InitDone) => synced.store(true, Ordering::Release),
                             Ok(watcher::Event::Delete(obj)) => hooks.iter().for_each(|h| h(&obj)),
@@ -622,6 +787,7 @@ pub async fn run(
         responses: watches.responses.store.clone(),
         cluster_roles: watches.cluster_roles.store.clone(),
         cluster_role_bindings: watches.cluster_role_bindings.store.clone(),
+        index: watches.indexes(),
     };
     let ctx = Arc::new(Context {
         http: reqwest::Client::builder()
@@ -793,3 +959,51 @@ impl Watches {
 
 /// A boxed controller future.
 pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn ns(name: &str, account: Option<&str>) -> Namespace {
+        let mut n = Namespace::default();
+        n.metadata.name = Some(name.into());
+        if let Some(a) = account {
+            n.metadata.labels = Some([(ACCOUNT_LABEL.to_string(), a.to_string())].into());
+        }
+        n
+    }
+
+    fn names(i: &Index<Namespace>, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = i.refs(key).into_iter().map(|r| r.name).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_index_follows_lists_relabels_and_deletions() {
+        let i = Index::new(account_key::<Namespace>);
+        i.observe(&watcher::Event::Init);
+        i.observe(&watcher::Event::InitApply(ns("a1", Some("a"))));
+        i.observe(&watcher::Event::InitApply(ns("a2", Some("a"))));
+        // Until the list is complete, the previous index (empty) answers.
+        assert!(names(&i, "a").is_empty());
+        i.observe(&watcher::Event::InitDone);
+        assert_eq!(names(&i, "a"), ["a1", "a2"]);
+        // Relabelled to another account: filed under the new one only.
+        i.observe(&watcher::Event::Apply(ns("a2", Some("b"))));
+        assert_eq!(names(&i, "a"), ["a1"]);
+        assert_eq!(names(&i, "b"), ["a2"]);
+        // The label removed, then deleted.
+        i.observe(&watcher::Event::Apply(ns("a1", None)));
+        assert!(names(&i, "a").is_empty());
+        i.observe(&watcher::Event::Delete(ns("a2", Some("b"))));
+        assert!(names(&i, "b").is_empty());
+        // A relist replaces everything: what it no longer lists is gone.
+        i.observe(&watcher::Event::Apply(ns("c1", Some("c"))));
+        i.observe(&watcher::Event::Init);
+        i.observe(&watcher::Event::InitApply(ns("d1", Some("d"))));
+        i.observe(&watcher::Event::InitDone);
+        assert!(names(&i, "c").is_empty());
+        assert_eq!(names(&i, "d"), ["d1"]);
+    }
+}

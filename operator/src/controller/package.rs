@@ -70,11 +70,16 @@ async fn reconcile(
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
     let packages = valid(&ctx.stores.packages);
-    let accounts = valid(&ctx.stores.accounts);
+    // Counted on the cache's own objects: nothing cloned per account.
+    let accounts = ctx.stores.accounts.state();
     let previous = package.status.clone().unwrap_or_default();
     let status = SupportPackageStatus {
         observed_generation: package.metadata.generation,
-        accounts: account_count(package, &accounts, &packages),
+        accounts: account_count(
+            package,
+            accounts.iter().filter_map(|g| g.0.as_ref().ok()),
+            &packages,
+        ),
         conditions: merge(
             &previous.conditions,
             vec![package_ready(package, &packages)],

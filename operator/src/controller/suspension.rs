@@ -17,7 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, Watches, valid};
+use super::{Context, ControllerFuture, Watches};
 use crate::api::{Account, Suspension, SuspensionPhase, SuspensionStatus};
 use crate::error::{Error, Result};
 use crate::model::account::FREEZE_QUOTA_NAME;
@@ -214,9 +214,11 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
     }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
-    let account = valid(&ctx.stores.accounts)
-        .into_iter()
-        .find(|a| a.name_any() == s.spec.account);
+    let account = ctx
+        .stores
+        .accounts
+        .get(&ObjectRef::new(&s.spec.account))
+        .and_then(|g| g.0.as_ref().ok().cloned());
     let uid = s.uid().unwrap_or_default();
     let given = ctx
         .notices_given

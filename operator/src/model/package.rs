@@ -91,14 +91,14 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
 }
 
 /// How many accounts are on `package`.
-pub fn account_count(
+pub fn account_count<'a>(
     package: &SupportPackage,
-    accounts: &[Account],
+    accounts: impl IntoIterator<Item = &'a Account>,
     packages: &[SupportPackage],
 ) -> i32 {
     let name = package.name_any();
     let n = accounts
-        .iter()
+        .into_iter()
         .filter(|a| resolve(a, packages).is_ok_and(|p| p.name_any() == name))
         .count();
     i32::try_from(n).unwrap_or(i32::MAX)
