@@ -196,7 +196,14 @@ pub fn evaluate(
         )
     };
     status.phase = Some(phase);
-    status.conditions = merge(&previous.conditions, vec![ready, notice], generation, now);
+    // An unknown account is fixed only by a person (kstatus: Failed, not InProgress forever).
+    let stalled = crate::status::stalled(&ready);
+    status.conditions = merge(
+        &previous.conditions,
+        vec![ready, stalled, notice],
+        generation,
+        now,
+    );
     Outcome {
         status,
         give_notice,
