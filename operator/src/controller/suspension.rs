@@ -103,7 +103,7 @@ pub fn evaluate(
         (
             SuspensionPhase::Invalid,
             Cond::new(
-                "Ready",
+                crate::status::types::READY,
                 false,
                 "AccountNotFound",
                 format!(
@@ -117,7 +117,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Pending => (
                 SuspensionPhase::Pending,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "Scheduled",
                     format!(
@@ -129,7 +129,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Active => (
                 SuspensionPhase::Active,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "InForce",
                     match end {
@@ -148,7 +148,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Ended => (
                 SuspensionPhase::Lifted,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "Lifted",
                     format!(

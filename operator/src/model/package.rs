@@ -3,7 +3,7 @@
 use kube::ResourceExt;
 
 use crate::api::{Account, LimitsSpec, ResourceMap, SupportPackage};
-use crate::status::Cond;
+use crate::status::{Cond, reasons, types};
 
 /// Why an account's package cannot be resolved; the message says how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +78,7 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
     if package.spec.default && d.len() > 1 {
         let names: Vec<String> = d.iter().map(|p| p.name_any()).collect();
         Cond::new(
-            "Ready",
+            types::READY,
             false,
             "ConflictingDefault",
             format!(
@@ -89,9 +89,14 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
     } else {
         let problems = package_limit_problems(package);
         if problems.is_empty() {
-            Cond::new("Ready", true, "Ready", "the package is usable")
+            Cond::new(types::READY, true, reasons::READY, "the package is usable")
         } else {
-            Cond::new("Ready", false, "InvalidLimits", problems.join("; "))
+            Cond::new(
+                types::READY,
+                false,
+                reasons::INVALID_LIMITS,
+                problems.join("; "),
+            )
         }
     }
 }
