@@ -63,7 +63,7 @@ where
 fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
     let now = Timestamp::now();
     let (review, due, _) = model::access_review(account, now);
-    let (rows, _) = account_notices(account, &[], now);
+    let (rows, _) = account_notices(account, &[], &[], now);
     // The operator's own decision, for an account with no problem and no suspension.
     let applied = phase::Applied::default();
     let verdict = phase::verdict(None, &applied, None);
@@ -123,6 +123,13 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
     }
     for o in &role_bindings {
         ssa(client, o).await?;
+        requests += 1;
+    }
+    // The administrators' read access to their own Account.
+    ssa(client, &model::tenancy_role(account)).await?;
+    requests += 1;
+    if let Some(b) = model::tenancy_binding(account) {
+        ssa(client, &b).await?;
         requests += 1;
     }
     let api: Api<Account> = Api::all(client.clone());

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// The four CRDs Covenant installs.
-pub const CRDS: [&str; 4] = [
+/// The CRDs Covenant installs.
+pub const CRDS: [&str; 5] = [
     "accounts.covenant.dev",
     "supportpackages.covenant.dev",
     "suspensions.covenant.dev",
     "deprecationnotices.covenant.dev",
+    "noticeresponses.covenant.dev",
 ];
 
 /// A running cluster.

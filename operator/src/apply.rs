@@ -121,11 +121,20 @@ namespaced!(
     k8s_openapi::api::rbac::v1::RoleBinding
 );
 
-impl Scoped for k8s_openapi::api::core::v1::Namespace {
-    fn api(client: &Client, _: Option<&str>) -> Api<Self> {
-        Api::all(client.clone())
-    }
+macro_rules! cluster {
+    ($($t:ty),*) => {$(
+        impl Scoped for $t {
+            fn api(client: &Client, _: Option<&str>) -> Api<Self> {
+                Api::all(client.clone())
+            }
+        }
+    )*};
 }
+cluster!(
+    k8s_openapi::api::core::v1::Namespace,
+    k8s_openapi::api::rbac::v1::ClusterRole,
+    k8s_openapi::api::rbac::v1::ClusterRoleBinding
+);
 
 /// Applies `desired` unless `cache` shows it is already in place. Returns whether a request was made.
 pub async fn apply<K>(

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{
-    Account, AccountStatus, DeprecationNotice, GROUP, SupportPackage, SupportPackageStatus,
-    Suspension, SuspensionPhase, SuspensionStatus, schema,
+    Account, AccountStatus, DeprecationNotice, GROUP, NoticeResponse, SupportPackage,
+    SupportPackageStatus, Suspension, SuspensionPhase, SuspensionStatus, schema,
 };
 use crate::model;
 use crate::status::merge;
@@ -105,6 +105,7 @@ enum Parsed {
     Package(Box<SupportPackage>),
     Suspension(Box<Suspension>),
     Notice(Box<DeprecationNotice>),
+    Response(Box<NoticeResponse>),
 }
 
 fn schema_of(kind: &str) -> Option<Value> {
@@ -113,6 +114,7 @@ fn schema_of(kind: &str) -> Option<Value> {
         "SupportPackage" => SupportPackage::crd(),
         "Suspension" => Suspension::crd(),
         "DeprecationNotice" => DeprecationNotice::crd(),
+        "NoticeResponse" => NoticeResponse::crd(),
         _ => return None,
     };
     let schema = crd
@@ -164,7 +166,7 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
         }
         let Some(schema) = schema_of(&kind) else {
             report.problems.push(format!(
-                "{}: unknown kind {kind:?}: Covenant serves Account, SupportPackage, Suspension and DeprecationNotice",
+                "{}: unknown kind {kind:?}: Covenant serves Account, SupportPackage, Suspension, DeprecationNotice and NoticeResponse",
                 label(&doc)
             ));
             continue;
@@ -198,6 +200,9 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             "Suspension" => {
                 serde_json::from_value(doc.value.clone()).map(|a| Parsed::Suspension(Box::new(a)))
             }
+            "NoticeResponse" => {
+                serde_json::from_value(doc.value.clone()).map(|a| Parsed::Response(Box::new(a)))
+            }
             _ => serde_json::from_value(doc.value.clone()).map(|a| Parsed::Notice(Box::new(a))),
         };
         match typed {
@@ -226,6 +231,28 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             }
         })
         .collect();
+    // A response in a file has no creation time yet: it counts as given at `now`, as it would be
+    // if applied then. It answers for the checked Account whose namespaces hold it.
+    let responses: Vec<NoticeResponse> = parsed
+        .iter()
+        .filter_map(|(_, p)| {
+            if let Parsed::Response(r) = p {
+                let mut r = (**r).clone();
+                r.metadata.creation_timestamp.get_or_insert(Time(now));
+                Some(r)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let answers: Vec<Vec<model::notice::Answer>> = accounts
+        .iter()
+        .map(|a| {
+            let own = a.desired_namespaces();
+            model::notice::answers(a, &responses, |ns| own.iter().any(|o| o == ns))
+        })
+        .collect();
+    let with_answers = || accounts.iter().zip(answers.iter().map(Vec::as_slice));
     // Notices are evaluated first: the accounts' view needs their served instants.
     let notices: Vec<DeprecationNotice> = parsed
         .iter()
@@ -237,7 +264,7 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             }
         })
         .map(|mut n| {
-            let outcome = model::notice::evaluate(&n, &accounts, now);
+            let outcome = model::notice::evaluate(&n, with_answers(), now);
             n.status = Some(outcome.status);
             n
         })
@@ -246,7 +273,7 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
     for (doc, p) in parsed {
         let value = match p {
             Parsed::Notice(n) => {
-                let outcome = model::notice::evaluate(&n, &accounts, now);
+                let outcome = model::notice::evaluate(&n, with_answers(), now);
                 report.problems.extend(
                     outcome
                         .errors
@@ -259,11 +286,49 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             }
             Parsed::Account(a) => {
                 let mut a = *a;
-                let status = account_status(&a, &packages, &notices, now, &mut |e| {
+                let mine = accounts
+                    .iter()
+                    .position(|o| o.name_any() == a.name_any())
+                    .map(|i| answers[i].as_slice())
+                    .unwrap_or_default();
+                let status = account_status(&a, &packages, &notices, mine, now, &mut |e| {
                     report.problems.push(format!("{}: {e}", label(&doc)))
                 });
                 a.status = Some(status);
                 serde_json::to_value(a)
+            }
+            Parsed::Response(r) => {
+                let mut r = *r;
+                r.metadata.creation_timestamp.get_or_insert(Time(now));
+                let ns = r.metadata.namespace.clone().unwrap_or_default();
+                let owner = accounts
+                    .iter()
+                    .position(|a| a.desired_namespaces().contains(&ns));
+                let notice = notices.iter().find(|n| n.name_any() == r.spec.notice);
+                let (status, _) = model::notice::response_status(
+                    &r,
+                    owner.map(|i| &accounts[i]),
+                    notice,
+                    owner.map(|i| answers[i].as_slice()).unwrap_or_default(),
+                    now,
+                );
+                if let Some(c) = status.conditions.first() {
+                    // What a pipeline can know: the namespace, the notice and whether it concerns
+                    // the account, when those objects are among the checked ones.
+                    let judged = match c.reason.as_str() {
+                        "NoAccount" => !accounts.is_empty(),
+                        "UnknownNotice" => !notices.is_empty(),
+                        "NotConcerned" => true,
+                        _ => false,
+                    };
+                    if judged {
+                        report
+                            .problems
+                            .push(format!("{}: {}", label(&doc), c.message));
+                    }
+                }
+                r.status = Some(status);
+                serde_json::to_value(r)
             }
             Parsed::Package(p) => {
                 let mut p = *p;
@@ -328,6 +393,7 @@ fn account_status(
     account: &Account,
     packages: &[SupportPackage],
     notices: &[DeprecationNotice],
+    answers: &[model::notice::Answer],
     now: Timestamp,
     problem: &mut dyn FnMut(String),
 ) -> AccountStatus {
@@ -353,11 +419,11 @@ fn account_status(
     }
     let (review, due, _) = model::account::access_review(account, now);
     status.access_review_due_at = Some(Time(due));
-    let (rows, _) = model::notice::account_notices(account, notices, now);
+    let (rows, _) = model::notice::account_notices(account, notices, answers, now);
     let terms = model::notice::terms_current(&rows);
     for r in &rows {
         if let Some(m) = &r.message {
-            problem(format!("spec.noticeResponses[{}]: {m}", r.name));
+            problem(format!("answer to {}: {m}", r.name));
         }
     }
     status.notices = rows;

@@ -120,6 +120,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "supportpackages.covenant.dev",
         "suspensions.covenant.dev",
         "deprecationnotices.covenant.dev",
+        "noticeresponses.covenant.dev",
     ] {
         tracing::info!(crd = name, "waiting for the CRD to be established");
         loop {

@@ -317,7 +317,7 @@ fn outsiders_are_rejected_and_named() {
     assert_eq!(
         err,
         vec![
-            "RoleBinding subjects must be the administrators, ServiceAccounts or spec.allowedSubjects of \
+            "RoleBinding subjects must be the administrators, ServiceAccounts, spec.allowedSubjects or people of spec.organization.domains of \
              Account acme; not allowed: User:mallory"
                 .to_string()
         ]
@@ -465,4 +465,38 @@ fn the_chart_ships_the_same_policy_and_roles() {
         assert!(!db.is_empty());
         assert_eq!(db, cb, "{chart} has drifted from {deploy}");
     }
+}
+
+/// `stamped` plus the organization's identity domain acme.example.
+fn with_domain(name: &str) -> Value {
+    let mut ns = stamped(name);
+    let a = ns["metadata"]["annotations"]["covenant.dev/allowed-subjects"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ns["metadata"]["annotations"]["covenant.dev/allowed-subjects"] =
+        json!(format!("Domain:acme.example\n{a}"));
+    ns
+}
+
+#[test]
+fn the_organizations_people_are_bound_by_their_administrators_without_the_platform() {
+    // Anyone of the client's own identity domain...
+    let rb = role_binding("acme", Some(vec![user("carol@acme.example")]));
+    assert_eq!(admit(with_domain("acme"), rb.clone()), Ok(()));
+    // ...only once the account names the domain.
+    assert!(admit(stamped("acme"), rb).is_err());
+    // Not a look-alike: another domain, a subdomain, a second '@', an empty name, or a Group.
+    for name in [
+        "carol@acme.example.evil",
+        "carol@evil.acme.example",
+        "carol@evil.example@acme.example",
+        "@acme.example",
+        "acme.example",
+    ] {
+        let rb = role_binding("acme", Some(vec![user(name)]));
+        assert!(admit(with_domain("acme"), rb).is_err(), "{name}");
+    }
+    let rb = role_binding("acme", Some(vec![group("carol@acme.example")]));
+    assert!(admit(with_domain("acme"), rb).is_err());
 }

@@ -19,10 +19,16 @@ fn crds_directory_matches_the_rust_types() {
 }
 
 #[test]
-fn every_kind_is_cluster_scoped_in_the_covenant_category() {
+fn every_kind_but_the_tenants_answers_is_cluster_scoped_in_the_covenant_category() {
     for crd in covenant::api::crds() {
         assert_eq!(crd.spec.group, "covenant.dev");
-        assert_eq!(crd.spec.scope, "Cluster");
+        // Tenants answer notices in their own namespaces; everything else is the platform's.
+        let scope = if crd.spec.names.kind == "NoticeResponse" {
+            "Namespaced"
+        } else {
+            "Cluster"
+        };
+        assert_eq!(crd.spec.scope, scope, "{}", crd.spec.names.kind);
         assert_eq!(
             crd.spec.names.categories.as_deref(),
             Some(&["covenant".to_string()][..])

@@ -153,13 +153,7 @@ pub fn evaluate_decision(
     };
 
     // The instant from which silence counts as acceptance.
-    let deemed_at = match notice.notice_type {
-        NoticeType::Amendment => eval
-            .rejection_deadline
-            .or_else(|| rejection_deadline(notice))
-            .unwrap_or(eval.enforced_effective_at),
-        NoticeType::Discontinuation | NoticeType::UrlTermsUpdate => eval.enforced_effective_at,
-    };
+    let deemed_at = deemed_at(notice, eval);
     let silent = |unhonoured: Option<UnhonouredRejection>| {
         if now >= deemed_at {
             (Decision::DeemedAccepted, unhonoured, None)
@@ -187,6 +181,141 @@ pub fn evaluate_decision(
         decision,
         unhonoured_rejection,
         next_change: earliest([boundary, future_at]),
+    }
+}
+
+/// What became of one of several responses an account gave to a notice
+/// ([`evaluate_responses`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The latest response given by the deadline: it is the account's answer.
+    Stands,
+    /// Given in time, but a later response (also in time) replaced it.
+    Superseded,
+    /// Given after the deadline (the rejection deadline of an amendment, the
+    /// enforced effective instant otherwise): not honoured.
+    AfterDeadline {
+        /// The deadline it missed.
+        deadline: Timestamp,
+    },
+    /// A rejection of a notice the terms give no right to reject (§2.1, §2.2).
+    NotRejectable,
+    /// Dated after `now`: not given yet (only a self-reported time can be).
+    NotYetGiven,
+}
+
+impl Verdict {
+    /// A CamelCase reason (`Stands`, `Superseded`, `AfterDeadline`,
+    /// `NotRejectable`, `NotYetGiven`).
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Verdict::Stands => "Stands",
+            Verdict::Superseded => "Superseded",
+            Verdict::AfterDeadline { .. } => "AfterDeadline",
+            Verdict::NotRejectable => "NotRejectable",
+            Verdict::NotYetGiven => "NotYetGiven",
+        }
+    }
+
+    /// Whether the response is the account's answer.
+    pub const fn honoured(self) -> bool {
+        matches!(self, Verdict::Stands)
+    }
+}
+
+/// The outcome of [`evaluate_responses`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResponsesEvaluation {
+    /// The account's standing, from the response that stands (if any).
+    pub decision: DecisionEvaluation,
+    /// The index of the response that stands.
+    pub standing: Option<usize>,
+    /// One verdict per response, in the order given.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The instant from which silence counts as acceptance: an amendment's
+/// rejection deadline, the enforced effective instant of any other notice.
+/// Responses given after it are not honoured.
+pub fn deemed_at(notice: &Notice, eval: &NoticeEvaluation) -> Timestamp {
+    match notice.notice_type {
+        NoticeType::Amendment => eval
+            .rejection_deadline
+            .or_else(|| rejection_deadline(notice))
+            .unwrap_or(eval.enforced_effective_at),
+        NoticeType::Discontinuation | NoticeType::UrlTermsUpdate => eval.enforced_effective_at,
+    }
+}
+
+/// Evaluates every response an account gave to one notice at `now`: the
+/// latest one given by the deadline ([`deemed_at`], inclusive) stands and
+/// decides (see [`evaluate_decision`]); earlier ones in time are superseded;
+/// later ones are not honoured, nor are rejections of notices that cannot be
+/// rejected. Two responses given at the same instant: the rejection stands (a
+/// tenant's right to reject is not lost to a tie), else the later in the list.
+///
+/// `DecisionEvaluation::unhonoured_rejection` names the latest rejection that
+/// was not honoured and came after the standing response (or with none
+/// standing), so that the status says why a rejection did not count.
+pub fn evaluate_responses(
+    notice: &Notice,
+    eval: &NoticeEvaluation,
+    responses: &[Response],
+    now: Timestamp,
+) -> ResponsesEvaluation {
+    let deadline = deemed_at(notice, eval);
+    let mut verdicts: Vec<Verdict> = responses
+        .iter()
+        .map(|r| {
+            if r.at > now {
+                Verdict::NotYetGiven
+            } else if r.answer == Answer::Reject && notice.notice_type != NoticeType::Amendment {
+                Verdict::NotRejectable
+            } else if r.at > deadline {
+                Verdict::AfterDeadline { deadline }
+            } else {
+                Verdict::Superseded
+            }
+        })
+        .collect();
+    let rank = |i: usize| {
+        let r = &responses[i];
+        (r.at, r.answer == Answer::Reject, i)
+    };
+    let standing = (0..responses.len())
+        .filter(|&i| verdicts[i] == Verdict::Superseded)
+        .max_by_key(|&i| rank(i));
+    if let Some(i) = standing {
+        verdicts[i] = Verdict::Stands;
+    }
+    let mut decision = evaluate_decision(notice, eval, standing.map(|i| &responses[i]), now);
+    decision.unhonoured_rejection = (0..responses.len())
+        .filter(|&i| responses[i].answer == Answer::Reject)
+        .filter(|&i| standing.is_none_or(|s| rank(i) > rank(s)))
+        .filter_map(|i| match verdicts[i] {
+            Verdict::AfterDeadline { deadline } => Some((
+                rank(i),
+                UnhonouredRejection::AfterDeadline {
+                    at: responses[i].at,
+                    deadline,
+                },
+            )),
+            Verdict::NotRejectable => Some((
+                rank(i),
+                UnhonouredRejection::NotRejectable {
+                    notice_type: notice.notice_type,
+                },
+            )),
+            _ => None,
+        })
+        .max_by_key(|(k, _)| *k)
+        .map(|(_, u)| u);
+    let not_yet = responses.iter().filter(|r| r.at > now).map(|r| Some(r.at));
+    decision.next_change = earliest(not_yet.chain([decision.next_change]));
+    ResponsesEvaluation {
+        decision,
+        standing,
+        verdicts,
     }
 }
 
@@ -451,14 +580,16 @@ mod tests {
     }
 
     #[test]
-    fn exempt_amendment_can_still_be_rejected_until_its_deadline() {
+    fn an_exemption_on_an_amendment_neither_shortens_nor_takes_the_right_to_reject() {
+        // §2.3 does not reach amendments: 30 days' notice, rejectable until the deadline.
         let n = Notice {
             exemption: Some(Exemption::LegalRequirement),
             effective_at: ts("2026-03-02T00:00:00Z"),
             ..amendment()
         };
         let e = evaluate_notice(&n, ts("2026-03-10T00:00:00Z"));
-        assert!(e.effective);
+        assert!(!e.effective);
+        assert_eq!(e.enforced_effective_at, ts("2026-03-31T00:00:00Z"));
         assert_eq!(e.rejection_deadline, Some(ts("2026-03-31T00:00:00Z")));
         assert_eq!(
             decide(&n, reject("2026-03-31T00:00:00Z"), "2026-04-01T00:00:00Z").decision,
@@ -490,5 +621,130 @@ mod tests {
         assert_eq!(Decision::Rejected.as_str(), "Rejected");
         assert_eq!(Answer::Accept.to_string(), "Accept");
         assert_eq!(Answer::Reject.as_str(), "Reject");
+    }
+
+    fn at(answer: Answer, t: &str) -> Response {
+        Response { answer, at: ts(t) }
+    }
+
+    fn responses(n: &Notice, rs: &[Response], now: &str) -> ResponsesEvaluation {
+        let now = ts(now);
+        evaluate_responses(n, &evaluate_notice(n, now), rs, now)
+    }
+
+    #[test]
+    fn the_latest_response_in_time_stands() {
+        let n = amendment();
+        let rs = [
+            at(Answer::Reject, "2026-03-02T00:00:00Z"),
+            at(Answer::Accept, "2026-03-03T00:00:00Z"),
+        ];
+        let e = responses(&n, &rs, "2026-03-04T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::Accepted);
+        assert_eq!(e.standing, Some(1));
+        assert_eq!(e.verdicts, vec![Verdict::Superseded, Verdict::Stands]);
+        // Listed in any order: time decides, not position.
+        let rev = [rs[1], rs[0]];
+        let e = responses(&n, &rev, "2026-03-04T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::Accepted);
+        assert_eq!(e.verdicts, vec![Verdict::Stands, Verdict::Superseded]);
+    }
+
+    #[test]
+    fn a_response_after_the_deadline_changes_nothing() {
+        let n = amendment();
+        let rs = [
+            at(Answer::Accept, "2026-03-02T00:00:00Z"),
+            at(Answer::Reject, "2026-04-15T00:00:01Z"),
+        ];
+        let e = responses(&n, &rs, "2026-05-01T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::Accepted);
+        assert_eq!(
+            e.verdicts,
+            vec![
+                Verdict::Stands,
+                Verdict::AfterDeadline {
+                    deadline: ts(DEADLINE)
+                }
+            ]
+        );
+        assert_eq!(
+            e.decision.unhonoured_rejection,
+            Some(UnhonouredRejection::AfterDeadline {
+                at: ts("2026-04-15T00:00:01Z"),
+                deadline: ts(DEADLINE)
+            })
+        );
+        // A late acceptance is not honoured either: silence until the deadline was acceptance.
+        let late_accept = [at(Answer::Accept, "2026-04-15T00:00:01Z")];
+        let e = responses(&n, &late_accept, "2026-05-01T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::DeemedAccepted);
+        assert!(!e.verdicts[0].honoured());
+        assert_eq!(e.decision.unhonoured_rejection, None);
+    }
+
+    #[test]
+    fn a_response_exactly_at_the_deadline_stands() {
+        let n = amendment();
+        let e = responses(&n, &[at(Answer::Reject, DEADLINE)], "2026-06-01T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::Rejected);
+        assert_eq!(e.verdicts, vec![Verdict::Stands]);
+    }
+
+    #[test]
+    fn a_tie_keeps_the_rejection() {
+        let n = amendment();
+        let t = "2026-03-05T00:00:00Z";
+        for rs in [
+            [at(Answer::Reject, t), at(Answer::Accept, t)],
+            [at(Answer::Accept, t), at(Answer::Reject, t)],
+        ] {
+            let e = responses(&n, &rs, t);
+            assert_eq!(e.decision.decision, Decision::Rejected);
+            assert_eq!(rs[e.standing.unwrap()].answer, Answer::Reject);
+        }
+    }
+
+    #[test]
+    fn a_rejection_of_a_discontinuation_leaves_the_earlier_acceptance() {
+        let n = Notice {
+            notice_type: NoticeType::Discontinuation,
+            effective_at: ts("2026-10-01T00:00:00Z"),
+            ..amendment()
+        };
+        let rs = [
+            at(Answer::Accept, "2026-03-02T00:00:00Z"),
+            at(Answer::Reject, "2026-03-03T00:00:00Z"),
+        ];
+        let e = responses(&n, &rs, "2026-03-04T00:00:00Z");
+        assert_eq!(e.decision.decision, Decision::Accepted);
+        assert_eq!(e.verdicts, vec![Verdict::Stands, Verdict::NotRejectable]);
+        assert_eq!(
+            e.decision.unhonoured_rejection,
+            Some(UnhonouredRejection::NotRejectable {
+                notice_type: NoticeType::Discontinuation
+            })
+        );
+    }
+
+    #[test]
+    fn no_responses_is_silence() {
+        let n = amendment();
+        let e = responses(&n, &[], "2026-03-04T00:00:00Z");
+        assert_eq!(e.decision, decide(&n, None, "2026-03-04T00:00:00Z"));
+        assert_eq!(e.standing, None);
+    }
+
+    #[test]
+    fn a_response_dated_ahead_is_not_given_yet() {
+        let n = amendment();
+        let e = responses(
+            &n,
+            &[at(Answer::Reject, "2026-03-11T00:00:00Z")],
+            "2026-03-10T00:00:00Z",
+        );
+        assert_eq!(e.decision.decision, Decision::Pending);
+        assert_eq!(e.verdicts, vec![Verdict::NotYetGiven]);
+        assert_eq!(e.decision.next_change, Some(ts("2026-03-11T00:00:00Z")));
     }
 }

@@ -52,7 +52,8 @@ pub mod suspension;
 pub use access_review::{ACCESS_REVIEW_DAYS, AccessReview, evaluate_access_review};
 pub use calendar::{add_days, add_months, fmt_instant, next_instant};
 pub use decision::{
-    Answer, Decision, DecisionEvaluation, Response, UnhonouredRejection, evaluate_decision,
+    Answer, Decision, DecisionEvaluation, Response, ResponsesEvaluation, UnhonouredRejection,
+    Verdict, deemed_at, evaluate_decision, evaluate_responses,
 };
 pub use jiff::Timestamp;
 pub use notice::{

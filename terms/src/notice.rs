@@ -86,8 +86,22 @@ pub struct Notice {
     /// A substantially similar replacement is named (§2.1); only matters for
     /// discontinuations.
     pub has_replacement: bool,
-    /// §2.3 exemption from the windows, if any.
+    /// §2.3 exemption from the windows, if any. It reaches discontinuations
+    /// (§2.1) and URL-terms updates (§2.2) only: an amendment always needs 30
+    /// days' notice (preamble), so an exemption on one is ignored (and the API
+    /// server refuses it).
     pub exemption: Option<Exemption>,
+}
+
+impl Notice {
+    /// The exemption that applies: `exemption`, except on an amendment, which
+    /// §2.3 does not reach.
+    pub const fn effective_exemption(&self) -> Option<Exemption> {
+        match self.notice_type {
+            NoticeType::Amendment => None,
+            NoticeType::Discontinuation | NoticeType::UrlTermsUpdate => self.exemption,
+        }
+    }
 }
 
 /// Whether the requested `effectiveAt` respects the notice window.
@@ -172,7 +186,7 @@ pub fn rejection_deadline(n: &Notice) -> Option<Timestamp> {
 /// The window verdict for `n` (preamble, §2.1–§2.3). Every boundary is
 /// inclusive: exactly 30 days or exactly 6 months is enough.
 pub fn window(n: &Notice) -> Window {
-    if let Some(e) = n.exemption {
+    if let Some(e) = n.effective_exemption() {
         return Window::Exempt(e);
     }
     if n.notice_type == NoticeType::Discontinuation && n.has_replacement {
@@ -188,7 +202,8 @@ pub fn window(n: &Notice) -> Window {
 /// Evaluates a notice's window and whether it is in effect at `now`.
 ///
 /// A too-short window is never silently accepted: the enforced instant moves
-/// to the earliest lawful one. Exempt notices (§2.3) keep their `effectiveAt`.
+/// to the earliest lawful one. Exempt notices (§2.3: discontinuations and
+/// URL-terms updates only) keep their `effectiveAt`.
 pub fn evaluate_notice(n: &Notice, now: Timestamp) -> NoticeEvaluation {
     let window = window(n);
     let earliest_lawful_at = earliest_lawful_at(n);
@@ -439,8 +454,27 @@ mod tests {
     }
 
     #[test]
-    fn every_exemption_for_every_type_keeps_effective_at() {
-        for t in ALL_TYPES {
+    fn an_exemption_never_shortens_an_amendment() {
+        for ex in ALL_EXEMPTIONS {
+            let n = Notice {
+                exemption: Some(ex),
+                ..notice(
+                    NoticeType::Amendment,
+                    "2026-03-01T00:00:00Z",
+                    "2026-03-02T00:00:00Z",
+                )
+            };
+            let e = evaluate_notice(&n, ts("2026-03-02T00:00:00Z"));
+            assert_eq!(e.window, Window::TooShort, "{ex}");
+            assert_eq!(e.enforced_effective_at, ts("2026-03-31T00:00:00Z"));
+            assert_eq!(e.rejection_deadline, Some(ts("2026-03-31T00:00:00Z")));
+            assert!(!e.effective);
+        }
+    }
+
+    #[test]
+    fn every_exemption_for_discontinuations_and_url_terms_keeps_effective_at() {
+        for t in [NoticeType::Discontinuation, NoticeType::UrlTermsUpdate] {
             for ex in ALL_EXEMPTIONS {
                 for replacement in [false, true] {
                     // Effective the instant notice is served, and even before it.
@@ -457,27 +491,12 @@ mod tests {
                         assert_eq!(e.enforced_effective_at, n.effective_at, "{t} {ex}");
                         assert!(e.effective);
                         assert_eq!(e.earliest_lawful_at, earliest_lawful_at(&n));
-                        let deadline =
-                            (t == NoticeType::Amendment).then(|| ts("2026-03-31T00:00:00Z"));
-                        assert_eq!(e.rejection_deadline, deadline, "{t} {ex}");
-                        assert_eq!(e.next_change, deadline, "{t} {ex}");
+                        assert_eq!(e.rejection_deadline, None, "{t} {ex}");
+                        assert_eq!(e.next_change, None, "{t} {ex}");
                     }
                 }
             }
         }
-    }
-
-    #[test]
-    fn exempt_amendment_deadline_uses_the_same_formula() {
-        let n = Notice {
-            exemption: Some(Exemption::SecurityRisk),
-            ..notice(
-                NoticeType::Amendment,
-                "2026-03-01T00:00:00Z",
-                "2026-05-01T00:00:00Z",
-            )
-        };
-        assert_eq!(rejection_deadline(&n), Some(ts("2026-05-01T00:00:00Z")));
     }
 
     #[test]

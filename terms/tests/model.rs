@@ -264,8 +264,11 @@ mod model {
         }
 
         pub fn window(&self) -> Window {
-            if let Some(e) = self.exemption {
-                // §2.3: such changes are not bound by the windows.
+            if let Some(e) = self.exemption
+                && self.kind != NoticeType::Amendment
+            {
+                // §2.3: such discontinuations and URL-terms updates are not bound by the
+                // windows; it does not reach amendments (preamble: always 30 days).
                 return Window::Exempt(e);
             }
             if self.replaced() {
@@ -370,6 +373,28 @@ mod model {
                     }),
                 ),
             }
+        }
+
+        /// SPEC: with several answers, "the latest response before the
+        /// deadline stands; later ones are recorded as not honoured", and a
+        /// rejection of a notice that cannot be rejected never counts. Two
+        /// answers at the same instant: the rejection (the tenant keeps its
+        /// right). Returns the standing answer and the decision.
+        pub fn decide_all(&self, responses: &[Response], now: Ns) -> (Option<Answer>, Decision) {
+            let rejectable = self.rejection_deadline().is_some();
+            let standing = responses
+                .iter()
+                .filter(|r| r.at <= now && r.at <= self.deemed_from())
+                .filter(|r| rejectable || r.answer == Answer::Accept)
+                .max_by_key(|r| (r.at, r.answer == Answer::Reject))
+                .map(|r| r.answer);
+            let decision = match standing {
+                Some(Answer::Accept) => Decision::Accepted,
+                Some(Answer::Reject) => Decision::Rejected,
+                None if now >= self.deemed_from() => Decision::DeemedAccepted,
+                None => Decision::Pending,
+            };
+            (standing, decision)
         }
 
         pub fn decision_changes(&self, response: Option<Response>) -> Vec<Ns> {
@@ -532,6 +557,30 @@ fn check_decision(
     let expected = model::first_change(now, &changes, |t| n.decide(response, t));
     prop_assert_eq!(d.next_change, expected.map(ts));
     check_next_change(now, d.next_change, |t| n.decide(response, t))
+}
+
+fn check_responses(
+    n: &model::Notice,
+    responses: &[model::Response],
+    now: Ns,
+) -> Result<(), TestCaseError> {
+    let en = engine_notice(n);
+    let er: Vec<engine::Response> = responses
+        .iter()
+        .map(|r| engine::Response {
+            answer: r.answer,
+            at: ts(r.at),
+        })
+        .collect();
+    let eval = engine::evaluate_notice(&en, ts(now));
+    let e = engine::evaluate_responses(&en, &eval, &er, ts(now));
+    let (answer, decision) = n.decide_all(responses, now);
+    prop_assert_eq!(e.decision.decision, decision);
+    prop_assert_eq!(e.standing.map(|i| responses[i].answer), answer);
+    // Exactly one response stands when any is honoured, and only it.
+    let honoured = e.verdicts.iter().filter(|v| v.honoured()).count();
+    prop_assert_eq!(honoured, usize::from(answer.is_some()));
+    Ok(())
 }
 
 fn check_review(last: Option<Ns>, created: Ns, now: Ns) -> Result<(), TestCaseError> {
@@ -747,6 +796,21 @@ proptest! {
             n.served,
         ]);
         check_decision(&n, response, now)?;
+    }
+
+    #[test]
+    fn several_responses_match_the_model(
+        n in notice(),
+        responses in proptest::collection::vec((answer(), near(4)), 0..5),
+        now in near(4),
+    ) {
+        let anchors = [n.deemed_from(), n.enforced(), n.served, n.effective];
+        let responses: Vec<model::Response> = responses
+            .into_iter()
+            .map(|(answer, at)| model::Response { answer, at: at.resolve(&anchors) })
+            .collect();
+        let now = now.resolve(&[n.deemed_from(), n.enforced(), n.served]);
+        check_responses(&n, &responses, now)?;
     }
 
     #[test]

@@ -170,7 +170,7 @@ proptest! {
         let now = now_rel.resolve(&[n.served_at, n.effective_at]);
         let e = evaluate_notice(&n, now);
         prop_assert_eq!(e.earliest_lawful_at, earliest_lawful_at(&n));
-        match n.exemption {
+        match n.effective_exemption() {
             Some(x) => {
                 prop_assert_eq!(e.window, Window::Exempt(x));
                 prop_assert_eq!(e.enforced_effective_at, n.effective_at);
@@ -206,7 +206,7 @@ proptest! {
             prop_assert!(d >= e.enforced_effective_at);
         }
         // Inclusive windows: the exact boundary is satisfied.
-        if n.exemption.is_none() && !(n.notice_type == NoticeType::Discontinuation && n.has_replacement) {
+        if n.effective_exemption().is_none() && !(n.notice_type == NoticeType::Discontinuation && n.has_replacement) {
             prop_assert_eq!(e.window == Window::Satisfied, n.effective_at >= e.earliest_lawful_at);
         }
     }

@@ -25,6 +25,8 @@ FILES = {
     "(deploy/token-secrets-policy.yaml, whose header documents it).",
     "tenant-services-policy.yaml": "Tenants' Services cannot route traffic around NetworkPolicies\n"
     "(deploy/tenant-services-policy.yaml, whose header documents it).",
+    "notice-responses-policy.yaml": "Only an account's administrators answer notices for it, in its namespaces\n"
+    "(deploy/notice-responses-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }

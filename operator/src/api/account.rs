@@ -54,6 +54,11 @@ pub struct AccountSpec {
     #[schemars(length(max = 256))]
     pub allowed_subjects: Vec<Subject>,
 
+    /// The client's own organization (§4.2(2)): its administrators grant and end access for the
+    /// organization's people themselves, with RoleBindings in the tenant's namespaces, without the
+    /// platform. Third parties still need `allowedSubjects` (§1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationSpec>,
     /// The SupportPackage this account is on; absent means the package marked `default: true` (§3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
@@ -79,13 +84,14 @@ pub struct AccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_review: Option<AccessReviewSpec>,
 
-    /// The tenant's answers to amendment notices (preamble: the client may reject an amendment).
+    /// Answers the platform received elsewhere (e-mail), with their time; tenants answer for themselves
+    /// with NoticeResponse objects in their namespaces (preamble: the client may reject an amendment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 256),
         extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["notice"])
     )]
-    pub notice_responses: Vec<NoticeResponse>,
+    pub notice_responses: Vec<RecordedResponse>,
 
     /// What happens to the namespaces when the Account is deleted: `Retain` (default) releases them
     /// for `retentionMonths` (§6), `Delete` deletes them with the Account.
@@ -113,6 +119,25 @@ pub struct NetworkSpec {
     pub telephony: bool,
 }
 
+/// The client's own organization.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationSpec {
+    /// Identity domains the client owns: a User named `<person>@<domain>` (one `@`) is one of the
+    /// organization's people, whom the administrators may bind in the tenant's namespaces. The
+    /// platform's identity provider must issue such names only to the domain's owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+        ),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub domains: Vec<String>,
+}
+
 /// The last access review.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -122,10 +147,10 @@ pub struct AccessReviewSpec {
     pub last_reviewed_at: Option<Time>,
 }
 
-/// A tenant's answer to an amendment notice.
+/// An answer the platform received elsewhere (e-mail) and recorded on the Account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct NoticeResponse {
+pub struct RecordedResponse {
     /// The DeprecationNotice's name.
     #[schemars(length(min = 1, max = 253))]
     pub notice: String,
@@ -214,8 +239,17 @@ pub struct AccountNoticeStatus {
     /// Until when the account may reject it (amendments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_deadline: Option<Time>,
+    /// What changes, in a sentence (the notice's summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Where the full text of the change is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The account's decision.
     pub decision: Decision,
+    /// The answer that decides it: a NoticeResponse (`<namespace>/<name>`) or `spec.noticeResponses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
     /// Why a response was not honoured, when one was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -1,4 +1,4 @@
-//! The four `covenant.dev/v1alpha1` kinds. The Rust types are the source of truth: the CRDs in
+//! The `covenant.dev/v1alpha1` kinds. The Rust types are the source of truth: the CRDs in
 //! `crds/` are generated from them (`covenant crd`) and their schema and CEL rules are what both the
 //! API server and `covenant check` enforce.
 
@@ -7,6 +7,7 @@
 mod account;
 mod common;
 mod notice;
+mod response;
 pub mod schema;
 mod support_package;
 mod suspension;
@@ -14,6 +15,7 @@ mod suspension;
 pub use account::*;
 pub use common::*;
 pub use notice::*;
+pub use response::*;
 pub use support_package::*;
 pub use suspension::*;
 
@@ -35,13 +37,14 @@ pub const READ_ONLY_LABEL: &str = "covenant.dev/read-only";
 /// The field manager of every server-side apply Covenant makes.
 pub const FIELD_MANAGER: &str = "covenant";
 
-/// All four CRDs, in a stable order (the order of `crds/`).
+/// Every CRD, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         Account::crd(),
         SupportPackage::crd(),
         Suspension::crd(),
         DeprecationNotice::crd(),
+        NoticeResponse::crd(),
     ]
 }
 

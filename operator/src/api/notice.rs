@@ -52,8 +52,10 @@ use super::Decision;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(oldSelf.servedAt) || (has(self.servedAt) && self.servedAt == oldSelf.servedAt)")
-        .message("servedAt is immutable once set: notice, once served, cannot be moved"),
+    validation = Rule::new("has(self.servedAt) == has(oldSelf.servedAt) && (!has(self.servedAt) || self.servedAt == oldSelf.servedAt)")
+        .message("spec.servedAt can be given only when the notice is created, and never changed: a notice, once served, cannot be moved or shortened"),
+    validation = Rule::new("self.type != 'Amendment' || !has(self.exemption)")
+        .message("spec.exemption applies only to a Discontinuation (§2.1) or a URLTermsUpdate (§2.2): §2.3 does not reach amendments, which always need 30 days' notice (preamble); remove spec.exemption"),
     validation = Rule::new("self.type != 'Discontinuation' || has(self.service)")
         .message("a Discontinuation must name the service, application or functionality that goes away in spec.service"),
 )]
@@ -79,10 +81,11 @@ pub struct DeprecationNoticeSpec {
     /// When the change is requested to take effect (RFC 3339).
     pub effective_at: Time,
     /// When notice was given, for notices imported from elsewhere; never in the future. Default: when
-    /// Covenant first observed the notice. Immutable once set.
+    /// Covenant first observed the notice. Can be given only when the notice is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_at: Option<Time>,
-    /// §2.3: changes required by law or to address a material security risk are not bound by the windows.
+    /// §2.3: discontinuations and URL-terms updates required by law or to address a material security
+    /// risk are not bound by the windows (never on an Amendment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exemption: Option<Exemption>,
     /// The accounts concerned; empty selects every account.
@@ -121,6 +124,14 @@ pub struct DeprecationNoticeStatus {
     /// When notice was served: recorded once, never moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_at: Option<Time>,
+    /// The `effectiveAt` the notice was last served for: moving `effectiveAt` earlier than this serves
+    /// the notice again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_for: Option<Time>,
+    /// When the notice was served again because `effectiveAt` moved earlier: the windows count from
+    /// here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_at: Option<Time>,
     /// The instant the change takes effect: the requested one, or the earliest lawful one when the
     /// requested window is too short.
     #[serde(default, skip_serializing_if = "Option::is_none")]

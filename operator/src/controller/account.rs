@@ -110,8 +110,38 @@ pub fn controller(
         quotas,
         limit_ranges,
         network_policies,
-        role_bindings
+        role_bindings,
+        cluster_roles,
+        cluster_role_bindings
     );
+    // A tenant's answer (or its deletion by a cluster administrator) changes its account's notices.
+    let on_response = {
+        let stores = stores.clone();
+        move |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| {
+            let ns = match &r.0 {
+                Ok(r) => r.metadata.namespace.clone(),
+                Err(e) => e.metadata.namespace.clone(),
+            };
+            ns.and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
+                .and_then(|n| account_of(n.as_ref()))
+                .map(|a| ObjectRef::<DeserializeGuard<Account>>::new(&a))
+        }
+    };
+    {
+        let (tx, stores) = (tx.clone(), stores.clone());
+        w.responses.on_delete(move |r| {
+            let ns = match &r.0 {
+                Ok(r) => r.metadata.namespace.clone(),
+                Err(e) => e.metadata.namespace.clone(),
+            };
+            if let Some(a) = ns
+                .and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
+                .and_then(|n| account_of(n.as_ref()))
+            {
+                let _ = tx.unbounded_send(ObjectRef::new(&a));
+            }
+        });
+    }
     {
         let tx = tx.clone();
         w.suspensions.on_delete(move |s| {
@@ -141,6 +171,9 @@ pub fn controller(
         .watches_shared_stream(w.limit_ranges.subscribe(), by_label)
         .watches_shared_stream(w.network_policies.subscribe(), by_label)
         .watches_shared_stream(w.role_bindings.subscribe(), by_label)
+        .watches_shared_stream(w.cluster_roles.subscribe(), by_label)
+        .watches_shared_stream(w.cluster_role_bindings.subscribe(), by_label)
+        .watches_shared_stream(w.responses.subscribe(), on_response)
         .watches_stream(deployments, move |d| owner_d(d.metadata.namespace))
         .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
         .reconcile_on(deleted)
@@ -428,7 +461,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let (review, due, review_next) = model::access_review(account, now);
     conds.push(review);
     let notices = valid(&ctx.stores.notices);
-    let (rows, notices_next) = account_notices(account, &notices, now);
+    let answers = ctx.stores.answers(account);
+    let (rows, notices_next) = account_notices(account, &notices, &answers, now);
     conds.push(terms_current(&rows));
     let phase = verdict.phase;
 
@@ -533,6 +567,20 @@ async fn apply_desired(
     sync!("NetworkPolicy", network_policies, s.network_policies);
     sync!("RoleBinding", role_bindings, s.role_bindings);
     sync!("LimitRange", limit_ranges, s.limit_ranges);
+    // The administrators' read access to their own Account, and to nothing of other tenants.
+    let role = model::tenancy_role(account);
+    let r = apply(c, &s.cluster_roles, &role, m).await;
+    failures.record(|| format!("ClusterRole {}", role.name_any()), r);
+    match model::tenancy_binding(account) {
+        Some(b) => {
+            let r = apply(c, &s.cluster_role_bindings, &b, m).await;
+            failures.record(|| format!("ClusterRoleBinding {}", b.name_any()), r);
+        }
+        None => {
+            let r = delete_unwanted(c, &s.cluster_role_bindings, &name, |_| false, m).await;
+            failures.record(|| "deleting the tenancy ClusterRoleBinding".into(), r);
+        }
+    }
     if !release {
         return;
     }

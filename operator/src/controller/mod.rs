@@ -4,6 +4,7 @@
 pub mod account;
 pub mod notice;
 pub mod package;
+pub mod response;
 pub mod retention;
 pub mod suspension;
 pub mod workloads;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -23,7 +24,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use kube::{Api, Client, Resource};
 
-use crate::api::{ACCOUNT_LABEL, Account, DeprecationNotice, SupportPackage, Suspension};
+use crate::api::{
+    ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
+};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -66,6 +69,39 @@ pub struct Stores {
     pub network_policies: Store<NetworkPolicy>,
     /// RoleBindings labelled with an account.
     pub role_bindings: Store<RoleBinding>,
+    /// NoticeResponses, in every namespace (the tenants' own answers).
+    pub responses: Store<DeserializeGuard<NoticeResponse>>,
+    /// ClusterRoles labelled with an account (each account's read access to itself).
+    pub cluster_roles: Store<ClusterRole>,
+    /// ClusterRoleBindings labelled with an account.
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+}
+
+impl Stores {
+    /// Every answer `account` gave: the ones recorded on it and the NoticeResponses in the namespaces
+    /// it owns (created by Covenant for its UID), from the caches.
+    pub fn answers(&self, account: &Account) -> Vec<crate::model::notice::Answer> {
+        let responses = valid(&self.responses);
+        crate::model::notice::answers(account, &responses, |ns| {
+            self.namespaces
+                .get(&reflector::ObjectRef::new(ns))
+                .is_some_and(|n| crate::model::account::owns(account, &n))
+        })
+    }
+
+    /// The Account that owns namespace `ns` (by its label and UID annotation), if any.
+    pub fn owner_of(&self, ns: &str) -> Option<Account> {
+        let n = self.namespaces.get(&reflector::ObjectRef::new(ns))?;
+        let name = account_of(n.as_ref())?;
+        let a = self
+            .accounts
+            .get(&reflector::ObjectRef::new(&name))?
+            .0
+            .as_ref()
+            .ok()?
+            .clone();
+        crate::model::account::owns(&a, &n).then_some(a)
+    }
 }
 
 /// The objects of a guarded cache that parsed.
@@ -521,7 +557,10 @@ pub async fn run(
         quotas: Shared::new(Api::all(client.clone()), labelled.clone()),
         limit_ranges: Shared::new(Api::all(client.clone()), labelled.clone()),
         network_policies: Shared::new(Api::all(client.clone()), labelled.clone()),
-        role_bindings: Shared::new(Api::all(client.clone()), labelled),
+        role_bindings: Shared::new(Api::all(client.clone()), labelled.clone()),
+        responses: Shared::new(Api::all(client.clone()), Default::default()),
+        cluster_roles: Shared::new(Api::all(client.clone()), labelled.clone()),
+        cluster_role_bindings: Shared::new(Api::all(client.clone()), labelled),
     };
     let stores = Stores {
         accounts: watches.accounts.store.clone(),
@@ -533,6 +572,9 @@ pub async fn run(
         limit_ranges: watches.limit_ranges.store.clone(),
         network_policies: watches.network_policies.store.clone(),
         role_bindings: watches.role_bindings.store.clone(),
+        responses: watches.responses.store.clone(),
+        cluster_roles: watches.cluster_roles.store.clone(),
+        cluster_role_bindings: watches.cluster_role_bindings.store.clone(),
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -551,6 +593,9 @@ pub async fn run(
             watches.limit_ranges.synced(),
             watches.network_policies.synced(),
             watches.role_bindings.synced(),
+            watches.responses.synced(),
+            watches.cluster_roles.synced(),
+            watches.cluster_role_bindings.synced(),
         ],
         notices_given: Default::default(),
         statuses_written: Default::default(),
@@ -564,6 +609,7 @@ pub async fn run(
         account::controller(ctx.clone(), &mut watches, shutdown.clone()),
         package::controller(ctx.clone(), &mut watches, shutdown.clone()),
         notice::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        response::controller(ctx.clone(), &mut watches, shutdown.clone()),
         retention::controller(ctx.clone(), &mut watches, shutdown.clone()),
         suspension::controller(ctx.clone(), &mut watches, shutdown.clone()),
     ]);
@@ -647,6 +693,12 @@ pub struct Watches {
     pub network_policies: Shared<NetworkPolicy>,
     /// Labelled role bindings.
     pub role_bindings: Shared<RoleBinding>,
+    /// NoticeResponses.
+    pub responses: Shared<DeserializeGuard<NoticeResponse>>,
+    /// Labelled cluster roles.
+    pub cluster_roles: Shared<ClusterRole>,
+    /// Labelled cluster role bindings.
+    pub cluster_role_bindings: Shared<ClusterRoleBinding>,
 }
 
 impl Watches {
@@ -660,6 +712,9 @@ impl Watches {
         self.limit_ranges.start(health.clone());
         self.network_policies.start(health.clone());
         self.role_bindings.start(health.clone());
+        self.responses.start(health.clone());
+        self.cluster_roles.start(health.clone());
+        self.cluster_role_bindings.start(health.clone());
     }
 }
 

@@ -73,6 +73,15 @@ pub fn controller(
                 all(())
             }
         })
+        // A tenant's answer changes the decision of its account on the notice it names.
+        .watches_shared_stream(
+            w.responses.subscribe(),
+            |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| {
+                r.0.as_ref()
+                    .ok()
+                    .map(|r| ObjectRef::<DeserializeGuard<DeprecationNotice>>::new(&r.spec.notice))
+            },
+        )
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -100,16 +109,37 @@ async fn reconcile(
     }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
-    let accounts = ctx.stores.accounts.state();
+    let accounts: Vec<_> = ctx
+        .stores
+        .accounts
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .collect();
+    let answers: Vec<_> = accounts.iter().map(|a| ctx.stores.answers(a)).collect();
     let outcome = evaluate(
         notice,
-        accounts.iter().filter_map(|g| g.0.as_ref().ok()),
+        accounts.iter().zip(answers.iter().map(Vec::as_slice)),
         now,
     );
     let previous = notice.status.clone().unwrap_or_default();
     if !crate::status::unchanged(&outcome.status, &previous) {
         // The status first: a condition changes at its instant, then the Events tell about it.
         super::patch_status::<DeprecationNotice>(&ctx, &notice.name_any(), &outcome.status).await?;
+        if outcome.status.reserved_at != previous.reserved_at
+            && let Some(at) = &outcome.status.reserved_at
+        {
+            ctx.event(
+                notice,
+                EventType::Warning,
+                "ServedAgain",
+                format!(
+                    "effectiveAt moved earlier: the notice is served again at {}, and its windows count from then",
+                    terms::fmt_instant(at.0)
+                ),
+            )
+            .await;
+        }
         for c in &outcome.status.conditions {
             let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
             if before.is_none_or(|b| b.status != c.status) {
@@ -164,7 +194,8 @@ async fn reconcile(
             .iter()
             .filter_map(|g| g.0.as_ref().ok()),
     );
-    let next = terms::requeue_after([outcome.next_change], now, terms::MAX_REQUEUE);
+    // Measured after the work, so a long reconcile does not make the next boundary late.
+    let next = terms::requeue_after([outcome.next_change], ctx.clock.now(), terms::MAX_REQUEUE);
     Ok(next
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))

@@ -120,6 +120,9 @@ pub const ALLOWED_SUBJECTS_ANNOTATION: &str = "covenant.dev/allowed-subjects";
 /// Namespace annotation: the `allowed-subjects` value whose withdrawn subjects have been taken out of
 /// every RoleBinding in the namespace (a hash). While it differs, Covenant sweeps the bindings.
 pub const SUBJECTS_ENFORCED_ANNOTATION: &str = "covenant.dev/subjects-enforced";
+/// Namespace annotation read by the admission policy `covenant-notice-responses`: the account's
+/// administrators as subject tokens (see [`subject_tokens`]), the only ones who may answer a notice.
+pub const ADMINISTRATORS_ANNOTATION: &str = "covenant.dev/administrators";
 /// Namespace annotation read by the admission policy: the account's namespaces.
 pub const NAMESPACES_ANNOTATION: &str = "covenant.dev/namespaces";
 /// The label Covenant puts on everything it creates, with `app.kubernetes.io/managed-by`.
@@ -254,14 +257,52 @@ fn rbac_subject(s: &Subject) -> RbacSubject {
 
 /// The subjects RoleBindings in the account's namespaces may name besides its ServiceAccounts, as the
 /// admission policy reads them (sorted tokens, one per line).
+///
+/// The client's own identity domains (`spec.organization.domains`) are tokens `Domain:<domain>`: a
+/// User named `<person>@<domain>` (exactly one `@`) passes, so the administrators grant and end access
+/// for their organization's people without the platform (§4.2(2)).
 pub fn allowed_subjects(account: &Account) -> String {
-    subject_tokens(
+    let subjects = subject_tokens(
         account
             .spec
             .administrators
             .iter()
             .chain(&account.spec.allowed_subjects),
-    )
+    );
+    let mut domains: Vec<String> = account
+        .spec
+        .organization
+        .iter()
+        .flat_map(|o| &o.domains)
+        .map(|d| format!("{DOMAIN_TOKEN}{d}"))
+        .collect();
+    if domains.is_empty() {
+        return subjects;
+    }
+    domains.sort();
+    domains.dedup();
+    let mut all: Vec<String> = subjects
+        .split('\n')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .chain(domains)
+        .collect();
+    all.sort();
+    all.join("\n")
+}
+
+/// The token prefix of an identity domain of the client's organization in [`ALLOWED_SUBJECTS_ANNOTATION`].
+pub const DOMAIN_TOKEN: &str = "Domain:";
+
+/// Whether the User `name` is one of the organization's people by `tokens`: `<person>@<domain>` with
+/// exactly one `@`, and `Domain:<domain>` among the tokens.
+fn in_domain(name: &str, tokens: &BTreeSet<&str>) -> bool {
+    match name.split_once('@') {
+        Some((person, domain)) if !person.is_empty() && !domain.contains('@') => {
+            tokens.contains(format!("{DOMAIN_TOKEN}{domain}").as_str())
+        }
+        _ => false,
+    }
 }
 
 /// `subjects` as admission-policy tokens: sorted, without duplicates, one per line.
@@ -307,6 +348,7 @@ pub fn withdrawn_subjects(
                     || tokens.contains(format!("ServiceAccount:{ns}:{}", s.name).as_str())
             } else {
                 tokens.contains(format!("{}:{}", s.kind, s.name).as_str())
+                    || (s.kind == "User" && in_domain(&s.name, &tokens))
             };
             !ok
         })
@@ -362,6 +404,10 @@ pub fn namespace_of(
             allowed_subjects(account),
         ),
         (NAMESPACES_ANNOTATION.to_string(), tenant.join(",")),
+        (
+            ADMINISTRATORS_ANNOTATION.to_string(),
+            subject_tokens(account.spec.administrators.iter()),
+        ),
     ]);
     if let Some(uid) = &account.metadata.uid {
         a.insert(ACCOUNT_UID_ANNOTATION.to_string(), uid.clone());
@@ -453,6 +499,75 @@ fn binding(
             name: role.into(),
         },
         subjects: Some(subjects),
+    })
+}
+
+/// The name of the per-account ClusterRole (and its binding) that lets the administrators read their
+/// own Account, and nothing of other tenants.
+pub fn tenancy_role_name(account: &str) -> String {
+    format!("covenant-account-{account}")
+}
+
+/// The ClusterRole that lets the administrators read their own Account (its status lists the notices
+/// that concern them, with their deadlines and the account's decisions): `get`, `list` and `watch` of
+/// that one Account by name. Owned by the Account, so it goes with it.
+pub fn tenancy_role(account: &Account) -> k8s_openapi::api::rbac::v1::ClusterRole {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+    let name = account.name_any();
+    let mut metadata = meta(&tenancy_role_name(&name), None, &name);
+    metadata.owner_references = owner(account);
+    ClusterRole {
+        metadata,
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![crate::api::GROUP.into()]),
+            resources: Some(vec!["accounts".into()]),
+            resource_names: Some(vec![name]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        }]),
+        aggregation_rule: None,
+    }
+}
+
+/// The binding of the administrators to [`tenancy_role`]; `None` without administrators.
+pub fn tenancy_binding(
+    account: &Account,
+) -> Option<k8s_openapi::api::rbac::v1::ClusterRoleBinding> {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let name = account.name_any();
+    let subjects: Vec<RbacSubject> = account
+        .spec
+        .administrators
+        .iter()
+        .map(rbac_subject)
+        .collect();
+    if subjects.is_empty() {
+        return None;
+    }
+    let mut metadata = meta(&tenancy_role_name(&name), None, &name);
+    metadata.owner_references = owner(account);
+    Some(ClusterRoleBinding {
+        metadata,
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: tenancy_role_name(&name),
+        },
+        subjects: Some(subjects),
+    })
+}
+
+/// An owner reference to `account` (cluster-scoped objects only: namespaces never get one, so that a
+/// CRD uninstall cannot let the garbage collector take tenant data).
+fn owner(
+    account: &Account,
+) -> Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>> {
+    use kube::Resource;
+    // No blockOwnerDeletion: it would need update on accounts/finalizers where the
+    // OwnerReferencesPermissionEnforcement admission plugin runs, and nothing waits for these.
+    account.controller_owner_ref(&()).map(|mut r| {
+        r.block_owner_deletion = None;
+        vec![r]
     })
 }
 

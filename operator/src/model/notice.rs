@@ -11,7 +11,8 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::api::{
     Account, AccountNoticeStatus, Decision, DecisionCounts, DeprecationNotice,
-    DeprecationNoticeStatus, Exemption, NoticeAccountStatus, NoticeType, ResponseDecision,
+    DeprecationNoticeStatus, Exemption, NoticeAccountStatus, NoticeResponse, NoticeResponseStatus,
+    NoticeType, ResponseDecision,
 };
 use crate::status::{Cond, merge};
 
@@ -44,16 +45,132 @@ fn from_terms_decision(d: terms::Decision) -> Decision {
     }
 }
 
-/// When the notice counts as served: `spec.servedAt` when given, else the instant Covenant recorded
-/// in status, else `now` (first observation). Never moved once recorded.
-pub fn served_at(notice: &DeprecationNotice, now: Timestamp) -> Timestamp {
-    notice
-        .spec
-        .served_at
-        .as_ref()
-        .or_else(|| notice.status.as_ref().and_then(|s| s.served_at.as_ref()))
-        .map(|t| t.0)
-        .unwrap_or(now)
+/// How a notice was served: when first (`servedAt`, never moved), and the window the rules count
+/// from (moved only when `effectiveAt` moves earlier than the instant the notice announced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// When notice was first served: recorded once, never moved.
+    pub served_at: Timestamp,
+    /// When the notice was served again because `effectiveAt` moved earlier, if it was.
+    pub reserved_at: Option<Timestamp>,
+    /// The `effectiveAt` the notice announces as served.
+    pub served_for: Timestamp,
+    /// Whether this evaluation serves it again (`effectiveAt` moved earlier just now).
+    pub reserves_now: bool,
+}
+
+impl Service {
+    /// The instant the windows count from.
+    pub fn window_from(&self) -> Timestamp {
+        self.reserved_at.unwrap_or(self.served_at)
+    }
+}
+
+/// How `notice` stands served at `now`, or `Err(servedAt)` when `spec.servedAt` is in the future and
+/// nothing was recorded (not served yet).
+///
+/// The recorded `status.servedAt` wins over everything (a notice, once served, is never moved), then
+/// `spec.servedAt` (only given at creation), then `now` (first observation). A notice whose
+/// `effectiveAt` moved earlier than the one it was served for, and that is not in effect yet, is served
+/// again at `now`: a served notice cannot be shortened.
+pub fn service(notice: &DeprecationNotice, now: Timestamp) -> Result<Service, Timestamp> {
+    let status = notice.status.as_ref();
+    let recorded = status.and_then(|s| s.served_at.as_ref()).map(|t| t.0);
+    let given = notice.spec.served_at.as_ref().map(|t| t.0);
+    if recorded.is_none()
+        && let Some(g) = given
+        && g > now
+    {
+        return Err(g);
+    }
+    let served_at = recorded.or(given).unwrap_or(now);
+    let reserved_at = status.and_then(|s| s.reserved_at.as_ref()).map(|t| t.0);
+    let effective = notice.spec.effective_at.0;
+    let served_for = status
+        .and_then(|s| s.served_for.as_ref())
+        .map_or(effective, |t| t.0);
+    let previous = Service {
+        served_at,
+        reserved_at,
+        served_for,
+        reserves_now: false,
+    };
+    if effective >= served_for {
+        // Later (or the same): announced as it stands, counted from the same service.
+        return Ok(Service {
+            served_for: effective,
+            ..previous
+        });
+    }
+    // Earlier: served again from now, unless it is in effect already under its earlier service.
+    let before = terms_notice_at(notice, previous.window_from(), served_for);
+    if now >= terms::evaluate_notice(&before, now).enforced_effective_at {
+        return Ok(previous);
+    }
+    Ok(Service {
+        served_at,
+        reserved_at: Some(now),
+        served_for: effective,
+        reserves_now: true,
+    })
+}
+
+fn terms_notice_at(
+    notice: &DeprecationNotice,
+    window_from: Timestamp,
+    effective_at: Timestamp,
+) -> terms::Notice {
+    terms::Notice {
+        effective_at,
+        ..terms_notice(notice, window_from)
+    }
+}
+
+/// One answer an account gave to a notice: a NoticeResponse in one of its namespaces (its time is
+/// the API server's `creationTimestamp`) or one the platform recorded in `spec.noticeResponses`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The notice answered.
+    pub notice: String,
+    /// Accept or Reject.
+    pub decision: ResponseDecision,
+    /// When it was given.
+    pub at: Timestamp,
+    /// Where: `<namespace>/<name>` of a NoticeResponse, or `spec.noticeResponses`.
+    pub source: String,
+}
+
+/// Where a platform-recorded answer comes from.
+pub const RECORDED: &str = "spec.noticeResponses";
+
+/// Every answer of `account`: the ones recorded on it, and the NoticeResponses in the namespaces it
+/// owns (`owns(namespace)`). A response without a creation time (not yet stored) is left out.
+pub fn answers<'a>(
+    account: &Account,
+    responses: impl IntoIterator<Item = &'a NoticeResponse>,
+    owns: impl Fn(&str) -> bool,
+) -> Vec<Answer> {
+    let recorded = account.spec.notice_responses.iter().map(|r| Answer {
+        notice: r.notice.clone(),
+        decision: r.decision,
+        at: r.at.0,
+        source: RECORDED.to_string(),
+    });
+    let tenant = responses.into_iter().filter_map(|r| {
+        let ns = r.metadata.namespace.as_deref()?;
+        if !owns(ns) {
+            return None;
+        }
+        Some(Answer {
+            notice: r.spec.notice.clone(),
+            decision: r.spec.decision,
+            at: r.metadata.creation_timestamp.as_ref()?.0,
+            source: format!("{ns}/{}", r.name_any()),
+        })
+    });
+    let mut all: Vec<Answer> = recorded.chain(tenant).collect();
+    all.sort_by(|a, b| (a.at, &a.source).cmp(&(b.at, &b.source)));
+    all
 }
 
 /// The notice in the terms engine's terms, served at `served_at`.
@@ -81,38 +198,48 @@ pub fn selects(notice: &DeprecationNotice, account: &Account) -> bool {
 pub struct AccountDecision {
     /// The decision.
     pub decision: Decision,
-    /// Why the account's response was not honoured, if it was not.
+    /// The answer that decides it (`Answer::source`).
+    pub answered_by: Option<String>,
+    /// Why a response was not honoured, if one was not.
     pub unhonoured: Option<String>,
     /// When the decision changes next.
     pub next_change: Option<Timestamp>,
+    /// What became of each of the account's answers to this notice, by `Answer::source`.
+    pub verdicts: Vec<(String, terms::Verdict)>,
 }
 
-/// The account's decision on a served notice.
+/// The account's decision on a served notice, from every answer it gave (`answers`: the account's,
+/// any notice; see [`answers`]).
 pub fn account_decision(
     notice: &DeprecationNotice,
     tn: &terms::Notice,
     eval: &terms::NoticeEvaluation,
-    account: &Account,
+    answers: &[Answer],
     now: Timestamp,
 ) -> AccountDecision {
     let name = notice.name_any();
-    let response = account
-        .spec
-        .notice_responses
+    let mine: Vec<&Answer> = answers.iter().filter(|a| a.notice == name).collect();
+    let responses: Vec<terms::Response> = mine
         .iter()
-        .find(|r| r.notice == name)
-        .map(|r| terms::Response {
-            answer: match r.decision {
+        .map(|a| terms::Response {
+            answer: match a.decision {
                 ResponseDecision::Accept => terms::Answer::Accept,
                 ResponseDecision::Reject => terms::Answer::Reject,
             },
-            at: r.at.0,
-        });
-    let d = terms::evaluate_decision(tn, eval, response.as_ref(), now);
+            at: a.at,
+        })
+        .collect();
+    let e = terms::evaluate_responses(tn, eval, &responses, now);
     AccountDecision {
-        decision: from_terms_decision(d.decision),
-        unhonoured: d.unhonoured_rejection.map(|u| u.to_string()),
-        next_change: d.next_change,
+        decision: from_terms_decision(e.decision.decision),
+        answered_by: e.standing.map(|i| mine[i].source.clone()),
+        unhonoured: e.decision.unhonoured_rejection.map(|u| u.to_string()),
+        next_change: e.decision.next_change,
+        verdicts: mine
+            .iter()
+            .zip(&e.verdicts)
+            .map(|(a, v)| (a.source.clone(), *v))
+            .collect(),
     }
 }
 
@@ -127,10 +254,11 @@ pub struct NoticeOutcome {
     pub errors: Vec<String>,
 }
 
-/// Computes a notice's status from the notice, every Account, and `now`.
+/// Computes a notice's status from the notice, every Account with its answers (see [`answers`]),
+/// and `now`.
 pub fn evaluate<'a>(
     notice: &DeprecationNotice,
-    accounts: impl IntoIterator<Item = &'a Account>,
+    accounts: impl IntoIterator<Item = (&'a Account, &'a [Answer])>,
     now: Timestamp,
 ) -> NoticeOutcome {
     let previous = notice.status.clone().unwrap_or_default();
@@ -143,39 +271,31 @@ pub fn evaluate<'a>(
             "spec.accounts is not a valid label selector ({e}): fix the selector"
         ));
     }
-    let served = served_at(notice, now);
-    if served > now {
+    if notice.spec.notice_type == NoticeType::Amendment
+        && let Some(e) = notice.spec.exemption
+    {
         errors.push(format!(
-            "spec.servedAt {} is in the future: notice cannot be served ahead of time; set it to when notice was actually given, or omit it",
-            terms::fmt_instant(served)
+            "spec.exemption {e:?} does not apply to an Amendment: §2.3 reaches discontinuations (§2.1) and URL-terms updates (§2.2) only, and an amendment always needs 30 days' notice (preamble); remove spec.exemption"
         ));
-        let conds = vec![
-            Cond::new(
-                NOTICE_WINDOW_SATISFIED,
-                false,
-                "InvalidServedAt",
-                errors.join("; "),
-            ),
-            Cond::new(
-                EFFECTIVE,
-                false,
-                "NotServed",
-                "the notice has not been served yet",
-            ),
-        ];
-        return NoticeOutcome {
-            status: DeprecationNoticeStatus {
-                observed_generation: generation,
-                conditions: merge(&previous.conditions, conds, generation, now),
-                ..Default::default()
-            },
-            // servedAt in the future becomes valid once it passes.
-            next_change: Some(served),
-            errors,
-        };
     }
+    let service = match service(notice, now) {
+        Ok(s) => s,
+        Err(served) => return not_served(notice, &previous, served, errors, now),
+    };
+    let served = service.window_from();
     let tn = terms_notice(notice, served);
     let eval = terms::evaluate_notice(&tn, now);
+    // Said in the window's message: a notice served again counts from the change.
+    let again = service
+        .reserved_at
+        .map(|at| {
+            format!(
+                " (effectiveAt moved earlier than the {} it was first served for: served again at {}, the windows count from then)",
+                terms::fmt_instant(service.served_for.max(tn.effective_at)),
+                terms::fmt_instant(at)
+            )
+        })
+        .unwrap_or_default();
     let enforced = terms::fmt_instant(eval.enforced_effective_at);
     let requested = terms::fmt_instant(tn.effective_at);
     let window = match eval.window {
@@ -184,7 +304,7 @@ pub fn evaluate<'a>(
             true,
             "Satisfied",
             format!(
-                "served {} and effective {requested}: {}",
+                "served {} and effective {requested}: {}{again}",
                 terms::fmt_instant(served),
                 required_window(notice.spec.notice_type)
             ),
@@ -206,12 +326,17 @@ pub fn evaluate<'a>(
         ),
         terms::Window::TooShort => {
             let msg = format!(
-                "effectiveAt {requested} is too early: {} served {} requires {}; the earliest lawful instant is {}, which Covenant enforces instead. Set effectiveAt to {} or later, or name an exemption if §2.3 applies",
+                "effectiveAt {requested} is too early: {} served {} requires {}; the earliest lawful instant is {}, which Covenant enforces instead{again}. Set effectiveAt to {} or later{}",
                 notice_type_name(notice.spec.notice_type),
                 terms::fmt_instant(served),
                 required_window(notice.spec.notice_type),
                 terms::fmt_instant(eval.earliest_lawful_at),
                 terms::fmt_instant(eval.earliest_lawful_at),
+                if notice.spec.notice_type == NoticeType::Amendment {
+                    ""
+                } else {
+                    ", or name an exemption if §2.3 applies"
+                },
             );
             errors.push(msg.clone());
             Cond::new(NOTICE_WINDOW_SATISFIED, false, "WindowTooShort", msg)
@@ -236,8 +361,8 @@ pub fn evaluate<'a>(
     let mut next = vec![eval.next_change];
     let mut rows = Vec::new();
     let mut counts = DecisionCounts::default();
-    for account in accounts.into_iter().filter(|a| selects(notice, a)) {
-        let d = account_decision(notice, &tn, &eval, account, now);
+    for (account, answers) in accounts.into_iter().filter(|(a, _)| selects(notice, a)) {
+        let d = account_decision(notice, &tn, &eval, answers, now);
         next.push(d.next_change);
         match d.decision {
             Decision::Pending => counts.pending += 1,
@@ -255,7 +380,9 @@ pub fn evaluate<'a>(
     NoticeOutcome {
         status: DeprecationNoticeStatus {
             observed_generation: generation,
-            served_at: Some(Time(served)),
+            served_at: Some(Time(service.served_at)),
+            served_for: Some(Time(service.served_for)),
+            reserved_at: service.reserved_at.map(Time),
             enforced_effective_at: Some(Time(eval.enforced_effective_at)),
             rejection_deadline: eval.rejection_deadline.map(Time),
             accounts: rows,
@@ -268,6 +395,45 @@ pub fn evaluate<'a>(
             ),
         },
         next_change: terms::earliest_after(next, now),
+        errors,
+    }
+}
+
+/// The status of a notice whose `spec.servedAt` is still in the future: not served, nothing in effect.
+fn not_served(
+    notice: &DeprecationNotice,
+    previous: &DeprecationNoticeStatus,
+    served: Timestamp,
+    mut errors: Vec<String>,
+    now: Timestamp,
+) -> NoticeOutcome {
+    let generation = notice.metadata.generation;
+    errors.push(format!(
+        "spec.servedAt {} is in the future: notice cannot be served ahead of time; set it to when notice was actually given, or omit it",
+        terms::fmt_instant(served)
+    ));
+    let conds = vec![
+        Cond::new(
+            NOTICE_WINDOW_SATISFIED,
+            false,
+            "InvalidServedAt",
+            errors.join("; "),
+        ),
+        Cond::new(
+            EFFECTIVE,
+            false,
+            "NotServed",
+            "the notice has not been served yet",
+        ),
+    ];
+    NoticeOutcome {
+        status: DeprecationNoticeStatus {
+            observed_generation: generation,
+            conditions: merge(&previous.conditions, conds, generation, now),
+            ..Default::default()
+        },
+        // servedAt in the future becomes valid once it passes.
+        next_change: Some(served),
         errors,
     }
 }
@@ -288,12 +454,13 @@ fn required_window(t: NoticeType) -> &'static str {
     }
 }
 
-/// The notices concerning one account, for its `status.notices` and `TermsCurrent`. Only notices
-/// whose served instant is recorded (or given in spec) count: one not yet observed by Covenant has
-/// not been served.
+/// The notices concerning one account, for its `status.notices` and `TermsCurrent`, from its answers
+/// (see [`answers`]). Only notices whose service is recorded (or given in spec) count: one not yet
+/// observed by Covenant has not been served.
 pub fn account_notices(
     account: &Account,
     notices: &[DeprecationNotice],
+    answers: &[Answer],
     now: Timestamp,
 ) -> (Vec<AccountNoticeStatus>, Option<Timestamp>) {
     let mut rows = Vec::new();
@@ -304,29 +471,167 @@ pub fn account_notices(
             .served_at
             .as_ref()
             .or_else(|| notice.status.as_ref().and_then(|s| s.served_at.as_ref()));
-        let Some(served) = recorded.map(|t| t.0) else {
-            continue;
-        };
-        if served > now {
-            next.push(Some(served));
+        if recorded.is_none() {
             continue;
         }
-        let tn = terms_notice(notice, served);
+        let service = match service(notice, now) {
+            Ok(s) => s,
+            Err(at) => {
+                next.push(Some(at));
+                continue;
+            }
+        };
+        let tn = terms_notice(notice, service.window_from());
         let eval = terms::evaluate_notice(&tn, now);
-        let d = account_decision(notice, &tn, &eval, account, now);
+        let d = account_decision(notice, &tn, &eval, answers, now);
         next.push(d.next_change);
         next.push(eval.next_change);
         rows.push(AccountNoticeStatus {
             name: notice.name_any(),
             notice_type: notice.spec.notice_type,
+            summary: Some(notice.spec.summary.clone()),
+            url: notice.spec.url.clone(),
             effective_at: Time(eval.enforced_effective_at),
             rejection_deadline: eval.rejection_deadline.map(Time),
             decision: d.decision,
+            answered_by: d.answered_by,
             message: d.unhonoured,
         });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     (rows, terms::earliest_after(next, now))
+}
+
+/// Condition type of a NoticeResponse: whether it is the account's answer.
+pub const HONOURED: &str = "Honoured";
+
+/// The status of one NoticeResponse: the account it answers for (`None`: its namespace belongs to no
+/// account), the notice (`None`: no such notice), and that account's answers (see [`answers`]). Also
+/// returns when it changes next.
+pub fn response_status(
+    response: &NoticeResponse,
+    account: Option<&Account>,
+    notice: Option<&DeprecationNotice>,
+    answers: &[Answer],
+    now: Timestamp,
+) -> (NoticeResponseStatus, Option<Timestamp>) {
+    let previous = response.status.clone().unwrap_or_default();
+    let generation = response.metadata.generation;
+    let ns = response.metadata.namespace.clone().unwrap_or_default();
+    let source = format!("{ns}/{}", response.name_any());
+    let mut decision = None;
+    let mut next = None;
+    let cond = match (account, notice) {
+        (None, _) => Cond::new(
+            HONOURED,
+            false,
+            "NoAccount",
+            format!(
+                "namespace {ns} belongs to no Account: answer in one of your account's namespaces"
+            ),
+        ),
+        (Some(_), None) => Cond::new(
+            HONOURED,
+            false,
+            "UnknownNotice",
+            format!(
+                "there is no DeprecationNotice {:?}: name one listed in your Account's status.notices",
+                response.spec.notice
+            ),
+        ),
+        (Some(a), Some(n)) if !selects(n, a) => Cond::new(
+            HONOURED,
+            false,
+            "NotConcerned",
+            format!(
+                "DeprecationNotice {} does not concern Account {}",
+                n.name_any(),
+                a.name_any()
+            ),
+        ),
+        (Some(a), Some(n)) => match service(n, now) {
+            Err(at) => {
+                next = Some(at);
+                Cond::new(
+                    HONOURED,
+                    false,
+                    "NotServed",
+                    format!(
+                        "DeprecationNotice {} is served only at {}",
+                        n.name_any(),
+                        terms::fmt_instant(at)
+                    ),
+                )
+            }
+            Ok(service) => {
+                let tn = terms_notice(n, service.window_from());
+                let eval = terms::evaluate_notice(&tn, now);
+                let d = account_decision(n, &tn, &eval, answers, now);
+                decision = Some(d.decision);
+                next = d.next_change;
+                let deadline = terms::fmt_instant(terms::deemed_at(&tn, &eval));
+                let verdict = d
+                    .verdicts
+                    .iter()
+                    .find(|(s, _)| *s == source)
+                    .map(|(_, v)| *v);
+                let stands = |by: &Option<String>| by.clone().unwrap_or_default();
+                match verdict {
+                    Some(terms::Verdict::Stands) => Cond::new(
+                        HONOURED,
+                        true,
+                        "Stands",
+                        format!(
+                            "the answer of Account {} (given by the deadline {deadline}): {:?}",
+                            a.name_any(),
+                            d.decision
+                        ),
+                    ),
+                    Some(terms::Verdict::Superseded) => Cond::new(
+                        HONOURED,
+                        false,
+                        "Superseded",
+                        format!("a later answer stands: {}", stands(&d.answered_by)),
+                    ),
+                    Some(terms::Verdict::AfterDeadline { deadline }) => Cond::new(
+                        HONOURED,
+                        false,
+                        "AfterDeadline",
+                        format!(
+                            "given after the deadline {}: not honoured; Account {} is {:?}",
+                            terms::fmt_instant(deadline),
+                            a.name_any(),
+                            d.decision
+                        ),
+                    ),
+                    Some(terms::Verdict::NotRejectable) => Cond::new(
+                        HONOURED,
+                        false,
+                        "NotRejectable",
+                        format!(
+                            "a {} cannot be rejected under the terms (§2.1, §2.2): not honoured",
+                            to_terms_type(n.spec.notice_type).as_str()
+                        ),
+                    ),
+                    Some(terms::Verdict::NotYetGiven) | None => Cond::new(
+                        HONOURED,
+                        false,
+                        "Pending",
+                        "not yet counted: Covenant has not seen this response among the account's answers",
+                    ),
+                }
+            }
+        },
+    };
+    (
+        NoticeResponseStatus {
+            observed_generation: generation,
+            account: account.map(|a| a.name_any()),
+            account_decision: decision,
+            conditions: merge(&previous.conditions, vec![cond], generation, now),
+        },
+        next,
+    )
 }
 
 /// The `TermsCurrent` condition of an account from its notices: False while a notice awaits its

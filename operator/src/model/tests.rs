@@ -289,8 +289,21 @@ fn amendment(served: &str, effective: &str) -> DeprecationNotice {
     n
 }
 
+/// A notice's status with the accounts' platform-recorded answers only.
+fn eval(n: &DeprecationNotice, accounts: &[Account], now: Timestamp) -> notice::NoticeOutcome {
+    let answers: Vec<Vec<notice::Answer>> = accounts
+        .iter()
+        .map(|a| notice::answers(a, [], |_| false))
+        .collect();
+    notice::evaluate(
+        n,
+        accounts.iter().zip(answers.iter().map(Vec::as_slice)),
+        now,
+    )
+}
+
 fn respond(a: &mut Account, decision: ResponseDecision, when: &str) {
-    a.spec.notice_responses.push(NoticeResponse {
+    a.spec.notice_responses.push(RecordedResponse {
         notice: "dpa".into(),
         decision,
         at: Time(at(when)),
@@ -311,7 +324,7 @@ fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
     respond(&mut late, ResponseDecision::Reject, "2026-12-01T00:00:01Z");
     let accounts = vec![silent, rejecter, late];
 
-    let before = notice::evaluate(&n, &accounts, at("2026-11-30T23:59:59Z"));
+    let before = eval(&n, &accounts, at("2026-11-30T23:59:59Z"));
     let decisions = |o: &notice::NoticeOutcome| {
         o.status
             .accounts
@@ -340,7 +353,7 @@ fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
             .any(|c| c.type_ == "Effective" && c.status == "False")
     );
 
-    let after = notice::evaluate(&n, &accounts, at("2026-12-01T00:00:00Z"));
+    let after = eval(&n, &accounts, at("2026-12-01T00:00:00Z"));
     assert_eq!(
         decisions(&after),
         vec![
@@ -362,9 +375,11 @@ fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
         (0, 1, 2)
     );
 
+    let answers = notice::answers(&accounts[2], [], |_| false);
     let (rows, _) = notice::account_notices(
         &accounts[2],
         std::slice::from_ref(&n),
+        &answers,
         at("2026-12-02T00:00:00Z"),
     );
     assert!(
@@ -383,7 +398,7 @@ fn too_short_discontinuation_names_the_earliest_lawful_instant() {
     let mut n = amendment("2026-08-31T00:00:00Z", "2026-12-01T00:00:00Z");
     n.spec.notice_type = NoticeType::Discontinuation;
     n.spec.service = Some("voice".into());
-    let o = notice::evaluate(&n, &[], at("2026-09-01T00:00:00Z"));
+    let o = eval(&n, &[], at("2026-09-01T00:00:00Z"));
     let w = o
         .status
         .conditions
@@ -402,7 +417,7 @@ fn too_short_discontinuation_names_the_earliest_lawful_instant() {
     assert!(!o.errors.is_empty());
 
     n.spec.exemption = Some(Exemption::SecurityRisk);
-    let o = notice::evaluate(&n, &[], at("2026-09-01T00:00:00Z"));
+    let o = eval(&n, &[], at("2026-09-01T00:00:00Z"));
     let w = o
         .status
         .conditions
@@ -420,13 +435,13 @@ fn too_short_discontinuation_names_the_earliest_lawful_instant() {
 fn served_at_is_recorded_once_and_never_moves() {
     let mut n = amendment("2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z");
     n.spec.served_at = None;
-    let first = notice::evaluate(&n, &[], at("2026-11-05T10:00:00Z"));
+    let first = eval(&n, &[], at("2026-11-05T10:00:00Z"));
     assert_eq!(
         first.status.served_at,
         Some(Time(at("2026-11-05T10:00:00Z")))
     );
     n.status = Some(first.status.clone());
-    let later = notice::evaluate(&n, &[], at("2026-11-20T00:00:00Z"));
+    let later = eval(&n, &[], at("2026-11-20T00:00:00Z"));
     assert_eq!(later.status.served_at, first.status.served_at);
     assert_eq!(
         later.status, first.status,
@@ -437,7 +452,7 @@ fn served_at_is_recorded_once_and_never_moves() {
 #[test]
 fn served_in_the_future_is_invalid_until_then() {
     let n = amendment("2027-01-01T00:00:00Z", "2027-03-01T00:00:00Z");
-    let o = notice::evaluate(&n, &[], at("2026-12-01T00:00:00Z"));
+    let o = eval(&n, &[], at("2026-12-01T00:00:00Z"));
     assert!(o.errors.iter().any(|e| e.contains("in the future")));
     assert_eq!(o.next_change, Some(at("2027-01-01T00:00:00Z")));
 }
@@ -452,12 +467,12 @@ fn selector_limits_the_accounts_and_terms_current_reports_them() {
     let mut eu = acct("eu-tenant");
     eu.metadata.labels = Some(BTreeMap::from([("region".into(), "eu".into())]));
     let us = acct("us-tenant");
-    let o = notice::evaluate(&n, &[eu.clone(), us.clone()], at("2026-11-10T00:00:00Z"));
+    let o = eval(&n, &[eu.clone(), us.clone()], at("2026-11-10T00:00:00Z"));
     assert_eq!(o.status.accounts.len(), 1);
-    let (rows, _) = notice::account_notices(&us, &[n.clone()], at("2026-11-10T00:00:00Z"));
+    let (rows, _) = notice::account_notices(&us, &[n.clone()], &[], at("2026-11-10T00:00:00Z"));
     assert!(rows.is_empty());
     assert!(notice::terms_current(&rows).status);
-    let (rows, _) = notice::account_notices(&eu, &[n], at("2026-11-10T00:00:00Z"));
+    let (rows, _) = notice::account_notices(&eu, &[n], &[], at("2026-11-10T00:00:00Z"));
     let c = notice::terms_current(&rows);
     assert_eq!((c.status, c.reason.as_str()), (false, "NoticePending"));
 }
@@ -676,4 +691,212 @@ fn a_retained_namespace_keeps_only_the_administrators_in_tenant_bindings() {
         .map(|s| format!("{}:{}", s.kind, s.name))
         .collect();
     assert_eq!(names, ["ServiceAccount:builder", "ServiceAccount:ci"]);
+}
+
+fn tenant_response(
+    ns: &str,
+    name: &str,
+    decision: ResponseDecision,
+    created: &str,
+) -> NoticeResponse {
+    let mut r = NoticeResponse::new(
+        name,
+        NoticeResponseSpec {
+            notice: "dpa".into(),
+            decision,
+        },
+    );
+    r.metadata.namespace = Some(ns.into());
+    r.metadata.creation_timestamp = Some(Time(at(created)));
+    r.metadata.generation = Some(1);
+    r
+}
+
+/// The notice after its first reconcile at `now` (its status recorded).
+fn served(mut n: DeprecationNotice, now: &str) -> DeprecationNotice {
+    n.status = Some(eval(&n, &[], at(now)).status);
+    n
+}
+
+#[test]
+fn a_servedat_added_later_never_moves_the_recorded_service() {
+    // First seen on 03-01 without servedAt, effective 03-10: enforced at 03-31, reject by 03-31.
+    let mut n = amendment("2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z");
+    n.spec.served_at = None;
+    let n = served(n, "2026-03-01T00:00:00Z");
+    let mut edited = n.clone();
+    // The API server refuses this edit (CEL); were it stored anyway, the recorded instant wins.
+    edited.spec.served_at = Some(Time(at("2026-01-01T00:00:00Z")));
+    let o = eval(&edited, &[], at("2026-03-05T00:00:00Z"));
+    assert_eq!(o.status.served_at, Some(Time(at("2026-03-01T00:00:00Z"))));
+    assert_eq!(
+        o.status.rejection_deadline,
+        Some(Time(at("2026-03-31T00:00:00Z")))
+    );
+    // A future value does not wipe it either.
+    edited.spec.served_at = Some(Time(at("2027-01-01T00:00:00Z")));
+    let o = eval(&edited, &[], at("2026-03-05T00:00:00Z"));
+    assert_eq!(o.status.served_at, Some(Time(at("2026-03-01T00:00:00Z"))));
+    assert!(
+        !o.errors.iter().any(|e| e.contains("in the future")),
+        "{:?}",
+        o.errors
+    );
+}
+
+#[test]
+fn moving_effective_at_earlier_serves_the_notice_again() {
+    // Served 03-01 for 06-01; on 04-15 moved to 04-01.
+    let n = served(
+        amendment("2026-03-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+        "2026-03-01T00:00:00Z",
+    );
+    assert_eq!(
+        n.status.as_ref().unwrap().served_for,
+        Some(Time(at("2026-06-01T00:00:00Z")))
+    );
+    let silent = acct("silent");
+    let mut moved = n.clone();
+    moved.spec.effective_at = Time(at("2026-04-01T00:00:00Z"));
+    let now = at("2026-04-15T00:00:00Z");
+    let o = eval(&moved, std::slice::from_ref(&silent), now);
+    // Not deemed accepted at once: served again on 04-15, so 30 days from then.
+    assert_eq!(o.status.reserved_at, Some(Time(now)));
+    assert_eq!(o.status.served_at, Some(Time(at("2026-03-01T00:00:00Z"))));
+    assert_eq!(
+        o.status.rejection_deadline,
+        Some(Time(at("2026-05-15T00:00:00Z")))
+    );
+    assert_eq!(
+        o.status.enforced_effective_at,
+        Some(Time(at("2026-05-15T00:00:00Z")))
+    );
+    assert_eq!(o.status.accounts[0].decision, Decision::Pending);
+    let w = o
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == notice::NOTICE_WINDOW_SATISFIED)
+        .unwrap();
+    assert!(
+        w.message.contains("served again at 2026-04-15"),
+        "{}",
+        w.message
+    );
+    // Recorded: later reconciles keep the same window and write nothing new.
+    moved.status = Some(o.status.clone());
+    let again = eval(
+        &moved,
+        std::slice::from_ref(&silent),
+        at("2026-04-20T00:00:00Z"),
+    );
+    assert_eq!(again.status.reserved_at, o.status.reserved_at);
+    assert_eq!(again.status.rejection_deadline, o.status.rejection_deadline);
+    // The account's own view agrees, even before the notice's status records the new service.
+    let (rows, _) = notice::account_notices(&silent, std::slice::from_ref(&moved), &[], now);
+    assert_eq!(
+        rows[0].rejection_deadline,
+        Some(Time(at("2026-05-15T00:00:00Z")))
+    );
+    // Moving it later is no new service.
+    let mut later = n.clone();
+    later.spec.effective_at = Time(at("2026-07-01T00:00:00Z"));
+    let o = eval(&later, &[], now);
+    assert_eq!(o.status.reserved_at, None);
+    assert_eq!(o.status.served_for, Some(Time(at("2026-07-01T00:00:00Z"))));
+}
+
+#[test]
+fn a_notice_in_effect_is_not_served_again() {
+    let n = served(
+        amendment("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+        "2026-03-01T00:00:00Z",
+    );
+    let mut moved = n;
+    moved.spec.effective_at = Time(at("2026-03-31T00:00:00Z"));
+    let o = eval(&moved, &[], at("2026-04-02T00:00:00Z"));
+    assert_eq!(o.status.reserved_at, None);
+    assert!(
+        o.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == notice::EFFECTIVE && c.status == "True")
+    );
+}
+
+#[test]
+fn an_exemption_on_an_amendment_is_an_error_and_shortens_nothing() {
+    let mut n = amendment("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z");
+    n.spec.exemption = Some(Exemption::LegalRequirement);
+    let o = eval(&n, &[], at("2026-03-02T00:00:00Z"));
+    assert!(
+        o.errors.iter().any(|e| e.contains("§2.3")),
+        "{:?}",
+        o.errors
+    );
+    assert_eq!(
+        o.status.enforced_effective_at,
+        Some(Time(at("2026-03-31T00:00:00Z")))
+    );
+}
+
+#[test]
+fn tenants_answer_in_their_namespaces_and_the_latest_answer_by_the_deadline_stands() {
+    let n = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let a = acct("acme");
+    let responses = [
+        tenant_response(
+            "acme",
+            "first",
+            ResponseDecision::Accept,
+            "2026-11-05T00:00:00Z",
+        ),
+        tenant_response(
+            "acme",
+            "second",
+            ResponseDecision::Reject,
+            "2026-11-20T00:00:00Z",
+        ),
+        // After the deadline: not honoured.
+        tenant_response(
+            "acme",
+            "late",
+            ResponseDecision::Accept,
+            "2026-12-01T00:00:01Z",
+        ),
+        // Another tenant's namespace: not this account's answer.
+        tenant_response(
+            "other",
+            "forged",
+            ResponseDecision::Accept,
+            "2026-11-25T00:00:00Z",
+        ),
+    ];
+    let owns = |ns: &str| ns == "acme";
+    let answers = notice::answers(&a, &responses, owns);
+    assert_eq!(answers.len(), 3);
+    let now = at("2026-12-02T00:00:00Z");
+    let o = notice::evaluate(&n, [(&a, answers.as_slice())], now);
+    assert_eq!(o.status.accounts[0].decision, Decision::Rejected);
+    let (rows, _) = notice::account_notices(&a, std::slice::from_ref(&n), &answers, now);
+    assert_eq!(rows[0].decision, Decision::Rejected);
+    assert_eq!(rows[0].answered_by.as_deref(), Some("acme/second"));
+    assert_eq!(rows[0].summary.as_deref(), Some("s"));
+
+    let reason = |r: &NoticeResponse| {
+        let (s, _) = notice::response_status(r, Some(&a), Some(&n), &answers, now);
+        let c = s.conditions[0].clone();
+        (c.status, c.reason)
+    };
+    assert_eq!(reason(&responses[0]), ("False".into(), "Superseded".into()));
+    assert_eq!(reason(&responses[1]), ("True".into(), "Stands".into()));
+    assert_eq!(
+        reason(&responses[2]),
+        ("False".into(), "AfterDeadline".into())
+    );
+    // A namespace of no account, a notice that does not exist.
+    let (s, _) = notice::response_status(&responses[3], None, Some(&n), &[], now);
+    assert_eq!(s.conditions[0].reason, "NoAccount");
+    let (s, _) = notice::response_status(&responses[1], Some(&a), None, &answers, now);
+    assert_eq!(s.conditions[0].reason, "UnknownNotice");
 }

@@ -1,0 +1,122 @@
+//! The NoticeResponse controller: says on each tenant answer what became of it (the account's answer,
+//! superseded by a later one, given after the deadline, ...). The decisions themselves are folded into
+//! the notice's and the Account's status by their own controllers, from the same answers.
+
+use std::sync::Arc;
+
+use covenant_terms as terms;
+use futures::{FutureExt, StreamExt};
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+
+use super::{Context, ControllerFuture, Watches};
+use crate::api::{DeprecationNotice, FIELD_MANAGER, NoticeResponse};
+use crate::error::{Error, Result};
+use crate::model::notice::response_status;
+
+const KIND: &str = "NoticeResponse";
+
+/// Builds the NoticeResponse controller. A response's verdict depends on the other answers of its
+/// account to the same notice and on the notice itself: any change to either rechecks the responses
+/// that name the notice.
+pub fn controller(
+    ctx: Arc<Context>,
+    w: &mut Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> ControllerFuture {
+    let naming = {
+        let stores = ctx.stores.clone();
+        move |notice: &str| {
+            stores
+                .responses
+                .state()
+                .iter()
+                .filter(|g| g.0.as_ref().is_ok_and(|r| r.spec.notice == notice))
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (by_notice, by_sibling) = (naming.clone(), naming);
+    Controller::for_shared_stream(w.responses.subscribe(), ctx.stores.responses.clone())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        )
+        .watches_shared_stream(
+            w.notices.subscribe(),
+            move |n: Arc<DeserializeGuard<DeprecationNotice>>| by_notice(&n.name_any()),
+        )
+        .watches_shared_stream(
+            w.responses.subscribe(),
+            move |r: Arc<DeserializeGuard<NoticeResponse>>| match &r.0 {
+                Ok(r) => by_sibling(&r.spec.notice),
+                Err(_) => Vec::new(),
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .boxed()
+}
+
+fn error_policy(
+    _: Arc<DeserializeGuard<NoticeResponse>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    super::on_error(KIND, err, &ctx)
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<NoticeResponse>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let Some(response) = super::parsed(&guard, &ctx.stores.responses, &ctx).await else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.synced() || response.metadata.creation_timestamp.is_none() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
+    let started = std::time::Instant::now();
+    let ns = response.namespace().unwrap_or_default();
+    let account = ctx.stores.owner_of(&ns);
+    let notice = ctx
+        .stores
+        .notices
+        .get(&ObjectRef::new(&response.spec.notice))
+        .and_then(|g| g.0.as_ref().ok().cloned());
+    let answers = account
+        .as_ref()
+        .map(|a| ctx.stores.answers(a))
+        .unwrap_or_default();
+    let (status, next) = response_status(
+        response,
+        account.as_ref(),
+        notice.as_ref(),
+        &answers,
+        ctx.clock.now(),
+    );
+    let previous = response.status.clone().unwrap_or_default();
+    if !crate::status::unchanged(&status, &previous) {
+        let patch = serde_json::json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": KIND,
+            "status": status,
+        });
+        Api::<NoticeResponse>::namespaced(ctx.client.clone(), &ns)
+            .patch_status(
+                &response.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        ctx.metrics.write(KIND);
+    }
+    ctx.metrics.observe(KIND, started.elapsed());
+    let next = terms::requeue_after([next], ctx.clock.now(), terms::MAX_REQUEUE);
+    Ok(next
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
+}
