@@ -30,9 +30,15 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 k wait --for=condition=Ready account/acme --timeout=60s >/dev/null || true
+echo "==> alice@acme.example, an administrator of acme, answers a notice in acme's namespace"
+k --as alice@acme.example create -f "$root/examples/tenant/" 2>&1 | grep -v AlreadyExists || true
 sleep 1
 echo
 k get covenant
+k get noticeresponses -A
+echo
+echo "==> what alice sees of her own tenancy (kubectl --as alice@acme.example get account acme)"
+k --as alice@acme.example get account acme -o go-template='{{range .status.notices}}  {{.name}} ({{.type}}): {{.decision}}{{with .rejectionDeadline}}, reject by {{.}}{{end}}{{with .answeredBy}}, answered by {{.}}{{end}}{{"\n"}}{{end}}'
 echo
 echo "==> conditions of each account"
 k get accounts -o go-template='{{range .items}}{{.metadata.name}}:{{"\n"}}{{range .status.conditions}}  {{printf "%-20s" .type}} {{printf "%-6s" .status}} {{.message}}{{"\n"}}{{end}}{{end}}'

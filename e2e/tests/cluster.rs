@@ -47,10 +47,13 @@ async fn generated_crds_are_established_and_in_the_covenant_category() {
         })
         .await;
         assert_eq!(crd.spec.group, "covenant.dev", "{name}");
-        assert_eq!(
-            crd.spec.scope, "Cluster",
-            "{name}: all four kinds are cluster-scoped"
-        );
+        // Tenants answer notices in their own namespaces; every other kind is the platform's.
+        let scope = if crd.spec.names.kind == "NoticeResponse" {
+            "Namespaced"
+        } else {
+            "Cluster"
+        };
+        assert_eq!(crd.spec.scope, scope, "{name}");
         assert!(
             crd.spec
                 .names

@@ -641,7 +641,8 @@ async fn spec_served_at_is_immutable_once_set() {
     for err in [moved, removed] {
         assert_eq!(err.code, 422, "{err:?}");
         assert!(
-            err.message.contains("servedAt is immutable once set"),
+            err.message
+                .contains("can be given only when the notice is created, and never changed"),
             "{}",
             err.message
         );

@@ -57,6 +57,36 @@ fn valid_examples_pass_together() {
 }
 
 #[test]
+fn a_tenants_answer_is_checked_with_its_account_and_notice() {
+    // examples/tenant/ holds what a tenant administrator applies (not the platform's `-f examples/`).
+    let mut files = yaml_files(&examples());
+    files.extend(yaml_files(&examples().join("tenant")));
+    let report = run(&files);
+    assert_eq!(report.problems, Vec::<String>::new());
+    let answer = report
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "NoticeResponse")
+        .expect("the example answer");
+    assert_eq!(answer["status"]["account"], "acme");
+    assert_eq!(answer["status"]["conditions"][0]["reason"], "Stands");
+    assert_eq!(answer["status"]["accountDecision"], "Rejected");
+    let acme = report
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Account" && o["metadata"]["name"] == "acme")
+        .unwrap();
+    let row = acme["status"]["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "data-processing-addendum-2027")
+        .expect("the amendment concerns acme");
+    assert_eq!(row["decision"], "Rejected");
+    assert_eq!(row["answeredBy"], "acme/reject-dpa-2027");
+}
+
+#[test]
 fn each_invalid_example_fails_with_its_documented_message() {
     let files = yaml_files(&examples().join("invalid"));
     assert!(files.len() >= 8);

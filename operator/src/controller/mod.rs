@@ -81,12 +81,57 @@ impl Stores {
     /// Every answer `account` gave: the ones recorded on it and the NoticeResponses in the namespaces
     /// it owns (created by Covenant for its UID), from the caches.
     pub fn answers(&self, account: &Account) -> Vec<crate::model::notice::Answer> {
-        let responses = valid(&self.responses);
-        crate::model::notice::answers(account, &responses, |ns| {
-            self.namespaces
-                .get(&reflector::ObjectRef::new(ns))
-                .is_some_and(|n| crate::model::account::owns(account, &n))
+        // Only the account's namespaces can hold its answers: a cheap name test first, then the
+        // ownership check on the cached namespace. Nothing is cloned but the account's own answers.
+        let mut names: std::collections::BTreeSet<String> =
+            account.desired_namespaces().into_iter().collect();
+        names.extend(
+            account
+                .status
+                .iter()
+                .flat_map(|s| s.namespaces.iter().cloned()),
+        );
+        let state = self.responses.state();
+        let responses = state.iter().filter_map(|g| g.0.as_ref().ok());
+        crate::model::notice::answers(account, responses, |ns| {
+            names.contains(ns)
+                && self
+                    .namespaces
+                    .get(&reflector::ObjectRef::new(ns))
+                    .is_some_and(|n| crate::model::account::owns(account, &n))
         })
+    }
+
+    /// The answers of each of `accounts` (as [`Stores::answers`]), in one pass over the responses.
+    pub fn answers_of_all(&self, accounts: &[&Account]) -> Vec<Vec<crate::model::notice::Answer>> {
+        let state = self.responses.state();
+        let mut by_account: std::collections::HashMap<String, Vec<&NoticeResponse>> =
+            Default::default();
+        for r in state.iter().filter_map(|g| g.0.as_ref().ok()) {
+            let owner = r
+                .metadata
+                .namespace
+                .as_ref()
+                .and_then(|ns| self.namespaces.get(&reflector::ObjectRef::new(ns)))
+                .and_then(|n| account_of(n.as_ref()));
+            if let Some(a) = owner {
+                by_account.entry(a).or_default().push(r);
+            }
+        }
+        accounts
+            .iter()
+            .map(|a| {
+                let mine = by_account
+                    .get(&kube::ResourceExt::name_any(*a))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                crate::model::notice::answers(a, mine.iter().copied(), |ns| {
+                    self.namespaces
+                        .get(&reflector::ObjectRef::new(ns))
+                        .is_some_and(|n| crate::model::account::owns(a, &n))
+                })
+            })
+            .collect()
     }
 
     /// The Account that owns namespace `ns` (by its label and UID annotation), if any.

@@ -109,17 +109,16 @@ async fn reconcile(
     }
     let started = std::time::Instant::now();
     let now = ctx.clock.now();
-    let accounts: Vec<_> = ctx
-        .stores
-        .accounts
-        .state()
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok().cloned())
-        .collect();
-    let answers: Vec<_> = accounts.iter().map(|a| ctx.stores.answers(a)).collect();
+    let state = ctx.stores.accounts.state();
+    let accounts: Vec<&crate::api::Account> =
+        state.iter().filter_map(|g| g.0.as_ref().ok()).collect();
+    let answers = ctx.stores.answers_of_all(&accounts);
     let outcome = evaluate(
         notice,
-        accounts.iter().zip(answers.iter().map(Vec::as_slice)),
+        accounts
+            .iter()
+            .copied()
+            .zip(answers.iter().map(Vec::as_slice)),
         now,
     );
     let previous = notice.status.clone().unwrap_or_default();

@@ -10,8 +10,41 @@ use crate::status::{Cond, reasons, types};
 /// Condition type of the monthly access review.
 pub const ACCESS_REVIEW_CURRENT: &str = "AccessReviewCurrent";
 
+/// Who may hold access to the tenant, and through what: what the access review (§4.2(2)) reviews.
+/// The tenant's own RoleBindings can name no one else (admission policy `covenant-tenant-rolebindings`).
+pub fn access_through(account: &Account) -> String {
+    let list = |subjects: &[Subject]| {
+        if subjects.is_empty() {
+            "none".to_string()
+        } else {
+            subject_tokens(subjects.iter()).replace('\n', ", ")
+        }
+    };
+    let domains: Vec<String> = account
+        .spec
+        .organization
+        .iter()
+        .flat_map(|o| &o.domains)
+        .map(|d| format!("*@{d}"))
+        .collect();
+    format!(
+        "access through: administrators (covenant-tenant-admin, granted by the platform): {}; \
+         consented third parties (spec.allowedSubjects, bound by the administrators): {}; \
+         the organization's people (spec.organization.domains, granted and ended by the administrators): {}; \
+         and the ServiceAccounts of the tenant's namespaces",
+        list(&account.spec.administrators),
+        list(&account.spec.allowed_subjects),
+        if domains.is_empty() {
+            "none".to_string()
+        } else {
+            domains.join(", ")
+        },
+    )
+}
+
 /// The access review's condition, when it is due, and when the answer changes (§4.2(2): reviews are
-/// monthly; a review more than 30 days old is overdue).
+/// monthly; a review more than 30 days old is overdue). Its message lists who may hold access through
+/// what ([`access_through`]).
 pub fn access_review(account: &Account, now: Timestamp) -> (Cond, Timestamp, Option<Timestamp>) {
     let created = account
         .metadata
@@ -27,13 +60,14 @@ pub fn access_review(account: &Account, now: Timestamp) -> (Cond, Timestamp, Opt
         .map(|t| t.0);
     let r = terms::evaluate_access_review(last, created, now);
     let due = terms::fmt_instant(r.due_at);
+    let through = access_through(account);
     let cond = match (r.current, last) {
         (true, Some(l)) => Cond::new(
             ACCESS_REVIEW_CURRENT,
             true,
             "Reviewed",
             format!(
-                "access last reviewed {}; next review due by {due}",
+                "access last reviewed {}; next review due by {due}; {through}",
                 terms::fmt_instant(l)
             ),
         ),
@@ -41,14 +75,14 @@ pub fn access_review(account: &Account, now: Timestamp) -> (Cond, Timestamp, Opt
             ACCESS_REVIEW_CURRENT,
             true,
             "NewAccount",
-            format!("first access review due by {due}"),
+            format!("first access review due by {due}; {through}"),
         ),
         (false, _) => Cond::new(
             ACCESS_REVIEW_CURRENT,
             false,
             "ReviewOverdue",
             format!(
-                "the monthly access review was due by {due} (§4.2(2)): review who has access and set spec.accessReview.lastReviewedAt"
+                "the monthly access review was due by {due} (§4.2(2)): review who has access and set spec.accessReview.lastReviewedAt; {through}"
             ),
         ),
     };

@@ -900,3 +900,19 @@ fn tenants_answer_in_their_namespaces_and_the_latest_answer_by_the_deadline_stan
     let (s, _) = notice::response_status(&responses[1], Some(&a), None, &answers, now);
     assert_eq!(s.conditions[0].reason, "UnknownNotice");
 }
+
+#[test]
+fn the_access_review_lists_who_may_hold_access_through_what() {
+    let mut a = acct("acme");
+    a.spec.organization = Some(OrganizationSpec {
+        domains: vec!["acme.example".into()],
+    });
+    let (c, _, _) = account::access_review(&a, at("2026-11-02T00:00:00Z"));
+    for part in [
+        "administrators (covenant-tenant-admin, granted by the platform): User:alice",
+        "consented third parties (spec.allowedSubjects, bound by the administrators): ServiceAccount:tools:ci",
+        "the organization's people (spec.organization.domains, granted and ended by the administrators): *@acme.example",
+    ] {
+        assert!(c.message.contains(part), "{part:?} not in {:?}", c.message);
+    }
+}

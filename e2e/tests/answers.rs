@@ -1,0 +1,719 @@
+//! Tenants answer for themselves, judged by what the API server lets each identity do and by what
+//! the operator makes of it: an account's administrator (impersonated) answers a notice with a
+//! NoticeResponse in the account's namespace; nobody else can answer for it (another tenant, a
+//! ServiceAccount the administrator gave the right, the administrator in another tenant's namespace);
+//! an answer cannot be back-dated, changed or withdrawn; the latest answer given by the deadline stands
+//! and one a second after it does not; administrators read their own Account and nothing of other
+//! tenants; a notice cannot be shortened once served (servedAt only at creation, an earlier
+//! effectiveAt serves it again, no exemption on an amendment); a suspended tenant can still answer;
+//! and the organization's own people are bound by its administrators without the platform.
+//!
+//! Every notice selects accounts by a label unique to its test.
+
+use std::time::Duration;
+
+use covenant::api::{Account, Decision, DeprecationNotice, NoticeResponse};
+use covenant_e2e::fixtures::{self, api_error};
+use covenant_e2e::timing::rfc3339;
+use covenant_e2e::{TIMEOUT, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const NOTICES: &str = "deprecationnotices.covenant.dev";
+const SUSPENSIONS: &str = "suspensions.covenant.dev";
+const GROUP: &str = "e2e-answer-group";
+const DAY: i64 = 24 * 60 * 60;
+
+fn at_second(secs: i64) -> Timestamp {
+    Timestamp::from_second(secs).expect("a valid instant")
+}
+
+fn now_s() -> Timestamp {
+    at_second(Timestamp::now().as_second())
+}
+
+/// One tenant of a test: its account, namespace and administrator.
+struct Tenant {
+    account: String,
+    ns: String,
+    admin: String,
+}
+
+/// A Ready account `base-<suffix>` on a package of its own, labelled into the test's group, with one
+/// User administrator, and `extra` merged into its spec.
+async fn tenant(t: &TestCtx, base: &str, extra: Value) -> Tenant {
+    let pkg = t.package(&format!("{base}-pkg"));
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let account = t.account(base);
+    let admin = format!("{base}-admin-{}", t.suffix);
+    let mut spec = json!({
+        "supportPackage": pkg,
+        "administrators": [{ "kind": "User", "name": admin }],
+        "deletionPolicy": "Delete"
+    });
+    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
+        s.extend(e);
+    }
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Account",
+            "metadata": { "name": account, "labels": { GROUP: t.suffix } },
+            "spec": spec
+        })
+        .to_string(),
+    )
+    .await;
+    wait_account_ready(&t.client, &account).await;
+    Tenant {
+        ns: account.clone(),
+        account,
+        admin,
+    }
+}
+
+/// An amendment selecting the test's accounts, served at `served` for `effective`.
+async fn amendment(t: &TestCtx, base: &str, served: Timestamp, effective: Timestamp) -> String {
+    let name = t.name(base);
+    t.track(NOTICES, &name);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "DeprecationNotice",
+            "metadata": { "name": name },
+            "spec": {
+                "type": "Amendment",
+                "summary": "The data processing addendum changes.",
+                "url": "https://example.com/dpa-v2",
+                "servedAt": rfc3339(served),
+                "effectiveAt": rfc3339(effective),
+                "accounts": { "matchLabels": { GROUP: t.suffix } }
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    name
+}
+
+fn response(name: &str, notice: &str, decision: &str) -> NoticeResponse {
+    serde_json::from_value(json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "NoticeResponse",
+        "metadata": { "name": name },
+        "spec": { "notice": notice, "decision": decision }
+    }))
+    .expect("a NoticeResponse")
+}
+
+/// `who` creates a NoticeResponse `name` answering `notice` with `decision` in `ns`.
+async fn answer(
+    who: &Client,
+    ns: &str,
+    name: &str,
+    notice: &str,
+    decision: &str,
+) -> Result<NoticeResponse, kube::Error> {
+    Api::<NoticeResponse>::namespaced(who.clone(), ns)
+        .create(&PostParams::default(), &response(name, notice, decision))
+        .await
+}
+
+/// Waits until the response's `Honoured` condition has `status` and `reason`.
+async fn wait_verdict(
+    t: &TestCtx,
+    ns: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> NoticeResponse {
+    let api: Api<NoticeResponse> = Api::namespaced(t.client.clone(), ns);
+    let what = format!("say Honoured={status} ({reason})");
+    wait_for(&api, name, &what, TIMEOUT, |r: &NoticeResponse| {
+        r.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Honoured" && c.status == status && c.reason == reason)
+        })
+    })
+    .await
+}
+
+/// Waits until the account lists `notice` with `decision`.
+async fn wait_decision(t: &TestCtx, account: &str, notice: &str, decision: Decision) -> Account {
+    let api: Api<Account> = Api::all(t.client.clone());
+    let what = format!("list {notice} as {decision:?}");
+    wait_for(&api, account, &what, TIMEOUT, |a: &Account| {
+        a.status.as_ref().is_some_and(|s| {
+            s.notices
+                .iter()
+                .any(|r| r.name == notice && r.decision == decision)
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
+    let t = TestCtx::new("answer-who").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let other = tenant(&t, "other", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    let bob = impersonate(&other.admin, &[]).await;
+
+    // The administrator answers in the account's namespace: it is the account's answer.
+    answer(&alice, &acme.ns, "reject", &notice, "Reject")
+        .await
+        .expect("an administrator answers in its account's namespace");
+    let r = wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
+    assert_eq!(
+        r.status.as_ref().unwrap().account.as_deref(),
+        Some(acme.account.as_str())
+    );
+    let a = wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+    let row = a
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .unwrap();
+    assert_eq!(row.answered_by, Some(format!("{}/reject", acme.ns)));
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+    wait_for(
+        &notices,
+        &notice,
+        "count the account as Rejected",
+        TIMEOUT,
+        |n: &DeprecationNotice| {
+            n.status.as_ref().is_some_and(|s| {
+                s.accounts
+                    .iter()
+                    .any(|a| a.name == acme.account && a.decision == Decision::Rejected)
+            })
+        },
+    )
+    .await;
+
+    // Not for another tenant: the API server refuses an answer in its namespace (RBAC).
+    let e = api_error(
+        "acme's administrator answering in other's namespace",
+        answer(&alice, &other.ns, "forged", &notice, "Accept").await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    // Nor may anyone the administrator delegates to: a ServiceAccount with a Role that grants create.
+    let sa = format!("system:serviceaccount:{}:helper", acme.ns);
+    let roles: Api<Role> = Api::namespaced(alice.clone(), &acme.ns);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "answerer" },
+                "rules": [{ "apiGroups": ["covenant.dev"], "resources": ["noticeresponses"],
+                            "verbs": ["create"] }]
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("the administrator may make a Role of what it holds");
+    let bindings: Api<RoleBinding> = Api::namespaced(alice.clone(), &acme.ns);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "answerer" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "answerer" },
+                "subjects": [{ "kind": "ServiceAccount", "name": "helper", "namespace": acme.ns }]
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("and bind its own ServiceAccount");
+    eventually(
+        "RBAC lets the ServiceAccount create responses",
+        TIMEOUT,
+        || async {
+            can(
+                &t.client,
+                &sa,
+                &[],
+                "create",
+                "noticeresponses.covenant.dev",
+                "",
+                &acme.ns,
+            )
+            .await
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    let helper = impersonate(&sa, &["system:serviceaccounts"]).await;
+    let e = api_error(
+        "a ServiceAccount answering for the account",
+        answer(&helper, &acme.ns, "by-helper", &notice, "Accept").await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    assert!(
+        e.message.contains("only the administrators of Account"),
+        "{}",
+        e.message
+    );
+    // The other tenant's administrator has no say in acme's namespace either.
+    let e = api_error(
+        "other's administrator answering in acme's namespace",
+        answer(&bob, &acme.ns, "by-bob", &notice, "Accept").await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+
+    // creationTimestamp has whole seconds, and two answers in the same second keep the rejection:
+    // the next answer comes a second later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // An answer cannot be back-dated: the API server sets its time.
+    let mut dated = response("backdated", &notice, "Accept");
+    dated.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        at_second(served.as_second() - 10 * DAY),
+    ));
+    let before = now_s();
+    let made = Api::<NoticeResponse>::namespaced(alice.clone(), &acme.ns)
+        .create(&PostParams::default(), &dated)
+        .await
+        .expect("an administrator answers again");
+    let when = made.metadata.creation_timestamp.unwrap().0;
+    assert!(
+        when >= before,
+        "creationTimestamp {when} is the API server's, not {before}'s past"
+    );
+    // The later answer stands; the first one is superseded.
+    wait_verdict(&t, &acme.ns, "backdated", "True", "Stands").await;
+    wait_verdict(&t, &acme.ns, "reject", "False", "Superseded").await;
+    wait_decision(&t, &acme.account, &notice, Decision::Accepted).await;
+
+    // An answer cannot be changed or withdrawn: RBAC refuses the administrator, and the CRD refuses
+    // even a cluster administrator's edit.
+    let mine: Api<NoticeResponse> = Api::namespaced(alice.clone(), &acme.ns);
+    let flip = json!({ "spec": { "decision": "Reject" } });
+    let e = api_error(
+        "the administrator changing its answer",
+        mine.patch("backdated", &PatchParams::default(), &Patch::Merge(&flip))
+            .await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    let e = api_error(
+        "the administrator withdrawing its answer",
+        mine.delete("backdated", &Default::default()).await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    let admin: Api<NoticeResponse> = Api::namespaced(t.client.clone(), &acme.ns);
+    let e = api_error(
+        "a cluster administrator changing an answer",
+        admin
+            .patch("backdated", &PatchParams::default(), &Patch::Merge(&flip))
+            .await,
+    );
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message.contains("cannot be changed once given"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn administrators_read_their_own_account_and_nothing_of_other_tenants() {
+    let t = TestCtx::new("answer-read").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let other = tenant(&t, "other", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    let accounts: Api<Account> = Api::all(alice.clone());
+    let mine = eventually("the administrator reads its Account", TIMEOUT, || async {
+        accounts.get(&acme.account).await.map_err(|e| e.to_string())
+    })
+    .await;
+    // Its kubectl shows what it must decide and by when.
+    let row = mine
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .expect("the notice is listed");
+    assert_eq!(row.decision, Decision::Pending);
+    assert_eq!(
+        row.summary.as_deref(),
+        Some("The data processing addendum changes.")
+    );
+    assert_eq!(row.url.as_deref(), Some("https://example.com/dpa-v2"));
+    assert_eq!(
+        row.rejection_deadline.map(|d| d.0),
+        Some(at_second(served.as_second() + 40 * DAY))
+    );
+    // Nothing of other tenants: not their Account, not the list of accounts, not the notice itself
+    // (whose status names every selected account).
+    let e = api_error(
+        "reading another tenant's Account",
+        accounts.get(&other.account).await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    let e = api_error("listing accounts", accounts.list(&Default::default()).await);
+    assert_eq!(e.code, 403, "{e:?}");
+    let notices: Api<DeprecationNotice> = Api::all(alice.clone());
+    let e = api_error("reading the notice", notices.get(&notice).await);
+    assert_eq!(e.code, 403, "{e:?}");
+    for (name, allowed) in [(&acme.account, true), (&other.account, false)] {
+        let review = can_get_account(&t.client, &acme.admin, name).await;
+        assert_eq!(review, allowed, "SubjectAccessReview get account {name}");
+    }
+}
+
+/// The API server's answer to "may `user` get Account `name`".
+async fn can_get_account(client: &Client, user: &str, name: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("get".into()),
+                group: Some("covenant.dev".into()),
+                resource: Some("accounts".into()),
+                name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+#[tokio::test]
+async fn an_answer_one_second_after_the_deadline_is_not_honoured() {
+    let t = TestCtx::new("answer-late").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    // Served 30 days ago less a few seconds, effective 30 days after: the deadline is seconds away.
+    let deadline = at_second(now_s().as_second() + 12);
+    let served = at_second(deadline.as_second() - 30 * DAY);
+    let notice = amendment(&t, "dpa", served, deadline).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    answer(&alice, &acme.ns, "in-time", &notice, "Accept")
+        .await
+        .expect("an answer before the deadline");
+    wait_verdict(&t, &acme.ns, "in-time", "True", "Stands").await;
+    // One second after the deadline (creationTimestamp has whole seconds).
+    let after = deadline.as_second() + 1;
+    while Timestamp::now().as_second() < after {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let late = answer(&alice, &acme.ns, "late", &notice, "Reject")
+        .await
+        .expect("a late answer is accepted by the API server, and recorded");
+    assert!(late.metadata.creation_timestamp.unwrap().0 > deadline);
+    let r = wait_verdict(&t, &acme.ns, "late", "False", "AfterDeadline").await;
+    assert_eq!(
+        r.status.unwrap().account_decision,
+        Some(Decision::Accepted),
+        "the answer given in time stands"
+    );
+    let a = wait_decision(&t, &acme.account, &notice, Decision::Accepted).await;
+    let row = a
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .unwrap();
+    assert!(
+        row.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("after the rejection deadline"),
+        "the account's status says why the rejection does not count: {:?}",
+        row.message
+    );
+    wait_verdict(&t, &acme.ns, "in-time", "True", "Stands").await;
+}
+
+#[tokio::test]
+async fn a_served_notice_cannot_be_shortened() {
+    let t = TestCtx::new("answer-shorten").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+
+    // servedAt only at creation: adding it later is refused.
+    let bare = t.name("bare");
+    t.track(NOTICES, &bare);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "DeprecationNotice",
+            "metadata": { "name": bare },
+            "spec": {
+                "type": "Amendment",
+                "summary": "A later change.",
+                "effectiveAt": rfc3339(at_second(now_s().as_second() + 60 * DAY)),
+                "accounts": { "matchLabels": { GROUP: t.suffix } }
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    let e = api_error(
+        "adding servedAt to a served notice",
+        notices
+            .patch(
+                &bare,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "servedAt": rfc3339(at_second(now_s().as_second() - 20 * DAY)) } })),
+            )
+            .await,
+    );
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message.contains("only when the notice is created"),
+        "{}",
+        e.message
+    );
+
+    // An earlier effectiveAt serves the notice again: served 20 days ago for 40 days from now, moved
+    // to 5 days from now. Counted from the first service the tenant would have 10 days left; served
+    // again, it has 30.
+    let served = at_second(now_s().as_second() - 20 * DAY);
+    let notice = amendment(&t, "dpa", served, at_second(now_s().as_second() + 40 * DAY)).await;
+    wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let moved_at = now_s();
+    notices
+        .patch(
+            &notice,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "effectiveAt": rfc3339(at_second(moved_at.as_second() + 5 * DAY)) } })),
+        )
+        .await
+        .expect("effectiveAt may change");
+    let n = wait_for(
+        &notices,
+        &notice,
+        "be served again",
+        TIMEOUT,
+        |n: &DeprecationNotice| {
+            n.status.as_ref().is_some_and(|s| s.reserved_at.is_some())
+                && n.status.as_ref().and_then(|s| s.observed_generation) == n.metadata.generation
+        },
+    )
+    .await;
+    let st = n.status.unwrap();
+    let again = st.reserved_at.unwrap().0;
+    assert!(
+        again >= moved_at,
+        "served again at {again}, after the change at {moved_at}"
+    );
+    assert_eq!(
+        st.served_at.map(|t| t.0),
+        Some(served),
+        "the first service is never moved"
+    );
+    let thirty = at_second(again.as_second() + 30 * DAY);
+    assert!(
+        st.rejection_deadline.as_ref().map(|d| d.0) >= Some(thirty),
+        "30 days to reject from the new service: {:?}",
+        st.rejection_deadline
+    );
+    let w = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "NoticeWindowSatisfied")
+        .unwrap();
+    assert!(w.message.contains("served again"), "{}", w.message);
+    let a = wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let row = a
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .unwrap();
+    assert!(
+        row.rejection_deadline.as_ref().map(|d| d.0) >= Some(thirty),
+        "{row:?}"
+    );
+
+    // §2.3 does not reach amendments: an exemption on one is refused.
+    let exempt = t.name("exempt");
+    let e = api_error(
+        "an exempt Amendment",
+        covenant_e2e::apply_yaml(
+            &t.client,
+            &json!({
+                "apiVersion": "covenant.dev/v1alpha1",
+                "kind": "DeprecationNotice",
+                "metadata": { "name": exempt },
+                "spec": {
+                    "type": "Amendment",
+                    "summary": "Required by law.",
+                    "exemption": "LegalRequirement",
+                    "effectiveAt": rfc3339(now_s()),
+                    "accounts": { "matchLabels": { GROUP: t.suffix } }
+                }
+            })
+            .to_string(),
+        )
+        .await
+        .map_err(|e| match e.downcast::<kube::Error>() {
+            Ok(k) => k,
+            Err(e) => panic!("not an API error: {e:#}"),
+        }),
+    );
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message.contains("§2.3 does not reach amendments"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_can_still_answer() {
+    let t = TestCtx::new("answer-suspended").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let suspension = t.name("aup");
+    t.track(SUSPENSIONS, &suspension);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Suspension",
+            "metadata": { "name": suspension },
+            "spec": { "account": acme.account, "reason": "AcceptableUsePolicy",
+                      "cause": format!("Abuse report {} confirmed", t.suffix) }
+        })
+        .to_string(),
+    )
+    .await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    let cms: Api<ConfigMap> = Api::namespaced(alice.clone(), &acme.ns);
+    // The namespace is read-only...
+    eventually("the namespace is read-only", TIMEOUT, || async {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({ "metadata": { "generateName": "probe-" } })).unwrap();
+        match cms.create(&PostParams::default(), &cm).await {
+            // Refused by RBAC (the administrators hold the read-only role while suspended) or by
+            // the read-only policy.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // ...but the right to reject an amendment is not lost to a suspension.
+    answer(&alice, &acme.ns, "reject", &notice, "Reject")
+        .await
+        .expect("a suspended tenant answers a notice");
+    wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
+    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+}
+
+#[tokio::test]
+async fn administrators_grant_and_end_access_for_their_own_people() {
+    let t = TestCtx::new("answer-org").await;
+    let domain = format!("acme-{}.example", t.suffix);
+    let acme = tenant(
+        &t,
+        "acme",
+        json!({ "organization": { "domains": [domain] } }),
+    )
+    .await;
+    let carol = format!("carol@{domain}");
+    let mallory = format!("mallory@evil-{}.example", t.suffix);
+    let alice = impersonate(&acme.admin, &[]).await;
+    let bindings: Api<RoleBinding> = Api::namespaced(alice.clone(), &acme.ns);
+    let view = |name: &str, user: &str| -> RoleBinding {
+        serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+        }))
+        .unwrap()
+    };
+    // The administrator grants one of its own people access, without the platform...
+    bindings
+        .create(&PostParams::default(), &view("carol", &carol))
+        .await
+        .expect("an administrator binds a person of its organization's domain");
+    eventually("carol can read pods", TIMEOUT, || async {
+        can(&t.client, &carol, &[], "list", "pods", "", &acme.ns)
+            .await
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    // ...but not an outsider, whom only the platform can consent to (allowedSubjects).
+    let e = api_error(
+        "an administrator binding an outsider",
+        bindings
+            .create(&PostParams::default(), &view("mallory", &mallory))
+            .await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    // The administrator ends the access itself.
+    bindings
+        .delete("carol", &Default::default())
+        .await
+        .expect("an administrator ends access");
+    eventually("carol cannot read pods", TIMEOUT, || async {
+        (!can(&t.client, &carol, &[], "list", "pods", "", &acme.ns).await)
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    // When the platform drops the domain, the organization's people lose what they were given.
+    bindings
+        .create(&PostParams::default(), &view("carol", &carol))
+        .await
+        .expect("bound again");
+    eventually("carol can read pods again", TIMEOUT, || async {
+        can(&t.client, &carol, &[], "list", "pods", "", &acme.ns)
+            .await
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    // The access review lists the domain among what gives access.
+    let a = accounts.get(&acme.account).await.unwrap();
+    let review = covenant_e2e::condition(&a, "AccessReviewCurrent").expect("AccessReviewCurrent");
+    assert!(
+        review.message.contains(&format!("*@{domain}")),
+        "{}",
+        review.message
+    );
+    accounts
+        .patch(
+            &acme.account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "organization": null } })),
+        )
+        .await
+        .expect("the platform drops the domain");
+    eventually("carol's access is withdrawn", TIMEOUT, || async {
+        (!can(&t.client, &carol, &[], "list", "pods", "", &acme.ns).await)
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+}
