@@ -6,7 +6,7 @@
 //! | a blocker (conflict, package, namespace cap)   | False, blocker | True    | False       | Degraded     |
 //! | limits a LimitRange refuses                    | False, limits  | True    | False       | Degraded     |
 //! | an object the API server refused (4xx)         | False, refusal | True    | False       | Degraded     |
-//! | any of those, and a failure that is retried    | False          | False   | True        | Provisioning |
+//! | a failure that is retried, alone or with those | False          | False   | True        | Provisioning |
 //! | none                                           | True           | False   | False       | Active       |
 //!
 //! A suspension in force makes the phase `Suspended` whatever else holds, and an account with no
