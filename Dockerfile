@@ -15,6 +15,8 @@ ARG RUST_IMAGE=docker.io/library/rust:1-bookworm
 
 FROM ${RUST_IMAGE} AS build
 ARG TARGET=x86_64-unknown-linux-musl
+# The revision `covenant --version` prints (and the label below carries).
+ARG REVISION=unknown
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
@@ -25,7 +27,7 @@ COPY . .
 # copied out of the cache mount in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p covenant --target "${TARGET}" \
+    COVENANT_REVISION="${REVISION}" cargo build --release --locked -p covenant --target "${TARGET}" \
  && cp "target/${TARGET}/release/covenant" /covenant \
  && /covenant --version
 

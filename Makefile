@@ -6,6 +6,8 @@ STATE := $(CURDIR)/.covenant
 CLUSTER := e2e/cluster/cluster.sh
 BIN = $(shell bash e2e/cluster/build.sh)
 export KUBECONFIG_ADMIN := $(STATE)/kubeconfig
+# The revision `covenant --version` prints (read by the build; hack/revision.sh says where it comes from).
+export COVENANT_REVISION := $(shell bash hack/revision.sh)
 
 .PHONY: help
 help: ## List the targets.
@@ -29,22 +31,34 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: checks
-checks: ## Generated copies in sync (chart CRDs, GitOps copy) and helm lint --strict.
+checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, dist/ from the chart.
 	bash charts/covenant/ci/check-crds-in-sync.sh
 	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
-	"$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant
+	for values in charts/covenant/ci/values/*.yaml; do \
+	  "$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant -f "$$values" || exit 1; done
+	bash charts/covenant/ci/kube-score.sh
+	bash charts/covenant/ci/check-subchart.sh
+	bash hack/dist.sh --check
+
+.PHONY: dist
+dist: ## Release artifacts in dist/: covenant.yaml (kubectl apply), default-package.yaml, crds.yaml, the packaged chart.
+	bash hack/dist.sh
 
 .PHONY: unit
 unit: ## Unit and integration tests that need no cluster.
 	$(CARGO) test --workspace --exclude covenant-e2e --exclude covenant-bench
 
+.PHONY: prereqs
+prereqs: ## Install what the image stage needs if missing (buildah, musl-tools, the Rust musl target); says what it installs.
+	bash hack/ci-prereqs.sh
+
 .PHONY: e2e
-e2e: build ## End-to-end tests on one local control plane (e2e/run.sh starts it, runs every test binary, stops it).
+e2e: prereqs build ## End-to-end tests on one local control plane (e2e/run.sh starts it, runs every test binary, stops it).
 	bash e2e/run.sh
 
 .PHONY: test
-test: lint checks unit e2e bench-smoke ## Everything CI runs: fmt, clippy, unit tests, e2e, benchmark smoke.
+test: prereqs lint checks unit e2e bench-smoke ## Everything CI runs: prerequisites, fmt, clippy, chart checks, unit tests, e2e (image included), benchmark smoke.
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane in the background (.covenant/kubeconfig).

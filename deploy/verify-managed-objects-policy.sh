@@ -90,7 +90,10 @@ case $source_ in
       -f "$root/deploy/admission-policy.yaml" -f "$root/deploy/managed-objects-policy.yaml" >/dev/null
     ;;
   chart)
+    # The live API server's version: the chart's kubeVersion needs one (helm template has no cluster).
+    server=$(k version -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
     "$bin/helm" template covenant "$root/charts/covenant" --namespace covenant-system \
+      --kube-version "$server" \
       -s templates/admission-policy.yaml -s templates/managed-objects-policy.yaml |
       k apply --server-side --force-conflicts --field-manager=covenant-verify -f - >/dev/null
     ;;

@@ -9,7 +9,8 @@
 #       cluster of its own,
 #   3b. runs the chart binary (helm install/uninstall) on a cluster of its own, which it starts and stops
 #       itself (without COVENANT_E2E_KUBECONFIG): the shared cluster has deploy/ applied, whose objects
-#       Helm refuses to adopt. After the other stages, not alongside them (2 cores).
+#       Helm refuses to adopt. After the other stages, not alongside them (2 cores). Then the dist binary
+#       (kubectl apply of `make dist`'s covenant.yaml; the chart's values combinations dry-run) likewise.
 #   3c. image: builds the container image (hack/build-image.sh: release musl binary, buildah, OCI
 #       archive) and runs the image binary on it (COVENANT_IMAGE_ARCHIVE), which reads the archive, runs
 #       its /covenant with buildah, and as the operator of a cluster of its own.
@@ -85,7 +86,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus)"
+say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus, kube-score)"
 "$cargo" build -p covenant
 "$cargo" test -p covenant-e2e --no-run
 COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
@@ -112,7 +113,7 @@ stage() {
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall | faults | chaos | chart | image) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | faults | chaos | chart | dist | image) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
@@ -137,6 +138,13 @@ say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"
 if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
   "$cargo" test -p covenant-e2e --test chart -- --test-threads=1 --show-output ${extra[@]+"${extra[@]}"}; then
   failed+=(chart)
+fi
+# dist applies `make dist`'s covenant.yaml (objects Helm would refuse to adopt) and dry-runs every values
+# combination of the chart: a cluster of its own too.
+say "stage dist (own cluster): cargo test -p covenant-e2e --test dist"
+if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
+  "$cargo" test -p covenant-e2e --test dist -- --show-output ${extra[@]+"${extra[@]}"}; then
+  failed+=(dist)
 fi
 # The image binary checks the archive built here (never one left by an earlier run: it is removed
 # first) and starts a cluster of its own, like chart.

@@ -40,7 +40,10 @@ if [[ $target == *-musl ]] && ! command -v musl-gcc >/dev/null; then
   exit 1
 fi
 
-say "cargo build --release --locked -p covenant --target $target"
+# The revision the binary prints (`covenant --version`) and the image's label carry: the same one.
+revision=$(bash "$root/hack/revision.sh")
+export COVENANT_REVISION=$revision
+say "cargo build --release --locked -p covenant --target $target (revision $revision)"
 cargo build --release --locked -p covenant --target "$target"
 # Ask cargo where it built: CARGO_TARGET_DIR, or build.target-dir in a cargo config, or target/.
 target_dir=$(cargo metadata --format-version 1 --no-deps --offline |
@@ -63,7 +66,6 @@ else
   exit 1
 fi
 version=$("$binary" --version | awk '{print $2}')
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 image=${IMAGE:-ghcr.io/covenant-dev/covenant:$version}
 
 store=$root/target/buildah

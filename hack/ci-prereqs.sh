@@ -4,7 +4,9 @@
 # x86_64-unknown-linux-musl. Installs only what is missing. When something cannot be installed it
 # fails with the installer's own error: the image test is never skipped because a tool is missing.
 #
-#   hack/ci-prereqs.sh        (as root, or with sudo; .ci/run calls it before `make test`)
+#   hack/ci-prereqs.sh        (as root, or with sudo; `make test` and `make e2e` run it first, as
+#                             `make prereqs`: on a machine that has everything it only checks, in
+#                             well under a second, and says so)
 set -euo pipefail
 
 say() { echo "[ci-prereqs] $*" >&2; }

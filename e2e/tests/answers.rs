@@ -717,3 +717,72 @@ async fn administrators_grant_and_end_access_for_their_own_people() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_touches() {
+    let t = TestCtx::new("answer-timeline").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let effective = at_second(served.as_second() + 40 * DAY);
+    let notice = amendment(&t, "dpa", served, effective).await;
+    wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+    wait_for(
+        &notices,
+        &notice,
+        "list the account",
+        TIMEOUT,
+        |n: &DeprecationNotice| {
+            n.status
+                .as_ref()
+                .is_some_and(|s| s.accounts.iter().any(|a| a.name == acme.account))
+        },
+    )
+    .await;
+    // `covenant timeline` as a platform engineer runs it, with the admin kubeconfig.
+    let bin = covenant_e2e::cluster::profile_dir().join("covenant");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .arg("timeline")
+            .args(args)
+            .env("KUBECONFIG", &covenant_e2e::cluster::cluster().kubeconfig)
+            .output()
+            .expect("covenant timeline runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = run(&[]);
+    let line = table
+        .lines()
+        .find(|l| l.contains("rejection-deadline") && l.contains(&notice))
+        .unwrap_or_else(|| panic!("no rejection deadline of {notice} in:\n{table}"));
+    assert!(line.starts_with(&rfc3339(effective)), "{line}");
+    assert!(line.contains(&acme.account), "{line}");
+    let ics = run(&["--ics", "-"]);
+    let mut parser = ical::IcalParser::new(ics.as_bytes());
+    let calendar = parser.next().expect("a calendar").expect("parses");
+    let ours = calendar
+        .events
+        .iter()
+        .find(|e| {
+            e.properties.iter().any(|p| {
+                p.name == "SUMMARY"
+                    && p.value.as_deref()
+                        == Some(&format!("rejection-deadline: DeprecationNotice/{notice}"))
+            })
+        })
+        .expect("the deadline is an event");
+    let start = ours
+        .properties
+        .iter()
+        .find(|p| p.name == "DTSTART")
+        .and_then(|p| p.value.clone());
+    assert_eq!(
+        start,
+        Some(effective.strftime("%Y%m%dT%H%M%SZ").to_string())
+    );
+}

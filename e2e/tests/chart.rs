@@ -461,10 +461,14 @@ async fn helm_install_is_accepted_object_by_object() {
         "helm status says deployed"
     );
 
-    // Every object of the release's manifest exists.
+    // Every object of the release's manifest exists, and its hooks' (on the install that creates the
+    // CRDs the default SupportPackage is a post-install hook: Helm maps every object before it creates
+    // any, and cannot map a SupportPackage before its CRD exists).
     let manifest = helm(&["get", "manifest", RELEASE, "-n", NS])
         .expect_ok()
-        .to_string();
+        .to_string()
+        + "\n---\n"
+        + helm(&["get", "hooks", RELEASE, "-n", NS]).expect_ok();
     let mut rendered = BTreeSet::new();
     for doc in serde_yaml::Deserializer::from_str(&manifest) {
         use serde::Deserialize;
@@ -516,6 +520,13 @@ async fn helm_install_is_accepted_object_by_object() {
         ("Service", "covenant-metrics"),
         ("NetworkPolicy", "covenant"),
         ("SupportPackage", "standard"),
+        ("CustomResourceDefinition", "accounts.covenant.dev"),
+        ("CustomResourceDefinition", "supportpackages.covenant.dev"),
+        ("CustomResourceDefinition", "suspensions.covenant.dev"),
+        (
+            "CustomResourceDefinition",
+            "deprecationnotices.covenant.dev",
+        ),
     ]
     .iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -550,7 +561,7 @@ async fn helm_install_is_accepted_object_by_object() {
         );
     }
 
-    // The CRDs (from crds/) are Established.
+    // The CRDs (the chart's templates/crds/, generated from crds/) are Established.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for crd in CRDS {
         wait_for(&crds, crd, "be Established", TIMEOUT, |c| {
@@ -1453,7 +1464,7 @@ async fn helm_uninstall_keeps_the_tenants_their_data_the_crds_and_the_accounts()
         );
     }
 
-    // The CRDs (Helm never deletes crds/) and the Accounts remain.
+    // The CRDs (`helm.sh/resource-policy: keep`, crds.keep) and the Accounts remain.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for crd in CRDS {
         let c = crds
@@ -1525,6 +1536,98 @@ async fn helm_uninstall_keeps_every_support_package() {
         after
             .map(|p| format!("uid {:?} (before: {:?})", p.uid(), standard.uid()))
             .unwrap_or_else(|| "not found".into())
+    );
+    drop(t);
+}
+
+// --- 5. upgrade ------------------------------------------------------------------------------------
+
+/// `helm upgrade` of the release with `args`.
+#[track_caller]
+fn helm_upgrade(args: &[&str]) {
+    let mut a = vec![
+        "upgrade",
+        RELEASE,
+        "charts/covenant",
+        "-n",
+        NS,
+        "--wait=false",
+    ];
+    a.extend_from_slice(args);
+    helm(&a).expect_ok();
+}
+
+/// charts/covenant/README.md, CRDs: the CRDs are objects of the release (`helm upgrade` upgrades them:
+/// crds.keep takes the keep annotation off and puts it back), and the default package, a hook on the
+/// install that created the CRDs, becomes an object of the release whose values `helm upgrade`
+/// applies from the upgrade after the one that adopts it.
+#[tokio::test]
+async fn helm_upgrade_upgrades_the_crds_and_the_default_package() {
+    let _chart = CHART.lock().await;
+    bare_cluster();
+    ensure_installed();
+    let t = TestCtx::without_operator("chart-upgrade").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    let packages: Api<SupportPackage> = Api::all(t.client.clone());
+    let keep = |c: &CustomResourceDefinition| {
+        c.annotations()
+            .get("helm.sh/resource-policy")
+            .map(String::as_str)
+            == Some("keep")
+    };
+    let max_namespaces = |p: &SupportPackage| p.spec.max_namespaces;
+
+    // Whatever the release's history, two upgrades with a value make it the package's.
+    helm_upgrade(&["--set", "defaultPackage.maxNamespaces=7"]);
+    helm_upgrade(&["--set", "defaultPackage.maxNamespaces=7"]);
+    let manifest = helm(&["get", "manifest", RELEASE, "-n", NS])
+        .expect_ok()
+        .to_string();
+    let in_release = manifest.contains("kind: SupportPackage");
+    let seven = max_namespaces(&packages.get("standard").await.expect("standard"));
+
+    // The CRDs follow crds.keep: the release upgrades them.
+    helm_upgrade(&[
+        "--set",
+        "defaultPackage.maxNamespaces=7",
+        "--set",
+        "crds.keep=false",
+    ]);
+    let unkept: Vec<String> = {
+        let mut v = Vec::new();
+        for crd in CRDS {
+            if keep(&crds.get(crd).await.expect("the CRD")) {
+                v.push(crd.to_string());
+            }
+        }
+        v
+    };
+    // Back to the defaults (the package's value too: one upgrade, now that it is the release's).
+    // --reset-values: without values, helm upgrade would reuse the last release's.
+    helm_upgrade(&["--reset-values"]);
+    let three = max_namespaces(&packages.get("standard").await.expect("standard"));
+    let mut rekept = true;
+    for crd in CRDS {
+        rekept &= keep(&crds.get(crd).await.expect("the CRD"));
+    }
+
+    assert!(
+        in_release,
+        "after an upgrade the default package is an object of the release:\n{manifest}"
+    );
+    assert_eq!(seven, Some(7), "the upgraded defaultPackage.maxNamespaces");
+    assert!(
+        unkept.is_empty(),
+        "crds.keep=false takes helm.sh/resource-policy: keep off every CRD; still on: {unkept:?}"
+    );
+    assert_eq!(
+        three,
+        Some(3),
+        "an upgrade back to the defaults puts the package's maxNamespaces back"
+    );
+    assert!(
+        rekept,
+        "crds.keep=true puts the keep annotation back on every CRD"
     );
     drop(t);
 }

@@ -464,6 +464,18 @@ fn the_config_runs_covenant_run_as_65532_with_the_oci_labels() {
     assert_eq!(labels, expected);
 }
 
+/// What `covenant --version` of the image's binary prints: the workspace version and the revision it
+/// was built from, the one the image's `org.opencontainers.image.revision` label carries
+/// (hack/build-image.sh builds both from hack/revision.sh).
+fn version_line() -> String {
+    let labels = image().oci_labels();
+    let revision = labels
+        .get("org.opencontainers.image.revision")
+        .map(String::as_str)
+        .unwrap_or("unknown");
+    format!("covenant {VERSION} (git {revision})")
+}
+
 /// A commit of this repository (not necessarily HEAD: a commit may land between the build and the
 /// test), or `unknown` (the Dockerfile's default) when this is no git checkout.
 fn assert_is_a_revision_of_this_repository(revision: &str) {
@@ -712,11 +724,11 @@ fn covenant_is_a_static_x86_64_elf() {
 // --- running the binary ------------------------------------------------------------------------------
 
 #[test]
-fn the_binary_prints_the_workspace_version_and_the_repositorys_crds() {
+fn the_binary_prints_the_workspace_version_its_revision_and_the_repositorys_crds() {
     let bin = Extracted::new();
     assert_eq!(
         expect_ok(&mut bin.command(&["--version"])).trim(),
-        format!("covenant {VERSION}")
+        version_line()
     );
 
     // `crd --dir` writes the layout of crds/: the same files, byte for byte.
@@ -802,10 +814,7 @@ fn the_image_runs_under_buildah_as_65532() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("covenant {VERSION}")
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), version_line());
 
     // Which user that is, from what it may read: a file only 65532 may read, one only group 65532 may
     // read, and one only root may read (65532 has no capabilities to read past the mode bits).
@@ -1111,7 +1120,7 @@ async fn the_image_runs_the_operator_as_a_pod_would_and_provisions_an_account() 
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert_eq!(
         expect_ok(Command::new(&wrapper).arg("--version")).trim(),
-        format!("covenant {VERSION}")
+        version_line()
     );
 
     // The kubeconfig the harness passes (KUBECONFIG) does not reach the container: the wrapper

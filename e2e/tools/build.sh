@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the e2e tests' independent judges from their own Go modules (each tool's go.mod + go.sum pin
-# every dependency; main.go is ours):
+# every dependency; main.go, where there is one, is ours):
 #   netpol-oracle  NetworkPolicy verdicts by cyclonus' matcher (CYCLONUS_VERSION)
 #   kstatus        kstatus of objects by cli-utils (CLI_UTILS_VERSION)
+#   kube-score     the chart's linter in `make checks` (KUBE_SCORE_VERSION): upstream's own command,
+#                  the `tool` of its go.mod (no main.go)
 # into a cache outside the repository, keyed by the content of those files:
 #   ${COVENANT_CACHE:-~/.cache/covenant}/bin/tools-<hash of */go.mod, */go.sum, */main.go>/
 # so changing a tool's version or its main.go builds it again. A second run finds the binaries there
@@ -11,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
-tools=(netpol-oracle kstatus)
+tools=(netpol-oracle kstatus kube-score)
 log() { echo "[build] $*" >&2; }
 
 # versions.env is where the pins are read by humans; the go.mod files are what Go builds. They agree.
@@ -27,9 +29,13 @@ check() {
 }
 check netpol-oracle github.com/mattfenwick/cyclonus "$CYCLONUS_VERSION"
 check kstatus sigs.k8s.io/cli-utils "$CLI_UTILS_VERSION"
+check kube-score github.com/zegl/kube-score "$KUBE_SCORE_VERSION"
 
 files=()
-for t in "${tools[@]}"; do files+=("$t/go.mod" "$t/go.sum" "$t/main.go"); done
+for t in "${tools[@]}"; do
+  files+=("$t/go.mod" "$t/go.sum")
+  [ ! -f "$here/$t/main.go" ] || files+=("$t/main.go")
+done
 hash=$(cd "$here" && sha256sum "${files[@]}" | sha256sum | cut -c1-16)
 cache=${COVENANT_CACHE:-$HOME/.cache/covenant}
 bin="$cache/bin/tools-$hash"
@@ -46,7 +52,10 @@ for t in "${missing[@]}"; do
   log "building $t (e2e/tools/$t)"
   # A temporary name in the same directory, then a rename: a concurrent build never sees half a file.
   tmp=$(mktemp "$bin/.$t.XXXXXX")
-  (cd "$here/$t" && go build -trimpath -ldflags "-s -w" -o "$tmp" .)
+  # Ours (main.go), or the module's one `tool` (an upstream command, built as its module pins it).
+  pkg=.
+  [ -f "$here/$t/main.go" ] || pkg=$(awk '$1 == "tool" { print $2 }' "$here/$t/go.mod")
+  (cd "$here/$t" && go build -trimpath -ldflags "-s -w" -o "$tmp" "$pkg")
   mv "$tmp" "$bin/$t"
 done
 log "built ${missing[*]} in $(( $(date +%s) - start ))s"

@@ -103,7 +103,15 @@ pub async fn serve(
         )
         .route(
             "/metrics",
-            get(|State(s): State<AppState>| async move { s.metrics.encode() }),
+            get(|State(s): State<AppState>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        crate::metrics::CONTENT_TYPE,
+                    )],
+                    s.metrics.encode(),
+                )
+            }),
         )
         .with_state(AppState { health, metrics });
     tracing::info!(addr = ?listener.local_addr().ok(), "serving /livez, /readyz and /metrics");

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod model;
 pub mod run;
 pub mod status;
+pub mod timeline;

@@ -3,9 +3,21 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use covenant::{api, check};
 
+/// The git revision the binary was built from: `COVENANT_REVISION` at build time (the Makefile,
+/// hack/build-image.sh and the Dockerfile set it from hack/revision.sh), `unknown` without it.
+const REVISION: &str = match option_env!("COVENANT_REVISION") {
+    Some(r) if !r.is_empty() => r,
+    _ => "unknown",
+};
+
+/// `covenant --version`: `covenant <version> (git <revision>)`.
+fn version() -> &'static str {
+    Box::leak(format!("{} (git {REVISION})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+}
+
 /// Covenant: tenants provisioned and governed under a platform's service terms.
 #[derive(Parser, Debug)]
-#[command(name = "covenant", version, about)]
+#[command(name = "covenant", version = version(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,12 +43,27 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// The calendar of obligations: every instant still to come that changes something for a tenant
+    /// (rejection deadlines, effective instants, access reviews due, suspensions starting or ending,
+    /// retention purges), sorted, with the accounts each touches. From the cluster of the current
+    /// kubeconfig, or from manifest files (their status computed as `covenant check` does).
+    Timeline {
+        /// List from this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Write an iCalendar file (RFC 5545) to this path (`-`: standard output) instead of a table.
+        #[arg(long)]
+        ics: Option<String>,
+        /// Manifest files (multi-document YAML; `-` reads standard input). None: read the cluster.
+        files: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            args.revision = Some(REVISION.to_string());
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -68,6 +95,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Timeline { now, ics, files } => timeline(now, ics, files),
         Command::Check { now, files } => {
             let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
                 None => jiff::Timestamp::now(),
@@ -87,4 +115,75 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(2))
         }
     }
+}
+
+fn timeline(now: Option<String>, ics: Option<String>, files: Vec<String>) -> ExitCode {
+    use covenant::timeline;
+    let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
+        None => jiff::Timestamp::now(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("--now: not an RFC 3339 instant: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let objects = if files.is_empty() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let read = rt.block_on(async {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+            timeline::from_cluster(&client)
+                .await
+                .map_err(|e| format!("cannot read the cluster: {e}"))
+        });
+        match read {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("covenant timeline: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let mut report = check::Report::default();
+        let docs = check::read_docs(&files, &mut report);
+        // Namespaces (a retained one carries its purge instant) are not Covenant's kinds: taken as
+        // they are; the Covenant objects with the status `covenant check` computes.
+        let namespaces: Vec<serde_json::Value> = docs
+            .iter()
+            .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("Namespace"))
+            .map(|d| d.value.clone())
+            .collect();
+        check::check(docs, now, &mut report);
+        for line in report.unreadable.iter().chain(&report.problems) {
+            eprintln!("{line}");
+        }
+        if !report.unreadable.is_empty() {
+            return ExitCode::from(2);
+        }
+        let mut values = report.objects;
+        values.extend(namespaces);
+        timeline::Objects::from_values(&values)
+    };
+    let entries = timeline::timeline(&objects, now);
+    match ics.as_deref() {
+        None => print!("{}", timeline::render_text(&entries)),
+        Some("-") => print!("{}", timeline::render_ics(&entries, now)),
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, timeline::render_ics(&entries, now)) {
+                eprintln!("cannot write {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

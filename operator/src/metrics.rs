@@ -1,5 +1,6 @@
-//! Prometheus metrics: reconciles by kind and outcome, their durations, errors by category, and
-//! accounts by phase.
+//! Prometheus metrics: reconciles by kind and outcome, their durations, errors by category; and, read
+//! from the caches when scraped (so no reconcile pays for them), accounts by phase, each account's
+//! conditions and the instants that will change something for it; the build and the process.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,6 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Labels of the reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,9 +48,66 @@ pub struct NoticeLabels {
     pub notice_type: String,
 }
 
+/// Labels of the per-account condition gauge (kube-state-metrics style).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// The Account.
+    pub account: String,
+    /// The condition type.
+    #[prometheus(flatten)]
+    pub condition: ConditionKey,
+}
+
+/// A condition type and its current status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionKey {
+    /// The condition type (`Ready`, `Stalled`, ...).
+    pub r#type: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+}
+
+/// Labels of the deadline gauge: what changes, for which account, through which object.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadlineLabels {
+    /// The Account it touches.
+    pub account: String,
+    /// `rejection_deadline`, `effective`, `access_review_due`, `suspension_end`, `retention_purge`.
+    pub what: String,
+    /// The object that sets it: the notice, the Suspension, the retained namespace, or the Account.
+    pub object: String,
+}
+
+/// Labels of the build information.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The release.
+    pub version: String,
+    /// The git revision it was built from.
+    pub revision: String,
+}
+
+/// What the scrape-time gauges are computed from (the caches), at `now`.
+pub struct Snapshot<'a> {
+    /// Every parsed Account.
+    pub accounts: Vec<&'a crate::api::Account>,
+    /// Every parsed DeprecationNotice.
+    pub notices: Vec<&'a crate::api::DeprecationNotice>,
+    /// Every parsed Suspension.
+    pub suspensions: Vec<&'a crate::api::Suspension>,
+    /// The labelled namespaces (retained ones carry their purge instant).
+    pub namespaces: Vec<&'a k8s_openapi::api::core::v1::Namespace>,
+    /// Now.
+    pub now: jiff::Timestamp,
+}
+
+/// Fills the scrape-time gauges of a [`Metrics`] (see [`Metrics::set_source`]).
+pub type Source = Box<dyn Fn(&Metrics) + Send + Sync>;
+
 /// All metrics of the operator.
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    /// Covenant's metrics, and the process's.
+    registry: Mutex<(Registry, Registry)>,
     /// Reconciles started, by kind.
     pub reconciles: Family<KindLabels, Counter>,
     /// Reconcile failures, by kind and error category.
@@ -67,6 +128,26 @@ pub struct Metrics {
     pub invalid: Family<KindLabels, Gauge>,
     /// 1 while the API server answers its readiness check, else 0.
     pub api_server_up: Gauge,
+    /// Each account's conditions: 1 for the current status of each type.
+    pub account_condition: Family<ConditionLabels, Gauge>,
+    /// The instants (unix seconds) that will change something for an account.
+    pub deadlines: Family<DeadlineLabels, Gauge>,
+    /// 1, labelled with the version and revision.
+    pub build_info: Family<BuildLabels, Gauge>,
+    process: Process,
+    source: Mutex<Option<Source>>,
+}
+
+/// The standard `process_*` metrics, read from /proc when scraped (Linux).
+#[derive(Default, Clone)]
+struct Process {
+    resident: Gauge,
+    virtual_memory: Gauge,
+    cpu: Gauge<f64, std::sync::atomic::AtomicU64>,
+    open_fds: Gauge,
+    max_fds: Gauge,
+    start: Gauge,
+    threads: Gauge,
 }
 
 impl Default for Metrics {
@@ -124,8 +205,68 @@ impl Default for Metrics {
             "Objects written by the operator, by kind",
             writes.clone(),
         );
+        let account_condition = Family::<ConditionLabels, Gauge>::default();
+        let deadlines = Family::<DeadlineLabels, Gauge>::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "account_condition",
+            "Each Account's conditions: 1, labelled with the type and its current status",
+            account_condition.clone(),
+        );
+        registry.register(
+            "deadline_timestamp_seconds",
+            "When something will change for an account: rejection deadlines, effective instants, access reviews due, suspension ends, retention purges",
+            deadlines.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The release and git revision of the running operator",
+            build_info.clone(),
+        );
+        let process = Process::default();
+        // The standard process_* names, without Covenant's prefix.
+        let mut process_registry = Registry::with_prefix("process");
+        {
+            let p = &mut process_registry;
+            p.register(
+                "resident_memory_bytes",
+                "Resident memory size in bytes",
+                process.resident.clone(),
+            );
+            p.register(
+                "virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                process.virtual_memory.clone(),
+            );
+            p.register(
+                "cpu_seconds_total",
+                "Total user and system CPU time spent in seconds",
+                process.cpu.clone(),
+            );
+            p.register(
+                "open_fds",
+                "Number of open file descriptors",
+                process.open_fds.clone(),
+            );
+            p.register(
+                "max_fds",
+                "Maximum number of open file descriptors",
+                process.max_fds.clone(),
+            );
+            p.register(
+                "start_time_seconds",
+                "Start time of the process since the unix epoch in seconds",
+                process.start.clone(),
+            );
+            p.register("threads", "Number of OS threads", process.threads.clone());
+        }
         Metrics {
-            registry: Mutex::new(registry),
+            registry: Mutex::new((registry, process_registry)),
+            account_condition,
+            deadlines,
+            build_info,
+            process,
+            source: Mutex::new(None),
             reconciles,
             errors,
             duration,
@@ -266,12 +407,265 @@ impl Metrics {
         }
     }
 
-    /// The metrics in the Prometheus text format.
+    /// Sets what fills the scrape-time gauges (the controllers' caches): called on every scrape, so
+    /// that no reconcile pays for gauges over every tenant.
+    pub fn set_source(&self, source: impl Fn(&Metrics) + Send + Sync + 'static) {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(source));
+    }
+
+    /// Records the running release and the git revision it was built from.
+    pub fn set_build_info(&self, version: &str, revision: &str) {
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: version.to_string(),
+                revision: revision.to_string(),
+            })
+            .set(1);
+    }
+
+    /// Sets every gauge computed from the caches: accounts by phase, overdue reviews, notices by
+    /// state, each account's conditions and its deadlines still to come.
+    pub fn set_snapshot(&self, snap: &Snapshot<'_>) {
+        self.set_accounts(snap.accounts.iter().copied());
+        self.set_notices(snap.notices.iter().copied());
+        self.account_condition.clear();
+        self.deadlines.clear();
+        let now = snap.now;
+        let deadline = |account: &str, what: &str, object: &str, at: jiff::Timestamp| {
+            if at > now {
+                self.deadlines
+                    .get_or_create(&DeadlineLabels {
+                        account: account.to_string(),
+                        what: what.to_string(),
+                        object: object.to_string(),
+                    })
+                    .set(at.as_second());
+            }
+        };
+        for a in &snap.accounts {
+            let name = kube::ResourceExt::name_any(*a);
+            let Some(status) = &a.status else { continue };
+            for c in &status.conditions {
+                self.account_condition
+                    .get_or_create(&ConditionLabels {
+                        account: name.clone(),
+                        condition: ConditionKey {
+                            r#type: c.type_.clone(),
+                            status: c.status.clone(),
+                        },
+                    })
+                    .set(1);
+            }
+            if let Some(due) = &status.access_review_due_at {
+                deadline(&name, "access_review_due", &name, due.0);
+            }
+            for n in &status.notices {
+                if n.decision == crate::api::Decision::Pending
+                    && let Some(d) = &n.rejection_deadline
+                {
+                    deadline(&name, "rejection_deadline", &n.name, d.0);
+                }
+                deadline(&name, "effective", &n.name, n.effective_at.0);
+            }
+        }
+        for s in &snap.suspensions {
+            if let Some(end) = &s.spec.end_at {
+                deadline(
+                    &s.spec.account,
+                    "suspension_end",
+                    &kube::ResourceExt::name_any(*s),
+                    end.0,
+                );
+            }
+        }
+        for ns in &snap.namespaces {
+            let labels = kube::ResourceExt::labels(*ns);
+            let until = labels
+                .get(crate::api::RETAINED_UNTIL_LABEL)
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(|v| jiff::Timestamp::from_second(v).ok());
+            if let (Some(until), Some(account)) = (until, labels.get(crate::api::ACCOUNT_LABEL)) {
+                deadline(
+                    account,
+                    "retention_purge",
+                    &kube::ResourceExt::name_any(*ns),
+                    until,
+                );
+            }
+        }
+    }
+
+    /// Reads the process metrics from /proc (left at zero where there is none).
+    fn read_process(&self) {
+        let p = &self.process;
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            // Fields after the command name, from field 3 (state) on.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+            // SAFETY-free: sysconf values are fixed on Linux (100 ticks per second, 4 KiB pages).
+            let ticks = 100.0;
+            if let (Some(u), Some(s)) = (num(14), num(15)) {
+                p.cpu.set((u + s) as f64 / ticks);
+            }
+            if let Some(t) = num(20) {
+                p.threads.set(t as i64);
+            }
+            if let Some(v) = num(23) {
+                p.virtual_memory.set(v as i64);
+            }
+            if let Some(r) = num(24) {
+                p.resident.set(r as i64 * 4096);
+            }
+            if let (Some(start), Ok(uptime)) = (num(22), std::fs::read_to_string("/proc/uptime"))
+                && let Some(up) = uptime
+                    .split_whitespace()
+                    .next()
+                    .and_then(|u| u.parse::<f64>().ok())
+            {
+                let now = jiff::Timestamp::now().as_second() as f64;
+                p.start.set((now - up + start as f64 / ticks) as i64);
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            p.open_fds.set(fds.count() as i64);
+        }
+        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits")
+            && let Some(line) = limits.lines().find(|l| l.starts_with("Max open files"))
+            && let Some(v) = line
+                .split_whitespace()
+                .nth(3)
+                .and_then(|v| v.parse::<i64>().ok())
+        {
+            p.max_fds.set(v);
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format (see [`CONTENT_TYPE`]), the scrape-time gauges
+    /// computed first.
     pub fn encode(&self) -> String {
+        if let Some(source) = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            source(self);
+        }
+        self.read_process();
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let registries = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         // Encoding into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let _ = encode_registry(&mut out, &registries.0);
+        let _ = encode_registry(&mut out, &registries.1);
+        let _ = encode_eof(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn cond(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: String::new(),
+            last_transition_time: Time(ts("2026-11-01T00:00:00Z")),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn each_account_has_its_conditions_and_the_instants_still_to_come() {
+        let mut a = Account::new("acme", AccountSpec::default());
+        a.status = Some(AccountStatus {
+            access_review_due_at: Some(Time(ts("2026-12-10T00:00:00Z"))),
+            notices: vec![
+                AccountNoticeStatus {
+                    name: "dpa".into(),
+                    notice_type: NoticeType::Amendment,
+                    summary: None,
+                    url: None,
+                    effective_at: Time(ts("2026-12-20T00:00:00Z")),
+                    rejection_deadline: Some(Time(ts("2026-12-20T00:00:00Z"))),
+                    decision: Decision::Pending,
+                    answered_by: None,
+                    message: None,
+                },
+                // In effect already: nothing to come.
+                AccountNoticeStatus {
+                    name: "old".into(),
+                    notice_type: NoticeType::UrlTermsUpdate,
+                    summary: None,
+                    url: None,
+                    effective_at: Time(ts("2026-11-20T00:00:00Z")),
+                    rejection_deadline: None,
+                    decision: Decision::DeemedAccepted,
+                    answered_by: None,
+                    message: None,
+                },
+            ],
+            conditions: vec![cond("Ready", "True"), cond("Stalled", "False")],
+            ..Default::default()
+        });
+        let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+        ns.metadata.name = Some("gone".into());
+        ns.metadata.labels = Some(
+            [
+                (ACCOUNT_LABEL.to_string(), "gone".to_string()),
+                (RETAINED_UNTIL_LABEL.to_string(), "1830297600".to_string()),
+            ]
+            .into(),
+        );
+        let m = Metrics::default();
+        m.set_build_info("0.1.0", "abc123");
+        m.set_snapshot(&Snapshot {
+            accounts: vec![&a],
+            notices: vec![],
+            suspensions: vec![],
+            namespaces: vec![&ns],
+            now: ts("2026-12-01T00:00:00Z"),
+        });
+        let out = m.encode();
+        for line in [
+            r#"covenant_account_condition{account="acme",type="Ready",status="True"} 1"#,
+            r#"covenant_account_condition{account="acme",type="Stalled",status="False"} 1"#,
+            r#"covenant_deadline_timestamp_seconds{account="acme",what="rejection_deadline",object="dpa"} 1797724800"#,
+            r#"covenant_deadline_timestamp_seconds{account="acme",what="effective",object="dpa"} 1797724800"#,
+            r#"covenant_deadline_timestamp_seconds{account="acme",what="access_review_due",object="acme"} 1796860800"#,
+            r#"covenant_deadline_timestamp_seconds{account="gone",what="retention_purge",object="gone"} 1830297600"#,
+            r#"covenant_build_info{version="0.1.0",revision="abc123"} 1"#,
+        ] {
+            assert!(out.contains(line), "{line} not in\n{out}");
+        }
+        assert!(
+            !out.contains(r#"object="old""#),
+            "past instants are not listed:\n{out}"
+        );
+        assert!(out.contains("process_resident_memory_bytes "), "{out}");
+        assert!(out.ends_with("# EOF\n"));
+        // A status that changes replaces the series: no stale condition remains.
+        a.status.as_mut().unwrap().conditions = vec![cond("Ready", "False")];
+        m.set_snapshot(&Snapshot {
+            accounts: vec![&a],
+            notices: vec![],
+            suspensions: vec![],
+            namespaces: vec![],
+            now: ts("2026-12-01T00:00:00Z"),
+        });
+        let out = m.encode();
+        assert!(out.contains(r#"type="Ready",status="False"} 1"#));
+        assert!(!out.contains(r#"type="Ready",status="True""#));
     }
 }

@@ -17,6 +17,9 @@ use crate::metrics::Metrics;
 /// Options of `covenant run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
+    /// The git revision the binary was built from (set by `main`, not a flag): `covenant_build_info`.
+    #[arg(skip)]
+    pub revision: Option<String>,
     /// Address of the /livez, /readyz and /metrics endpoints.
     #[arg(long, env = "COVENANT_METRICS_ADDR", default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
@@ -83,6 +86,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry(&args);
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
+    metrics.set_build_info(
+        env!("CARGO_PKG_VERSION"),
+        args.revision.as_deref().unwrap_or("unknown"),
+    );
     let health = Arc::new(Health::default());
     health.healthy.store(true, Ordering::Relaxed);
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The chart's admission policies and tenant roles are deploy/'s, with the release's operator identity
-and the chart's labels: this writes them (or, with --check, fails when they differ). One source:
-edit deploy/, then run  python3 charts/covenant/ci/sync-from-deploy.py"""
+and the chart's labels; its CRDs (templates/crds/) are crds/', behind crds.install and with the
+crds.keep annotation. This writes them (or, with --check, fails when they differ; --check-crds checks
+only the CRDs). One source: edit deploy/ (or the Rust types, then `make crds`), then run
+  python3 charts/covenant/ci/sync-from-deploy.py"""
 import pathlib
 import sys
 
@@ -45,23 +47,70 @@ def render(name: str, header: str) -> str:
     return "{{- /*\nGenerated from deploy/ by charts/covenant/ci/sync-from-deploy.py: edit deploy/.\n" + header + "\n*/ -}}\n" + body
 
 
+def render_crd(path: pathlib.Path) -> str:
+    lines = path.read_text().split("\n")
+    i = 0
+    while i < len(lines) and (lines[i].startswith("#") or lines[i] == ""):
+        i += 1
+    body = "\n".join(lines[i:])
+    if "{{" in body or "}}" in body:
+        raise SystemExit(f"{path} holds '{{{{' or '}}}}', which Helm would read as a template")
+    head = f"metadata:\n  name: {path.name.removesuffix('.yaml')}\n"
+    if head not in body:
+        raise SystemExit(f"{path}: expected its metadata to start with the name")
+    body = body.replace(
+        head,
+        head + "  {{- if .Values.crds.keep }}\n  annotations:\n"
+        "    # helm uninstall leaves the CRD, and every object of its kind (crds.keep).\n"
+        "    helm.sh/resource-policy: keep\n  {{- end }}\n"
+        '  labels:\n    {{- include "covenant.labels" . | nindent 4 }}\n',
+        1,
+    )
+    return (
+        "{{- /*\nGenerated from crds/ by charts/covenant/ci/sync-from-deploy.py: change the Rust types, run\n"
+        "`make crds`, then the script.\n*/ -}}\n{{- if .Values.crds.install }}\n"
+        + body.rstrip("\n") + "\n{{- end }}\n"
+    )
+
+
+def outputs(crds_only: bool) -> dict:
+    chart = ROOT / "charts" / "covenant" / "templates"
+    want = {}
+    if not crds_only:
+        for name, header in FILES.items():
+            want[chart / name] = render(name, header)
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        want[chart / "crds" / crd.name] = render_crd(crd)
+    return want
+
+
 def main() -> int:
-    check = "--check" in sys.argv
+    crds_only = "--check-crds" in sys.argv
+    check = "--check" in sys.argv or crds_only
     stale = []
-    for name, header in FILES.items():
-        out = ROOT / "charts" / "covenant" / "templates" / name
-        want = render(name, header)
+    want_all = outputs(crds_only)
+    crd_dir = ROOT / "charts" / "covenant" / "templates" / "crds"
+    extra = [p for p in crd_dir.glob("*.yaml") if p not in want_all]
+    if extra:
+        if check:
+            stale += [str(p.relative_to(ROOT)) + " (no such CRD in crds/)" for p in extra]
+        else:
+            for p in extra:
+                p.unlink()
+    for out, want in want_all.items():
         if check:
             if not out.exists() or out.read_text() != want:
                 stale.append(str(out.relative_to(ROOT)))
         else:
+            out.parent.mkdir(exist_ok=True)
             out.write_text(want)
     if stale:
-        print("out of sync with deploy/: " + ", ".join(stale)
+        print("out of sync with deploy/ or crds/: " + ", ".join(stale)
               + "; run  python3 charts/covenant/ci/sync-from-deploy.py", file=sys.stderr)
         return 1
     if check:
-        print("the chart's policies and tenant roles are in sync with deploy/")
+        print("the chart's CRDs are in sync with crds/" if crds_only else
+              "the chart's policies, tenant roles and CRDs are in sync with deploy/ and crds/")
     return 0
 
 

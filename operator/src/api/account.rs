@@ -22,6 +22,7 @@ use super::{LimitsSpec, ResourceMap, Subject};
     printcolumn(name = "Package", type_ = "string", json_path = ".status.supportPackage"),
     printcolumn(name = "Namespaces", type_ = "string", json_path = ".status.namespaces", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
         .message("an Account name must be a DNS-1123 label (at most 63 lowercase letters, digits and '-'): it names the tenant's default namespace and the covenant.dev/account label"),
     cel

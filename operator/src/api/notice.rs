@@ -18,6 +18,11 @@ use super::Decision;
     doc = "An amendment, discontinuation or URL-terms update, with the notice window the terms require.",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
         name = "Window",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"NoticeWindowSatisfied\")].reason"

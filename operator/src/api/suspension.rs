@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.account"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ends", type_ = "date", json_path = ".spec.endAt"),
+    printcolumn(name = "Ends", type_ = "string", json_path = ".spec.endAt"),
     printcolumn(
         name = "Age",
         type_ = "date",

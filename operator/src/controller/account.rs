@@ -228,13 +228,6 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
     };
     ctx.metrics.observe(KIND, started.elapsed());
-    ctx.metrics.set_accounts(
-        ctx.stores
-            .accounts
-            .state()
-            .iter()
-            .filter_map(|g| g.0.as_ref().ok()),
-    );
     result
 }
 
@@ -933,13 +926,7 @@ async fn write_status(
             } else {
                 EventType::Normal
             };
-            ctx.event(
-                account,
-                kind,
-                &format!("{}{}", c.type_, c.status),
-                c.message.clone(),
-            )
-            .await;
+            ctx.event(account, kind, &c.reason, c.message.clone()).await;
         }
     }
     Ok(())

@@ -649,6 +649,28 @@ pub async fn run(
         fence,
     });
 
+    // The gauges over every tenant are computed from the caches when scraped, never per reconcile.
+    {
+        let (stores, clock) = (stores.clone(), ctx.clock.clone());
+        ctx.metrics.set_source(move |m| {
+            let (accounts, notices, suspensions, namespaces) = (
+                stores.accounts.state(),
+                stores.notices.state(),
+                stores.suspensions.state(),
+                stores.namespaces.state(),
+            );
+            m.set_snapshot(&crate::metrics::Snapshot {
+                accounts: accounts.iter().filter_map(|g| g.0.as_ref().ok()).collect(),
+                notices: notices.iter().filter_map(|g| g.0.as_ref().ok()).collect(),
+                suspensions: suspensions
+                    .iter()
+                    .filter_map(|g| g.0.as_ref().ok())
+                    .collect(),
+                namespaces: namespaces.iter().map(|n| n.as_ref()).collect(),
+                now: clock.now(),
+            });
+        });
+    }
     // Every controller subscribes before the watches start, so none misses the initial list.
     let controllers = futures::future::join_all([
         account::controller(ctx.clone(), &mut watches, shutdown.clone()),

@@ -186,13 +186,6 @@ async fn reconcile(
         }
     }
     ctx.metrics.observe(KIND, started.elapsed());
-    ctx.metrics.set_notices(
-        ctx.stores
-            .notices
-            .state()
-            .iter()
-            .filter_map(|g| g.0.as_ref().ok()),
-    );
     // Measured after the work, so a long reconcile does not make the next boundary late.
     let next = terms::requeue_after([outcome.next_change], ctx.clock.now(), terms::MAX_REQUEUE);
     Ok(next

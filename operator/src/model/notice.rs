@@ -283,6 +283,8 @@ pub fn evaluate<'a>(
         Err(served) => return not_served(notice, &previous, served, errors, now),
     };
     let served = service.window_from();
+    // What only a person can fix (a too-short window is not: the lawful instant is enforced).
+    let invalid = errors.clone();
     let tn = terms_notice(notice, served);
     let eval = terms::evaluate_notice(&tn, now);
     // Said in the window's message: a notice served again counts from the change.
@@ -389,7 +391,12 @@ pub fn evaluate<'a>(
             counts: Some(counts),
             conditions: merge(
                 &previous.conditions,
-                vec![window, effective],
+                vec![
+                    ready(&invalid, &effective),
+                    stalled(&invalid),
+                    window,
+                    effective,
+                ],
                 generation,
                 now,
             ),
@@ -414,6 +421,17 @@ fn not_served(
     ));
     let conds = vec![
         Cond::new(
+            READY,
+            false,
+            "NotServed",
+            format!(
+                "served only at {}: {}",
+                terms::fmt_instant(served),
+                errors.join("; ")
+            ),
+        ),
+        stalled(&[]),
+        Cond::new(
             NOTICE_WINDOW_SATISFIED,
             false,
             "InvalidServedAt",
@@ -435,6 +453,30 @@ fn not_served(
         // servedAt in the future becomes valid once it passes.
         next_change: Some(served),
         errors,
+    }
+}
+
+/// Condition type: the notice is valid and in force as its other conditions say (kstatus).
+pub const READY: &str = "Ready";
+/// Condition type: only a person can fix the notice (kstatus).
+pub const STALLED: &str = "Stalled";
+
+/// `Ready`: True while the notice is valid (a too-short window included: Covenant enforces the
+/// earliest lawful instant), False with what to fix otherwise.
+fn ready(invalid: &[String], effective: &Cond) -> Cond {
+    if invalid.is_empty() {
+        Cond::new(READY, true, "Served", effective.message.clone())
+    } else {
+        Cond::new(READY, false, "InvalidSpec", invalid.join("; "))
+    }
+}
+
+/// `Stalled`: True while the notice's spec is invalid.
+fn stalled(invalid: &[String]) -> Cond {
+    if invalid.is_empty() {
+        Cond::new(STALLED, false, "NotStalled", "nothing needs a person")
+    } else {
+        Cond::new(STALLED, true, "InvalidSpec", invalid.join("; "))
     }
 }
 
