@@ -31,7 +31,7 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: checks
-checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, dist/ from the chart.
+checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, promtool on the alerts and dashboard, dist/ from the chart.
 	bash charts/covenant/ci/check-crds-in-sync.sh
 	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
@@ -39,6 +39,7 @@ checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm
 	  "$$(bash e2e/cluster/build.sh)/helm" lint --strict charts/covenant -f "$$values" || exit 1; done
 	bash charts/covenant/ci/kube-score.sh
 	bash charts/covenant/ci/check-subchart.sh
+	bash charts/covenant/ci/check-monitoring.sh
 	bash hack/dist.sh --check
 
 .PHONY: dist

@@ -262,3 +262,60 @@ async fn a_user_without_bindings_is_forbidden() {
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
+
+/// `covenant check --cluster` resolves what the files name but do not hold against the cluster: an
+/// Account on a package that exists only in the cluster passes, one on a package nobody has fails
+/// and says so; without `--cluster` a package that lives elsewhere is not judged.
+#[tokio::test]
+async fn check_resolves_packages_against_the_cluster() {
+    let t = TestCtx::without_operator("check-cluster").await;
+    let pkg = t.package("in-cluster");
+    t.apply(&covenant_e2e::fixtures::package(
+        &pkg,
+        covenant_e2e::fixtures::default_quota(),
+    ))
+    .await;
+    let dir = std::env::temp_dir().join(format!("covenant-check-cluster-{}", t.suffix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let account = |name: &str, package: &str| {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: covenant.dev/v1alpha1\nkind: Account\nmetadata: {{name: {name}}}\nspec: {{supportPackage: {package}}}\n"
+            ),
+        )
+        .unwrap();
+        file.display().to_string()
+    };
+    let found = account("on-cluster-package", &pkg);
+    let missing_pkg = format!("missing-{}", t.suffix);
+    let lost = account("on-missing-package", &missing_pkg);
+    let bin = covenant_e2e::cluster::profile_dir().join("covenant");
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .arg("check")
+            .args(args)
+            .env("KUBECONFIG", &covenant_e2e::cluster::cluster().kubeconfig)
+            .output()
+            .expect("covenant check runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check(&["--cluster", &found]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("supportPackage: {pkg}")), "{out}");
+    let (code, _, err) = check(&["--cluster", &lost]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&missing_pkg), "{err}");
+    let (code, _, err) = check(&[&lost]);
+    assert_eq!(
+        code,
+        Some(0),
+        "without --cluster the package may live elsewhere: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
-tools=(netpol-oracle kstatus kube-score)
+tools=(netpol-oracle kstatus kube-score promtool)
 log() { echo "[build] $*" >&2; }
 
 # versions.env is where the pins are read by humans; the go.mod files are what Go builds. They agree.
@@ -30,6 +30,7 @@ check() {
 check netpol-oracle github.com/mattfenwick/cyclonus "$CYCLONUS_VERSION"
 check kstatus sigs.k8s.io/cli-utils "$CLI_UTILS_VERSION"
 check kube-score github.com/zegl/kube-score "$KUBE_SCORE_VERSION"
+check promtool github.com/prometheus/prometheus "$PROMETHEUS_VERSION"
 
 files=()
 for t in "${tools[@]}"; do

@@ -63,7 +63,7 @@ pub struct Doc {
 /// the report's `unreadable`.
 pub fn read_docs(paths: &[String], report: &mut Report) -> Vec<Doc> {
     let mut docs = Vec::new();
-    for path in paths {
+    for path in &expand(paths, report) {
         let text = if path == "-" {
             let mut s = String::new();
             std::io::stdin().read_to_string(&mut s).map(|_| s)
@@ -76,6 +76,48 @@ pub fn read_docs(paths: &[String], report: &mut Report) -> Vec<Doc> {
         }
     }
     docs
+}
+
+/// `paths` with each directory replaced by the `.yaml` and `.yml` files under it (recursively,
+/// sorted, hidden entries skipped), as a GitOps repository is laid out.
+pub fn expand(paths: &[String], report: &mut Report) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>, report: &mut Report) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                report
+                    .unreadable
+                    .push(format!("{}: cannot read: {e}", dir.display()));
+                return;
+            }
+        };
+        let mut paths: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out, report);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let p = std::path::Path::new(path);
+        if path != "-" && p.is_dir() {
+            walk(p, &mut out, report);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    out
 }
 
 /// Parses a multi-document YAML text.
@@ -140,6 +182,22 @@ fn label(doc: &Doc) -> String {
 
 /// Validates and evaluates `docs` at `now`.
 pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
+    check_with(docs, &Context::default(), now, report)
+}
+
+/// What the checked objects may refer to besides each other: the SupportPackages and Accounts of a
+/// cluster (`covenant check --cluster`). A checked object of the same name takes the place of the
+/// cluster's.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// SupportPackages to resolve accounts' packages against.
+    pub packages: Vec<SupportPackage>,
+    /// Accounts that suspensions and notices may name.
+    pub accounts: Vec<Account>,
+}
+
+/// Validates and evaluates `docs` at `now`, resolving references against `context` too.
+pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mut Report) {
     let mut parsed: Vec<(Doc, Parsed)> = Vec::new();
     for doc in docs {
         let api_version = doc
@@ -221,7 +279,7 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
             }
         })
         .collect();
-    let packages: Vec<SupportPackage> = parsed
+    let mut packages: Vec<SupportPackage> = parsed
         .iter()
         .filter_map(|(_, p)| {
             if let Parsed::Package(a) = p {
@@ -230,6 +288,27 @@ pub fn check(docs: Vec<Doc>, now: Timestamp, report: &mut Report) {
                 None
             }
         })
+        .collect();
+    // The cluster's objects, where no checked one of the same name stands in for them.
+    let known = |names: &[String], name: &String| names.contains(name);
+    let checked: Vec<String> = packages.iter().map(|p| p.name_any()).collect();
+    packages.extend(
+        context
+            .packages
+            .iter()
+            .filter(|p| !known(&checked, &p.name_any()))
+            .cloned(),
+    );
+    let checked: Vec<String> = accounts.iter().map(|a| a.name_any()).collect();
+    let accounts: Vec<Account> = accounts
+        .into_iter()
+        .chain(
+            context
+                .accounts
+                .iter()
+                .filter(|a| !known(&checked, &a.name_any()))
+                .cloned(),
+        )
         .collect();
     // A response in a file has no creation time yet: it counts as given at `now`, as it would be
     // if applied then. It answers for the checked Account whose namespaces hold it.
@@ -438,5 +517,146 @@ pub fn render(report: &Report) -> String {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(o).unwrap_or_default());
     }
+    out
+}
+
+/// The report's objects as a JSON array.
+pub fn render_json(report: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(&report.objects).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// One problem split into where it is and what it says.
+struct Finding<'a> {
+    /// The file (without the `#document` suffix), if the line names one.
+    file: Option<&'a str>,
+    /// `Kind/name`, if the line names an object.
+    object: Option<&'a str>,
+    /// The rest.
+    message: &'a str,
+}
+
+fn finding(line: &str) -> Finding<'_> {
+    // Lines are `<file>#<n>: <Kind>/<name>: <message>` (objects) or `<file>[#<n>]: <message>`.
+    let Some((source, rest)) = line.split_once(": ") else {
+        return Finding {
+            file: None,
+            object: None,
+            message: line,
+        };
+    };
+    let file = Some(source.split_once('#').map_or(source, |(f, _)| f));
+    match rest.split_once(": ") {
+        Some((object, message))
+            if object.contains('/') && !object.contains(' ') && !object.contains(':') =>
+        {
+            Finding {
+                file,
+                object: Some(object),
+                message,
+            }
+        }
+        _ => Finding {
+            file,
+            object: None,
+            message: rest,
+        },
+    }
+}
+
+/// The problems as GitHub Actions workflow commands (`::error file=…,title=…::…`), one per line, so
+/// that a pull request shows each on the file it concerns.
+pub fn render_github(report: &Report) -> String {
+    // Workflow command values: `%`, CR and LF escaped; properties also `:` and `,`.
+    fn data(s: &str) -> String {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn property(s: &str) -> String {
+        data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for line in report.unreadable.iter().chain(&report.problems) {
+        let f = finding(line);
+        let mut props = Vec::new();
+        if let Some(file) = f.file {
+            props.push(format!("file={}", property(file)));
+        }
+        props.push(format!(
+            "title={}",
+            property(&format!("covenant check: {}", f.object.unwrap_or("input")))
+        ));
+        out.push_str(&format!(
+            "::error {}::{}\n",
+            props.join(","),
+            data(f.message)
+        ));
+    }
+    out
+}
+
+/// The report as a JUnit XML document: one test case per checked object (failed with its problems),
+/// plus one per problem that names no object, so that CI systems show them as test results.
+pub fn render_junit(report: &Report) -> String {
+    fn xml(s: &str) -> String {
+        s.chars()
+            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+            .collect::<String>()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    }
+    let mut cases: Vec<(String, Vec<String>)> = report
+        .objects
+        .iter()
+        .map(|o| {
+            let kind = o.get("kind").and_then(Value::as_str).unwrap_or("?");
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            (format!("{kind}/{name}"), Vec::new())
+        })
+        .collect();
+    for line in report.unreadable.iter().chain(&report.problems) {
+        let f = finding(line);
+        match f
+            .object
+            .and_then(|o| cases.iter_mut().find(|(n, _)| n == o))
+        {
+            Some((_, problems)) => problems.push(line.clone()),
+            None => cases.push((
+                f.object.unwrap_or(f.file.unwrap_or("input")).to_string(),
+                vec![line.clone()],
+            )),
+        }
+    }
+    let failures = cases.iter().filter(|(_, p)| !p.is_empty()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"covenant check\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"covenant check\" tests=\"{}\" failures=\"{failures}\">\n",
+        cases.len(),
+        cases.len()
+    ));
+    for (name, problems) in &cases {
+        if problems.is_empty() {
+            out.push_str(&format!(
+                "    <testcase classname=\"covenant\" name=\"{}\"/>\n",
+                xml(name)
+            ));
+        } else {
+            out.push_str(&format!(
+                "    <testcase classname=\"covenant\" name=\"{}\">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                xml(name),
+                xml(&problems[0]),
+                xml(&problems.join("\n"))
+            ));
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
     out
 }

@@ -23,6 +23,28 @@ struct Cli {
     command: Command,
 }
 
+/// `covenant check -o`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Output {
+    /// A YAML stream.
+    Yaml,
+    /// A JSON array.
+    Json,
+    /// Nothing (the exit code and the problems only).
+    None,
+}
+
+/// `covenant check --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Problems on standard error, objects on standard output.
+    Text,
+    /// GitHub Actions workflow commands.
+    Github,
+    /// A JUnit XML report.
+    Junit,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator against the cluster of the current kubeconfig (or in-cluster config).
@@ -39,7 +61,19 @@ enum Command {
         /// Evaluate at this instant (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<String>,
-        /// Manifest files (multi-document YAML); `-` reads standard input.
+        /// How the checked objects are printed on standard output (with `--format text`).
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
+        output: Output,
+        /// How problems are reported: `text` (one line each on standard error, the objects on
+        /// standard output), `github` (workflow commands that annotate the files in a pull request) or
+        /// `junit` (a JUnit XML report), the last two on standard output instead of the objects.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Resolve packages and accounts that the files name but do not hold against the cluster of
+        /// the current kubeconfig.
+        #[arg(long)]
+        cluster: bool,
+        /// Manifest files or directories (walked for .yaml/.yml files); `-` reads standard input.
         #[arg(required = true)]
         files: Vec<String>,
     },
@@ -96,7 +130,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Timeline { now, ics, files } => timeline(now, ics, files),
-        Command::Check { now, files } => {
+        Command::Check {
+            now,
+            output,
+            format,
+            cluster,
+            files,
+        } => {
             let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
                 None => jiff::Timestamp::now(),
                 Some(Ok(t)) => t,
@@ -105,12 +145,33 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let context = if cluster {
+                match cluster_context() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("--cluster: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                check::Context::default()
+            };
             let mut report = check::Report::default();
             let docs = check::read_docs(&files, &mut report);
-            check::check(docs, now, &mut report);
-            print!("{}", check::render(&report));
-            for line in report.unreadable.iter().chain(&report.problems) {
-                eprintln!("{line}");
+            check::check_with(docs, &context, now, &mut report);
+            match format {
+                Format::Text => {
+                    match output {
+                        Output::Yaml => print!("{}", check::render(&report)),
+                        Output::Json => print!("{}", check::render_json(&report)),
+                        Output::None => {}
+                    }
+                    for line in report.unreadable.iter().chain(&report.problems) {
+                        eprintln!("{line}");
+                    }
+                }
+                Format::Github => print!("{}", check::render_github(&report)),
+                Format::Junit => print!("{}", check::render_junit(&report)),
             }
             ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(2))
         }
@@ -186,4 +247,29 @@ fn timeline(now: Option<String>, ics: Option<String>, files: Vec<String>) -> Exi
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The SupportPackages and Accounts of the cluster of the current kubeconfig.
+fn cluster_context() -> Result<check::Context, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+        let lp = kube::api::ListParams::default();
+        let packages = kube::Api::<api::SupportPackage>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| format!("cannot list SupportPackages: {e}"))?
+            .items;
+        let accounts = kube::Api::<api::Account>::all(client)
+            .list(&lp)
+            .await
+            .map_err(|e| format!("cannot list Accounts: {e}"))?
+            .items;
+        Ok(check::Context { packages, accounts })
+    })
 }

@@ -143,7 +143,7 @@ pub struct Metrics {
 struct Process {
     resident: Gauge,
     virtual_memory: Gauge,
-    cpu: Gauge<f64, std::sync::atomic::AtomicU64>,
+    cpu: Counter<f64, std::sync::atomic::AtomicU64>,
     open_fds: Gauge,
     max_fds: Gauge,
     start: Gauge,
@@ -239,7 +239,7 @@ impl Default for Metrics {
                 process.virtual_memory.clone(),
             );
             p.register(
-                "cpu_seconds_total",
+                "cpu_seconds",
                 "Total user and system CPU time spent in seconds",
                 process.cpu.clone(),
             );
@@ -507,7 +507,9 @@ impl Metrics {
             // SAFETY-free: sysconf values are fixed on Linux (100 ticks per second, 4 KiB pages).
             let ticks = 100.0;
             if let (Some(u), Some(s)) = (num(14), num(15)) {
-                p.cpu.set((u + s) as f64 / ticks);
+                // A counter: it only grows, by what was used since the last scrape.
+                let used = (u + s) as f64 / ticks;
+                p.cpu.inc_by((used - p.cpu.get()).max(0.0));
             }
             if let Some(t) = num(20) {
                 p.threads.set(t as i64);

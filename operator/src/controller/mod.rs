@@ -261,6 +261,8 @@ pub struct Context {
     pub operator: Option<k8s_openapi::api::rbac::v1::Subject>,
     /// The leader's fence (`None` without leader election).
     pub fence: Option<Arc<crate::fence::Fence>>,
+    /// The one HTTP client of the notification webhook (its connection pool is shared).
+    pub http: reqwest::Client,
 }
 
 impl Context {
@@ -622,6 +624,10 @@ pub async fn run(
         cluster_role_bindings: watches.cluster_role_bindings.store.clone(),
     };
     let ctx = Arc::new(Context {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter()),
         clock,

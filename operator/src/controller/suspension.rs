@@ -337,25 +337,31 @@ fn notify(ctx: &Context, s: &Suspension, event: &str, at: jiff::Timestamp) {
     let recorder = ctx.recorder.clone();
     let reference = s.object_ref(&());
     let event = event.to_string();
+    let client = ctx.http.clone();
     tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut delay = Duration::from_secs(1);
-        let mut last = String::new();
-        for _ in 0..6 {
-            match client
+        use backon::Retryable;
+        // Six attempts, 1 s doubling up to a minute between them (with jitter).
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(5)
+            .with_jitter();
+        let post = || async {
+            let r = client
                 .post(&url)
                 .json(&body)
-                .timeout(Duration::from_secs(10))
                 .send()
                 .await
-            {
-                Ok(r) if r.status().is_success() => return,
-                Ok(r) => last = format!("HTTP {}", r.status()),
-                Err(e) => last = e.to_string(),
+                .map_err(|e| e.to_string())?;
+            if r.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP {}", r.status()))
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(60));
-        }
+        };
+        let Err(last) = post.retry(backoff).sleep(tokio::time::sleep).await else {
+            return;
+        };
         let ev = Event {
             type_: EventType::Warning,
             reason: "NotificationFailed".into(),
