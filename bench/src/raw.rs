@@ -6,12 +6,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use covenant::api::{Account, AccountPhase, AccountStatus, FIELD_MANAGER, SupportPackage};
+use covenant::api::{Account, AccountStatus, FIELD_MANAGER, SupportPackage};
 use covenant::apply::Scoped;
 use covenant::model::account::{self as model, BuildInput, Desired};
 use covenant::model::notice::{account_notices, terms_current};
+use covenant::model::phase;
 use covenant::model::suspension::active_suspensions;
-use covenant::status::{Cond, merge};
+use covenant::status::merge;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -63,20 +64,18 @@ fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
     let now = Timestamp::now();
     let (review, due, _) = model::access_review(account, now);
     let (rows, _) = account_notices(account, &[], &[], now);
-    let mut conds = vec![Cond::new(
-        "Ready",
-        true,
-        "Ready",
-        "every managed object is in place",
-    )];
-    conds.extend(model::applied_conditions(account, package, false));
+    // The operator's own decision, for an account with no problem and no suspension.
+    let applied = phase::Applied::default();
+    let verdict = phase::verdict(None, &applied, None);
+    let mut conds = vec![verdict.ready, verdict.stalled, verdict.reconciling];
+    conds.extend(phase::part_conditions(account, Some(package), false, None));
     conds.extend([
         active_suspensions(&[], now).condition(),
         review,
         terms_current(&rows),
     ]);
     AccountStatus {
-        phase: Some(AccountPhase::Active),
+        phase: Some(verdict.phase),
         observed_generation: account.metadata.generation,
         support_package: Some(package.name_any()),
         namespaces: account.desired_namespaces(),

@@ -64,7 +64,8 @@ pub fn quantity_value(s: &str) -> Option<f64> {
     Some(n * scale)
 }
 
-fn quantities_equal(a: &str, b: &str) -> bool {
+/// Whether `a` and `b` are the same quantity written differently (`0.5` and `500m`).
+pub fn quantities_equal(a: &str, b: &str) -> bool {
     match (quantity_value(a), quantity_value(b)) {
         (Some(x), Some(y)) => x == y || ((x - y).abs() <= 1e-9 * x.abs().max(y.abs())),
         _ => false,

@@ -411,7 +411,9 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             }
             Parsed::Package(p) => {
                 let mut p = *p;
-                let conds = vec![model::package::package_ready(&p, &packages)];
+                let ready = model::package::package_ready(&p, &packages);
+                let stalled = crate::status::stalled(&ready);
+                let conds = vec![ready, stalled];
                 if !conds[0].status {
                     report
                         .problems
@@ -486,6 +488,7 @@ fn account_status(
                 status.support_package = Some(p.name_any());
                 model::account::validate_on_package(account, p)
                     .into_iter()
+                    .chain(model::package::account_limit_problems(account, p))
                     .for_each(&mut *problem);
             }
             Err(e) => problem(e.to_string()),

@@ -34,6 +34,68 @@ impl Cond {
     }
 }
 
+/// Condition types, one name each (kstatus reads `Ready`, `Reconciling` and `Stalled`).
+pub mod types {
+    /// Everything the object asks for is in place (kstatus: `Current` when True).
+    pub const READY: &str = "Ready";
+    /// Work is under way and will finish by itself (kstatus: `InProgress` when True).
+    pub const RECONCILING: &str = "Reconciling";
+    /// Only a person can fix what is wrong; the reason and message say what (kstatus: `Failed` when True).
+    pub const STALLED: &str = "Stalled";
+    /// An account's namespaces exist and are its own.
+    pub const NAMESPACES_READY: &str = "NamespacesReady";
+    /// An account's quota and limits are applied.
+    pub const QUOTA_APPLIED: &str = "QuotaApplied";
+    /// An account's network policies are applied.
+    pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
+    /// An account's administrators are bound.
+    pub const ACCESS_GRANTED: &str = "AccessGranted";
+    /// A suspension of the account is in force.
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// Condition reasons shared by the kinds (each kind's own are next to the rules that give them).
+pub mod reasons {
+    /// Ready: everything is in place.
+    pub const READY: &str = "Ready";
+    /// Stalled=False: nothing needs a person.
+    pub const NOT_STALLED: &str = "NotStalled";
+    /// Reconciling=False: no work under way.
+    pub const RECONCILED: &str = "Reconciled";
+    /// The API server refused a managed object (or could not be reached for it).
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// Limits that do not fit in a LimitRange (`defaultRequest ≤ default ≤ max`).
+    pub const INVALID_LIMITS: &str = "InvalidLimits";
+    /// Namespaces that belong to someone else.
+    pub const NAMESPACE_CONFLICT: &str = "NamespaceConflict";
+    /// The account's SupportPackage cannot be resolved.
+    pub const PACKAGE_UNRESOLVED: &str = "PackageUnresolved";
+    /// More namespaces than the package allows.
+    pub const TOO_MANY_NAMESPACES: &str = "TooManyNamespaces";
+    /// A suspension is in force (the account is Ready with its guardrails).
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// The `Stalled` condition of a kind whose every problem needs a person (nothing it does is retried
+/// by itself): True with `ready`'s reason and message when `ready` is False, else False.
+pub fn stalled(ready: &Cond) -> Cond {
+    if ready.status {
+        Cond::new(
+            types::STALLED,
+            false,
+            reasons::NOT_STALLED,
+            "nothing needs a person",
+        )
+    } else {
+        Cond::new(
+            types::STALLED,
+            true,
+            ready.reason.clone(),
+            ready.message.clone(),
+        )
+    }
+}
+
 /// Turns computed conditions into API conditions, keeping `lastTransitionTime` from `previous` when the
 /// status of a type did not change, and using `now` when it did (or the type is new).
 pub fn merge(

@@ -70,6 +70,7 @@ pub struct AccountSpec {
 
     /// ResourceQuota entries on top of the package's (per resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
     pub quota: Option<ResourceMap>,
 
     /// LimitRange container defaults on top of the package's (per resource).

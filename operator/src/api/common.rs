@@ -4,8 +4,31 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-/// A map of resource name to quantity, as in a ResourceQuota's `hard` or a LimitRange item.
+/// A map of resource name to quantity, as in a ResourceQuota's `hard` or a LimitRange item. Fields of
+/// this type use [`resource_map_schema`], so that the API server refuses what is not a quantity.
 pub type ResourceMap = BTreeMap<String, Quantity>;
+
+/// A resource quantity that is not negative, as the API server parses one (`500m`, `1Gi`, `2e3`, `4`).
+/// The pattern Kubernetes publishes for quantities, without the sign: a ResourceQuota or LimitRange
+/// refuses negative amounts anyway, and would do so only after the Account was accepted.
+pub const QUANTITY_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+/// The schema of an optional [`ResourceMap`] field: resource names to quantities (a string matching
+/// [`QUANTITY_PATTERN`], or a whole number that is not negative), so a value that is no quantity is
+/// refused where it is written instead of by the ResourceQuota or LimitRange built from it.
+pub fn resource_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "maxProperties": 64,
+        "additionalProperties": {
+            "description": "A quantity that is not negative, e.g. 500m, 1Gi, 4.",
+            "x-kubernetes-int-or-string": true,
+            "pattern": QUANTITY_PATTERN,
+            "minimum": 0,
+        },
+    })
+}
 
 /// The kind of an RBAC subject.
 #[derive(
@@ -66,12 +89,15 @@ pub struct Subject {
 pub struct LimitsSpec {
     /// Default limits of a container that sets none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resource_map_schema")]
     pub default: Option<ResourceMap>,
     /// Default requests of a container that sets none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resource_map_schema")]
     pub default_request: Option<ResourceMap>,
     /// The most a single container may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resource_map_schema")]
     pub max: Option<ResourceMap>,
 }
 

@@ -111,7 +111,13 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldE
         .and_then(Value::as_bool)
         == Some(true)
     {
-        if !(value.is_string() || value.is_i64() || value.is_u64()) {
+        // Value validations apply by the value's type, as in the API server: `pattern` and lengths to
+        // a string, bounds to an integer.
+        if value.is_string() {
+            string(schema, value, path, errors);
+        } else if value.is_i64() || value.is_u64() {
+            bounds(schema, value.as_f64().unwrap_or(0.0), path, errors);
+        } else {
             push(
                 errors,
                 path,

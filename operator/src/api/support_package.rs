@@ -50,6 +50,7 @@ pub struct SupportPackageSpec {
     pub service_levels: Vec<ServiceLevel>,
     /// ResourceQuota `hard` of each namespace of an account on this package.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
     pub quota: Option<ResourceMap>,
     /// LimitRange container defaults of each namespace of an account on this package.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,14 +20,15 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Watches, account_of, valid};
-use crate::api::{Account, AccountPhase, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
+use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
 use crate::model::notice::{account_notices, terms_current};
 use crate::model::package::resolve;
+use crate::model::phase;
 use crate::model::suspension::{ActiveSuspensions, active_suspensions};
-use crate::status::{Cond, merge};
+use crate::status::merge;
 
 /// The finalizer that lets Covenant release or delete an account's namespaces.
 pub const FINALIZER: &str = "covenant.dev/account-cleanup";
@@ -336,6 +337,8 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
 struct Observed {
     package: Result<crate::api::SupportPackage, String>,
     invalid: Vec<String>,
+    /// What a LimitRange would refuse in the package's limits with the account's on top.
+    limits: Vec<String>,
     conflicts: Vec<String>,
     /// The desired namespaces that exist and that this Account owns (its UID).
     owned: Vec<String>,
@@ -349,9 +352,12 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
     let package = resolve(account, &packages)
         .cloned()
         .map_err(|e| e.to_string());
-    let invalid = match &package {
-        Ok(p) => model::validate_on_package(account, p),
-        Err(_) => Vec::new(),
+    let (invalid, limits) = match &package {
+        Ok(p) => (
+            model::validate_on_package(account, p),
+            crate::model::package::account_limit_problems(account, p),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
     };
     let suspensions: Vec<Suspension> = ctx
         .stores
@@ -384,6 +390,7 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
     Ok(Observed {
         package,
         invalid,
+        limits,
         conflicts,
         owned,
         suspensions,
@@ -439,21 +446,11 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let now = ctx.clock.now();
     let obs = observe(account, ctx).await?;
     let mut conds = Vec::new();
-    let blocked: Option<(&str, String)> = if !obs.conflicts.is_empty() {
-        Some((
-            "NamespaceConflict",
-            format!(
-                "{}: choose other namespace names in spec.namespaces; Covenant took none of them",
-                obs.conflicts.join("; ")
-            ),
-        ))
-    } else if let Err(e) = &obs.package {
-        Some(("PackageUnresolved", e.clone()))
-    } else if !obs.invalid.is_empty() {
-        Some(("TooManyNamespaces", obs.invalid.join("; ")))
-    } else {
-        None
-    };
+    let blocked = phase::blocker(
+        &obs.conflicts,
+        obs.package.as_ref().map(|_| ()).map_err(String::as_str),
+        &obs.invalid,
+    );
 
     // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
     // deletes every Suspension): while it is, guardrails in force stay.
@@ -483,7 +480,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     } else {
         obs.owned.clone()
     };
-    let desired = model::build(
+    let mut desired = model::build(
         account,
         &BuildInput {
             package: obs.package.as_ref().ok(),
@@ -493,6 +490,11 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
             operator: ctx.operator.as_ref(),
         },
     );
+    // Limits a LimitRange refuses: the LimitRange in place stays as it was, the rest is applied.
+    if !obs.limits.is_empty() {
+        desired.limit_ranges.clear();
+        desired.untouched.insert(model::LIMITS_NAME);
+    }
     let mut failures = Failures::default();
     // Lifting: restore the workloads before the namespace apply drops the marker.
     if !scale {
@@ -537,26 +539,23 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     for f in &failures.0 {
         tracing::warn!(account = %account.name_any(), error = %f.message(), "cannot apply a managed object");
     }
-
-    match (&blocked, &obs.package) {
-        (None, Ok(package)) if failed.is_empty() => {
-            conds.extend(model::applied_conditions(account, package, suspended))
-        }
-        _ => {
-            let (reason, msg) = match &blocked {
-                Some((r, m)) => (*r, m.clone()),
-                None => ("ApplyFailed", failed.join("; ")),
-            };
-            for t in [
-                "NamespacesReady",
-                "QuotaApplied",
-                "NetworkIsolated",
-                "AccessGranted",
-            ] {
-                conds.push(Cond::new(t, false, reason, msg.clone()));
-            }
-        }
-    }
+    let applied = phase::Applied {
+        failed: failed.clone(),
+        retry,
+    };
+    let problem = phase::problem(blocked.as_ref(), &obs.limits, &applied);
+    let verdict = phase::verdict(
+        problem.as_ref(),
+        &applied,
+        suspended.then(|| obs.suspensions.summary()).as_deref(),
+    );
+    conds.extend([verdict.ready, verdict.stalled, verdict.reconciling]);
+    conds.extend(phase::part_conditions(
+        account,
+        obs.package.as_ref().ok(),
+        suspended,
+        problem.as_ref(),
+    ));
     conds.push(obs.suspensions.condition());
 
     let (review, due, review_next) = model::access_review(account, now);
@@ -565,45 +564,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let answers = ctx.stores.answers(account);
     let (rows, notices_next) = account_notices(account, &notices, &answers, now);
     conds.push(terms_current(&rows));
-
-    // kstatus: Ready says whether everything asked for is in place (a suspended account whose
-    // guardrails are in force is Ready: Suspended=True says the rest); Stalled says when only a person
-    // can fix it; Reconciling while a retry is under way.
-    let problem: Option<(&str, String)> = match &blocked {
-        Some((r, m)) => Some((*r, m.clone())),
-        None if !failed.is_empty() => Some((
-            "ApplyFailed",
-            format!("the API server refused: {}", failed.join("; ")),
-        )),
-        None => None,
-    };
-    let ready = match (&problem, suspended) {
-        (Some((reason, msg)), _) => Cond::new("Ready", false, *reason, msg.clone()),
-        (None, true) => Cond::new(
-            "Ready",
-            true,
-            "Suspended",
-            format!("guardrails in force; {}", obs.suspensions.summary()),
-        ),
-        (None, false) => Cond::new("Ready", true, "Ready", "every managed object is in place"),
-    };
-    let stalled = match &problem {
-        Some((reason, msg)) if !retry => Cond::new("Stalled", true, *reason, msg.clone()),
-        _ => Cond::new("Stalled", false, "NotStalled", "nothing needs a person"),
-    };
-    let reconciling = match &problem {
-        Some((reason, msg)) if retry => Cond::new("Reconciling", true, *reason, msg.clone()),
-        _ => Cond::new("Reconciling", false, "Reconciled", "no work under way"),
-    };
-    let phase = match (&problem, suspended) {
-        (_, true) => AccountPhase::Suspended,
-        (Some(_), false) if retry => AccountPhase::Provisioning,
-        (Some(_), false) => AccountPhase::Degraded,
-        (None, false) => AccountPhase::Active,
-    };
-    conds.insert(0, ready);
-    conds.insert(1, stalled);
-    conds.insert(2, reconciling);
+    let phase = verdict.phase;
 
     let previous = account.status.clone().unwrap_or_default();
     let status = AccountStatus {
@@ -1011,6 +972,12 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
     if uninstalling(ctx).await? {
         tracing::info!(account = %account.name_any(), "the Account CRD is being deleted (uninstall): its namespaces, data and bindings stay as they are");
         return Ok(Action::await_change());
+    }
+    // Terminating while the finalizer releases or deletes the namespaces (kstatus reads the deletion).
+    let previous = account.status.clone().unwrap_or_default();
+    let status = phase::terminating(Some(&previous));
+    if !crate::status::unchanged(&status, &previous) {
+        super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
     }
     // Every namespace this Account owns, whether or not still in the spec; none other.
     let owned: Vec<_> = ctx

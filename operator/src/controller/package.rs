@@ -82,7 +82,11 @@ async fn reconcile(
         ),
         conditions: merge(
             &previous.conditions,
-            vec![package_ready(package, &packages)],
+            {
+                let ready = package_ready(package, &packages);
+                let stalled = crate::status::stalled(&ready);
+                vec![ready, stalled]
+            },
             package.metadata.generation,
             now,
         ),

@@ -103,7 +103,7 @@ pub fn evaluate(
         (
             SuspensionPhase::Invalid,
             Cond::new(
-                "Ready",
+                crate::status::types::READY,
                 false,
                 "AccountNotFound",
                 format!(
@@ -117,7 +117,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Pending => (
                 SuspensionPhase::Pending,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "Scheduled",
                     format!(
@@ -129,7 +129,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Active => (
                 SuspensionPhase::Active,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "InForce",
                     match end {
@@ -148,7 +148,7 @@ pub fn evaluate(
             terms::suspension::SuspensionPhase::Ended => (
                 SuspensionPhase::Lifted,
                 Cond::new(
-                    "Ready",
+                    crate::status::types::READY,
                     true,
                     "Lifted",
                     format!(
@@ -196,7 +196,14 @@ pub fn evaluate(
         )
     };
     status.phase = Some(phase);
-    status.conditions = merge(&previous.conditions, vec![ready, notice], generation, now);
+    // An unknown account is fixed only by a person (kstatus: Failed, not InProgress forever).
+    let stalled = crate::status::stalled(&ready);
+    status.conditions = merge(
+        &previous.conditions,
+        vec![ready, stalled, notice],
+        generation,
+        now,
+    );
     Outcome {
         status,
         give_notice,

@@ -5,7 +5,7 @@ use covenant_terms as terms;
 use jiff::Timestamp;
 
 use crate::api::{Account, SupportPackage};
-use crate::status::Cond;
+use crate::status::{Cond, reasons, types};
 
 /// Condition type of the monthly access review.
 pub const ACCESS_REVIEW_CURRENT: &str = "AccessReviewCurrent";
@@ -828,21 +828,21 @@ pub fn applied_conditions(
     };
     let access = if suspended {
         Cond::new(
-            "AccessGranted",
+            types::ACCESS_GRANTED,
             false,
-            "Suspended",
+            reasons::SUSPENDED,
             "administrators have read-only access while the account is suspended",
         )
     } else if account.spec.administrators.is_empty() {
         Cond::new(
-            "AccessGranted",
+            types::ACCESS_GRANTED,
             true,
             "NoAdministrators",
             "no administrators are appointed (§4.2(2)): add spec.administrators",
         )
     } else {
         Cond::new(
-            "AccessGranted",
+            types::ACCESS_GRANTED,
             true,
             "Granted",
             format!(
@@ -854,13 +854,13 @@ pub fn applied_conditions(
     };
     vec![
         Cond::new(
-            "NamespacesReady",
+            types::NAMESPACES_READY,
             true,
             "Created",
             format!("namespaces: {}", account.desired_namespaces().join(", ")),
         ),
         Cond::new(
-            "QuotaApplied",
+            types::QUOTA_APPLIED,
             true,
             "Applied",
             format!(
@@ -869,7 +869,7 @@ pub fn applied_conditions(
             ),
         ),
         Cond::new(
-            "NetworkIsolated",
+            types::NETWORK_ISOLATED,
             true,
             "Isolated",
             format!("ingress only from the tenant's namespaces; {sip}"),

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod notice;
 pub mod package;
+pub mod phase;
 pub mod suspension;
 
 #[cfg(test)]

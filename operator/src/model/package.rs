@@ -3,7 +3,7 @@
 use kube::ResourceExt;
 
 use crate::api::{Account, LimitsSpec, ResourceMap, SupportPackage};
-use crate::status::Cond;
+use crate::status::{Cond, reasons, types};
 
 /// Why an account's package cannot be resolved; the message says how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -71,13 +71,14 @@ pub fn effective_limits(account: &Account, package: &SupportPackage) -> LimitsSp
     }
 }
 
-/// The package's `Ready` condition: False when it is one of several defaults.
+/// The package's `Ready` condition: False when it is one of several defaults, or when its limits do
+/// not fit in a LimitRange (`defaultRequest ≤ default ≤ max`).
 pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> Cond {
     let d = defaults(packages);
     if package.spec.default && d.len() > 1 {
         let names: Vec<String> = d.iter().map(|p| p.name_any()).collect();
         Cond::new(
-            "Ready",
+            types::READY,
             false,
             "ConflictingDefault",
             format!(
@@ -86,7 +87,17 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
             ),
         )
     } else {
-        Cond::new("Ready", true, "Ready", "the package is usable")
+        let problems = package_limit_problems(package);
+        if problems.is_empty() {
+            Cond::new(types::READY, true, reasons::READY, "the package is usable")
+        } else {
+            Cond::new(
+                types::READY,
+                false,
+                reasons::INVALID_LIMITS,
+                problems.join("; "),
+            )
+        }
     }
 }
 
@@ -102,4 +113,236 @@ pub fn account_count<'a>(
         .filter(|a| resolve(a, packages).is_ok_and(|p| p.name_any() == name))
         .count();
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The LimitRange fields in the order a LimitRange needs them: `defaultRequest ≤ default ≤ max`.
+const LIMIT_ORDER: [(&str, &str); 3] = [
+    ("defaultRequest", "default"),
+    ("default", "max"),
+    ("defaultRequest", "max"),
+];
+
+fn limit_field<'a>(l: &'a LimitsSpec, field: &str) -> Option<&'a ResourceMap> {
+    match field {
+        "default" => l.default.as_ref(),
+        "defaultRequest" => l.default_request.as_ref(),
+        _ => l.max.as_ref(),
+    }
+}
+
+/// Whether quantity `a` is more than `b` (both as written; a value that is not a quantity is left to
+/// the schema, which refuses it).
+fn exceeds(a: &str, b: &str) -> bool {
+    match (
+        crate::apply::quantity_value(a),
+        crate::apply::quantity_value(b),
+    ) {
+        (Some(x), Some(y)) => x > y && !crate::apply::quantities_equal(a, b),
+        _ => false,
+    }
+}
+
+/// Where one of the effective limits comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Account,
+    Package,
+}
+
+/// Every pair of the effective limits that a LimitRange refuses (`defaultRequest ≤ default ≤ max`, per
+/// resource), as messages naming the field to fix. `overrides` are the account's own limits (None when
+/// judging a package by itself: then every field is named as `spec.limits...` of the package).
+fn limit_order_problems(
+    base: &LimitsSpec,
+    overrides: Option<&LimitsSpec>,
+    package: &str,
+) -> Vec<String> {
+    let own = overrides.cloned().unwrap_or_default();
+    let effective = base.overlay(&own);
+    let source = |field: &str, resource: &str| match overrides {
+        None => Source::Account,
+        Some(o) if limit_field(o, field).is_some_and(|m| m.contains_key(resource)) => {
+            Source::Account
+        }
+        Some(_) => Source::Package,
+    };
+    let mut problems = Vec::new();
+    for (low, high) in LIMIT_ORDER {
+        let (Some(lows), Some(highs)) =
+            (limit_field(&effective, low), limit_field(&effective, high))
+        else {
+            continue;
+        };
+        // defaultRequest ≤ max follows from the other two where `default` names the resource.
+        let through_default = |r: &str| {
+            low == "defaultRequest"
+                && high == "max"
+                && limit_field(&effective, "default").is_some_and(|d| d.contains_key(r))
+        };
+        for (resource, lv) in lows {
+            let Some(hv) = highs.get(resource) else {
+                continue;
+            };
+            if through_default(resource) || !exceeds(&lv.0, &hv.0) {
+                continue;
+            }
+            let (lv, hv) = (&lv.0, &hv.0);
+            let message = match (source(low, resource), source(high, resource)) {
+                (Source::Account, Source::Account) => format!(
+                    "spec.limits.{low}.{resource} {lv} is above spec.limits.{high}.{resource} {hv}"
+                ),
+                (Source::Package, Source::Account) => {
+                    format!("spec.limits.{high}.{resource} {hv} is below the package's {low} {lv}")
+                }
+                (Source::Account, Source::Package) => {
+                    format!("spec.limits.{low}.{resource} {lv} is above the package's {high} {hv}")
+                }
+                (Source::Package, Source::Package) => format!(
+                    "the limits of SupportPackage {package:?} do not fit together: its {low}.{resource} {lv} is above its {high}.{resource} {hv}"
+                ),
+            };
+            problems.push(format!(
+                "{message} (a LimitRange needs defaultRequest ≤ default ≤ max): change one of them"
+            ));
+        }
+    }
+    problems
+}
+
+/// What the API server would refuse in the LimitRange of an account on `package`: the package's limits
+/// with the account's on top must keep `defaultRequest ≤ default ≤ max` for every resource. Each
+/// message names the field to fix, e.g. `spec.limits.max.cpu 250m is below the package's default 500m`.
+pub fn account_limit_problems(account: &Account, package: &SupportPackage) -> Vec<String> {
+    let base = package.spec.limits.clone().unwrap_or_default();
+    limit_order_problems(
+        &base,
+        Some(&account.spec.limits.clone().unwrap_or_default()),
+        &package.name_any(),
+    )
+}
+
+/// The same rule for a package's own limits (`spec.limits...` of the package).
+pub fn package_limit_problems(package: &SupportPackage) -> Vec<String> {
+    let base = package.spec.limits.clone().unwrap_or_default();
+    limit_order_problems(&base, None, &package.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::*;
+    use crate::api::{AccountSpec, SupportPackageSpec};
+
+    fn map(entries: &[(&str, &str)]) -> Option<ResourceMap> {
+        Some(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    /// The package of the examples: default 500m, defaultRequest 100m, max 2 (cpu); 512Mi, 128Mi, 4Gi.
+    fn standard() -> SupportPackage {
+        SupportPackage::new(
+            "standard",
+            SupportPackageSpec {
+                limits: Some(LimitsSpec {
+                    default: map(&[("cpu", "500m"), ("memory", "512Mi")]),
+                    default_request: map(&[("cpu", "100m"), ("memory", "128Mi")]),
+                    max: map(&[("cpu", "2"), ("memory", "4Gi")]),
+                }),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn account(limits: LimitsSpec) -> Account {
+        Account::new(
+            "acme",
+            AccountSpec {
+                limits: Some(limits),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn an_override_below_the_packages_default_names_the_field_and_both_values() {
+        let a = account(LimitsSpec {
+            max: map(&[("cpu", "250m")]),
+            ..Default::default()
+        });
+        let problems = account_limit_problems(&a, &standard());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("spec.limits.max.cpu 250m is below the package's default 500m"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_override_above_the_packages_bound_and_one_above_another_override() {
+        let a = account(LimitsSpec {
+            default_request: map(&[("cpu", "1")]),
+            default: map(&[("memory", "8Gi")]),
+            max: map(&[("memory", "6Gi")]),
+        });
+        let problems = account_limit_problems(&a, &standard());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| {
+            p.starts_with("spec.limits.defaultRequest.cpu 1 is above the package's default 500m")
+        }));
+        assert!(problems.iter().any(|p| {
+            p.starts_with("spec.limits.default.memory 8Gi is above spec.limits.max.memory 6Gi")
+        }));
+    }
+
+    #[test]
+    fn equal_quantities_written_differently_and_a_higher_max_are_fine() {
+        let a = account(LimitsSpec {
+            default: map(&[("cpu", "0.5"), ("memory", "0.5Gi")]),
+            default_request: map(&[("cpu", "500m"), ("memory", "512Mi")]),
+            max: map(&[("cpu", "4"), ("memory", "512Mi")]),
+        });
+        assert_eq!(
+            account_limit_problems(&a, &standard()),
+            Vec::<String>::new()
+        );
+        assert_eq!(package_limit_problems(&standard()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn default_request_is_held_to_max_where_no_default_names_the_resource() {
+        let p = SupportPackage::new(
+            "p",
+            SupportPackageSpec {
+                limits: Some(LimitsSpec {
+                    default_request: map(&[("cpu", "3")]),
+                    max: map(&[("cpu", "2")]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        let problems = package_limit_problems(&p);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("spec.limits.defaultRequest.cpu 3 is above spec.limits.max.cpu 2")
+        );
+        // The package is not Ready, and an account on it is told that the package is at fault.
+        let ready = package_ready(&p, std::slice::from_ref(&p));
+        assert!(!ready.status);
+        assert_eq!(ready.reason, "InvalidLimits");
+        let a = account(LimitsSpec::default());
+        let problems = account_limit_problems(&a, &p);
+        assert!(
+            problems[0].starts_with("the limits of SupportPackage \"p\" do not fit together: its defaultRequest.cpu 3 is above its max.cpu 2"),
+            "{problems:?}"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{Suspension, SuspensionReason};
-use crate::status::Cond;
+use crate::status::{Cond, types};
 
 /// The suspensions of one account that are in force now.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -71,14 +71,17 @@ impl ActiveSuspensions {
     pub fn condition(&self) -> Cond {
         match self.in_force.first() {
             None => Cond::new(
-                "Suspended",
+                types::SUSPENDED,
                 false,
                 "NotSuspended",
                 "no suspension is in force",
             ),
-            Some((_, reason, _)) => {
-                Cond::new("Suspended", true, format!("{reason:?}"), self.summary())
-            }
+            Some((_, reason, _)) => Cond::new(
+                types::SUSPENDED,
+                true,
+                format!("{reason:?}"),
+                self.summary(),
+            ),
         }
     }
 }
