@@ -785,4 +785,89 @@ async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_to
         start,
         Some(effective.strftime("%Y%m%dT%H%M%SZ").to_string())
     );
+
+/// A NoticeResponse whose metadata is `meta` (merged over its name).
+fn response_with(name: &str, notice: &str, decision: &str, meta: Value) -> NoticeResponse {
+    let mut r = serde_json::to_value(response(name, notice, decision)).unwrap();
+    if let (Value::Object(m), Value::Object(extra)) = (&mut r["metadata"], meta) {
+        m.extend(extra);
+    }
+    serde_json::from_value(r).expect("a NoticeResponse")
+}
+
+#[tokio::test]
+async fn an_answer_cannot_be_withdrawn_through_the_garbage_collector_nor_pinned_with_a_finalizer() {
+    let t = TestCtx::new("answer-gc").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    let responses: Api<NoticeResponse> = Api::namespaced(alice.clone(), &acme.ns);
+
+    // The administrator accepts, and makes the answer a dependent of a ConfigMap it may delete: once
+    // the deadline has passed, deleting the ConfigMap would have the garbage collector delete the
+    // acceptance, and an earlier rejection would stand in its place, changed after the deadline. So
+    // an answer has no owner: the API server refuses one with ownerReferences.
+    let anchors: Api<ConfigMap> = Api::namespaced(alice.clone(), &acme.ns);
+    let anchor = anchors
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "anchor" } })).unwrap(),
+        )
+        .await
+        .expect("the administrator makes a ConfigMap");
+    let owned = response_with(
+        "owned",
+        &notice,
+        "Accept",
+        json!({ "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "anchor",
+            "uid": anchor.metadata.uid.clone().unwrap()
+        }] }),
+    );
+    if let Ok(made) = responses.create(&PostParams::default(), &owned).await {
+        wait_verdict(&t, &acme.ns, "owned", "True", "Stands").await;
+        anchors
+            .delete("anchor", &Default::default())
+            .await
+            .expect("the administrator deletes its ConfigMap");
+        let admin: Api<NoticeResponse> = Api::namespaced(t.client.clone(), &acme.ns);
+        let mut withdrawn = false;
+        for _ in 0..100 {
+            if admin.get_opt("owned").await.expect("reading the answer").is_none() {
+                withdrawn = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "an answer with ownerReferences was accepted ({:?}){}",
+            made.metadata.owner_references,
+            if withdrawn {
+                ", and the garbage collector withdrew it when its owner was deleted"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // Nor a finalizer: nobody may update an answer to remove it, so the namespace could never be
+    // deleted (retention's end, Delete policy) while the answer stayed.
+    let pinned = response_with(
+        "pinned",
+        &notice,
+        "Reject",
+        json!({ "finalizers": ["example.com/forever"] }),
+    );
+    let e = api_error(
+        "an answer with a finalizer",
+        responses.create(&PostParams::default(), &pinned).await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+
+    // A plain answer still goes through, and stands.
+    answer(&alice, &acme.ns, "plain", &notice, "Reject")
+        .await
+        .expect("a plain answer");
+    wait_verdict(&t, &acme.ns, "plain", "True", "Stands").await;
 }
