@@ -871,3 +871,69 @@ async fn an_answer_cannot_be_withdrawn_through_the_garbage_collector_nor_pinned_
         .expect("a plain answer");
     wait_verdict(&t, &acme.ns, "plain", "True", "Stands").await;
 }
+
+#[tokio::test]
+async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_served() {
+    let t = TestCtx::new("answer-probe").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let other = tenant(&t, "other", json!({})).await;
+    // A notice for the other tenant alone (its name may say what it is about).
+    Api::<Account>::all(t.client.clone())
+        .patch(
+            &other.account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "e2e-answer-target": other.account } } })),
+        )
+        .await
+        .expect("labelling the other account");
+    let theirs = t.name("terminate-other");
+    t.track(NOTICES, &theirs);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "DeprecationNotice",
+            "metadata": { "name": theirs },
+            "spec": {
+                "type": "Amendment",
+                "summary": "Your plan ends.",
+                "effectiveAt": rfc3339(at_second(now_s().as_second() + 200 * DAY)),
+                "accounts": { "matchLabels": { "e2e-answer-target": other.account.clone() } }
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    let missing = t.name("no-such-notice");
+    let alice = impersonate(&acme.admin, &[]).await;
+    // acme's administrator answers both names: what it learns must be the same for a notice that
+    // exists for someone else as for one that does not exist at all (it may not read notices).
+    answer(&alice, &acme.ns, "probe-theirs", &theirs, "Accept")
+        .await
+        .expect("an administrator may answer any name");
+    answer(&alice, &acme.ns, "probe-missing", &missing, "Accept")
+        .await
+        .expect("an administrator may answer any name");
+    let said = |r: NoticeResponse, name: &str| {
+        let c = r
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Honoured")
+            .unwrap();
+        (c.status, c.reason, c.message.replace(name, "<notice>"))
+    };
+    let mine: Api<NoticeResponse> = Api::namespaced(alice.clone(), &acme.ns);
+    let judged = |r: &NoticeResponse| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Honoured"))
+    };
+    let a = wait_for(&mine, "probe-theirs", "say what became of it", TIMEOUT, judged).await;
+    let b = wait_for(&mine, "probe-missing", "say what became of it", TIMEOUT, judged).await;
+    let (a, b) = (said(a, &theirs), said(b, &missing));
+    assert_eq!(
+        a, b,
+        "a notice served on another tenant looks, to acme, like one that does not exist"
+    );
+}
