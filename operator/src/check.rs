@@ -397,7 +397,6 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                     let judged = match c.reason.as_str() {
                         "NoAccount" => !accounts.is_empty(),
                         "UnknownNotice" => !notices.is_empty(),
-                        "NotConcerned" => true,
                         _ => false,
                     };
                     if judged {

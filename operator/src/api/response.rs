@@ -74,7 +74,8 @@ pub struct NoticeResponseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_decision: Option<Decision>,
     /// `Honoured`: True when this response is the account's answer; False says why not (`Superseded`,
-    /// `AfterDeadline`, `NotRejectable`, `UnknownNotice`, `NotConcerned`, `NoAccount`).
+    /// `AfterDeadline`, `NotRejectable`, `UnknownNotice` (also for a notice that does not concern the
+    /// account), `NoAccount`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

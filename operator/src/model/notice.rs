@@ -547,6 +547,18 @@ pub fn account_notices(
 /// Condition type of a NoticeResponse: whether it is the account's answer.
 pub const HONOURED: &str = "Honoured";
 
+/// The verdict on an answer to a notice the account does not have (absent, or not its own).
+fn unknown_notice(notice: &str) -> Cond {
+    Cond::new(
+        HONOURED,
+        false,
+        "UnknownNotice",
+        format!(
+            "there is no DeprecationNotice {notice:?} for your account: name one listed in your Account's status.notices"
+        ),
+    )
+}
+
 /// The status of one NoticeResponse: the account it answers for (`None`: its namespace belongs to no
 /// account), the notice (`None`: no such notice), and that account's answers (see [`answers`]). Also
 /// returns when it changes next.
@@ -572,25 +584,10 @@ pub fn response_status(
                 "namespace {ns} belongs to no Account: answer in one of your account's namespaces"
             ),
         ),
-        (Some(_), None) => Cond::new(
-            HONOURED,
-            false,
-            "UnknownNotice",
-            format!(
-                "there is no DeprecationNotice {:?}: name one listed in your Account's status.notices",
-                response.spec.notice
-            ),
-        ),
-        (Some(a), Some(n)) if !selects(n, a) => Cond::new(
-            HONOURED,
-            false,
-            "NotConcerned",
-            format!(
-                "DeprecationNotice {} does not concern Account {}",
-                n.name_any(),
-                a.name_any()
-            ),
-        ),
+        // A notice that does not concern the account is, to its tenant, no notice at all: the
+        // status must not tell a tenant which notices other tenants were served.
+        (Some(_), None) => unknown_notice(&response.spec.notice),
+        (Some(a), Some(n)) if !selects(n, a) => unknown_notice(&response.spec.notice),
         (Some(a), Some(n)) => match service(n, now) {
             Err(at) => {
                 next = Some(at);
