@@ -937,3 +937,80 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
         "a notice served on another tenant looks, to acme, like one that does not exist"
     );
 }
+
+#[tokio::test]
+async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
+    let t = TestCtx::new("answer-drop").await;
+    let base = t.account("acme");
+    let dev = format!("{base}-dev");
+    let acme = tenant(
+        &t,
+        "acme",
+        json!({ "namespaces": [base, dev], "deletionPolicy": "Retain" }),
+    )
+    .await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    // The administrator rejects in the account's second namespace: the account's answer.
+    answer(&alice, &dev, "reject", &notice, "Reject")
+        .await
+        .expect("an administrator answers in any of its account's namespaces");
+    wait_verdict(&t, &dev, "reject", "True", "Stands").await;
+    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+
+    // The platform later drops that namespace from the account (it is retained, read-only, still
+    // Covenant's for the account's UID). The rejection was given by the account's administrators
+    // while it was theirs: it still stands, in the Account's status as in the notice's and the
+    // response's, and is not turned into a silence deemed acceptance at the deadline.
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    accounts
+        .patch(
+            &acme.account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "namespaces": [acme.ns] } })),
+        )
+        .await
+        .expect("dropping a namespace from the account");
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
+    wait_for(&ns, &dev, "be retained", TIMEOUT, |n| {
+        covenant_e2e::fixtures::label(n, "covenant.dev/read-only").as_deref() == Some("retained")
+    })
+    .await;
+    let a = wait_for(
+        &accounts,
+        &acme.account,
+        "have reconciled the dropped namespace",
+        TIMEOUT,
+        |a: &Account| {
+            a.status
+                .as_ref()
+                .is_some_and(|s| s.namespaces == vec![acme.ns.clone()])
+        },
+    )
+    .await;
+    // Give the account a moment to fold its answers again, then judge.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let row = accounts
+        .get(&acme.account)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .expect("the notice is listed");
+    assert_eq!(
+        (row.decision, row.answered_by.as_deref()),
+        (Decision::Rejected, Some(format!("{dev}/reject").as_str())),
+        "the account's decision after dropping {dev} (status {:?})",
+        a.status.map(|s| s.namespaces)
+    );
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+    let n = notices.get(&notice).await.unwrap();
+    assert!(
+        n.status.unwrap().accounts.iter().any(|a| a.name == acme.account && a.decision == Decision::Rejected),
+        "the notice counts the account as Rejected"
+    );
+}
