@@ -115,19 +115,22 @@ impl Watches {
 
 impl Stores {
     /// Every answer `account` gave: the ones recorded on it and the NoticeResponses in the namespaces
-    /// it owns (created by Covenant for its UID), from the caches.
+    /// it owns (created by Covenant for its UID), from the caches. A namespace the account no longer
+    /// lists but still owns (retained, read-only) keeps the answers given there while it was the
+    /// tenant's: the same answers [`Stores::answers_of_all`] finds, so the Account, the notice and
+    /// the response never disagree.
     pub fn answers(&self, account: &Account) -> Vec<crate::model::notice::Answer> {
-        // Only the account's namespaces can hold its answers: a cheap name test first, then the
-        // ownership check on the cached namespace. Nothing is cloned but the account's own answers.
-        let mut names: std::collections::BTreeSet<String> =
-            account.desired_namespaces().into_iter().collect();
-        names.extend(
-            account
-                .status
-                .iter()
-                .flat_map(|s| s.namespaces.iter().cloned()),
-        );
-        let mine: Vec<Arc<DeserializeGuard<NoticeResponse>>> = names
+        // Every namespace the account owns (from the index by account, then the ownership check),
+        // and the answers in them (from the index by namespace): nothing of other tenants is read.
+        let owned: Vec<String> = self
+            .index
+            .namespaces
+            .objects(&self.namespaces, &kube::ResourceExt::name_any(account))
+            .into_iter()
+            .filter(|n| crate::model::account::owns(account, n))
+            .map(|n| kube::ResourceExt::name_any(n.as_ref()))
+            .collect();
+        let mine: Vec<Arc<DeserializeGuard<NoticeResponse>>> = owned
             .iter()
             .flat_map(|ns| self.index.responses.objects(&self.responses, ns))
             .collect();
