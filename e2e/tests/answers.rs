@@ -1014,3 +1014,46 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
         "the notice counts the account as Rejected"
     );
 }
+
+#[tokio::test]
+async fn a_notice_in_effect_cannot_be_shortened_after_the_fact() {
+    let t = TestCtx::new("answer-after").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    // Served 60 days ago, effective in a few seconds: the rejection deadline is then.
+    let served = at_second(now_s().as_second() - 60 * DAY);
+    let effective = at_second(now_s().as_second() + 8);
+    let notice = amendment(&t, "dpa", served, effective).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    answer(&alice, &acme.ns, "reject", &notice, "Reject")
+        .await
+        .expect("a rejection in time");
+    wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
+    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+    wait_for(&notices, &notice, "be in effect", TIMEOUT, |n: &DeprecationNotice| {
+        n.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Effective" && c.status == "True")
+        })
+    })
+    .await;
+
+    // Once it is in effect, the platform moves effectiveAt to the earliest instant its service
+    // allowed (30 days after servedAt). That is no longer serving it again, but neither may it move
+    // the rejection deadline back past a rejection given in time: the rejection still stands.
+    notices
+        .patch(
+            &notice,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "spec": { "effectiveAt": rfc3339(at_second(served.as_second() + 30 * DAY)) } }),
+            ),
+        )
+        .await
+        .expect("editing effectiveAt");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
+    assert_eq!(r.status.unwrap().account_decision, Some(Decision::Rejected));
+    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+}
