@@ -173,6 +173,18 @@ pub fn answers<'a>(
     all
 }
 
+/// The notice as `service` served it: counted from its (latest) service, and never effective earlier
+/// than the instant it was served for. `effectiveAt` moved earlier once the notice is in effect does
+/// not serve it again ([`service`]), and must not move its rejection deadline back either: a
+/// rejection given in time would turn, after the fact, into one given too late.
+pub fn served_terms(notice: &DeprecationNotice, service: &Service) -> terms::Notice {
+    terms_notice_at(
+        notice,
+        service.window_from(),
+        notice.spec.effective_at.0.max(service.served_for),
+    )
+}
+
 /// The notice in the terms engine's terms, served at `served_at`.
 pub fn terms_notice(notice: &DeprecationNotice, served_at: Timestamp) -> terms::Notice {
     terms::Notice {
@@ -285,7 +297,7 @@ pub fn evaluate<'a>(
     let served = service.window_from();
     // What only a person can fix (a too-short window is not: the lawful instant is enforced).
     let invalid = errors.clone();
-    let tn = terms_notice(notice, served);
+    let tn = served_terms(notice, &service);
     let eval = terms::evaluate_notice(&tn, now);
     // Said in the window's message: a notice served again counts from the change.
     let again = service
@@ -523,7 +535,7 @@ pub fn account_notices(
                 continue;
             }
         };
-        let tn = terms_notice(notice, service.window_from());
+        let tn = served_terms(notice, &service);
         let eval = terms::evaluate_notice(&tn, now);
         let d = account_decision(notice, &tn, &eval, answers, now);
         next.push(d.next_change);
@@ -603,7 +615,7 @@ pub fn response_status(
                 )
             }
             Ok(service) => {
-                let tn = terms_notice(n, service.window_from());
+                let tn = served_terms(n, &service);
                 let eval = terms::evaluate_notice(&tn, now);
                 let d = account_decision(n, &tn, &eval, answers, now);
                 decision = Some(d.decision);

@@ -825,6 +825,34 @@ fn a_notice_in_effect_is_not_served_again() {
 }
 
 #[test]
+fn a_notice_in_effect_moved_earlier_keeps_its_rejection_deadline() {
+    // Served 03-01 for 04-15; rejected on 04-10; in effect on 04-15; on 04-20 moved to 03-31.
+    let n = served(
+        amendment("2026-03-01T00:00:00Z", "2026-04-15T00:00:00Z"),
+        "2026-03-01T00:00:00Z",
+    );
+    let mut rejecter = acct("rejecter");
+    respond(
+        &mut rejecter,
+        ResponseDecision::Reject,
+        "2026-04-10T00:00:00Z",
+    );
+    let mut moved = n;
+    moved.spec.effective_at = Time(at("2026-03-31T00:00:00Z"));
+    let now = at("2026-04-20T00:00:00Z");
+    let o = eval(&moved, std::slice::from_ref(&rejecter), now);
+    assert_eq!(o.status.reserved_at, None);
+    assert_eq!(
+        o.status.rejection_deadline,
+        Some(Time(at("2026-04-15T00:00:00Z")))
+    );
+    assert_eq!(o.status.accounts[0].decision, Decision::Rejected);
+    let answers = notice::answers(&rejecter, [], |_| false);
+    let (rows, _) = notice::account_notices(&rejecter, std::slice::from_ref(&moved), &answers, now);
+    assert_eq!(rows[0].decision, Decision::Rejected);
+}
+
+#[test]
 fn an_exemption_on_an_amendment_is_an_error_and_shortens_nothing() {
     let mut n = amendment("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z");
     n.spec.exemption = Some(Exemption::LegalRequirement);
