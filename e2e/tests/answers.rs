@@ -1057,3 +1057,62 @@ async fn a_notice_in_effect_cannot_be_shortened_after_the_fact() {
     assert_eq!(r.status.unwrap().account_decision, Some(Decision::Rejected));
     wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
 }
+
+#[tokio::test]
+async fn many_answers_do_not_make_the_operator_rewrite_every_earlier_one() {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let t = TestCtx::new("answer-churn").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    answer(&alice, &acme.ns, "first", &notice, "Accept")
+        .await
+        .expect("a first answer");
+    let first = wait_verdict(&t, &acme.ns, "first", "True", "Stands").await;
+
+    // Every status write to the first answer from now on.
+    let api: Api<NoticeResponse> = Api::namespaced(t.client.clone(), &acme.ns);
+    let rv = first.metadata.resource_version.clone().unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().fields("metadata.name=first"), &rv)
+        .await
+        .expect("watching the first answer")
+        .boxed();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = {
+        let writes = writes.clone();
+        tokio::spawn(async move {
+            while let Some(e) = stream.next().await {
+                if let Ok(WatchEvent::Modified(_)) = e {
+                    writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    // A tenant changes its mind again and again (each answer a second apart, as creationTimestamp
+    // has whole seconds). Each answer costs the operator a bounded number of writes: the first one
+    // is superseded once, not rewritten each time the account's decision flips. Otherwise a tenant
+    // with many namespaces of 50 answers each makes the operator write without end (quadratically),
+    // slowing what it owes every other tenant.
+    const LATER: usize = 10;
+    for i in 0..LATER {
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        let d = if i % 2 == 0 { "Reject" } else { "Accept" };
+        answer(&alice, &acme.ns, &format!("later-{i}"), &notice, d)
+            .await
+            .expect("a later answer");
+    }
+    let last = format!("later-{}", LATER - 1);
+    wait_verdict(&t, &acme.ns, &last, "True", "Stands").await;
+    wait_verdict(&t, &acme.ns, "first", "False", "Superseded").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    counter.abort();
+    let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        writes <= 2,
+        "the first answer was rewritten {writes} times for {LATER} later answers"
+    );
+}
