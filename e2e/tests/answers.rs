@@ -425,7 +425,8 @@ async fn an_answer_one_second_after_the_deadline_is_not_honoured() {
         .await
         .expect("a late answer is accepted by the API server, and recorded");
     assert!(late.metadata.creation_timestamp.unwrap().0 > deadline);
-    let r = wait_verdict(&t, &acme.ns, "late", "False", "AfterDeadline").await;
+    wait_verdict(&t, &acme.ns, "late", "False", "AfterDeadline").await;
+    let r = wait_verdict(&t, &acme.ns, "in-time", "True", "Stands").await;
     assert_eq!(
         r.status.unwrap().account_decision,
         Some(Decision::Accepted),

@@ -70,7 +70,8 @@ pub struct NoticeResponseStatus {
     /// The Account this namespace belongs to, for which the response answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// The account's decision on the notice, all its answers considered.
+    /// The account's decision on the notice, all its answers considered: on the answer that stands
+    /// only (the Account's `status.notices` has it for every notice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_decision: Option<Decision>,
     /// `Honoured`: True when this response is the account's answer; False says why not (`Superseded`,

@@ -618,7 +618,6 @@ pub fn response_status(
                 let tn = served_terms(n, &service);
                 let eval = terms::evaluate_notice(&tn, now);
                 let d = account_decision(n, &tn, &eval, answers, now);
-                decision = Some(d.decision);
                 next = d.next_change;
                 let deadline = terms::fmt_instant(terms::deemed_at(&tn, &eval));
                 let verdict = d
@@ -626,7 +625,13 @@ pub fn response_status(
                     .iter()
                     .find(|(s, _)| *s == source)
                     .map(|(_, v)| *v);
-                let stands = |by: &Option<String>| by.clone().unwrap_or_default();
+                // Only the answer that stands says the account's decision, and no other answer
+                // names it: a new answer then rewrites the one it supersedes and itself, never
+                // every earlier one (a tenant answering again and again would make the operator
+                // write without end). The Account's status.notices has the whole picture.
+                if verdict == Some(terms::Verdict::Stands) {
+                    decision = Some(d.decision);
+                }
                 match verdict {
                     Some(terms::Verdict::Stands) => Cond::new(
                         HONOURED,
@@ -642,17 +647,19 @@ pub fn response_status(
                         HONOURED,
                         false,
                         "Superseded",
-                        format!("a later answer stands: {}", stands(&d.answered_by)),
+                        format!(
+                            "a later answer of Account {} stands (its status.notices names it)",
+                            a.name_any()
+                        ),
                     ),
                     Some(terms::Verdict::AfterDeadline { deadline }) => Cond::new(
                         HONOURED,
                         false,
                         "AfterDeadline",
                         format!(
-                            "given after the deadline {}: not honoured; Account {} is {:?}",
+                            "given after the deadline {}: not honoured (Account {}'s status.notices has its decision)",
                             terms::fmt_instant(deadline),
-                            a.name_any(),
-                            d.decision
+                            a.name_any()
                         ),
                     ),
                     Some(terms::Verdict::NotRejectable) => Cond::new(
