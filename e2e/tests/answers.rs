@@ -1117,3 +1117,59 @@ async fn many_answers_do_not_make_the_operator_rewrite_every_earlier_one() {
         "the first answer was rewritten {writes} times for {LATER} later answers"
     );
 }
+
+#[tokio::test]
+async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
+    let t = TestCtx::new("answer-deleted").await;
+    let base = t.account("acme");
+    let dev = format!("{base}-dev");
+    // deletionPolicy Delete: a namespace dropped from the account is deleted, its answers with it
+    // (as a retained one is when its retention ends).
+    let acme = tenant(&t, "acme", json!({ "namespaces": [base, dev] })).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    answer(&alice, &dev, "reject", &notice, "Reject")
+        .await
+        .expect("an administrator answers in any of its account's namespaces");
+    wait_verdict(&t, &dev, "reject", "True", "Stands").await;
+    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
+
+    // The platform drops the namespace; Covenant deletes it. The rejection was the account's answer,
+    // given in time: deleting where it was written does not undo it (after the deadline the
+    // account would silently become DeemedAccepted).
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    accounts
+        .patch(
+            &acme.account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "namespaces": [acme.ns] } })),
+        )
+        .await
+        .expect("dropping a namespace from the account");
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
+    eventually("the dropped namespace is gone", TIMEOUT, || async {
+        match ns.get_opt(&dev).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err("still there".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let row = accounts
+        .get(&acme.account)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .notices
+        .into_iter()
+        .find(|r| r.name == notice)
+        .expect("the notice is listed");
+    assert_eq!(
+        row.decision,
+        Decision::Rejected,
+        "the account's decision once {dev}, where it rejected, is deleted"
+    );
+}
