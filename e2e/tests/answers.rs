@@ -835,7 +835,12 @@ async fn an_answer_cannot_be_withdrawn_through_the_garbage_collector_nor_pinned_
         let admin: Api<NoticeResponse> = Api::namespaced(t.client.clone(), &acme.ns);
         let mut withdrawn = false;
         for _ in 0..100 {
-            if admin.get_opt("owned").await.expect("reading the answer").is_none() {
+            if admin
+                .get_opt("owned")
+                .await
+                .expect("reading the answer")
+                .is_none()
+            {
                 withdrawn = true;
                 break;
             }
@@ -883,7 +888,9 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
         .patch(
             &other.account,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "labels": { "e2e-answer-target": other.account } } })),
+            &Patch::Merge(
+                json!({ "metadata": { "labels": { "e2e-answer-target": other.account } } }),
+            ),
         )
         .await
         .expect("labelling the other account");
@@ -930,8 +937,22 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
             .as_ref()
             .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Honoured"))
     };
-    let a = wait_for(&mine, "probe-theirs", "say what became of it", TIMEOUT, judged).await;
-    let b = wait_for(&mine, "probe-missing", "say what became of it", TIMEOUT, judged).await;
+    let a = wait_for(
+        &mine,
+        "probe-theirs",
+        "say what became of it",
+        TIMEOUT,
+        judged,
+    )
+    .await;
+    let b = wait_for(
+        &mine,
+        "probe-missing",
+        "say what became of it",
+        TIMEOUT,
+        judged,
+    )
+    .await;
     let (a, b) = (said(a, &theirs), said(b, &missing));
     assert_eq!(
         a, b,
@@ -1011,7 +1032,11 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     let n = notices.get(&notice).await.unwrap();
     assert!(
-        n.status.unwrap().accounts.iter().any(|a| a.name == acme.account && a.decision == Decision::Rejected),
+        n.status
+            .unwrap()
+            .accounts
+            .iter()
+            .any(|a| a.name == acme.account && a.decision == Decision::Rejected),
         "the notice counts the account as Rejected"
     );
 }
@@ -1031,13 +1056,19 @@ async fn a_notice_in_effect_cannot_be_shortened_after_the_fact() {
     wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
     wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
-    wait_for(&notices, &notice, "be in effect", TIMEOUT, |n: &DeprecationNotice| {
-        n.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Effective" && c.status == "True")
-        })
-    })
+    wait_for(
+        &notices,
+        &notice,
+        "be in effect",
+        TIMEOUT,
+        |n: &DeprecationNotice| {
+            n.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Effective" && c.status == "True")
+            })
+        },
+    )
     .await;
 
     // Once it is in effect, the platform moves effectiveAt to the earliest instant its service
@@ -1171,5 +1202,99 @@ async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
         row.decision,
         Decision::Rejected,
         "the account's decision once {dev}, where it rejected, is deleted"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_to_a_deleted_notice_does_not_answer_a_new_notice_of_the_same_name() {
+    let t = TestCtx::new("answer-reissue").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&acme.admin, &[]).await;
+    answer(&alice, &acme.ns, "accept-v1", &notice, "Accept")
+        .await
+        .expect("the administrator accepts the first notice");
+    wait_decision(&t, &acme.account, &notice, Decision::Accepted).await;
+
+    // The platform withdraws the notice and issues another under the same name (other terms).
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
+    notices
+        .delete(&notice, &Default::default())
+        .await
+        .expect("deleting the notice");
+    eventually("the first notice is gone", TIMEOUT, || async {
+        match notices.get_opt(&notice).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err("still there".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = amendment(
+        &t,
+        "dpa",
+        now_s(),
+        at_second(now_s().as_second() + 40 * DAY),
+    )
+    .await;
+    assert_eq!(again, notice);
+    // The acceptance was given to terms that no longer exist, before this notice was issued: the
+    // account has not answered this one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+}
+
+#[tokio::test]
+async fn a_tenant_that_answered_many_times_can_still_answer_a_new_notice() {
+    let t = TestCtx::new("answer-many").await;
+    // On the package Covenant ships (it caps NoticeResponses per namespace), one namespace.
+    let account = t.account("acme");
+    let admin = format!("acme-admin-{}", t.suffix);
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Account",
+            "metadata": { "name": account, "labels": { GROUP: t.suffix } },
+            "spec": {
+                "supportPackage": "standard",
+                "administrators": [{ "kind": "User", "name": admin }],
+                "deletionPolicy": "Delete"
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    wait_account_ready(&t.client, &account).await;
+    let served = at_second(now_s().as_second() - DAY);
+    let old = amendment(&t, "old", served, at_second(served.as_second() + 40 * DAY)).await;
+    let alice = impersonate(&admin, &[]).await;
+    // Years of notices, answered (and reconsidered) one by one: here, 50 answers to one of them.
+    // The tenant cannot delete an answer, so they all stay.
+    let mut made = 0;
+    for i in 0..50 {
+        let d = if i % 2 == 0 { "Reject" } else { "Accept" };
+        if answer(&alice, &account, &format!("old-{i}"), &old, d)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        made += 1;
+    }
+    // A new amendment: the tenant's right to reject it is not lost to the answers it gave before.
+    let new = amendment(
+        &t,
+        "new",
+        now_s(),
+        at_second(now_s().as_second() + 40 * DAY),
+    )
+    .await;
+    let r = answer(&alice, &account, "reject-new", &new, "Reject").await;
+    assert!(
+        r.is_ok(),
+        "after {made} earlier answers the administrator cannot reject a new notice: {:?}",
+        r.err()
     );
 }
