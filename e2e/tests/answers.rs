@@ -1244,6 +1244,7 @@ async fn an_answer_to_a_deleted_notice_does_not_answer_a_new_notice_of_the_same_
     // account has not answered this one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    wait_verdict(&t, &acme.ns, "accept-v1", "False", "BeforeNotice").await;
 }
 
 #[tokio::test]

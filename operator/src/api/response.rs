@@ -76,7 +76,8 @@ pub struct NoticeResponseStatus {
     pub account_decision: Option<Decision>,
     /// `Honoured`: True when this response is the account's answer; False says why not (`Superseded`,
     /// `AfterDeadline`, `NotRejectable`, `UnknownNotice` (also for a notice that does not concern the
-    /// account), `NoAccount`).
+    /// account), `BeforeNotice` (given before the notice was issued: an earlier one of that name),
+    /// `NoAccount`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -220,6 +220,18 @@ pub struct AccountDecision {
     pub verdicts: Vec<(String, terms::Verdict)>,
 }
 
+/// Whether `answer` can answer this `notice`: a tenant's NoticeResponse made before the notice
+/// existed answered an earlier notice of the same name (deleted since, its terms gone), not this one.
+/// Answers the platform recorded carry the time they were given (an e-mail may predate the object).
+fn answers_this(notice: &DeprecationNotice, answer: &Answer) -> bool {
+    answer.source == RECORDED
+        || notice
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_none_or(|c| answer.at >= c.0)
+}
+
 /// The account's decision on a served notice, from every answer it gave (`answers`: the account's,
 /// any notice; see [`answers`]).
 pub fn account_decision(
@@ -230,7 +242,10 @@ pub fn account_decision(
     now: Timestamp,
 ) -> AccountDecision {
     let name = notice.name_any();
-    let mine: Vec<&Answer> = answers.iter().filter(|a| a.notice == name).collect();
+    let mine: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.notice == name && answers_this(notice, a))
+        .collect();
     let responses: Vec<terms::Response> = mine
         .iter()
         .map(|a| terms::Response {
@@ -559,6 +574,14 @@ pub fn account_notices(
 /// Condition type of a NoticeResponse: whether it is the account's answer.
 pub const HONOURED: &str = "Honoured";
 
+/// When `notice` was issued, if that was after `response` was given (it answered an earlier notice of
+/// the same name).
+fn issued_after(notice: &DeprecationNotice, response: &NoticeResponse) -> Option<Timestamp> {
+    let given = response.metadata.creation_timestamp.as_ref()?.0;
+    let issued = notice.metadata.creation_timestamp.as_ref()?.0;
+    (given < issued).then_some(issued)
+}
+
 /// The verdict on an answer to a notice the account does not have (absent, or not its own).
 fn unknown_notice(notice: &str) -> Cond {
     Cond::new(
@@ -600,6 +623,19 @@ pub fn response_status(
         // status must not tell a tenant which notices other tenants were served.
         (Some(_), None) => unknown_notice(&response.spec.notice),
         (Some(a), Some(n)) if !selects(n, a) => unknown_notice(&response.spec.notice),
+        (Some(_), Some(n)) if issued_after(n, response).is_some() => {
+            let issued = issued_after(n, response).unwrap_or(now);
+            Cond::new(
+                HONOURED,
+                false,
+                "BeforeNotice",
+                format!(
+                    "given before DeprecationNotice {} was issued ({}): it answered an earlier notice of that name, not this one; answer again",
+                    n.name_any(),
+                    terms::fmt_instant(issued)
+                ),
+            )
+        }
         (Some(a), Some(n)) => match service(n, now) {
             Err(at) => {
                 next = Some(at);
