@@ -786,6 +786,7 @@ async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_to
         start,
         Some(effective.strftime("%Y%m%dT%H%M%SZ").to_string())
     );
+}
 
 /// A NoticeResponse whose metadata is `meta` (merged over its name).
 fn response_with(name: &str, notice: &str, decision: &str, meta: Value) -> NoticeResponse {

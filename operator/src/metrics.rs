@@ -603,6 +603,7 @@ mod tests {
                     rejection_deadline: Some(Time(ts("2026-12-20T00:00:00Z"))),
                     decision: Decision::Pending,
                     answered_by: None,
+                    answered_at: None,
                     message: None,
                 },
                 // In effect already: nothing to come.
@@ -615,6 +616,7 @@ mod tests {
                     rejection_deadline: None,
                     decision: Decision::DeemedAccepted,
                     answered_by: None,
+                    answered_at: None,
                     message: None,
                 },
             ],

@@ -249,8 +249,13 @@ pub struct AccountNoticeStatus {
     /// The account's decision.
     pub decision: Decision,
     /// The answer that decides it: a NoticeResponse (`<namespace>/<name>`) or `spec.noticeResponses`.
+    /// Recorded here with its time, it stands even once the NoticeResponse is gone (its namespace
+    /// deleted): an answer, once given, is never undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_by: Option<String>,
+    /// When that answer was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Time>,
     /// Why a response was not honoured, when one was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

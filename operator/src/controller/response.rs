@@ -20,41 +20,84 @@ use crate::model::notice::response_status;
 const KIND: &str = "NoticeResponse";
 
 /// Builds the NoticeResponse controller. A response's verdict depends on the other answers of its
-/// account to the same notice and on the notice itself: any change to either rechecks the responses
-/// that name the notice.
+/// account to the same notice and on the notice itself.
 pub fn controller(
     ctx: Arc<Context>,
     w: &mut Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> ControllerFuture {
-    let naming = {
+    // A notice: only a change of what a verdict reads of it (its spec, its service as recorded, its
+    // identity) rechecks the answers that name it; its status rows change with every answer.
+    let by_notice = {
         let stores = ctx.stores.clone();
-        move |notice: &str| {
+        let seen = std::sync::Mutex::new(std::collections::HashMap::<String, String>::new());
+        move |n: Arc<DeserializeGuard<DeprecationNotice>>| {
+            let Ok(n) = &n.0 else { return Vec::new() };
+            let name = n.name_any();
+            let service = n
+                .status
+                .as_ref()
+                .map(|s| (&s.served_at, &s.served_for, &s.reserved_at));
+            let fingerprint =
+                serde_json::to_string(&(&n.spec, service, &n.metadata.uid)).unwrap_or_default();
+            {
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.get(&name) == Some(&fingerprint) {
+                    return Vec::new();
+                }
+                seen.insert(name.clone(), fingerprint);
+            }
             stores
                 .responses
                 .state()
                 .iter()
-                .filter(|g| g.0.as_ref().is_ok_and(|r| r.spec.notice == notice))
+                .filter(|g| g.0.as_ref().is_ok_and(|r| r.spec.notice == name))
                 .map(|g| ObjectRef::from_obj(g.as_ref()))
                 .collect::<Vec<_>>()
         }
     };
-    let (by_notice, by_sibling) = (naming.clone(), naming);
+    // A new answer supersedes the one that stood: that one (its account's answer to the same notice
+    // that says it stands) is rechecked, not every earlier answer, so a tenant answering again and
+    // again costs the operator a bounded amount each time.
+    let by_sibling = {
+        let stores = ctx.stores.clone();
+        move |r: Arc<DeserializeGuard<NoticeResponse>>| {
+            let Ok(r) = &r.0 else { return Vec::new() };
+            let Some(account) = r
+                .metadata
+                .namespace
+                .as_ref()
+                .and_then(|ns| stores.namespaces.get(&ObjectRef::new(ns)))
+                .and_then(|n| super::account_of(n.as_ref()))
+            else {
+                return Vec::new();
+            };
+            stores
+                .index
+                .namespaces
+                .refs(&account)
+                .iter()
+                .flat_map(|ns| stores.index.responses.objects(&stores.responses, &ns.name))
+                .filter(|g| {
+                    g.0.as_ref().is_ok_and(|o| {
+                        o.spec.notice == r.spec.notice
+                            && o.status.as_ref().is_some_and(|s| {
+                                s.conditions
+                                    .iter()
+                                    .any(|c| c.type_ == "Honoured" && c.status == "True")
+                            })
+                    })
+                })
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
     Controller::for_shared_stream(w.responses.subscribe(), ctx.stores.responses.clone())
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         )
-        .watches_shared_stream(
-            w.notices.subscribe(),
-            move |n: Arc<DeserializeGuard<DeprecationNotice>>| by_notice(&n.name_any()),
-        )
-        .watches_shared_stream(
-            w.responses.subscribe(),
-            move |r: Arc<DeserializeGuard<NoticeResponse>>| match &r.0 {
-                Ok(r) => by_sibling(&r.spec.notice),
-                Err(_) => Vec::new(),
-            },
-        )
+        .watches_shared_stream(w.notices.subscribe(), by_notice)
+        .watches_shared_stream(w.responses.subscribe(), by_sibling)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})

@@ -169,6 +169,30 @@ pub fn answers<'a>(
         })
     });
     let mut all: Vec<Answer> = recorded.chain(tenant).collect();
+    // The tenant answers that stood when Covenant last wrote the Account's status, whose
+    // NoticeResponse is gone since (its namespace deleted: dropped with deletionPolicy Delete, or at
+    // the end of retention): an answer once given is never undone by where it was written going away.
+    let standing = account
+        .status
+        .iter()
+        .flat_map(|s| &s.notices)
+        .filter_map(|row| {
+            let source = row.answered_by.as_ref()?;
+            let decision = match row.decision {
+                Decision::Accepted => ResponseDecision::Accept,
+                Decision::Rejected => ResponseDecision::Reject,
+                Decision::Pending | Decision::DeemedAccepted => return None,
+            };
+            (source != RECORDED).then_some(Answer {
+                notice: row.name.clone(),
+                decision,
+                at: row.answered_at.as_ref()?.0,
+                source: source.clone(),
+            })
+        })
+        .filter(|r| !all.iter().any(|a| a.source == r.source))
+        .collect::<Vec<_>>();
+    all.extend(standing);
     all.sort_by(|a, b| (a.at, &a.source).cmp(&(b.at, &b.source)));
     all
 }
@@ -212,6 +236,8 @@ pub struct AccountDecision {
     pub decision: Decision,
     /// The answer that decides it (`Answer::source`).
     pub answered_by: Option<String>,
+    /// When that answer was given.
+    pub answered_at: Option<Timestamp>,
     /// Why a response was not honoured, if one was not.
     pub unhonoured: Option<String>,
     /// When the decision changes next.
@@ -260,6 +286,7 @@ pub fn account_decision(
     AccountDecision {
         decision: from_terms_decision(e.decision.decision),
         answered_by: e.standing.map(|i| mine[i].source.clone()),
+        answered_at: e.standing.map(|i| mine[i].at),
         unhonoured: e.decision.unhonoured_rejection.map(|u| u.to_string()),
         next_change: e.decision.next_change,
         verdicts: mine
@@ -564,6 +591,7 @@ pub fn account_notices(
             rejection_deadline: eval.rejection_deadline.map(Time),
             decision: d.decision,
             answered_by: d.answered_by,
+            answered_at: d.answered_at.map(Time),
             message: d.unhonoured,
         });
     }
