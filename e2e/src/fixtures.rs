@@ -203,3 +203,39 @@ pub fn api_error<T: std::fmt::Debug>(what: &str, r: Result<T, kube::Error>) -> k
 pub fn label<K: Resource>(obj: &K, key: &str) -> Option<String> {
     obj.meta().labels.as_ref()?.get(key).cloned()
 }
+
+/// A Suspension of `account` for `reason` (one of the three causes of §2.4) with `cause`, and
+/// `extra` fields merged into its spec (e.g. `scaleWorkloads`, `startAt`).
+pub fn suspension(name: &str, account: &str, reason: &str, cause: &str, extra: Value) -> String {
+    let mut spec = json!({ "account": account, "reason": reason, "cause": cause });
+    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
+        s.extend(e);
+    }
+    json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "Suspension",
+        "metadata": { "name": name },
+        "spec": spec
+    })
+    .to_string()
+}
+
+/// An Account `name` with `labels`, on `package` (None: the default), administered by the User
+/// `admin`, with `extra` fields merged into its spec; `deletionPolicy: Delete` unless `extra` says
+/// otherwise (a test's namespaces go with it).
+pub fn labelled_account(
+    name: &str,
+    labels: Value,
+    package: Option<&str>,
+    admin: &str,
+    extra: Value,
+) -> String {
+    let mut extra = extra;
+    if let Value::Object(e) = &mut extra {
+        e.entry("deletionPolicy").or_insert(json!("Delete"));
+    }
+    let mut doc: Value = serde_json::from_str(&account(name, package, &[], &[admin], extra))
+        .expect("an Account manifest");
+    doc["metadata"]["labels"] = labels;
+    doc.to_string()
+}

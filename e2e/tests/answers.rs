@@ -51,23 +51,13 @@ async fn tenant(t: &TestCtx, base: &str, extra: Value) -> Tenant {
         .await;
     let account = t.account(base);
     let admin = format!("{base}-admin-{}", t.suffix);
-    let mut spec = json!({
-        "supportPackage": pkg,
-        "administrators": [{ "kind": "User", "name": admin }],
-        "deletionPolicy": "Delete"
-    });
-    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
-        s.extend(e);
-    }
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "metadata": { "name": account, "labels": { GROUP: t.suffix } },
-            "spec": spec
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::labelled_account(
+        &account,
+        json!({ GROUP: t.suffix }),
+        Some(&pkg),
+        &admin,
+        extra,
+    ))
     .await;
     wait_account_ready(&t.client, &account).await;
     Tenant {
@@ -596,16 +586,13 @@ async fn a_suspended_tenant_can_still_answer() {
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let suspension = t.name("aup");
     t.track(SUSPENSIONS, &suspension);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Suspension",
-            "metadata": { "name": suspension },
-            "spec": { "account": acme.account, "reason": "AcceptableUsePolicy",
-                      "cause": format!("Abuse report {} confirmed", t.suffix) }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::suspension(
+        &suspension,
+        &acme.account,
+        "AcceptableUsePolicy",
+        &format!("Abuse report {} confirmed", t.suffix),
+        json!({}),
+    ))
     .await;
     let alice = impersonate(&acme.admin, &[]).await;
     let cms: Api<ConfigMap> = Api::namespaced(alice.clone(), &acme.ns);
@@ -961,33 +948,27 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
     );
 }
 
-#[tokio::test]
-async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
-    let t = TestCtx::new("answer-drop").await;
+/// An account with a second namespace (`policy`: its deletionPolicy) whose administrator rejects a
+/// fresh amendment there, until the account's status says Rejected; then the platform drops that
+/// namespace from the account. Returns the tenant, the dropped namespace and the notice.
+async fn rejected_in_a_dropped_namespace(t: &TestCtx, policy: &str) -> (Tenant, String, String) {
     let base = t.account("acme");
     let dev = format!("{base}-dev");
     let acme = tenant(
-        &t,
+        t,
         "acme",
-        json!({ "namespaces": [base, dev], "deletionPolicy": "Retain" }),
+        json!({ "namespaces": [base, dev], "deletionPolicy": policy }),
     )
     .await;
     let served = at_second(now_s().as_second() - DAY);
-    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let notice = amendment(t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
-    // The administrator rejects in the account's second namespace: the account's answer.
     answer(&alice, &dev, "reject", &notice, "Reject")
         .await
         .expect("an administrator answers in any of its account's namespaces");
-    wait_verdict(&t, &dev, "reject", "True", "Stands").await;
-    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
-
-    // The platform later drops that namespace from the account (it is retained, read-only, still
-    // Covenant's for the account's UID). The rejection was given by the account's administrators
-    // while it was theirs: it still stands, in the Account's status as in the notice's and the
-    // response's, and is not turned into a silence deemed acceptance at the deadline.
-    let accounts: Api<Account> = Api::all(t.client.clone());
-    accounts
+    wait_verdict(t, &dev, "reject", "True", "Stands").await;
+    wait_decision(t, &acme.account, &notice, Decision::Rejected).await;
+    Api::<Account>::all(t.client.clone())
         .patch(
             &acme.account,
             &PatchParams::default(),
@@ -995,6 +976,18 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
         )
         .await
         .expect("dropping a namespace from the account");
+    (acme, dev, notice)
+}
+
+#[tokio::test]
+async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
+    let t = TestCtx::new("answer-drop").await;
+    // The platform later drops the namespace the rejection was given in (it is retained, read-only,
+    // still Covenant's for the account's UID). The rejection was given by the account's
+    // administrators while it was theirs: it still stands, in the Account's status as in the
+    // notice's and the response's, and is not turned into a silence deemed acceptance at the deadline.
+    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, "Retain").await;
+    let accounts: Api<Account> = Api::all(t.client.clone());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
     wait_for(&ns, &dev, "be retained", TIMEOUT, |n| {
         covenant_e2e::fixtures::label(n, "covenant.dev/read-only").as_deref() == Some("retained")
@@ -1153,32 +1146,12 @@ async fn many_answers_do_not_make_the_operator_rewrite_every_earlier_one() {
 #[tokio::test]
 async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
     let t = TestCtx::new("answer-deleted").await;
-    let base = t.account("acme");
-    let dev = format!("{base}-dev");
     // deletionPolicy Delete: a namespace dropped from the account is deleted, its answers with it
-    // (as a retained one is when its retention ends).
-    let acme = tenant(&t, "acme", json!({ "namespaces": [base, dev] })).await;
-    let served = at_second(now_s().as_second() - DAY);
-    let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
-    let alice = impersonate(&acme.admin, &[]).await;
-    answer(&alice, &dev, "reject", &notice, "Reject")
-        .await
-        .expect("an administrator answers in any of its account's namespaces");
-    wait_verdict(&t, &dev, "reject", "True", "Stands").await;
-    wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
-
-    // The platform drops the namespace; Covenant deletes it. The rejection was the account's answer,
-    // given in time: deleting where it was written does not undo it (after the deadline the
-    // account would silently become DeemedAccepted).
+    // (as a retained one is when its retention ends). The rejection was the account's answer, given
+    // in time: deleting where it was written does not undo it (after the deadline the account would
+    // silently become DeemedAccepted).
+    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, "Delete").await;
     let accounts: Api<Account> = Api::all(t.client.clone());
-    accounts
-        .patch(
-            &acme.account,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "namespaces": [acme.ns] } })),
-        )
-        .await
-        .expect("dropping a namespace from the account");
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
     eventually("the dropped namespace is gone", TIMEOUT, || async {
         match ns.get_opt(&dev).await {

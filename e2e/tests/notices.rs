@@ -83,23 +83,13 @@ async fn labelled_account(
     extra: Value,
 ) -> String {
     let name = t.account(base);
-    let mut spec = json!({
-        "supportPackage": pkg,
-        "administrators": [{ "kind": "User", "name": format!("alice-{}", t.suffix) }],
-        "deletionPolicy": "Delete"
-    });
-    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
-        s.extend(e);
-    }
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "metadata": { "name": name, "labels": labels },
-            "spec": spec
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::labelled_account(
+        &name,
+        labels,
+        Some(pkg),
+        &format!("alice-{}", t.suffix),
+        extra,
+    ))
     .await;
     wait_account_ready(&t.client, &name).await;
     name

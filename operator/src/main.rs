@@ -137,13 +137,8 @@ fn main() -> ExitCode {
             cluster,
             files,
         } => {
-            let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
-                None => jiff::Timestamp::now(),
-                Some(Ok(t)) => t,
-                Some(Err(e)) => {
-                    eprintln!("--now: not an RFC 3339 instant: {e}");
-                    return ExitCode::from(2);
-                }
+            let Some(now) = instant(now) else {
+                return ExitCode::from(2);
             };
             let context = if cluster {
                 match cluster_context() {
@@ -180,29 +175,11 @@ fn main() -> ExitCode {
 
 fn timeline(now: Option<String>, ics: Option<String>, files: Vec<String>) -> ExitCode {
     use covenant::timeline;
-    let now = match now.map(|s| s.parse::<jiff::Timestamp>()) {
-        None => jiff::Timestamp::now(),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            eprintln!("--now: not an RFC 3339 instant: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(now) = instant(now) else {
+        return ExitCode::from(2);
     };
     let objects = if files.is_empty() {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let read = rt.block_on(async {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+        let read = with_cluster(|client| async move {
             timeline::from_cluster(&client)
                 .await
                 .map_err(|e| format!("cannot read the cluster: {e}"))
@@ -249,8 +226,12 @@ fn timeline(now: Option<String>, ics: Option<String>, files: Vec<String>) -> Exi
     ExitCode::SUCCESS
 }
 
-/// The SupportPackages and Accounts of the cluster of the current kubeconfig.
-fn cluster_context() -> Result<check::Context, String> {
+/// Runs `f` with a client of the cluster of the current kubeconfig, on a runtime of its own.
+fn with_cluster<T, F, Fut>(f: F) -> Result<T, String>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,6 +240,13 @@ fn cluster_context() -> Result<check::Context, String> {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+        f(client).await
+    })
+}
+
+/// The SupportPackages and Accounts of the cluster of the current kubeconfig.
+fn cluster_context() -> Result<check::Context, String> {
+    with_cluster(|client| async move {
         let lp = kube::api::ListParams::default();
         let packages = kube::Api::<api::SupportPackage>::all(client.clone())
             .list(&lp)
@@ -272,4 +260,16 @@ fn cluster_context() -> Result<check::Context, String> {
             .items;
         Ok(check::Context { packages, accounts })
     })
+}
+
+/// `--now`: the instant given (RFC 3339), or now; `None` (said on standard error) when it is no instant.
+fn instant(now: Option<String>) -> Option<jiff::Timestamp> {
+    match now.map(|s| s.parse::<jiff::Timestamp>()) {
+        None => Some(jiff::Timestamp::now()),
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("--now: not an RFC 3339 instant: {e}");
+            None
+        }
+    }
 }

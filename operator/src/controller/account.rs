@@ -135,8 +135,7 @@ pub fn controller(
     let workload_owner = {
         let stores = stores.clone();
         move |ns: Option<String>| {
-            ns.and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
-                .and_then(|n| account_of(n.as_ref()))
+            ns.and_then(|ns| stores.account_of_namespace(&ns))
                 .map(|a| ObjectRef::<DeserializeGuard<Account>>::new(&a))
         }
     };
@@ -176,30 +175,25 @@ pub fn controller(
         cluster_role_bindings
     );
     // A tenant's answer (or its deletion by a cluster administrator) changes its account's notices.
-    let on_response = {
+    let answering = {
         let stores = stores.clone();
-        move |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| {
-            let ns = match &r.0 {
-                Ok(r) => r.metadata.namespace.clone(),
-                Err(e) => e.metadata.namespace.clone(),
-            };
-            ns.and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
-                .and_then(|n| account_of(n.as_ref()))
+        move |r: &DeserializeGuard<crate::api::NoticeResponse>| {
+            kube::Resource::meta(r)
+                .namespace
+                .as_deref()
+                .and_then(|ns| stores.account_of_namespace(ns))
                 .map(|a| ObjectRef::<DeserializeGuard<Account>>::new(&a))
         }
     };
+    let on_response = {
+        let answering = answering.clone();
+        move |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| answering(&r)
+    };
     {
-        let (tx, stores) = (tx.clone(), stores.clone());
+        let tx = tx.clone();
         w.responses.on_delete(move |r| {
-            let ns = match &r.0 {
-                Ok(r) => r.metadata.namespace.clone(),
-                Err(e) => e.metadata.namespace.clone(),
-            };
-            if let Some(a) = ns
-                .and_then(|ns| stores.namespaces.get(&ObjectRef::new(&ns)))
-                .and_then(|n| account_of(n.as_ref()))
-            {
-                let _ = tx.unbounded_send(ObjectRef::new(&a));
+            if let Some(a) = answering(r) {
+                let _ = tx.unbounded_send(a);
             }
         });
     }

@@ -151,9 +151,8 @@ impl Stores {
             let owner = r
                 .metadata
                 .namespace
-                .as_ref()
-                .and_then(|ns| self.namespaces.get(&reflector::ObjectRef::new(ns)))
-                .and_then(|n| account_of(n.as_ref()));
+                .as_deref()
+                .and_then(|ns| self.account_of_namespace(ns));
             if let Some(a) = owner {
                 by_account.entry(a).or_default().push(r);
             }
@@ -172,6 +171,13 @@ impl Stores {
                 })
             })
             .collect()
+    }
+
+    /// The account whose label the cached namespace `ns` carries (a tenant namespace), if any.
+    pub fn account_of_namespace(&self, ns: &str) -> Option<String> {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(ns))
+            .and_then(|n| account_of(n.as_ref()))
     }
 
     /// The Account that owns namespace `ns` (by its label and UID annotation), if any.

@@ -66,9 +66,8 @@ pub fn controller(
             let Some(account) = r
                 .metadata
                 .namespace
-                .as_ref()
-                .and_then(|ns| stores.namespaces.get(&ObjectRef::new(ns)))
-                .and_then(|n| super::account_of(n.as_ref()))
+                .as_deref()
+                .and_then(|ns| stores.account_of_namespace(ns))
             else {
                 return Vec::new();
             };
