@@ -15,7 +15,9 @@ use std::time::Duration;
 use covenant::api::{Account, Decision, DeprecationNotice, NoticeResponse};
 use covenant_e2e::fixtures::{self, api_error};
 use covenant_e2e::timing::rfc3339;
-use covenant_e2e::{TIMEOUT, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for};
+use covenant_e2e::{
+    TIMEOUT, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for, wait_gone,
+};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -134,6 +136,20 @@ async fn wait_verdict(
     .await
 }
 
+/// The account's row of `notice` (it must be listed).
+fn row_of(a: &Account, notice: &str) -> covenant::api::AccountNoticeStatus {
+    a.status
+        .as_ref()
+        .and_then(|s| s.notices.iter().find(|r| r.name == notice))
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} lists no notice {notice}",
+                kube::ResourceExt::name_any(a)
+            )
+        })
+}
+
 /// Waits until the account lists `notice` with `decision`.
 async fn wait_decision(t: &TestCtx, account: &str, notice: &str, decision: Decision) -> Account {
     let api: Api<Account> = Api::all(t.client.clone());
@@ -168,13 +184,7 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
         Some(acme.account.as_str())
     );
     let a = wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
-    let row = a
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .unwrap();
+    let row = row_of(&a, &notice);
     assert_eq!(row.answered_by, Some(format!("{}/reject", acme.ns)));
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     wait_for(
@@ -331,13 +341,7 @@ async fn administrators_read_their_own_account_and_nothing_of_other_tenants() {
     })
     .await;
     // Its kubectl shows what it must decide and by when.
-    let row = mine
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .expect("the notice is listed");
+    let row = row_of(&mine, &notice);
     assert_eq!(row.decision, Decision::Pending);
     assert_eq!(
         row.summary.as_deref(),
@@ -423,13 +427,7 @@ async fn an_answer_one_second_after_the_deadline_is_not_honoured() {
         "the answer given in time stands"
     );
     let a = wait_decision(&t, &acme.account, &notice, Decision::Accepted).await;
-    let row = a
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .unwrap();
+    let row = row_of(&a, &notice);
     assert!(
         row.message
             .as_deref()
@@ -532,13 +530,7 @@ async fn a_served_notice_cannot_be_shortened() {
         .unwrap();
     assert!(w.message.contains("served again"), "{}", w.message);
     let a = wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
-    let row = a
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .unwrap();
+    let row = row_of(&a, &notice);
     assert!(
         row.rejection_deadline.as_ref().map(|d| d.0) >= Some(thirty),
         "{row:?}"
@@ -1007,16 +999,7 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
     .await;
     // Give the account a moment to fold its answers again, then judge.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let row = accounts
-        .get(&acme.account)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .expect("the notice is listed");
+    let row = row_of(&accounts.get(&acme.account).await.unwrap(), &notice);
     assert_eq!(
         (row.decision, row.answered_by.as_deref()),
         (Decision::Rejected, Some(format!("{dev}/reject").as_str())),
@@ -1153,25 +1136,9 @@ async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
     let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, "Delete").await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
-    eventually("the dropped namespace is gone", TIMEOUT, || async {
-        match ns.get_opt(&dev).await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err("still there".to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await;
+    wait_gone(&ns, &dev, false, TIMEOUT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let row = accounts
-        .get(&acme.account)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .notices
-        .into_iter()
-        .find(|r| r.name == notice)
-        .expect("the notice is listed");
+    let row = row_of(&accounts.get(&acme.account).await.unwrap(), &notice);
     assert_eq!(
         row.decision,
         Decision::Rejected,
@@ -1197,14 +1164,7 @@ async fn an_answer_to_a_deleted_notice_does_not_answer_a_new_notice_of_the_same_
         .delete(&notice, &Default::default())
         .await
         .expect("deleting the notice");
-    eventually("the first notice is gone", TIMEOUT, || async {
-        match notices.get_opt(&notice).await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err("still there".to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await;
+    wait_gone(&notices, &notice, false, TIMEOUT).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let again = amendment(
         &t,
