@@ -1,0 +1,486 @@
+//! The watches every controller shares, in one table: each watched kind once, with its cache, its
+//! readiness flag, its indexes and the hooks of its deletions. Adding a kind is one line of
+//! [`watched!`]'s table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+
+use super::account_of;
+use crate::api::{
+    ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
+};
+
+/// Which objects of a kind are watched.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Every object.
+    All,
+    /// Only those labelled with an account (what Covenant made).
+    Labelled,
+}
+
+/// The table of watched kinds: field, type, scope, and what it is. Generates [`Watches`] (the
+/// watches, before they start), [`Stores`] (their caches, what reconciles read), and the glue
+/// between them.
+macro_rules! watched {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $scope:ident;)*) => {
+        /// Every shared watch.
+        pub struct Watches {
+            $($(#[doc = $doc])* pub $field: Shared<$ty>,)*
+        }
+
+        /// The caches every controller reads instead of asking the API server.
+        #[derive(Clone)]
+        pub struct Stores {
+            $($(#[doc = $doc])* pub $field: Store<$ty>,)*
+            /// The labelled objects by account, and the answers by namespace.
+            pub index: Indexes,
+        }
+
+        impl Watches {
+            /// Every watch of the table on `client` (not started).
+            pub fn new(client: &Client) -> Self {
+                Watches {
+                    $($field: Shared::new(Api::all(client.clone()), config(Scope::$scope)),)*
+                }
+            }
+
+            /// The caches and indexes of the watches (before they start).
+            pub fn stores(&mut self) -> Stores {
+                Stores {
+                    $($field: self.$field.store.clone(),)*
+                    index: self.indexes(),
+                }
+            }
+
+            /// One flag per watch, set once its first list is cached.
+            pub fn synced(&self) -> Vec<Arc<std::sync::atomic::AtomicBool>> {
+                vec![$(self.$field.synced(),)*]
+            }
+
+            /// Starts every watch.
+            pub fn start_all(&mut self, health: &Arc<crate::http::Health>) {
+                $(self.$field.start(health.clone());)*
+            }
+        }
+    };
+}
+
+watched! {
+    /// Accounts (objects that fail to parse are kept as errors and skipped).
+    accounts: DeserializeGuard<Account> = All;
+    /// SupportPackages.
+    packages: DeserializeGuard<SupportPackage> = All;
+    /// Suspensions.
+    suspensions: DeserializeGuard<Suspension> = All;
+    /// DeprecationNotices.
+    notices: DeserializeGuard<DeprecationNotice> = All;
+    /// Namespaces labelled with an account.
+    namespaces: Namespace = Labelled;
+    /// ResourceQuotas labelled with an account.
+    quotas: ResourceQuota = Labelled;
+    /// LimitRanges labelled with an account.
+    limit_ranges: LimitRange = Labelled;
+    /// NetworkPolicies labelled with an account.
+    network_policies: NetworkPolicy = Labelled;
+    /// RoleBindings labelled with an account.
+    role_bindings: RoleBinding = Labelled;
+    /// NoticeResponses, in every namespace (the tenants' own answers).
+    responses: DeserializeGuard<NoticeResponse> = All;
+    /// ClusterRoles labelled with an account (each account's read access to itself).
+    cluster_roles: ClusterRole = Labelled;
+    /// ClusterRoleBindings labelled with an account.
+    cluster_role_bindings: ClusterRoleBinding = Labelled;
+}
+
+fn config(scope: Scope) -> watcher::Config {
+    match scope {
+        Scope::All => watcher::Config::default(),
+        Scope::Labelled => watcher::Config::default().labels(ACCOUNT_LABEL),
+    }
+}
+
+/// The indexes of the caches: what a reconcile of one account reads without scanning every tenant's.
+#[derive(Clone)]
+pub struct Indexes {
+    /// Labelled namespaces by account.
+    pub namespaces: Index<Namespace>,
+    /// Labelled quotas by account.
+    pub quotas: Index<ResourceQuota>,
+    /// Labelled limit ranges by account.
+    pub limit_ranges: Index<LimitRange>,
+    /// Labelled network policies by account.
+    pub network_policies: Index<NetworkPolicy>,
+    /// Labelled role bindings by account.
+    pub role_bindings: Index<RoleBinding>,
+    /// Labelled cluster role bindings by account.
+    pub cluster_role_bindings: Index<ClusterRoleBinding>,
+    /// NoticeResponses by namespace.
+    pub responses: Index<DeserializeGuard<NoticeResponse>>,
+}
+
+impl Watches {
+    /// Indexes of the watches (before they start).
+    fn indexes(&mut self) -> Indexes {
+        Indexes {
+            namespaces: self.namespaces.index(account_key),
+            quotas: self.quotas.index(account_key),
+            limit_ranges: self.limit_ranges.index(account_key),
+            network_policies: self.network_policies.index(account_key),
+            role_bindings: self.role_bindings.index(account_key),
+            cluster_role_bindings: self.cluster_role_bindings.index(account_key),
+            responses: self.responses.index(namespace_key),
+        }
+    }
+}
+
+/// The objects of one cached kind by a key (the account they are labelled with, or their namespace),
+/// kept up to date by the watch itself: a reconcile finds its own objects without scanning every
+/// tenant's.
+pub struct Index<K: Resource<DynamicType = ()>> {
+    key: fn(&K) -> Option<String>,
+    inner: Arc<std::sync::RwLock<IndexState<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Clone for Index<K> {
+    fn clone(&self) -> Self {
+        Index {
+            key: self.key,
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct IndexState<K: Resource<DynamicType = ()>> {
+    by_key: std::collections::HashMap<String, std::collections::HashSet<reflector::ObjectRef<K>>>,
+    key_of: std::collections::HashMap<reflector::ObjectRef<K>, String>,
+    /// The index being rebuilt by a (re)list, swapped in when it is complete.
+    relist: Option<Box<IndexState<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for IndexState<K> {
+    fn default() -> Self {
+        IndexState {
+            by_key: Default::default(),
+            key_of: Default::default(),
+            relist: None,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> IndexState<K> {
+    fn remove(&mut self, r: &reflector::ObjectRef<K>) {
+        if let Some(k) = self.key_of.remove(r)
+            && let Some(set) = self.by_key.get_mut(&k)
+        {
+            set.remove(r);
+            if set.is_empty() {
+                self.by_key.remove(&k);
+            }
+        }
+    }
+
+    fn insert(&mut self, r: reflector::ObjectRef<K>, key: Option<String>) {
+        self.remove(&r);
+        if let Some(k) = key {
+            self.by_key.entry(k.clone()).or_default().insert(r.clone());
+            self.key_of.insert(r, k);
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
+    /// An empty index by `key`.
+    pub fn new(key: fn(&K) -> Option<String>) -> Self {
+        Index {
+            key,
+            inner: Default::default(),
+        }
+    }
+
+    /// Follows one event of the watch (a relist builds a new index, swapped in when it is done).
+    fn observe(&self, ev: &watcher::Event<K>) {
+        let mut st = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            watcher::Event::Init => st.relist = Some(Box::default()),
+            watcher::Event::InitApply(o) => {
+                let (r, k) = (reflector::ObjectRef::from_obj(o), (self.key)(o));
+                match st.relist.as_mut() {
+                    Some(next) => next.insert(r, k),
+                    None => st.insert(r, k),
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(next) = st.relist.take() {
+                    *st = *next;
+                }
+            }
+            watcher::Event::Apply(o) => {
+                st.insert(reflector::ObjectRef::from_obj(o), (self.key)(o));
+            }
+            watcher::Event::Delete(o) => st.remove(&reflector::ObjectRef::from_obj(o)),
+        }
+    }
+
+    /// The references filed under `key`.
+    pub fn refs(&self, key: &str) -> Vec<reflector::ObjectRef<K>> {
+        let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        st.by_key
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The cached objects filed under `key`.
+    pub fn objects(&self, store: &Store<K>, key: &str) -> Vec<Arc<K>> {
+        self.refs(key).iter().filter_map(|r| store.get(r)).collect()
+    }
+}
+
+/// The account label of an object, the key of [`Index`]es by account.
+pub fn account_key<K: Resource>(o: &K) -> Option<String> {
+    account_of(o)
+}
+
+/// The namespace of an object, the key of [`Index`]es by namespace.
+pub fn namespace_key<K: Resource>(o: &K) -> Option<String> {
+    o.meta().namespace.clone()
+}
+
+/// A kind watched once and shared: its cache, and subscriptions to the objects it touches.
+pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
+    /// The cache.
+    pub store: Store<K>,
+    writer: Option<reflector::store::Writer<K>>,
+    api: Api<K>,
+    wc: watcher::Config,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+    on_delete: Vec<DeleteHook<K>>,
+    indexes: Vec<Index<K>>,
+}
+
+/// Called with each object a watch sees deleted (shared streams carry only applied objects).
+pub type DeleteHook<K> = Box<dyn Fn(&K) + Send + Sync>;
+
+impl<K> Shared<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// A shared watch of `api` (not started until [`Shared::start`]).
+    pub fn new(api: Api<K>, wc: watcher::Config) -> Self {
+        // The buffer absorbs bursts (a relist of thousands of objects) without stalling the watch.
+        let (store, writer) = reflector::store_shared(1024);
+        Shared {
+            store,
+            writer: Some(writer),
+            api,
+            wc: wc.page_size(500),
+            synced: Default::default(),
+            on_delete: Vec::new(),
+            indexes: Vec::new(),
+        }
+    }
+
+    /// An index of this watch's objects by `key`, kept up to date as the cache is.
+    pub fn index(&mut self, key: fn(&K) -> Option<String>) -> Index<K> {
+        let index = Index::new(key);
+        self.indexes.push(index.clone());
+        index
+    }
+
+    /// Runs `hook` for every object this watch sees deleted, so that controllers can react to
+    /// deletions (kube's shared streams deliver applied objects only).
+    pub fn on_delete(&mut self, hook: impl Fn(&K) + Send + Sync + 'static) {
+        self.on_delete.push(Box::new(hook));
+    }
+
+    /// A stream of the objects this watch touches. Every subscription must be polled.
+    pub fn subscribe(&self) -> reflector::ReflectHandle<K> {
+        self.writer
+            .as_ref()
+            .and_then(|w| w.subscribe())
+            .expect("subscribe before start")
+    }
+
+    /// Starts the watch in the background. Its errors turn readiness off for a while (see
+    /// `Health::watch_failed`); it retries with backoff by itself.
+    pub fn start(&mut self, health: Arc<crate::http::Health>) {
+        use std::sync::atomic::Ordering;
+        if let Some(writer) = self.writer.take() {
+            // managedFields are most of a cached object's size and nothing reads them: the apply
+            // check compares desired fields and the applied-hash annotation.
+            let stream = watcher(self.api.clone(), self.wc.clone())
+                .backoff(watch_backoff())
+                .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+                .reflect_shared(writer);
+            let synced = self.synced.clone();
+            let hooks = std::mem::take(&mut self.on_delete);
+            let indexes = std::mem::take(&mut self.indexes);
+            let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
+            tokio::spawn(async move {
+                stream
+                    .for_each(|ev| {
+                        tracker.observe(&ev);
+                        // Before the synced flag: a reconcile that sees the cache synced sees the
+                        // indexes complete.
+                        if let Ok(ev) = &ev {
+                            indexes.iter().for_each(|i| i.observe(ev));
+                        }
+                        match ev {
+                            Ok(watcher::Event::InitDone) => synced.store(true, Ordering::Release),
+                            Ok(watcher::Event::Delete(obj)) => hooks.iter().for_each(|h| h(&obj)),
+                            _ => {}
+                        }
+                        std::future::ready(())
+                    })
+                    .await;
+            });
+        }
+    }
+
+    /// Whether the first list of this watch is in the cache.
+    pub fn synced(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.synced.clone()
+    }
+}
+
+/// Follows one watch's errors: logs them and records them in `Health` (readiness), and logs when the
+/// watch works again.
+pub struct WatchHealth {
+    kind: String,
+    health: Arc<crate::http::Health>,
+    failing: bool,
+}
+
+impl WatchHealth {
+    /// A healthy watch of `kind`.
+    pub fn new(kind: String, health: Arc<crate::http::Health>) -> Self {
+        WatchHealth {
+            kind,
+            health,
+            failing: false,
+        }
+    }
+
+    /// Records the outcome of one step of the watch.
+    pub fn observe<T, E: std::fmt::Display>(&mut self, ev: &Result<T, E>) {
+        match ev {
+            Err(e) => {
+                tracing::warn!(kind = %self.kind, error = %e, "watch error; retrying with backoff");
+                self.health.watch_failed();
+                self.failing = true;
+            }
+            Ok(_) if self.failing => {
+                self.failing = false;
+                tracing::info!(kind = %self.kind, "watch recovered");
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A trigger stream for a controller from a watch of its own (not a shared one): errors are logged and
+/// tracked in `health`, then dropped. A controller backs off ALL its triggers when any of them yields an
+/// error, so one failing watch would otherwise hold up every reconcile of that controller.
+pub fn trigger_stream<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    health: Arc<crate::http::Health>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
+    watcher(api, wc)
+        .backoff(watch_backoff())
+        .filter_map(move |ev| {
+            tracker.observe(&ev);
+            std::future::ready(ev.ok().map(Ok))
+        })
+        .touched_objects()
+}
+
+/// The retry delays of a failing watch: 0.5 s doubling up to 5 s (with jitter), reset after a minute
+/// of health. kube's default caps at 30 s, and two failures in a row (connection refused while the API
+/// server is down, then 410 Gone as its watch cache restarts) then hold a watch back for up to a
+/// minute after the API server is back; nine watches retrying every 5 s cost an API server little.
+fn watch_backoff() -> impl kube::runtime::utils::Backoff {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    kube::runtime::utils::ResetTimerBackoff::new(
+        kube::runtime::watcher::ExponentialBackoff::from(exponential),
+        Duration::from_secs(60),
+    )
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn ns(name: &str, account: Option<&str>) -> Namespace {
+        let mut n = Namespace::default();
+        n.metadata.name = Some(name.into());
+        if let Some(a) = account {
+            n.metadata.labels = Some([(ACCOUNT_LABEL.to_string(), a.to_string())].into());
+        }
+        n
+    }
+
+    fn names(i: &Index<Namespace>, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = i.refs(key).into_iter().map(|r| r.name).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_index_follows_lists_relabels_and_deletions() {
+        let i = Index::new(account_key::<Namespace>);
+        i.observe(&watcher::Event::Init);
+        i.observe(&watcher::Event::InitApply(ns("a1", Some("a"))));
+        i.observe(&watcher::Event::InitApply(ns("a2", Some("a"))));
+        // Until the list is complete, the previous index (empty) answers.
+        assert!(names(&i, "a").is_empty());
+        i.observe(&watcher::Event::InitDone);
+        assert_eq!(names(&i, "a"), ["a1", "a2"]);
+        // Relabelled to another account: filed under the new one only.
+        i.observe(&watcher::Event::Apply(ns("a2", Some("b"))));
+        assert_eq!(names(&i, "a"), ["a1"]);
+        assert_eq!(names(&i, "b"), ["a2"]);
+        // The label removed, then deleted.
+        i.observe(&watcher::Event::Apply(ns("a1", None)));
+        assert!(names(&i, "a").is_empty());
+        i.observe(&watcher::Event::Delete(ns("a2", Some("b"))));
+        assert!(names(&i, "b").is_empty());
+        // A relist replaces everything: what it no longer lists is gone.
+        i.observe(&watcher::Event::Apply(ns("c1", Some("c"))));
+        i.observe(&watcher::Event::Init);
+        i.observe(&watcher::Event::InitApply(ns("d1", Some("d"))));
+        i.observe(&watcher::Event::InitDone);
+        assert!(names(&i, "c").is_empty());
+        assert_eq!(names(&i, "d"), ["d1"]);
+    }
+}
