@@ -5,6 +5,10 @@
 #   kstatus        kstatus of objects by cli-utils (CLI_UTILS_VERSION)
 #   kube-score     the chart's linter in `make checks` (KUBE_SCORE_VERSION): upstream's own command,
 #                  the `tool` of its go.mod (no main.go)
+#   promtool       the judge of the chart's alerting rules and dashboard (PROMETHEUS_VERSION)
+#   crane          the OCI registry of the e2e tests (`crane registry serve`) and the image pusher of
+#                  the tests and the release workflow (CRANE_VERSION), upstream's command
+#   actionlint     the judge of .github/workflows/ in `make checks` (ACTIONLINT_VERSION), upstream's command
 # into a cache outside the repository, keyed by the content of those files:
 #   ${COVENANT_CACHE:-~/.cache/covenant}/bin/tools-<hash of */go.mod, */go.sum, */main.go>/
 # so changing a tool's version or its main.go builds it again. A second run finds the binaries there
@@ -13,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cluster/versions.env
 source "$here/../cluster/versions.env"
-tools=(netpol-oracle kstatus kube-score promtool)
+tools=(netpol-oracle kstatus kube-score promtool crane actionlint)
 log() { echo "[build] $*" >&2; }
 
 # versions.env is where the pins are read by humans; the go.mod files are what Go builds. They agree.
@@ -31,6 +35,8 @@ check netpol-oracle github.com/mattfenwick/cyclonus "$CYCLONUS_VERSION"
 check kstatus sigs.k8s.io/cli-utils "$CLI_UTILS_VERSION"
 check kube-score github.com/zegl/kube-score "$KUBE_SCORE_VERSION"
 check promtool github.com/prometheus/prometheus "$PROMETHEUS_VERSION"
+check crane github.com/google/go-containerregistry "$CRANE_VERSION"
+check actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION"
 
 files=()
 for t in "${tools[@]}"; do
