@@ -31,7 +31,7 @@ lint: ## rustfmt check and clippy with warnings denied.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: checks
-checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, promtool on the alerts and dashboard, dist/ from the chart.
+checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm lint --strict, kube-score, promtool on the alerts and dashboard, dist/ from the chart, actionlint on .github/workflows/.
 	bash charts/covenant/ci/check-crds-in-sync.sh
 	python3 charts/covenant/ci/sync-from-deploy.py --check
 	bash examples/gitops/sync.sh --check
@@ -41,6 +41,7 @@ checks: ## Generated copies in sync (chart CRDs and policies, GitOps copy), helm
 	bash charts/covenant/ci/check-subchart.sh
 	bash charts/covenant/ci/check-monitoring.sh
 	bash hack/dist.sh --check
+	"$$(bash e2e/tools/build.sh)/actionlint" -no-color .github/workflows/*.yml
 
 .PHONY: dist
 dist: ## Release artifacts in dist/: covenant.yaml (kubectl apply), default-package.yaml, crds.yaml, the packaged chart.
