@@ -2,8 +2,8 @@
 # The Covenant operator image: one static binary (x86_64-unknown-linux-musl; kube and reqwest use
 # rustls with ring, so there is no OpenSSL to link) on an empty base image.
 #
-#   docker build -t ghcr.io/covenant-dev/covenant:0.1.0 \
-#     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   docker build -t ghcr.io/covenant-dev/covenant:0.2.0 \
+#     --build-arg VERSION=0.2.0 --build-arg REVISION=$(git rev-parse HEAD) .
 #
 # The final stage holds only /covenant and a CA bundle, runs as 65532:65532 (the chart's
 # securityContext: runAsNonRoot, readOnlyRootFilesystem-friendly: it writes no files) and starts
@@ -32,7 +32,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && /covenant --version
 
 FROM scratch
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="covenant" \
       org.opencontainers.image.description="Kubernetes operator that provisions tenants and runs their lifecycle under a platform's service terms" \
