@@ -11,7 +11,8 @@
 //! - `COVENANT_E2E_STATE_DIR`: that cluster's `cluster.sh` state directory (for its component logs).
 //! - `COVENANT_E2E_BIN`: the directory holding `kubectl` (default: what `e2e/cluster/build.sh` prints).
 //! - `COVENANT_E2E_TOOLS`: the directory holding the judges `netpol-oracle` and `kstatus` ([`netpol`],
-//!   [`kstatus`]; default: what `e2e/tools/build.sh` prints).
+//!   [`kstatus`]) and `crane` ([`release::Registry`]); default: what `e2e/tools/build.sh` prints.
+//! - `COVENANT_IMAGE_ARCHIVE`: the image archive of `hack/build-image.sh` ([`release::image_archive`]).
 //! - `COVENANT_E2E_LOG_DIR`: where operator logs go (default: `target/<profile>/e2e-logs`).
 //! - `COVENANT_BIN`: the operator binary (default: `target/<profile>/covenant`, from
 //!   `cargo build -p covenant`).
@@ -26,6 +27,7 @@ pub mod k8s;
 pub mod kstatus;
 pub mod netpol;
 pub mod operator;
+pub mod release;
 pub mod timing;
 mod tools;
 

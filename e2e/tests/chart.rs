@@ -17,16 +17,16 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use covenant::api::{Account, DeprecationNotice, SupportPackage, Suspension};
 use covenant_e2e::cluster::{CRDS, bare_cluster};
 use covenant_e2e::fixtures::{account, deployment, label};
 use covenant_e2e::operator::{Operator, http_get, metric_sum};
+use covenant_e2e::release;
 use covenant_e2e::{
-    KubectlOutput, TIMEOUT, TestCtx, condition, eventually, kubectl, kubectl_stdin, repo_root,
-    unique, wait_account, wait_account_ready, wait_for, wait_gone,
+    KubectlOutput, TIMEOUT, TestCtx, condition, eventually, kubectl, kubectl_stdin, unique,
+    wait_account, wait_account_ready, wait_for, wait_gone,
 };
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -60,35 +60,9 @@ const GROUP: &str = "e2e-chart-group";
 
 // --- helm, kubectl --------------------------------------------------------------------------------
 
-/// Runs `$BIN/helm` against the test cluster, with its cache, config and data under the log dir.
+/// Runs `$BIN/helm` against the test cluster ([`release::helm`]).
 fn helm(args: &[&str]) -> KubectlOutput {
-    let c = bare_cluster();
-    let home = c.log_dir.join("helm-home");
-    let command = format!("helm {}", args.join(" "));
-    let out = Command::new(c.bin.join("helm"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .output();
-    match out {
-        Ok(o) => KubectlOutput {
-            command,
-            success: o.status.success(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        },
-        Err(e) => KubectlOutput {
-            command,
-            success: false,
-            stdout: String::new(),
-            stderr: format!("cannot run helm: {e}"),
-        },
-    }
+    release::helm(bare_cluster(), args)
 }
 
 /// `helm status` of the release: its `info.status` (`deployed`, ...), or None when there is none.
@@ -150,70 +124,9 @@ fn sa_can(args: &[&str]) -> bool {
 }
 
 /// A kubeconfig that authenticates with a token of the chart's ServiceAccount from the TokenRequest
-/// API (`kubectl create token`), with the admin kubeconfig's server and CA: what a pod of the chart's
-/// Deployment gets mounted. Written (0600) to the log dir; returns its path.
+/// API, as a pod of the chart's Deployment ([`release::service_account_kubeconfig`]).
 fn sa_kubeconfig(tag: &str) -> PathBuf {
-    let c = bare_cluster();
-    let token = kubectl(&["create", "token", SA, "-n", NS, "--duration=1h"])
-        .expect_ok()
-        .trim()
-        .to_string();
-    assert!(
-        token.split('.').count() == 3,
-        "`kubectl create token` printed no JWT: {token}"
-    );
-    let admin: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(&c.kubeconfig).expect("read the admin kubeconfig"),
-    )
-    .expect("parse the admin kubeconfig");
-    let cluster = &admin["clusters"][0]["cluster"];
-    let server = cluster["server"]
-        .as_str()
-        .expect("a server in the kubeconfig");
-    let ca = cluster["certificate-authority-data"]
-        .as_str()
-        .expect("certificate-authority-data in the kubeconfig");
-    let kc = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": "covenant", "cluster": { "server": server, "certificate-authority-data": ca } }],
-        "users": [{ "name": SA_USER, "user": { "token": token } }],
-        "contexts": [{ "name": "covenant-sa", "context": { "cluster": "covenant", "user": SA_USER } }],
-        "current-context": "covenant-sa"
-    });
-    let path = c
-        .log_dir
-        .join(format!("chart-{}-{tag}-sa.kubeconfig", std::process::id()));
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    f.write_all(
-        serde_yaml::to_string(&kc)
-            .expect("serialize the kubeconfig")
-            .as_bytes(),
-    )
-    .expect("write the kubeconfig");
-    // The API server sees the ServiceAccount itself (no impersonation, no admin credentials).
-    let who = kubectl(&[
-        "--kubeconfig",
-        &path.to_string_lossy(),
-        "auth",
-        "whoami",
-        "-o",
-        "jsonpath={.status.userInfo.username}",
-    ]);
-    assert_eq!(
-        who.expect_ok().trim(),
-        SA_USER,
-        "the token kubeconfig authenticates as the chart's ServiceAccount"
-    );
-    path
+    release::service_account_kubeconfig(bare_cluster(), NS, SA, &format!("chart-{tag}"))
 }
 
 // --- operators -------------------------------------------------------------------------------------

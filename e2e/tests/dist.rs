@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use covenant_e2e::cluster::{CRDS, bare_cluster};
 use covenant_e2e::fixtures::account;
 use covenant_e2e::operator::Operator;
+use covenant_e2e::release::{run_args, service_account_kubeconfig};
 use covenant_e2e::{TestCtx, kubectl, kubectl_stdin, repo_root, wait_account_ready};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::Api;
@@ -23,7 +24,6 @@ use serde_json::json;
 
 const NS: &str = "covenant-system";
 const SA: &str = "covenant";
-const SA_USER: &str = "system:serviceaccount:covenant-system:covenant";
 
 /// The directory `hack/dist.sh` wrote, once its `covenant.yaml` and `default-package.yaml` are
 /// applied (once per binary: both tests need the CRDs).
@@ -104,58 +104,6 @@ async fn dist_installed() -> &'static Path {
     .await
 }
 
-/// A kubeconfig with a token of `covenant-system/covenant` from the TokenRequest API and the admin
-/// kubeconfig's server and CA: what a pod of the Deployment gets mounted.
-fn sa_kubeconfig() -> PathBuf {
-    let c = bare_cluster();
-    let token = kubectl(&["create", "token", SA, "-n", NS, "--duration=1h"])
-        .expect_ok()
-        .trim()
-        .to_string();
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&c.kubeconfig).expect("admin kubeconfig"))
-            .expect("parse the admin kubeconfig");
-    let cluster = &admin["clusters"][0]["cluster"];
-    let kc = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": "covenant", "cluster": {
-            "server": cluster["server"].as_str().expect("server"),
-            "certificate-authority-data": cluster["certificate-authority-data"].as_str().expect("CA"),
-        } }],
-        "users": [{ "name": SA_USER, "user": { "token": token } }],
-        "contexts": [{ "name": "sa", "context": { "cluster": "covenant", "user": SA_USER } }],
-        "current-context": "sa"
-    });
-    let path = c
-        .log_dir
-        .join(format!("dist-{}-sa.kubeconfig", std::process::id()));
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| f.write_all(serde_yaml::to_string(&kc).expect("yaml").as_bytes()))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    let who = kubectl(&[
-        "--kubeconfig",
-        &path.to_string_lossy(),
-        "auth",
-        "whoami",
-        "-o",
-        "jsonpath={.status.userInfo.username}",
-    ]);
-    assert_eq!(
-        who.expect_ok().trim(),
-        SA_USER,
-        "the token is the operator's"
-    );
-    path
-}
-
 /// The operator container's args and env var names, as dist/covenant.yaml's Deployment has them.
 fn deployment_container(dist: &Path) -> (Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(dist.join("covenant.yaml")).expect("dist/covenant.yaml");
@@ -185,17 +133,12 @@ async fn kubectl_apply_of_dist_covenant_yaml_installs_a_working_operator() {
     let dist = dist_installed().await;
     // The Deployment's own arguments, but the listen address (the harness picks a free port).
     let (args, env) = deployment_container(dist);
-    assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
-    let extra: Vec<&str> = args[1..]
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !a.starts_with("--metrics-addr"))
-        .collect();
+    let extra = run_args(&args);
     assert!(
         env.iter().any(|e| e == "POD_NAMESPACE"),
         "the Deployment passes POD_NAMESPACE (the Lease's namespace): {env:?}"
     );
-    let kc = sa_kubeconfig();
+    let kc = service_account_kubeconfig(bare_cluster(), NS, SA, "dist");
     let mut op = Operator::custom(
         bare_cluster(),
         "dist",

@@ -89,23 +89,7 @@ fn image() -> &'static Image {
 }
 
 fn archive_path() -> PathBuf {
-    let path = std::env::var_os("COVENANT_IMAGE_ARCHIVE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "COVENANT_IMAGE_ARCHIVE is not set: build the image with \
-                 `hack/build-image.sh target/covenant-image.tar` and set COVENANT_IMAGE_ARCHIVE to it \
-                 (e2e/run.sh does both)"
-            )
-        });
-    assert!(
-        path.is_file(),
-        "COVENANT_IMAGE_ARCHIVE={} is not a file: build it with `hack/build-image.sh {}`",
-        path.display(),
-        path.display()
-    );
-    path
+    covenant_e2e::release::image_archive()
 }
 
 fn sha256_hex(data: &[u8]) -> String {
