@@ -14,6 +14,9 @@
 #   3c. image: builds the container image (hack/build-image.sh: release musl binary, buildah, OCI
 #       archive) and runs the image binary on it (COVENANT_IMAGE_ARCHIVE), which reads the archive, runs
 #       its /covenant with buildah, and as the operator of a cluster of its own.
+#   3d. oci and oci_upgrade: push that archive and `make dist`'s chart to an OCI registry on loopback
+#       (`crane registry serve`) and install from it with Helm (oci_upgrade: from the previous chart
+#       version, keeping every tenant), each on a cluster of its own.
 #   4. always stops the cluster and any operator the tests started (trap), and on failure prints the
 #      component logs and the operator log tails.
 # Every stage runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -86,7 +89,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus, kube-score)"
+say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus, kube-score, promtool, crane, actionlint)"
 "$cargo" build -p covenant
 "$cargo" test -p covenant-e2e --no-run
 COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
@@ -113,7 +116,7 @@ stage() {
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall | faults | chaos | chart | dist | image) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | faults | chaos | chart | dist | image | oci | oci_upgrade) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
@@ -157,6 +160,17 @@ elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_A
   "$cargo" test -p covenant-e2e --test image -- --show-output ${extra[@]+"${extra[@]}"}; then
   failed+=(image)
 fi
+# The registry suites publish the archive just built (none when its build failed: they fail too).
+for name in oci oci_upgrade; do
+  say "stage $name (own cluster): cargo test -p covenant-e2e --test $name"
+  if [ ! -f "$archive" ]; then
+    say "no image archive to publish ($archive)"
+    failed+=("$name")
+  elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_ARCHIVE="$archive" \
+    "$cargo" test -p covenant-e2e --test "$name" -- --show-output ${extra[@]+"${extra[@]}"}; then
+    failed+=("$name")
+  fi
+done
 
 if [ ${#failed[@]} -ne 0 ]; then
   exit 1
