@@ -8,11 +8,17 @@
 #
 # Environment:
 #   IMAGE             the reference recorded in the archive (default ghcr.io/covenant-dev/covenant:<version>)
-#   TARGET            the Rust target (default x86_64-unknown-linux-musl)
+#   TARGET            the Rust target: x86_64-unknown-linux-musl (default; image platform linux/amd64)
+#                     or aarch64-unknown-linux-musl (linux/arm64, cross-built: see below)
 #   CARGO_TARGET_DIR  where cargo builds (honoured like cargo does; the buildah store stays in target/)
 #
 # Needs: cargo with the target (`rustup target add x86_64-unknown-linux-musl`), musl-gcc (Debian:
 # `apt-get install musl-tools`; ring compiles C), buildah (Debian: `apt-get install buildah`), python3.
+# arm64 on an x86_64 machine (TARGET=aarch64-unknown-linux-musl): `rustup target add
+# aarch64-unknown-linux-musl` and a C cross compiler that also links (`aarch64-linux-gnu-gcc`, Debian:
+# `apt-get install gcc-aarch64-linux-gnu`; the musl C library and start files come with the Rust
+# target); CC_aarch64_unknown_linux_musl and CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER override
+# it. Nothing runs the arm64 binary here (no emulator): the version comes from Cargo.toml.
 # buildah runs rootful with the vfs storage driver in a private store under target/buildah, so it
 # needs no daemon, no overlay mounts and nothing in /var/lib/containers. Publish the archive with
 # `skopeo copy oci-archive:target/covenant-image.tar docker://REGISTRY/covenant:TAG` or
@@ -35,10 +41,29 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
   say "the Rust target $target is not installed: rustup target add $target"
   exit 1
 fi
-if [[ $target == *-musl ]] && ! command -v musl-gcc >/dev/null; then
-  say "musl-gcc is missing (Debian: apt-get install musl-tools)"
-  exit 1
-fi
+case $target in
+  x86_64-unknown-linux-musl)
+    arch=amd64 machine=62 # EM_X86_64
+    command -v musl-gcc >/dev/null || {
+      say "musl-gcc is missing (Debian: apt-get install musl-tools)"
+      exit 1
+    }
+    ;;
+  aarch64-unknown-linux-musl)
+    arch=arm64 machine=183 # EM_AARCH64
+    cross=${CC_aarch64_unknown_linux_musl:-aarch64-linux-gnu-gcc}
+    command -v "$cross" >/dev/null || {
+      say "$cross (a C compiler and linker for aarch64) is missing (Debian: apt-get install gcc-aarch64-linux-gnu)"
+      exit 1
+    }
+    export CC_aarch64_unknown_linux_musl=$cross
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER:-$cross}
+    ;;
+  *)
+    say "TARGET=$target: only x86_64-unknown-linux-musl and aarch64-unknown-linux-musl make a FROM scratch image"
+    exit 1
+    ;;
+esac
 
 # The revision the binary prints (`covenant --version`) and the image's label carry: the same one.
 revision=$(bash "$root/hack/revision.sh")
@@ -50,11 +75,13 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --offline |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 binary=$target_dir/$target/release/covenant
 
-# Static: no program interpreter (ld.so) in the ELF headers.
-if python3 - "$binary" <<'EOF'; then
+# Static: no program interpreter (ld.so) in the ELF headers; and built for the image's architecture.
+if python3 - "$binary" "$machine" <<'EOF'; then
 import struct, sys
 data = open(sys.argv[1], "rb").read()
 assert data[:4] == b"\x7fELF" and data[4] == 2, "not a 64-bit ELF"
+machine, = struct.unpack_from("<H", data, 0x12)
+assert machine == int(sys.argv[2]), f"ELF machine {machine}, not {sys.argv[2]}"
 phoff, = struct.unpack_from("<Q", data, 0x20)
 phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
 types = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
@@ -65,7 +92,11 @@ else
   say "$binary is dynamically linked: it would not run FROM scratch"
   exit 1
 fi
-version=$("$binary" --version | awk '{print $2}')
+if [ "$arch" = amd64 ]; then
+  version=$("$binary" --version | awk '{print $2}')
+else
+  version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
+fi
 image=${IMAGE:-ghcr.io/covenant-dev/covenant:$version}
 
 store=$root/target/buildah
@@ -87,7 +118,7 @@ bh config \
   --entrypoint '["/covenant"]' \
   --cmd '["run"]' \
   --port 8080/tcp \
-  --os linux --arch amd64 \
+  --os linux --arch "$arch" \
   --label org.opencontainers.image.title=covenant \
   --label "org.opencontainers.image.description=Kubernetes operator that provisions tenants and runs their lifecycle under a platform's service terms" \
   --label org.opencontainers.image.source=https://github.com/covenant-dev/covenant \
