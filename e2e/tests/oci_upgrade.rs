@@ -54,7 +54,11 @@ fn previous_chart() -> std::path::PathBuf {
         .arg(&dir)
         .status()
         .expect("run git archive");
-    assert!(archive.success(), "git archive {PREVIOUS} charts/covenant");
+    assert!(
+        archive.success(),
+        "git archive {PREVIOUS} charts/covenant failed: the previous chart version comes from the \
+         repository's history (a shallow clone lacks it: fetch the whole history)"
+    );
     helm(
         c,
         &[
