@@ -951,15 +951,10 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
             vec!["get", "configmaps", "-n", ns.as_str()],
         ),
         (
-            "create clusterrolebindings",
-            vec!["create", "clusterrolebindings"],
-        ),
-        (
             "bind cluster-admin",
             vec!["bind", "clusterroles/cluster-admin"],
         ),
         ("escalate clusterroles", vec!["escalate", "clusterroles"]),
-        ("create clusterroles", vec!["create", "clusterroles"]),
         (
             "create roles in a tenant namespace",
             vec!["create", "roles", "-n", ns.as_str()],
@@ -1010,6 +1005,14 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         (
             "update its Lease",
             vec!["update", "leases/covenant", "-n", NS],
+        ),
+        // Each account's covenant-account-<name> ClusterRole and binding (its administrators read
+        // that one Account). RBAC's escalation check bounds them: without `escalate` or `bind` on
+        // other roles it can grant only what it holds itself (the must-nots above: no cluster-admin).
+        ("create clusterroles", vec!["create", "clusterroles"]),
+        (
+            "create clusterrolebindings",
+            vec!["create", "clusterrolebindings"],
         ),
         (
             "patch deployments/scale in a tenant namespace",
