@@ -34,6 +34,27 @@ pub fn helm(c: &Cluster, args: &[&str]) -> KubectlOutput {
     output(command, out)
 }
 
+/// `helm install ARGS...` (`args` start with `install`). The chart's CRDs are release objects and
+/// its default SupportPackage a post-install hook: when the API server's discovery has not yet caught
+/// up with CRDs created a moment before, Helm cannot map the hook's kind and fails the install
+/// ("ensure CRDs are installed first"), the release marked failed, nothing lost. What a user does
+/// then, and README says: run it again (`helm upgrade --install`, the same values), which finds the
+/// CRDs in place.
+pub fn helm_install(c: &Cluster, args: &[&str]) -> KubectlOutput {
+    let first = helm(c, args);
+    if first.success || !first.stderr.contains("ensure CRDs are installed first") {
+        return first;
+    }
+    eprintln!(
+        "[helm] the install met Helm's CRD discovery race; running it again as upgrade --install:\n{}",
+        first.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut again = vec!["upgrade", "--install"];
+    again.extend(args.iter().skip(1).copied());
+    helm(c, &again)
+}
+
 fn output(command: String, out: std::io::Result<std::process::Output>) -> KubectlOutput {
     match out {
         Ok(o) => KubectlOutput {

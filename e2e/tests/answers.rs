@@ -719,6 +719,29 @@ async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_to
         },
     )
     .await;
+    // The same instant and the account's conditions are series of /metrics, read when scraped.
+    let deadline = format!(
+        "covenant_deadline_timestamp_seconds{{account=\"{}\",what=\"rejection_deadline\",object=\"{notice}\"}} {}",
+        acme.account,
+        effective.as_second()
+    );
+    let ready = format!(
+        "covenant_account_condition{{account=\"{}\",type=\"Ready\",status=\"True\"}} 1",
+        acme.account
+    );
+    eventually(
+        "the operator's metrics show the tenant",
+        TIMEOUT,
+        || async {
+            let m = covenant_e2e::operator::metrics();
+            if m.contains(&deadline) && m.contains(&ready) {
+                Ok(())
+            } else {
+                Err(format!("{deadline} or {ready} not in /metrics"))
+            }
+        },
+    )
+    .await;
     // `covenant timeline` as a platform engineer runs it, with the admin kubeconfig.
     let bin = covenant_e2e::cluster::profile_dir().join("covenant");
     let run = |args: &[&str]| {

@@ -16,7 +16,7 @@ use covenant_e2e::cluster::bare_cluster;
 use covenant_e2e::fixtures::{account, hard};
 use covenant_e2e::operator::Operator;
 use covenant_e2e::release::{
-    Registry, helm, image_archive, make_dist, operator_container, run_args,
+    Registry, helm, helm_install, image_archive, make_dist, operator_container, run_args,
     service_account_kubeconfig, wait_crds_established,
 };
 use covenant_e2e::{TestCtx, wait_account_ready};
@@ -95,7 +95,7 @@ async fn the_pushed_image_and_chart_install_a_working_operator_with_helm_from_th
 
     // helm install from the registry, the image by tag and digest (what a pull would verify).
     let image_ref = format!("{}/covenant:{VERSION}@{digest}", registry.host);
-    helm(
+    helm_install(
         c,
         &[
             "install",
