@@ -181,7 +181,7 @@ impl Operator {
         {
             let _ = writeln!(f, "{pid}");
         }
-        spawn_kill_watchdog(pid);
+        spawn_kill_watchdog(pid, "covenant run", "operator");
         self.child = Some(child);
         self.addr = Some(addr);
         Ok(())
@@ -491,25 +491,26 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A detached process that SIGKILLs the operator as soon as this test binary is gone, and exits when
-/// the operator does.
-fn spawn_kill_watchdog(pid: u32) {
+/// A detached process that SIGKILLs `pid` (only while its command line still contains `command`) as
+/// soon as this test binary is gone, and exits when `pid` does: nothing the tests start outlives them.
+pub fn spawn_kill_watchdog(pid: u32, command: &str, what: &str) {
     let r = Command::new("setsid")
         .arg("bash")
         .arg("-c")
         .arg(
             r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
-               if kill -0 "$2" 2>/dev/null && tr '\0' ' ' <"/proc/$2/cmdline" | grep -q 'covenant run'; then kill -9 "$2"; fi"#,
+               if kill -0 "$2" 2>/dev/null && tr '\0' ' ' <"/proc/$2/cmdline" | grep -q "$3"; then kill -9 "$2"; fi"#,
         )
-        .arg("covenant-e2e-operator-watchdog")
+        .arg(format!("covenant-e2e-{what}-watchdog"))
         .arg(std::process::id().to_string())
         .arg(pid.to_string())
+        .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     if let Err(e) = r {
-        eprintln!("[e2e] cannot start the operator watchdog ({e}); operator pid {pid}");
+        eprintln!("[e2e] cannot start the {what} watchdog ({e}); {what} pid {pid}");
     }
 }
 

@@ -261,7 +261,7 @@ impl Registry {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {} registry serve: {e}", crane.display()));
-        spawn_kill_watchdog(child.id());
+        crate::operator::spawn_kill_watchdog(child.id(), "registry serve", "registry");
         let mut r = Registry {
             child,
             host: String::new(),
@@ -380,31 +380,34 @@ impl Registry {
     }
 }
 
-/// A process that kills the registry `pid` (SIGKILL, and only if it still is `crane registry serve`) as
-/// soon as this test binary is gone, however it ends: no registry outlives the tests.
-fn spawn_kill_watchdog(pid: u32) {
-    let r = Command::new("setsid")
-        .arg("bash")
-        .arg("-c")
-        .arg(
-            r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
-               if kill -0 "$2" 2>/dev/null && tr '\0' ' ' <"/proc/$2/cmdline" | grep -q 'registry serve'; then kill -9 "$2"; fi"#,
-        )
-        .arg("covenant-e2e-registry-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(e) = r {
-        eprintln!("[e2e] cannot start the registry watchdog ({e}); registry pid {pid}");
-    }
-}
-
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates an Account `<base>-<suffix>` that names no package and waits until it is Ready; returns
+/// its name and its quota's `pods`, which say which package it was provisioned on (the shipped
+/// `standard` allows 20).
+pub async fn ready_account_on_the_default_package(
+    t: &crate::TestCtx,
+    base: &str,
+) -> (String, Option<String>) {
+    let acct = t.account(base);
+    t.apply(&crate::fixtures::account(
+        &acct,
+        None,
+        &[],
+        &[&format!("alice-{}", t.suffix)],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    crate::wait_account_ready(&t.client, &acct).await;
+    let q = Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(t.client.clone(), &acct)
+        .get("covenant-quota")
+        .await
+        .unwrap_or_else(|e| panic!("ResourceQuota {acct}/covenant-quota: {e}"));
+    let pods = crate::fixtures::hard(&q).get("pods").cloned();
+    (acct, pods)
 }

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use covenant_e2e::cluster::{CRDS, bare_cluster};
-use covenant_e2e::fixtures::account;
 use covenant_e2e::operator::Operator;
-use covenant_e2e::release::{run_args, service_account_kubeconfig};
-use covenant_e2e::{TestCtx, kubectl, kubectl_stdin, repo_root, wait_account_ready};
-use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use covenant_e2e::release::{
+    ready_account_on_the_default_package, run_args, service_account_kubeconfig,
+};
+use covenant_e2e::{TestCtx, kubectl, kubectl_stdin, repo_root};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use serde_json::json;
 
@@ -150,26 +151,12 @@ async fn kubectl_apply_of_dist_covenant_yaml_installs_a_working_operator() {
     op.start();
 
     let t = TestCtx::without_operator("dist-install").await;
-    let acct = t.account("dist");
-    t.apply(&account(
-        &acct,
-        None,
-        &[],
-        &[&format!("alice-{}", t.suffix)],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
-    wait_account_ready(&t.client, &acct).await;
     // Provisioned on the default package of dist/default-package.yaml (the chart's `standard`).
-    let q = Api::<ResourceQuota>::namespaced(t.client.clone(), &acct)
-        .get("covenant-quota")
-        .await
-        .unwrap_or_else(|e| panic!("ResourceQuota {acct}/covenant-quota: {e}"));
-    let hard = covenant_e2e::fixtures::hard(&q);
+    let (_, pods) = ready_account_on_the_default_package(&t, "dist").await;
     assert_eq!(
-        hard.get("pods").map(String::as_str),
+        pods.as_deref(),
         Some("20"),
-        "the quota is the default package's: {hard:?}"
+        "the quota is the default package's"
     );
     // Ready means the ServiceAccount of dist/covenant.yaml was enough: its RBAC (binding the tenant
     // roles) and the admission policies that trust the operator by that name.

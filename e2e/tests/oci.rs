@@ -12,18 +12,16 @@
 //! Like `chart` and `dist`, it needs a cluster without `deploy/` ([`bare_cluster`]); `e2e/run.sh` runs
 //! it as a stage of its own, after building the image archive (`COVENANT_IMAGE_ARCHIVE`).
 
+use covenant_e2e::TestCtx;
 use covenant_e2e::cluster::bare_cluster;
-use covenant_e2e::fixtures::{account, hard};
 use covenant_e2e::operator::Operator;
 use covenant_e2e::release::{
-    Registry, helm, helm_install, image_archive, make_dist, operator_container, run_args,
-    service_account_kubeconfig, wait_crds_established,
+    Registry, helm, helm_install, image_archive, make_dist, operator_container,
+    ready_account_on_the_default_package, run_args, service_account_kubeconfig,
+    wait_crds_established,
 };
-use covenant_e2e::{TestCtx, wait_account_ready};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Api;
-use serde_json::json;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const NS: &str = "covenant-system";
@@ -151,22 +149,9 @@ async fn the_pushed_image_and_chart_install_a_working_operator_with_helm_from_th
     )
     .unwrap_or_else(|e| panic!("{e}"));
     op.start();
-    let acct = t.account("oci");
-    t.apply(&account(
-        &acct,
-        None,
-        &[],
-        &[&format!("alice-{}", t.suffix)],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
-    wait_account_ready(&t.client, &acct).await;
-    let q = Api::<ResourceQuota>::namespaced(t.client.clone(), &acct)
-        .get("covenant-quota")
-        .await
-        .unwrap_or_else(|e| panic!("ResourceQuota {acct}/covenant-quota: {e}"));
+    let (acct, pods) = ready_account_on_the_default_package(&t, "oci").await;
     assert_eq!(
-        hard(&q).get("pods").map(String::as_str),
+        pods.as_deref(),
         Some("20"),
         "provisioned on the chart's default package (`standard`)"
     );

@@ -56,16 +56,7 @@ pub fn controller(
     // and, while it is (or was) the default, those that name none. Only a change of what accounts read
     // (its spec, or its going) counts: the package's own status (how many accounts it serves) changes
     // with every account provisioned and must not requeue every account each time.
-    // What each package and notice last showed the accounts, forgotten when it is deleted (so one
-    // re-created as it was is seen).
-    let package_seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        String,
-        String,
-    >::new()));
-    let notice_seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        String,
-        String,
-    >::new()));
+    let (package_seen, notice_seen) = (super::Seen::default(), super::Seen::default());
     let on_package = {
         let stores = stores.clone();
         let seen = package_seen.clone();
@@ -75,9 +66,7 @@ pub fn controller(
         move |p: Arc<DeserializeGuard<crate::api::SupportPackage>>| {
             let Ok(p) = &p.0 else { return Vec::new() };
             let name = p.name_any();
-            let fingerprint = serde_json::to_string(&(&p.spec, &p.metadata.deletion_timestamp))
-                .unwrap_or_default();
-            if !changed(&seen, &name, fingerprint) {
+            if !seen.changed(&name, &(&p.spec, &p.metadata.deletion_timestamp)) {
                 return Vec::new();
             }
             let default = {
@@ -112,14 +101,7 @@ pub fn controller(
         move |n: Arc<DeserializeGuard<crate::api::DeprecationNotice>>| {
             let Ok(n) = &n.0 else { return Vec::new() };
             let name = n.name_any();
-            let service = n
-                .status
-                .as_ref()
-                .map(|s| (&s.served_at, &s.served_for, &s.reserved_at));
-            let fingerprint =
-                serde_json::to_string(&(&n.spec, service, &n.metadata.deletion_timestamp))
-                    .unwrap_or_default();
-            if !changed(&seen, &name, fingerprint) {
+            if !seen.changed(&name, &crate::model::notice::read_by_accounts(n)) {
                 return Vec::new();
             }
             accounts_where(&stores, |a| {
@@ -209,7 +191,7 @@ pub fn controller(
         let (tx, all, seen) = (tx.clone(), all_accounts.clone(), package_seen);
         w.packages.on_delete(move |p| {
             if let Ok(p) = &p.0 {
-                forget(&seen, &p.name_any());
+                seen.forget(&p.name_any());
             }
             all().into_iter().for_each(|r| drop(tx.unbounded_send(r)))
         });
@@ -218,7 +200,7 @@ pub fn controller(
         let (tx, all, seen) = (tx.clone(), all_accounts.clone(), notice_seen);
         w.notices.on_delete(move |n| {
             if let Ok(n) = &n.0 {
-                forget(&seen, &n.name_any());
+                seen.forget(&n.name_any());
             }
             all().into_iter().for_each(|r| drop(tx.unbounded_send(r)))
         });
@@ -248,25 +230,6 @@ pub fn controller(
             }
         })
         .boxed()
-}
-
-/// Records `fingerprint` as what `name` last showed; whether it differs from what it showed before.
-fn changed(
-    seen: &std::sync::Mutex<std::collections::HashMap<String, String>>,
-    name: &str,
-    fingerprint: String,
-) -> bool {
-    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-    if seen.get(name) == Some(&fingerprint) {
-        return false;
-    }
-    seen.insert(name.to_string(), fingerprint);
-    true
-}
-
-/// Forgets what `name` last showed (it was deleted).
-fn forget(seen: &std::sync::Mutex<std::collections::HashMap<String, String>>, name: &str) {
-    seen.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
 }
 
 /// The cached accounts that satisfy `pred`.

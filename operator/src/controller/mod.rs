@@ -11,7 +11,7 @@ pub mod suspension;
 pub mod workloads;
 
 pub use runtime::{
-    DeleteHook, Index, Indexes, Shared, Stores, WatchHealth, Watches, account_key, namespace_key,
+    DeleteHook, Index, Indexes, Seen, Shared, Stores, WatchHealth, Watches, namespace_key,
     trigger_stream,
 };
 
@@ -50,8 +50,8 @@ impl Stores {
     /// Every answer `account` gave: the ones recorded on it and the NoticeResponses in the namespaces
     /// it owns (created by Covenant for its UID), from the caches. A namespace the account no longer
     /// lists but still owns (retained, read-only) keeps the answers given there while it was the
-    /// tenant's: the same answers [`Stores::answers_of_all`] finds, so the Account, the notice and
-    /// the response never disagree.
+    /// tenant's. The Account, the notice and the response read the same answers, so they never
+    /// disagree.
     pub fn answers(&self, account: &Account) -> Vec<crate::model::notice::Answer> {
         // Every namespace the account owns (from the index by account, then the ownership check),
         // and the answers in them (from the index by namespace): nothing of other tenants is read.
@@ -68,42 +68,8 @@ impl Stores {
             .flat_map(|ns| self.index.responses.objects(&self.responses, ns))
             .collect();
         let responses = mine.iter().filter_map(|g| g.0.as_ref().ok());
-        crate::model::notice::answers(account, responses, |ns| {
-            self.namespaces
-                .get(&reflector::ObjectRef::new(ns))
-                .is_some_and(|n| crate::model::account::owns(account, &n))
-        })
-    }
-
-    /// The answers of each of `accounts` (as [`Stores::answers`]), in one pass over the responses.
-    pub fn answers_of_all(&self, accounts: &[&Account]) -> Vec<Vec<crate::model::notice::Answer>> {
-        let state = self.responses.state();
-        let mut by_account: std::collections::HashMap<String, Vec<&NoticeResponse>> =
-            Default::default();
-        for r in state.iter().filter_map(|g| g.0.as_ref().ok()) {
-            let owner = r
-                .metadata
-                .namespace
-                .as_deref()
-                .and_then(|ns| self.account_of_namespace(ns));
-            if let Some(a) = owner {
-                by_account.entry(a).or_default().push(r);
-            }
-        }
-        accounts
-            .iter()
-            .map(|a| {
-                let mine = by_account
-                    .get(&kube::ResourceExt::name_any(*a))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                crate::model::notice::answers(a, mine.iter().copied(), |ns| {
-                    self.namespaces
-                        .get(&reflector::ObjectRef::new(ns))
-                        .is_some_and(|n| crate::model::account::owns(a, &n))
-                })
-            })
-            .collect()
+        // Every one of them is in a namespace the account owns (checked above).
+        crate::model::notice::answers(account, responses, |_| true)
     }
 
     /// The account whose label the cached namespace `ns` carries (a tenant namespace), if any.

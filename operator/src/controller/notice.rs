@@ -36,19 +36,14 @@ pub fn controller(
     };
     // What each account last showed the notices (see below); forgotten when it is deleted, so a new
     // account of the same name is seen.
-    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        String,
-        String,
-    >::new()));
+    let seen = super::Seen::default();
     // A deleted account leaves every notice's account list.
     let (tx, deleted) = futures::channel::mpsc::unbounded();
     {
         let (all, seen) = (all.clone(), seen.clone());
         w.accounts.on_delete(move |a| {
             if let Ok(a) = &a.0 {
-                seen.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&a.name_any());
+                seen.forget(&a.name_any());
             }
             all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r)))
         });
@@ -62,14 +57,12 @@ pub fn controller(
             // retriggers the notices: not every status write of every account.
             move |a: Arc<DeserializeGuard<crate::api::Account>>| {
                 let Ok(a) = &a.0 else { return Vec::new() };
-                let fingerprint =
-                    serde_json::to_string(&(a.metadata.labels.as_ref(), &a.spec.notice_responses))
-                        .unwrap_or_default();
-                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                if seen.get(&a.name_any()) == Some(&fingerprint) {
+                if !seen.changed(
+                    &a.name_any(),
+                    &(a.metadata.labels.as_ref(), &a.spec.notice_responses),
+                ) {
                     return Vec::new();
                 }
-                seen.insert(a.name_any(), fingerprint);
                 all(())
             }
         })
@@ -112,7 +105,7 @@ async fn reconcile(
     let state = ctx.stores.accounts.state();
     let accounts: Vec<&crate::api::Account> =
         state.iter().filter_map(|g| g.0.as_ref().ok()).collect();
-    let answers = ctx.stores.answers_of_all(&accounts);
+    let answers: Vec<_> = accounts.iter().map(|a| ctx.stores.answers(a)).collect();
     let outcome = evaluate(
         notice,
         accounts

@@ -30,22 +30,12 @@ pub fn controller(
     // identity) rechecks the answers that name it; its status rows change with every answer.
     let by_notice = {
         let stores = ctx.stores.clone();
-        let seen = std::sync::Mutex::new(std::collections::HashMap::<String, String>::new());
+        let seen = super::Seen::default();
         move |n: Arc<DeserializeGuard<DeprecationNotice>>| {
             let Ok(n) = &n.0 else { return Vec::new() };
             let name = n.name_any();
-            let service = n
-                .status
-                .as_ref()
-                .map(|s| (&s.served_at, &s.served_for, &s.reserved_at));
-            let fingerprint =
-                serde_json::to_string(&(&n.spec, service, &n.metadata.uid)).unwrap_or_default();
-            {
-                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                if seen.get(&name) == Some(&fingerprint) {
-                    return Vec::new();
-                }
-                seen.insert(name.clone(), fingerprint);
+            if !seen.changed(&name, &crate::model::notice::read_by_accounts(n)) {
+                return Vec::new();
             }
             stores
                 .responses

@@ -132,12 +132,12 @@ impl Watches {
     /// Indexes of the watches (before they start).
     fn indexes(&mut self) -> Indexes {
         Indexes {
-            namespaces: self.namespaces.index(account_key),
-            quotas: self.quotas.index(account_key),
-            limit_ranges: self.limit_ranges.index(account_key),
-            network_policies: self.network_policies.index(account_key),
-            role_bindings: self.role_bindings.index(account_key),
-            cluster_role_bindings: self.cluster_role_bindings.index(account_key),
+            namespaces: self.namespaces.index(account_of),
+            quotas: self.quotas.index(account_of),
+            limit_ranges: self.limit_ranges.index(account_of),
+            network_policies: self.network_policies.index(account_of),
+            role_bindings: self.role_bindings.index(account_of),
+            cluster_role_bindings: self.cluster_role_bindings.index(account_of),
             responses: self.responses.index(namespace_key),
         }
     }
@@ -246,9 +246,31 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
     }
 }
 
-/// The account label of an object, the key of [`Index`]es by account.
-pub fn account_key<K: Resource>(o: &K) -> Option<String> {
-    account_of(o)
+/// What each object last showed a trigger: a fingerprint of the fields the triggered controller reads
+/// of it, so that a change of anything else (its status, written as the controllers work) triggers
+/// nothing. Forget an object when it is deleted, so that one re-created as it was is seen.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl Seen {
+    /// Records what `name` shows now (`fields`, serialized); whether it differs from what it showed.
+    pub fn changed(&self, name: &str, fields: &impl serde::Serialize) -> bool {
+        let fingerprint = serde_json::to_string(fields).unwrap_or_default();
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(name) == Some(&fingerprint) {
+            return false;
+        }
+        seen.insert(name.to_string(), fingerprint);
+        true
+    }
+
+    /// Forgets `name` (it was deleted).
+    pub fn forget(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
 }
 
 /// The namespace of an object, the key of [`Index`]es by namespace.
@@ -458,7 +480,7 @@ mod index_tests {
 
     #[test]
     fn an_index_follows_lists_relabels_and_deletions() {
-        let i = Index::new(account_key::<Namespace>);
+        let i = Index::new(account_of::<Namespace>);
         i.observe(&watcher::Event::Init);
         i.observe(&watcher::Event::InitApply(ns("a1", Some("a"))));
         i.observe(&watcher::Event::InitApply(ns("a2", Some("a"))));

@@ -209,6 +209,21 @@ pub fn served_terms(notice: &DeprecationNotice, service: &Service) -> terms::Not
     )
 }
 
+/// What the accounts and the answers read of a notice: its identity, spec and service as recorded (not
+/// its decision rows, which change as accounts answer). Triggers compare it ([`crate::controller::Seen`]).
+pub fn read_by_accounts(notice: &DeprecationNotice) -> impl serde::Serialize + '_ {
+    let service = notice
+        .status
+        .as_ref()
+        .map(|s| (&s.served_at, &s.served_for, &s.reserved_at));
+    (
+        &notice.metadata.uid,
+        &notice.metadata.deletion_timestamp,
+        &notice.spec,
+        service,
+    )
+}
+
 /// The notice in the terms engine's terms, served at `served_at`.
 pub fn terms_notice(notice: &DeprecationNotice, served_at: Timestamp) -> terms::Notice {
     terms::Notice {
