@@ -86,6 +86,7 @@ up() {
   local files=(-f crds/ -f deploy/namespace.yaml -f deploy/tenant-roles.yaml
     -f deploy/admission-policy.yaml -f deploy/operator-rbac.yaml)
   [ ! -f deploy/managed-objects-policy.yaml ] || files+=(-f deploy/managed-objects-policy.yaml)
+  [ ! -f deploy/account-finalizer-policy.yaml ] || files+=(-f deploy/account-finalizer-policy.yaml)
   "$BIN/kubectl" --kubeconfig "$state/kubeconfig" apply --server-side "${files[@]}" >/dev/null
   "$BIN/kubectl" --kubeconfig "$state/kubeconfig" wait --for=condition=Established --timeout=60s \
     crd/accounts.covenant.dev crd/supportpackages.covenant.dev crd/suspensions.covenant.dev \

@@ -376,6 +376,108 @@ async fn telephony_permits_sip_egress() {
 }
 
 /// The only test that relies on the default package (`standard`, from deploy/default-package.yaml).
+/// Puts the API server's finalizer policy back when dropped (also when the test fails).
+struct RestoreFinalizerPolicy;
+
+impl Drop for RestoreFinalizerPolicy {
+    fn drop(&mut self) {
+        kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=covenant-e2e-install",
+            "-f",
+            &covenant_e2e::repo_root()
+                .join("deploy/account-finalizer-policy.yaml")
+                .to_string_lossy(),
+        ])
+        .expect_ok();
+    }
+}
+
+/// Who wrote the Account's finalizers, by its managedFields.
+fn finalizer_writers(a: &Account) -> Vec<String> {
+    a.meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.to_string().contains("f:finalizers"))
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect()
+}
+
+/// Deleting a tenant always goes through Covenant (its namespaces retained or deleted as declared):
+/// the API server puts the finalizer on every Account in the create itself, so the object the create
+/// returns already carries it and the operator spends no request on it. Where that policy is not in
+/// force (an older API server, or the file not installed) the operator adds the finalizer itself, and
+/// still provisions the account.
+#[tokio::test]
+async fn every_account_is_under_the_finalizer_from_its_creation() {
+    const FINALIZER: &str = "covenant.dev/account-cleanup";
+    let t = TestCtx::new("finalizer").await;
+    let first = t.account("fin-policy");
+    let created = t
+        .apply(&account(&first, None, &[], &[&t.name("dana")], json!({})))
+        .await;
+    assert_eq!(
+        created[0].metadata.finalizers.as_deref(),
+        Some(&[FINALIZER.to_string()][..]),
+        "the create's own answer carries the finalizer"
+    );
+    let a = wait_account_ready(&t.client, &first).await;
+    assert!(
+        finalizer_writers(&a).is_empty(),
+        "added in the create, so attributed to no later writer: {:?}",
+        a.meta().managed_fields
+    );
+
+    // Without the policy's binding, the operator adds the finalizer with its own write.
+    let _restore = RestoreFinalizerPolicy;
+    kubectl(&[
+        "delete",
+        "mutatingadmissionpolicybinding",
+        "covenant-account-finalizer",
+    ])
+    .expect_ok();
+    // The API server notices the deletion within a moment: until it does, a new Account still gets
+    // the finalizer in its create. Try new ones until one is created without it (each is cleaned up).
+    let mut attempt = 0;
+    let second = eventually(
+        "an Account is created without the finalizer once the policy's binding is gone",
+        Duration::from_secs(30),
+        || {
+            attempt += 1;
+            let name = t.account(&format!("fin-operator-{attempt}"));
+            let admin = t.name("erin");
+            let t = &t;
+            async move {
+                let created = t
+                    .apply(&account(&name, None, &[], &[&admin], json!({})))
+                    .await;
+                match created[0].metadata.finalizers.as_deref() {
+                    None | Some([]) => Ok(name),
+                    Some(f) => Err(format!("{name} created with {f:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    let b = wait_account_ready(&t.client, &second).await;
+    assert!(
+        b.finalizers().iter().any(|f| f == FINALIZER),
+        "the operator added the finalizer: {:?}",
+        b.finalizers()
+    );
+    assert!(
+        !finalizer_writers(&b).is_empty(),
+        "written after the create, by the operator: {:?}",
+        b.meta().managed_fields
+    );
+}
+
 #[tokio::test]
 async fn an_account_without_a_package_is_on_the_default_package() {
     let t = TestCtx::new("default-package").await;
@@ -1121,6 +1223,88 @@ async fn an_account_never_adopts_a_namespace_it_does_not_own() {
         "the owner's namespace is being deleted"
     );
     assert_eq!(label(&n, ACCOUNT_LABEL).as_deref(), Some(owner.as_str()));
+}
+
+/// The operator finds out whether a namespace name is free from its cache. If someone creates the
+/// namespace in the instant before the cache hears of it, the operator's apply lands on an existing
+/// namespace, and the API server refuses it: the operator's own identity may mark a namespace as an
+/// Account's (its UID annotation) only in the namespace's creation. So even a stale cache never
+/// adopts anyone's namespace, nor one made for another Account.
+#[tokio::test]
+async fn the_operators_own_identity_cannot_mark_an_existing_namespace_as_a_tenants() {
+    let t = TestCtx::new("no-adopt-race").await;
+    let operator =
+        covenant_e2e::impersonate(covenant_e2e::operator::OPERATOR_SERVICEACCOUNT, &[]).await;
+    let as_operator: Api<Namespace> = Api::all(operator);
+    let mark = |name: &str, uid: &str| {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": { "covenant.dev/account": "someone" },
+                "annotations": { "covenant.dev/account-uid": uid }
+            }
+        })
+    };
+    let ssa = PatchParams::apply("covenant").force();
+
+    // Someone else's namespace: the apply (an update) is refused and the namespace is unchanged.
+    let foreign = t.namespace("foreign");
+    Api::<Namespace>::all(t.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": foreign } })).unwrap(),
+        )
+        .await
+        .expect("create a namespace of someone else's");
+    let refused = api_error(
+        "marking an existing namespace as the operator",
+        as_operator
+            .patch(&foreign, &ssa, &Patch::Apply(mark(&foreign, "u-1")))
+            .await,
+    );
+    assert_eq!(refused.code, 403, "{refused:?}");
+    assert!(
+        refused.message.contains("never adopts"),
+        "{}",
+        refused.message
+    );
+    let after = Api::<Namespace>::all(t.client.clone())
+        .get(&foreign)
+        .await
+        .unwrap();
+    assert!(
+        after
+            .annotations()
+            .get("covenant.dev/account-uid")
+            .is_none()
+    );
+    assert!(after.labels().get("covenant.dev/account").is_none());
+
+    // A namespace the operator creates may carry the mark, and keep it through later applies; another
+    // Account's mark cannot replace it.
+    let fresh = t.namespace("fresh");
+    as_operator
+        .patch(&fresh, &ssa, &Patch::Apply(mark(&fresh, "u-2")))
+        .await
+        .expect("create a namespace with the mark");
+    as_operator
+        .patch(&fresh, &ssa, &Patch::Apply(mark(&fresh, "u-2")))
+        .await
+        .expect("apply it again unchanged");
+    let refused = api_error(
+        "giving the namespace another Account's mark",
+        as_operator
+            .patch(&fresh, &ssa, &Patch::Apply(mark(&fresh, "u-3")))
+            .await,
+    );
+    assert_eq!(refused.code, 403, "{refused:?}");
+    assert!(
+        refused.message.contains("another Account"),
+        "{}",
+        refused.message
+    );
 }
 
 #[tokio::test]

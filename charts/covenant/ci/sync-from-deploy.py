@@ -29,8 +29,16 @@ FILES = {
     "(deploy/tenant-services-policy.yaml, whose header documents it).",
     "notice-responses-policy.yaml": "Only an account's administrators answer notices for it, in its namespaces\n"
     "(deploy/notice-responses-policy.yaml, whose header documents it).",
+    "account-finalizer-policy.yaml": "The API server gives every new Account Covenant's finalizer, saving the operator a\n"
+    "request per tenant; rendered only where MutatingAdmissionPolicy is served (Kubernetes >= 1.36)\n"
+    "(deploy/account-finalizer-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
+}
+
+# Files rendered only where the API server serves their kind (apiVersion/Kind).
+REQUIRES = {
+    "account-finalizer-policy.yaml": "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
 }
 
 
@@ -44,7 +52,10 @@ def render(name: str, header: str) -> str:
         "  labels:\n    app.kubernetes.io/part-of: covenant\n",
         '  labels:\n    {{- include "covenant.labels" . | nindent 4 }}\n',
     )
-    return "{{- /*\nGenerated from deploy/ by charts/covenant/ci/sync-from-deploy.py: edit deploy/.\n" + header + "\n*/ -}}\n" + body
+    head = "{{- /*\nGenerated from deploy/ by charts/covenant/ci/sync-from-deploy.py: edit deploy/.\n" + header + "\n*/ -}}\n"
+    if name in REQUIRES:
+        return head + "{{- if .Capabilities.APIVersions.Has \"" + REQUIRES[name] + "\" }}\n" + body.rstrip("\n") + "\n{{- end }}\n"
+    return head + body
 
 
 def render_crd(path: pathlib.Path) -> str:

@@ -267,6 +267,18 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
     }
     let started = Instant::now();
     let api: Api<Account> = Api::all(ctx.client.clone());
+    use kube::runtime::finalizer::Error as F;
+    // The API server adds the finalizer at creation (deploy/account-finalizer-policy.yaml). Where it
+    // did not, add it here and go on with the patched Account in the same reconcile: waiting for the
+    // watch to bring the patch back would cost every new tenant a round trip through the queue.
+    let account = match add_finalizer(&api, account, &ctx.metrics).await {
+        Ok(a) => a,
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 || s.code == 404 => {
+            // The cache is behind (someone changed the finalizers first), or the Account is gone.
+            return Ok(Action::requeue(std::time::Duration::from_millis(500)));
+        }
+        Err(e) => return Err(Error::Finalizer(Box::new(F::AddFinalizer(e)))),
+    };
     let result = finalizer(&api, FINALIZER, Arc::new(account), |event| async {
         match event {
             Finalizer::Apply(a) => apply_account(&a, &ctx).await,
@@ -276,7 +288,6 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
     .await;
     // Benign races on a cache that is behind our own finalizer patch: the finalizer is already there
     // (the JSON-patch test fails: 422) or the object is already gone (404). Retry or stop quietly.
-    use kube::runtime::finalizer::Error as F;
     let result = match result {
         Err(F::AddFinalizer(kube::Error::Api(s))) if s.code == 422 || s.code == 409 => {
             Ok(Action::requeue(std::time::Duration::from_millis(500)))
@@ -288,6 +299,53 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
     };
     ctx.metrics.observe(KIND, started.elapsed());
     result
+}
+
+/// `account` with Covenant's finalizer: as it is when it has it (or is being deleted, when it is too
+/// late to add one), else after a JSON patch that adds it. The patch tests the finalizers it read, so
+/// it never drops another controller's finalizer added meanwhile (409/422: the caller retries).
+async fn add_finalizer(
+    api: &Api<Account>,
+    account: Account,
+    metrics: &crate::metrics::Metrics,
+) -> kube::Result<Account> {
+    use json_patch::{AddOperation, PatchOperation, TestOperation};
+    let has = account.finalizers().iter().any(|f| f == FINALIZER);
+    if has || account.metadata.deletion_timestamp.is_some() {
+        return Ok(account);
+    }
+    let ops = if account.finalizers().is_empty() {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
+                value: serde_json::Value::Null,
+            }),
+            PatchOperation::Add(AddOperation {
+                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
+                value: serde_json::json!([FINALIZER]),
+            }),
+        ]
+    } else {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
+                value: serde_json::json!(account.finalizers()),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: "/metadata/finalizers/-".parse().expect("a JSON pointer"),
+                value: serde_json::json!(FINALIZER),
+            }),
+        ]
+    };
+    let patched = api
+        .patch(
+            &account.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(json_patch::Patch(ops)),
+        )
+        .await?;
+    metrics.write(KIND);
+    Ok(patched)
 }
 
 /// Everything the account's conditions are computed from.
@@ -302,7 +360,7 @@ struct Observed {
     suspensions: ActiveSuspensions,
 }
 
-async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
+fn observe(account: &Account, ctx: &Context) -> Observed {
     let now = ctx.clock.now();
     let name = account.name_any();
     let packages = valid(&ctx.stores.packages);
@@ -326,32 +384,32 @@ async fn observe(account: &Account, ctx: &Context) -> Result<Observed> {
         .cloned()
         .collect();
     let suspensions = active_suspensions(&suspensions, now);
-    // A namespace is this account's only when Covenant created it for this Account's UID: look it up
-    // only when the cache (labelled namespaces) does not know it, so a settled account costs no request.
+    // A namespace is this account's only when Covenant created it for this Account's UID. The cache
+    // holds every namespace (metadata only), so a free name costs no request. A namespace someone
+    // creates in the instant before the cache hears of it is still never taken: the API server lets
+    // the operator set a namespace's account UID only when creating it (deploy/namespace-labels-policy.yaml),
+    // so the apply is refused and the next reconcile reports the conflict.
     let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
-    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
     for ns in account.desired_namespaces() {
-        let conflict = match ctx.stores.namespaces.get(&ObjectRef::new(&ns)) {
-            Some(n) => Some(model::ownership_conflict(account, &n)),
-            None => ns_api
-                .get_opt(&ns)
-                .await?
-                .map(|n| model::ownership_conflict(account, &n)),
-        };
+        let conflict = ctx
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(&ns))
+            .map(|n| model::ownership_conflict(account, &n));
         match conflict {
             None => {}
             Some(None) => owned.push(ns),
             Some(Some(c)) => conflicts.push(c),
         }
     }
-    Ok(Observed {
+    Observed {
         package,
         invalid,
         limits,
         conflicts,
         owned,
         suspensions,
-    })
+    }
 }
 
 /// One managed object the API server refused (or could not be reached for).
@@ -401,7 +459,7 @@ fn cached_namespace(ctx: &Context, ns: &str, pred: impl Fn(&Namespace) -> bool) 
 
 async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     let now = ctx.clock.now();
-    let obs = observe(account, ctx).await?;
+    let obs = observe(account, ctx);
     let mut conds = Vec::new();
     let blocked = phase::blocker(
         &obs.conflicts,

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -26,6 +28,9 @@ enum Scope {
     All,
     /// Only those labelled with an account (what Covenant made).
     Labelled,
+    /// Every object, metadata only (`PartialObjectMeta`): for a kind of which Covenant reads nothing
+    /// but names, labels and annotations, so that any one can be looked up without a request.
+    Metadata,
 }
 
 /// The table of watched kinds: field, type, scope, and what it is. Generates [`Watches`] (the
@@ -49,9 +54,15 @@ macro_rules! watched {
         impl Watches {
             /// Every watch of the table on `client` (not started).
             pub fn new(client: &Client) -> Self {
-                Watches {
-                    $($field: Shared::new(Api::all(client.clone()), config(Scope::$scope)),)*
-                }
+                let mut w = Watches {
+                    $($field: Shared::new(Api::all(client.clone()), config(Scope::$scope))
+                        .metadata_only(Scope::$scope),)*
+                };
+                w.namespaces.made_from_metadata(|metadata| Namespace {
+                    metadata,
+                    ..Default::default()
+                });
+                w
             }
 
             /// The caches and indexes of the watches (before they start).
@@ -84,8 +95,9 @@ watched! {
     suspensions: DeserializeGuard<Suspension> = All;
     /// DeprecationNotices.
     notices: DeserializeGuard<DeprecationNotice> = All;
-    /// Namespaces labelled with an account.
-    namespaces: Namespace = Labelled;
+    /// Every namespace, metadata only: a new tenant's namespace names are checked against the cache
+    /// (no request to learn that a name is free), and tenants' namespaces are found by their label.
+    namespaces: Namespace = Metadata;
     /// ResourceQuotas labelled with an account.
     quotas: ResourceQuota = Labelled;
     /// LimitRanges labelled with an account.
@@ -104,7 +116,7 @@ watched! {
 
 fn config(scope: Scope) -> watcher::Config {
     match scope {
-        Scope::All => watcher::Config::default(),
+        Scope::All | Scope::Metadata => watcher::Config::default(),
         Scope::Labelled => watcher::Config::default().labels(ACCOUNT_LABEL),
     }
 }
@@ -288,6 +300,8 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     synced: Arc<std::sync::atomic::AtomicBool>,
     on_delete: Vec<DeleteHook<K>>,
     indexes: Vec<Index<K>>,
+    metadata_only: bool,
+    from_metadata: Option<fn(kube::core::ObjectMeta) -> K>,
 }
 
 /// Called with each object a watch sees deleted (shared streams carry only applied objects).
@@ -315,7 +329,21 @@ where
             synced: Default::default(),
             on_delete: Vec::new(),
             indexes: Vec::new(),
+            metadata_only: false,
+            from_metadata: None,
         }
+    }
+
+    /// Watches metadata only when `scope` says so: the cached objects hold their `metadata` and
+    /// nothing else (a kind whose spec and status nothing reads).
+    fn metadata_only(mut self, scope: Scope) -> Self {
+        self.metadata_only = matches!(scope, Scope::Metadata);
+        self
+    }
+
+    /// How a cached object is made of the metadata a metadata-only watch brings.
+    fn made_from_metadata(&mut self, f: fn(kube::core::ObjectMeta) -> K) {
+        self.from_metadata = Some(f);
     }
 
     /// An index of this watch's objects by `key`, kept up to date as the cache is.
@@ -346,7 +374,18 @@ where
         if let Some(writer) = self.writer.take() {
             // managedFields are most of a cached object's size and nothing reads them: the apply
             // check compares desired fields and the applied-hash annotation.
-            let stream = watcher(self.api.clone(), self.wc.clone())
+            let events = if self.metadata_only {
+                let make = self
+                    .from_metadata
+                    .expect("a metadata-only watch says how to make its objects");
+                let api = Api::<PartialObjectMeta<K>>::all(self.api.clone().into_client());
+                watcher(api, self.wc.clone())
+                    .map_ok(move |ev| map_event(ev, |m: PartialObjectMeta<K>| make(m.metadata)))
+                    .boxed()
+            } else {
+                watcher(self.api.clone(), self.wc.clone()).boxed()
+            };
+            let stream = events
                 .backoff(watch_backoff())
                 .modify(|o: &mut K| o.meta_mut().managed_fields = None)
                 .reflect_shared(writer);
@@ -378,6 +417,18 @@ where
     /// Whether the first list of this watch is in the cache.
     pub fn synced(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.synced.clone()
+    }
+}
+
+/// `ev` with each object turned into another by `f`.
+fn map_event<A, B>(ev: watcher::Event<A>, f: impl Fn(A) -> B) -> watcher::Event<B> {
+    use watcher::Event as E;
+    match ev {
+        E::Apply(o) => E::Apply(f(o)),
+        E::Delete(o) => E::Delete(f(o)),
+        E::Init => E::Init,
+        E::InitApply(o) => E::InitApply(f(o)),
+        E::InitDone => E::InitDone,
     }
 }
 
