@@ -158,6 +158,15 @@ impl Operator {
         })
     }
 
+    /// Seconds spent in reconciles of `kind`, in all (`covenant_reconcile_duration_seconds_sum`).
+    pub async fn reconcile_seconds(&self, kind: &str) -> Result<f64> {
+        Ok(crate::prom::sum(
+            &self.metrics().await?,
+            "covenant_reconcile_duration_seconds_sum",
+            &[("kind", kind)],
+        ))
+    }
+
     /// Waits until no reconcile of any kind has started for `quiet`, at most `cap`. Returns how long it
     /// waited and whether it got quiet.
     pub async fn wait_quiet(&self, quiet: Duration, cap: Duration) -> Result<(Duration, bool)> {

@@ -101,7 +101,14 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
             suspended: false,
             scale_workloads: false,
             namespaces: account.desired_namespaces(),
-            operator: None,
+            // The operator binds itself in each tenant namespace (it holds no `bind` of its own):
+            // the same object, for the identity both run as.
+            operator: Some(&k8s_openapi::api::rbac::v1::Subject {
+                kind: "ServiceAccount".into(),
+                name: "covenant".into(),
+                namespace: Some("covenant-system".into()),
+                api_group: None,
+            }),
         },
     );
     let mut requests = 0;

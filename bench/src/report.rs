@@ -303,6 +303,13 @@ const ROWS: &[Row] = &[
         "",
     ),
     row(
+        "6. Time in one no-op Account reconcile (ms, mean over the N touched)",
+        "noop_reconcile_ms",
+        None,
+        false,
+        "flat in N",
+    ),
+    row(
         "6. API requests per reconcile during restart",
         "restart_requests_per_reconcile",
         None,

@@ -332,11 +332,12 @@ async fn noop(run: &Run) -> Result<()> {
     let n = run.n();
     eprintln!("[bench] touching {n} Accounts (annotation only)");
     let load = Load::now();
-    let (q0, w0, ra0, r0) = (
+    let (q0, w0, ra0, r0, s0) = (
         run.requests().await?,
         run.op.writes().await?,
         run.op.reconciles(Some("Account")).await?,
         run.op.reconciles(None).await?,
+        run.op.reconcile_seconds("Account").await?,
     );
     let stamp = Timestamp::now().to_string();
     let api: Api<Account> = Api::all(run.admin.clone());
@@ -358,12 +359,22 @@ async fn noop(run: &Run) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     run.settle("after the touch", 3, 60).await?;
-    let (q, w, ra, r) = (
+    let (q, w, ra, r, secs) = (
         run.requests().await? - q0,
         run.op.writes().await? - w0,
         run.op.reconciles(Some("Account")).await? - ra0,
         run.op.reconciles(None).await? - r0,
+        run.op.reconcile_seconds("Account").await? - s0,
     );
+    // What one reconcile with nothing to do costs the operator itself: flat in N when no reconcile
+    // reads other tenants' objects.
+    run.rec.emit(
+        "noop_reconcile_ms",
+        secs * 1000.0 / ra.max(1.0),
+        "ms",
+        &load,
+        format!("{secs:.3} s in {ra} Account reconciles after annotating {n} Accounts"),
+    )?;
     run.rec.emit(
         "noop_requests_per_reconcile",
         q / r.max(1.0),

@@ -99,6 +99,99 @@ pub fn with_applied_hash(desired: &Value) -> Value {
     want
 }
 
+/// What this process last wrote of each object, kept only until its cache shows that write (or a later
+/// one): a reconcile that runs before the watch has brought back the operator's own write compares
+/// with what it wrote, not with the stale copy, and sends nothing twice. Entries are dropped as soon as
+/// the cache catches up, so at rest it holds nothing.
+///
+/// The cache is known to be behind when its copy is missing or its `resourceVersion` is lower than the
+/// one the write returned. A missing copy means the write has not arrived: the watch forgets a write as
+/// soon as it sees the object deleted, or relists its kind, before the cache and the controllers hear
+/// of it (`controller::runtime`). resourceVersions are compared as the integers the API server issues
+/// (etcd's revisions); one that is not an integer counts as caught up, so the object is compared as
+/// usual.
+pub struct Written<V> {
+    recent: std::sync::Mutex<std::collections::HashMap<String, (u64, V)>>,
+}
+
+impl<V> Default for Written<V> {
+    fn default() -> Self {
+        Written {
+            recent: Default::default(),
+        }
+    }
+}
+
+impl<V: Clone> Written<V> {
+    /// What was written under `key`, while the cached copy (`cached`: its resourceVersion, None when
+    /// the cache has no copy) is older than that write. Forgets the write once the cache has it.
+    pub fn pending(&self, key: &str, cached: Option<&str>) -> Option<V> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let (rv, v) = recent.get(key)?;
+        match cached.map(str::parse::<u64>) {
+            Some(Ok(c)) if c < *rv => Some(v.clone()),
+            None => Some(v.clone()),
+            Some(_) => {
+                recent.remove(key);
+                None
+            }
+        }
+    }
+
+    /// Records that `v` was written under `key` and the API server answered with `rv`.
+    pub fn record(&self, key: String, rv: Option<&str>, v: V) {
+        if let Some(Ok(rv)) = rv.map(str::parse::<u64>) {
+            self.recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, (rv, v));
+        }
+    }
+
+    /// Forgets `key` (its object is gone).
+    pub fn forget(&self, key: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// Forgets every object of `kind` (keys as [`ObjectRef`]'s `Display` writes them: the kind first).
+    pub fn forget_kind(&self, kind: &str) {
+        let prefix = format!("{kind}.");
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    /// How many writes the cache has not shown yet (or that were not looked at since).
+    pub fn len(&self) -> usize {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where writes of managed objects are counted and remembered (see [`Written`]).
+#[derive(Clone)]
+pub struct Writes {
+    /// `covenant_writes_total`.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// The applied hash of each object this process applied, until the cache shows it.
+    pub applied: std::sync::Arc<Written<String>>,
+}
+
+impl Writes {
+    /// Counts one write of `kind`.
+    pub fn write(&self, kind: &str) {
+        self.metrics.write(kind);
+    }
+}
+
 /// How to reach the API of a kind Covenant writes (cluster-scoped or in a namespace).
 pub trait Scoped: Resource<DynamicType = ()> + Sized {
     /// The API for objects of this kind in `namespace` (ignored for cluster-scoped kinds).
@@ -136,12 +229,13 @@ cluster!(
     k8s_openapi::api::rbac::v1::ClusterRoleBinding
 );
 
-/// Applies `desired` unless `cache` shows it is already in place. Returns whether a request was made.
+/// Applies `desired` unless `cache` shows it is already in place, or this process applied exactly it
+/// and the cache has not caught up with that write yet. Returns whether a request was made.
 pub async fn apply<K>(
     client: &Client,
     cache: &Store<K>,
     desired: &K,
-    metrics: &Metrics,
+    writes: &Writes,
 ) -> Result<bool>
 where
     K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -153,19 +247,44 @@ where
         key = key.within(ns);
     }
     let want = with_applied_hash(&serde_json::to_value(desired)?);
-    if let Some(have) = cache.get(&key)
+    let hash = want
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            APPLIED_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let written_key = key.to_string();
+    let have = cache.get(&key);
+    let cached_rv = have
+        .as_ref()
+        .and_then(|h| h.meta().resource_version.clone());
+    if writes
+        .applied
+        .pending(&written_key, cached_rv.as_deref())
+        .as_ref()
+        == Some(&hash)
+    {
+        return Ok(false);
+    }
+    if let Some(have) = have
         && is_subset(&want, &serde_json::to_value(have.as_ref())?)
     {
         return Ok(false);
     }
     let api: Api<K> = K::api(client, ns.as_deref());
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&want),
-    )
-    .await?;
-    metrics.write(K::kind(&()).as_ref());
+    let done = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&want),
+        )
+        .await?;
+    writes.write(K::kind(&()).as_ref());
+    writes
+        .applied
+        .record(written_key, done.meta().resource_version.as_deref(), hash);
     Ok(true)
 }
 
@@ -177,7 +296,7 @@ pub async fn delete_unwanted<K>(
     candidates: impl IntoIterator<Item = std::sync::Arc<K>>,
     account: &str,
     keep: impl Fn(&K) -> bool,
-    metrics: &Metrics,
+    writes: &Writes,
 ) -> Result<usize>
 where
     K: Scoped + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -197,7 +316,10 @@ where
         };
         match api.delete(&obj.name_any(), &dp).await {
             Ok(_) => {
-                metrics.write(K::kind(&()).as_ref());
+                writes.write(K::kind(&()).as_ref());
+                writes
+                    .applied
+                    .forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
                 n += 1;
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -211,6 +333,48 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_write_is_remembered_only_until_the_cache_shows_it() {
+        let w: Written<&str> = Written::default();
+        w.record("q".into(), Some("100"), "applied");
+        // The cache has no copy yet, or an older one: what was written counts.
+        assert_eq!(w.pending("q", None), Some("applied"));
+        assert_eq!(w.pending("q", Some("99")), Some("applied"));
+        // The cache shows the write (or a later one, someone else's too): compare with the cache, and
+        // nothing is kept any more.
+        assert_eq!(w.pending("q", Some("100")), None);
+        assert!(w.is_empty());
+        w.record("q".into(), Some("200"), "again");
+        assert_eq!(w.pending("q", Some("350")), None);
+        assert!(w.is_empty());
+        // A resourceVersion that is not an integer: no ordering is assumed, the cache is compared.
+        w.record("q".into(), Some("300"), "x");
+        assert_eq!(w.pending("q", Some("opaque")), None);
+        w.record("q".into(), Some("opaque"), "x");
+        assert!(
+            w.is_empty(),
+            "an answer without an integer resourceVersion is not remembered"
+        );
+        assert_eq!(w.pending("other", None), None);
+        // A relist of a kind forgets that kind only.
+        w.record(
+            "RoleBinding.v1.rbac.authorization.k8s.io/a.ns".into(),
+            Some("1"),
+            "rb",
+        );
+        w.record(
+            "ClusterRoleBinding.v1.rbac.authorization.k8s.io/a".into(),
+            Some("1"),
+            "crb",
+        );
+        w.forget_kind("RoleBinding");
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w.pending("ClusterRoleBinding.v1.rbac.authorization.k8s.io/a", None),
+            Some("crb")
+        );
+    }
 
     #[test]
     fn quantities_compare_by_value() {

@@ -23,7 +23,7 @@ pub struct RunArgs {
     /// Address of the /livez, /readyz and /metrics endpoints.
     #[arg(long, env = "COVENANT_METRICS_ADDR", default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
-    /// How many objects of one kind are reconciled at once.
+    /// How many objects of one kind are reconciled at once (DeprecationNotices: four times as many).
     #[arg(long, env = "COVENANT_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
     /// Where suspension notices are POSTed as JSON (optional).

@@ -581,7 +581,17 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     conds.push(terms_current(&rows));
     let phase = verdict.phase;
 
-    let previous = account.status.clone().unwrap_or_default();
+    // A reconcile triggered by a child's event can run before our own last status write reached the
+    // cache: then what this process wrote is the status to build on (transition times, and no second
+    // write of the same status).
+    let previous = ctx
+        .statuses_written
+        .pending(
+            &status_key(account),
+            account.metadata.resource_version.as_deref(),
+        )
+        .or_else(|| account.status.clone())
+        .unwrap_or_default();
     let status = AccountStatus {
         phase: Some(phase),
         observed_generation: account.metadata.generation,
@@ -650,7 +660,7 @@ async fn apply_desired(
         untouched,
     } = desired;
     let s = &ctx.stores;
-    let (c, m) = (&ctx.client, ctx.metrics.as_ref());
+    let (c, m) = (&ctx.client, &ctx.writes);
     let name = account.name_any();
     let tenant: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
     for o in &namespaces {
@@ -742,7 +752,7 @@ async fn apply_namespace(
     tenant: &[String],
     ctx: &Context,
 ) -> Result<()> {
-    let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
+    let (c, m, s) = (&ctx.client, &ctx.writes, &ctx.stores);
     let ns = desired.name_any();
     let want = desired
         .annotations()
@@ -885,7 +895,7 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
     let name = namespace.name_any();
     let ns = name.as_str();
     let now = ctx.clock.now();
-    let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
+    let (c, m, s) = (&ctx.client, &ctx.writes, &ctx.stores);
     match account.spec.deletion_policy {
         crate::api::DeletionPolicy::Delete => {
             super::delete_namespace(ctx, namespace).await?;
@@ -979,10 +989,7 @@ async fn uninstalling(ctx: &Context) -> Result<bool> {
 
 async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
     if let Some(uid) = &account.metadata.uid {
-        ctx.statuses_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        ctx.statuses_written.forget(uid);
     }
     if uninstalling(ctx).await? {
         tracing::info!(account = %account.name_any(), "the Account CRD is being deleted (uninstall): its namespaces, data and bindings stay as they are");
@@ -1019,6 +1026,16 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
+/// The key of an Account's status in `Context::statuses_written`: its UID (a new Account of the same
+/// name starts afresh).
+fn status_key(account: &Account) -> String {
+    account
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| account.name_any())
+}
+
 async fn write_status(
     account: &Account,
     previous: &AccountStatus,
@@ -1028,28 +1045,12 @@ async fn write_status(
     if crate::status::unchanged(&status, previous) {
         return Ok(());
     }
-    // A reconcile triggered by a child's event can run before our own last status write reached the
-    // cache: compare with what this process last wrote too, so the same status is not sent twice.
-    let key = account
-        .metadata
-        .uid
-        .clone()
-        .unwrap_or_else(|| account.name_any());
-    let serialized = serde_json::to_value(&status)?;
-    if ctx
-        .statuses_written
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        == Some(&serialized)
-    {
-        return Ok(());
-    }
-    super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
-    ctx.statuses_written
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, serialized);
+    let written = super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
+    ctx.statuses_written.record(
+        status_key(account),
+        written.metadata.resource_version.as_deref(),
+        status.clone(),
+    );
     // Events on every condition transition (after the write, so a condition changes at its instant).
     // A condition's first appearance is no transition: only a warning one is worth an Event then.
     // The summary conditions only: the parts' (NamespacesReady, QuotaApplied, NetworkIsolated,

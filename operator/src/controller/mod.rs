@@ -197,8 +197,11 @@ pub struct Context {
     /// Suspensions (by uid) whose notice this process gave, and when: a reconcile that runs before
     /// the status write reaches the cache must not give notice twice.
     pub notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
-    /// The Account status this process last wrote, by uid (see `account::write_status`).
-    pub statuses_written: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    /// The Account status this process last wrote, by uid, until the cache shows it (see
+    /// `account::write_status`).
+    pub statuses_written: crate::apply::Written<crate::api::AccountStatus>,
+    /// Where managed objects' writes are counted and remembered until the caches show them.
+    pub writes: crate::apply::Writes,
     /// What readiness reports (watches of a controller's own track their errors in it).
     pub health: Arc<crate::http::Health>,
     /// The operator's own identity as an RBAC subject, bound in each tenant namespace so that it may
@@ -274,7 +277,7 @@ pub async fn patch_status<K>(
     ctx: &Context,
     name: &str,
     status: &impl serde::Serialize,
-) -> crate::error::Result<()>
+) -> crate::error::Result<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
         + Clone
@@ -284,7 +287,7 @@ where
     let kind = K::kind(&());
     let patch =
         serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": status });
-    Api::<K>::all(ctx.client.clone())
+    let written = Api::<K>::all(ctx.client.clone())
         .patch_status(
             name,
             &kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force(),
@@ -292,7 +295,7 @@ where
         )
         .await?;
     ctx.metrics.write(kind.as_ref());
-    Ok(())
+    Ok(written)
 }
 
 /// The error policy of every controller: log the error with its source chain, count it by category,
@@ -383,6 +386,10 @@ pub async fn run(
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter()),
         clock,
+        writes: crate::apply::Writes {
+            metrics: metrics.clone(),
+            applied: watches.applied.clone(),
+        },
         metrics,
         stores: stores.clone(),
         settings,

@@ -18,6 +18,9 @@ use crate::model::notice::evaluate;
 
 const KIND: &str = "DeprecationNotice";
 
+/// How many times `--concurrency` notices are reconciled at once.
+const NOTICE_FANOUT: u16 = 4;
+
 /// Builds the DeprecationNotice controller; an account change rechecks the notices (decisions and
 /// selection depend on the account's labels and responses).
 pub fn controller(
@@ -48,9 +51,13 @@ pub fn controller(
             all(()).into_iter().for_each(|r| drop(tx.unbounded_send(r)))
         });
     }
+    // Notices are few and many share a boundary (amendments that take effect on the same day): they
+    // are reconciled NOTICE_FANOUT times as many at once as other kinds, so that none waits for a
+    // turn at its instant.
     Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
         .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.settings.concurrency.saturating_mul(NOTICE_FANOUT)),
         )
         .watches_shared_stream(w.accounts.subscribe(), {
             // Only what a notice reads of an account (its labels, for selection, and its responses)

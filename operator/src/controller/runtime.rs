@@ -12,6 +12,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::core::DeserializeGuard;
 use kube::core::PartialObjectMeta;
+
+use crate::apply::Written;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -41,6 +43,8 @@ macro_rules! watched {
         /// Every shared watch.
         pub struct Watches {
             $($(#[doc = $doc])* pub $field: Shared<$ty>,)*
+            /// The objects this process applied, until their watches bring them back.
+            pub applied: Arc<Written<String>>,
         }
 
         /// The caches every controller reads instead of asking the API server.
@@ -57,11 +61,24 @@ macro_rules! watched {
                 let mut w = Watches {
                     $($field: Shared::new(Api::all(client.clone()), config(Scope::$scope))
                         .metadata_only(Scope::$scope),)*
+                    applied: Default::default(),
                 };
                 w.namespaces.made_from_metadata(|metadata| Namespace {
                     metadata,
                     ..Default::default()
                 });
+                // What Covenant reads of the objects it manages is what it applies (their spec, labels
+                // and annotations): a quota's usage, which changes with every pod, is not kept.
+                w.quotas.trim(|q| q.status = None);
+                // What the operator applies is remembered until its watch brings it back; a deletion
+                // or a relist of the kind ends that before any reconcile hears of it.
+                w.namespaces.remembers(&w.applied);
+                w.quotas.remembers(&w.applied);
+                w.limit_ranges.remembers(&w.applied);
+                w.network_policies.remembers(&w.applied);
+                w.role_bindings.remembers(&w.applied);
+                w.cluster_roles.remembers(&w.applied);
+                w.cluster_role_bindings.remembers(&w.applied);
                 w
             }
 
@@ -262,12 +279,14 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
 /// of it, so that a change of anything else (its status, written as the controllers work) triggers
 /// nothing. Forget an object when it is deleted, so that one re-created as it was is seen.
 #[derive(Clone, Default)]
-pub struct Seen(Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+pub struct Seen(Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>);
 
 impl Seen {
-    /// Records what `name` shows now (`fields`, serialized); whether it differs from what it showed.
+    /// Records what `name` shows now (`fields`, serialized and hashed: one number per object is
+    /// kept); whether it differs from what it showed.
     pub fn changed(&self, name: &str, fields: &impl serde::Serialize) -> bool {
-        let fingerprint = serde_json::to_string(fields).unwrap_or_default();
+        let fingerprint =
+            crate::apply::fnv1a(serde_json::to_string(fields).unwrap_or_default().as_bytes());
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get(name) == Some(&fingerprint) {
             return false;
@@ -302,6 +321,8 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     indexes: Vec<Index<K>>,
     metadata_only: bool,
     from_metadata: Option<fn(kube::core::ObjectMeta) -> K>,
+    trim: Option<fn(&mut K)>,
+    applied: Option<Arc<Written<String>>>,
 }
 
 /// Called with each object a watch sees deleted (shared streams carry only applied objects).
@@ -331,6 +352,8 @@ where
             indexes: Vec::new(),
             metadata_only: false,
             from_metadata: None,
+            trim: None,
+            applied: None,
         }
     }
 
@@ -339,6 +362,18 @@ where
     fn metadata_only(mut self, scope: Scope) -> Self {
         self.metadata_only = matches!(scope, Scope::Metadata);
         self
+    }
+
+    /// Drops from every cached object what nothing reads (`f` clears it), so the cache holds less.
+    fn trim(&mut self, f: fn(&mut K)) {
+        self.trim = Some(f);
+    }
+
+    /// Keeps `applied` (what the operator wrote of this kind, until the cache shows it) true: an object
+    /// seen deleted, or a relist of the kind (which drops vanished objects without a deletion), ends
+    /// what is remembered of it, before the cache and the controllers hear of the event.
+    fn remembers(&mut self, applied: &Arc<Written<String>>) {
+        self.applied = Some(applied.clone());
     }
 
     /// How a cached object is made of the metadata a metadata-only watch brings.
@@ -385,9 +420,27 @@ where
             } else {
                 watcher(self.api.clone(), self.wc.clone()).boxed()
             };
+            let (trim, applied) = (self.trim, self.applied.clone());
             let stream = events
+                .inspect_ok(move |ev| {
+                    let Some(applied) = &applied else { return };
+                    match ev {
+                        watcher::Event::Delete(o) => {
+                            applied.forget(&reflector::ObjectRef::from_obj(o).to_string());
+                        }
+                        watcher::Event::Init => {
+                            applied.forget_kind(&K::kind(&()));
+                        }
+                        _ => {}
+                    }
+                })
                 .backoff(watch_backoff())
-                .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+                .modify(move |o: &mut K| {
+                    o.meta_mut().managed_fields = None;
+                    if let Some(trim) = trim {
+                        trim(o);
+                    }
+                })
                 .reflect_shared(writer);
             let synced = self.synced.clone();
             let hooks = std::mem::take(&mut self.on_delete);
