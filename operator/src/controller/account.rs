@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use covenant_terms as terms;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -16,13 +14,13 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Watches, account_of, valid};
 use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
 use crate::model::notice::{account_notices, terms_current};
 use crate::model::package::resolve;
@@ -206,7 +204,7 @@ pub fn controller(
         });
     }
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-    Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
+    let controller = Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
         .with_config(config)
         .watches_shared_stream(w.packages.subscribe(), on_package)
         .watches_shared_stream(w.suspensions.subscribe(), on_suspension)
@@ -222,14 +220,8 @@ pub fn controller(
         .watches_stream(deployments, move |d| owner_d(d.metadata.namespace))
         .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
         .reconcile_on(deleted)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "account reconcile");
-            }
-        })
-        .boxed()
+        .graceful_shutdown_on(shutdown);
+    super::run_guarded(controller, ctx)
 }
 
 /// The cached accounts that satisfy `pred`.
@@ -251,21 +243,19 @@ fn by_label<K: kube::Resource>(obj: Arc<K>) -> Option<ObjectRef<DeserializeGuard
     account_of(obj.as_ref()).map(|a| ObjectRef::new(&a))
 }
 
-fn error_policy(_: Arc<DeserializeGuard<Account>>, err: &Error, ctx: Arc<Context>) -> Action {
-    super::on_error(KIND, err, &ctx)
+impl super::Reconcile for Account {
+    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
+        &stores.accounts
+    }
+
+    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
+        reconcile(self.clone(), ctx.clone())
+    }
 }
 
-async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> Result<Action> {
-    let Some(account) = super::parsed(&guard, &ctx.stores.accounts, &ctx)
-        .await
-        .cloned()
-    else {
-        return Ok(Action::await_change());
-    };
-    if !ctx.synced() {
-        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
-    }
-    let started = Instant::now();
+// The finalizer's outcome, as matched, is the reconcile's.
+#[allow(clippy::let_and_return)]
+async fn reconcile(account: Account, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Account> = Api::all(ctx.client.clone());
     use kube::runtime::finalizer::Error as F;
     // The API server adds the finalizer at creation (deploy/account-finalizer-policy.yaml). Where it
@@ -297,7 +287,6 @@ async fn reconcile(guard: Arc<DeserializeGuard<Account>>, ctx: Arc<Context>) -> 
         }
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
     };
-    ctx.metrics.observe(KIND, started.elapsed());
     result
 }
 
@@ -412,9 +401,8 @@ fn observe(account: &Account, ctx: &Context) -> Observed {
     }
 }
 
-/// One managed object the API server refused (or could not be reached for).
+/// One managed object the API server refused (or could not be reached for), as the stage that failed.
 struct Failure {
-    what: String,
     error: Error,
 }
 
@@ -422,13 +410,21 @@ impl Failure {
     /// Whether only a person can fix it: the API server refused the object itself (4xx other than a
     /// conflict or throttling). Anything else is retried.
     fn permanent(&self) -> bool {
-        matches!(&self.error, Error::Kube(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
+        self.error
+            .cause()
+            .and_then(Cause::api)
+            .is_some_and(|s| (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
     }
 
+    /// The object and the API server's own message (or what else the request failed with).
     fn message(&self) -> String {
-        match &self.error {
-            Error::Kube(kube::Error::Api(s)) => format!("{}: {}", self.what, s.message),
-            e => format!("{}: {e}", self.what),
+        let object = self.error.object().unwrap_or_default();
+        match self.error.cause() {
+            Some(c) => match c.api() {
+                Some(s) => format!("{object}: {}", s.message),
+                None => format!("{object}: {c}"),
+            },
+            None => self.error.to_string(),
         }
     }
 }
@@ -438,14 +434,37 @@ impl Failure {
 struct Failures(Vec<Failure>);
 
 impl Failures {
-    fn record<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
-        r.map_err(|error| {
+    fn record<T>(&mut self, r: Result<T>, stage: impl FnOnce(Cause) -> Error) -> Option<T> {
+        r.map_err(|source| {
             self.0.push(Failure {
-                what: what(),
-                error,
+                error: stage(source),
             })
         })
         .ok()
+    }
+
+    /// Applying (or deleting) the managed objects `what`.
+    fn apply<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
+        self.record(r, |source| Error::Apply {
+            object: what(),
+            source,
+        })
+    }
+
+    /// Scaling the workloads `what`.
+    fn scale<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
+        self.record(r, |source| Error::Scale {
+            object: what(),
+            source,
+        })
+    }
+
+    /// Releasing the namespace `what`.
+    fn release<T>(&mut self, what: impl FnOnce() -> String, r: Result<T>) -> Option<T> {
+        self.record(r, |source| Error::Release {
+            object: what(),
+            source,
+        })
     }
 }
 
@@ -457,7 +476,7 @@ fn cached_namespace(ctx: &Context, ns: &str, pred: impl Fn(&Namespace) -> bool) 
         .is_some_and(|n| pred(&n))
 }
 
-async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
+async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let obs = observe(account, ctx);
     let mut conds = Vec::new();
@@ -480,7 +499,12 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     });
     let held = enforced
         && !obs.suspensions.active
-        && crd_uninstalling(ctx, "suspensions.covenant.dev").await?;
+        && crd_uninstalling(ctx, "suspensions.covenant.dev")
+            .await
+            .map_err(|source| Error::Observe {
+                object: "CustomResourceDefinition suspensions.covenant.dev".into(),
+                source,
+            })?;
     if held {
         tracing::warn!(account = %account.name_any(), "the Suspension CRD is being deleted: keeping the account's guardrails in force");
     }
@@ -518,7 +542,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
                 continue;
             }
             let r = super::workloads::lift(&ctx.client, ns, &ctx.metrics).await;
-            if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
+            if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
                 && n > 0
             {
                 ctx.event(
@@ -536,7 +560,7 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action> {
     if scale {
         for ns in &namespaces {
             let r = super::workloads::suspend(&ctx.client, ns, &ctx.metrics).await;
-            if let Some(n) = failures.record(|| format!("workloads in {ns}"), r)
+            if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
                 && n > 0
             {
                 ctx.event(
@@ -666,7 +690,7 @@ async fn apply_desired(
     for o in &namespaces {
         let ns = o.name_any();
         let r = apply_namespace(account, o, &tenant, ctx).await;
-        failures.record(|| format!("Namespace {ns}"), r);
+        failures.apply(|| format!("Namespace {ns}"), r);
     }
     let wanted_ns: BTreeSet<String> = tenant.iter().cloned().collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
@@ -674,7 +698,7 @@ async fn apply_desired(
         ($kind:literal, $objs:expr, $store:expr, $index:expr) => {{
             for o in &$objs {
                 let r = apply(c, &$store, o, m).await;
-                failures.record(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
+                failures.apply(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
             }
             let keep: BTreeSet<(String, String)> = $objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
             // Objects in namespaces the account released (retention) are the release's, not orphans;
@@ -684,7 +708,7 @@ async fn apply_desired(
                     || !wanted_ns.contains(&o.namespace().unwrap_or_default())
                     || untouched.contains(o.name_any().as_str())
             }, m).await;
-            failures.record(|| format!("deleting unwanted {} objects", $kind), r);
+            failures.apply(|| format!("deleting unwanted {} objects", $kind), r);
         }};
     }
     // Guardrails first: a suspension's freeze quota and deny-all before anything else.
@@ -710,11 +734,11 @@ async fn apply_desired(
     // The administrators' read access to their own Account, and to nothing of other tenants.
     let role = model::tenancy_role(account);
     let r = apply(c, &s.cluster_roles, &role, m).await;
-    failures.record(|| format!("ClusterRole {}", role.name_any()), r);
+    failures.apply(|| format!("ClusterRole {}", role.name_any()), r);
     match model::tenancy_binding(account) {
         Some(b) => {
             let r = apply(c, &s.cluster_role_bindings, &b, m).await;
-            failures.record(|| format!("ClusterRoleBinding {}", b.name_any()), r);
+            failures.apply(|| format!("ClusterRoleBinding {}", b.name_any()), r);
         }
         None => {
             let bindings = s
@@ -722,7 +746,7 @@ async fn apply_desired(
                 .cluster_role_bindings
                 .objects(&s.cluster_role_bindings, &name);
             let r = delete_unwanted(c, bindings, &name, |_| false, m).await;
-            failures.record(|| "deleting the tenancy ClusterRoleBinding".into(), r);
+            failures.apply(|| "deleting the tenancy ClusterRoleBinding".into(), r);
         }
     }
     if !release {
@@ -736,7 +760,7 @@ async fn apply_desired(
             && ns.metadata.deletion_timestamp.is_none()
         {
             let r = release_namespace(account, &ns, ctx).await;
-            failures.record(|| format!("releasing namespace {}", ns.name_any()), r);
+            failures.release(|| format!("releasing namespace {}", ns.name_any()), r);
         }
     }
 }
@@ -987,11 +1011,14 @@ async fn uninstalling(ctx: &Context) -> Result<bool> {
     crd_uninstalling(ctx, "accounts.covenant.dev").await
 }
 
-async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
+async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
     if let Some(uid) = &account.metadata.uid {
         ctx.statuses_written.forget(uid);
     }
-    if uninstalling(ctx).await? {
+    if uninstalling(ctx).await.map_err(|source| Error::Observe {
+        object: "CustomResourceDefinition accounts.covenant.dev".into(),
+        source,
+    })? {
         tracing::info!(account = %account.name_any(), "the Account CRD is being deleted (uninstall): its namespaces, data and bindings stay as they are");
         return Ok(Action::await_change());
     }
@@ -1011,7 +1038,12 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action> {
         .filter(|n| model::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
         .collect();
     for ns in owned {
-        release_namespace(account, &ns, ctx).await?;
+        release_namespace(account, &ns, ctx)
+            .await
+            .map_err(|source| Error::Release {
+                object: format!("releasing namespace {}", ns.name_any()),
+                source,
+            })?;
     }
     ctx.event(
         account,
@@ -1041,7 +1073,7 @@ async fn write_status(
     previous: &AccountStatus,
     status: AccountStatus,
     ctx: &Context,
-) -> Result<()> {
+) -> Result<(), Error> {
     if crate::status::unchanged(&status, previous) {
         return Ok(());
     }

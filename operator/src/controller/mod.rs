@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client, Resource};
 
 use crate::api::{ACCOUNT_LABEL, Account, NoticeResponse};
 use crate::clock::Clock;
+use crate::error::Error;
 use crate::metrics::Metrics;
 
 /// Settings of the controllers.
@@ -219,7 +221,7 @@ impl Context {
     pub async fn confirm_leading(&self) -> crate::error::Result<()> {
         match &self.fence {
             None => Ok(()),
-            Some(f) => f.confirm().await.map_err(crate::error::Error::NotLeading),
+            Some(f) => f.confirm().await.map_err(crate::error::Cause::NotLeading),
         }
     }
 
@@ -277,7 +279,7 @@ pub async fn patch_status<K>(
     ctx: &Context,
     name: &str,
     status: &impl serde::Serialize,
-) -> crate::error::Result<K>
+) -> Result<K, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
         + Clone
@@ -293,21 +295,93 @@ where
             &kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force(),
             &kube::api::Patch::Apply(&patch),
         )
-        .await?;
+        .await
+        .map_err(|e| Error::Status {
+            object: format!("{kind} {name}"),
+            source: e.into(),
+        })?;
     ctx.metrics.write(kind.as_ref());
     Ok(written)
 }
 
-/// The error policy of every controller: log the error with its source chain, count it by category,
-/// and requeue (conflicts at once, anything else after a pause).
-pub fn on_error(
-    kind: &str,
-    err: &crate::error::Error,
-    ctx: &Context,
-) -> kube::runtime::controller::Action {
-    tracing::warn!(kind, error = %err.chain(), "reconcile failed");
+/// A kind whose controller reconciles the objects of a guarded cache: what it does with one object
+/// that parsed. The wiring around it is the same for every such kind and written once: [`run_guarded`] with
+/// [`reconcile`] and [`error_policy`].
+pub trait Reconcile:
+    Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The cache of this kind.
+    fn store(stores: &Stores) -> &Store<DeserializeGuard<Self>>;
+
+    /// Reconciles this object (it parsed, and every cache holds its first list).
+    fn reconcile(
+        &self,
+        ctx: &Arc<Context>,
+    ) -> impl std::future::Future<Output = Result<Action, Error>> + Send;
+}
+
+/// Runs the controller of a guarded kind until its shutdown: [`reconcile`] around the kind's own, with
+/// [`error_policy`].
+pub fn run_guarded<K: Reconcile>(
+    controller: kube::runtime::Controller<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+) -> ControllerFuture {
+    use futures::{FutureExt, StreamExt};
+    controller
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile");
+            }
+        })
+        .boxed()
+}
+
+/// The reconcile of every guarded kind: an object that does not parse is reported and left until it
+/// changes; before the caches are synced it waits (it would mistake objects not yet seen for missing
+/// ones); then the kind's own reconcile runs, counted and timed by kind.
+pub async fn reconcile<K: Reconcile>(
+    guard: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let Some(obj) = parsed(&guard, K::store(&ctx.stores), &ctx).await else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.synced() {
+        return Ok(Action::requeue(NOT_SYNCED_REQUEUE));
+    }
+    let started = std::time::Instant::now();
+    let result = obj.reconcile(&ctx).await;
+    ctx.metrics.observe(&K::kind(&()), started.elapsed());
+    result
+}
+
+/// The error policy of every guarded kind (see [`on_error`]).
+pub fn error_policy<K: Reconcile>(
+    guard: Arc<DeserializeGuard<K>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    on_error(
+        &K::kind(&()),
+        &kube::ResourceExt::name_any(guard.as_ref()),
+        err,
+        &ctx,
+    )
+}
+
+/// The error policy of every controller: log the error with the object's name and the error's source
+/// chain, count it by category, and requeue (conflicts at once, anything else after a pause).
+pub fn on_error(kind: &str, name: &str, err: &Error, ctx: &Context) -> Action {
+    tracing::warn!(kind, name, error = %err.chain(), "reconcile failed");
     ctx.metrics.error(kind, err.category());
-    kube::runtime::controller::Action::requeue(requeue_after_error(err))
+    Action::requeue(requeue_after_error(err))
 }
 
 /// How long a reconcile that arrives before the caches are synced waits.
@@ -319,7 +393,7 @@ pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 
 /// The requeue delay after `err`: a conflict (someone else wrote in between) is retried at once on
 /// fresher data, anything else after [`ERROR_REQUEUE`].
-pub fn requeue_after_error(err: &crate::error::Error) -> Duration {
+pub fn requeue_after_error(err: &Error) -> Duration {
     match err.category() {
         "conflict" => Duration::from_millis(500),
         _ => ERROR_REQUEUE,

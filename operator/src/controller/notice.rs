@@ -4,19 +4,16 @@
 use std::sync::Arc;
 
 use covenant_terms as terms;
-use futures::{FutureExt, StreamExt};
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{Context, ControllerFuture, Watches};
 use crate::api::DeprecationNotice;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::notice::evaluate;
-
-const KIND: &str = "DeprecationNotice";
 
 /// How many times `--concurrency` notices are reconciled at once.
 const NOTICE_FANOUT: u16 = 4;
@@ -54,60 +51,51 @@ pub fn controller(
     // Notices are few and many share a boundary (amendments that take effect on the same day): they
     // are reconciled NOTICE_FANOUT times as many at once as other kinds, so that none waits for a
     // turn at its instant.
-    Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(ctx.settings.concurrency.saturating_mul(NOTICE_FANOUT)),
-        )
-        .watches_shared_stream(w.accounts.subscribe(), {
-            // Only what a notice reads of an account (its labels, for selection, and its responses)
-            // retriggers the notices: not every status write of every account.
-            move |a: Arc<DeserializeGuard<crate::api::Account>>| {
-                let Ok(a) = &a.0 else { return Vec::new() };
-                if !seen.changed(
-                    &a.name_any(),
-                    &(a.metadata.labels.as_ref(), &a.spec.notice_responses),
-                ) {
-                    return Vec::new();
+    let controller =
+        Controller::for_shared_stream(w.notices.subscribe(), ctx.stores.notices.clone())
+            .with_config(
+                kube::runtime::controller::Config::default()
+                    .concurrency(ctx.settings.concurrency.saturating_mul(NOTICE_FANOUT)),
+            )
+            .watches_shared_stream(w.accounts.subscribe(), {
+                // Only what a notice reads of an account (its labels, for selection, and its responses)
+                // retriggers the notices: not every status write of every account.
+                move |a: Arc<DeserializeGuard<crate::api::Account>>| {
+                    let Ok(a) = &a.0 else { return Vec::new() };
+                    if !seen.changed(
+                        &a.name_any(),
+                        &(a.metadata.labels.as_ref(), &a.spec.notice_responses),
+                    ) {
+                        return Vec::new();
+                    }
+                    all(())
                 }
-                all(())
-            }
-        })
-        // A tenant's answer changes the decision of its account on the notice it names.
-        .watches_shared_stream(
-            w.responses.subscribe(),
-            |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| {
-                r.0.as_ref()
-                    .ok()
-                    .map(|r| ObjectRef::<DeserializeGuard<DeprecationNotice>>::new(&r.spec.notice))
-            },
-        )
-        .reconcile_on(deleted)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .boxed()
+            })
+            // A tenant's answer changes the decision of its account on the notice it names.
+            .watches_shared_stream(
+                w.responses.subscribe(),
+                |r: Arc<DeserializeGuard<crate::api::NoticeResponse>>| {
+                    r.0.as_ref().ok().map(|r| {
+                        ObjectRef::<DeserializeGuard<DeprecationNotice>>::new(&r.spec.notice)
+                    })
+                },
+            )
+            .reconcile_on(deleted)
+            .graceful_shutdown_on(shutdown);
+    super::run_guarded(controller, ctx)
 }
 
-fn error_policy(
-    _: Arc<DeserializeGuard<DeprecationNotice>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    super::on_error(KIND, err, &ctx)
-}
-
-async fn reconcile(
-    guard: Arc<DeserializeGuard<DeprecationNotice>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let Some(notice) = super::parsed(&guard, &ctx.stores.notices, &ctx).await else {
-        return Ok(Action::await_change());
-    };
-    if !ctx.synced() {
-        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+impl super::Reconcile for DeprecationNotice {
+    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
+        &stores.notices
     }
-    let started = std::time::Instant::now();
+
+    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
+        reconcile(self, ctx)
+    }
+}
+
+async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let state = ctx.stores.accounts.state();
     let accounts: Vec<&crate::api::Account> =
@@ -124,7 +112,7 @@ async fn reconcile(
     let previous = notice.status.clone().unwrap_or_default();
     if !crate::status::unchanged(&outcome.status, &previous) {
         // The status first: a condition changes at its instant, then the Events tell about it.
-        super::patch_status::<DeprecationNotice>(&ctx, &notice.name_any(), &outcome.status).await?;
+        super::patch_status::<DeprecationNotice>(ctx, &notice.name_any(), &outcome.status).await?;
         if outcome.status.reserved_at != previous.reserved_at
             && let Some(at) = &outcome.status.reserved_at
         {
@@ -185,7 +173,6 @@ async fn reconcile(
             ctx.event(notice, EventType::Normal, &decision, note).await;
         }
     }
-    ctx.metrics.observe(KIND, started.elapsed());
     // Measured after the work, so a long reconcile does not make the next boundary late.
     let next = terms::requeue_after([outcome.next_change], ctx.clock.now(), terms::MAX_REQUEUE);
     Ok(next

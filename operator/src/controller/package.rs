@@ -2,19 +2,16 @@
 
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{Context, ControllerFuture, Watches, valid};
 use crate::api::{SupportPackage, SupportPackageStatus};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::package::{account_count, package_ready};
 use crate::status::merge;
-
-const KIND: &str = "SupportPackage";
 
 /// Builds the SupportPackage controller; any account or package change rechecks every package.
 pub fn controller(
@@ -34,40 +31,31 @@ pub fn controller(
     let all2 = all.clone();
     let (tx, deleted) = futures::channel::mpsc::unbounded();
     for_all_on_delete(w, tx, all.clone());
-    Controller::for_shared_stream(w.packages.subscribe(), ctx.stores.packages.clone())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(2)
-                .debounce(std::time::Duration::from_millis(500)),
-        )
-        .watches_shared_stream(w.accounts.subscribe(), move |_| all())
-        .watches_shared_stream(w.packages.subscribe(), move |_| all2())
-        .reconcile_on(deleted)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .boxed()
+    let controller =
+        Controller::for_shared_stream(w.packages.subscribe(), ctx.stores.packages.clone())
+            .with_config(
+                kube::runtime::controller::Config::default()
+                    .concurrency(2)
+                    .debounce(std::time::Duration::from_millis(500)),
+            )
+            .watches_shared_stream(w.accounts.subscribe(), move |_| all())
+            .watches_shared_stream(w.packages.subscribe(), move |_| all2())
+            .reconcile_on(deleted)
+            .graceful_shutdown_on(shutdown);
+    super::run_guarded(controller, ctx)
 }
 
-fn error_policy(
-    _: Arc<DeserializeGuard<SupportPackage>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    super::on_error(KIND, err, &ctx)
-}
-
-async fn reconcile(
-    guard: Arc<DeserializeGuard<SupportPackage>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let Some(package) = super::parsed(&guard, &ctx.stores.packages, &ctx).await else {
-        return Ok(Action::await_change());
-    };
-    if !ctx.synced() {
-        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+impl super::Reconcile for SupportPackage {
+    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
+        &stores.packages
     }
-    let started = std::time::Instant::now();
+
+    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
+        reconcile(self, ctx)
+    }
+}
+
+async fn reconcile(package: &SupportPackage, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let packages = valid(&ctx.stores.packages);
     // Counted on the cache's own objects: nothing cloned per account.
@@ -92,9 +80,8 @@ async fn reconcile(
         ),
     };
     if !crate::status::unchanged(&status, &previous) {
-        super::patch_status::<SupportPackage>(&ctx, &package.name_any(), &status).await?;
+        super::patch_status::<SupportPackage>(ctx, &package.name_any(), &status).await?;
     }
-    ctx.metrics.observe(KIND, started.elapsed());
     Ok(Action::await_change())
 }
 

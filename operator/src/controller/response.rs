@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use covenant_terms as terms;
-use futures::{FutureExt, StreamExt};
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Watches};
 use crate::api::{DeprecationNotice, FIELD_MANAGER, NoticeResponse};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::notice::response_status;
 
 const KIND: &str = "NoticeResponse";
@@ -81,37 +80,32 @@ pub fn controller(
                 .collect::<Vec<_>>()
         }
     };
-    Controller::for_shared_stream(w.responses.subscribe(), ctx.stores.responses.clone())
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-        )
-        .watches_shared_stream(w.notices.subscribe(), by_notice)
-        .watches_shared_stream(w.responses.subscribe(), by_sibling)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .boxed()
+    let controller =
+        Controller::for_shared_stream(w.responses.subscribe(), ctx.stores.responses.clone())
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            )
+            .watches_shared_stream(w.notices.subscribe(), by_notice)
+            .watches_shared_stream(w.responses.subscribe(), by_sibling)
+            .graceful_shutdown_on(shutdown);
+    super::run_guarded(controller, ctx)
 }
 
-fn error_policy(
-    _: Arc<DeserializeGuard<NoticeResponse>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    super::on_error(KIND, err, &ctx)
+impl super::Reconcile for NoticeResponse {
+    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
+        &stores.responses
+    }
+
+    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
+        reconcile(self, ctx)
+    }
 }
 
-async fn reconcile(
-    guard: Arc<DeserializeGuard<NoticeResponse>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let Some(response) = super::parsed(&guard, &ctx.stores.responses, &ctx).await else {
-        return Ok(Action::await_change());
-    };
-    if !ctx.synced() || response.metadata.creation_timestamp.is_none() {
+async fn reconcile(response: &NoticeResponse, ctx: &Context) -> Result<Action, Error> {
+    // An answer's verdict counts from its creation: one the cache holds without it waits.
+    if response.metadata.creation_timestamp.is_none() {
         return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
     }
-    let started = std::time::Instant::now();
     let ns = response.namespace().unwrap_or_default();
     let account = ctx.stores.owner_of(&ns);
     let notice = ctx
@@ -143,10 +137,13 @@ async fn reconcile(
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
-            .await?;
+            .await
+            .map_err(|e| Error::Status {
+                object: format!("{KIND} {ns}/{}", response.name_any()),
+                source: e.into(),
+            })?;
         ctx.metrics.write(KIND);
     }
-    ctx.metrics.observe(KIND, started.elapsed());
     let next = terms::requeue_after([next], ctx.clock.now(), terms::MAX_REQUEUE);
     Ok(next
         .map(Action::requeue)

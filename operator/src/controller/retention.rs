@@ -11,7 +11,7 @@ use kube::runtime::controller::{Action, Controller};
 
 use super::{Context, ControllerFuture, Watches, account_of};
 use crate::api::{ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::account::parse_retained_until;
 
 const KIND: &str = "RetainedNamespace";
@@ -25,16 +25,16 @@ pub fn controller(
     Controller::for_shared_stream(w.namespaces.subscribe(), ctx.stores.namespaces.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(2))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            reconcile,
+            |ns, err, ctx| super::on_error(KIND, &ns.name_any(), err, &ctx),
+            ctx,
+        )
         .for_each(|_| async {})
         .boxed()
 }
 
-fn error_policy(_: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
-    super::on_error(KIND, err, &ctx)
-}
-
-async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Only namespaces Covenant created for an account (the UID annotation, which only the operator
     // can set) and then released.
     let (Some(_), Some(until)) = (account_of(ns.as_ref()), parse_retained_until(&ns)) else {
@@ -57,7 +57,12 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
     }
-    super::delete_namespace(&ctx, &ns).await?;
+    super::delete_namespace(&ctx, &ns)
+        .await
+        .map_err(|source| Error::Release {
+            object: format!("namespace {}", ns.name_any()),
+            source,
+        })?;
     tracing::info!(namespace = %ns.name_any(), "retention ended; namespace deleted");
     Ok(Action::await_change())
 }

@@ -7,23 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use covenant_terms as terms;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, ControllerFuture, Watches};
 use crate::api::{Account, Suspension, SuspensionPhase, SuspensionStatus};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::account::FREEZE_QUOTA_NAME;
 use crate::status::{Cond, merge};
-
-const KIND: &str = "Suspension";
 
 /// Builds the Suspension controller; an Account change rechecks its suspensions.
 pub fn controller(
@@ -52,20 +49,25 @@ pub fn controller(
                 .for_each(|r| drop(tx.unbounded_send(r)))
         });
     }
-    Controller::for_shared_stream(w.suspensions.subscribe(), ctx.stores.suspensions.clone())
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-        )
-        .watches_shared_stream(w.accounts.subscribe(), of_account)
-        .reconcile_on(deleted)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .boxed()
+    let controller =
+        Controller::for_shared_stream(w.suspensions.subscribe(), ctx.stores.suspensions.clone())
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            )
+            .watches_shared_stream(w.accounts.subscribe(), of_account)
+            .reconcile_on(deleted)
+            .graceful_shutdown_on(shutdown);
+    super::run_guarded(controller, ctx)
 }
 
-fn error_policy(_: Arc<DeserializeGuard<Suspension>>, err: &Error, ctx: Arc<Context>) -> Action {
-    super::on_error(KIND, err, &ctx)
+impl super::Reconcile for Suspension {
+    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
+        &stores.suspensions
+    }
+
+    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
+        reconcile(self, ctx)
+    }
 }
 
 /// What the pure stage decides for one suspension.
@@ -212,14 +214,7 @@ pub fn evaluate(
     }
 }
 
-async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) -> Result<Action> {
-    let Some(s) = super::parsed(&guard, &ctx.stores.suspensions, &ctx).await else {
-        return Ok(Action::await_change());
-    };
-    if !ctx.synced() {
-        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
-    }
-    let started = std::time::Instant::now();
+async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let account = ctx
         .stores
@@ -243,7 +238,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
     let previous = s.status.clone().unwrap_or_default();
 
     if let (true, Some(account)) = (outcome.give_notice, &account) {
-        give_notice(s, account, &ctx).await;
+        give_notice(s, account, ctx).await;
     }
     if outcome.lifted_now {
         if let Some(account) = &account {
@@ -258,12 +253,11 @@ async fn reconcile(guard: Arc<DeserializeGuard<Suspension>>, ctx: Arc<Context>) 
             )
             .await;
         }
-        notify(&ctx, s, "Lifted", now);
+        notify(ctx, s, "Lifted", now);
     }
     if !crate::status::unchanged(&outcome.status, &previous) {
-        super::patch_status::<Suspension>(&ctx, &s.name_any(), &outcome.status).await?;
+        super::patch_status::<Suspension>(ctx, &s.name_any(), &outcome.status).await?;
     }
-    ctx.metrics.observe(KIND, started.elapsed());
     let next = terms::requeue_after([outcome.next_change], now, terms::MAX_REQUEUE);
     Ok(next
         .map(Action::requeue)
