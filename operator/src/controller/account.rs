@@ -14,10 +14,10 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::{Context, ControllerFuture, Watches, account_of, valid};
+use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
 use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{Cause, Error, Result};
@@ -33,11 +33,7 @@ pub const FINALIZER: &str = "covenant.dev/account-cleanup";
 const KIND: &str = "Account";
 
 /// Builds the Account controller and its triggers.
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     let stores = ctx.stores.clone();
     let all_accounts = {
         let stores = stores.clone();
@@ -243,19 +239,10 @@ fn by_label<K: kube::Resource>(obj: Arc<K>) -> Option<ObjectRef<DeserializeGuard
     account_of(obj.as_ref()).map(|a| ObjectRef::new(&a))
 }
 
-impl super::Reconcile for Account {
-    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
-        &stores.accounts
-    }
-
-    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile(self.clone(), ctx.clone())
-    }
-}
-
 // The finalizer's outcome, as matched, is the reconcile's.
 #[allow(clippy::let_and_return)]
-async fn reconcile(account: Account, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let (account, ctx) = (account.clone(), ctx.clone());
     let api: Api<Account> = Api::all(ctx.client.clone());
     use kube::runtime::finalizer::Error as F;
     // The API server adds the finalizer at creation (deploy/account-finalizer-policy.yaml). Where it

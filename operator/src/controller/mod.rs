@@ -25,7 +25,9 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client, Resource};
 
-use crate::api::{ACCOUNT_LABEL, Account, NoticeResponse};
+use crate::api::{
+    ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
+};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -305,8 +307,8 @@ where
 }
 
 /// A kind whose controller reconciles the objects of a guarded cache: what it does with one object
-/// that parsed. The wiring around it is the same for every such kind and written once: [`run_guarded`] with
-/// [`reconcile`] and [`error_policy`].
+/// that parsed. The wiring around it is the same for every such kind and written once:
+/// [`run_guarded`] with [`reconcile`] and [`error_policy`].
 pub trait Reconcile:
     Resource<DynamicType = ()>
     + Clone
@@ -325,6 +327,31 @@ pub trait Reconcile:
         ctx: &Arc<Context>,
     ) -> impl std::future::Future<Output = Result<Action, Error>> + Send;
 }
+
+/// The guarded kinds: each one's cache and its own reconcile, a line a kind.
+macro_rules! reconciled {
+    ($($kind:ty: $store:ident => $reconcile:path),* $(,)?) => {$(
+        impl Reconcile for $kind {
+            fn store(stores: &Stores) -> &Store<DeserializeGuard<Self>> {
+                &stores.$store
+            }
+
+            fn reconcile(
+                &self,
+                ctx: &Arc<Context>,
+            ) -> impl std::future::Future<Output = Result<Action, Error>> + Send {
+                $reconcile(self, ctx)
+            }
+        }
+    )*};
+}
+reconciled!(
+    Account: accounts => account::reconcile,
+    SupportPackage: packages => package::reconcile,
+    DeprecationNotice: notices => notice::reconcile,
+    NoticeResponse: responses => response::reconcile,
+    Suspension: suspensions => suspension::reconcile,
+);
 
 /// Runs the controller of a guarded kind until its shutdown: [`reconcile`] around the kind's own, with
 /// [`error_policy`].
@@ -499,12 +526,12 @@ pub async fn run(
     }
     // Every controller subscribes before the watches start, so none misses the initial list.
     let controllers = futures::future::join_all([
-        account::controller(ctx.clone(), &mut watches, shutdown.clone()),
-        package::controller(ctx.clone(), &mut watches, shutdown.clone()),
-        notice::controller(ctx.clone(), &mut watches, shutdown.clone()),
-        response::controller(ctx.clone(), &mut watches, shutdown.clone()),
-        retention::controller(ctx.clone(), &mut watches, shutdown.clone()),
-        suspension::controller(ctx.clone(), &mut watches, shutdown.clone()),
+        account::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        package::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        notice::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        response::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        retention::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        suspension::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
     ]);
     watches.start_all(&health);
 
@@ -566,6 +593,9 @@ async fn operator_subject(client: &Client) -> Option<k8s_openapi::api::rbac::v1:
         },
     })
 }
+
+/// What stops a controller: the operator's shutdown (one clone per controller).
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
 
 /// A boxed controller future.
 pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

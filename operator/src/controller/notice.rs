@@ -8,9 +8,9 @@ use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
-use super::{Context, ControllerFuture, Watches};
+use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::DeprecationNotice;
 use crate::error::Error;
 use crate::model::notice::evaluate;
@@ -20,11 +20,7 @@ const NOTICE_FANOUT: u16 = 4;
 
 /// Builds the DeprecationNotice controller; an account change rechecks the notices (decisions and
 /// selection depend on the account's labels and responses).
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     let stores = ctx.stores.clone();
     let all = move |_: ()| {
         stores
@@ -85,17 +81,7 @@ pub fn controller(
     super::run_guarded(controller, ctx)
 }
 
-impl super::Reconcile for DeprecationNotice {
-    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
-        &stores.notices
-    }
-
-    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile(self, ctx)
-    }
-}
-
-async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let state = ctx.stores.accounts.state();
     let accounts: Vec<&crate::api::Account> =

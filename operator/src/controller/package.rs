@@ -5,20 +5,16 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
-use super::{Context, ControllerFuture, Watches, valid};
+use super::{Context, ControllerFuture, Shutdown, Watches, valid};
 use crate::api::{SupportPackage, SupportPackageStatus};
 use crate::error::Error;
 use crate::model::package::{account_count, package_ready};
 use crate::status::merge;
 
 /// Builds the SupportPackage controller; any account or package change rechecks every package.
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     let stores = ctx.stores.clone();
     let all = move || {
         stores
@@ -45,17 +41,7 @@ pub fn controller(
     super::run_guarded(controller, ctx)
 }
 
-impl super::Reconcile for SupportPackage {
-    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
-        &stores.packages
-    }
-
-    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile(self, ctx)
-    }
-}
-
-async fn reconcile(package: &SupportPackage, ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn reconcile(package: &SupportPackage, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let packages = valid(&ctx.stores.packages);
     // Counted on the cache's own objects: nothing cloned per account.

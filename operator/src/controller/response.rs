@@ -8,10 +8,10 @@ use covenant_terms as terms;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::{Context, ControllerFuture, Watches};
+use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::{DeprecationNotice, FIELD_MANAGER, NoticeResponse};
 use crate::error::Error;
 use crate::model::notice::response_status;
@@ -20,11 +20,7 @@ const KIND: &str = "NoticeResponse";
 
 /// Builds the NoticeResponse controller. A response's verdict depends on the other answers of its
 /// account to the same notice and on the notice itself.
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     // A notice: only a change of what a verdict reads of it (its spec, its service as recorded, its
     // identity) rechecks the answers that name it; its status rows change with every answer.
     let by_notice = {
@@ -91,17 +87,7 @@ pub fn controller(
     super::run_guarded(controller, ctx)
 }
 
-impl super::Reconcile for NoticeResponse {
-    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
-        &stores.responses
-    }
-
-    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile(self, ctx)
-    }
-}
-
-async fn reconcile(response: &NoticeResponse, ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn reconcile(response: &NoticeResponse, ctx: &Context) -> Result<Action, Error> {
     // An answer's verdict counts from its creation: one the cache holds without it waits.
     if response.metadata.creation_timestamp.is_none() {
         return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 
-use super::{Context, ControllerFuture, Watches, account_of};
+use super::{Context, ControllerFuture, Shutdown, Watches, account_of};
 use crate::api::{ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION};
 use crate::error::Error;
 use crate::model::account::parse_retained_until;
@@ -17,11 +17,7 @@ use crate::model::account::parse_retained_until;
 const KIND: &str = "RetainedNamespace";
 
 /// Builds the retention controller over the labelled namespaces.
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     Controller::for_shared_stream(w.namespaces.subscribe(), ctx.stores.namespaces.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(2))
         .graceful_shutdown_on(shutdown)

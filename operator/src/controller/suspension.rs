@@ -12,22 +12,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Context, ControllerFuture, Watches};
+use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::{Account, Suspension, SuspensionPhase, SuspensionStatus};
 use crate::error::Error;
 use crate::model::account::FREEZE_QUOTA_NAME;
 use crate::status::{Cond, merge};
 
 /// Builds the Suspension controller; an Account change rechecks its suspensions.
-pub fn controller(
-    ctx: Arc<Context>,
-    w: &mut Watches,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> ControllerFuture {
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     let stores = ctx.stores.clone();
     let of_account = move |a: Arc<DeserializeGuard<Account>>| {
         let name = a.0.as_ref().map(|a| a.name_any()).unwrap_or_default();
@@ -58,16 +54,6 @@ pub fn controller(
             .reconcile_on(deleted)
             .graceful_shutdown_on(shutdown);
     super::run_guarded(controller, ctx)
-}
-
-impl super::Reconcile for Suspension {
-    fn store(stores: &super::Stores) -> &Store<DeserializeGuard<Self>> {
-        &stores.suspensions
-    }
-
-    fn reconcile(&self, ctx: &Arc<Context>) -> impl Future<Output = Result<Action, Error>> + Send {
-        reconcile(self, ctx)
-    }
 }
 
 /// What the pure stage decides for one suspension.
@@ -214,7 +200,7 @@ pub fn evaluate(
     }
 }
 
-async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let account = ctx
         .stores
