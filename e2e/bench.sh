@@ -7,6 +7,9 @@
 #   bash e2e/bench.sh --smoke         N = 20, 20 s at rest (`make bench-smoke`)
 #   bash e2e/bench.sh --n 5000 ...    other sizes (repeatable); --rest SECS; --concurrency C;
 #                                     --notices K; --out DIR
+#   COVENANT_BENCH_OPERATOR=PATH      measure this operator binary instead of the workspace's (e.g. the
+#                                     image's static musl build, target/image/x86_64-unknown-linux-musl/
+#                                     release/covenant from hack/build-image.sh)
 #
 # Output (kept): DIR (default target/bench/<UTC time>) with results.jsonl (one figure a line), report.md
 # (the table), machine.txt and the operator's logs. Every cluster is stopped on exit, also on failure.
@@ -72,6 +75,7 @@ trap 'exit 130' INT TERM
 target=${CARGO_TARGET_DIR:-$root/target}
 if $smoke; then profile=${BENCH_PROFILE:-dev}; else profile=${BENCH_PROFILE:-release}; fi
 if [ "$profile" = dev ]; then outdir=debug; else outdir=$profile; fi
+operator_bin=${COVENANT_BENCH_OPERATOR:-$target/$outdir/covenant}
 say "building ($profile): covenant, covenant-bench"
 cargo build --profile "$profile" -q -p covenant -p covenant-bench
 bench=$target/$outdir/covenant-bench
@@ -110,7 +114,7 @@ for n in "${ns[@]}"; do
   state=$work/op-$n
   clusters+=("$state")
   up "$state"
-  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$target/$outdir/covenant" \
+  "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$operator_bin" \
     --n "$n" --concurrency "$concurrency" --rest-secs "$rest" --notices "$notices" \
     --log-dir "$out/operator-$n" --out "$results"
   down "$state"
@@ -119,7 +123,7 @@ done
 {
   "$bench" machine
   echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms 2>/dev/null || echo ' + uncommitted changes under operator/ or terms/')"
-  echo "- Operator: target/$outdir/covenant, --concurrency $concurrency; rest window ${rest}s; $notices notices"
+  echo "- Operator: ${operator_bin#"$root/"}, --concurrency $concurrency; rest window ${rest}s; $notices notices"
 } >"$out/machine.txt"
 "$bench" report "$results" >"$out/report.md"
 say "results in $out"

@@ -252,16 +252,16 @@ async fn an_unparseable_stored_account_is_reported_and_skipped() {
         },
     )
     .await;
-    let created_by: Vec<String> = dynamic
-        .get(&bad)
-        .await
-        .expect("the bad account")
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.manager.clone())
-        .collect();
+    // Who has written to an object (its managedFields' managers).
+    let writers = |o: kube::core::DynamicObject| -> Vec<String> {
+        o.metadata
+            .managed_fields
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.manager)
+            .collect()
+    };
+    let created_by = writers(dynamic.get(&bad).await.expect("the bad account"));
 
     // The real CRD again: the stored object stays as it is (validation applies to writes).
     covenant_e2e::kubectl(&[
@@ -307,15 +307,9 @@ async fn an_unparseable_stored_account_is_reported_and_skipped() {
     // Skipped: the operator wrote nothing to it (its only writer is whoever created it: the API
     // server's finalizer policy acts inside that create), no status, no namespace.
     let stored = dynamic.get(&bad).await.expect("the bad account");
-    let writers: Vec<String> = stored
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.manager.clone())
-        .collect();
     assert_eq!(
-        writers, created_by,
+        writers(stored.clone()),
+        created_by,
         "nothing but its creation wrote to an account the operator cannot read"
     );
     assert!(stored.data.get("status").is_none(), "no status written");
