@@ -9,13 +9,10 @@ use anyhow::{Result, bail};
 use covenant::api::{Account, AccountStatus, FIELD_MANAGER, SupportPackage};
 use covenant::apply::Scoped;
 use covenant::model::account::{self as model, BuildInput, Desired};
-use covenant::model::notice::{account_notices, terms_current};
 use covenant::model::phase;
 use covenant::model::suspension::active_suspensions;
-use covenant::status::merge;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -59,30 +56,25 @@ where
     Ok(())
 }
 
-/// The status Covenant writes for a Ready account on `package` with no suspension and no notice.
+/// The status Covenant writes for a Ready account on `package` with no suspension and no notice: the
+/// operator's own status function, with everything applied.
 fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
     let now = Timestamp::now();
-    let (review, due, _) = model::access_review(account, now);
-    let (rows, _) = account_notices(account, &[], &[], now);
-    // The operator's own decision, for an account with no problem and no suspension.
-    let applied = phase::Applied::default();
-    let verdict = phase::verdict(None, &applied, None);
-    let mut conds = vec![verdict.ready, verdict.stalled, verdict.reconciling];
-    conds.extend(phase::part_conditions(account, Some(package), false, None));
-    conds.extend([
-        active_suspensions(&[], now).condition(),
-        review,
-        terms_current(&rows),
-    ]);
-    AccountStatus {
-        phase: Some(verdict.phase),
-        observed_generation: account.metadata.generation,
-        support_package: Some(package.name_any()),
-        namespaces: account.desired_namespaces(),
-        access_review_due_at: Some(Time(due)),
-        notices: rows,
-        conditions: merge(&[], conds, account.metadata.generation, now),
-    }
+    phase::status(&phase::StatusInput {
+        account,
+        package: Ok(package),
+        blocked: None,
+        limits: &[],
+        applied: &phase::Applied::default(),
+        suspensions: &active_suspensions(&[], now),
+        suspended: false,
+        notices: &[],
+        answers: &[],
+        owned: &[],
+        previous: &[],
+        now,
+    })
+    .status
 }
 
 /// Provisions one tenant, object after object, then writes its status. Returns the requests made.

@@ -46,10 +46,14 @@ where
     }
 }
 
-/// The resourceVersion of every object Covenant manages (labelled covenant.dev/account) and of every
-/// Covenant object.
-async fn snapshot(client: &Client) -> BTreeMap<String, String> {
-    let labelled = ListParams::default().labels("covenant.dev/account");
+/// The resourceVersion of every object Covenant manages for `tenants` (labelled covenant.dev/account),
+/// of those Accounts, and of every other Covenant object.
+async fn snapshot(client: &Client, tenants: &[String]) -> BTreeMap<String, String> {
+    // The test's own tenants only: objects other tests leave behind keep changing while the cluster
+    // deletes them (a quota's usage as pods go). The operator's writes anywhere are counted apart
+    // (covenant_writes_total).
+    let labelled =
+        ListParams::default().labels(&format!("covenant.dev/account in ({})", tenants.join(",")));
     let all = ListParams::default();
     let mut m = BTreeMap::new();
     versions_of::<Namespace>(client, &labelled, &mut m).await;
@@ -57,7 +61,13 @@ async fn snapshot(client: &Client) -> BTreeMap<String, String> {
     versions_of::<LimitRange>(client, &labelled, &mut m).await;
     versions_of::<NetworkPolicy>(client, &labelled, &mut m).await;
     versions_of::<RoleBinding>(client, &labelled, &mut m).await;
-    versions_of::<Account>(client, &all, &mut m).await;
+    let mut accounts = BTreeMap::new();
+    versions_of::<Account>(client, &all, &mut accounts).await;
+    m.extend(
+        accounts
+            .into_iter()
+            .filter(|(k, _)| tenants.iter().any(|t| k == &format!("Account {t}"))),
+    );
     versions_of::<SupportPackage>(client, &all, &mut m).await;
     versions_of::<Suspension>(client, &all, &mut m).await;
     versions_of::<DeprecationNotice>(client, &all, &mut m).await;
@@ -177,12 +187,12 @@ async fn tenants(t: &TestCtx) -> Vec<String> {
 async fn at_rest_the_operator_writes_nothing() {
     let _serial = SERIAL.lock().await;
     let t = TestCtx::new("at-rest").await;
-    tenants(&t).await;
+    let names = tenants(&t).await;
     settle(&t.client).await;
-    let before = snapshot(&t.client).await;
+    let before = snapshot(&t.client, &names).await;
     let metrics_before = operator::metrics();
     tokio::time::sleep(AT_REST).await;
-    let after = snapshot(&t.client).await;
+    let after = snapshot(&t.client, &names).await;
     let metrics_after = operator::metrics();
     let changed = diff(&before, &after);
     assert!(
@@ -242,11 +252,11 @@ async fn assert_noop_reconciles(t: &TestCtx, names: &[String]) {
     settle(&t.client).await;
     let mut failures = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let before = snapshot(&t.client).await;
+        let before = snapshot(&t.client, names).await;
         let m0 = operator::metrics();
         touch_and_wait_reconcile(&t.client, name, i).await;
         let m1 = operator::metrics();
-        let mut changed = diff(&before, &snapshot(&t.client).await);
+        let mut changed = diff(&before, &snapshot(&t.client, names).await);
         // The touch itself.
         changed.retain(|c| !c.starts_with(&format!("Account {name}:")));
         let (w0, w1) = (
@@ -323,9 +333,9 @@ async fn an_access_review_with_sub_second_precision_causes_no_rewrites() {
 async fn a_restarted_operator_rewrites_nothing_that_is_in_place() {
     let _serial = SERIAL.lock().await;
     let t = TestCtx::new("restart-in-place").await;
-    tenants(&t).await;
+    let names = tenants(&t).await;
     settle(&t.client).await;
-    let before = snapshot(&t.client).await;
+    let before = snapshot(&t.client, &names).await;
     operator::kill();
     operator::start();
     // Every account is reconciled once the caches are synced; give that time to finish.
@@ -356,7 +366,7 @@ async fn a_restarted_operator_rewrites_nothing_that_is_in_place() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let m = operator::metrics();
-    let changed = diff(&before, &snapshot(&t.client).await);
+    let changed = diff(&before, &snapshot(&t.client, &names).await);
     assert!(
         changed.is_empty(),
         "the restart changed objects that were in place:\n{}",

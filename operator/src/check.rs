@@ -13,7 +13,7 @@ use crate::api::{
     Account, AccountStatus, DeprecationNotice, GROUP, NoticeResponse, SupportPackage,
     SupportPackageStatus, Suspension, SuspensionPhase, SuspensionStatus, schema,
 };
-use crate::model;
+use crate::model::{self, phase};
 use crate::status::merge;
 
 /// Exit codes of `covenant check`.
@@ -466,7 +466,9 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
     }
 }
 
-/// The parts of an Account's status that need no cluster.
+/// The parts of an Account's status that need no cluster: the operator's own status ([`phase::status`])
+/// with every object assumed applied and no suspension known, of which only what the files decide is
+/// kept (the namespaces, the package, the access review and the notices with `TermsCurrent`).
 fn account_status(
     account: &Account,
     packages: &[SupportPackage],
@@ -475,37 +477,52 @@ fn account_status(
     now: Timestamp,
     problem: &mut dyn FnMut(String),
 ) -> AccountStatus {
-    let mut status = AccountStatus {
-        observed_generation: account.metadata.generation,
-        namespaces: account.desired_namespaces(),
-        ..Default::default()
-    };
     // Packages may live elsewhere in a GitOps repository: resolve only when some were given.
-    if !packages.is_empty() {
+    let package = if packages.is_empty() {
+        None
+    } else {
         match model::package::resolve(account, packages) {
             Ok(p) => {
-                status.support_package = Some(p.name_any());
                 model::account::validate_on_package(account, p)
                     .into_iter()
                     .chain(model::package::account_limit_problems(account, p))
                     .for_each(&mut *problem);
+                Some(p)
             }
-            Err(e) => problem(e.to_string()),
+            Err(e) => {
+                problem(e.to_string());
+                None
+            }
         }
-    } else {
-        status.support_package = account.spec.support_package.clone();
-    }
-    let (review, due, _) = model::account::access_review(account, now);
-    status.access_review_due_at = Some(Time(due));
-    let (rows, _) = model::notice::account_notices(account, notices, answers, now);
-    let terms = model::notice::terms_current(&rows);
-    for r in &rows {
+    };
+    let plan = phase::status(&phase::StatusInput {
+        account,
+        package: package.ok_or("not resolved by covenant check"),
+        blocked: None,
+        limits: &[],
+        applied: &phase::Applied::default(),
+        suspensions: &model::suspension::active_suspensions(&[], now),
+        suspended: false,
+        notices,
+        answers,
+        owned: &[],
+        previous: &[],
+        now,
+    });
+    let mut status = plan.status;
+    for r in &status.notices {
         if let Some(m) = &r.message {
             problem(format!("answer to {}: {m}", r.name));
         }
     }
-    status.notices = rows;
-    status.conditions = merge(&[], vec![review, terms], account.metadata.generation, now);
+    // Only what the files decide: whether it is Ready needs the cluster.
+    status.phase = None;
+    status.conditions.retain(|c| {
+        [model::account::ACCESS_REVIEW_CURRENT, "TermsCurrent"].contains(&c.type_.as_str())
+    });
+    if packages.is_empty() {
+        status.support_package = account.spec.support_package.clone();
+    }
     status
 }
 

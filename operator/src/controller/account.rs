@@ -8,7 +8,6 @@ use std::sync::Arc;
 use covenant_terms as terms;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
@@ -22,11 +21,9 @@ use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{Cause, Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
-use crate::model::notice::{account_notices, terms_current};
 use crate::model::package::resolve;
 use crate::model::phase;
 use crate::model::suspension::{ActiveSuspensions, active_suspensions};
-use crate::status::merge;
 
 /// The finalizer that lets Covenant release or delete an account's namespaces.
 pub const FINALIZER: &str = "covenant.dev/account-cleanup";
@@ -466,7 +463,6 @@ fn cached_namespace(ctx: &Context, ns: &str, pred: impl Fn(&Namespace) -> bool) 
 async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let obs = observe(account, ctx);
-    let mut conds = Vec::new();
     let blocked = phase::blocker(
         &obs.conflicts,
         obs.package.as_ref().map(|_| ()).map_err(String::as_str),
@@ -569,29 +565,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         failed: failed.clone(),
         retry,
     };
-    let problem = phase::problem(blocked.as_ref(), &obs.limits, &applied);
-    let verdict = phase::verdict(
-        problem.as_ref(),
-        &applied,
-        suspended.then(|| obs.suspensions.summary()).as_deref(),
-    );
-    conds.extend([verdict.ready, verdict.stalled, verdict.reconciling]);
-    conds.extend(phase::part_conditions(
-        account,
-        obs.package.as_ref().ok(),
-        suspended,
-        problem.as_ref(),
-    ));
-    conds.push(obs.suspensions.condition());
-
-    let (review, due, review_next) = model::access_review(account, now);
-    conds.push(review);
     let notices = valid(&ctx.stores.notices);
     let answers = ctx.stores.answers(account);
-    let (rows, notices_next) = account_notices(account, &notices, &answers, now);
-    conds.push(terms_current(&rows));
-    let phase = verdict.phase;
-
     // A reconcile triggered by a child's event can run before our own last status write reached the
     // cache: then what this process wrote is the status to build on (transition times, and no second
     // write of the same status).
@@ -603,24 +578,22 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         )
         .or_else(|| account.status.clone())
         .unwrap_or_default();
-    let status = AccountStatus {
-        phase: Some(phase),
-        observed_generation: account.metadata.generation,
-        support_package: obs.package.as_ref().ok().map(|p| p.name_any()),
-        namespaces: if blocked.is_some() {
-            obs.owned.clone()
-        } else {
-            account.desired_namespaces()
-        },
-        access_review_due_at: Some(Time(due)),
-        notices: rows,
-        conditions: merge(
-            &previous.conditions,
-            conds,
-            account.metadata.generation,
-            now,
-        ),
-    };
+    let plan = phase::status(&phase::StatusInput {
+        account,
+        package: obs.package.as_ref().map_err(String::as_str),
+        blocked: blocked.as_ref(),
+        limits: &obs.limits,
+        applied: &applied,
+        suspensions: &obs.suspensions,
+        suspended,
+        notices: &notices,
+        answers: &answers,
+        owned: &obs.owned,
+        previous: &previous.conditions,
+        now,
+    });
+    let [review_next, notices_next] = plan.next;
+    let status = plan.status;
     write_status(account, &previous, status, ctx).await?;
     if !failed.is_empty() {
         let chain = failed.join("; ");

@@ -12,6 +12,9 @@
 //! A suspension in force makes the phase `Suspended` whatever else holds, and an account with no
 //! problem Ready (reason `Suspended`: its guardrails are in force; `Suspended=True` says the rest).
 //! `Terminating` is the phase of an account being deleted ([`terminating`]).
+//!
+//! [`status`] makes the whole status of an Account from what one reconcile observed and did: the
+//! operator, `covenant check` and the benchmark's baseline all call it, so no status is built twice.
 
 use kube::ResourceExt;
 
@@ -250,6 +253,86 @@ pub fn terminating(previous: Option<&AccountStatus>) -> AccountStatus {
     AccountStatus {
         phase: Some(AccountPhase::Terminating),
         ..previous.cloned().unwrap_or_default()
+    }
+}
+
+/// Everything an Account's status is made of: what one reconcile observed and did (or, for `covenant
+/// check` and the benchmark's baseline, what they assume).
+pub struct StatusInput<'a> {
+    /// The account.
+    pub account: &'a Account,
+    /// Its resolved package, or why it cannot be resolved.
+    pub package: Result<&'a SupportPackage, &'a str>,
+    /// What keeps it from being provisioned ([`blocker`]).
+    pub blocked: Option<&'a Blocker>,
+    /// What a LimitRange would refuse of its limits.
+    pub limits: &'a [String],
+    /// What the apply stage reported.
+    pub applied: &'a Applied,
+    /// The suspensions in force.
+    pub suspensions: &'a crate::model::suspension::ActiveSuspensions,
+    /// Whether its guardrails are in force (a suspension, or guardrails held while the Suspension CRD
+    /// is uninstalled).
+    pub suspended: bool,
+    /// The notices, and the answers the account gave.
+    pub notices: &'a [crate::api::DeprecationNotice],
+    /// The account's answers.
+    pub answers: &'a [crate::model::notice::Answer],
+    /// The desired namespaces it owns (all that `status.namespaces` lists while it is blocked).
+    pub owned: &'a [String],
+    /// The conditions it showed (a condition that keeps its status keeps its transition time).
+    pub previous: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    /// Now.
+    pub now: jiff::Timestamp,
+}
+
+/// An Account's status, and the instants after now at which it changes by time alone.
+pub struct StatusPlan {
+    /// The status.
+    pub status: AccountStatus,
+    /// The next access review and notice boundaries (each `None` when there is none).
+    pub next: [Option<jiff::Timestamp>; 2],
+}
+
+/// The whole status of an Account (pure).
+pub fn status(input: &StatusInput<'_>) -> StatusPlan {
+    let StatusInput { account, now, .. } = *input;
+    let problem = problem(input.blocked, input.limits, input.applied);
+    let summary = input.suspended.then(|| input.suspensions.summary());
+    let verdict = verdict(problem.as_ref(), input.applied, summary.as_deref());
+    let mut conds = vec![verdict.ready, verdict.stalled, verdict.reconciling];
+    conds.extend(part_conditions(
+        account,
+        input.package.ok(),
+        input.suspended,
+        problem.as_ref(),
+    ));
+    conds.push(input.suspensions.condition());
+    let (review, due, review_next) = crate::model::account::access_review(account, now);
+    conds.push(review);
+    let (rows, notices_next) =
+        crate::model::notice::account_notices(account, input.notices, input.answers, now);
+    conds.push(crate::model::notice::terms_current(&rows));
+    StatusPlan {
+        status: AccountStatus {
+            phase: Some(verdict.phase),
+            observed_generation: account.metadata.generation,
+            support_package: input.package.ok().map(|p| p.name_any()),
+            namespaces: if input.blocked.is_some() {
+                input.owned.to_vec()
+            } else {
+                account.desired_namespaces()
+            },
+            access_review_due_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(due)),
+            notices: rows,
+            conditions: crate::status::merge(
+                input.previous,
+                conds,
+                account.metadata.generation,
+                now,
+            ),
+        },
+        next: [review_next, notices_next],
     }
 }
 
@@ -495,5 +578,80 @@ mod tests {
         assert_eq!(t.observed_generation, Some(3));
         assert_eq!(t.namespaces, before.namespaces);
         assert_eq!(terminating(None).phase, Some(AccountPhase::Terminating));
+    }
+
+    /// The whole status from one function: a provisioned account lists its desired namespaces and its
+    /// package, a blocked one only the namespaces it owns (no package), and a condition that keeps its
+    /// status keeps its transition time.
+    #[test]
+    fn the_whole_status_comes_from_one_function() {
+        use crate::api::{AccountSpec, SupportPackageSpec};
+        let now: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let mut account = Account::new(
+            "acme",
+            AccountSpec {
+                namespaces: vec!["acme".into(), "acme-dev".into()],
+                ..Default::default()
+            },
+        );
+        account.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+        let package = SupportPackage::new("standard", SupportPackageSpec::default());
+        let none = crate::model::suspension::active_suspensions(&[], now);
+        let input =
+            |blocked: Option<&'static Blocker>,
+             previous: &'static [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+             at| StatusInput {
+                account: &account,
+                package: if blocked.is_some() {
+                    Err("SupportPackage \"gold\" does not exist")
+                } else {
+                    Ok(&package)
+                },
+                blocked,
+                limits: &[],
+                applied: &APPLIED,
+                suspensions: &none,
+                suspended: false,
+                notices: &[],
+                answers: &[],
+                owned: &OWNED,
+                previous,
+                now: at,
+            };
+        static APPLIED: std::sync::LazyLock<Applied> = std::sync::LazyLock::new(Applied::default);
+        static OWNED: [String; 0] = [];
+        static BLOCKED: std::sync::LazyLock<Blocker> = std::sync::LazyLock::new(unresolved);
+
+        let ready = status(&input(None, &[], now));
+        assert_eq!(ready.status.phase, Some(AccountPhase::Active));
+        assert_eq!(ready.status.namespaces, ["acme", "acme-dev"]);
+        assert_eq!(ready.status.support_package.as_deref(), Some("standard"));
+        let cond = |s: &AccountStatus, t: &str| {
+            s.conditions.iter().find(|c| c.type_ == t).cloned().unwrap()
+        };
+        assert_eq!(cond(&ready.status, types::READY).status, "True");
+        assert!(
+            ready.next[0].is_some(),
+            "the access review falls due some day"
+        );
+
+        let blocked = status(&input(Some(&BLOCKED), &[], now));
+        assert_eq!(blocked.status.phase, Some(AccountPhase::Degraded));
+        assert!(
+            blocked.status.namespaces.is_empty(),
+            "a blocked account lists only what it owns"
+        );
+        assert_eq!(blocked.status.support_package, None);
+        assert_eq!(cond(&blocked.status, types::STALLED).status, "True");
+
+        // An hour later, nothing changed: every condition keeps its transition time.
+        let previous: &'static [_] = Box::leak(ready.status.conditions.clone().into_boxed_slice());
+        let later = status(&input(
+            None,
+            previous,
+            now + jiff::SignedDuration::from_hours(1),
+        ));
+        assert_eq!(later.status.conditions, ready.status.conditions);
     }
 }
