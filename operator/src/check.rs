@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::{
     Account, AccountStatus, DeprecationNotice, GROUP, NoticeResponse, SupportPackage,
-    SupportPackageStatus, Suspension, SuspensionPhase, SuspensionStatus, schema,
+    SupportPackageStatus, Suspension, schema,
 };
 use crate::model::{self, phase};
 use crate::status::merge;
@@ -427,33 +427,19 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             }
             Parsed::Suspension(s) => {
                 let mut s = *s;
-                let w = covenant_terms::evaluate_suspension(
-                    s.spec.start_at.as_ref().map(|t| t.0),
-                    s.spec.end_at.as_ref().map(|t| t.0),
-                    now,
-                );
-                let phase = match w.phase {
-                    covenant_terms::suspension::SuspensionPhase::Pending => {
-                        SuspensionPhase::Pending
-                    }
-                    covenant_terms::suspension::SuspensionPhase::Active => SuspensionPhase::Active,
-                    covenant_terms::suspension::SuspensionPhase::Ended => SuspensionPhase::Lifted,
-                };
-                if !accounts.is_empty() && !accounts.iter().any(|a| a.name_any() == s.spec.account)
-                {
+                let known = accounts.iter().any(|a| a.name_any() == s.spec.account);
+                if !accounts.is_empty() && !known {
                     report.problems.push(format!(
                         "{}: spec.account: Account {:?} is not among the checked objects: check the name",
                         label(&doc),
                         s.spec.account
                     ));
                 }
-                s.status = Some(SuspensionStatus {
-                    phase: Some(phase),
-                    observed_generation: s.metadata.generation,
-                    notice_given_at: (phase == SuspensionPhase::Active && !s.spec.withhold_notice)
-                        .then_some(Time(now)),
-                    ..Default::default()
-                });
+                // The operator's own evaluation; with no Accounts among the files, the account is
+                // taken to exist (it may live elsewhere in the repository).
+                let outcome =
+                    model::suspension::evaluate(&s, accounts.is_empty() || known, None, now);
+                s.status = Some(outcome.status);
                 serde_json::to_value(s)
             }
         };
