@@ -30,7 +30,7 @@ FILES = {
     "notice-responses-policy.yaml": "Only an account's administrators answer notices for it, in its namespaces\n"
     "(deploy/notice-responses-policy.yaml, whose header documents it).",
     "account-finalizer-policy.yaml": "The API server gives every new Account Covenant's finalizer, saving the operator a\n"
-    "request per tenant; rendered only where MutatingAdmissionPolicy is served (Kubernetes >= 1.36)\n"
+    "request per tenant; rendered only where admissionregistration.k8s.io/v1 MutatingAdmissionPolicy is served\n"
     "(deploy/account-finalizer-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
