@@ -46,8 +46,11 @@ if [ "$chart_version" != "$version" ] || [ "$app_version" != "$version" ]; then
 fi
 revision=$(bash hack/revision.sh)
 
+# Rendered for Kubernetes $KUBE_VERSION, which serves MutatingAdmissionPolicy (helm template's default
+# capabilities do not list it, so the chart would leave the finalizer policy out).
 render() {
-  "$helm" template covenant "$1" --namespace covenant-system --kube-version "$KUBE_VERSION" "${@:2}"
+  "$helm" template covenant "$1" --namespace covenant-system --kube-version "$KUBE_VERSION" \
+    --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy "${@:2}"
 }
 stamp() {
   echo "# Covenant $version, git revision $revision: $1"
