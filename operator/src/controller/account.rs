@@ -282,39 +282,28 @@ async fn add_finalizer(
     account: Account,
     metrics: &crate::metrics::Metrics,
 ) -> kube::Result<Account> {
-    use json_patch::{AddOperation, PatchOperation, TestOperation};
     let has = account.finalizers().iter().any(|f| f == FINALIZER);
     if has || account.metadata.deletion_timestamp.is_some() {
         return Ok(account);
     }
+    // The test pins the finalizers it read, so another controller's added meanwhile is never dropped.
     let ops = if account.finalizers().is_empty() {
-        vec![
-            PatchOperation::Test(TestOperation {
-                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
-                value: serde_json::Value::Null,
-            }),
-            PatchOperation::Add(AddOperation {
-                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
-                value: serde_json::json!([FINALIZER]),
-            }),
-        ]
+        serde_json::json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": null },
+            { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+        ])
     } else {
-        vec![
-            PatchOperation::Test(TestOperation {
-                path: "/metadata/finalizers".parse().expect("a JSON pointer"),
-                value: serde_json::json!(account.finalizers()),
-            }),
-            PatchOperation::Add(AddOperation {
-                path: "/metadata/finalizers/-".parse().expect("a JSON pointer"),
-                value: serde_json::json!(FINALIZER),
-            }),
-        ]
+        serde_json::json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": account.finalizers() },
+            { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+        ])
     };
+    let ops: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
     let patched = api
         .patch(
             &account.name_any(),
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Json::<()>(json_patch::Patch(ops)),
+            &kube::api::Patch::Json::<()>(ops),
         )
         .await?;
     metrics.write(KIND);
