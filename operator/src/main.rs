@@ -3,12 +3,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use covenant::{api, check};
 
-/// The git revision the binary was built from: `COVENANT_REVISION` at build time (the Makefile,
-/// hack/build-image.sh and the Dockerfile set it from hack/revision.sh), `unknown` without it.
-const REVISION: &str = match option_env!("COVENANT_REVISION") {
-    Some(r) if !r.is_empty() => r,
-    _ => "unknown",
-};
+/// The git revision the binary was built from (operator/build.rs: `COVENANT_REVISION` when the build
+/// sets it, else the commit checked out, `unknown` without git).
+const REVISION: &str = env!("COVENANT_REVISION");
 
 /// `covenant --version`: `covenant <version> (git <revision>)`.
 fn version() -> &'static str {
