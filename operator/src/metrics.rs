@@ -504,8 +504,9 @@ impl Metrics {
             // Fields after the command name, from field 3 (state) on.
             let f: Vec<&str> = rest.split_whitespace().collect();
             let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
-            // SAFETY-free: sysconf values are fixed on Linux (100 ticks per second, 4 KiB pages).
-            let ticks = 100.0;
+            // The kernel's clock ticks and page size (sysconf): 100 Hz and 4 KiB on most x86_64
+            // kernels, but not on every arm64 one (64 KiB pages).
+            let ticks = rustix::param::clock_ticks_per_second() as f64;
             if let (Some(u), Some(s)) = (num(14), num(15)) {
                 // A counter: it only grows, by what was used since the last scrape.
                 let used = (u + s) as f64 / ticks;
@@ -518,7 +519,7 @@ impl Metrics {
                 p.virtual_memory.set(v as i64);
             }
             if let Some(r) = num(24) {
-                p.resident.set(r as i64 * 4096);
+                p.resident.set(r as i64 * rustix::param::page_size() as i64);
             }
             if let (Some(start), Ok(uptime)) = (num(22), std::fs::read_to_string("/proc/uptime"))
                 && let Some(up) = uptime
