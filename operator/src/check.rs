@@ -310,6 +310,18 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                 .cloned(),
         )
         .collect();
+    // The Suspensions among the files: an Account they name is suspended as the operator would have
+    // it (its `Suspended` condition, with the reason and cause, or withheld).
+    let suspensions: Vec<Suspension> = parsed
+        .iter()
+        .filter_map(|(_, p)| {
+            if let Parsed::Suspension(s) = p {
+                Some((**s).clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     // A response in a file has no creation time yet: it counts as given at `now`, as it would be
     // if applied then. It answers for the checked Account whose namespaces hold it.
     let responses: Vec<NoticeResponse> = parsed
@@ -370,7 +382,18 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                     .position(|o| o.name_any() == a.name_any())
                     .map(|i| answers[i].as_slice())
                     .unwrap_or_default();
-                let status = account_status(&a, &packages, &notices, mine, now, &mut |e| {
+                let own: Vec<Suspension> = suspensions
+                    .iter()
+                    .filter(|s| s.spec.account == a.name_any())
+                    .cloned()
+                    .collect();
+                let checked = Checked {
+                    packages: &packages,
+                    notices: &notices,
+                    answers: mine,
+                    suspensions: &own,
+                };
+                let status = account_status(&a, &checked, now, &mut |e| {
                     report.problems.push(format!("{}: {e}", label(&doc)))
                 });
                 a.status = Some(status);
@@ -452,17 +475,32 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
     }
 }
 
+/// What the checked files say that an Account's status depends on.
+struct Checked<'a> {
+    packages: &'a [SupportPackage],
+    notices: &'a [DeprecationNotice],
+    /// The account's answers.
+    answers: &'a [model::notice::Answer],
+    /// The Suspensions of the account among the files.
+    suspensions: &'a [Suspension],
+}
+
 /// The parts of an Account's status that need no cluster: the operator's own status ([`phase::status`])
-/// with every object assumed applied and no suspension known, of which only what the files decide is
-/// kept (the namespaces, the package, the access review and the notices with `TermsCurrent`).
+/// with every object assumed applied and the files' suspensions of the account, of which only what the
+/// files decide is kept (the namespaces, the package, the access review, the notices with
+/// `TermsCurrent`, and `Suspended`).
 fn account_status(
     account: &Account,
-    packages: &[SupportPackage],
-    notices: &[DeprecationNotice],
-    answers: &[model::notice::Answer],
+    files: &Checked<'_>,
     now: Timestamp,
     problem: &mut dyn FnMut(String),
 ) -> AccountStatus {
+    let Checked {
+        packages,
+        notices,
+        answers,
+        suspensions,
+    } = *files;
     // Packages may live elsewhere in a GitOps repository: resolve only when some were given.
     let package = if packages.is_empty() {
         None
@@ -481,14 +519,15 @@ fn account_status(
             }
         }
     };
+    let suspended = model::suspension::active_suspensions(suspensions, now);
     let plan = phase::status(&phase::StatusInput {
         account,
         package: package.ok_or("not resolved by covenant check"),
         blocked: None,
         limits: &[],
         applied: &phase::Applied::default(),
-        suspensions: &model::suspension::active_suspensions(&[], now),
-        suspended: false,
+        suspensions: &suspended,
+        suspended: suspended.active,
         notices,
         answers,
         owned: &[],
@@ -504,7 +543,12 @@ fn account_status(
     // Only what the files decide: whether it is Ready needs the cluster.
     status.phase = None;
     status.conditions.retain(|c| {
-        [model::account::ACCESS_REVIEW_CURRENT, "TermsCurrent"].contains(&c.type_.as_str())
+        [
+            model::account::ACCESS_REVIEW_CURRENT,
+            "TermsCurrent",
+            crate::status::types::SUSPENDED,
+        ]
+        .contains(&c.type_.as_str())
     });
     if packages.is_empty() {
         status.support_package = account.spec.support_package.clone();

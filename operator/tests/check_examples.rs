@@ -148,3 +148,31 @@ fn the_binary_uses_the_documented_exit_codes() {
         .expect("run");
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn an_account_suspended_in_the_same_files_is_shown_suspended() {
+    // examples/suspension.yaml suspends globex; acme has no suspension: check gives each the
+    // `Suspended` condition the operator would.
+    let report = run(&yaml_files(&examples()));
+    let suspended = |name: &str| {
+        let account = report
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "Account" && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("account {name} among the examples"));
+        account["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Suspended"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} has a Suspended condition"))
+    };
+    let globex = suspended("globex");
+    assert_eq!(globex["status"], "True");
+    assert_eq!(globex["reason"], "AcceptableUsePolicy");
+    let message = globex["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("exceeded the AUP's rate limits"),
+        "the cause is told: {message}"
+    );
+    assert_eq!(suspended("acme")["status"], "False");
+}
