@@ -13,7 +13,10 @@ k() { "$BIN/kubectl" "$@"; }
 echo "==> installing the CRDs, tenant roles and admission policy"
 k apply --server-side -f "$root/crds/" >/dev/null
 k wait --for=condition=Established crd --all --timeout=60s >/dev/null
-k apply --server-side -f "$root/deploy/namespace.yaml" -f "$root/deploy/tenant-roles.yaml" -f "$root/deploy/admission-policy.yaml" -f "$root/deploy/managed-objects-policy.yaml" -f "$root/deploy/read-only-policy.yaml" -f "$root/deploy/namespace-labels-policy.yaml" -f "$root/deploy/role-aggregation-policy.yaml" -f "$root/deploy/token-secrets-policy.yaml" -f "$root/deploy/tenant-services-policy.yaml" -f "$root/deploy/notice-responses-policy.yaml" -f "$root/deploy/account-finalizer-policy.yaml" >/dev/null
+# Every admission policy in deploy/ (each *-policy.yaml holds a policy and its binding).
+policies=()
+for f in "$root"/deploy/*-policy.yaml; do policies+=(-f "$f"); done
+k apply --server-side -f "$root/deploy/namespace.yaml" -f "$root/deploy/tenant-roles.yaml" "${policies[@]}" >/dev/null
 echo "==> applying examples/"
 k apply --server-side -f "$root/examples/" >/dev/null
 
