@@ -38,7 +38,7 @@ pub fn helm(c: &Cluster, args: &[&str]) -> KubectlOutput {
 /// its default SupportPackage a post-install hook: when the API server's discovery has not yet caught
 /// up with CRDs created a moment before, Helm cannot map the hook's kind and fails the install
 /// ("ensure CRDs are installed first"), the release marked failed, nothing lost. What a user does
-/// then, and README says: run it again (`helm upgrade --install`, the same values), which finds the
+/// then, and docs/install.md says: run it again (`helm upgrade --install`, the same values), which finds the
 /// CRDs in place.
 pub fn helm_install(c: &Cluster, args: &[&str]) -> KubectlOutput {
     let first = helm(c, args);

@@ -1226,7 +1226,7 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_after_kill_9() {
 
 // --- 3b. a follower is ready ----------------------------------------------------------------------
 
-/// README ("With leader election, followers serve /livez, /readyz and /metrics") and `http.rs` ("ready
+/// docs/install.md ("With leader election, followers serve /livez, /readyz and /metrics") and `http.rs` ("ready
 /// once every watch has synced and, with leader election, this replica leads or follows a healthy
 /// leader"): the chart's readinessProbe is `/readyz`, so a follower that never gets ready leaves the
 /// Deployment at 1/2 ready for ever (`kubectl rollout status`, as NOTES.txt suggests, never returns;

@@ -78,7 +78,7 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> (String, String) {
     (stdout, stderr)
 }
 
-/// `make dist` into the log dir, then the two `kubectl apply`s README gives.
+/// `make dist` into the log dir, then the two `kubectl apply`s README and docs/install.md give.
 async fn dist_installed() -> &'static Path {
     DIST.get_or_init(|| async {
         let c = bare_cluster();

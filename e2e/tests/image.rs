@@ -871,7 +871,7 @@ fn the_image_runs_under_buildah_as_65532() {
 
 // --- the binary as the operator --------------------------------------------------------------------
 
-/// `kubectl apply --server-side` of a directory of the repository, as README's "Install on a cluster"
+/// `kubectl apply --server-side` of a directory of the repository, as docs/install.md's "Install on a cluster"
 /// says.
 fn apply_dir(dir: &str) {
     let path = repo_root().join(dir);

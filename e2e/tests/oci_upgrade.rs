@@ -7,7 +7,7 @@
 //! the current chart from the registry, with the image pointing at the registry.
 //!
 //! Helm refuses to take over the CRDs the previous chart installed from `crds/` (they carry no release
-//! ownership), so the upgrade first gives them the release's ownership metadata, as README's upgrade
+//! ownership), so the upgrade first gives them the release's ownership metadata, as docs/install.md's upgrade
 //! note says; the test checks that without it the upgrade is refused and changes nothing.
 //!
 //! No kubelet: the operator runs as a child process, before the upgrade under the previous chart's
@@ -246,7 +246,7 @@ async fn helm_upgrade_from_the_previous_chart_version_in_the_registry_keeps_ever
         "the refused upgrade left the previous release: {listed}"
     );
 
-    // README's upgrade note: give the CRDs the release's ownership, then upgrade.
+    // docs/install.md's upgrade note: give the CRDs the release's ownership, then upgrade.
     let crds: Vec<String> = CRDS.iter().map(|c| format!("crd/{c}")).collect();
     let mut label = vec!["label", "--overwrite"];
     label.extend(crds.iter().map(String::as_str));
