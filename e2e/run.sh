@@ -92,6 +92,7 @@ trap 'exit 130' INT TERM
 say "building the operator, the tests and their judges (e2e/tools: netpol-oracle, kstatus, kube-score, promtool, crane, actionlint)"
 "$cargo" build -p covenant
 "$cargo" test -p covenant-e2e --no-run
+bash e2e/cluster/build.sh >/dev/null
 COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
 export COVENANT_E2E_TOOLS
 
