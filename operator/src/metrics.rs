@@ -470,12 +470,13 @@ impl Metrics {
         }
         for s in &snap.suspensions {
             if let Some(end) = &s.spec.end_at {
-                deadline(
-                    &s.spec.account,
-                    "suspension_end",
-                    &kube::ResourceExt::name_any(*s),
-                    end.0,
-                );
+                // A withheld suspension is not named where a tenant's dashboard might show it.
+                let object = if s.spec.withhold_notice {
+                    "withheld".to_string()
+                } else {
+                    kube::ResourceExt::name_any(*s)
+                };
+                deadline(&s.spec.account, "suspension_end", &object, end.0);
             }
         }
         for ns in &snap.namespaces {

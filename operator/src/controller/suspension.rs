@@ -82,7 +82,9 @@ pub(super) async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, E
     if let (true, Some(account)) = (outcome.give_notice, &account) {
         give_notice(s, account, ctx).await;
     }
-    if outcome.lifted_now {
+    // A withheld suspension is never named to the tenant (the Account's Events are theirs to read) nor
+    // to the notification webhook: its lift shows only as the Account's conditions changing.
+    if outcome.lifted_now && !s.spec.withhold_notice {
         if let Some(account) = &account {
             ctx.event(
                 account,

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Suspension, SuspensionPhase, SuspensionReason, SuspensionStatus};
-use crate::status::{Cond, merge, types};
+use crate::status::{Cond, merge, reasons, types};
 
 /// The suspensions of one account that are in force now.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -54,37 +54,47 @@ pub fn active_suspensions(suspensions: &[Suspension], now: Timestamp) -> ActiveS
 }
 
 impl ActiveSuspensions {
-    /// One line naming each suspension in force with its reason and cause (or that notice is withheld).
-    pub fn summary(&self) -> String {
-        let parts: Vec<String> = self
-            .in_force
+    /// The suspensions in force whose notice is given: (name, reason, cause). A withheld one is never
+    /// named, nor its reason or cause: the tenant can read everything these feed (its Account's
+    /// status, the Events about it).
+    fn disclosed(&self) -> impl Iterator<Item = (&str, SuspensionReason, &str)> {
+        self.in_force
             .iter()
-            .map(|(name, reason, cause)| match cause {
-                Some(c) => format!("{name}: {reason:?}: {c}"),
-                None => {
-                    format!("{name}: {reason:?} (notice of the cause withheld as the law requires)")
-                }
-            })
-            .collect();
-        format!("suspended (§2.4) by {}", parts.join("; "))
+            .filter_map(|(name, reason, cause)| Some((name.as_str(), *reason, cause.as_deref()?)))
     }
 
-    /// The Account's `Suspended` condition: True with the reason and cause while any is in force.
+    /// One line naming each suspension in force whose notice is given, with its reason and cause; a
+    /// suspension whose notice is withheld adds nothing (when it is the only one, the line says only
+    /// that access is suspended).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .disclosed()
+            .map(|(name, reason, cause)| format!("{name}: {reason:?}: {cause}"))
+            .collect();
+        if parts.is_empty() {
+            "access to the account is suspended (§2.4)".to_string()
+        } else {
+            format!("suspended (§2.4) by {}", parts.join("; "))
+        }
+    }
+
+    /// The Account's `Suspended` condition: True while any is in force, with the reason and cause of
+    /// those whose notice is given; reason `Suspended` when every one in force is withheld.
     pub fn condition(&self) -> Cond {
-        match self.in_force.first() {
-            None => Cond::new(
+        if !self.active {
+            return Cond::new(
                 types::SUSPENDED,
                 false,
                 "NotSuspended",
                 "no suspension is in force",
-            ),
-            Some((_, reason, _)) => Cond::new(
-                types::SUSPENDED,
-                true,
-                format!("{reason:?}"),
-                self.summary(),
-            ),
+            );
         }
+        let reason = self
+            .disclosed()
+            .next()
+            .map(|(_, reason, _)| format!("{reason:?}"))
+            .unwrap_or_else(|| reasons::SUSPENDED.to_string());
+        Cond::new(types::SUSPENDED, true, reason, self.summary())
     }
 }
 
@@ -282,6 +292,39 @@ mod tests {
             s2.status.clone().unwrap(),
             "nothing changes at rest"
         );
+    }
+
+    /// What the tenant reads of the suspensions in force (its Account's `Suspended` condition, and the
+    /// Ready message and Events made of it) never names a withheld one, its reason or its cause.
+    #[test]
+    fn the_account_condition_names_no_withheld_suspension() {
+        let now = at("2027-01-01T00:00:00Z");
+        let mut sealed = suspension(None, None, true);
+        sealed.metadata.name = Some("hooli-lawful-intercept-case-4471".into());
+        let alone = active_suspensions(std::slice::from_ref(&sealed), now);
+        let c = alone.condition();
+        assert!(c.status, "the account is suspended all the same: {c:?}");
+        assert_eq!(c.reason, "Suspended");
+        for text in [c.message.as_str(), &alone.summary()] {
+            for secret in ["hooli", "LegalCompliance", "court order", "withh"] {
+                assert!(!text.contains(secret), "{secret:?} in {text:?}");
+            }
+        }
+        // Beside a suspension whose notice is given, only that one is named.
+        let mut aup = suspension(None, None, false);
+        aup.metadata.name = Some("abuse-report-7".into());
+        aup.spec.reason = SuspensionReason::AcceptableUsePolicy;
+        aup.spec.cause = "spam relay".into();
+        let both = active_suspensions(&[sealed, aup], now).condition();
+        assert_eq!(both.reason, "AcceptableUsePolicy");
+        assert!(
+            both.message
+                .contains("abuse-report-7: AcceptableUsePolicy: spam relay"),
+            "{both:?}"
+        );
+        for secret in ["hooli", "LegalCompliance", "court order", "withh"] {
+            assert!(!both.message.contains(secret), "{secret:?} in {both:?}");
+        }
     }
 
     #[test]
