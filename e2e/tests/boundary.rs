@@ -43,6 +43,8 @@ const FREEZE: &str = "covenant-freeze";
 const DENY_ALL: &str = "covenant-suspension-deny-all";
 const ISOLATION: &str = "covenant-isolation";
 const EGRESS: &str = "covenant-egress";
+/// The label the API server sets on every namespace to its name.
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The tenant's own objects, made before any test state: a pod, a Deployment, a Secret.
 const KEEP: &str = "keep";
 const WEB: &str = "web";
@@ -1985,6 +1987,8 @@ enum End {
     External,
     /// The cloud metadata service.
     Metadata,
+    /// An address outside the cluster: another cloud metadata address, or the internet over IPv6.
+    Address(&'static str),
     /// A pod in a platform namespace the package names in `network.ingressFrom`.
     Platform,
     /// A pod in a namespace a cluster admin labelled `covenant.dev/account=<the tenant>`.
@@ -2055,6 +2059,11 @@ const NETWORK_TABLE: &[Row] = {
         row("→ SIP 5061 over UDP", Tenant, External, 5061, "UDP", SIP),
         row("→ SIP 5061 over SCTP", Tenant, External, 5061, "SCTP", SIP),
         row("→ 169.254.0.0/16 (cloud metadata)", Tenant, Metadata, 80, "TCP", NEVER),
+        row("→ 100.100.100.200 (Alibaba Cloud metadata)", Tenant, Address("100.100.100.200"), 80, "TCP", NEVER),
+        row("→ fd00:ec2::254 (AWS metadata over IPv6)", Tenant, Address("fd00:ec2::254"), 80, "TCP", NEVER),
+        row("→ fd00:c1::a9fe:a9fe (metadata over IPv6)", Tenant, Address("fd00:c1::a9fe:a9fe"), 80, "TCP", NEVER),
+        row("→ 64:ff9b::a9fe:a9fe (metadata through NAT64)", Tenant, Address("64:ff9b::a9fe:a9fe"), 80, "TCP", NEVER),
+        row("→ an external IPv6 address, TCP 443", Tenant, Address("2606:4700::1111"), 443, "TCP", OPEN),
         row("another tenant's pod → a tenant pod", OtherTenant, Tenant, 8080, "TCP", NEVER),
         row("a platform namespace → a tenant pod", Platform, Tenant, 8080, "TCP", OPEN),
         row("a namespace forged with the account's label → a tenant pod", Forged, Tenant, 8080, "TCP", NEVER),
@@ -2093,6 +2102,7 @@ impl NetworkScene {
             }
             End::External => Peer::external("93.184.216.34"),
             End::Metadata => Peer::external("169.254.169.254"),
+            End::Address(ip) => Peer::external(ip),
             End::Platform => Peer::pod(&ns(&self.platform).await, "10.244.4.10"),
             End::Forged => Peer::pod(&ns(&self.forged).await, "10.244.5.10"),
         }
@@ -2174,11 +2184,11 @@ impl NetworkScene {
 #[tokio::test]
 async fn network_follows_the_spec_table_in_every_tenant_state() {
     let t = TestCtx::new("network").await;
-    let platform_label = format!("e2e.covenant.dev/platform-{}", t.suffix);
+    let platform = t.namespace("platform");
     let pkg = new_package(
         &t,
         "pkg",
-        json!({ "network": { "ingressFrom": [{ "matchLabels": { platform_label.clone(): "true" } }] } }),
+        json!({ "network": { "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform.clone() } }] } }),
     )
     .await;
     let ten = tenant(&t, "acct", &pkg, 2, "alice", json!({})).await;
@@ -2191,11 +2201,10 @@ async fn network_follows_the_spec_table_in_every_tenant_state() {
         json!({ "deletionPolicy": "Delete" }),
     )
     .await;
-    let platform = t.namespace("platform");
     let forged = t.namespace("forged");
     let nss: Api<Namespace> = Api::all(t.client.clone());
     for (name, labels) in [
-        (&platform, json!({ platform_label.clone(): "true" })),
+        (&platform, json!({})),
         (&forged, json!({ ACCOUNT_LABEL: ten.account })),
     ] {
         nss.create(
@@ -2244,6 +2253,251 @@ async fn network_follows_the_spec_table_in_every_tenant_state() {
         wait_read_only(&t, ns, Some("retained")).await;
     }
     scene.expect(&t.client, 4).await;
+}
+
+/// The addresses of cloud metadata services a tenant pod never reaches, whatever its package says,
+/// and one address inside each range the package of the network tests adds (`deniedCidrs`).
+const METADATA_ADDRESSES: [(&str, &str); 9] = [
+    (
+        "169.254.169.254",
+        "link-local, AWS/GCE/Azure/OpenStack metadata",
+    ),
+    ("100.100.100.200", "Alibaba Cloud metadata"),
+    ("fd00:ec2::254", "AWS metadata over IPv6"),
+    (
+        "fd00:c1::a9fe:a9fe",
+        "metadata over IPv6 (169.254.169.254 embedded)",
+    ),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254 through NAT64"),
+    ("64:ff9b::6464:64c8", "100.100.100.200 through NAT64"),
+    ("fd20:ce::254", "GCE metadata over IPv6"),
+    ("192.0.2.10", "a range the package denies (deniedCidrs)"),
+    (
+        "2001:db8:dead::10",
+        "an IPv6 range the package denies (deniedCidrs)",
+    ),
+];
+/// The package's own additions, containing the last two of [`METADATA_ADDRESSES`].
+const PACKAGE_DENIED: [&str; 2] = ["192.0.2.0/24", "2001:db8:dead::/48"];
+
+/// A package cannot let a namespace in by a label that whoever may patch namespaces can set: the API
+/// server refuses `network.ingressFrom` selectors on any label but `kubernetes.io/metadata.name`
+/// (which it sets itself) and Covenant's protected `covenant.dev/*` labels, and selectors that select
+/// namespaces by a label they lack (`NotIn`, `DoesNotExist`), every namespace (`{}`, `Exists` on the
+/// name) or no CIDR (`deniedCidrs`). Then a user who may patch namespaces labels one with the label a
+/// refused selector used, tries Covenant's label and the platform namespace's name label: the first
+/// lets nothing in, the others are refused or overwritten; the platform namespace, selected by name,
+/// still reaches the tenant. The NetworkPolicy engine judges the live policies, which also deny every
+/// cloud metadata address (IPv4, IPv6 and NAT64 forms) and the package's added ranges, and allow the
+/// internet over IPv4 and IPv6.
+#[tokio::test]
+async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_namespaces_can_set() {
+    let t = TestCtx::new("platform-label").await;
+    let platform = t.namespace("platform");
+    let squat = t.namespace("squat");
+    let packages: Api<covenant::api::SupportPackage> = Api::all(t.client.clone());
+    let refused = [
+        (
+            json!({ "ingressFrom": [{ "matchLabels": { "team": "platform" } }] }),
+            "a platform namespace may be selected only by kubernetes.io/metadata.name",
+        ),
+        (
+            json!({ "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform.clone() },
+                "matchExpressions": [{ "key": "app.kubernetes.io/part-of", "operator": "In", "values": ["ingress"] }] }] }),
+            "a platform namespace may be selected only by kubernetes.io/metadata.name",
+        ),
+        (
+            json!({ "ingressFrom": [{ "matchExpressions": [{ "key": NAME_LABEL, "operator": "NotIn", "values": ["kube-system"] }] }] }),
+            "operator must be In",
+        ),
+        (
+            json!({ "ingressFrom": [{ "matchExpressions": [{ "key": NAME_LABEL, "operator": "Exists" }] }] }),
+            "operator must be In",
+        ),
+        (
+            json!({ "ingressFrom": [{}] }),
+            "an empty selector selects every namespace",
+        ),
+        (
+            json!({ "deniedCidrs": ["100.100.100.200"] }),
+            "each deniedCidrs entry must be a CIDR",
+        ),
+        (
+            json!({ "deniedCidrs": ["0.0.0.0/0"] }),
+            "each deniedCidrs entry must be a CIDR",
+        ),
+    ];
+    for (i, (network, why)) in refused.into_iter().enumerate() {
+        let name = t.package(&format!("refused-{i}"));
+        let pkg: covenant::api::SupportPackage = serde_json::from_value(json!({
+            "apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
+            "metadata": { "name": name },
+            "spec": { "network": network }
+        }))
+        .unwrap();
+        let status = api_error(
+            &format!("create a package with network {network}"),
+            packages.create(&PostParams::default(), &pkg).await,
+        );
+        assert_eq!(status.code, 422, "{network}: {status:?}");
+        assert!(
+            status.message.contains(why),
+            "{network}: refused with {why:?}: {}",
+            status.message
+        );
+    }
+
+    let pkg = new_package(
+        &t,
+        "pkg",
+        json!({ "network": {
+            "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform.clone() } }],
+            "deniedCidrs": PACKAGE_DENIED,
+        } }),
+    )
+    .await;
+    let ten = tenant(
+        &t,
+        "acct",
+        &pkg,
+        1,
+        "alice",
+        json!({ "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    for name in [&platform, &squat] {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    }
+
+    // mallory may patch every namespace (as a platform team member or a namespace controller may).
+    let mallory = t.name("mallory");
+    grant_cluster_wide(
+        &t,
+        &mallory,
+        "namespace-patcher",
+        json!([{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "patch", "update"] }]),
+    )
+    .await;
+    let theirs: Api<Namespace> = Api::all(impersonate(&mallory, &[]).await);
+    let label_squat = |labels: Value| {
+        let theirs = theirs.clone();
+        let squat = squat.clone();
+        async move {
+            theirs
+                .patch(
+                    &squat,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "metadata": { "labels": labels } })),
+                )
+                .await
+        }
+    };
+    eventually(
+        "mallory labels a namespace team=platform",
+        TIMEOUT,
+        || async {
+            label_squat(json!({ "team": "platform" }))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let status = api_error(
+        "mallory labels a namespace with a covenant.dev/* label",
+        label_squat(json!({ "covenant.dev/platform": "true" })).await,
+    );
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status.message.contains("covenant-namespace-labels"),
+        "refused by Covenant's namespace label policy: {status:?}"
+    );
+    // The name label is the API server's: whatever is sent, it is the namespace's own name.
+    let renamed = label_squat(json!({ NAME_LABEL: platform.clone() })).await;
+    let now = nss.get(&squat).await.unwrap();
+    assert_eq!(
+        label(&now, NAME_LABEL).as_deref(),
+        Some(squat.as_str()),
+        "the API server keeps {NAME_LABEL} at the name (the patch answered {renamed:?})"
+    );
+    assert_eq!(label(&now, "team").as_deref(), Some("platform"));
+
+    let ns = |name: String| {
+        let nss = nss.clone();
+        async move { nss.get(&name).await.unwrap() }
+    };
+    let tenant_pod = Peer::pod(&ns(ten.ns().to_string()).await, "10.244.1.10");
+    let mut probes = vec![
+        Probe {
+            name: "the platform namespace, selected by name → a tenant pod".into(),
+            from: Peer::pod(&ns(platform.clone()).await, "10.244.4.10"),
+            to: tenant_pod.clone(),
+            port: 8080,
+            protocol: "TCP",
+        },
+        Probe {
+            name: "a namespace labelled team=platform → a tenant pod".into(),
+            from: Peer::pod(&ns(squat.clone()).await, "10.244.5.10"),
+            to: tenant_pod.clone(),
+            port: 8080,
+            protocol: "TCP",
+        },
+    ];
+    let mut expected = vec![true, false];
+    for (ip, what) in [
+        ("93.184.216.34", "the internet over IPv4"),
+        ("2606:4700::1111", "the internet over IPv6"),
+    ] {
+        probes.push(Probe {
+            name: format!("a tenant pod → {ip} ({what}), TCP 443"),
+            from: tenant_pod.clone(),
+            to: Peer::external(ip),
+            port: 443,
+            protocol: "TCP",
+        });
+        expected.push(true);
+    }
+    for (ip, what) in METADATA_ADDRESSES {
+        probes.push(Probe {
+            name: format!("a tenant pod → {ip} ({what}), TCP 80"),
+            from: tenant_pod.clone(),
+            to: Peer::external(ip),
+            port: 80,
+            protocol: "TCP",
+        });
+        expected.push(false);
+    }
+    eventually(
+        "the engine's verdicts on the live policies",
+        TIMEOUT,
+        || async {
+            let verdicts = netpol::evaluate(&t.client, &probes)
+                .await
+                .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
+            let wrong: Vec<String> = verdicts
+                .iter()
+                .zip(&expected)
+                .filter(|(v, want)| v.allowed != **want)
+                .map(|(v, want)| format!("{}: want allowed={want}: {}", v.name, v.explanation))
+                .collect();
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(wrong.join("\n"))
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "network: the engine agrees on all {} probes (platform by name, squatter, internet, metadata)",
+        probes.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -96,11 +96,109 @@ impl PodSecurityLevel {
 #[serde(rename_all = "camelCase")]
 pub struct PackageNetwork {
     /// Platform namespaces (e.g. the ingress controller's and monitoring's) whose pods may reach the
-    /// tenants' pods, as namespace label selectors. Tenants cannot label namespaces, so a selector
-    /// should name labels only the platform sets (`kubernetes.io/metadata.name` is the safest).
+    /// tenants' pods, as namespace label selectors. A selector may use only `kubernetes.io/metadata.name`
+    /// (which the API server sets to the namespace's name) and `covenant.dev/*` labels (which only
+    /// Covenant and cluster administrators may set on a namespace): any other label can be set by
+    /// whoever may patch a namespace, who would thereby let it reach every tenant. `matchExpressions`
+    /// use `In` (or `Exists` on a `covenant.dev/*` key). A tenant's own namespace is never a platform
+    /// namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(schema_with = "platform_selectors_schema")]
     pub ingress_from: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// Addresses the tenants' pods may never reach, as CIDRs such as `10.20.0.0/16` or
+    /// `fd12:3456::/48`, in addition to the cloud metadata addresses that are always denied:
+    /// 169.254.0.0/16, 100.100.100.200/32, fd00:ec2::254/128, fd00:c1::a9fe:a9fe/128,
+    /// 64:ff9b::a9fe:a9fe/128, fd20:ce::254/128 and fe80::/10. The list only adds to those, never
+    /// removes from them; the NAT64 form (`64:ff9b::/96`) of each IPv4 range is denied too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "denied_cidrs_schema")]
+    pub denied_cidrs: Vec<String>,
+}
+
+/// The label keys a platform namespace may be selected by, as the CEL rules and the operator state them.
+pub const PLATFORM_SELECTOR_KEYS: &str = "kubernetes.io/metadata.name (set by the API server) or a covenant.dev/* label (set only by Covenant and cluster administrators)";
+
+/// The schema of `network.ingressFrom`: bounded label selectors whose keys the API server restricts
+/// (see [`PackageNetwork::ingress_from`]). `crate::model::package::refused_ingress_from` states the
+/// same rules for packages stored before they existed.
+pub fn platform_selectors_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let key_rule = "self == 'kubernetes.io/metadata.name' || self.startsWith('covenant.dev/')";
+    let key_message = format!(
+        "a platform namespace may be selected only by {PLATFORM_SELECTOR_KEYS}: any other namespace label can be set by whoever may patch a namespace, which would let that namespace reach every tenant"
+    );
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 32,
+        "items": {
+            "description": "A selector of platform namespaces (keys: kubernetes.io/metadata.name or covenant.dev/*).",
+            "type": "object",
+            "properties": {
+                "matchLabels": {
+                    "description": "Labels the namespace carries: keys kubernetes.io/metadata.name or covenant.dev/* only.",
+                    "type": "object",
+                    "maxProperties": 16,
+                    "additionalProperties": { "type": "string", "maxLength": 63 },
+                    "x-kubernetes-validations": [{
+                        "rule": format!("self.all(k, {})", key_rule.replace("self", "k")),
+                        "message": format!("matchLabels: {key_message}"),
+                    }],
+                },
+                "matchExpressions": {
+                    "description": "Requirements on the namespace's labels: key kubernetes.io/metadata.name or covenant.dev/*, operator In (or Exists on a covenant.dev/* key).",
+                    "type": "array",
+                    "maxItems": 16,
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "operator"],
+                        "properties": {
+                            "key": { "type": "string", "maxLength": 317 },
+                            "operator": { "type": "string", "maxLength": 16 },
+                            "values": {
+                                "type": "array",
+                                "maxItems": 64,
+                                "items": { "type": "string", "maxLength": 63 },
+                            },
+                        },
+                        "x-kubernetes-validations": [
+                            {
+                                "rule": key_rule.replace("self", "self.key"),
+                                "message": format!("matchExpressions key: {key_message}"),
+                            },
+                            {
+                                "rule": "self.operator == 'In' || (self.operator == 'Exists' && self.key.startsWith('covenant.dev/'))",
+                                "message": "matchExpressions operator must be In (or Exists on a covenant.dev/* key): NotIn and DoesNotExist select namespaces that lack a label, which anyone who may create a namespace can make, and Exists on kubernetes.io/metadata.name selects every namespace",
+                            },
+                            {
+                                "rule": "self.operator == 'In' ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+                                "message": "matchExpressions values: In needs at least one value, Exists takes none",
+                            },
+                        ],
+                    },
+                },
+            },
+            "x-kubernetes-validations": [{
+                "rule": "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+                "message": "an empty selector selects every namespace, other tenants' too: name the platform namespaces, e.g. matchLabels: {kubernetes.io/metadata.name: ingress-nginx}",
+            }],
+        },
+    })
+}
+
+/// The schema of `network.deniedCidrs`: CIDRs, checked by the API server's CEL `isCIDR`.
+pub fn denied_cidrs_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "x-kubernetes-list-type": "set",
+        "items": {
+            "type": "string",
+            "maxLength": 64,
+            "x-kubernetes-validations": [{
+                "rule": "isCIDR(self) && cidr(self).prefixLength() > 0",
+                "message": "each deniedCidrs entry must be a CIDR with a prefix length of at least 1, e.g. 10.20.0.0/16 or fd12:3456::/48 (it is excluded from egress to 0.0.0.0/0 or ::/0)",
+            }],
+        },
+    })
 }
 
 /// A service level: how soon support answers an issue of a severity, and when.

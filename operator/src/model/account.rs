@@ -175,11 +175,116 @@ pub const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
 
 /// SIP signalling ports (§1: no telecommunications service unless permitted).
 pub const SIP_PORTS: [i32; 2] = [5060, 5061];
-/// Where cloud metadata services answer (IPv4 link-local); egress there is always denied.
-pub const LINK_LOCAL_V4: &str = "169.254.0.0/16";
-/// The IPv6 ranges denied likewise: link-local, and the IPv6 addresses of cloud metadata services
-/// (AWS `fd00:ec2::254`, GCE `fd20:ce::254`).
-pub const METADATA_V6: [&str; 3] = ["fe80::/10", "fd00:ec2::254/128", "fd20:ce::254/128"];
+/// Where cloud metadata services answer; egress there is always denied, whatever the package says (it
+/// can add to the list: `spec.network.deniedCidrs`). IPv4 link-local (AWS, GCE, Azure, OpenStack,
+/// ...), Alibaba Cloud's `100.100.100.200`, the IPv6 metadata addresses of AWS (`fd00:ec2::254`) and
+/// GCE (`fd20:ce::254`), `fd00:c1::a9fe:a9fe` (169.254.169.254 in an IPv6 prefix), the NAT64 form of
+/// `169.254.169.254` (`64:ff9b::a9fe:a9fe`), and IPv6 link-local. The NAT64 form of every IPv4 range
+/// denied is denied too ([`denied_cidrs`]).
+pub const DEFAULT_DENIED_CIDRS: [&str; 7] = [
+    "169.254.0.0/16",
+    "100.100.100.200/32",
+    "fd00:ec2::254/128",
+    "fd00:c1::a9fe:a9fe/128",
+    "64:ff9b::a9fe:a9fe/128",
+    "fd20:ce::254/128",
+    "fe80::/10",
+];
+
+/// The well-known NAT64 prefix (RFC 6052): `64:ff9b::a.b.c.d` reaches the IPv4 address `a.b.c.d`
+/// through a NAT64 gateway.
+const NAT64_PREFIX: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0);
+
+/// A CIDR parsed and masked to its network address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cidr {
+    /// An IPv4 range.
+    V4(std::net::Ipv4Addr, u8),
+    /// An IPv6 range.
+    V6(std::net::Ipv6Addr, u8),
+}
+
+impl Cidr {
+    /// Parses `addr/len` (the form `isCIDR` accepts), masking host bits; `None` when it is not a CIDR.
+    /// A prefix length of 0 is refused: an `except` must be a strict subset of its `ipBlock`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, len) = s.trim().split_once('/')?;
+        let len: u8 = len.parse().ok()?;
+        match addr.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) if (1..=32).contains(&len) => {
+                let mask = u32::MAX << (32 - u32::from(len));
+                Some(Cidr::V4((u32::from(a) & mask).into(), len))
+            }
+            std::net::IpAddr::V6(a) if (1..=128).contains(&len) && a.to_ipv4_mapped().is_none() => {
+                let mask = u128::MAX << (128 - u32::from(len));
+                Some(Cidr::V6((u128::from(a) & mask).into(), len))
+            }
+            _ => None,
+        }
+    }
+
+    fn bits(self) -> (u128, u32, bool) {
+        match self {
+            Cidr::V4(a, l) => (u128::from(u32::from(a)), u32::from(l), false),
+            Cidr::V6(a, l) => (u128::from(a), u32::from(l), true),
+        }
+    }
+
+    /// Whether `other` lies within this range (same family).
+    pub fn contains(self, other: Cidr) -> bool {
+        let ((a, la, v6a), (b, lb, v6b)) = (self.bits(), other.bits());
+        let width = if v6a { 128 } else { 32 };
+        v6a == v6b && la <= lb && (a ^ b) >> (width - la) == 0
+    }
+
+    /// The NAT64 form of an IPv4 range (`64:ff9b::/96` + the address); `None` for IPv6.
+    pub fn nat64(self) -> Option<Cidr> {
+        match self {
+            Cidr::V4(a, l) => Some(Cidr::V6(
+                (u128::from(NAT64_PREFIX) | u128::from(u32::from(a))).into(),
+                96 + l,
+            )),
+            Cidr::V6(..) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cidr::V4(a, l) => write!(f, "{a}/{l}"),
+            Cidr::V6(a, l) => write!(f, "{a}/{l}"),
+        }
+    }
+}
+
+/// The ranges tenants' pods may never reach, as the `except` lists of the IPv4 and the IPv6 "anywhere"
+/// blocks: [`DEFAULT_DENIED_CIDRS`] plus the package's `deniedCidrs` (only ever added), plus the NAT64
+/// form of every IPv4 range; masked, without a range another one already covers, sorted. An entry that
+/// is not a CIDR (the API server refuses those) is left out rather than failing the whole policy.
+pub fn denied_cidrs(extra: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut all: Vec<Cidr> = DEFAULT_DENIED_CIDRS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .filter_map(Cidr::parse)
+        .collect();
+    let nat64: Vec<Cidr> = all.iter().filter_map(|c| c.nat64()).collect();
+    all.extend(nat64);
+    all.sort();
+    all.dedup();
+    let kept: Vec<Cidr> = all
+        .iter()
+        .copied()
+        .filter(|c| !all.iter().any(|o| o != c && o.contains(*c)))
+        .collect();
+    let (v4, v6): (Vec<Cidr>, Vec<Cidr>) =
+        kept.into_iter().partition(|c| matches!(c, Cidr::V4(..)));
+    (
+        v4.iter().map(Cidr::to_string).collect(),
+        v6.iter().map(Cidr::to_string).collect(),
+    )
+}
 
 /// Why a namespace is read-only (the value of the `covenant.dev/read-only` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -653,10 +758,14 @@ fn port_range(protocol: &str, from: i32, to: i32) -> NetworkPolicyPort {
     }
 }
 
-/// The egress rule: to any pod of the cluster and to any address but the link-local ranges (cloud
-/// metadata); on every port, or (without telephony) on every port but SIP's, for TCP, UDP and SCTP.
+/// The egress rule: to any pod of the cluster and to any address but the denied ranges (cloud
+/// metadata, and what the package adds: [`denied_cidrs`]), each excluded from its family's "anywhere"
+/// block; on every port, or (without telephony) on every port but SIP's, for TCP, UDP and SCTP.
 /// NetworkPolicies only allow, so "all but SIP" is the port ranges around 5060-5061.
-pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
+pub fn egress_rules(
+    telephony: bool,
+    denied: &(Vec<String>, Vec<String>),
+) -> Vec<NetworkPolicyEgressRule> {
     let ports = (!telephony).then(|| {
         let (lo, hi) = (SIP_PORTS[0], SIP_PORTS[1]);
         ["TCP", "UDP", "SCTP"]
@@ -669,10 +778,10 @@ pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
             })
             .collect()
     });
-    let block = |cidr: &str, except: &[&str]| NetworkPolicyPeer {
+    let block = |cidr: &str, except: &[String]| NetworkPolicyPeer {
         ip_block: Some(IPBlock {
             cidr: cidr.into(),
-            except: Some(except.iter().map(|e| e.to_string()).collect()),
+            except: (!except.is_empty()).then(|| except.to_vec()),
         }),
         ..Default::default()
     };
@@ -683,8 +792,8 @@ pub fn egress_rules(telephony: bool) -> Vec<NetworkPolicyEgressRule> {
                 namespace_selector: Some(LabelSelector::default()),
                 ..Default::default()
             },
-            block("0.0.0.0/0", &[LINK_LOCAL_V4]),
-            block("::/0", &METADATA_V6),
+            block("0.0.0.0/0", &denied.0),
+            block("::/0", &denied.1),
         ]),
     }]
 }
@@ -721,17 +830,21 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             Some(crate::model::package::effective_quota(account, p)),
             Some(crate::model::package::effective_limits(account, p)),
             p.spec.pod_security,
-            p.spec
-                .network
-                .as_ref()
-                .map(|n| n.ingress_from.clone())
-                .unwrap_or_default(),
+            crate::model::package::platform_selectors(p),
         ),
         None => {
             d.untouched.extend([QUOTA_NAME, LIMITS_NAME]);
             (None, None, PodSecurityLevel::Restricted, Vec::new())
         }
     };
+    // While the package cannot be resolved, the default ranges are still denied (never less).
+    let denied = denied_cidrs(
+        input
+            .package
+            .and_then(|p| p.spec.network.as_ref())
+            .map(|n| n.denied_cidrs.as_slice())
+            .unwrap_or_default(),
+    );
     // Only the namespaces built here are the tenant's: while the account is blocked, a name in its spec
     // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
     let all = &input.namespaces;
@@ -795,7 +908,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 spec: Some(NetworkPolicySpec {
                     pod_selector: Some(LabelSelector::default()),
                     policy_types: Some(vec!["Egress".into()]),
-                    egress: Some(egress_rules(telephony)),
+                    egress: Some(egress_rules(telephony, &denied)),
                     ingress: None,
                 }),
             });
@@ -868,12 +981,24 @@ pub fn applied_conditions(
                 package.name_any()
             ),
         ),
-        Cond::new(
-            types::NETWORK_ISOLATED,
-            true,
-            "Isolated",
-            format!("ingress only from the tenant's namespaces; {sip}"),
-        ),
+        {
+            // A refused platform selector is not applied: the tenant stays isolated (True), and the
+            // message says what the package must change before the platform's traffic gets in.
+            let refused = crate::model::package::refused_ingress_from(package);
+            let message = format!(
+                "ingress only from the tenant's namespaces and the package's platform namespaces; egress to cloud metadata denied; {sip}"
+            );
+            if refused.is_empty() {
+                Cond::new(types::NETWORK_ISOLATED, true, "Isolated", message)
+            } else {
+                Cond::new(
+                    types::NETWORK_ISOLATED,
+                    true,
+                    crate::model::package::REFUSED_PLATFORM_SELECTOR,
+                    format!("{message}; {}", refused.join("; ")),
+                )
+            }
+        },
         access,
     ]
 }

@@ -2,7 +2,10 @@
 
 use kube::ResourceExt;
 
-use crate::api::{Account, LimitsSpec, ResourceMap, SupportPackage};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+use crate::api::{Account, LimitsSpec, PLATFORM_SELECTOR_KEYS, ResourceMap, SupportPackage};
+use crate::model::account::NAMESPACE_NAME_LABEL;
 use crate::status::{Cond, reasons, types};
 
 /// Why an account's package cannot be resolved; the message says how to fix it.
@@ -71,8 +74,13 @@ pub fn effective_limits(account: &Account, package: &SupportPackage) -> LimitsSp
     }
 }
 
-/// The package's `Ready` condition: False when it is one of several defaults, or when its limits do
-/// not fit in a LimitRange (`defaultRequest ≤ default ≤ max`).
+/// The reason of a package's `Ready=False` (and of its accounts' `NetworkIsolated` message) when a
+/// selector of `network.ingressFrom` is refused.
+pub const REFUSED_PLATFORM_SELECTOR: &str = "RefusedPlatformSelector";
+
+/// The package's `Ready` condition: False when it is one of several defaults, when its limits do not
+/// fit in a LimitRange (`defaultRequest ≤ default ≤ max`), or when a selector of its
+/// `network.ingressFrom` is refused (it is not applied: see [`refused_ingress_from`]).
 pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> Cond {
     let d = defaults(packages);
     if package.spec.default && d.len() > 1 {
@@ -88,17 +96,111 @@ pub fn package_ready(package: &SupportPackage, packages: &[SupportPackage]) -> C
         )
     } else {
         let problems = package_limit_problems(package);
-        if problems.is_empty() {
-            Cond::new(types::READY, true, reasons::READY, "the package is usable")
-        } else {
+        let selectors = refused_ingress_from(package);
+        if !problems.is_empty() {
             Cond::new(
                 types::READY,
                 false,
                 reasons::INVALID_LIMITS,
                 problems.join("; "),
             )
+        } else if !selectors.is_empty() {
+            Cond::new(
+                types::READY,
+                false,
+                REFUSED_PLATFORM_SELECTOR,
+                selectors.join("; "),
+            )
+        } else {
+            Cond::new(types::READY, true, reasons::READY, "the package is usable")
         }
     }
+}
+
+/// Why a platform selector of `network.ingressFrom` is refused (the rules of the CRD's CEL, for
+/// packages stored before those rules existed), or `None` when it is acceptable: every key is
+/// `kubernetes.io/metadata.name` or a `covenant.dev/*` label, every expression is `In` with values (or
+/// `Exists` on a `covenant.dev/*` key), and it is not empty.
+pub fn refused_selector(s: &LabelSelector) -> Option<String> {
+    let allowed = |k: &str| k == NAMESPACE_NAME_LABEL || k.starts_with("covenant.dev/");
+    let labels = s.match_labels.as_ref().filter(|m| !m.is_empty());
+    let exprs = s.match_expressions.as_ref().filter(|e| !e.is_empty());
+    if labels.is_none() && exprs.is_none() {
+        return Some("it is empty, which selects every namespace".to_string());
+    }
+    if let Some(k) = labels
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .find(|k| !allowed(k))
+    {
+        return Some(format!(
+            "matchLabels uses the label {k:?}, which anyone who may patch a namespace can set"
+        ));
+    }
+    for e in exprs.into_iter().flatten() {
+        if !allowed(&e.key) {
+            return Some(format!(
+                "matchExpressions uses the label {:?}, which anyone who may patch a namespace can set",
+                e.key
+            ));
+        }
+        let values = e.values.as_ref().map_or(0, Vec::len);
+        let ok = match e.operator.as_str() {
+            "In" => values > 0,
+            "Exists" => e.key.starts_with("covenant.dev/") && values == 0,
+            _ => false,
+        };
+        if !ok {
+            return Some(format!(
+                "matchExpressions {:?} {} is not allowed: use In with values (or Exists on a covenant.dev/* key)",
+                e.key, e.operator
+            ));
+        }
+    }
+    None
+}
+
+/// What is wrong with the package's `network.ingressFrom`, one message per refused selector, each
+/// saying what to change. Such a selector is never applied (it lets nothing in).
+pub fn refused_ingress_from(package: &SupportPackage) -> Vec<String> {
+    package
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| n.ingress_from.iter().enumerate())
+        .filter_map(|(i, s)| {
+            refused_selector(s).map(|why| {
+                format!(
+                    "spec.network.ingressFrom[{i}] of package {:?} is not applied: {why}; select platform namespaces only by {PLATFORM_SELECTOR_KEYS}",
+                    package.name_any()
+                )
+            })
+        })
+        .collect()
+}
+
+/// The package's platform selectors as the tenants' isolation policy uses them: the refused ones left
+/// out, and each narrowed to namespaces that belong to no account (`covenant.dev/account` absent), so
+/// a tenant's own namespace — whatever its name — is never a platform namespace.
+pub fn platform_selectors(package: &SupportPackage) -> Vec<LabelSelector> {
+    package
+        .spec
+        .network
+        .iter()
+        .flat_map(|n| n.ingress_from.iter())
+        .filter(|s| refused_selector(s).is_none())
+        .map(|s| {
+            let mut s = s.clone();
+            s.match_expressions
+                .get_or_insert_default()
+                .push(LabelSelectorRequirement {
+                    key: crate::api::ACCOUNT_LABEL.to_string(),
+                    operator: "DoesNotExist".to_string(),
+                    values: None,
+                });
+            s
+        })
+        .collect()
 }
 
 /// How many accounts are on `package`.

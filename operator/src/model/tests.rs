@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, Time,
+};
 
 use super::account::{self, BuildInput};
 use super::{notice, package};
@@ -125,7 +127,9 @@ fn sip_egress_is_denied_unless_telephony_is_permitted() {
     assert!(
         to.iter().any(
             |p| p.ip_block.as_ref().is_some_and(|b| b.cidr == "0.0.0.0/0"
-                && b.except.as_deref() == Some(&[account::LINK_LOCAL_V4.to_string()][..]))
+                && b.except
+                    .as_ref()
+                    .is_some_and(|e| e.contains(&"169.254.0.0/16".to_string())))
         ),
         "cloud metadata (169.254.0.0/16) is excluded: {to:?}"
     );
@@ -595,8 +599,13 @@ fn isolation_admits_the_tenant_by_namespace_name_and_the_platform_by_selector() 
         )])),
         match_expressions: None,
     };
+    let forgeable = LabelSelector {
+        match_labels: Some(BTreeMap::from([("team".into(), "platform".into())])),
+        match_expressions: None,
+    };
     p.spec.network = Some(PackageNetwork {
-        ingress_from: vec![platform.clone()],
+        ingress_from: vec![platform.clone(), forgeable],
+        ..Default::default()
     });
     p.spec.pod_security = PodSecurityLevel::Baseline;
     let d = account::build(&a, &input(&a, &p, false, false));
@@ -614,7 +623,21 @@ fn isolation_admits_the_tenant_by_namespace_name_and_the_platform_by_selector() 
     let req = &own.match_expressions.as_ref().unwrap()[0];
     assert_eq!(req.key, "kubernetes.io/metadata.name");
     assert_eq!(req.values.as_deref().unwrap(), ["acme", "acme-dev"]);
-    assert_eq!(from[1].namespace_selector.as_ref(), Some(&platform));
+    // The platform's selector, narrowed to namespaces of no account: a tenant namespace that happens
+    // to carry the platform namespace's name is no platform namespace.
+    let mut narrowed = platform.clone();
+    narrowed.match_expressions = Some(vec![LabelSelectorRequirement {
+        key: "covenant.dev/account".into(),
+        operator: "DoesNotExist".into(),
+        values: None,
+    }]);
+    assert_eq!(from[1].namespace_selector.as_ref(), Some(&narrowed));
+    // A selector on a label anyone who may patch a namespace can set is not applied.
+    assert_eq!(
+        from.len(),
+        2,
+        "the forgeable selector is left out: {from:?}"
+    );
     let labels = d.namespaces[0].metadata.labels.as_ref().unwrap();
     assert_eq!(labels[account::POD_SECURITY_ENFORCE], "baseline");
     assert_eq!(labels[account::POD_SECURITY_WARN], "restricted");
@@ -943,4 +966,208 @@ fn the_access_review_lists_who_may_hold_access_through_what() {
     ] {
         assert!(c.message.contains(part), "{part:?} not in {:?}", c.message);
     }
+}
+
+fn egress_blocks(d: &account::Desired) -> BTreeMap<String, Vec<String>> {
+    let egress = d
+        .network_policies
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(account::EGRESS_POLICY))
+        .unwrap();
+    egress.spec.as_ref().unwrap().egress.as_ref().unwrap()[0]
+        .to
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.ip_block.as_ref())
+        .map(|b| (b.cidr.clone(), b.except.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Whether `ip` is in any of `cidrs` (as a NetworkPolicy engine matches an ipBlock's except).
+fn in_any(ip: &str, cidrs: &[String]) -> bool {
+    let ip: std::net::IpAddr = ip.parse().unwrap();
+    let host = match ip {
+        std::net::IpAddr::V4(_) => format!("{ip}/32"),
+        std::net::IpAddr::V6(_) => format!("{ip}/128"),
+    };
+    let host = account::Cidr::parse(&host).unwrap();
+    cidrs
+        .iter()
+        .any(|c| account::Cidr::parse(c).unwrap().contains(host))
+}
+
+#[test]
+fn egress_anywhere_excludes_every_metadata_address_in_its_own_family() {
+    let mut p = pkg("standard", true);
+    p.spec.network = Some(PackageNetwork {
+        // Host bits set, and a range the default already covers: both taken as the API server would
+        // accept them, masked, without duplicates.
+        denied_cidrs: vec![
+            "10.20.30.40/16".into(),
+            "fd12:3456::1/48".into(),
+            "169.254.169.254/32".into(),
+        ],
+        ..Default::default()
+    });
+    let a = acct("acme");
+    let blocks = egress_blocks(&account::build(&a, &input(&a, &p, false, false)));
+    assert_eq!(blocks.len(), 2, "one IPv4 and one IPv6 block: {blocks:?}");
+    let (v4, v6) = (&blocks["0.0.0.0/0"], &blocks["::/0"]);
+    for ip in [
+        "169.254.169.254",
+        "169.254.0.1",
+        "100.100.100.200",
+        "10.20.0.1",
+    ] {
+        assert!(in_any(ip, v4), "{ip} excluded from 0.0.0.0/0: {v4:?}");
+    }
+    for ip in [
+        "fd00:ec2::254",
+        "fd00:c1::a9fe:a9fe",
+        "64:ff9b::a9fe:a9fe",
+        "fd20:ce::254",
+        "fe80::1",
+        "fd12:3456:0:1::1",
+        // The NAT64 forms of every IPv4 range denied, the package's too.
+        "64:ff9b::6464:64c8",
+        "64:ff9b::a9fe:1",
+        "64:ff9b::a14:1",
+    ] {
+        assert!(in_any(ip, v6), "{ip} excluded from ::/0: {v6:?}");
+    }
+    for ip in ["93.184.216.34", "100.100.100.201", "10.21.0.1"] {
+        assert!(!in_any(ip, v4), "{ip} stays reachable: {v4:?}");
+    }
+    for ip in ["2606:4700::1111", "64:ff9b::5db8:d822"] {
+        assert!(!in_any(ip, v6), "{ip} stays reachable: {v6:?}");
+    }
+    assert!(
+        v4.iter().chain(v6).all(|c| {
+            let parsed = account::Cidr::parse(c).unwrap();
+            parsed.to_string() == *c
+        }),
+        "every except is canonical: {v4:?} {v6:?}"
+    );
+    assert_eq!(
+        v4.iter().filter(|c| c.starts_with("169.254.")).count(),
+        1,
+        "a range inside another is not listed twice: {v4:?}"
+    );
+}
+
+#[test]
+fn the_default_metadata_addresses_are_denied_without_a_package_and_never_less_with_one() {
+    let a = acct("acme");
+    let none = egress_blocks(&account::build(
+        &a,
+        &BuildInput {
+            package: None,
+            suspended: false,
+            scale_workloads: false,
+            namespaces: a.desired_namespaces(),
+            operator: None,
+        },
+    ));
+    let with = egress_blocks(&account::build(
+        &a,
+        &input(&a, &pkg("standard", true), false, false),
+    ));
+    assert_eq!(none, with, "a package that adds nothing denies the default");
+    for c in account::DEFAULT_DENIED_CIDRS {
+        let host = account::Cidr::parse(c).unwrap();
+        let family = if c.contains(':') { "::/0" } else { "0.0.0.0/0" };
+        assert!(
+            none[family]
+                .iter()
+                .any(|e| account::Cidr::parse(e).unwrap().contains(host)),
+            "{c} is excluded from {family}: {none:?}"
+        );
+    }
+    // What is not a CIDR (the API server refuses it) adds nothing and removes nothing.
+    assert_eq!(account::Cidr::parse("0.0.0.0/0"), None);
+    assert_eq!(account::Cidr::parse("::ffff:169.254.0.0/112"), None);
+    assert_eq!(account::Cidr::parse("169.254.0.0"), None);
+    assert_eq!(
+        account::denied_cidrs(&["nonsense".into(), "::/0".into()]),
+        account::denied_cidrs(&[])
+    );
+}
+
+#[test]
+fn a_platform_selector_on_a_label_anyone_may_set_is_refused_and_reported() {
+    let sel = |labels: &[(&str, &str)], exprs: &[(&str, &str, &[&str])]| LabelSelector {
+        match_labels: (!labels.is_empty()).then(|| {
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }),
+        match_expressions: (!exprs.is_empty()).then(|| {
+            exprs
+                .iter()
+                .map(|(k, op, vs)| LabelSelectorRequirement {
+                    key: k.to_string(),
+                    operator: op.to_string(),
+                    values: (!vs.is_empty()).then(|| vs.iter().map(|v| v.to_string()).collect()),
+                })
+                .collect()
+        }),
+    };
+    for ok in [
+        sel(&[("kubernetes.io/metadata.name", "ingress-nginx")], &[]),
+        sel(&[("covenant.dev/platform", "true")], &[]),
+        sel(
+            &[],
+            &[("kubernetes.io/metadata.name", "In", &["monitoring"])],
+        ),
+        sel(&[], &[("covenant.dev/platform", "Exists", &[])]),
+    ] {
+        assert_eq!(package::refused_selector(&ok), None, "{ok:?}");
+    }
+    for bad in [
+        sel(&[], &[]),
+        sel(&[("team", "platform")], &[]),
+        sel(
+            &[("kubernetes.io/metadata.name", "ingress")],
+            &[("app.kubernetes.io/part-of", "In", &["x"])],
+        ),
+        sel(&[], &[("kubernetes.io/metadata.name", "NotIn", &["acme"])]),
+        sel(&[], &[("kubernetes.io/metadata.name", "Exists", &[])]),
+        sel(&[], &[("covenant.dev/platform", "DoesNotExist", &[])]),
+        sel(&[], &[("kubernetes.io/metadata.name", "In", &[])]),
+    ] {
+        assert!(package::refused_selector(&bad).is_some(), "{bad:?}");
+    }
+    let mut p = pkg("standard", true);
+    p.spec.network = Some(PackageNetwork {
+        ingress_from: vec![
+            sel(&[("kubernetes.io/metadata.name", "ingress-nginx")], &[]),
+            sel(&[("team", "platform")], &[]),
+        ],
+        ..Default::default()
+    });
+    let ready = package::package_ready(&p, std::slice::from_ref(&p));
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (false, package::REFUSED_PLATFORM_SELECTOR),
+        "{ready:?}"
+    );
+    assert!(
+        ready.message.contains("ingressFrom[1]")
+            && ready.message.contains("\"team\"")
+            && ready.message.contains("kubernetes.io/metadata.name"),
+        "the message names the selector, the label and the keys allowed: {}",
+        ready.message
+    );
+    let a = acct("acme");
+    let conds = account::applied_conditions(&a, &p, false);
+    let net = conds
+        .iter()
+        .find(|c| c.type_ == crate::status::types::NETWORK_ISOLATED)
+        .unwrap();
+    assert!(
+        net.status && net.message.contains("ingressFrom[1]"),
+        "the tenant stays isolated and is told what the package must change: {net:?}"
+    );
 }
