@@ -306,6 +306,55 @@ fn ip_block_except_denies_metadata_address() {
     expect(&v, &[(true, false), (true, true), (true, true)]);
 }
 
+/// IPv6 ipBlocks are judged like IPv4 ones (Go's `net` parses either family), and the families do not
+/// mix: `::/0` never admits an IPv4 address nor `0.0.0.0/0` an IPv6 one, so each family's metadata
+/// addresses must be excepted from that family's block; an IPv6 address inside an except is denied,
+/// one outside it allowed.
+#[test]
+fn ipv6_ip_blocks_are_judged_and_the_families_do_not_mix() {
+    let egress = policy(
+        "acme",
+        "egress",
+        json!({
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "::/0", "except": ["fd00:ec2::254/128", "64:ff9b::a9fe:0/112"]}}]}],
+        }),
+    );
+    let acme = Peer::pod(&namespace("acme", &[]), "10.0.0.5");
+    let v = judge(
+        &[egress],
+        &[
+            probe(
+                "aws v6 metadata",
+                &acme,
+                &Peer::external("fd00:ec2::254"),
+                80,
+                "TCP",
+            ),
+            probe(
+                "nat64 metadata",
+                &acme,
+                &Peer::external("64:ff9b::a9fe:a9fe"),
+                80,
+                "TCP",
+            ),
+            probe(
+                "v6 internet",
+                &acme,
+                &Peer::external("2606:4700::1111"),
+                443,
+                "TCP",
+            ),
+            probe("v4 internet", &acme, &Peer::external("8.8.8.8"), 443, "TCP"),
+        ],
+    );
+    expect(
+        &v,
+        &[(true, false), (true, false), (true, true), (true, false)],
+    );
+}
+
 /// SCTP is a protocol of its own: a port entry `{protocol: SCTP}` without a port opens every SCTP
 /// port and no TCP or UDP one; an SCTP port does not open the same TCP port.
 #[test]
