@@ -1781,3 +1781,243 @@ async fn a_tenant_admin_cannot_escalate_make_namespaces_or_lift_its_own_suspensi
     )
     .await;
 }
+
+/// Puts the generated SupportPackage CRD back as `make crds` wrote it (also when the test that
+/// relaxed it fails half-way: other tests of this binary rely on its rules).
+struct RestorePackageCrd;
+
+impl RestorePackageCrd {
+    fn restore(&self) {
+        let file = covenant_e2e::repo_root().join("crds/supportpackages.covenant.dev.yaml");
+        let out = kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=covenant-e2e-install",
+            "-f",
+            &file.to_string_lossy(),
+        ]);
+        assert!(
+            out.success,
+            "restore the SupportPackage CRD: {}",
+            out.stderr
+        );
+    }
+}
+
+impl Drop for RestorePackageCrd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let file = covenant_e2e::repo_root().join("crds/supportpackages.covenant.dev.yaml");
+            kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=covenant-e2e-install",
+                "-f",
+                &file.to_string_lossy(),
+            ]);
+        }
+    }
+}
+
+/// A package stored before the API server refused platform selectors on labels anyone who may patch
+/// a namespace can set (made here by lifting that rule from the CRD for one create, as an older
+/// Covenant's CRD would have let it in) keeps its tenants isolated: the refused selector is not
+/// applied, so a namespace carrying its label gets no traffic in (judged by the NetworkPolicy engine on
+/// the live policies) while the platform namespace selected by name still does; the package is
+/// `Ready=False` (`RefusedPlatformSelector`) and the account's `NetworkIsolated` message both name the
+/// selector and what to change. Once the package drops it, the package is Ready again.
+#[tokio::test]
+async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_by_it_and_says_so() {
+    use covenant_e2e::netpol::{self, Peer, Probe};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let t = TestCtx::new("stored-selector").await;
+    let platform = t.namespace("platform");
+    let squat = t.namespace("squat");
+    let team = format!("platform-{}", t.suffix);
+    let pkg = t.package("pkg");
+    let spec = |selectors: serde_json::Value| -> SupportPackage {
+        serde_json::from_value(json!({
+            "apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
+            "metadata": { "name": pkg },
+            "spec": { "quota": { "pods": "5" }, "network": { "ingressFrom": selectors } }
+        }))
+        .unwrap()
+    };
+    let stored = spec(json!([
+        { "matchLabels": { "team": team } },
+        { "matchLabels": { "kubernetes.io/metadata.name": platform } }
+    ]));
+    let packages: Api<SupportPackage> = Api::all(t.client.clone());
+
+    // The CRD without the rule on matchLabels keys, as before the rule existed.
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    let crd_name = "supportpackages.covenant.dev";
+    let guard = RestorePackageCrd;
+    let mut relaxed = serde_json::to_value(crds.get(crd_name).await.unwrap()).unwrap();
+    let match_labels = &mut relaxed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+        ["spec"]["properties"]["network"]["properties"]["ingressFrom"]["items"]["properties"]["matchLabels"];
+    assert!(
+        match_labels
+            .as_object_mut()
+            .and_then(|m| m.remove("x-kubernetes-validations"))
+            .is_some(),
+        "the CRD has a rule on ingressFrom matchLabels: {match_labels}"
+    );
+    crds.replace(
+        crd_name,
+        &PostParams::default(),
+        &serde_json::from_value(relaxed).unwrap(),
+    )
+    .await
+    .expect("relax the SupportPackage CRD");
+    eventually(
+        "the package with a selector on `team` is stored under the relaxed CRD",
+        TIMEOUT,
+        || async {
+            packages
+                .create(&PostParams::default(), &stored)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    guard.restore();
+    // The rule is back: the same package, new, is refused again.
+    let mut again = stored.clone();
+    again.metadata.name = Some(t.package("again"));
+    eventually(
+        "the restored CRD refuses the selector again",
+        TIMEOUT,
+        || async {
+            match packages.create(&PostParams::default(), &again).await {
+                Err(kube::Error::Api(e)) if e.message.contains("kubernetes.io/metadata.name") => {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    drop(guard);
+
+    let acct = t.account("acct");
+    let admin = t.name("alice");
+    t.apply(&account(
+        &acct,
+        Some(&pkg),
+        &[],
+        &[&admin],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    let a = wait_account_ready(&t.client, &acct).await;
+    let net = condition(&a, "NetworkIsolated").expect("a NetworkIsolated condition");
+    assert_eq!(
+        (net.status.as_str(), net.reason.as_str()),
+        ("True", "RefusedPlatformSelector"),
+        "{net:?}"
+    );
+    assert!(
+        net.message.contains("ingressFrom[0]")
+            && net.message.contains("\"team\"")
+            && net.message.contains("kubernetes.io/metadata.name"),
+        "the account is told which selector is not applied and what to use instead: {net:?}"
+    );
+    let p = wait_for(
+        &packages,
+        &pkg,
+        "be Ready=False RefusedPlatformSelector",
+        TIMEOUT,
+        |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Ready"
+                        && c.status == "False"
+                        && c.reason == "RefusedPlatformSelector"
+                })
+            })
+        },
+    )
+    .await;
+    let ready = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .unwrap();
+    assert!(
+        ready.message.contains("ingressFrom[0]") && ready.message.contains("\"team\""),
+        "{ready:?}"
+    );
+
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    for (name, labels) in [(&platform, json!({})), (&squat, json!({ "team": team }))] {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": name, "labels": labels } }))
+                .unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    }
+    let tenant_pod = Peer::pod(&nss.get(&acct).await.unwrap(), "10.244.1.10");
+    let probes = vec![
+        Probe {
+            name: "the platform namespace, selected by name → a tenant pod".into(),
+            from: Peer::pod(&nss.get(&platform).await.unwrap(), "10.244.4.10"),
+            to: tenant_pod.clone(),
+            port: 8080,
+            protocol: "TCP",
+        },
+        Probe {
+            name: format!("a namespace labelled team={team} → a tenant pod"),
+            from: Peer::pod(&nss.get(&squat).await.unwrap(), "10.244.5.10"),
+            to: tenant_pod.clone(),
+            port: 8080,
+            protocol: "TCP",
+        },
+    ];
+    eventually(
+        "the engine's verdicts on the live policies",
+        TIMEOUT,
+        || async {
+            let v = netpol::evaluate(&t.client, &probes)
+                .await
+                .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
+            if v[0].allowed && !v[1].allowed {
+                Ok(())
+            } else {
+                Err(format!("{v:#?}"))
+            }
+        },
+    )
+    .await;
+
+    // Fixed by the platform: the refused selector goes, and the package is Ready again.
+    t.apply(
+        &serde_json::to_string(&spec(json!([
+            { "matchLabels": { "kubernetes.io/metadata.name": platform } }
+        ])))
+        .unwrap(),
+    )
+    .await;
+    wait_for(&packages, &pkg, "be Ready again", TIMEOUT, |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
+    wait_account(
+        &t.client,
+        &acct,
+        "NetworkIsolated",
+        "True",
+        Some("Isolated"),
+    )
+    .await;
+}
