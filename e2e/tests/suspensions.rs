@@ -1424,6 +1424,19 @@ async fn a_withheld_suspension_tells_the_tenant_nothing_of_itself() {
         "withheld: the administrator read {} lines, none about the suspension; unreadable to it: {unreadable:?}",
         view.lines().count()
     );
+    // The namespaces' labels and annotations (whoever reads them) name nothing either.
+    for ns in &ten.namespaces {
+        let n = Api::<Namespace>::all(t.client.clone())
+            .get(ns)
+            .await
+            .unwrap();
+        let meta = json!({ "labels": n.labels(), "annotations": n.annotations() }).to_string();
+        let leaked = withheld_leaks(&meta, &susp, &cause);
+        assert!(
+            leaked.is_empty(),
+            "namespace {ns} carries {leaked:?}: {meta}"
+        );
+    }
     // The Events about the Account (a notice channel to the tenant, kept in `default`) name nothing.
     let about =
         serde_json::to_string(&events_about(&t.client, "default", &ten.account).await).unwrap();
