@@ -169,7 +169,7 @@ pub fn platform_selectors_schema(_: &mut schemars::SchemaGenerator) -> schemars:
                                 "message": "matchExpressions operator must be In (or Exists on a covenant.dev/* key): NotIn and DoesNotExist select namespaces that lack a label, which anyone who may create a namespace can make, and Exists on kubernetes.io/metadata.name selects every namespace",
                             },
                             {
-                                "rule": "self.operator == 'In' ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+                                "rule": "self.operator == 'In' ? has(self.values) && size(self.values) > 0 : self.operator != 'Exists' || !has(self.values) || size(self.values) == 0",
                                 "message": "matchExpressions values: In needs at least one value, Exists takes none",
                             },
                         ],
