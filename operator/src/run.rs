@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// Reconcile only while holding a coordination.k8s.io Lease (run several replicas for HA).
     #[arg(long, env = "COVENANT_LEADER_ELECT")]
     pub leader_elect: bool,
-    /// Namespace of the leader-election Lease.
+    /// The operator's namespace: of the leader-election Lease, and of the hostname claims (ConfigMaps
+    /// `covenant-hostnames-<namespace>`, which the policy `covenant-hostnames` reads there).
     #[arg(long, env = "POD_NAMESPACE", default_value = "covenant-system")]
     pub lease_namespace: String,
     /// Name of the leader-election Lease.
@@ -155,6 +156,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         concurrency: args.concurrency.max(1),
         notify_url: args.notify_url.clone(),
+        namespace: args.lease_namespace.clone(),
     };
     if !args.leader_elect {
         tracing::info!("starting controllers");

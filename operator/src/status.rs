@@ -135,6 +135,19 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// Conditions of an Account that another controller of Covenant writes, under its own field manager
+/// (the account controller neither writes nor compares them).
+pub const FOREIGN_CONDITIONS: [&str; 1] = [crate::model::hostnames::CONDITION];
+
+/// `status` without the [`FOREIGN_CONDITIONS`]: what the account controller compares with what it
+/// computes.
+pub fn own(status: &crate::api::AccountStatus) -> crate::api::AccountStatus {
+    let mut s = status.clone();
+    s.conditions
+        .retain(|c| !FOREIGN_CONDITIONS.contains(&c.type_.as_str()));
+    s
+}
+
 /// Whether two statuses serialize alike. Instants serialize at second precision, so a computed
 /// instant with a fraction (from a client that writes milliseconds) equals the stored one and
 /// causes no write.

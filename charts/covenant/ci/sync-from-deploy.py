@@ -32,6 +32,8 @@ FILES = {
     "account-finalizer-policy.yaml": "The API server gives every new Account Covenant's finalizer, saving the operator a\n"
     "request per tenant; rendered only where admissionregistration.k8s.io/v1 MutatingAdmissionPolicy is served\n"
     "(deploy/account-finalizer-policy.yaml, whose header documents it).",
+    "hostnames-policy.yaml": "No hostname is held by two tenants: Ingresses are checked against the claims the operator\n"
+    "records in the release namespace (deploy/hostnames-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }
@@ -48,6 +50,8 @@ def render(name: str, header: str) -> str:
     while i < len(lines) and (lines[i].startswith("#") or lines[i] == ""):
         i += 1
     body = "\n".join(lines[i:]).replace(OPERATOR, RELEASE_OPERATOR)
+    # The hostname claims live in the operator's namespace (a binding's paramRef names it).
+    body = body.replace("  paramRef:\n    namespace: covenant-system\n", "  paramRef:\n    namespace: {{ .Release.Namespace }}\n")
     body = body.replace(
         "  labels:\n    app.kubernetes.io/part-of: covenant\n",
         '  labels:\n    {{- include "covenant.labels" . | nindent 4 }}\n',

@@ -972,7 +972,7 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     // Terminating while the finalizer releases or deletes the namespaces (kstatus reads the deletion).
-    let previous = account.status.clone().unwrap_or_default();
+    let previous = crate::status::own(&account.status.clone().unwrap_or_default());
     let status = phase::terminating(Some(&previous));
     if !crate::status::unchanged(&status, &previous) {
         super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
@@ -1023,7 +1023,7 @@ async fn write_status(
     status: AccountStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
-    if crate::status::unchanged(&status, previous) {
+    if crate::status::unchanged(&status, &crate::status::own(previous)) {
         return Ok(());
     }
     let written = super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;

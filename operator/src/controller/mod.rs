@@ -2,6 +2,7 @@
 //! recorder, the clock and the metrics.
 
 pub mod account;
+pub mod hostnames;
 pub mod notice;
 pub mod package;
 pub mod response;
@@ -39,6 +40,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Where suspension notices are POSTed, if anywhere.
     pub notify_url: Option<String>,
+    /// The operator's namespace, where the hostname claims are recorded.
+    pub namespace: String,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
         Settings {
             concurrency: 8,
             notify_url: None,
+            namespace: "covenant-system".into(),
         }
     }
 }
@@ -532,6 +536,12 @@ pub async fn run(
         response::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         retention::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         suspension::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        hostnames::controller(
+            ctx.clone(),
+            &mut watches,
+            Box::pin(shutdown.clone()),
+            ctx.settings.namespace.clone(),
+        ),
     ]);
     watches.start_all(&health);
 

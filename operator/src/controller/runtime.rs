@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::core::DeserializeGuard;
 use kube::core::PartialObjectMeta;
@@ -70,6 +70,7 @@ macro_rules! watched {
                 // What Covenant reads of the objects it manages is what it applies (their spec, labels
                 // and annotations): a quota's usage, which changes with every pod, is not kept.
                 w.quotas.trim(|q| q.status = None);
+                w.ingresses.trim(super::hostnames::trim_ingress);
                 // What the operator applies is remembered until its watch brings it back; a deletion
                 // or a relist of the kind ends that before any reconcile hears of it.
                 w.namespaces.remembers(&w.applied);
@@ -129,6 +130,8 @@ watched! {
     cluster_roles: ClusterRole = Labelled;
     /// ClusterRoleBindings labelled with an account.
     cluster_role_bindings: ClusterRoleBinding = Labelled;
+    /// Every Ingress, trimmed to its identity and hosts (the hostnames tenants claim).
+    ingresses: Ingress = All;
 }
 
 fn config(scope: Scope) -> watcher::Config {
@@ -550,7 +553,7 @@ where
 /// of health. kube's default caps at 30 s, and two failures in a row (connection refused while the API
 /// server is down, then 410 Gone as its watch cache restarts) then hold a watch back for up to a
 /// minute after the API server is back; nine watches retrying every 5 s cost an API server little.
-fn watch_backoff() -> impl kube::runtime::utils::Backoff {
+pub(super) fn watch_backoff() -> impl kube::runtime::utils::Backoff {
     let exponential = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(5))

@@ -1,0 +1,409 @@
+//! Hostnames across tenants: the operator is the single writer of the claims that the
+//! ValidatingAdmissionPolicy `covenant-hostnames` reads as params (see `model::hostnames`).
+//!
+//! One loop, not one reconcile per object: who holds a host depends on every tenant's Ingresses at
+//! once. Any change of an Ingress, a namespace, an Account or a claims ConfigMap wakes it; it waits a
+//! moment for the burst to end, then decides from the caches (pure) and writes only what differs: the
+//! claims ConfigMaps of the namespaces whose holdings changed (deleted when a namespace holds nothing),
+//! and the `HostnamesHeld` condition (with an Event) of the accounts whose Ingresses were admitted for a
+//! host another tenant holds, inside the window before the holder's claim was recorded. Nothing of a
+//! tenant is ever deleted or changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressRule, IngressSpec};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::{Context, ControllerFuture, Shutdown, Watches};
+use crate::api::{ACCOUNT_LABEL, Account};
+use crate::error::Error;
+use crate::model::hostnames::{
+    self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim, NAMESPACE_LABEL,
+};
+
+const KIND: &str = "Hostnames";
+/// How long a burst of changes may go on before the claims are decided (one decision per burst).
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// What the cache keeps of an Ingress: its identity, creation time and hosts, nothing else (no
+/// labels, annotations, backends, paths, TLS or status): a rule without host is kept as an empty
+/// rule, a default backend as an empty one (both claim the catch-all).
+pub fn trim_ingress(i: &mut Ingress) {
+    let m = &mut i.metadata;
+    m.labels = None;
+    m.annotations = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    m.generate_name = None;
+    i.status = None;
+    i.spec = i.spec.take().map(|s| IngressSpec {
+        rules: s.rules.map(|rules| {
+            rules
+                .into_iter()
+                .map(|r| IngressRule {
+                    host: r.host,
+                    http: None,
+                })
+                .collect()
+        }),
+        default_backend: s.default_backend.map(|_| IngressBackend::default()),
+        ..Default::default()
+    });
+}
+
+/// The hosts an Ingress claims (`""`: the catch-all).
+pub fn hosts_of(i: &Ingress) -> Vec<String> {
+    let Some(spec) = &i.spec else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = spec
+        .rules
+        .iter()
+        .flatten()
+        .map(|r| r.host.clone().unwrap_or_default())
+        .collect();
+    if spec.default_backend.is_some() {
+        hosts.push(String::new());
+    }
+    hosts
+}
+
+/// Builds the hostnames loop; `namespace` is where the claims ConfigMaps live (the operator's).
+pub fn controller(
+    ctx: Arc<Context>,
+    w: &mut Watches,
+    shutdown: Shutdown,
+    namespace: String,
+) -> ControllerFuture {
+    let ingresses = w.ingresses.subscribe();
+    let namespaces = w.namespaces.subscribe();
+    let accounts = w.accounts.subscribe();
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let (claims, writer) = reflector::store();
+    let claims_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let claims_stream = {
+        let synced = claims_synced.clone();
+        let wake = wake.clone();
+        let mut tracker = super::WatchHealth::new("ConfigMap".into(), ctx.health.clone());
+        reflector::reflector(
+            writer,
+            watcher(
+                api.clone(),
+                watcher::Config::default().labels(&format!("{CLAIMS_LABEL}={CLAIMS}")),
+            )
+            .backoff(super::runtime::watch_backoff()),
+        )
+        .for_each(move |ev| {
+            tracker.observe(&ev);
+            if let Ok(watcher::Event::InitDone) = ev {
+                synced.store(true, std::sync::atomic::Ordering::Release);
+            }
+            wake.notify_one();
+            std::future::ready(())
+        })
+    };
+    let triggers = {
+        let wake = wake.clone();
+        futures::stream::select(
+            futures::stream::select(ingresses.map(|_| ()), namespaces.map(|_| ())),
+            accounts.map(|_| ()),
+        )
+        .for_each(move |_| {
+            wake.notify_one();
+            std::future::ready(())
+        })
+    };
+    // Deletions reach no subscriber (shared streams carry applied objects): the delete hooks wake it.
+    {
+        let wake = wake.clone();
+        w.ingresses.on_delete(move |_| wake.notify_one());
+    }
+    {
+        let wake = wake.clone();
+        w.namespaces.on_delete(move |_| wake.notify_one());
+    }
+    let run = {
+        let ctx = ctx.clone();
+        async move {
+            let mut reported: BTreeMap<String, Option<String>> = BTreeMap::new();
+            loop {
+                wake.notified().await;
+                tokio::time::sleep(SETTLE).await;
+                while !ctx.synced() || !claims_synced.load(std::sync::atomic::Ordering::Acquire) {
+                    tokio::time::sleep(super::NOT_SYNCED_REQUEUE).await;
+                }
+                let started = std::time::Instant::now();
+                if let Err(e) = pass(&ctx, &api, &claims, &mut reported).await {
+                    super::on_error(KIND, &namespace, &e, &ctx);
+                    tokio::time::sleep(super::requeue_after_error(&e)).await;
+                    wake.notify_one();
+                }
+                ctx.metrics.observe(KIND, started.elapsed());
+            }
+        }
+    };
+    async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = claims_stream => {}
+            _ = triggers => {}
+            _ = run => {}
+        }
+    }
+    .boxed()
+}
+
+/// The name of the claims ConfigMap of tenant namespace `ns`.
+pub fn configmap_name(ns: &str) -> String {
+    format!("{CONFIGMAP_PREFIX}{ns}")
+}
+
+/// Every Ingress in a tenant namespace as a claim (the account from its namespace's label, which only
+/// the operator sets).
+fn claims_of(ctx: &Context) -> Vec<Claim> {
+    ctx.stores
+        .ingresses
+        .state()
+        .iter()
+        .filter_map(|i| {
+            let ns = i.namespace()?;
+            let account = ctx.stores.account_of_namespace(&ns)?;
+            Some(Claim {
+                account,
+                namespace: ns,
+                name: i.name_any(),
+                uid: i.uid().unwrap_or_default(),
+                created: i
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0)
+                    .unwrap_or_default(),
+                hosts: hosts_of(i),
+            })
+        })
+        .collect()
+}
+
+/// The holder of every host recorded in the claims ConfigMaps.
+fn recorded(claims: &Store<ConfigMap>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for cm in claims.state() {
+        let Some(account) = cm.labels().get(ACCOUNT_LABEL) else {
+            continue;
+        };
+        for k in cm.data.iter().flat_map(|d| d.keys()) {
+            if let Some(h) = model::host_of(k) {
+                out.entry(h).or_insert_with(|| account.clone());
+            }
+        }
+    }
+    out
+}
+
+/// One decision and the writes it needs.
+async fn pass(
+    ctx: &Context,
+    api: &Api<ConfigMap>,
+    claims: &Store<ConfigMap>,
+    reported: &mut BTreeMap<String, Option<String>>,
+) -> Result<(), Error> {
+    let decision = model::decide(&claims_of(ctx), &recorded(claims));
+    let existing: BTreeMap<String, Arc<ConfigMap>> = claims
+        .state()
+        .into_iter()
+        .map(|c| (c.name_any(), c))
+        .collect();
+    // Records first, so a host is held in the API server before anything else happens.
+    for (ns, (account, hosts)) in &decision.held {
+        let name = configmap_name(ns);
+        let data: BTreeMap<String, String> = model::keys(hosts)
+            .into_iter()
+            .map(|k| (k, String::new()))
+            .collect();
+        let in_place = existing.get(&name).is_some_and(|c| {
+            c.data.clone().unwrap_or_default() == data
+                && c.labels().get(ACCOUNT_LABEL) == Some(account)
+        });
+        if in_place {
+            continue;
+        }
+        let cm = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    CLAIMS_LABEL: CLAIMS,
+                    ACCOUNT_LABEL: account,
+                    NAMESPACE_LABEL: ns,
+                    "app.kubernetes.io/part-of": "covenant",
+                },
+            },
+            "data": data,
+        });
+        api.patch(
+            &name,
+            &PatchParams::apply(model::FIELD_MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .map_err(|e| Error::Apply {
+            object: format!("ConfigMap {name} (the hostnames of namespace {ns})"),
+            source: e.into(),
+        })?;
+        ctx.metrics.write("ConfigMap");
+    }
+    for (name, cm) in &existing {
+        let ns = cm
+            .labels()
+            .get(NAMESPACE_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        if decision.held.contains_key(&ns) || !name.starts_with(CONFIGMAP_PREFIX) {
+            continue;
+        }
+        let dp = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: cm.uid(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &dp).await {
+            Ok(_) => ctx.metrics.write("ConfigMap"),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => {
+                return Err(Error::Apply {
+                    object: format!("deleting ConfigMap {name} (released hostnames)"),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    // Then the reports, on the Accounts whose objects lost a host (and those that no longer do).
+    for guard in ctx.stores.accounts.state() {
+        let Ok(account) = &guard.0 else { continue };
+        let name = account.name_any();
+        let message = decision.lost.get(&name).and_then(model::lost_message);
+        let shown = account
+            .status
+            .as_ref()
+            .and_then(|s| crate::status::find(&s.conditions, CONDITION))
+            .map(|c| (c.status == "True", c.message.clone()));
+        let needs = match (&message, &shown) {
+            (Some(m), Some((false, shown))) => m != shown,
+            (Some(_), _) => true,
+            (None, Some((false, _))) => true,
+            (None, _) => false,
+        };
+        if !needs || account.metadata.deletion_timestamp.is_some() {
+            reported.insert(name, message);
+            continue;
+        }
+        let (status, reason, text) = match &message {
+            Some(m) => ("False", "HostTakenByAnotherTenant", m.clone()),
+            None => (
+                "True",
+                "Held",
+                "every host of the account's Ingresses is the account's".to_string(),
+            ),
+        };
+        // A message that changes while the condition stays False keeps its transition time.
+        let transition = match (&message, &shown) {
+            (Some(_), Some((false, _))) => account
+                .status
+                .as_ref()
+                .and_then(|s| crate::status::find(&s.conditions, CONDITION))
+                .map(|c| c.last_transition_time.clone()),
+            _ => None,
+        }
+        .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            ctx.clock.now(),
+        ));
+        let patch = json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "Account",
+            "status": { "conditions": [{
+                "type": CONDITION,
+                "status": status,
+                "reason": reason,
+                "message": text,
+                "lastTransitionTime": transition,
+                "observedGeneration": account.metadata.generation,
+            }]},
+        });
+        Api::<Account>::all(ctx.client.clone())
+            .patch_status(
+                &name,
+                &PatchParams::apply(model::FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| Error::Status {
+                object: format!("Account {name}"),
+                source: e.into(),
+            })?;
+        ctx.metrics.write("Account");
+        // One Event per change this process made (a write the cache has not shown yet may be
+        // repeated, as a no-op, but not announced twice).
+        if reported.get(&name) != Some(&message) {
+            let kind = match &message {
+                Some(_) => EventType::Warning,
+                None => EventType::Normal,
+            };
+            ctx.event(account, kind, reason, text).await;
+        }
+        reported.insert(name, message);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_only_an_ingress_identity_and_its_hosts() {
+        let mut i: Ingress = serde_json::from_value(json!({
+            "metadata": {
+                "name": "shop", "namespace": "acme", "uid": "u",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": { "a": "b" }, "annotations": { "big": "x".repeat(1000) },
+            },
+            "spec": {
+                "ingressClassName": "nginx",
+                "defaultBackend": { "service": { "name": "s", "port": { "number": 80 } } },
+                "tls": [{ "hosts": ["shop.acme.example"], "secretName": "t" }],
+                "rules": [
+                    { "host": "shop.acme.example", "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+                      "backend": { "service": { "name": "s", "port": { "number": 80 } } } }] } },
+                    { "http": { "paths": [] } },
+                ],
+            },
+            "status": { "loadBalancer": { "ingress": [{ "ip": "1.2.3.4" }] } },
+        }))
+        .unwrap();
+        trim_ingress(&mut i);
+        assert_eq!(
+            serde_json::to_value(&i).unwrap(),
+            json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": { "name": "shop", "namespace": "acme", "uid": "u",
+                              "creationTimestamp": "2026-01-01T00:00:00Z" },
+                "spec": { "defaultBackend": {}, "rules": [{ "host": "shop.acme.example" }, {}] },
+            })
+        );
+        assert_eq!(hosts_of(&i), ["shop.acme.example", "", ""]);
+    }
+}

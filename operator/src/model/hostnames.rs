@@ -1,0 +1,381 @@
+//! Hostnames across tenants (pure): whatever the package says, no hostname is held by two tenants, and
+//! the first claimant keeps it.
+//!
+//! The API server cannot see every tenant's hosts in the one object it admits, so the operator records
+//! them: one ConfigMap per tenant namespace in the operator's namespace (the claims of that
+//! namespace's Ingresses), which the ValidatingAdmissionPolicy `covenant-hostnames`
+//! (deploy/hostnames-policy.yaml) reads as params and checks every Ingress of another account
+//! against. This module decides, from the cached Ingresses and the claims already recorded, who holds
+//! what (the recorded holder first, then the earliest `creationTimestamp`, ties by UID) and which
+//! Ingresses were admitted for a host someone else holds (inside the window before a claim is
+//! recorded): those are reported on their Account, never deleted.
+//!
+//! What is claimed, per kind (the table below is the one place a kind is added):
+//!
+//! | kind | hosts | wired |
+//! |---|---|---|
+//! | `networking.k8s.io/v1` Ingress | `spec.rules[].host` (a rule without host, and `spec.defaultBackend`: the catch-all) | yes |
+//! | `gateway.networking.k8s.io/v1` HTTPRoute | `spec.hostnames[]` (none: the catch-all) | no: not served by the e2e control plane |
+//! | `gateway.networking.k8s.io/v1` GRPCRoute | `spec.hostnames[]` (none: the catch-all) | no: not served by the e2e control plane |
+//!
+//! Keys of the claims ConfigMaps (a ConfigMap key may hold `[-._a-zA-Z0-9]`, and hostnames never hold
+//! `_`, so every key with `_` is unambiguous):
+//! - `shop.example.com`: the concrete host;
+//! - `_.example.com`: the wildcard `*.example.com`;
+//! - `_in.example.com`: some concrete host one label under `example.com` is held (so that a wildcard
+//!   `*.example.com` of another tenant is refused without listing every key);
+//! - `_catch-all`: a rule without host (or a default backend), which receives every host nobody names.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The key of the catch-all claim (rules without host).
+pub const CATCH_ALL: &str = "_catch-all";
+/// The prefix of the keys saying a concrete host under a domain is held.
+pub const UNDER: &str = "_in.";
+/// The label of the claims ConfigMaps (value [`CLAIMS`]); they also carry the account and namespace.
+pub const CLAIMS_LABEL: &str = "covenant.dev/hostnames";
+/// The value of [`CLAIMS_LABEL`].
+pub const CLAIMS: &str = "claims";
+/// The label naming the tenant namespace whose claims a ConfigMap records.
+pub const NAMESPACE_LABEL: &str = "covenant.dev/namespace";
+/// The prefix of the claims ConfigMaps' names (`covenant-hostnames-<namespace>`).
+pub const CONFIGMAP_PREFIX: &str = "covenant-hostnames-";
+/// The condition on an Account that reports Ingresses admitted for a host another tenant holds.
+pub const CONDITION: &str = "HostnamesHeld";
+/// The field manager of what this controller writes (its own, so the account controller's status
+/// apply and this one's never remove each other's condition).
+pub const FIELD_MANAGER: &str = "covenant-hostnames";
+
+/// One object that claims hosts: an Ingress in a tenant namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The account of its namespace.
+    pub account: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its UID (breaks ties of `created`).
+    pub uid: String,
+    /// Its `creationTimestamp` (seconds).
+    pub created: jiff::Timestamp,
+    /// Its hosts as the object says them (`""` for the catch-all, `*.x` for a wildcard).
+    pub hosts: Vec<String>,
+}
+
+/// A host an object claims that another account holds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lost {
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The host, as the object says it.
+    pub host: String,
+}
+
+/// Who holds what.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The hosts each tenant namespace holds, by namespace: (account, hosts).
+    pub held: BTreeMap<String, (String, BTreeSet<String>)>,
+    /// The hosts each account's objects claim that another account holds.
+    pub lost: BTreeMap<String, BTreeSet<Lost>>,
+}
+
+/// `host` as a claims key ([`keys`] adds the `_in.` key of a concrete host).
+pub fn key(host: &str) -> String {
+    if host.is_empty() {
+        CATCH_ALL.to_string()
+    } else if let Some(rest) = host.strip_prefix('*') {
+        format!("_{rest}")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The host a claims key stands for (`None` for the `_in.` keys, which are derived).
+pub fn host_of(key: &str) -> Option<String> {
+    if key == CATCH_ALL {
+        Some(String::new())
+    } else if key.starts_with(UNDER) {
+        None
+    } else if let Some(rest) = key.strip_prefix('_') {
+        Some(format!("*{rest}"))
+    } else {
+        Some(key.to_string())
+    }
+}
+
+/// The domain one label above a concrete host (`shop.example.com` → `.example.com`), if any.
+fn parent(host: &str) -> Option<&str> {
+    host.find('.').map(|i| &host[i..])
+}
+
+/// Every key that records `hosts` held (what the policy looks up).
+pub fn keys<'a>(hosts: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for h in hosts {
+        out.insert(key(h));
+        if !h.is_empty()
+            && !h.starts_with('*')
+            && let Some(p) = parent(h)
+        {
+            out.insert(format!("_in{p}"));
+        }
+    }
+    out
+}
+
+/// Whether two hosts can receive the same request: equal, or one a wildcard (`*.x`, one label) that
+/// matches the other. The catch-all overlaps only itself (named hosts take precedence over it).
+pub fn overlaps(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let wild = |w: &str, h: &str| {
+        w.strip_prefix('*')
+            .is_some_and(|suffix| !h.starts_with('*') && parent(h) == Some(suffix))
+    };
+    wild(a, b) || wild(b, a)
+}
+
+/// Decides who holds every claimed host: a host already `recorded` for an account that still claims
+/// it stays with that account; then claims in order of `created` (ties by UID) take what no other
+/// account holds. A claim of a host another account holds (equal, or overlapping a wildcard) is lost:
+/// it holds nothing, and is reported. An account's own objects never conflict with each other.
+pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision {
+    let mut order: Vec<(bool, jiff::Timestamp, &str, &Claim, &str)> = Vec::new();
+    for c in claims {
+        let hosts: BTreeSet<&str> = c.hosts.iter().map(String::as_str).collect();
+        for h in hosts {
+            let kept = recorded.get(h).is_some_and(|a| *a == c.account);
+            order.push((!kept, c.created, c.uid.as_str(), c, h));
+        }
+    }
+    order.sort_by(|a, b| (a.0, a.1, a.2, a.4).cmp(&(b.0, b.1, b.2, b.4)));
+    // The holder of each host, and the concrete hosts held under each domain (for wildcards).
+    let mut holder: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut under: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut d = Decision::default();
+    for (_, _, _, c, h) in order {
+        let account = c.account.as_str();
+        let other = |a: &&str| *a != account;
+        let taken = holder.get(h).is_some_and(other)
+            || match h.strip_prefix('*') {
+                Some(suffix) => under
+                    .get(suffix)
+                    .is_some_and(|s| s.iter().any(|a| *a != account)),
+                None => {
+                    !h.is_empty()
+                        && parent(h)
+                            .and_then(|p| holder.get(format!("*{p}").as_str()))
+                            .is_some_and(other)
+                }
+            };
+        if taken {
+            d.lost.entry(c.account.clone()).or_default().insert(Lost {
+                namespace: c.namespace.clone(),
+                name: c.name.clone(),
+                host: h.to_string(),
+            });
+            continue;
+        }
+        holder.entry(h).or_insert(account);
+        if !h.is_empty()
+            && !h.starts_with('*')
+            && let Some(p) = parent(h)
+        {
+            under.entry(p).or_default().insert(account);
+        }
+        d.held
+            .entry(c.namespace.clone())
+            .or_insert_with(|| (c.account.clone(), BTreeSet::new()))
+            .1
+            .insert(h.to_string());
+    }
+    d
+}
+
+/// What an Account's `HostnamesHeld` condition says: `None` when nothing of it is lost; else the
+/// message naming its own objects and hosts (never who holds them: tenants learn nothing of other
+/// tenants).
+pub fn lost_message(lost: &BTreeSet<Lost>) -> Option<String> {
+    if lost.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = lost
+        .iter()
+        .take(10)
+        .map(|l| {
+            let what = if l.host.is_empty() {
+                "a rule without host (the catch-all)".to_string()
+            } else {
+                format!("host {}", l.host)
+            };
+            format!("Ingress {}/{}: {what}", l.namespace, l.name)
+        })
+        .collect();
+    let more = match lost.len() {
+        n if n > 10 => format!(" (and {} more)", n - 10),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{}{more}: held by another tenant, which claimed it first; traffic for it is not yours. \
+         Covenant deletes nothing: remove the host from these Ingresses (or delete them) and choose \
+         another host",
+        shown.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(account: &str, ns: &str, name: &str, at: i64, hosts: &[&str]) -> Claim {
+        Claim {
+            account: account.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            created: jiff::Timestamp::from_second(at).unwrap(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    fn held(d: &Decision, ns: &str) -> Vec<String> {
+        d.held
+            .get(ns)
+            .map(|(_, h)| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn keys_encode_wildcards_and_the_catch_all_and_decode_back() {
+        assert_eq!(key("*.example.com"), "_.example.com");
+        assert_eq!(key(""), CATCH_ALL);
+        assert_eq!(key("shop.example.com"), "shop.example.com");
+        for h in ["*.example.com", "", "shop.example.com"] {
+            assert_eq!(host_of(&key(h)).as_deref(), Some(h));
+        }
+        assert_eq!(host_of("_in.example.com"), None);
+        let hosts = ["shop.example.com".to_string(), "*.b.example".to_string()];
+        let k: Vec<String> = keys(&hosts).into_iter().collect();
+        assert_eq!(
+            k,
+            ["_.b.example", "_in.example.com", "shop.example.com"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn a_wildcard_overlaps_the_hosts_one_label_below_it_only() {
+        assert!(overlaps("*.example.com", "shop.example.com"));
+        assert!(overlaps("shop.example.com", "*.example.com"));
+        assert!(!overlaps("*.example.com", "a.shop.example.com"));
+        assert!(!overlaps("*.example.com", "example.com"));
+        assert!(!overlaps("*.example.com", "*.shop.example.com"));
+        assert!(!overlaps("", "shop.example.com"));
+        assert!(overlaps("", ""));
+    }
+
+    #[test]
+    fn the_first_claimant_keeps_a_host_and_the_later_one_is_reported() {
+        let claims = [
+            claim("acme", "acme", "steal", 20, &["shop.globex.example"]),
+            claim("globex", "globex", "shop", 10, &["shop.globex.example"]),
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        assert_eq!(held(&d, "globex"), ["shop.globex.example"]);
+        assert!(held(&d, "acme").is_empty());
+        let lost: Vec<_> = d.lost["acme"].iter().cloned().collect();
+        assert_eq!(
+            lost,
+            [Lost {
+                namespace: "acme".into(),
+                name: "steal".into(),
+                host: "shop.globex.example".into()
+            }]
+        );
+        assert!(!d.lost.contains_key("globex"));
+    }
+
+    #[test]
+    fn a_recorded_holder_keeps_its_host_against_an_older_object_admitted_in_the_window() {
+        // acme updated an old Ingress to globex's new host before globex's claim was recorded.
+        let claims = [
+            claim("acme", "acme", "old", 1, &["new.globex.example"]),
+            claim("globex", "globex", "new", 50, &["new.globex.example"]),
+        ];
+        let recorded = BTreeMap::from([("new.globex.example".to_string(), "globex".to_string())]);
+        let d = decide(&claims, &recorded);
+        assert_eq!(held(&d, "globex"), ["new.globex.example"]);
+        assert_eq!(d.lost["acme"].len(), 1);
+        // Without the record, the older object wins: the order is deterministic either way.
+        let d = decide(&claims, &BTreeMap::new());
+        assert_eq!(held(&d, "acme"), ["new.globex.example"]);
+    }
+
+    #[test]
+    fn ties_of_creation_time_are_broken_by_uid_whatever_the_order_of_the_cache() {
+        let mut a = claim("acme", "acme", "a", 10, &["x.example"]);
+        let mut b = claim("globex", "globex", "b", 10, &["x.example"]);
+        a.uid = "2".into();
+        b.uid = "1".into();
+        let one = decide(&[a.clone(), b.clone()], &BTreeMap::new());
+        let two = decide(&[b, a], &BTreeMap::new());
+        assert_eq!(one, two);
+        assert_eq!(held(&one, "globex"), ["x.example"]);
+    }
+
+    #[test]
+    fn wildcards_and_concrete_hosts_of_two_tenants_never_overlap() {
+        let claims = [
+            claim("globex", "globex", "wild", 10, &["*.globex.example"]),
+            claim("acme", "acme", "shop", 20, &["shop.globex.example"]),
+            claim("acme", "acme", "deep", 21, &["a.shop.globex.example"]),
+            claim("initech", "initech", "c", 5, &["api.initech.example"]),
+            claim("acme", "acme", "w", 30, &["*.initech.example"]),
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        assert_eq!(held(&d, "globex"), ["*.globex.example"]);
+        assert_eq!(held(&d, "acme"), ["a.shop.globex.example"]);
+        let lost: Vec<&str> = d.lost["acme"].iter().map(|l| l.host.as_str()).collect();
+        // In the order of the objects' names: "shop", then "w".
+        assert_eq!(lost, ["shop.globex.example", "*.initech.example"]);
+    }
+
+    #[test]
+    fn a_tenants_own_objects_share_its_hosts_and_the_catch_all_is_held_once() {
+        let claims = [
+            claim("acme", "acme-0", "one", 10, &["shop.acme.example", ""]),
+            claim(
+                "acme",
+                "acme-1",
+                "two",
+                20,
+                &["shop.acme.example", "*.acme.example"],
+            ),
+            claim("globex", "globex", "any", 30, &[""]),
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        assert_eq!(held(&d, "acme-0"), ["", "shop.acme.example"]);
+        assert_eq!(held(&d, "acme-1"), ["*.acme.example", "shop.acme.example"]);
+        assert!(!d.lost.contains_key("acme"));
+        assert_eq!(d.lost["globex"].len(), 1);
+        let msg = lost_message(&d.lost["globex"]).unwrap();
+        assert!(
+            msg.contains("Ingress globex/any: a rule without host"),
+            "{msg}"
+        );
+        assert!(!msg.contains("acme"), "the holder is never named: {msg}");
+    }
+
+    #[test]
+    fn a_host_is_free_once_its_holder_claims_it_no_more() {
+        let recorded = BTreeMap::from([("x.example".to_string(), "globex".to_string())]);
+        let claims = [claim("acme", "acme", "a", 10, &["x.example"])];
+        let d = decide(&claims, &recorded);
+        assert_eq!(held(&d, "acme"), ["x.example"]);
+        assert!(d.lost.is_empty());
+    }
+}
