@@ -262,7 +262,7 @@ async fn a_tenant_cannot_take_another_tenants_ingress_host_and_a_released_host_i
         .expect("acme's Ingress is there");
     assert_eq!(
         covenant::controller::hostnames::hosts_of(&still),
-        [own.clone()],
+        std::slice::from_ref(&own),
         "the refused update changed nothing"
     );
 
