@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use covenant::api::Account;
 use covenant_e2e::fixtures;
 use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account_ready};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, PostParams};
@@ -90,6 +91,11 @@ impl Tenant {
 /// A package and `names.len()` tenants on it, each Ready with its namespace's `default`
 /// ServiceAccount.
 async fn tenants(t: &TestCtx, names: &[&str]) -> Vec<Tenant> {
+    tenants_with(t, names, "Delete").await
+}
+
+/// [`tenants`] with `deletionPolicy` `policy`.
+async fn tenants_with(t: &TestCtx, names: &[&str], policy: &str) -> Vec<Tenant> {
     let pkg = t.package("pkg");
     t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
         .await;
@@ -105,7 +111,7 @@ async fn tenants(t: &TestCtx, names: &[&str]) -> Vec<Tenant> {
             Some(&pkg),
             &[&ten.ns],
             &[&ten.admin],
-            json!({ "deletionPolicy": "Delete" }),
+            json!({ "deletionPolicy": policy }),
         ))
         .await;
         out.push(ten);
@@ -416,4 +422,59 @@ async fn two_tenants_racing_for_one_host_never_both_hold_it() {
         )
         .await;
     }
+}
+
+/// A tenant's hosts stay held while its namespace is retained after its Account is deleted (its
+/// Ingresses are still there, and a shared ingress controller still routes to them), and are free
+/// once the namespace goes.
+#[tokio::test]
+async fn a_retained_tenants_hosts_stay_held_until_its_namespace_goes() {
+    let t = TestCtx::new("hostnames-retained").await;
+    let ts = tenants_with(&t, &["gone", "next"], "Retain").await;
+    let (gone, next) = (&ts[0], &ts[1]);
+    let host = format!("app.{}.gone.example", t.suffix);
+    let as_next = next.admin().await;
+    create(&gone.admin().await, &gone.ns, &ingress("app", &[&host]))
+        .await
+        .expect("the Ingress for a free host is admitted");
+    wait_refused(&as_next, &next.ns, &host, &gone.account).await;
+
+    Api::<Account>::all(t.client.clone())
+        .delete(&gone.account, &DeleteParams::default())
+        .await
+        .expect("delete the Account (Retain)");
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    covenant_e2e::wait_for(&namespaces, &gone.ns, "be retained", TIMEOUT, |n| {
+        n.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("covenant.dev/retained-until"))
+    })
+    .await;
+    // The operator has seen the namespace change (and the Account go) and still records the claim.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = wait_refused(&as_next, &next.ns, &host, &gone.account).await;
+    eprintln!("while retained: {m}");
+
+    // The end of retention (here the platform deletes the namespace early) frees the host.
+    namespaces
+        .delete(&gone.ns, &DeleteParams::default())
+        .await
+        .expect("delete the retained namespace");
+    let api: Api<Ingress> = Api::namespaced(as_next.clone(), &next.ns);
+    let take = ingress("app", &[&host]);
+    eventually(
+        "the host is free once the retained namespace is gone",
+        Duration::from_secs(90),
+        || {
+            let (api, take) = (api.clone(), take.clone());
+            async move {
+                api.create(&PostParams::default(), &take)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+    .await;
 }
