@@ -224,7 +224,9 @@ async fn pass(
         .into_iter()
         .map(|c| (c.name_any(), c))
         .collect();
-    // Records first, so a host is held in the API server before anything else happens.
+    // Records first, so a host is held in the API server before anything else happens. One record the
+    // API server refuses never stops the others: the first failure is returned after the rest is done.
+    let mut failed: Option<Error> = None;
     for (ns, (account, hosts)) in &decision.held {
         let name = configmap_name(ns);
         let data: BTreeMap<String, String> = model::keys(hosts)
@@ -252,17 +254,22 @@ async fn pass(
             },
             "data": data,
         });
-        api.patch(
-            &name,
-            &PatchParams::apply(model::FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map_err(|e| Error::Apply {
-            object: format!("ConfigMap {name} (the hostnames of namespace {ns})"),
-            source: e.into(),
-        })?;
-        ctx.metrics.write("ConfigMap");
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(model::FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+        {
+            Ok(_) => ctx.metrics.write("ConfigMap"),
+            Err(e) => {
+                failed.get_or_insert(Error::Apply {
+                    object: format!("ConfigMap {name} (the hostnames of namespace {ns})"),
+                    source: e.into(),
+                });
+            }
+        }
     }
     for (name, cm) in &existing {
         let ns = cm
@@ -284,7 +291,7 @@ async fn pass(
             Ok(_) => ctx.metrics.write("ConfigMap"),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => {
-                return Err(Error::Apply {
+                failed.get_or_insert(Error::Apply {
                     object: format!("deleting ConfigMap {name} (released hostnames)"),
                     source: e.into(),
                 });
@@ -343,17 +350,20 @@ async fn pass(
                 "observedGeneration": account.metadata.generation,
             }]},
         });
-        Api::<Account>::all(ctx.client.clone())
+        if let Err(e) = Api::<Account>::all(ctx.client.clone())
             .patch_status(
                 &name,
                 &PatchParams::apply(model::FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
             .await
-            .map_err(|e| Error::Status {
+        {
+            failed.get_or_insert(Error::Status {
                 object: format!("Account {name}"),
                 source: e.into(),
-            })?;
+            });
+            continue;
+        }
         ctx.metrics.write("Account");
         // One Event per change this process made (a write the cache has not shown yet may be
         // repeated, as a no-op, but not announced twice).
@@ -366,7 +376,7 @@ async fn pass(
         }
         reported.insert(name, message);
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
