@@ -302,7 +302,7 @@ async fn a_tenant_cannot_take_another_tenants_ingress_host_and_a_released_host_i
 /// Never are both admitted and neither reported.
 #[tokio::test]
 async fn two_tenants_racing_for_one_host_never_both_hold_it() {
-    const ROUNDS: usize = 12;
+    const ROUNDS: usize = 16;
     let t = TestCtx::new("hostnames-race").await;
     let ts = tenants(&t, &["red", "blue"]).await;
     let clients = [ts[0].admin().await, ts[1].admin().await];
@@ -312,10 +312,19 @@ async fn two_tenants_racing_for_one_host_never_both_hold_it() {
         let host = format!("r{round}.{}.race.example", t.suffix);
         let name = format!("race-{round}");
         let ing = ingress(&name, &[&host]);
-        let (a, b) = tokio::join!(
-            create(&clients[0], &ts[0].ns, &ing),
-            create(&clients[1], &ts[1].ns, &ing)
-        );
+        // At the same instant in half the rounds; in the others one tenant follows by up to 1.5 s
+        // (either one), across the window in which the first claim is not yet recorded.
+        let lag = Duration::from_millis(if round % 2 == 0 {
+            0
+        } else {
+            300 * (round as u64 / 2 % 6)
+        });
+        let (first, second) = if round % 4 < 2 { (0, 1) } else { (1, 0) };
+        let (a, b) = tokio::join!(create(&clients[first], &ts[first].ns, &ing), async {
+            tokio::time::sleep(lag).await;
+            create(&clients[second], &ts[second].ns, &ing).await
+        });
+        let (a, b) = if first == 0 { (a, b) } else { (b, a) };
         let results = [a, b];
         let admitted: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
         let (winner, loser) = match admitted.as_slice() {
@@ -386,6 +395,16 @@ async fn two_tenants_racing_for_one_host_never_both_hold_it() {
             ),
             _ => unreachable!(),
         };
+        eprintln!(
+            "round {round}: second create {lag:?} after the first: {} keeps {host}, {} {}",
+            ts[winner].account,
+            ts[loser].account,
+            if admitted.len() == 1 {
+                "refused"
+            } else {
+                "admitted and reported"
+            }
+        );
         // By effect: the host is the winner's; the loser's next Ingress for it is refused.
         wait_refused(&clients[loser], &ts[loser].ns, &host, &ts[winner].account).await;
         for (i, ten) in ts.iter().enumerate() {
