@@ -179,6 +179,7 @@ fn claims_of(ctx: &Context) -> Vec<Claim> {
             let ns = i.namespace()?;
             let account = ctx.stores.account_of_namespace(&ns)?;
             Some(Claim {
+                kind: "Ingress",
                 account,
                 namespace: ns,
                 name: i.name_any(),

@@ -49,6 +49,8 @@ pub const FIELD_MANAGER: &str = "covenant-hostnames";
 /// One object that claims hosts: an Ingress in a tenant namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
+    /// Its kind (a row of the table of claimable kinds above).
+    pub kind: &'static str,
     /// The account of its namespace.
     pub account: String,
     /// Its namespace.
@@ -66,6 +68,8 @@ pub struct Claim {
 /// A host an object claims that another account holds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Lost {
+    /// The object's kind.
+    pub kind: &'static str,
     /// The object's namespace.
     pub namespace: String,
     /// The object's name.
@@ -175,6 +179,7 @@ pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision
             };
         if taken {
             d.lost.entry(c.account.clone()).or_default().insert(Lost {
+                kind: c.kind,
                 namespace: c.namespace.clone(),
                 name: c.name.clone(),
                 host: h.to_string(),
@@ -213,7 +218,7 @@ pub fn lost_message(lost: &BTreeSet<Lost>) -> Option<String> {
             } else {
                 format!("host {}", l.host)
             };
-            format!("Ingress {}/{}: {what}", l.namespace, l.name)
+            format!("{} {}/{}: {what}", l.kind, l.namespace, l.name)
         })
         .collect();
     let more = match lost.len() {
@@ -234,6 +239,7 @@ mod tests {
 
     fn claim(account: &str, ns: &str, name: &str, at: i64, hosts: &[&str]) -> Claim {
         Claim {
+            kind: "Ingress",
             account: account.into(),
             namespace: ns.into(),
             name: name.into(),
@@ -291,6 +297,7 @@ mod tests {
         assert_eq!(
             lost,
             [Lost {
+                kind: "Ingress",
                 namespace: "acme".into(),
                 name: "steal".into(),
                 host: "shop.globex.example".into()
