@@ -124,8 +124,9 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
         ssa(client, o).await?;
         requests += 1;
     }
-    // The administrators' read access to their own Account.
-    ssa(client, &model::tenancy_role(account)).await?;
+    // The administrators' read access to their own Account (the raw client provisions before any
+    // notice concerns the account: the operator's role names none either).
+    ssa(client, &model::tenancy_role(account, &[])).await?;
     requests += 1;
     if let Some(b) = model::tenancy_binding(account) {
         ssa(client, &b).await?;

@@ -365,6 +365,13 @@ const ROWS: &[Row] = &[
         false,
         "",
     ),
+    row(
+        "7. Largest notice object (bytes of JSON, as the API server returns it)",
+        "notice_bytes_max",
+        None,
+        false,
+        "flat in N",
+    ),
 ];
 
 /// Reads a results file.

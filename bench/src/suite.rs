@@ -631,5 +631,21 @@ async fn notices(run: &Run) -> Result<()> {
         "condition lastTransitionTime (whole seconds) − status.enforcedEffectiveAt",
     )?;
     rec.emit("notice_ltt_p99", percentile(&ltt, 99.0), "s", &load, "")?;
+    // The notice object as every watcher of notices receives it: counts, no row per account.
+    let mut largest = 0;
+    for i in 0..k {
+        let req = http::Request::get(format!(
+            "/apis/covenant.dev/v1alpha1/deprecationnotices/bench-notice-{i:03}"
+        ))
+        .body(Vec::new())?;
+        largest = largest.max(run.admin.request_text(req).await?.len());
+    }
+    rec.emit(
+        "notice_bytes_max",
+        largest as f64,
+        "B",
+        &load,
+        format!("the largest of {k} notices selecting every one of {n} accounts, read once they were quiet"),
+    )?;
     Ok(())
 }

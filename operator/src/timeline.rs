@@ -140,23 +140,41 @@ pub fn timeline(objects: &Objects, now: Timestamp) -> Vec<Entry> {
             });
         }
     };
+    // Which accounts a notice touches, and how each stands: from the Accounts' own rows
+    // (`status.notices`); the notice holds only the counts.
+    let mut rows: BTreeMap<&str, Vec<(String, Decision)>> = BTreeMap::new();
+    for a in &objects.accounts {
+        for r in a.status.iter().flat_map(|s| &s.notices) {
+            rows.entry(r.name.as_str())
+                .or_default()
+                .push((a.name_any(), r.decision));
+        }
+    }
     for n in &objects.notices {
         let Some(st) = &n.status else { continue };
         let name = n.name_any();
         let object = format!("DeprecationNotice/{name}");
-        let all: Vec<String> = st.accounts.iter().map(|a| a.name.clone()).collect();
+        let listed = rows
+            .get(name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let all: Vec<String> = listed.iter().map(|(a, _)| a.clone()).collect();
         if let Some(d) = &st.rejection_deadline {
-            let pending: Vec<String> = st
-                .accounts
+            let pending: Vec<String> = listed
                 .iter()
-                .filter(|a| a.decision == Decision::Pending)
-                .map(|a| a.name.clone())
+                .filter(|(_, d)| *d == Decision::Pending)
+                .map(|(a, _)| a.clone())
                 .collect();
-            if !pending.is_empty() {
+            // The count is the notice's own (every selected account, read or not); the names are
+            // those of the Accounts read.
+            let silent = st
+                .counts
+                .as_ref()
+                .map_or(pending.len(), |c| usize::try_from(c.pending).unwrap_or(0));
+            if silent > 0 {
                 let summary = format!(
-                    "Last instant to reject {name} ({}); {} account(s) silent until then are deemed to accept",
+                    "Last instant to reject {name} ({}); {silent} account(s) silent until then are deemed to accept",
                     n.spec.summary,
-                    pending.len()
                 );
                 push(
                     d.0,

@@ -43,7 +43,7 @@ pub struct Response {
     pub at: Timestamp,
 }
 
-/// The account's standing on a notice (`status.accounts[].decision`).
+/// The account's standing on a notice (its Account's `status.notices[].decision`; the notice counts them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// No answer yet and the deadline has not arrived.

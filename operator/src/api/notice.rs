@@ -2,8 +2,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::Decision;
-
 /// An amendment to the terms, a discontinuation, or an update of URL terms, with the notice the
 /// terms require (preamble, §2.1–§2.3).
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +45,18 @@ use super::Decision;
         name = "Effective",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Effective\")].status"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.counts.pending",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Rejected",
+        type_ = "integer",
+        json_path = ".status.counts.rejected",
+        priority = 1
     ),
     printcolumn(
         name = "Age",
@@ -144,26 +154,15 @@ pub struct DeprecationNoticeStatus {
     /// Amendments: until when a tenant may reject; silence until then is deemed acceptance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_deadline: Option<Time>,
-    /// Each selected account and its decision.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accounts: Vec<NoticeAccountStatus>,
-    /// How many selected accounts are in each decision.
+    /// How many selected accounts are in each decision. No row per account: each account's own
+    /// decision is on its Account (`status.notices`), so the notice's size does not grow with the
+    /// number of tenants, and the tenants it concerns can read it without learning of each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<DecisionCounts>,
     /// `NoticeWindowSatisfied`, `Effective`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-}
-
-/// One selected account's decision on a notice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NoticeAccountStatus {
-    /// The Account's name.
-    pub name: String,
-    /// Pending, Accepted, DeemedAccepted or Rejected.
-    pub decision: Decision,
 }
 
 /// Selected accounts per decision.

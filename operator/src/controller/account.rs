@@ -85,7 +85,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
     };
     // A notice change rechecks the accounts it selects and those that list it (a narrowed selector
     // drops some). Only what accounts read of it counts (its spec, labels, its service as recorded):
-    // the notice's own status rows change as accounts answer and must not requeue every account.
+    // the notice's own counts change as accounts answer and must not requeue every account.
     let on_notice = {
         let stores = stores.clone();
         let seen = notice_seen.clone();
@@ -680,8 +680,11 @@ async fn apply_desired(
         s.limit_ranges,
         s.index.limit_ranges
     );
-    // The administrators' read access to their own Account, and to nothing of other tenants.
-    let role = model::tenancy_role(account);
+    // The administrators' read access to their own Account and the notices that concern it (the
+    // rows of its status.notices), and to nothing of other tenants.
+    let concerning =
+        crate::model::notice::concerning_names(account, &super::valid(&s.notices), ctx.clock.now());
+    let role = model::tenancy_role(account, &concerning);
     let r = apply(c, &s.cluster_roles, &role, m).await;
     failures.apply(|| format!("ClusterRole {}", role.name_any()), r);
     match model::tenancy_binding(account) {

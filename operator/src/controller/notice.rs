@@ -1,5 +1,6 @@
 //! The DeprecationNotice controller: records when notice was served (once), and keeps the window,
-//! effective and per-account decision status exact, requeueing at the next boundary.
+//! effective status and the counts per decision exact (each account's own decision is on its
+//! Account), requeueing at the next boundary.
 
 use std::sync::Arc;
 
@@ -125,38 +126,38 @@ pub(super) async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Resu
                 ctx.event(notice, kind, &c.reason, c.message.clone()).await;
             }
         }
-        // One Event per new decision, naming the accounts (not one per account: a deadline that
-        // passes for thousands of accounts must not delay the next notice).
-        let mut changed: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
-        for a in &outcome.status.accounts {
-            let before = previous.accounts.iter().find(|p| p.name == a.name);
-            if before.is_some_and(|b| b.decision != a.decision) {
-                changed
-                    .entry(format!("{:?}", a.decision))
-                    .or_default()
-                    .push(&a.name);
-            }
-        }
-        let when = outcome
-            .status
-            .rejection_deadline
-            .as_ref()
-            .map(|d| terms::fmt_instant(d.0))
-            .unwrap_or_default();
-        for (decision, names) in changed {
-            let shown: Vec<&str> = names.iter().take(20).copied().collect();
-            let more = names.len().saturating_sub(shown.len());
-            let note = format!(
-                "{} account(s) now {decision} (deadline {when}): {}{}",
-                names.len(),
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
+        // One Event per decision whose count rose (a deadline that passes for thousands of accounts
+        // is one Event, not one per account). Counts only: the accounts and their decisions are on
+        // the Accounts, and nothing about the notice names a tenant.
+        if let Some(now) = &outcome.status.counts {
+            let before = previous.counts.clone().unwrap_or_default();
+            let when = outcome
+                .status
+                .rejection_deadline
+                .as_ref()
+                .map(|d| format!(" (deadline {})", terms::fmt_instant(d.0)))
+                .unwrap_or_default();
+            let totals = format!(
+                "pending {}, accepted {}, deemed accepted {}, rejected {}",
+                now.pending, now.accepted, now.deemed_accepted, now.rejected
             );
-            ctx.event(notice, EventType::Normal, &decision, note).await;
+            for (decision, after, was) in [
+                ("Accepted", now.accepted, before.accepted),
+                (
+                    "DeemedAccepted",
+                    now.deemed_accepted,
+                    before.deemed_accepted,
+                ),
+                ("Rejected", now.rejected, before.rejected),
+            ] {
+                if previous.counts.is_some() && after > was {
+                    let note = format!(
+                        "{} more account(s) {decision}{when}; now {totals}",
+                        after - was
+                    );
+                    ctx.event(notice, EventType::Normal, decision, note).await;
+                }
+            }
         }
     }
     // Measured after the work, so a long reconcile does not make the next boundary late.

@@ -22,7 +22,7 @@ const KIND: &str = "NoticeResponse";
 /// account to the same notice and on the notice itself.
 pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     // A notice: only a change of what a verdict reads of it (its spec, its service as recorded, its
-    // identity) rechecks the answers that name it; its status rows change with every answer.
+    // identity) rechecks the answers that name it; its counts change with every answer.
     let by_notice = {
         let stores = ctx.stores.clone();
         let seen = super::Seen::default();

@@ -649,21 +649,37 @@ pub fn tenancy_role_name(account: &str) -> String {
 
 /// The ClusterRole that lets the administrators read their own Account (its status lists the notices
 /// that concern them, with their deadlines and the account's decisions): `get`, `list` and `watch` of
-/// that one Account by name. Owned by the Account, so it goes with it.
-pub fn tenancy_role(account: &Account) -> k8s_openapi::api::rbac::v1::ClusterRole {
+/// that one Account by name; and of the DeprecationNotices that concern it (`notices`, the names in
+/// its `status.notices`), by name: RBAC cannot filter by label, so each is named, and a notice that
+/// does not concern the account stays refused. A `list` or `watch` is allowed only with a
+/// `metadata.name` field selector naming one of them (`kubectl get deprecationnotice X -w`). No
+/// notices: no rule at all (an empty `resourceNames` would allow every notice). Owned by the Account,
+/// so it goes with it.
+pub fn tenancy_role(
+    account: &Account,
+    notices: &[String],
+) -> k8s_openapi::api::rbac::v1::ClusterRole {
     use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
     let name = account.name_any();
     let mut metadata = meta(&tenancy_role_name(&name), None, &name);
     metadata.owner_references = owner(account);
+    let read = |resource: &str, names: Vec<String>| PolicyRule {
+        api_groups: Some(vec![crate::api::GROUP.into()]),
+        resources: Some(vec![resource.into()]),
+        resource_names: Some(names),
+        verbs: vec!["get".into(), "list".into(), "watch".into()],
+        ..Default::default()
+    };
+    let mut rules = vec![read("accounts", vec![name])];
+    let mut notices = notices.to_vec();
+    notices.sort();
+    notices.dedup();
+    if !notices.is_empty() {
+        rules.push(read("deprecationnotices", notices));
+    }
     ClusterRole {
         metadata,
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![crate::api::GROUP.into()]),
-            resources: Some(vec!["accounts".into()]),
-            resource_names: Some(vec![name]),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
-            ..Default::default()
-        }]),
+        rules: Some(rules),
         aggregation_rule: None,
     }
 }

@@ -11,8 +11,8 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::api::{
     Account, AccountNoticeStatus, Decision, DecisionCounts, DeprecationNotice,
-    DeprecationNoticeStatus, Exemption, NoticeAccountStatus, NoticeResponse, NoticeResponseStatus,
-    NoticeType, ResponseDecision,
+    DeprecationNoticeStatus, Exemption, NoticeResponse, NoticeResponseStatus, NoticeType,
+    ResponseDecision,
 };
 use crate::status::{Cond, merge};
 
@@ -429,10 +429,10 @@ pub fn evaluate<'a>(
         )
     };
 
+    // Counts only: each account's decision is on its own Account (`status.notices`).
     let mut next = vec![eval.next_change];
-    let mut rows = Vec::new();
     let mut counts = DecisionCounts::default();
-    for (account, answers) in accounts.into_iter().filter(|(a, _)| selects(notice, a)) {
+    for (_, answers) in accounts.into_iter().filter(|(a, _)| selects(notice, a)) {
         let d = account_decision(notice, &tn, &eval, answers, now);
         next.push(d.next_change);
         match d.decision {
@@ -441,12 +441,7 @@ pub fn evaluate<'a>(
             Decision::DeemedAccepted => counts.deemed_accepted += 1,
             Decision::Rejected => counts.rejected += 1,
         }
-        rows.push(NoticeAccountStatus {
-            name: account.name_any(),
-            decision: d.decision,
-        });
     }
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
 
     NoticeOutcome {
         status: DeprecationNoticeStatus {
@@ -456,7 +451,6 @@ pub fn evaluate<'a>(
             reserved_at: service.reserved_at.map(Time),
             enforced_effective_at: Some(Time(eval.enforced_effective_at)),
             rejection_deadline: eval.rejection_deadline.map(Time),
-            accounts: rows,
             counts: Some(counts),
             conditions: merge(
                 &previous.conditions,
@@ -565,9 +559,42 @@ fn required_window(t: NoticeType) -> &'static str {
     }
 }
 
+/// The notices that concern `account` at `now`, with how each stands served: those that select it
+/// and whose service is recorded (or given in spec, and not in the future). One not yet observed by
+/// Covenant has not been served. Its `status.notices` has a row for each, and its administrators may
+/// read each of them (and no other notice).
+pub fn concerning<'a>(
+    account: &'a Account,
+    notices: &'a [DeprecationNotice],
+    now: Timestamp,
+) -> impl Iterator<Item = (&'a DeprecationNotice, Result<Service, Timestamp>)> + 'a {
+    notices
+        .iter()
+        .filter(move |n| selects(n, account))
+        .filter(|n| {
+            n.spec.served_at.is_some() || n.status.as_ref().is_some_and(|s| s.served_at.is_some())
+        })
+        .map(move |n| (n, service(n, now)))
+}
+
+/// The names of the notices that concern `account` (see [`concerning`]), sorted: what its
+/// administrators may read.
+pub fn concerning_names(
+    account: &Account,
+    notices: &[DeprecationNotice],
+    now: Timestamp,
+) -> Vec<String> {
+    let mut names: Vec<String> = concerning(account, notices, now)
+        .filter(|(_, s)| s.is_ok())
+        .map(|(n, _)| n.name_any())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The notices concerning one account, for its `status.notices` and `TermsCurrent`, from its answers
-/// (see [`answers`]). Only notices whose service is recorded (or given in spec) count: one not yet
-/// observed by Covenant has not been served.
+/// (see [`answers`]): a row for each notice [`concerning`] it.
 pub fn account_notices(
     account: &Account,
     notices: &[DeprecationNotice],
@@ -576,16 +603,8 @@ pub fn account_notices(
 ) -> (Vec<AccountNoticeStatus>, Option<Timestamp>) {
     let mut rows = Vec::new();
     let mut next = Vec::new();
-    for notice in notices.iter().filter(|n| selects(n, account)) {
-        let recorded = notice
-            .spec
-            .served_at
-            .as_ref()
-            .or_else(|| notice.status.as_ref().and_then(|s| s.served_at.as_ref()));
-        if recorded.is_none() {
-            continue;
-        }
-        let service = match service(notice, now) {
+    for (notice, service) in concerning(account, notices, now) {
+        let service = match service {
             Ok(s) => s,
             Err(at) => {
                 next.push(Some(at));

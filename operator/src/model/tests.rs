@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, Time,
 };
+use kube::ResourceExt;
 
 use super::account::{self, BuildInput};
 use super::{notice, package};
@@ -329,15 +330,32 @@ fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
     let accounts = vec![silent, rejecter, late];
 
     let before = eval(&n, &accounts, at("2026-11-30T23:59:59Z"));
-    let decisions = |o: &notice::NoticeOutcome| {
-        o.status
-            .accounts
+    // Each account's decision is on the account (its status.notices row); the notice counts them.
+    let decisions = |now: &str| {
+        accounts
             .iter()
-            .map(|a| (a.name.clone(), a.decision))
+            .map(|a| {
+                let answers = notice::answers(a, [], |_| false);
+                let (rows, _) =
+                    notice::account_notices(a, std::slice::from_ref(&n), &answers, at(now));
+                (a.name_any(), rows[0].decision)
+            })
+            .collect::<std::collections::BTreeMap<String, Decision>>()
+            .into_iter()
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        decisions(&before),
+        before.status.counts,
+        Some(DecisionCounts {
+            pending: 2,
+            accepted: 0,
+            deemed_accepted: 0,
+            rejected: 1
+        }),
+        "counts before the deadline"
+    );
+    assert_eq!(
+        decisions("2026-11-30T23:59:59Z"),
         vec![
             ("late".into(), Decision::Pending),
             ("rejecter".into(), Decision::Rejected),
@@ -359,7 +377,7 @@ fn amendment_deemed_accepted_exactly_at_the_deadline_and_rejections_stay() {
 
     let after = eval(&n, &accounts, at("2026-12-01T00:00:00Z"));
     assert_eq!(
-        decisions(&after),
+        decisions("2026-12-01T00:00:00Z"),
         vec![
             ("late".into(), Decision::DeemedAccepted),
             ("rejecter".into(), Decision::Rejected),
@@ -472,7 +490,11 @@ fn selector_limits_the_accounts_and_terms_current_reports_them() {
     eu.metadata.labels = Some(BTreeMap::from([("region".into(), "eu".into())]));
     let us = acct("us-tenant");
     let o = eval(&n, &[eu.clone(), us.clone()], at("2026-11-10T00:00:00Z"));
-    assert_eq!(o.status.accounts.len(), 1);
+    assert_eq!(
+        o.status.counts.as_ref().map(|c| c.pending),
+        Some(1),
+        "only eu counts"
+    );
     let (rows, _) = notice::account_notices(&us, &[n.clone()], &[], at("2026-11-10T00:00:00Z"));
     assert!(rows.is_empty());
     assert!(notice::terms_current(&rows).status);
@@ -794,7 +816,7 @@ fn moving_effective_at_earlier_serves_the_notice_again() {
         o.status.enforced_effective_at,
         Some(Time(at("2026-05-15T00:00:00Z")))
     );
-    assert_eq!(o.status.accounts[0].decision, Decision::Pending);
+    assert_eq!(o.status.counts.as_ref().map(|c| c.pending), Some(1));
     let w = o
         .status
         .conditions
@@ -869,7 +891,7 @@ fn a_notice_in_effect_moved_earlier_keeps_its_rejection_deadline() {
         o.status.rejection_deadline,
         Some(Time(at("2026-04-15T00:00:00Z")))
     );
-    assert_eq!(o.status.accounts[0].decision, Decision::Rejected);
+    assert_eq!(o.status.counts.as_ref().map(|c| c.rejected), Some(1));
     let answers = notice::answers(&rejecter, [], |_| false);
     let (rows, _) = notice::account_notices(&rejecter, std::slice::from_ref(&moved), &answers, now);
     assert_eq!(rows[0].decision, Decision::Rejected);
@@ -928,7 +950,7 @@ fn tenants_answer_in_their_namespaces_and_the_latest_answer_by_the_deadline_stan
     assert_eq!(answers.len(), 3);
     let now = at("2026-12-02T00:00:00Z");
     let o = notice::evaluate(&n, [(&a, answers.as_slice())], now);
-    assert_eq!(o.status.accounts[0].decision, Decision::Rejected);
+    assert_eq!(o.status.counts.as_ref().map(|c| c.rejected), Some(1));
     let (rows, _) = notice::account_notices(&a, std::slice::from_ref(&n), &answers, now);
     assert_eq!(rows[0].decision, Decision::Rejected);
     assert_eq!(rows[0].answered_by.as_deref(), Some("acme/second"));
@@ -1169,5 +1191,92 @@ fn a_platform_selector_on_a_label_anyone_may_set_is_refused_and_reported() {
     assert!(
         net.status && net.message.contains("ingressFrom[1]"),
         "the tenant stays isolated and is told what the package must change: {net:?}"
+    );
+}
+
+#[test]
+fn a_notice_status_counts_decisions_and_names_no_account() {
+    let n = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let mut accounts: Vec<Account> = (0..50).map(|i| acct(&format!("tenant-{i}"))).collect();
+    respond(
+        &mut accounts[7],
+        ResponseDecision::Reject,
+        "2026-11-15T00:00:00Z",
+    );
+    respond(
+        &mut accounts[8],
+        ResponseDecision::Accept,
+        "2026-11-15T00:00:00Z",
+    );
+    let few = eval(&n, &accounts[..2], at("2026-11-20T00:00:00Z"));
+    let many = eval(&n, &accounts, at("2026-11-20T00:00:00Z"));
+    assert_eq!(
+        many.status.counts,
+        Some(DecisionCounts {
+            pending: 48,
+            accepted: 1,
+            deemed_accepted: 0,
+            rejected: 1
+        })
+    );
+    let json = serde_json::to_string(&many.status).unwrap();
+    assert!(
+        !json.contains("tenant-"),
+        "the status names an account: {json}"
+    );
+    // The size does not grow with the number of accounts (only the counts' digits do).
+    let small = serde_json::to_string(&few.status).unwrap();
+    assert!(
+        json.len() <= small.len() + 8,
+        "{} bytes at 50 accounts, {} at 2",
+        json.len(),
+        small.len()
+    );
+}
+
+#[test]
+fn administrators_may_read_the_notices_that_concern_their_account_and_no_other() {
+    let a = acct("acme");
+    let rules = |notices: &[String]| account::tenancy_role(&a, notices).rules.unwrap();
+    // No notice: the Account alone; never a rule with empty resourceNames (that would be every
+    // notice).
+    let none = rules(&[]);
+    assert_eq!(none.len(), 1);
+    assert_eq!(none[0].resources, Some(vec!["accounts".to_string()]));
+    assert_eq!(none[0].resource_names, Some(vec!["acme".to_string()]));
+    let some = rules(&["dpa".into(), "aup".into(), "dpa".into()]);
+    assert_eq!(some.len(), 2);
+    assert_eq!(
+        some[1].resources,
+        Some(vec!["deprecationnotices".to_string()])
+    );
+    assert_eq!(
+        some[1].resource_names,
+        Some(vec!["aup".to_string(), "dpa".to_string()])
+    );
+    assert_eq!(some[1].verbs, ["get", "list", "watch"]);
+
+    // Which notices: those selecting the account and served (the rows of its status.notices).
+    let served = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let mut elsewhere = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    elsewhere.metadata.name = Some("eu-only".into());
+    elsewhere.spec.accounts = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([("region".into(), "eu".into())])),
+        match_expressions: None,
+    });
+    let mut later = amendment("2026-12-01T00:00:00Z", "2027-02-01T00:00:00Z");
+    later.metadata.name = Some("not-yet".into());
+    let mut unobserved = amendment("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    unobserved.metadata.name = Some("unobserved".into());
+    unobserved.spec.served_at = None;
+    let notices = [served, elsewhere, later, unobserved];
+    let now = at("2026-11-10T00:00:00Z");
+    let names = notice::concerning_names(&a, &notices, now);
+    assert_eq!(names, ["dpa"]);
+    let (rows, _) = notice::account_notices(&a, &notices, &[], now);
+    assert_eq!(
+        rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        names,
+        "the role names exactly the notices the account's status lists"
     );
 }
