@@ -193,11 +193,13 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
         "count the account as Rejected",
         TIMEOUT,
         |n: &DeprecationNotice| {
-            n.status.as_ref().is_some_and(|s| {
-                s.accounts
-                    .iter()
-                    .any(|a| a.name == acme.account && a.decision == Decision::Rejected)
-            })
+            // acme rejected, other has not answered: counts only, no row naming either.
+            n.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| {
+                    (c.pending, c.accepted, c.deemed_accepted, c.rejected) == (1, 0, 0, 1)
+                })
         },
     )
     .await;
@@ -352,8 +354,8 @@ async fn administrators_read_their_own_account_and_nothing_of_other_tenants() {
         row.rejection_deadline.map(|d| d.0),
         Some(at_second(served.as_second() + 40 * DAY))
     );
-    // Nothing of other tenants: not their Account, not the list of accounts, not the notice itself
-    // (whose status names every selected account).
+    // Nothing of other tenants: not their Account, not the list of accounts (the notices: see
+    // administrators_read_and_watch_the_notices_that_concern_them_and_nothing_of_other_tenants).
     let e = api_error(
         "reading another tenant's Account",
         accounts.get(&other.account).await,
@@ -361,17 +363,264 @@ async fn administrators_read_their_own_account_and_nothing_of_other_tenants() {
     assert_eq!(e.code, 403, "{e:?}");
     let e = api_error("listing accounts", accounts.list(&Default::default()).await);
     assert_eq!(e.code, 403, "{e:?}");
-    let notices: Api<DeprecationNotice> = Api::all(alice.clone());
-    let e = api_error("reading the notice", notices.get(&notice).await);
-    assert_eq!(e.code, 403, "{e:?}");
     for (name, allowed) in [(&acme.account, true), (&other.account, false)] {
         let review = can_get_account(&t.client, &acme.admin, name).await;
         assert_eq!(review, allowed, "SubjectAccessReview get account {name}");
     }
 }
 
+/// What of another tenant a tenant must never see: its account (and namespace) name and its
+/// administrator.
+fn assert_nothing_of(other: &Tenant, seen: &str, what: &str) {
+    for secret in [&other.account, &other.admin] {
+        assert!(
+            !seen.contains(secret.as_str()),
+            "{what} names another tenant ({secret}): {seen}"
+        );
+    }
+}
+
+/// `(pending, accepted, deemedAccepted, rejected)` of a notice.
+fn counts_of(n: &DeprecationNotice) -> Option<(i32, i32, i32, i32)> {
+    let c = n.status.as_ref()?.counts.as_ref()?;
+    Some((c.pending, c.accepted, c.deemed_accepted, c.rejected))
+}
+
+#[tokio::test]
+async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing_of_other_tenants()
+{
+    let t = TestCtx::new("answer-notices").await;
+    let acme = tenant(&t, "acme", json!({})).await;
+    let other = tenant(&t, "other", json!({})).await;
+    // Two notices concern both tenants: one with 40 days to go, one whose rejection deadline comes
+    // in a few seconds (served 30 days before it). A third concerns the other tenant alone, and
+    // selects it by a label that does not name it.
+    let served = at_second(now_s().as_second() - DAY);
+    let dpa = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
+    let deadline = at_second(now_s().as_second() + 60);
+    let soon = amendment(
+        &t,
+        "soon",
+        at_second(deadline.as_second() - 30 * DAY),
+        deadline,
+    )
+    .await;
+    let theirs = t.name("theirs");
+    t.track(NOTICES, &theirs);
+    let target = t.name("target");
+    Api::<Account>::all(t.client.clone())
+        .patch(
+            &other.account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "e2e-answer-target": target } } })),
+        )
+        .await
+        .expect("labelling the other account");
+    t.apply(
+        &json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "DeprecationNotice",
+            "metadata": { "name": theirs },
+            "spec": {
+                "type": "Amendment",
+                "summary": "Your plan ends.",
+                "servedAt": rfc3339(served),
+                "effectiveAt": rfc3339(at_second(served.as_second() + 200 * DAY)),
+                "accounts": { "matchLabels": { "e2e-answer-target": target } }
+            }
+        })
+        .to_string(),
+    )
+    .await;
+    wait_decision(&t, &acme.account, &dpa, Decision::Pending).await;
+    wait_decision(&t, &acme.account, &soon, Decision::Pending).await;
+    wait_decision(&t, &other.account, &theirs, Decision::Pending).await;
+
+    let alice = impersonate(&acme.admin, &[]).await;
+    let notices: Api<DeprecationNotice> = Api::all(alice.clone());
+    // A notice that concerns acme: its administrator reads it (once the account's reconcile has
+    // granted it), spec, window and counts, and nothing in it names the other tenant.
+    let n = eventually("acme's administrator reads the notice", TIMEOUT, || async {
+        notices.get(&dpa).await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(
+        n.spec.summary, "The data processing addendum changes.",
+        "the spec"
+    );
+    assert_eq!(
+        n.status
+            .as_ref()
+            .and_then(|s| s.rejection_deadline.as_ref())
+            .map(|d| d.0),
+        Some(at_second(served.as_second() + 40 * DAY)),
+        "the window"
+    );
+    assert_eq!(counts_of(&n), Some((2, 0, 0, 0)), "the counts");
+    let raw = serde_json::to_string(&n).expect("JSON");
+    assert_nothing_of(&other, &raw, "the notice as acme's administrator reads it");
+    // So does kubectl, as the administrator would run it.
+    let out = covenant_e2e::kubectl(&[
+        "get",
+        "deprecationnotice",
+        &dpa,
+        "--as",
+        &acme.admin,
+        "-o",
+        "json",
+    ]);
+    assert!(out.success, "{}: {}", out.command, out.stderr);
+    assert_nothing_of(
+        &other,
+        &out.stdout,
+        "kubectl get deprecationnotice --as acme's administrator",
+    );
+    // A notice that concerns only the other tenant is refused, as one that does not exist is: the
+    // answer is the same 403 either way, so it does not tell that the notice exists.
+    for name in [theirs.clone(), t.name("no-such-notice")] {
+        let e = api_error(
+            "reading a notice that does not concern acme",
+            notices.get(&name).await,
+        );
+        assert_eq!(e.code, 403, "{name}: {e:?}");
+        assert_nothing_of(&other, &e.message, "the refusal");
+    }
+    let out = covenant_e2e::kubectl(&["get", "deprecationnotice", &theirs, "--as", &acme.admin]);
+    assert!(
+        !out.success && out.stderr.contains("Forbidden"),
+        "{}: {} {}",
+        out.command,
+        out.stdout,
+        out.stderr
+    );
+    // Listing every notice is refused (only a list naming one notice it may read is allowed).
+    let e = api_error(
+        "listing the notices",
+        notices.list(&Default::default()).await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+    let one = notices
+        .list(&kube::api::ListParams::default().fields(&format!("metadata.name={dpa}")))
+        .await
+        .expect("a list naming a notice that concerns acme");
+    assert_eq!(one.items.len(), 1);
+    let e = api_error(
+        "listing a notice that does not concern acme",
+        notices
+            .list(&kube::api::ListParams::default().fields(&format!("metadata.name={theirs}")))
+            .await,
+    );
+    assert_eq!(e.code, 403, "{e:?}");
+
+    // The counts move as tenants answer: acme accepts, the other tenant rejects. acme's
+    // administrator watches (a watch naming the notice, as `kubectl get -w` makes) and sees both,
+    // never who.
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let record = |n: &DeprecationNotice| {
+        seen.lock()
+            .unwrap()
+            .push(serde_json::to_string(n).expect("JSON"));
+    };
+    let watch = covenant_e2e::timing::watch_until(
+        &notices,
+        &dpa,
+        "count one Accepted and one Rejected",
+        TIMEOUT,
+        |n| {
+            record(n);
+            counts_of(n) == Some((0, 1, 0, 1))
+        },
+    );
+    let answers = async {
+        answer(&alice, &acme.ns, "accept", &dpa, "Accept")
+            .await
+            .expect("acme accepts");
+        let bob = impersonate(&other.admin, &[]).await;
+        answer(&bob, &other.ns, "reject", &dpa, "Reject")
+            .await
+            .expect("the other tenant rejects");
+    };
+    let ((n, _), ()) = tokio::join!(watch, answers);
+    assert_eq!(counts_of(&n), Some((0, 1, 0, 1)));
+    let req = http::Request::get(format!(
+        "/apis/covenant.dev/v1alpha1/deprecationnotices/{dpa}"
+    ))
+    .body(Vec::new())
+    .expect("a request");
+    let raw = alice.request_text(req).await.expect("reading the notice");
+    assert_nothing_of(
+        &other,
+        &raw,
+        "the notice's bytes as the API server sends them to acme",
+    );
+    eprintln!(
+        "[e2e] a notice over 2 accounts that answered, as the API server returns it: {} bytes",
+        raw.len()
+    );
+    // The deadline of the other notice passes with nobody answering: both are deemed to accept,
+    // and acme's administrator sees that on its watch too.
+    let (n, at) = covenant_e2e::timing::watch_until(
+        &notices,
+        &soon,
+        "count both accounts DeemedAccepted",
+        covenant_e2e::timing::until_plus_30s(deadline),
+        |n| {
+            record(n);
+            counts_of(n) == Some((0, 0, 2, 0))
+        },
+    )
+    .await;
+    assert!(
+        at >= deadline,
+        "deemed accepted at {at}, before the deadline {deadline}"
+    );
+    assert!(
+        n.status.as_ref().is_some_and(|s| s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Effective" && c.status == "True")),
+        "{:?}",
+        n.status
+    );
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.len() >= 2, "the watches saw {} versions", seen.len());
+    for s in &seen {
+        assert_nothing_of(&other, s, "a notice acme's administrator watched");
+    }
+    // The grants follow the notices: once one is deleted, its name is no longer readable.
+    Api::<DeprecationNotice>::all(t.client.clone())
+        .delete(&soon, &Default::default())
+        .await
+        .expect("deleting a notice");
+    eventually(
+        "acme's administrator is refused the deleted notice's name",
+        TIMEOUT,
+        || async {
+            let review = can_get_notice(&t.client, &acme.admin, &soon).await;
+            if review {
+                Err("still allowed".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert!(can_get_notice(&t.client, &acme.admin, &dpa).await);
+    assert!(!can_get_notice(&t.client, &acme.admin, &theirs).await);
+}
+
+/// The API server's answer to "may `user` get DeprecationNotice `name`".
+async fn can_get_notice(client: &Client, user: &str, name: &str) -> bool {
+    can_get(client, user, "deprecationnotices", name).await
+}
+
 /// The API server's answer to "may `user` get Account `name`".
 async fn can_get_account(client: &Client, user: &str, name: &str) -> bool {
+    can_get(client, user, "accounts", name).await
+}
+
+/// The API server's answer to "may `user` get the covenant.dev `resource` `name`".
+async fn can_get(client: &Client, user: &str, resource: &str, name: &str) -> bool {
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
     };
@@ -381,7 +630,7 @@ async fn can_get_account(client: &Client, user: &str, name: &str) -> bool {
             resource_attributes: Some(ResourceAttributes {
                 verb: Some("get".into()),
                 group: Some("covenant.dev".into()),
-                resource: Some("accounts".into()),
+                resource: Some(resource.into()),
                 name: Some(name.into()),
                 ..Default::default()
             }),
@@ -710,12 +959,13 @@ async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_to
     wait_for(
         &notices,
         &notice,
-        "list the account",
+        "count the account as Pending",
         TIMEOUT,
         |n: &DeprecationNotice| {
             n.status
                 .as_ref()
-                .is_some_and(|s| s.accounts.iter().any(|a| a.name == acme.account))
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.pending == 1)
         },
     )
     .await;
@@ -1031,13 +1281,11 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
     );
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     let n = notices.get(&notice).await.unwrap();
-    assert!(
-        n.status
-            .unwrap()
-            .accounts
-            .iter()
-            .any(|a| a.name == acme.account && a.decision == Decision::Rejected),
-        "the notice counts the account as Rejected"
+    let counts = n.status.and_then(|s| s.counts);
+    assert_eq!(
+        counts.as_ref().map(|c| c.rejected),
+        Some(1),
+        "the notice counts the account as Rejected: {counts:?}"
     );
 }
 

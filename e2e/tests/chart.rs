@@ -898,11 +898,12 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
     let n = wait_for(
         &notices,
         &notice,
-        "record status.servedAt and NoticeWindowSatisfied",
+        "record status.servedAt and NoticeWindowSatisfied, and count the selected account",
         TIMEOUT,
         |n| {
             n.status.as_ref().is_some_and(|s| {
                 s.served_at.is_some()
+                    && s.counts.as_ref().is_some_and(|c| c.pending == 1)
                     && s.conditions
                         .iter()
                         .any(|c| c.type_ == "NoticeWindowSatisfied")
@@ -920,10 +921,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         window.status, "True",
         "40 days is more than the 30 an amendment needs: {window:?}"
     );
-    assert!(
-        st.accounts.iter().any(|a| a.name == acct),
-        "the notice lists the selected account: {:?}",
-        st.accounts
+    assert_eq!(
+        st.counts.as_ref().map(|c| c.pending),
+        Some(1),
+        "the notice counts the selected account as Pending: {:?}",
+        st.counts
     );
 
     // No request of the operator was refused.
