@@ -757,6 +757,8 @@ async fn apply_namespace(
     Ok(())
 }
 
+/// How many RoleBindings the consent sweep reads at once.
+const CONSENT_SWEEP_PAGE: u32 = 100;
 /// Why a subject was taken out of a tenant's binding while the account is active.
 const CONSENT_WITHDRAWN: &str = "no longer an administrator or allowed subject of the account (§1)";
 /// Why a subject was taken out of a tenant's binding when the namespace was retained.
@@ -778,7 +780,10 @@ async fn withdraw_consent(
 ) -> Result<()> {
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ns);
     let mut first_error = None;
-    for rb in api.list(&Default::default()).await? {
+    // A page at a time: however many bindings the tenant made, one page is held at once.
+    let lp = kube::api::ListParams::default().limit(CONSENT_SWEEP_PAGE);
+    let mut bindings = std::pin::pin!(super::paged(api.clone(), lp));
+    while let Some(rb) = futures::TryStreamExt::try_next(&mut bindings).await? {
         if super::account_of(&rb).is_some() {
             continue;
         }

@@ -12,7 +12,7 @@ pub mod suspension;
 pub mod workloads;
 
 pub use runtime::{
-    DeleteHook, Index, Indexes, Seen, Shared, Stores, WatchHealth, Watches, namespace_key,
+    DeleteHook, Index, Indexes, Seen, Shared, Stores, WatchHealth, Watches, namespace_key, paged,
     trigger_stream,
 };
 

@@ -71,6 +71,15 @@ macro_rules! watched {
                 // and annotations): a quota's usage, which changes with every pod, is not kept.
                 w.quotas.trim(|q| q.status = None);
                 w.ingresses.trim(super::hostnames::trim_ingress);
+                // Tenants write their answers, and the operator reads of one only its name, namespace,
+                // identity, creation time, generation, spec and status (model::notice, the answer
+                // controller, the index by namespace): whatever else a tenant put in its metadata is
+                // not kept (the admission policy bounds it too; this keeps the cache to what is read
+                // whatever a policy admits).
+                w.responses.trim(trim_response);
+                // A (re)list holds a page of them at once: answers admitted before their metadata
+                // was bounded may still be large, so the page is smaller than other kinds'.
+                w.responses.wc = w.responses.wc.clone().page_size(RESPONSES_PAGE_SIZE);
                 // What the operator applies is remembered until its watch brings it back; a deletion
                 // or a relist of the kind ends that before any reconcile hears of it.
                 w.namespaces.remembers(&w.applied);
@@ -132,6 +141,21 @@ watched! {
     cluster_role_bindings: ClusterRoleBinding = Labelled;
     /// Every Ingress, trimmed to its identity and hosts (the hostnames tenants claim).
     ingresses: Ingress = All;
+}
+
+/// The page size of the NoticeResponse watch's (re)list.
+const RESPONSES_PAGE_SIZE: u32 = 100;
+
+/// What of a NoticeResponse is cached: see [`Watches::new`]. Also for one that does not parse (its
+/// metadata is all that is kept of it).
+fn trim_response(r: &mut DeserializeGuard<NoticeResponse>) {
+    let m = r.meta_mut();
+    m.labels = None;
+    m.annotations = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    m.generate_name = None;
+    m.self_link = None;
 }
 
 fn config(scope: Scope) -> watcher::Config {
@@ -540,13 +564,49 @@ where
         + 'static,
 {
     let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
-    watcher(api, wc)
+    // Nothing of these objects is kept: each is mapped to what it triggers and dropped. A (re)list
+    // holds one page at once, so the page is small: tenants write these objects, and the API server
+    // bounds each one only by its own limits (annotations 256 KiB, an object ~1.5 MiB).
+    watcher(api, wc.page_size(TRIGGER_PAGE_SIZE))
         .backoff(watch_backoff())
         .filter_map(move |ev| {
             tracker.observe(&ev);
             std::future::ready(ev.ok().map(Ok))
         })
         .touched_objects()
+}
+
+/// The page size of a trigger stream's (re)list (see [`trigger_stream`]).
+pub const TRIGGER_PAGE_SIZE: u32 = 25;
+
+/// Every object of `api` that `lp` selects, listed `lp.limit` at a time: only one page is held at
+/// once, however many objects there are (e.g. the RoleBindings a tenant made in a namespace).
+pub fn paged<K>(
+    api: Api<K>,
+    lp: kube::api::ListParams,
+) -> impl futures::Stream<Item = Result<K, kube::Error>> + Send + 'static
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    futures::stream::try_unfold(Some(lp), move |next| {
+        let api = api.clone();
+        async move {
+            let Some(lp) = next else {
+                return Ok::<_, kube::Error>(None);
+            };
+            let list = api.list(&lp).await?;
+            let next = list
+                .metadata
+                .continue_
+                .filter(|c| !c.is_empty())
+                .map(|c| lp.clone().continue_token(&c));
+            Ok(Some((
+                futures::stream::iter(list.items.into_iter().map(Ok)),
+                next,
+            )))
+        }
+    })
+    .try_flatten()
 }
 
 /// The retry delays of a failing watch: 0.5 s doubling up to 5 s (with jitter), reset after a minute

@@ -139,6 +139,19 @@ pub const OPERATOR_BINDING: &str = "covenant-operator";
 pub const QUOTA_NAME: &str = "covenant-quota";
 /// The ResourceQuota that stops new pods while suspended or retained.
 pub const FREEZE_QUOTA_NAME: &str = "covenant-freeze";
+/// The ResourceQuota that bounds, in every tenant namespace whatever its package, how many of the
+/// objects a tenant writes and the operator reads there may exist (see [`BOUNDED_COUNTS`]).
+pub const BOUNDS_QUOTA_NAME: &str = "covenant-bounds";
+/// What the operator reads of what a tenant writes, and how many of each one namespace may hold unless
+/// the package's or the account's `quota` names the same key: NoticeResponses (a tenant cannot delete
+/// an answer, so this is a lifetime's answers per namespace: the platform records more in
+/// `spec.noticeResponses`, or raises the bound) and RoleBindings (the consent sweep reads every one of
+/// a namespace). With each one's metadata bounded by the admission policies, this bounds what one
+/// namespace can make the operator hold.
+pub const BOUNDED_COUNTS: [(&str, &str); 2] = [
+    ("count/noticeresponses.covenant.dev", "100"),
+    ("count/rolebindings.rbac.authorization.k8s.io", "100"),
+];
 /// The LimitRange with the package's container defaults.
 pub const LIMITS_NAME: &str = "covenant-limits";
 /// The NetworkPolicy that admits traffic only from the tenant's own namespaces (and the platform's).
@@ -753,6 +766,33 @@ pub fn freeze_quota(account: &str, namespace: &str) -> ResourceQuota {
     }
 }
 
+/// The bounds quota of a tenant namespace: [`BOUNDED_COUNTS`], each overridden by the same key in
+/// `quota` (the package's with the account's on top, or the account's alone while its package is
+/// unresolved: the bounds never wait for the account to be valid).
+pub fn bounds_quota(
+    account: &str,
+    namespace: &str,
+    quota: Option<&crate::api::ResourceMap>,
+) -> ResourceQuota {
+    let hard = BOUNDED_COUNTS
+        .iter()
+        .map(|(key, default)| {
+            let value = quota.and_then(|q| q.get(*key).cloned()).unwrap_or_else(|| {
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity((*default).into())
+            });
+            (key.to_string(), value)
+        })
+        .collect();
+    ResourceQuota {
+        metadata: meta(BOUNDS_QUOTA_NAME, Some(namespace), account),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(hard),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The deny-all policy of a suspended or retained namespace: no ingress, no egress.
 pub fn deny_all_policy(account: &str, namespace: &str) -> NetworkPolicy {
     NetworkPolicy {
@@ -876,6 +916,11 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 scaled: input.suspended && input.scale_workloads,
                 enforced: Some(enforced_marker(&allowed, all)),
             },
+        ));
+        d.quotas.push(bounds_quota(
+            &name,
+            ns,
+            quota.as_ref().or(account.spec.quota.as_ref()),
         ));
         if let Some(quota) = quota.as_ref().filter(|q| !q.is_empty()) {
             d.quotas.push(ResourceQuota {

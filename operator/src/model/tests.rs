@@ -81,11 +81,17 @@ fn build_makes_every_object_per_namespace_with_the_overrides_on_top() {
     let p = pkg("standard", true);
     let d = account::build(&a, &input(&a, &p, false, false));
     assert_eq!(d.namespaces.len(), 2);
-    assert_eq!(d.quotas.len(), 2);
+    // Per namespace: the bounds quota and the package's quota.
+    assert_eq!(d.quotas.len(), 4);
     assert_eq!(d.limit_ranges.len(), 2);
     assert_eq!(d.network_policies.len(), 4);
     assert_eq!(d.role_bindings.len(), 2);
-    let hard = d.quotas[0].spec.as_ref().unwrap().hard.as_ref().unwrap();
+    let quota = d
+        .quotas
+        .iter()
+        .find(|q| q.metadata.name.as_deref() == Some(account::QUOTA_NAME))
+        .unwrap();
+    let hard = quota.spec.as_ref().unwrap().hard.as_ref().unwrap();
     assert_eq!(hard["pods"], q("30"), "the account's override wins");
     assert_eq!(
         hard["requests.cpu"],
@@ -684,7 +690,7 @@ fn guardrails_are_built_without_a_package_and_the_package_objects_are_left_alone
             .iter()
             .map(|q| q.metadata.name.clone().unwrap())
             .collect::<Vec<_>>(),
-        [account::FREEZE_QUOTA_NAME]
+        [account::BOUNDS_QUOTA_NAME, account::FREEZE_QUOTA_NAME]
     );
     assert!(d.limit_ranges.is_empty());
     assert!(d.untouched.contains(account::QUOTA_NAME));
@@ -1278,5 +1284,61 @@ fn administrators_may_read_the_notices_that_concern_their_account_and_no_other()
         rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         names,
         "the role names exactly the notices the account's status lists"
+    );
+}
+
+#[test]
+fn every_namespace_bounds_what_a_tenant_writes_and_the_operator_reads() {
+    let bounds = |d: &account::Desired| {
+        let q: Vec<_> = d
+            .quotas
+            .iter()
+            .filter(|q| q.metadata.name.as_deref() == Some(account::BOUNDS_QUOTA_NAME))
+            .collect();
+        q.iter()
+            .map(|q| q.spec.as_ref().unwrap().hard.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let answers = "count/noticeresponses.covenant.dev";
+    let bindings = "count/rolebindings.rbac.authorization.k8s.io";
+    let mut a = acct("acme");
+    a.spec.namespaces = vec!["acme-prod".into(), "acme-dev".into()];
+    let mut p = pkg("standard", true);
+    // One per namespace, with the defaults.
+    let d = account::build(&a, &input(&a, &p, false, false));
+    let b = bounds(&d);
+    assert_eq!(b.len(), 2);
+    assert!(
+        b.iter()
+            .all(|h| h[answers] == q("100") && h[bindings] == q("100"))
+    );
+    // The package raises one, the account another on top.
+    p.spec
+        .quota
+        .get_or_insert_default()
+        .insert(answers.into(), q("300"));
+    a.spec.quota = Some(BTreeMap::from([(bindings.into(), q("40"))]));
+    let d = account::build(&a, &input(&a, &p, true, false));
+    let b = bounds(&d);
+    assert!(
+        b.iter()
+            .all(|h| h[answers] == q("300") && h[bindings] == q("40"))
+    );
+    // Without a package, and suspended: still there, with the account's own entries.
+    let d = account::build(
+        &a,
+        &BuildInput {
+            package: None,
+            suspended: true,
+            scale_workloads: false,
+            namespaces: a.desired_namespaces(),
+            operator: None,
+        },
+    );
+    let b = bounds(&d);
+    assert_eq!(b.len(), 2);
+    assert!(
+        b.iter()
+            .all(|h| h[answers] == q("100") && h[bindings] == q("40"))
     );
 }
