@@ -303,7 +303,10 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
     want_ns.sort();
     let want = BTreeMap::from([
         ("Namespace", want_ns),
-        ("ResourceQuota", per_ns(&["covenant-quota"])),
+        (
+            "ResourceQuota",
+            per_ns(&["covenant-bounds", "covenant-quota"]),
+        ),
         ("LimitRange", per_ns(&["covenant-limits"])),
         (
             "NetworkPolicy",
@@ -658,6 +661,7 @@ async fn a_tenant_admin_cannot_change_what_covenant_manages() {
         }};
     }
     check!(ResourceQuota, "covenant-quota");
+    check!(ResourceQuota, "covenant-bounds");
     check!(LimitRange, "covenant-limits");
     check!(NetworkPolicy, "covenant-isolation");
     check!(NetworkPolicy, "covenant-egress");

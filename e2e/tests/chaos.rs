@@ -416,11 +416,14 @@ async fn check_objects(c: &Client, tenants: &[Tenant]) {
         let b = names_in(&bindings.items, &tn.account);
         let (want_q, mut want_b) = if tn.suspended() {
             (
-                vec!["covenant-freeze", "covenant-quota"],
+                vec!["covenant-bounds", "covenant-freeze", "covenant-quota"],
                 vec!["covenant-tenant-readonly"],
             )
         } else {
-            (vec!["covenant-quota"], vec!["covenant-tenant-admin"])
+            (
+                vec!["covenant-bounds", "covenant-quota"],
+                vec!["covenant-tenant-admin"],
+            )
         };
         // The operator's own binding (to withdraw consent from tenant bindings), unless it runs as a
         // cluster administrator.
