@@ -379,7 +379,63 @@ impl Cluster {
             "-f",
             &deploy.to_string_lossy(),
         ])?;
-        self.wait_policies_in_force()
+        self.wait_policies_in_force()?;
+        self.wait_quota_counts_answers()
+    }
+
+    /// Waits until the quota controller counts NoticeResponses. It discovers new kinds every 30 s,
+    /// and computes a quota's usage of a kind it does not know yet as nothing at all: the quota
+    /// `covenant-bounds` of a namespace made before that would not count answers until its next full
+    /// resync (5 minutes), and admission refuses every answer meanwhile ("status unknown for quota").
+    /// A probe quota is made again until its usage counts them (in the policy probe's namespace).
+    fn wait_quota_counts_answers(&self) -> Result<(), String> {
+        const PROBE: &str = "covenant-e2e-policy-probe";
+        const KEY: &str = "count/noticeresponses.covenant.dev";
+        let quota = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"ResourceQuota\",\"metadata\":{{\"name\":\"answers-probe\",\"namespace\":\"{PROBE}\"}},\"spec\":{{\"hard\":{{\"{KEY}\":\"1\"}}}}}}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let out = self.kubectl_stdin(&["create", "-f", "-"], Some(&quota));
+            if !out.success && !out.stderr.contains("AlreadyExists") {
+                return Err(format!("cannot create the quota probe: {}", out.stderr));
+            }
+            // The controller computes a new quota's usage within a moment.
+            let computed = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < computed {
+                let out = self.kubectl(&[
+                    "get",
+                    "resourcequota",
+                    "answers-probe",
+                    "-n",
+                    PROBE,
+                    "-o",
+                    "jsonpath={.status.used}",
+                ]);
+                if out.success && out.stdout.contains(KEY) {
+                    self.kubectl(&["delete", "resourcequota", "answers-probe", "-n", PROBE]);
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            self.kubectl(&[
+                "delete",
+                "resourcequota",
+                "answers-probe",
+                "-n",
+                PROBE,
+                "--wait=true",
+            ]);
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the quota controller does not count {KEY} after 90 s: {}",
+                    self.state_dir
+                        .as_deref()
+                        .map(|s| component_logs(s, 40))
+                        .unwrap_or_default()
+                ));
+            }
+        }
     }
 
     /// Waits until the API server enforces the admission policies just applied (it loads them
