@@ -646,6 +646,40 @@ mod index_tests {
     }
 
     #[test]
+    fn a_cached_answer_keeps_what_is_read_and_nothing_a_tenant_padded_it_with() {
+        let mut r: NoticeResponse = serde_json::from_value(serde_json::json!({
+            "apiVersion": "covenant.dev/v1alpha1",
+            "kind": "NoticeResponse",
+            "metadata": {
+                "name": "reject", "namespace": "acme", "uid": "u1", "generation": 1,
+                "resourceVersion": "7", "creationTimestamp": "2026-01-02T03:04:05Z",
+                "generateName": "re", "labels": { "l": "x" }, "annotations": { "a": "y" },
+                "ownerReferences": [{ "apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "u2" }],
+                "finalizers": ["f"]
+            },
+            "spec": { "notice": "dpa", "decision": "Reject" },
+            "status": { "account": "acme" }
+        }))
+        .unwrap();
+        let before = r.clone();
+        let mut g = DeserializeGuard(Ok(r.clone()));
+        trim_response(&mut g);
+        r = g.0.unwrap();
+        let m = &r.metadata;
+        assert!(m.labels.is_none() && m.annotations.is_none() && m.generate_name.is_none());
+        assert!(m.owner_references.is_none() && m.finalizers.is_none());
+        // What the answer controller, the notice model and the index read stays.
+        assert_eq!(m.name, before.metadata.name);
+        assert_eq!(m.namespace, before.metadata.namespace);
+        assert_eq!(m.uid, before.metadata.uid);
+        assert_eq!(m.generation, before.metadata.generation);
+        assert_eq!(m.resource_version, before.metadata.resource_version);
+        assert_eq!(m.creation_timestamp, before.metadata.creation_timestamp);
+        assert_eq!(r.spec, before.spec);
+        assert_eq!(r.status, before.status);
+    }
+
+    #[test]
     fn an_index_follows_lists_relabels_and_deletions() {
         let i = Index::new(account_of::<Namespace>);
         i.observe(&watcher::Event::Init);
