@@ -22,6 +22,7 @@ use covenant_e2e::{
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
@@ -40,6 +41,7 @@ const ANSWERS_PER_NAMESPACE: usize = 100;
 const BINDING_ENTRIES: usize = 32;
 const BINDING_BYTES: usize = 32768;
 const BINDING_SUBJECTS: usize = 100;
+const INGRESSES_PER_NAMESPACE: usize = 100;
 
 /// What the operator may grow by under a flood the bounds admit, and the most it may hold at all:
 /// far under the chart's memory limit (256 Mi), which a flood of the unbounded kind took it past.
@@ -420,7 +422,8 @@ async fn names_bob(client: &Client, ns: &str, bob: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_tenants_role_bindings_are_bounded_and_consent_is_withdrawn_from_all_of_them() {
+async fn a_tenants_role_bindings_and_ingresses_are_bounded_and_consent_is_withdrawn_from_all_bindings()
+ {
     let _serial = SERIAL.lock().await;
     let t = TestCtx::new("flood-bindings").await;
     let bob = t.name("bob");
@@ -535,6 +538,33 @@ async fn a_tenants_role_bindings_are_bounded_and_consent_is_withdrawn_from_all_o
     assert!(
         made > 100,
         "only {made} bindings: the sweep would read one page"
+    );
+
+    // Ingresses, which the operator caches (for their hosts): as many as the default bound allows.
+    let ingresses: Api<Ingress> = Api::namespaced(alice.clone(), &ns);
+    let mut made_ingresses = 0;
+    let refusal = loop {
+        let ing: Ingress = serde_json::from_value(json!({
+            "metadata": { "name": format!("web-{made_ingresses:03}") },
+            "spec": { "rules": [{ "host": format!("web-{made_ingresses:03}.{}.example", t.suffix) }] }
+        }))
+        .expect("an Ingress");
+        match ingresses.create(&pp, &ing).await {
+            Ok(_) => made_ingresses += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            made_ingresses <= INGRESSES_PER_NAMESPACE,
+            "{made_ingresses} Ingresses admitted"
+        );
+    };
+    let s = api_error("one Ingress too many", Err::<(), _>(refusal));
+    assert!(
+        made_ingresses == INGRESSES_PER_NAMESPACE
+            && s.code == 403
+            && s.message.contains("exceeded quota: covenant-bounds"),
+        "after {made_ingresses} Ingresses one was refused, but not by the quota: {}",
+        s.message
     );
 
     // Consent withdrawn: bob leaves allowedSubjects; the sweep reads every binding a page at a time

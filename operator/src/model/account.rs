@@ -145,12 +145,14 @@ pub const BOUNDS_QUOTA_NAME: &str = "covenant-bounds";
 /// What the operator reads of what a tenant writes, and how many of each one namespace may hold unless
 /// the package's or the account's `quota` names the same key: NoticeResponses (a tenant cannot delete
 /// an answer, so this is a lifetime's answers per namespace: the platform records more in
-/// `spec.noticeResponses`, or raises the bound) and RoleBindings (the consent sweep reads every one of
-/// a namespace). With each one's metadata bounded by the admission policies, this bounds what one
-/// namespace can make the operator hold.
-pub const BOUNDED_COUNTS: [(&str, &str); 2] = [
+/// `spec.noticeResponses`, or raises the bound), RoleBindings (the consent sweep reads every one of
+/// a namespace) and Ingresses (cached for their hosts, and recorded in the namespace's hostname claims,
+/// which stay under 1 MiB at 100). With each one's size bounded by the admission policies, this bounds
+/// what one namespace can make the operator hold.
+pub const BOUNDED_COUNTS: [(&str, &str); 3] = [
     ("count/noticeresponses.covenant.dev", "100"),
     ("count/rolebindings.rbac.authorization.k8s.io", "100"),
+    ("count/ingresses.networking.k8s.io", "100"),
 ];
 /// The LimitRange with the package's container defaults.
 pub const LIMITS_NAME: &str = "covenant-limits";
