@@ -23,9 +23,12 @@
 //! be changed does not stop the others (the first error is returned once all were tried: the reconcile
 //! reports it as a condition and an Event, and retries).
 //!
-//! Migration: a namespace suspended by an earlier version carries the whole record in one annotation
-//! ([`RECORD_ANNOTATION`], `{"Deployment/web": 3, ...}`). It is read, never written: a workload it
-//! names keeps that count, and the lift restores it and then removes the annotation.
+//! The namespace's record ([`RECORD_ANNOTATION`], `{"Deployment/web": 3, ...}`): where an earlier
+//! version kept every count, read so that a namespace it suspended is still lifted exactly (a workload
+//! it names keeps that count, and the lift restores it and then removes the annotation). It is written
+//! only for a workload whose own annotations have no room for its record (a tenant can pad them to the
+//! API server's limit), so it holds only those; that workload is stopped all the same, and if even the
+//! namespace's record cannot be written the account reports it (a condition and an Event).
 //!
 //! What is scaled: Deployments, StatefulSets, and ReplicaSets that no live Deployment controls (a bare
 //! one, or one whose Deployment is being deleted and so no longer scales it).
@@ -45,9 +48,9 @@ use serde_json::{Value, json};
 use crate::error::Result;
 use crate::metrics::Metrics;
 
-/// Annotation on a tenant Namespace written by earlier versions: the replica counts of its workloads
-/// before a suspension scaled them to zero, by `Kind/name`. Read (and removed by the lift), never
-/// written.
+/// Annotation on a tenant Namespace: the replica counts of workloads before a suspension scaled them
+/// to zero, by `Kind/name` (a CronJob's 0: it was not suspended). Earlier versions kept every count
+/// here; now only workloads whose own annotations have no room for their record.
 pub const RECORD_ANNOTATION: &str = "covenant.dev/replicas-before-suspension";
 /// Annotation on a tenant Namespace: the token of the current suspension's records. Present from
 /// before the first workload is suspended until after the last one is restored.
@@ -57,7 +60,7 @@ pub const TOKEN_ANNOTATION: &str = "covenant.dev/suspension-token";
 pub const BEFORE_ANNOTATION: &str = "covenant.dev/before-suspension";
 pub use crate::model::account::SCALED_MARKER;
 
-/// The replica counts an earlier version recorded on the namespace, by `Kind/name`.
+/// The counts recorded on the namespace, by `Kind/name` (see [`RECORD_ANNOTATION`]).
 type LegacyRecord = BTreeMap<String, i32>;
 
 /// What to suspend or lift.
@@ -214,6 +217,8 @@ fn lift_patch(w: &Workload, token: &str, legacy: &LegacyRecord) -> Option<Value>
         }
         None => match (w.running, legacy.get(&w.key())) {
             (Running::Replicas(_), Some(n)) => Running::Replicas(*n),
+            // Recorded on the namespace only when it ran (see `suspend_without_room`).
+            (Running::Suspend(_), Some(_)) => Running::Suspend(false),
             _ => return None,
         },
     };
@@ -395,11 +400,82 @@ pub async fn suspend(client: &Client, ns: &str, scope: Scope, metrics: &Metrics)
             .await?;
         metrics.write("Namespace");
     }
-    let patches = found
-        .iter()
-        .filter_map(|w| suspend_patch(w, &token, &legacy).map(|p| (w, p)))
-        .collect();
-    patch_all(client, ns, patches, metrics).await
+    let (mut changed, mut first_error) = (0, None);
+    for w in &found {
+        let Some(p) = suspend_patch(w, &token, &legacy) else {
+            continue;
+        };
+        let r = match patch(client, ns, w, &p).await {
+            Err(crate::error::Cause::Kube(e)) if too_large(&e) => {
+                suspend_without_room(client, ns, w, metrics).await
+            }
+            r => r,
+        };
+        match r {
+            Ok(true) => {
+                metrics.write(w.kind.as_str());
+                changed += 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(changed),
+    }
+}
+
+/// Whether the API server refused a write because the object (or its annotations) would be too large.
+fn too_large(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => {
+            s.code == 422 || s.code == 413 || s.message.to_lowercase().contains("too large")
+        }
+        _ => false,
+    }
+}
+
+/// Suspends `w` whose own annotations have no room for its record (a tenant can pad them to the API
+/// server's limit): the record goes into the namespace's record ([`RECORD_ANNOTATION`], which only the
+/// operator writes; it holds only such workloads), and the workload is stopped all the same. When
+/// even that record cannot be written, the workload is still stopped (the guardrail never waits) and
+/// the error is returned: the account reports it (a condition and an Event), and the lift leaves the
+/// workload stopped.
+async fn suspend_without_room(
+    client: &Client,
+    ns: &str,
+    w: &Workload,
+    metrics: &Metrics,
+) -> Result<bool> {
+    let recorded = async {
+        let (n, _, mut record) = current(client, ns).await?;
+        let before = match w.running {
+            Running::Replicas(n) => n,
+            Running::Suspend(_) => 0,
+        };
+        if let std::collections::btree_map::Entry::Vacant(e) = record.entry(w.key()) {
+            e.insert(before);
+            let p = json!({ "metadata": {
+                "resourceVersion": n.resource_version(),
+                "annotations": { RECORD_ANNOTATION: serde_json::to_string(&record)? }
+            }});
+            Api::<Namespace>::all(client.clone())
+                .patch(ns, &PatchParams::default(), &Patch::Merge(&p))
+                .await?;
+            metrics.write("Namespace");
+        }
+        Ok::<(), crate::error::Cause>(())
+    }
+    .await;
+    let stop = json!({
+        "metadata": { "resourceVersion": w.resource_version },
+        "spec": w.running.stopped().spec()
+    });
+    let stopped = patch(client, ns, w, &stop).await?;
+    recorded.map(|()| stopped)
 }
 
 /// Restores every workload of `scope` in `ns` that has a trusted record (or that an earlier
@@ -537,9 +613,15 @@ mod tests {
         let up = w(Kind::Deployment, "web", Running::Replicas(2), None);
         let p = suspend_patch(&up, "tok", &legacy).unwrap();
         assert_eq!(p["metadata"]["annotations"][BEFORE_ANNOTATION], "tok:4");
-        // Only replica counts: a CronJob of the same name is not confused with it.
+        // A CronJob of the same name is not confused with it; one recorded there (its own
+        // annotations were full) ran before.
         let c = w(Kind::CronJob, "web", Running::Suspend(true), None);
         assert_eq!(lift_patch(&c, "", &legacy), None);
+        let full = LegacyRecord::from([("CronJob/web".to_string(), 0)]);
+        assert_eq!(
+            lift_patch(&c, "", &full).unwrap()["spec"],
+            json!({ "suspend": false })
+        );
     }
 
     #[test]
