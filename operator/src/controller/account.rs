@@ -348,9 +348,11 @@ fn observe(account: &Account, ctx: &Context) -> Observed {
     let suspensions = active_suspensions(&suspensions, now);
     // A namespace is this account's only when Covenant created it for this Account's UID. The cache
     // holds every namespace (metadata only), so a free name costs no request. A namespace someone
-    // creates in the instant before the cache hears of it is still never taken: the API server lets
-    // the operator set a namespace's account UID only when creating it (deploy/namespace-labels-policy.yaml),
-    // so the apply is refused and the next reconcile reports the conflict.
+    // creates in the instant before the cache hears of it is still never taken, whoever runs the
+    // operator: Covenant creates namespaces (a POST, which answers AlreadyExists: `apply_namespace`),
+    // and the next reconcile reports the conflict. (Under its ServiceAccount the API server also lets
+    // the operator set a namespace's account UID only when creating it:
+    // deploy/namespace-labels-policy.yaml.)
     let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
     for ns in account.desired_namespaces() {
         let conflict = ctx
