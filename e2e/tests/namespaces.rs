@@ -4,8 +4,9 @@
 //! operator runs as a cluster administrator (`system:masters`, as `make run` does), whom no admission
 //! policy holds back. Every Pod Security label on a tenant namespace is Covenant's.
 //!
-//! The tests take [`OPERATOR`] for writing: one of them replaces the harness's operator (its
-//! ServiceAccount) with one running as the cluster administrator, and no other test may run meanwhile.
+//! The tests take [`OPERATOR`] for writing: one of them stops the harness's operator and runs one of
+//! each identity in turn (its ServiceAccount, then the cluster administrator), chosen by the test
+//! whatever `COVENANT_E2E_OPERATOR_IDENTITY` says; no other test may run meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use covenant::api::Account;
 use covenant_e2e::fixtures::{self, account};
-use covenant_e2e::operator::{self, Operator};
+use covenant_e2e::operator::{self, Identity, Operator};
 use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -183,9 +184,9 @@ async fn race(t: &TestCtx, squatter: &Client, base: &str, delay: Duration) -> Ou
     outcome
 }
 
-/// Races of a squatter against account creation, `RACES` times under each operator identity (the
-/// harness's ServiceAccount, then the cluster administrator): the squatter's namespace is never the
-/// tenant's.
+/// Races of a squatter against account creation, `RACES` times under each operator identity (its
+/// ServiceAccount, then the cluster administrator), the squatter starting a little later each time:
+/// the squatter's namespace is never the tenant's.
 #[tokio::test]
 async fn a_namespace_a_squatter_creates_while_the_account_is_created_is_never_adopted_under_either_identity()
  {
@@ -193,47 +194,43 @@ async fn a_namespace_a_squatter_creates_while_the_account_is_created_is_never_ad
     let t = TestCtx::new("ns-race").await;
     let _ensure = EnsureOperator;
     let (_, sq) = squatter(&t).await;
-    let mut outcomes = Vec::new();
-    for i in 0..RACES {
-        let delay = Duration::from_millis(i * 80);
-        outcomes.push((
-            "serviceaccount",
-            race(&t, &sq, &format!("rsa{i}"), delay).await,
-        ));
-    }
-    // The same under system:masters: the harness's operator stops, one with the admin kubeconfig
-    // runs (only one at a time).
+    // Only one operator at a time: the harness's stops, and one of each identity runs in turn.
     operator::kill();
     let c = covenant_e2e::cluster();
-    let mut admin =
-        Operator::custom(c, "admin", &c.kubeconfig, &[], &[]).unwrap_or_else(|e| panic!("{e}"));
-    admin.start();
-    for i in 0..RACES {
-        let delay = Duration::from_millis(i * 80);
-        outcomes.push((
-            "system:masters",
-            race(&t, &sq, &format!("rad{i}"), delay).await,
-        ));
+    let mut outcomes = Vec::new();
+    for (identity, short) in [(Identity::ServiceAccount, "sa"), (Identity::Admin, "ad")] {
+        let kubeconfig = c
+            .log_dir
+            .join(format!("ns-race-{short}-{}.kubeconfig", t.suffix));
+        operator::kubeconfig_for(c, identity, &kubeconfig).unwrap_or_else(|e| panic!("{e}"));
+        let mut op = Operator::custom(c, &format!("ns-race-{short}"), &kubeconfig, &[], &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        op.start();
+        for i in 0..RACES {
+            let delay = Duration::from_millis(i * 80);
+            let outcome = race(&t, &sq, &format!("r{short}{i}"), delay).await;
+            outcomes.push((identity, outcome));
+        }
+        // The finalizers of the accounts deleted above need this operator, until it stops.
+        eventually("the raced accounts are gone", TIMEOUT * 2, || async {
+            let left = Api::<Account>::all(t.client.clone())
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .iter()
+                .filter(|a| a.name_any().ends_with(&t.suffix))
+                .count();
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} left"))
+            }
+        })
+        .await;
+        op.kill();
     }
     eprintln!("[e2e] races (identity, who made the namespace): {outcomes:?}");
-    // The finalizers of the accounts deleted above need an operator: this one, until it stops.
-    eventually("the raced accounts are gone", TIMEOUT * 2, || async {
-        let left = Api::<Account>::all(t.client.clone())
-            .list(&Default::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .filter(|a| a.name_any().ends_with(&t.suffix))
-            .count();
-        if left == 0 {
-            Ok(())
-        } else {
-            Err(format!("{left} left"))
-        }
-    })
-    .await;
-    admin.kill();
 }
 
 /// A Pod Security label somebody else sets on a tenant namespace (here a cluster administrator, whom
