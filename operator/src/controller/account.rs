@@ -764,7 +764,7 @@ async fn apply_namespace(
         .cloned();
     let (current, created) = match s.namespaces.get(&ObjectRef::new(&ns)) {
         Some(n) => (n.as_ref().clone(), false),
-        None => create_namespace(desired, ctx).await?,
+        None => create_namespace(account, desired, ctx).await?,
     };
     if !model::owns(account, &current) {
         // Someone else's: the conflict is reported from the cache (observe), never adopted.
@@ -806,10 +806,15 @@ async fn apply_namespace(
 }
 
 /// Creates the namespace `desired` (without the mark that its bindings were checked: that comes after
-/// the first check). Returns it as created (and true); when it exists already, as it is (a namespace
-/// this process created before its cache heard of it, or someone else's, which the caller leaves
-/// alone).
-async fn create_namespace(desired: &Namespace, ctx: &Context) -> Result<(Namespace, bool)> {
+/// the first check). Returns it as created (and true), or, when it exists already and is this
+/// Account's (this process created it before its cache heard of it), as it is. Someone else's is the
+/// API server's AlreadyExists: the reconcile reports it and runs again at once, when the cache shows
+/// the conflict.
+async fn create_namespace(
+    account: &Account,
+    desired: &Namespace,
+    ctx: &Context,
+) -> Result<(Namespace, bool)> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let mut new = desired.clone();
     if let Some(a) = new.metadata.annotations.as_mut() {
@@ -825,8 +830,8 @@ async fn create_namespace(desired: &Namespace, ctx: &Context) -> Result<(Namespa
             Ok((n, true))
         }
         Err(kube::Error::Api(e)) if e.code == 409 => match api.get_opt(&new.name_any()).await? {
-            Some(n) => Ok((n, false)),
-            None => Err(kube::Error::Api(e).into()),
+            Some(n) if model::owns(account, &n) => Ok((n, false)),
+            _ => Err(kube::Error::Api(e).into()),
         },
         Err(e) => Err(e.into()),
     }
