@@ -42,7 +42,8 @@ impl Operator {
         let stem = format!("operator-{}-{}", binary_name(), std::process::id());
         let mut op = Operator::blank(c, &stem);
         op.kubeconfig = c.log_dir.join(format!("{stem}.kubeconfig"));
-        write_operator_kubeconfig(&c.kubeconfig, &op.kubeconfig)?;
+        let as_admin = std::env::var("COVENANT_E2E_OPERATOR_IDENTITY").is_ok_and(|v| v == "admin");
+        write_operator_kubeconfig(&c.kubeconfig, &op.kubeconfig, as_admin)?;
         Ok(op)
     }
 
@@ -514,12 +515,26 @@ pub fn spawn_kill_watchdog(pid: u32, command: &str, what: &str) {
     }
 }
 
-/// The admin kubeconfig, impersonating the operator's ServiceAccount unless
-/// `COVENANT_E2E_OPERATOR_IDENTITY=admin`: so the tests exercise `deploy/operator-rbac.yaml`.
-fn write_operator_kubeconfig(admin: &Path, out: &Path) -> Result<(), String> {
+/// The identity an operator of a test's own making runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The operator's ServiceAccount (`deploy/operator-rbac.yaml`), impersonated by the admin.
+    ServiceAccount,
+    /// The cluster administrator (`system:masters`), as `make run` runs it.
+    Admin,
+}
+
+/// Writes a kubeconfig for an operator running as `identity` (see [`Operator::custom`]).
+pub fn kubeconfig_for(c: &Cluster, identity: Identity, out: &Path) -> Result<(), String> {
+    write_operator_kubeconfig(&c.kubeconfig, out, identity == Identity::Admin)
+}
+
+/// The admin kubeconfig, impersonating the operator's ServiceAccount unless `as_admin` (the harness's
+/// operator: `COVENANT_E2E_OPERATOR_IDENTITY=admin`): so the tests exercise
+/// `deploy/operator-rbac.yaml`.
+fn write_operator_kubeconfig(admin: &Path, out: &Path, as_admin: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(admin)
         .map_err(|e| format!("cannot read {}: {e}", admin.display()))?;
-    let as_admin = std::env::var("COVENANT_E2E_OPERATOR_IDENTITY").is_ok_and(|v| v == "admin");
     let text = if as_admin {
         text
     } else {

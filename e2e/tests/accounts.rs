@@ -17,6 +17,7 @@ use covenant_e2e::{
     wait_account_ready, wait_for, wait_gone,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount,
 };
@@ -1421,6 +1422,20 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
     )
     .unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
+    // A CronJob that would make a Job every minute for the 13 months of retention.
+    let mut job_pod = fixtures::restricted_pod_spec();
+    job_pod["restartPolicy"] = json!("Never");
+    let cron: CronJob = serde_json::from_value(json!({
+        "metadata": { "name": "nightly" },
+        "spec": { "schedule": "*/1 * * * *",
+                  "jobTemplate": { "spec": { "template": { "spec": job_pod } } } }
+    }))
+    .unwrap();
+    let cronjobs: Api<CronJob> = Api::namespaced(t.client.clone(), ns);
+    cronjobs
+        .create(&PostParams::default(), &cron)
+        .await
+        .unwrap();
 
     let accounts: Api<Account> = Api::all(t.client.clone());
     let deleted_from = jiff::Timestamp::now();
@@ -1481,6 +1496,30 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
     );
     let freeze = wait_quota_status(&t.client, ns, "covenant-freeze", "0").await;
     assert_eq!(hard(&freeze).get("pods").map(String::as_str), Some("0"));
+    // No Job is made there again: the CronJob is suspended (a retained namespace is never lifted),
+    // and the freeze quota refuses a Job even from a cluster administrator (a dry run).
+    let c = cronjobs.get("nightly").await.unwrap();
+    assert_eq!(
+        c.spec.suspend,
+        Some(true),
+        "the retained CronJob is suspended"
+    );
+    let job: Job = serde_json::from_value(json!({
+        "metadata": { "name": "by-hand" },
+        "spec": serde_json::to_value(&c.spec.job_template).unwrap()["spec"].clone()
+    }))
+    .unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match Api::<Job>::namespaced(t.client.clone(), ns)
+        .create(&dry, &job)
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("covenant-freeze") => {}
+        other => panic!("the freeze quota must refuse a Job in a retained namespace: {other:?}"),
+    }
 
     // The administrator can still download its data, but not write.
     let c = impersonate(&alice, &[]).await;

@@ -2703,12 +2703,13 @@ async fn a_tenant_cannot_make_a_service_that_routes_around_network_policies() {
 }
 
 /// `scaleWorkloads` cannot be evaded, and a tenant cannot choose what a lift restores. Before the
-/// suspension the tenant makes: a Deployment padded with annotations up to the size limit (a patch
-/// that added an annotation to it would be refused), a bare ReplicaSet, a StatefulSet, a Deployment
-/// held in deletion by a finalizer (its ReplicaSet is no longer scaled by the deployment controller),
-/// and Deployments carrying a forged count in `covenant.dev/replicas-before-suspension` (one running,
-/// one at zero). While suspended every one of them runs zero replicas; after the lift each has exactly
-/// what it had before, whatever the tenant wrote.
+/// suspension the tenant makes: Deployments padded with annotations close to and exactly up to the
+/// size limit (a patch that added Covenant's record to the second is refused: its record goes on the
+/// namespace), a bare ReplicaSet, a StatefulSet, a Deployment held in deletion by a finalizer (its
+/// ReplicaSet is no longer scaled by the deployment controller), and Deployments carrying a planted
+/// record in `covenant.dev/before-suspension` (one running, one at zero). While suspended every one of
+/// them runs zero replicas; after the lift each has exactly what it had before, whatever the tenant
+/// wrote.
 #[tokio::test]
 async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores_what_it_had() {
     let t = TestCtx::new("scale-evasion").await;
@@ -2732,17 +2733,24 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
         d.metadata.annotations = serde_json::from_value(annotations).unwrap();
         d
     };
-    const FORGED: &str = "covenant.dev/replicas-before-suspension";
+    const FORGED: &str = "covenant.dev/before-suspension";
     deps.create(
         &pp,
         &with("bloat", 1, json!({ "pad": "x".repeat(250 * 1024) })),
     )
     .await
     .expect("a Deployment padded close to the annotation size limit");
-    deps.create(&pp, &with("forged", 2, json!({ FORGED: "9" })))
+    // Padded to exactly the limit (256 KiB of keys and values): no room for any record of its own.
+    deps.create(
+        &pp,
+        &with("full", 2, json!({ "pad": "x".repeat(256 * 1024 - 3) })),
+    )
+    .await
+    .expect("a Deployment whose annotations fill the size limit");
+    deps.create(&pp, &with("forged", 2, json!({ FORGED: "guess:9" })))
         .await
         .unwrap();
-    deps.create(&pp, &with("idle", 0, json!({ FORGED: "15" })))
+    deps.create(&pp, &with("idle", 0, json!({ FORGED: "guess:15" })))
         .await
         .unwrap();
     let mut held = with("held", 3, json!({}));
@@ -2813,7 +2821,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
         Api::namespaced(t.client.clone(), ns);
     let counts = || async {
         let mut got = Vec::new();
-        for d in ["bloat", "forged", "idle", "held"] {
+        for d in ["bloat", "full", "forged", "idle", "held"] {
             got.push((
                 d.to_string(),
                 admin_deps.get(d).await.ok().and_then(|d| d.spec.replicas),
@@ -2831,9 +2839,10 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
         }
         got
     };
-    let want = |v: [i32; 7]| -> Vec<(String, Option<i32>)> {
+    let want = |v: [i32; 8]| -> Vec<(String, Option<i32>)> {
         [
             "bloat",
+            "full",
             "forged",
             "idle",
             "held",
@@ -2846,7 +2855,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
         .map(|(n, r)| (n.to_string(), Some(r)))
         .collect()
     };
-    let zero = want([0; 7]);
+    let zero = want([0; 8]);
     eventually("every workload runs zero replicas", TIMEOUT, || async {
         let got = counts().await;
         if got == zero {
@@ -2857,7 +2866,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
     })
     .await;
     lift(&t, &name).await;
-    let before = want([1, 2, 0, 3, 1, 2, 3]);
+    let before = want([1, 2, 2, 0, 3, 1, 2, 3]);
     eventually(
         "every workload has what it had before the suspension",
         TIMEOUT,

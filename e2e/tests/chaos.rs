@@ -24,7 +24,10 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-const REPLICAS_ANNOTATION: &str = "covenant.dev/replicas-before-suspension";
+/// On each workload: `<token>:<count>`, its replica count before the suspension.
+const BEFORE_ANNOTATION: &str = "covenant.dev/before-suspension";
+/// On the namespace: the token under which the workloads' records count.
+const TOKEN_ANNOTATION: &str = "covenant.dev/suspension-token";
 const WEB: &str = "web";
 
 /// xorshift64*: reproducible from the printed seed, no dependency.
@@ -342,19 +345,17 @@ async fn killed_at_random_points_the_operator_converges_to_the_declared_state() 
                 provision_timeout,
                 || async {
                     let d = deployments.get(WEB).await.map_err(|e| e.to_string())?;
-                    // The count a suspension recorded, on the namespace.
+                    // The count a suspension recorded on the Deployment, under the namespace's
+                    // token.
                     let n = namespaces
                         .get(&tn.account)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let record: Option<std::collections::BTreeMap<String, i32>> = n
-                        .annotations()
-                        .get(REPLICAS_ANNOTATION)
-                        .and_then(|v| serde_json::from_str(v).ok());
-                    let got = (
-                        d.spec.replicas,
-                        record.and_then(|r| r.get(&format!("Deployment/{WEB}")).copied()),
-                    );
+                    let record = n.annotations().get(TOKEN_ANNOTATION).and_then(|token| {
+                        let (t, v) = d.annotations().get(BEFORE_ANNOTATION)?.split_once(':')?;
+                        (t == token).then(|| v.parse::<i32>().ok()).flatten()
+                    });
+                    let got = (d.spec.replicas, record);
                     if got == (Some(replicas), recorded) {
                         Ok(())
                     } else {

@@ -15,7 +15,7 @@
 //! identity, and starts the harness's again afterwards, so two operators never act at once.
 
 use std::fmt::Debug;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use covenant::api::{Account, AccountPhase, Suspension, SuspensionPhase};
 use covenant_e2e::fixtures::{self, account, api_error, deployment, forbidden, hard, pod};
@@ -27,6 +27,7 @@ use covenant_e2e::{
 };
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -39,7 +40,10 @@ use serde_json::{Value, json};
 static OPERATOR: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 const SUSPENSIONS: &str = "suspensions.covenant.dev";
-const REPLICAS_ANNOTATION: &str = "covenant.dev/replicas-before-suspension";
+/// On each workload: `<token>:<value>`, what it ran before the suspension.
+const BEFORE_ANNOTATION: &str = "covenant.dev/before-suspension";
+/// On the namespace: the token under which the workloads' records count (only Covenant writes it).
+const TOKEN_ANNOTATION: &str = "covenant.dev/suspension-token";
 const SCALED_MARKER: &str = "covenant.dev/workloads-scaled";
 const FREEZE: &str = "covenant-freeze";
 const DENY_ALL: &str = "covenant-suspension-deny-all";
@@ -172,13 +176,22 @@ fn replicas(d: &Deployment) -> Option<i32> {
     d.spec.replicas
 }
 
-/// The replica count of Deployment `name` that a suspension recorded on namespace `ns` (the only place
-/// Covenant keeps it: the tenant cannot write there).
+/// The replica count of Deployment `name` in `ns` that a suspension recorded: the Deployment's own
+/// annotation, counted only under the token on the namespace (which only Covenant writes).
 async fn recorded(c: &Client, ns: &str, name: &str) -> Option<i32> {
     let n = Api::<Namespace>::all(c.clone()).get(ns).await.ok()?;
-    let record: std::collections::BTreeMap<String, i32> =
-        serde_json::from_str(n.annotations().get(REPLICAS_ANNOTATION)?).ok()?;
-    record.get(&format!("Deployment/{name}")).copied()
+    let d = Api::<Deployment>::namespaced(c.clone(), ns)
+        .get(name)
+        .await
+        .ok()?;
+    record_of(&n, &d)?.parse().ok()
+}
+
+/// What `o`'s record says, when it counts: its token is the one on the namespace `n`.
+fn record_of<K: kube::Resource>(n: &Namespace, o: &K) -> Option<String> {
+    let token = n.annotations().get(TOKEN_ANNOTATION)?;
+    let (t, value) = o.annotations().get(BEFORE_ANNOTATION)?.split_once(':')?;
+    (t == token).then(|| value.to_string())
 }
 
 /// `now` plus `secs` seconds, at whole-second precision (rounded up).
@@ -311,7 +324,7 @@ async fn assert_suspended(
         let freeze = wait_for(&quotas, FREEZE, "exist", TIMEOUT, |_| true).await;
         assert_eq!(
             hard(&freeze),
-            fixtures::map(&[("pods", "0")]),
+            fixtures::map(&[("pods", "0"), ("count/jobs.batch", "0")]),
             "{ns}/{FREEZE}"
         );
 
@@ -345,7 +358,7 @@ async fn assert_suspended(
         assert_eq!(
             recorded(c, tenant.ns(), WEB).await,
             Some(REPLICAS),
-            "namespace {} records the count in {REPLICAS_ANNOTATION}",
+            "{}/{WEB} records its count in {BEFORE_ANNOTATION}",
             tenant.ns()
         );
         let n = Api::<Namespace>::all(c.clone())
@@ -431,10 +444,7 @@ async fn assert_lifted(t: &TestCtx, tenant: &Tenant) -> Account {
     )
     .await;
     eventually(
-        &format!(
-            "namespace {} drops the record {REPLICAS_ANNOTATION}",
-            tenant.ns()
-        ),
+        &format!("{}/{WEB} drops its record {BEFORE_ANNOTATION}", tenant.ns()),
         TIMEOUT,
         || async {
             match recorded(c, tenant.ns(), WEB).await {
@@ -1674,4 +1684,313 @@ async fn the_notification_webhook_gets_a_json_post_with_the_account_reason_and_c
 
     notifying.kill();
     operator::start();
+}
+
+/// A CronJob that runs every minute, `suspend` as given; its pods are `restricted`-compliant.
+fn cron_job(name: &str, suspend: bool) -> CronJob {
+    let mut pod = fixtures::restricted_pod_spec();
+    pod["restartPolicy"] = json!("Never");
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "schedule": "*/1 * * * *",
+            "suspend": suspend,
+            "jobTemplate": { "spec": { "template": { "spec": pod } } }
+        }
+    }))
+    .expect("a valid CronJob")
+}
+
+fn suspended(c: &CronJob) -> Option<bool> {
+    c.spec.suspend
+}
+
+/// The Jobs in `ns`, by name.
+async fn job_names(c: &Client, ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = Api::<Job>::namespaced(c.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list Jobs in {ns}: {e}"))
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    names
+}
+
+/// While an account is suspended (without `scaleWorkloads`: CronJobs are suspended always) no Job
+/// is created in its namespaces, for longer than a CronJob period and across an operator restart, and
+/// the freeze quota refuses a Job even from a cluster administrator; the lift gives each CronJob back
+/// exactly the `suspend` it had (one suspended before stays suspended).
+#[tokio::test]
+async fn no_job_is_created_while_suspended_and_the_lift_restores_each_cronjobs_suspend_exactly() {
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("cronjobs").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "cron", 1).await;
+    let ns = ten.ns().to_string();
+    let cronjobs: Api<CronJob> = Api::namespaced(t.client.clone(), &ns);
+    for (name, suspend) in [("tick", false), ("paused", true)] {
+        cronjobs
+            .create(&PostParams::default(), &cron_job(name, suspend))
+            .await
+            .unwrap_or_else(|e| panic!("create CronJob {name}: {e}"));
+    }
+    // The cronjob controller runs: "tick" makes a Job within a period.
+    eventually(
+        "CronJob tick makes a Job",
+        Duration::from_secs(150),
+        || async {
+            let jobs = job_names(&t.client, &ns).await;
+            if jobs.iter().any(|j| j.starts_with("tick-")) {
+                Ok(())
+            } else {
+                Err(format!("{jobs:?}"))
+            }
+        },
+    )
+    .await;
+
+    let cause = format!("Acceptable use: crypto mining {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "aup",
+        &ten.account,
+        "AcceptableUsePolicy",
+        &cause,
+        json!({}),
+    )
+    .await;
+    assert_suspended(&t, &ten, &susp, "AcceptableUsePolicy", &cause, false).await;
+    wait_for(&cronjobs, "tick", "be suspended", TIMEOUT, |c| {
+        suspended(c) == Some(true)
+    })
+    .await;
+    let before = job_names(&t.client, &ns).await;
+    let job: Job = serde_json::from_value(json!({
+        "metadata": { "name": "by-hand" },
+        "spec": { "template": serde_json::to_value(cron_job("x", false)).unwrap()["spec"]["jobTemplate"]["spec"]["template"] }
+    }))
+    .unwrap();
+    // The freeze quota refuses a Job even from a cluster administrator (whom the read-only policy
+    // lets through): the API server's answer to a dry run.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually("the freeze quota refuses a new Job", TIMEOUT, || async {
+        match Api::<Job>::namespaced(t.client.clone(), &ns)
+            .create(&dry, &job)
+            .await
+        {
+            Err(kube::Error::Api(e))
+                if e.code == 403 && e.message.contains(FREEZE) && e.message.contains("jobs") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // A restart changes nothing, and no Job comes for longer than a period.
+    operator::kill();
+    operator::start();
+    tokio::time::sleep(Duration::from_secs(75)).await;
+    assert_eq!(
+        job_names(&t.client, &ns).await,
+        before,
+        "no Job is created while suspended"
+    );
+    for (name, want) in [("tick", true), ("paused", true)] {
+        assert_eq!(
+            suspended(&cronjobs.get(name).await.unwrap()),
+            Some(want),
+            "{name}"
+        );
+    }
+    // Without scaleWorkloads the Deployment keeps running.
+    let d = Api::<Deployment>::namespaced(t.client.clone(), &ns)
+        .get(WEB)
+        .await
+        .unwrap();
+    assert_eq!(replicas(&d), Some(REPLICAS));
+
+    delete_suspension(&t.client, &susp).await;
+    wait_for(&cronjobs, "tick", "run again", TIMEOUT, |c| {
+        suspended(c) == Some(false) && !c.annotations().contains_key(BEFORE_ANNOTATION)
+    })
+    .await;
+    assert_lifted(&t, &ten).await;
+    let paused = cronjobs.get("paused").await.unwrap();
+    assert_eq!(
+        suspended(&paused),
+        Some(true),
+        "a CronJob suspended before the suspension stays suspended"
+    );
+    let n = Api::<Namespace>::all(t.client.clone())
+        .get(&ns)
+        .await
+        .unwrap();
+    assert!(
+        !n.annotations().contains_key(TOKEN_ANNOTATION),
+        "the token goes with the lift: {:?}",
+        n.annotations()
+    );
+}
+
+/// Many workloads with long names: the record an earlier version kept in one namespace annotation
+/// would pass the API server's 256 KiB limit, and then nothing was scaled. Each workload holds its own
+/// record now: all are scaled to zero, stay so across an operator restart, and the lift gives each one
+/// exactly its count back. The Deployments are paused (they make no ReplicaSet and no pod, so the
+/// test measures the records, not the control plane's pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_workloads_with_long_names_are_each_scaled_down_and_restored_exactly() {
+    use futures::StreamExt;
+    const N: usize = 1040;
+    let _op = OPERATOR.write().await;
+    let t = TestCtx::new("many").await;
+    let _ensure = EnsureOperator;
+    let ten = tenant(&t, "many", 1).await;
+    let ns = ten.ns().to_string();
+    // 240 characters: a ReplicaSet's name (the Deployment's, a dash and a 10-character hash) must
+    // still be a valid name.
+    let names: Vec<String> = (0..N)
+        .map(|i| format!("{i:04}-{}", "w".repeat(235)))
+        .collect();
+    let want = |i: usize| i32::try_from(1 + i % 5).unwrap();
+    let old_record: std::collections::BTreeMap<String, i32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("Deployment/{n}"), want(i)))
+        .collect();
+    let old_size = serde_json::to_string(&old_record).unwrap().len();
+    assert!(
+        old_size > 256 * 1024,
+        "the old record would be {old_size} bytes: the test must pass the 256 KiB limit"
+    );
+    let deps: Api<Deployment> = Api::namespaced(t.client.clone(), &ns);
+    futures::stream::iter(names.iter().enumerate())
+        .for_each_concurrent(8, |(i, name)| {
+            let deps = deps.clone();
+            async move {
+                // A label value holds at most 63 characters: the selector is by index.
+                let d: Deployment = serde_json::from_value(json!({
+                    "metadata": { "name": name },
+                    "spec": {
+                        "replicas": want(i),
+                        "paused": true,
+                        "selector": { "matchLabels": { "app": format!("w{i}") } },
+                        "template": {
+                            "metadata": { "labels": { "app": format!("w{i}") } },
+                            "spec": fixtures::restricted_pod_spec()
+                        }
+                    }
+                }))
+                .unwrap();
+                deps.create(&PostParams::default(), &d)
+                    .await
+                    .unwrap_or_else(|e| panic!("create Deployment {name}: {e}"));
+            }
+        })
+        .await;
+    let counts = || async {
+        let list = deps
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            list.items
+                .into_iter()
+                .map(|d| (d.name_any(), d))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+    };
+    let all_match = |f: &dyn Fn(usize, &Deployment) -> bool,
+                     got: &std::collections::BTreeMap<String, Deployment>| {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !got.get(*n).is_some_and(|d| f(*i, d)))
+            .count()
+    };
+
+    let cause = format!("Material breach {}", t.suffix);
+    let susp = suspend(
+        &t,
+        "breach",
+        &ten.account,
+        "MaterialBreach",
+        &cause,
+        json!({ "scaleWorkloads": true }),
+    )
+    .await;
+    let suspended_ok = |_: usize, d: &Deployment| {
+        replicas(d) == Some(0) && d.annotations().contains_key(BEFORE_ANNOTATION)
+    };
+    let started = Instant::now();
+    eventually(
+        "every Deployment is scaled to 0",
+        Duration::from_secs(300),
+        || async {
+            let got = counts().await?;
+            match all_match(&suspended_ok, &got) {
+                0 => Ok(()),
+                n => Err(format!("{n} not yet")),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "[e2e] {N} Deployments scaled to 0 in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    // Each record holds that workload's own count, under the namespace's token.
+    let n = Api::<Namespace>::all(t.client.clone())
+        .get(&ns)
+        .await
+        .unwrap();
+    let got = counts().await.unwrap();
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            record_of(&n, &got[name]).as_deref(),
+            Some(want(i).to_string().as_str()),
+            "{name}"
+        );
+    }
+
+    operator::kill();
+    operator::start();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got = counts().await.unwrap();
+    assert_eq!(
+        all_match(&suspended_ok, &got),
+        0,
+        "still scaled down after a restart"
+    );
+
+    delete_suspension(&t.client, &susp).await;
+    let started = Instant::now();
+    let restored = |i: usize, d: &Deployment| {
+        replicas(d) == Some(want(i)) && !d.annotations().contains_key(BEFORE_ANNOTATION)
+    };
+    eventually(
+        "every Deployment has its count back",
+        Duration::from_secs(300),
+        || async {
+            let got = counts().await?;
+            match all_match(&restored, &got) {
+                0 => Ok(()),
+                n => Err(format!("{n} not yet")),
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "[e2e] {N} Deployments restored in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_lifted(&t, &ten).await;
+    assert_marker_removed(&t, &ten).await;
 }

@@ -288,6 +288,43 @@ where
     Ok(true)
 }
 
+/// Creates `desired` (a POST: an object of that name that exists already is the API server's
+/// AlreadyExists, never taken over), stamped with the applied-hash annotation and remembered like an
+/// apply, so that the cache's copy, when it arrives, is already in place and nothing is sent again.
+pub async fn create<K>(client: &Client, desired: &K, writes: &Writes) -> kube::Result<K>
+where
+    K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let ns = desired.meta().namespace.clone();
+    let mut key = ObjectRef::<K>::new(&name);
+    if let Some(ns) = &ns {
+        key = key.within(ns);
+    }
+    let want = with_applied_hash(&serde_json::to_value(desired).map_err(kube::Error::SerdeError)?);
+    let hash = want
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            APPLIED_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let object: K = serde_json::from_value(want).map_err(kube::Error::SerdeError)?;
+    let pp = kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    let made = K::api(client, ns.as_deref()).create(&pp, &object).await?;
+    writes.write(K::kind(&()).as_ref());
+    writes.applied.record(
+        key.to_string(),
+        made.meta().resource_version.as_deref(),
+        hash,
+    );
+    Ok(made)
+}
+
 /// Deletes the objects among `candidates` (the cached objects labelled for `account`, from the index
 /// by account) that `keep` rejects. Only objects carrying the account label are ever considered:
 /// Covenant never deletes what it did not create.

@@ -348,9 +348,11 @@ fn observe(account: &Account, ctx: &Context) -> Observed {
     let suspensions = active_suspensions(&suspensions, now);
     // A namespace is this account's only when Covenant created it for this Account's UID. The cache
     // holds every namespace (metadata only), so a free name costs no request. A namespace someone
-    // creates in the instant before the cache hears of it is still never taken: the API server lets
-    // the operator set a namespace's account UID only when creating it (deploy/namespace-labels-policy.yaml),
-    // so the apply is refused and the next reconcile reports the conflict.
+    // creates in the instant before the cache hears of it is still never taken, whoever runs the
+    // operator: Covenant creates namespaces (a POST, which answers AlreadyExists: `apply_namespace`),
+    // and the next reconcile reports the conflict. (Under its ServiceAccount the API server also lets
+    // the operator set a namespace's account UID only when creating it:
+    // deploy/namespace-labels-policy.yaml.)
     let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
     for ns in account.desired_namespaces() {
         let conflict = ctx
@@ -507,39 +509,60 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         desired.untouched.insert(model::LIMITS_NAME);
     }
     let mut failures = Failures::default();
-    // Lifting: restore the workloads before the namespace apply drops the marker.
-    if !scale {
-        for ns in &namespaces {
-            if !cached_namespace(ctx, ns, scaled) {
-                continue;
-            }
-            let r = super::workloads::lift(&ctx.client, ns, &ctx.metrics).await;
-            if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
-                && n > 0
-            {
-                ctx.event(
-                    account,
-                    EventType::Normal,
-                    "WorkloadsRestored",
-                    format!("{n} workload(s) in {ns} restored to their replica counts"),
-                )
-                .await;
-            }
+    // Lifting: restore the workloads before the namespace apply drops the marker and the read-only
+    // label (the tenant stays read-only until every record is gone). CronJobs and a suspension's
+    // records are lifted when no suspension is in force; replica counts also when the suspensions in
+    // force no longer scale.
+    for ns in &namespaces {
+        let lift = if !suspended {
+            cached_namespace(ctx, ns, |n| {
+                model::owns(account, n) && (scaled(n) || super::workloads::has_records(n))
+            })
+            .then_some(super::workloads::Scope::ALL)
+        } else if !scale && cached_namespace(ctx, ns, scaled) {
+            Some(super::workloads::Scope {
+                replicas: true,
+                cronjobs: false,
+            })
+        } else {
+            None
+        };
+        let Some(scope) = lift else { continue };
+        let r = super::workloads::lift(&ctx.client, ns, scope, &ctx.metrics).await;
+        if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
+            && n > 0
+        {
+            ctx.event(
+                account,
+                EventType::Normal,
+                "WorkloadsRestored",
+                format!("{n} workload(s) in {ns} restored to their replica counts and schedules"),
+            )
+            .await;
         }
     }
     apply_desired(account, desired, blocked.is_none(), ctx, &mut failures).await;
-    // Suspending: the marker is in place (applied above) before any workload is scaled.
-    if scale {
+    // Suspending: the marker is in place (applied above) before any workload is scaled. CronJobs are
+    // suspended whenever the account is (no Job is created while it is), replicas only when asked.
+    if suspended {
+        let scope = super::workloads::Scope {
+            replicas: scale,
+            cronjobs: true,
+        };
         for ns in &namespaces {
-            let r = super::workloads::suspend(&ctx.client, ns, &ctx.metrics).await;
+            // Only a namespace this account owns (a blocked account's are; a new one may not exist yet).
+            if !cached_namespace(ctx, ns, |n| model::owns(account, n)) {
+                continue;
+            }
+            let r = super::workloads::suspend(&ctx.client, ns, scope, &ctx.metrics).await;
             if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
                 && n > 0
             {
                 ctx.event(
                     account,
                     EventType::Normal,
-                    "WorkloadsScaledDown",
-                    format!("{n} workload(s) in {ns} scaled to zero while suspended"),
+                    "WorkloadsSuspended",
+                    format!("{n} workload(s) in {ns} scaled to zero or suspended while the account is suspended"),
                 )
                 .await;
             }
@@ -717,11 +740,16 @@ async fn apply_desired(
     }
 }
 
-/// Applies one tenant namespace. When the subjects the account allows have changed since the bindings
-/// in it were last checked, the namespace is first applied with the new list (so the admission policy
-/// refuses new bindings of a withdrawn subject), then every RoleBinding in it — the tenant's own too —
-/// loses the withdrawn subjects, and only then is the namespace marked as checked: a restart in between
-/// checks again.
+/// Applies one tenant namespace. A namespace the cache does not hold is created (a POST of the whole
+/// desired object, checked bindings mark included, since a namespace new with this request has none:
+/// one that exists already is not ours, and is never adopted, whoever runs the operator); an existing one is kept in shape by server-side apply only when it carries this
+/// Account's UID. When the subjects the account allows have changed since the bindings in it were
+/// last checked (or were never checked: a namespace new to this process), the namespace is first
+/// applied with the new list (so the admission policy refuses new bindings of a withdrawn subject),
+/// then every RoleBinding in it — the tenant's own too — loses the withdrawn subjects, and only then
+/// is the namespace marked as checked: a restart in between checks again. Last, Pod Security labels
+/// and Covenant's markers that the desired namespace does not carry are removed (server-side apply
+/// removes only the fields it owns: a label someone else set, or one the create set, stays otherwise).
 async fn apply_namespace(
     account: &Account,
     desired: &Namespace,
@@ -734,31 +762,78 @@ async fn apply_namespace(
         .annotations()
         .get(model::SUBJECTS_ENFORCED_ANNOTATION)
         .cloned();
-    let cached = s.namespaces.get(&ObjectRef::new(&ns));
-    let have = cached.as_ref().and_then(|n| {
-        n.annotations()
-            .get(model::SUBJECTS_ENFORCED_ANNOTATION)
-            .cloned()
-    });
-    if cached.is_none() || have == want {
-        apply(c, &s.namespaces, desired, m).await?;
+    let current = match s.namespaces.get(&ObjectRef::new(&ns)) {
+        Some(n) => n.as_ref().clone(),
+        None => match create_namespace(account, desired, ctx).await? {
+            // New, and made whole by this request: nothing more to do (one request a namespace).
+            (_, true) => return Ok(()),
+            (n, false) => n,
+        },
+    };
+    if !model::owns(account, &current) {
+        // Someone else's: the conflict is reported from the cache (observe), never adopted.
         return Ok(());
     }
-    let mut first = desired.clone();
-    let annotations = first.metadata.annotations.get_or_insert_default();
-    match &have {
-        Some(h) => annotations.insert(model::SUBJECTS_ENFORCED_ANNOTATION.to_string(), h.clone()),
-        None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
-    };
-    apply(c, &s.namespaces, &first, m).await?;
-    let allowed = model::allowed_subjects(account);
-    withdraw_consent(account, &ns, &allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
+    let have = current
+        .annotations()
+        .get(model::SUBJECTS_ENFORCED_ANNOTATION)
+        .cloned();
+    if have != want {
+        let mut first = desired.clone();
+        let annotations = first.metadata.annotations.get_or_insert_default();
+        match &have {
+            Some(h) => {
+                annotations.insert(model::SUBJECTS_ENFORCED_ANNOTATION.to_string(), h.clone())
+            }
+            None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
+        };
+        apply(c, &s.namespaces, &first, m).await?;
+        let allowed = model::allowed_subjects(account);
+        withdraw_consent(account, &ns, &allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
+    }
     apply(c, &s.namespaces, desired, m).await?;
+    let stray = model::stray_namespace_keys(desired, &current);
+    if stray.as_object().is_some_and(|o| !o.is_empty()) {
+        Api::<Namespace>::all(c.clone())
+            .patch(
+                &ns,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&stray),
+            )
+            .await?;
+        m.write("Namespace");
+    }
     Ok(())
 }
 
 /// How many RoleBindings the consent sweep reads at once.
 const CONSENT_SWEEP_PAGE: u32 = 100;
+
+/// Creates the namespace `desired` whole, with the mark that its bindings were checked: a namespace
+/// that did not exist before this request holds no binding to check, and the admission policy checks
+/// every binding made in it from then on against the subjects it carries. Returns it as created (and
+/// true), or, when it exists already and is this
+/// Account's (this process created it before its cache heard of it), as it is. Someone else's is the
+/// API server's AlreadyExists: the reconcile reports it and runs again at once, when the cache shows
+/// the conflict.
+async fn create_namespace(
+    account: &Account,
+    desired: &Namespace,
+    ctx: &Context,
+) -> Result<(Namespace, bool)> {
+    match crate::apply::create(&ctx.client, desired, &ctx.writes).await {
+        Ok(n) => Ok((n, true)),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let api: Api<Namespace> = Api::all(ctx.client.clone());
+            match api.get_opt(&desired.name_any()).await? {
+                Some(n) if model::owns(account, &n) => Ok((n, false)),
+                _ => Err(kube::Error::Api(e).into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Why a subject was taken out of a tenant's binding while the account is active.
 const CONSENT_WITHDRAWN: &str = "no longer an administrator or allowed subject of the account (§1)";
 /// Why a subject was taken out of a tenant's binding when the namespace was retained.
@@ -907,6 +982,13 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
             let sweep =
                 || withdraw_consent(account, ns, &admins, &[], RETAINED_FOR_ADMINISTRATORS, ctx);
             sweep().await?;
+            // No Job is created in it again: its CronJobs are suspended (and never resumed: a retained
+            // namespace is deleted, not lifted), before the label that marks the release done.
+            let cronjobs = super::workloads::Scope {
+                replicas: false,
+                cronjobs: true,
+            };
+            super::workloads::suspend(c, ns, cronjobs, &ctx.metrics).await?;
             apply(c, &s.namespaces, &r.namespace, m).await?;
             sweep().await?;
             // The admin binding and the allow policies go; only what Covenant labelled is deleted.

@@ -580,6 +580,39 @@ pub fn namespace_of(
     }
 }
 
+/// The labels and annotations of the tenant namespace `actual` that Covenant decides and `desired`
+/// does not carry, as a merge patch removing them (an empty object when there are none): every Pod
+/// Security label (`enforce-version`, `warn-version`... set by anyone but Covenant's apply), the
+/// read-only label and the scaled marker.
+pub fn stray_namespace_keys(desired: &Namespace, actual: &Namespace) -> serde_json::Value {
+    let stray = |have: &BTreeMap<String, String>,
+                 want: &BTreeMap<String, String>,
+                 ours: &dyn Fn(&str) -> bool| {
+        have.keys()
+            .filter(|k| ours(k) && !want.contains_key(*k))
+            .map(|k| (k.clone(), serde_json::Value::Null))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let labels = stray(actual.labels(), desired.labels(), &|k| {
+        k.starts_with("pod-security.kubernetes.io/") || k == READ_ONLY_LABEL
+    });
+    let annotations = stray(actual.annotations(), desired.annotations(), &|k| {
+        k == SCALED_MARKER
+    });
+    let mut meta = serde_json::Map::new();
+    if !labels.is_empty() {
+        meta.insert("labels".into(), labels.into());
+    }
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), annotations.into());
+    }
+    if meta.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "metadata": meta })
+    }
+}
+
 /// Whether `ns` was created by Covenant for `account` (this Account, not a deleted one of the same
 /// name): its UID annotation names the Account's UID. The annotation and the label can only be set by
 /// the operator (admission policy `covenant-namespace-labels`).
@@ -753,15 +786,18 @@ pub fn operator_binding(account: &str, namespace: &str, operator: &RbacSubject) 
     .unwrap_or_default()
 }
 
-/// The freeze quota: no new pods (suspension, retention).
+/// The freeze quota: no new pods and no new Jobs (suspension, retention).
 pub fn freeze_quota(account: &str, namespace: &str) -> ResourceQuota {
     ResourceQuota {
         metadata: meta(FREEZE_QUOTA_NAME, Some(namespace), account),
         spec: Some(ResourceQuotaSpec {
-            hard: Some(BTreeMap::from([(
-                "pods".to_string(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("0".into()),
-            )])),
+            // No pod, and no Job (defence in depth: CronJobs are suspended too).
+            hard: Some(BTreeMap::from(["pods", "count/jobs.batch"].map(|r| {
+                (
+                    r.to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("0".into()),
+                )
+            }))),
             ..Default::default()
         }),
         ..Default::default()

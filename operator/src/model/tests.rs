@@ -1344,3 +1344,56 @@ fn every_namespace_bounds_what_a_tenant_writes_and_the_operator_reads() {
             .all(|h| h[answers] == q("100") && h[bindings] == q("40"))
     );
 }
+
+#[test]
+fn every_pod_security_label_and_marker_covenant_does_not_want_is_stray() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let ns = |labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
+        let mut n = Namespace::default();
+        n.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        n.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        n
+    };
+    let desired = ns(
+        &[(account::POD_SECURITY_ENFORCE, "restricted")],
+        &[("covenant.dev/allowed-subjects", "x")],
+    );
+    // In shape: nothing to remove (no request at rest).
+    assert_eq!(
+        account::stray_namespace_keys(&desired, &desired),
+        serde_json::json!({})
+    );
+    let actual = ns(
+        &[
+            (account::POD_SECURITY_ENFORCE, "restricted"),
+            ("pod-security.kubernetes.io/enforce-version", "v1.0"),
+            (READ_ONLY_LABEL, "suspended"),
+            ("team", "web"),
+        ],
+        &[
+            ("covenant.dev/allowed-subjects", "x"),
+            (account::SCALED_MARKER, "true"),
+            ("covenant.dev/suspension-token", "t"),
+            ("note", "kept"),
+        ],
+    );
+    // Foreign Pod Security labels and markers of a state that is over go; other labels, and
+    // annotations Covenant keeps elsewhere (a suspension's token), stay.
+    assert_eq!(
+        account::stray_namespace_keys(&desired, &actual),
+        serde_json::json!({ "metadata": {
+            "labels": { "pod-security.kubernetes.io/enforce-version": null, READ_ONLY_LABEL: null },
+            "annotations": { account::SCALED_MARKER: null }
+        }})
+    );
+}
