@@ -521,6 +521,8 @@ pub struct NamespaceInput {
     pub scaled: bool,
     /// The [`SUBJECTS_ENFORCED_ANNOTATION`] value, if any.
     pub enforced: Option<String>,
+    /// The effective policies' annotations ([`crate::model::policies::annotations`]).
+    pub policies: BTreeMap<String, String>,
 }
 
 /// A tenant namespace: owned by the Account's UID, labelled for the admission policies and Pod Security.
@@ -573,6 +575,7 @@ pub fn namespace_of(
     if let Some(e) = &input.enforced {
         a.insert(SUBJECTS_ENFORCED_ANNOTATION.to_string(), e.clone());
     }
+    a.extend(input.policies.clone());
     m.annotations = Some(a);
     Namespace {
         metadata: m,
@@ -907,6 +910,16 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
     let all = &input.namespaces;
     let allowed = allowed_subjects(account);
+    let policies = input
+        .package
+        .map(|p| {
+            let effective = crate::model::policies::effective(
+                p.spec.policies.as_ref(),
+                account.spec.policies.as_ref(),
+            );
+            crate::model::policies::annotations(&effective, &p.name_any())
+        })
+        .unwrap_or_default();
     for ns in &input.namespaces {
         d.namespaces.push(namespace_of(
             account,
@@ -917,6 +930,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 pod_security,
                 scaled: input.suspended && input.scale_workloads,
                 enforced: Some(enforced_marker(&allowed, all)),
+                policies: policies.clone(),
             },
         ));
         d.quotas.push(bounds_quota(
@@ -1105,6 +1119,7 @@ pub fn released(account: &Account, ns: &str, until: Timestamp) -> Released {
             pod_security: PodSecurityLevel::Restricted,
             scaled: false,
             enforced: Some(enforced_marker(&allowed_subjects(account), &[])),
+            policies: BTreeMap::new(),
         },
     );
     n.metadata.labels.get_or_insert_default().insert(
