@@ -57,7 +57,7 @@ pub struct ImagePolicy {
 /// Which classes of a kind the tier's tenants may name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[x_kube(
-    validation = Rule::new("!has(self.__default__) || self.__default__ in self.allowed")
+    validation = Rule::new("!has(self.default) || self.default in self.allowed")
         .message("default must be one of allowed")
 )]
 #[serde(rename_all = "camelCase")]
