@@ -5,7 +5,7 @@
 //! stored, read back) is what counts. There is no kubelet, so pods never run.
 
 use covenant_e2e::fixtures::{self, api_error, restricted_pod_spec};
-use covenant_e2e::{TIMEOUT, TestCtx, eventually, impersonate, wait_account_ready};
+use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account_ready};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -684,7 +684,44 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
         },
     )
     .await;
-    // What runs stays, and the tenant can still operate it: scale, relabel, delete.
+    // What runs stays, and is reported on the Account: a condition naming the pod, and an Event.
+    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
+    let report = eventually(
+        "the Account reports the pod the tier no longer allows",
+        TIMEOUT * 2,
+        || {
+            let accounts = accounts.clone();
+            let ns = ns.clone();
+            async move {
+                let a = accounts.get(&ns).await.map_err(|e| e.to_string())?;
+                match condition(&a, "PoliciesCompliant") {
+                    Some(c)
+                        if c.status == "False"
+                            && c.message.contains(&format!("{ns}/old: image nginx:1.27")) =>
+                    {
+                        Ok(c.message.clone())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(report.contains("nothing was deleted"), "{report}");
+    assert!(report.contains("allowed: registry.k8s.io/"), "{report}");
+    eventually("a Warning Event names the pod", TIMEOUT, || {
+        let ns = ns.clone();
+        async move {
+            let events = covenant_e2e::k8s::events_about(&ns);
+            if events.contains("NotAllowedByTier") && events.contains(&format!("{ns}/old")) {
+                Ok(())
+            } else {
+                Err(events)
+            }
+        }
+    })
+    .await;
+    // The tenant can still operate what it runs: scale, relabel, delete.
     pods.get("old")
         .await
         .expect("the running pod is not deleted");

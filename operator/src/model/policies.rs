@@ -20,6 +20,35 @@ pub const NODE_SELECTOR_ANNOTATION: &str = "covenant.dev/node-selector";
 /// any).
 pub const TOLERATIONS_ANNOTATION: &str = "covenant.dev/allowed-tolerations";
 
+/// The Account condition that reports pods its tier's policies no longer allow.
+pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
+/// The field manager of that condition (the compliance loop, not the account controller).
+pub const COMPLIANCE_FIELD_MANAGER: &str = "covenant-policies";
+/// At most this many offending objects are named in the condition; the rest are counted.
+pub const NAMED_AT_MOST: usize = 10;
+
+/// The `PoliciesCompliant=False` message for the offending objects (`ns/name: why`), `None` when
+/// there are none. Nothing is deleted: the message says so and how to fix it.
+pub fn noncompliance_message(found: &[String]) -> Option<String> {
+    if found.is_empty() {
+        return None;
+    }
+    let mut found = found.to_vec();
+    found.sort();
+    let more = found.len().saturating_sub(NAMED_AT_MOST);
+    found.truncate(NAMED_AT_MOST);
+    Some(format!(
+        "{} pod(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
+        found.len() + more,
+        found.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// The class kinds a package can restrict: (annotation stem, field of [`Policies`]).
 pub const CLASS_KINDS: [&str; 5] = [
     "storage-classes",
