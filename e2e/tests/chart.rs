@@ -1085,6 +1085,10 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
                     || (res == "clusterroles"
                         && rule.verbs == ["bind"]
                         && rule.resource_names.is_some())
+                    // Reporting the pods a tightened tier no longer allows: list only (page by page
+                    // when a tenant namespace's policy changes), never get, watch or write; the pod
+                    // templates it could already read through the workloads it scales say as much.
+                    || (res == "pods" && rule.verbs == ["list"])
                     // Each account's tenancy ClusterRole and binding: plain verbs, never escalate
                     // or bind (the escalation check then bounds what it can grant).
                     || ((res == "clusterroles" || res == "clusterrolebindings")

@@ -199,6 +199,7 @@ pub struct Context {
 /// Validates and evaluates `docs` at `now`, resolving references against `context` too.
 pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mut Report) {
     let mut parsed: Vec<(Doc, Parsed)> = Vec::new();
+    let mut others: Vec<Doc> = Vec::new();
     for doc in docs {
         let api_version = doc
             .value
@@ -212,7 +213,9 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             .unwrap_or_default()
             .to_string();
         if api_version.split('/').next() != Some(GROUP) {
-            // Not a Covenant object: GitOps repositories mix kinds; they are the API server's business.
+            // Not a Covenant object: GitOps repositories mix kinds. A tenant's workloads are judged
+            // against its package's policies below; the rest is the API server's business.
+            others.push(doc);
             continue;
         }
         if api_version != "covenant.dev/v1alpha1" {
@@ -360,6 +363,8 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             n
         })
         .collect();
+
+    workload_problems(&others, &accounts, &packages, report);
 
     for (doc, p) in parsed {
         let value = match p {
@@ -510,6 +515,14 @@ fn account_status(
                 model::account::validate_on_package(account, p)
                     .into_iter()
                     .chain(model::package::account_limit_problems(account, p))
+                    .chain(account.spec.policies.as_ref().map_or_else(Vec::new, |a| {
+                        model::policies::widenings(p.spec.policies.as_ref(), a)
+                            .into_iter()
+                            .map(|w| {
+                                format!("{w}: an Account may only narrow its package's policies")
+                            })
+                            .collect()
+                    }))
                     .for_each(&mut *problem);
                 Some(p)
             }
@@ -705,4 +718,117 @@ pub fn render_junit(report: &Report) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// Judges the tenant workloads among `docs` (objects in a namespace of a checked Account) by the
+/// admission policies of `deploy/workload-policies-policy.yaml` — the same CEL text the API server
+/// runs — against the account's effective policies, as the operator writes them on the namespace.
+/// The forced node labels and default classes the API server sets first are set here too.
+fn workload_problems(
+    docs: &[Doc],
+    accounts: &[Account],
+    packages: &[SupportPackage],
+    report: &mut Report,
+) {
+    let policies = match crate::admission::policies(crate::admission::WORKLOAD_POLICIES) {
+        Ok(p) => p,
+        Err(e) => {
+            report
+                .problems
+                .push(format!("the built-in workload policies: {e}"));
+            return;
+        }
+    };
+    for doc in docs {
+        let Some(ns) = doc
+            .value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Some(account) = accounts
+            .iter()
+            .find(|a| a.desired_namespaces().iter().any(|n| n == ns))
+        else {
+            continue;
+        };
+        let Ok(package) = model::package::resolve(account, packages) else {
+            continue;
+        };
+        let effective = model::policies::effective(
+            package.spec.policies.as_ref(),
+            account.spec.policies.as_ref(),
+        );
+        let annotations = model::policies::annotations(&effective, &package.name_any());
+        if annotations.is_empty() {
+            continue;
+        }
+        let namespace = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "annotations": annotations},
+        });
+        let object = with_defaults(&doc.value, &annotations);
+        for p in &policies {
+            if !crate::admission::matches(p, &object, "CREATE") {
+                continue;
+            }
+            match crate::admission::evaluate(p, &object, None, &namespace, "covenant-check") {
+                Ok(denied) => report.problems.extend(
+                    denied
+                        .iter()
+                        .map(|m| format!("{}: {m}", workload_label(doc))),
+                ),
+                Err(e) => report.problems.push(format!(
+                    "{}: policy {} fails on it (the API server would refuse it): {e}",
+                    workload_label(doc),
+                    p["metadata"]["name"].as_str().unwrap_or_default()
+                )),
+            }
+        }
+    }
+}
+
+fn workload_label(doc: &Doc) -> String {
+    format!(
+        "{}: {}/{}",
+        doc.source,
+        doc.value["kind"].as_str().unwrap_or_default(),
+        doc.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    )
+}
+
+/// What `deploy/workload-defaults-policy.yaml` sets before the validating policies run: the forced
+/// node labels on a Pod, the default StorageClass of a claim that names none.
+fn with_defaults(
+    object: &Value,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Value {
+    let mut o = object.clone();
+    match o["kind"].as_str() {
+        Some("Pod") => {
+            if let Some(forced) = annotations.get(model::policies::NODE_SELECTOR_ANNOTATION) {
+                for (k, v) in forced.split(',').filter_map(|p| p.split_once('=')) {
+                    o["spec"]["nodeSelector"][k] = Value::String(v.to_string());
+                }
+            }
+        }
+        Some("PersistentVolumeClaim") => {
+            let unset = o
+                .pointer("/spec/storageClassName")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty);
+            if let (true, Some(d)) = (
+                unset,
+                annotations.get(&model::policies::default_annotation("storage-classes")),
+            ) {
+                o["spec"]["storageClassName"] = Value::String(d.clone());
+            }
+        }
+        _ => {}
+    }
+    o
 }

@@ -2,6 +2,7 @@
 //! platform's service terms.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod apply;
 pub mod check;

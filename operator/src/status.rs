@@ -137,7 +137,10 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 
 /// Conditions of an Account that another controller of Covenant writes, under its own field manager
 /// (the account controller neither writes nor compares them).
-pub const FOREIGN_CONDITIONS: [&str; 1] = [crate::model::hostnames::CONDITION];
+pub const FOREIGN_CONDITIONS: [&str; 2] = [
+    crate::model::hostnames::CONDITION,
+    crate::model::policies::COMPLIANCE_CONDITION,
+];
 
 /// `status` without the [`FOREIGN_CONDITIONS`]: what the account controller compares with what it
 /// computes.

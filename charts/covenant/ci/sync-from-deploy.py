@@ -34,6 +34,12 @@ FILES = {
     "(deploy/account-finalizer-policy.yaml, whose header documents it).",
     "hostnames-policy.yaml": "No hostname is held by two tenants: Ingresses are checked against the claims the operator\n"
     "records in the release namespace (deploy/hostnames-policy.yaml, whose header documents it).",
+    "workload-policies-policy.yaml": "What a tier's tenants may use (registries, classes, forced node labels, tolerations),\n"
+    "read from the namespace annotations Covenant writes (deploy/workload-policies-policy.yaml).",
+    "workload-defaults-policy.yaml": "The tier's forced node labels and default classes, set by the API server; rendered only\n"
+    "where admissionregistration.k8s.io/v1 MutatingAdmissionPolicy is served (deploy/workload-defaults-policy.yaml).",
+    "account-policies-policy.yaml": "An Account may narrow its package's policies, never widen them\n"
+    "(deploy/account-policies-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }
@@ -41,6 +47,7 @@ FILES = {
 # Files rendered only where the API server serves their kind (apiVersion/Kind).
 REQUIRES = {
     "account-finalizer-policy.yaml": "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+    "workload-defaults-policy.yaml": "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
 }
 
 

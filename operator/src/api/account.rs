@@ -81,6 +81,12 @@ pub struct AccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
 
+    /// Narrows the package's `policies` for this account (each list a subset of the package's, each
+    /// registry under one of the package's, the package's forced node labels kept). The API server
+    /// refuses an override that widens the package (admission policy `covenant-account-policies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<super::Policies>,
+
     /// The monthly review of who has access (§4.2(2)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_review: Option<AccessReviewSpec>,

@@ -7,6 +7,7 @@
 mod account;
 mod common;
 mod notice;
+mod policies;
 mod response;
 pub mod schema;
 mod support_package;
@@ -15,6 +16,7 @@ mod suspension;
 pub use account::*;
 pub use common::*;
 pub use notice::*;
+pub use policies::*;
 pub use response::*;
 pub use support_package::*;
 pub use suspension::*;

@@ -66,6 +66,10 @@ pub struct SupportPackageSpec {
     /// Network settings of the accounts on this package.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<PackageNetwork>,
+    /// What the tier's tenants may use (registries, classes, scheduling), enforced by the API server
+    /// on every path that makes a pod. An Account may narrow these, never widen them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<super::Policies>,
 }
 
 /// A Pod Security Standard a tenant namespace enforces.

@@ -2,6 +2,7 @@
 //! recorder, the clock and the metrics.
 
 pub mod account;
+pub mod compliance;
 pub mod hostnames;
 pub mod notice;
 pub mod package;
@@ -532,6 +533,7 @@ pub async fn run(
     let controllers = futures::future::join_all([
         account::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         package::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        compliance::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         notice::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         response::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         retention::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),

@@ -521,6 +521,8 @@ pub struct NamespaceInput {
     pub scaled: bool,
     /// The [`SUBJECTS_ENFORCED_ANNOTATION`] value, if any.
     pub enforced: Option<String>,
+    /// The effective policies' annotations ([`crate::model::policies::annotations`]).
+    pub policies: BTreeMap<String, String>,
 }
 
 /// A tenant namespace: owned by the Account's UID, labelled for the admission policies and Pod Security.
@@ -573,6 +575,7 @@ pub fn namespace_of(
     if let Some(e) = &input.enforced {
         a.insert(SUBJECTS_ENFORCED_ANNOTATION.to_string(), e.clone());
     }
+    a.extend(input.policies.clone());
     m.annotations = Some(a);
     Namespace {
         metadata: m,
@@ -596,8 +599,10 @@ pub fn stray_namespace_keys(desired: &Namespace, actual: &Namespace) -> serde_js
     let labels = stray(actual.labels(), desired.labels(), &|k| {
         k.starts_with("pod-security.kubernetes.io/") || k == READ_ONLY_LABEL
     });
+    // The policy annotations too: one the create set is co-owned by that request, so server-side
+    // apply alone would leave a policy in force after the package dropped it.
     let annotations = stray(actual.annotations(), desired.annotations(), &|k| {
-        k == SCALED_MARKER
+        k == SCALED_MARKER || crate::model::policies::is_policy_annotation(k)
     });
     let mut meta = serde_json::Map::new();
     if !labels.is_empty() {
@@ -943,6 +948,16 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
     let all = &input.namespaces;
     let allowed = allowed_subjects(account);
+    let policies = input
+        .package
+        .map(|p| {
+            let effective = crate::model::policies::effective(
+                p.spec.policies.as_ref(),
+                account.spec.policies.as_ref(),
+            );
+            crate::model::policies::annotations(&effective, &p.name_any())
+        })
+        .unwrap_or_default();
     for ns in &input.namespaces {
         d.namespaces.push(namespace_of(
             account,
@@ -953,6 +968,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
                 pod_security,
                 scaled: input.suspended && input.scale_workloads,
                 enforced: Some(enforced_marker(&allowed, all)),
+                policies: policies.clone(),
             },
         ));
         d.quotas.push(bounds_quota(
@@ -1141,6 +1157,7 @@ pub fn released(account: &Account, ns: &str, until: Timestamp) -> Released {
             pod_security: PodSecurityLevel::Restricted,
             scaled: false,
             enforced: Some(enforced_marker(&allowed_subjects(account), &[])),
+            policies: BTreeMap::new(),
         },
     );
     n.metadata.labels.get_or_insert_default().insert(

@@ -7,6 +7,7 @@ pub mod hostnames;
 pub mod notice;
 pub mod package;
 pub mod phase;
+pub mod policies;
 pub mod suspension;
 
 #[cfg(test)]

@@ -1384,16 +1384,90 @@ fn every_pod_security_label_and_marker_covenant_does_not_want_is_stray() {
             ("covenant.dev/allowed-subjects", "x"),
             (account::SCALED_MARKER, "true"),
             ("covenant.dev/suspension-token", "t"),
+            (
+                crate::model::policies::REGISTRIES_ANNOTATION,
+                "registry.example/",
+            ),
             ("note", "kept"),
         ],
     );
-    // Foreign Pod Security labels and markers of a state that is over go; other labels, and
+    // Foreign Pod Security labels, markers of a state that is over and policies the package dropped go; other labels, and
     // annotations Covenant keeps elsewhere (a suspension's token), stay.
     assert_eq!(
         account::stray_namespace_keys(&desired, &actual),
         serde_json::json!({ "metadata": {
             "labels": { "pod-security.kubernetes.io/enforce-version": null, READ_ONLY_LABEL: null },
-            "annotations": { account::SCALED_MARKER: null }
+            "annotations": {
+                account::SCALED_MARKER: null,
+                crate::model::policies::REGISTRIES_ANNOTATION: null
+            }
         }})
     );
+}
+
+#[test]
+fn the_effective_policies_are_annotated_on_every_namespace_and_a_package_without_any_adds_none() {
+    let mut a = acct("acme");
+    a.spec.namespaces = vec!["acme-prod".into(), "acme-dev".into()];
+    a.spec.policies = Some(crate::api::Policies {
+        images: Some(crate::api::ImagePolicy {
+            allowed_registries: vec!["registry.example/acme/".into()],
+        }),
+        ..Default::default()
+    });
+    let mut p = pkg("gold", false);
+    p.spec.policies = Some(crate::api::Policies {
+        images: Some(crate::api::ImagePolicy {
+            allowed_registries: vec!["registry.example/".into(), "docker.io/library/".into()],
+        }),
+        scheduling: Some(crate::api::SchedulingPolicy {
+            node_selector: BTreeMap::from([("pool".into(), "tenants".into())]),
+        }),
+        ..Default::default()
+    });
+    let d = account::build(&a, &input(&a, &p, false, false));
+    assert_eq!(d.namespaces.len(), 2);
+    for ns in &d.namespaces {
+        let ann = ns.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            ann["covenant.dev/allowed-registries"],
+            "registry.example/acme/"
+        );
+        assert_eq!(ann["covenant.dev/node-selector"], "pool=tenants");
+        assert_eq!(ann["covenant.dev/policy-package"], "gold");
+    }
+    let plain = account::build(&a, &input(&a, &pkg("standard", true), false, false));
+    for ns in &plain.namespaces {
+        let ann = ns.metadata.annotations.as_ref().unwrap();
+        // The account's own narrowing stands on a package without policies; nothing else is added.
+        assert_eq!(
+            ann["covenant.dev/allowed-registries"],
+            "registry.example/acme/"
+        );
+        assert!(!ann.contains_key("covenant.dev/node-selector"));
+    }
+    a.spec.policies = None;
+    let none = account::build(&a, &input(&a, &pkg("standard", true), false, false));
+    for ns in &none.namespaces {
+        let ann = ns.metadata.annotations.as_ref().unwrap();
+        assert!(
+            !ann.keys().any(|k| (k.starts_with("covenant.dev/allowed-")
+                && k != "covenant.dev/allowed-subjects")
+                || k == "covenant.dev/policy-package"
+                || k == "covenant.dev/node-selector"),
+            "{ann:?}"
+        );
+    }
+}
+
+#[test]
+fn the_compliance_report_names_at_most_ten_pods_and_counts_the_rest() {
+    use crate::model::policies::noncompliance_message;
+    assert_eq!(noncompliance_message(&[]), None);
+    let found: Vec<String> = (0..12).map(|i| format!("acme/p{i:02}: image x")).collect();
+    let m = noncompliance_message(&found).unwrap();
+    assert!(m.starts_with("12 pod(s) no longer comply"), "{m}");
+    assert!(m.contains("nothing was deleted"), "{m}");
+    assert!(m.contains("acme/p09") && !m.contains("acme/p10"), "{m}");
+    assert!(m.ends_with("; and 2 more"), "{m}");
 }

@@ -1,0 +1,746 @@
+//! What a tier allows, by effect: a SupportPackage's `policies` (registries, classes, forced node
+//! labels, tolerations), narrowed by its Accounts, enforced by the API server on every path that makes
+//! a pod. Each case is a real request to the real control plane — as the tenant's administrator and as
+//! a ServiceAccount of the tenant with edit rights — and what the API server answers (or what it
+//! stored, read back) is what counts. There is no kubelet, so pods never run.
+
+use covenant_e2e::fixtures::{self, api_error, restricted_pod_spec};
+use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account_ready};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const ALLOWED_REGISTRIES: &str = "registry.k8s.io/, docker.io/library/";
+
+/// A package whose tier allows two registries, two storage classes (default `standard`), one
+/// ingress class, one priority class (also the default), forces `pool=tenants` and allows one
+/// toleration.
+fn package_with_policies(name: &str, priority: &str) -> String {
+    let quota = json!({ "pods": "40", "requests.cpu": "8" });
+    let mut p: Value = serde_json::from_str(&fixtures::package(name, quota)).expect("package JSON");
+    p["spec"]["policies"] = json!({
+        "images": { "allowedRegistries": ["registry.k8s.io/", "docker.io/library/"] },
+        "storageClasses": { "allowed": ["standard", "fast"], "default": "standard" },
+        "ingressClasses": { "allowed": ["public"] },
+        "priorityClasses": { "allowed": [priority], "default": priority },
+        "scheduling": { "nodeSelector": { "pool": "tenants" } },
+        "tolerations": { "allowed": [{ "key": "dedicated", "value": "tenants", "effect": "NoSchedule" }] }
+    });
+    p.to_string()
+}
+
+fn object<K: DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).expect("a valid object")
+}
+
+fn pod_with(name: &str, image: &str, extra: Value) -> Pod {
+    let mut spec = restricted_pod_spec();
+    spec["containers"][0]["image"] = json!(image);
+    if let Value::Object(extra) = extra {
+        spec.as_object_mut().unwrap().extend(extra);
+    }
+    object(json!({ "metadata": { "name": name }, "spec": spec }))
+}
+
+fn template(image: &str, extra: Value) -> Value {
+    let mut spec = restricted_pod_spec();
+    spec["containers"][0]["image"] = json!(image);
+    if let Value::Object(extra) = extra {
+        spec.as_object_mut().unwrap().extend(extra);
+    }
+    json!({ "metadata": { "labels": { "app": "w" } }, "spec": spec })
+}
+
+fn deployment_with(name: &str, image: &str, extra: Value) -> Deployment {
+    object(json!({
+        "metadata": { "name": name },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "w" } }, "template": template(image, extra) }
+    }))
+}
+
+fn cronjob_with(name: &str, image: &str) -> CronJob {
+    let mut t = template(image, json!({ "restartPolicy": "Never" }));
+    t["metadata"] = json!({});
+    object(json!({
+        "metadata": { "name": name },
+        "spec": { "schedule": "0 0 * * *", "jobTemplate": { "spec": { "template": t } } }
+    }))
+}
+
+fn job_with(name: &str, image: &str, extra: Value) -> Job {
+    let mut t = template(image, extra);
+    t["metadata"] = json!({});
+    t["spec"]["restartPolicy"] = json!("Never");
+    object(json!({ "metadata": { "name": name }, "spec": { "template": t } }))
+}
+
+/// `Ok` when `r` was refused with a message naming `policy` and every one of `allowed`.
+fn refused<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<T, kube::Error>,
+    policy: &str,
+    allowed: &str,
+) -> Result<(), String> {
+    match r {
+        Err(kube::Error::Api(s)) if s.message.contains(policy) && s.message.contains(allowed) => {
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{what}: refused, but not by {policy} naming {allowed}: {e}"
+        )),
+        Ok(v) => Err(format!(
+            "{what}: admitted, but {policy} should refuse it: {v:?}"
+        )),
+    }
+}
+
+fn admitted<T>(what: &str, r: Result<T, kube::Error>) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: refused, but the tier allows it: {e}"))
+}
+
+/// Every pod path, as `client` (one identity of the tenant) in `ns`; `tag` keeps names apart.
+async fn try_every_path(client: &Client, ns: &str, tag: &str, priority: &str) -> Vec<String> {
+    let pp = PostParams::default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let mut failures = Vec::new();
+    let mut check = |r: Result<(), String>| {
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    };
+
+    // Images: allowed registries, in the forms a tenant writes them.
+    for (i, image) in [
+        "registry.k8s.io/pause:3.10",
+        "nginx:1.27",
+        "library/busybox",
+        "docker.io/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("{tag}-ok-{i}");
+        match admitted(
+            image,
+            pods.create(&pp, &pod_with(&name, image, json!({}))).await,
+        ) {
+            // The forced node labels are on the pod the API server stored.
+            Ok(p) => {
+                let sel = p.spec.and_then(|s| s.node_selector).unwrap_or_default();
+                if sel.get("pool").map(String::as_str) != Some("tenants") {
+                    check(Err(format!(
+                        "pod {name}: nodeSelector {sel:?} lacks the forced pool=tenants"
+                    )));
+                }
+            }
+            Err(e) => check(Err(e)),
+        }
+    }
+    // A pod that asks for another pool gets the forced one.
+    match admitted(
+        "a pod asking for pool=gpu",
+        pods.create(
+            &pp,
+            &pod_with(
+                &format!("{tag}-pool"),
+                "registry.k8s.io/pause:3.10",
+                json!({ "nodeSelector": { "pool": "gpu" } }),
+            ),
+        )
+        .await,
+    ) {
+        Ok(p) => {
+            let sel = p.spec.and_then(|s| s.node_selector).unwrap_or_default();
+            if sel.get("pool").map(String::as_str) != Some("tenants") {
+                check(Err(format!(
+                    "pod asking for pool=gpu was stored with {sel:?}"
+                )));
+            }
+        }
+        Err(e) => check(Err(e)),
+    }
+    for (i, image) in [
+        "evil.io/miner",
+        "foo/bar",
+        "registry.k8s.io.evil.io/pause",
+        "localhost:5000/x",
+        "quay.io/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ]
+    .iter()
+    .enumerate()
+    {
+        check(refused(
+            &format!("pod with image {image}"),
+            pods.create(&pp, &pod_with(&format!("{tag}-bad-{i}"), image, json!({})))
+                .await,
+            "covenant-images",
+            ALLOWED_REGISTRIES,
+        ));
+    }
+    // An init container is a container too.
+    let mut init = pod_with(
+        &format!("{tag}-init"),
+        "registry.k8s.io/pause:3.10",
+        json!({}),
+    );
+    let mut c = init.spec.as_ref().unwrap().containers[0].clone();
+    c.name = "init".into();
+    c.image = Some("evil.io/init".into());
+    init.spec.as_mut().unwrap().init_containers = Some(vec![c]);
+    check(refused(
+        "an init container from evil.io",
+        pods.create(&pp, &init).await,
+        "covenant-images",
+        ALLOWED_REGISTRIES,
+    ));
+
+    // Workloads: the pod template is judged when the workload is made.
+    check(
+        admitted(
+            "a Deployment from registry.k8s.io",
+            deployments
+                .create(
+                    &pp,
+                    &deployment_with(
+                        &format!("{tag}-web"),
+                        "registry.k8s.io/pause:3.10",
+                        json!({}),
+                    ),
+                )
+                .await,
+        )
+        .map(|_| ()),
+    );
+    check(refused(
+        "a Deployment from evil.io",
+        deployments
+            .create(
+                &pp,
+                &deployment_with(&format!("{tag}-evil"), "evil.io/x:1", json!({})),
+            )
+            .await,
+        "covenant-images",
+        ALLOWED_REGISTRIES,
+    ));
+    check(refused(
+        "a Deployment overriding the forced pool",
+        deployments
+            .create(
+                &pp,
+                &deployment_with(
+                    &format!("{tag}-gpu"),
+                    "registry.k8s.io/pause:3.10",
+                    json!({ "nodeSelector": { "pool": "gpu" } }),
+                ),
+            )
+            .await,
+        "covenant-scheduling",
+        "forced: pool=tenants",
+    ));
+    match admitted(
+        "a CronJob from docker.io/library",
+        cronjobs
+            .create(&pp, &cronjob_with(&format!("{tag}-cron"), "busybox:1.36"))
+            .await,
+    ) {
+        // The tier's default PriorityClass is set on the template that named none.
+        Ok(cj) => {
+            let got = serde_json::to_value(&cj)
+                .unwrap()
+                .pointer("/spec/jobTemplate/spec/template/spec/priorityClassName")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if got.as_deref() != Some(priority) {
+                check(Err(format!(
+                    "CronJob template priorityClassName {got:?}, expected the default {priority}"
+                )));
+            }
+        }
+        Err(e) => check(Err(e)),
+    }
+    check(refused(
+        "a CronJob from ghcr.io",
+        cronjobs
+            .create(
+                &pp,
+                &cronjob_with(&format!("{tag}-cron-bad"), "ghcr.io/x/y:1"),
+            )
+            .await,
+        "covenant-images",
+        ALLOWED_REGISTRIES,
+    ));
+    check(admitted(
+        "a Job tolerating dedicated=tenants:NoSchedule",
+        jobs.create(&pp, &job_with(&format!("{tag}-job"), "registry.k8s.io/pause:3.10", json!({ "tolerations": [{ "key": "dedicated", "value": "tenants", "effect": "NoSchedule" }] }))).await,
+    ).map(|_| ()));
+    check(refused(
+        "a Job tolerating every taint",
+        jobs.create(
+            &pp,
+            &job_with(
+                &format!("{tag}-job-any"),
+                "registry.k8s.io/pause:3.10",
+                json!({ "tolerations": [{ "operator": "Exists" }] }),
+            ),
+        )
+        .await,
+        "covenant-scheduling",
+        "allowed: dedicated=tenants:NoSchedule",
+    ));
+    check(refused(
+        "a pod with PriorityClass system-cluster-critical",
+        pods.create(
+            &pp,
+            &pod_with(
+                &format!("{tag}-crit"),
+                "registry.k8s.io/pause:3.10",
+                json!({ "priorityClassName": "system-cluster-critical" }),
+            ),
+        )
+        .await,
+        "covenant-scheduling",
+        &format!("allowed: {priority}"),
+    ));
+    check(refused(
+        "a pod naming its node",
+        pods.create(
+            &pp,
+            &pod_with(
+                &format!("{tag}-node"),
+                "registry.k8s.io/pause:3.10",
+                json!({ "nodeName": "any-node" }),
+            ),
+        )
+        .await,
+        "covenant-scheduling",
+        "forced: pool=tenants",
+    ));
+
+    // Classes: storage (with its default) and ingress.
+    let claim = |name: &str, class: Option<&str>| -> PersistentVolumeClaim {
+        let mut spec = json!({ "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } });
+        if let Some(c) = class {
+            spec["storageClassName"] = json!(c);
+        }
+        object(json!({ "metadata": { "name": name }, "spec": spec }))
+    };
+    match admitted(
+        "a claim naming no class",
+        pvcs.create(&pp, &claim(&format!("{tag}-data"), None)).await,
+    ) {
+        Ok(c) => {
+            let got = c.spec.and_then(|s| s.storage_class_name);
+            if got.as_deref() != Some("standard") {
+                check(Err(format!(
+                    "claim naming no class got {got:?}, expected the default standard"
+                )));
+            }
+        }
+        Err(e) => check(Err(e)),
+    }
+    check(
+        admitted(
+            "a claim of class fast",
+            pvcs.create(&pp, &claim(&format!("{tag}-fast"), Some("fast")))
+                .await,
+        )
+        .map(|_| ()),
+    );
+    check(refused(
+        "a claim of class premium",
+        pvcs.create(&pp, &claim(&format!("{tag}-premium"), Some("premium")))
+            .await,
+        "covenant-classes",
+        "allowed: standard, fast",
+    ));
+    let ingress = |name: &str, class: Value, annotations: Value| -> Ingress {
+        object(json!({
+            "metadata": { "name": name, "annotations": annotations },
+            "spec": { "ingressClassName": class, "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } }
+        }))
+    };
+    check(
+        admitted(
+            "an Ingress of class public",
+            ingresses
+                .create(
+                    &pp,
+                    &ingress(&format!("{tag}-pub"), json!("public"), json!({})),
+                )
+                .await,
+        )
+        .map(|_| ()),
+    );
+    check(refused(
+        "an Ingress of class internal",
+        ingresses
+            .create(
+                &pp,
+                &ingress(&format!("{tag}-int"), json!("internal"), json!({})),
+            )
+            .await,
+        "covenant-classes",
+        "allowed: public",
+    ));
+    check(refused(
+        "an Ingress naming class internal by the legacy annotation",
+        ingresses
+            .create(
+                &pp,
+                &ingress(
+                    &format!("{tag}-legacy"),
+                    Value::Null,
+                    json!({ "kubernetes.io/ingress.class": "internal" }),
+                ),
+            )
+            .await,
+        "covenant-classes",
+        "allowed: public",
+    ));
+    failures
+}
+
+/// The tenant: an account on `package` with administrator `admin`, and a ServiceAccount `deployer`
+/// bound to the built-in `edit` role in its namespace.
+async fn tenant(t: &TestCtx, base: &str, package: &str, admin: &str, extra: Value) -> String {
+    let account = t.account(base);
+    t.apply(&fixtures::account(
+        &account,
+        Some(package),
+        &[],
+        &[admin],
+        extra,
+    ))
+    .await;
+    wait_account_ready(&t.client, &account).await;
+    t.apply(&format!(
+        r#"{{"apiVersion":"v1","kind":"ServiceAccount","metadata":{{"name":"deployer","namespace":"{account}"}}}}"#
+    ))
+    .await;
+    t.apply(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "deployer-edit", "namespace": account },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "deployer", "namespace": account }]
+    }).to_string())
+    .await;
+    account
+}
+
+async fn priority_class(t: &TestCtx, base: &str) -> String {
+    let name = t.name(base);
+    t.track("priorityclasses.scheduling.k8s.io", &name);
+    t.apply(
+        &json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": { "name": name }, "value": 100
+        })
+        .to_string(),
+    )
+    .await;
+    name
+}
+
+#[tokio::test]
+async fn a_tier_admits_what_it_allows_and_refuses_the_rest_on_every_pod_path() {
+    let t = TestCtx::new("policies-paths").await;
+    let priority = priority_class(&t, "tenant-low").await;
+    let pkg = t.package("gold");
+    t.apply(&package_with_policies(&pkg, &priority)).await;
+    let admin = format!("alice-{}", t.suffix);
+    let ns = tenant(&t, "acme", &pkg, &admin, json!({})).await;
+
+    let mut failures = Vec::new();
+    let alice = impersonate(&admin, &[]).await;
+    failures.extend(try_every_path(&alice, &ns, "admin", &priority).await);
+    let sa = impersonate(
+        &format!("system:serviceaccount:{ns}:deployer"),
+        &[
+            "system:serviceaccounts",
+            &format!("system:serviceaccounts:{ns}"),
+        ],
+    )
+    .await;
+    failures.extend(try_every_path(&sa, &ns, "sa", &priority).await);
+
+    // Ephemeral containers (kubectl debug) are a path to a new container in a running pod: neither
+    // tenant role grants pods/ephemeralcontainers, so this is tried with the cluster admin, whom the
+    // policies do not exempt either.
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), &ns);
+    let debug = |image: &str, name: &str| {
+        json!({ "spec": { "ephemeralContainers": [{
+            "name": name, "image": image,
+            "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] } }
+        }] } })
+    };
+    let ephemeral = |patch: Value| {
+        let pods = pods.clone();
+        async move {
+            pods.patch_subresource(
+                "ephemeralcontainers",
+                "admin-ok-0",
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await
+        }
+    };
+    if let Err(e) = refused(
+        "an ephemeral container from evil.io",
+        ephemeral(debug("evil.io/debug", "dbg")).await,
+        "covenant-images",
+        ALLOWED_REGISTRIES,
+    ) {
+        failures.push(e);
+    }
+    if let Err(e) = admitted(
+        "an ephemeral container of busybox",
+        ephemeral(debug("busybox:1.36", "dbg2")).await,
+    ) {
+        failures.push(e);
+    }
+
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn an_account_on_a_package_without_policies_is_unaffected() {
+    let t = TestCtx::new("policies-none").await;
+    let pkg = t.package("plain");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let admin = format!("bob-{}", t.suffix);
+    let ns = tenant(&t, "plain", &pkg, &admin, json!({})).await;
+    let bob = impersonate(&admin, &[]).await;
+    let pods: Api<Pod> = Api::namespaced(bob, &ns);
+    let p = pods
+        .create(
+            &PostParams::default(),
+            &pod_with(
+                "anything",
+                "evil.io/miner:1",
+                json!({ "nodeSelector": { "pool": "gpu" } }),
+            ),
+        )
+        .await
+        .expect("a package without policies restricts no registry");
+    assert_eq!(
+        p.spec
+            .and_then(|s| s.node_selector)
+            .unwrap_or_default()
+            .get("pool")
+            .map(String::as_str),
+        Some("gpu"),
+        "no node label is forced"
+    );
+}
+
+#[tokio::test]
+async fn an_account_narrows_its_package_and_cannot_widen_it() {
+    let t = TestCtx::new("policies-narrow").await;
+    let priority = priority_class(&t, "tenant-low").await;
+    let pkg = t.package("gold");
+    t.apply(&package_with_policies(&pkg, &priority)).await;
+    let admin = format!("carol-{}", t.suffix);
+    let wide = t.account("wide");
+    let accounts: Api<kube::core::DynamicObject> = Api::all_with(
+        t.client.clone(),
+        &kube::discovery::ApiResource::erase::<covenant::api::Account>(&()),
+    );
+    let doc: Value = serde_json::from_str(&fixtures::account(
+        &wide,
+        Some(&pkg),
+        &[],
+        &[&admin],
+        json!({ "policies": { "images": { "allowedRegistries": ["registry.k8s.io/", "evil.io/"] },
+                               "storageClasses": { "allowed": ["premium"] } } }),
+    ))
+    .unwrap();
+    let obj: kube::core::DynamicObject = serde_json::from_value(doc).unwrap();
+    // The API server loads a policy whose params are a custom resource once it discovers the kind.
+    let message = eventually(
+        "the API server refuses an Account that widens its package",
+        TIMEOUT * 4,
+        || {
+            let accounts = accounts.clone();
+            let obj = obj.clone();
+            async move {
+                match accounts
+                    .create(
+                        &PostParams {
+                            dry_run: true,
+                            ..Default::default()
+                        },
+                        &obj,
+                    )
+                    .await
+                {
+                    Err(kube::Error::Api(s)) if s.message.contains("covenant-account-policies") => {
+                        Ok(s.message)
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    for needle in [
+        "evil.io/",
+        "premium",
+        "registry.k8s.io/, docker.io/library/",
+        "standard, fast",
+    ] {
+        assert!(
+            message.contains(needle),
+            "the refusal names {needle}: {message}"
+        );
+    }
+
+    // Narrowing is admitted and is what the API server enforces in the account's namespace.
+    let ns = tenant(
+        &t,
+        "narrow",
+        &pkg,
+        &admin,
+        json!({ "policies": { "images": { "allowedRegistries": ["registry.k8s.io/pause"] } } }),
+    )
+    .await;
+    let carol = impersonate(&admin, &[]).await;
+    let pods: Api<Pod> = Api::namespaced(carol, &ns);
+    let pp = PostParams::default();
+    pods.create(
+        &pp,
+        &pod_with("pause", "registry.k8s.io/pause:3.10", json!({})),
+    )
+    .await
+    .expect("the narrowed registry is allowed");
+    let e = api_error(
+        "nginx, allowed by the package but not the account",
+        pods.create(&pp, &pod_with("nginx", "nginx:1.27", json!({})))
+            .await,
+    );
+    assert!(
+        e.message.contains("covenant-images")
+            && e.message.contains("allowed: registry.k8s.io/pause"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
+    let t = TestCtx::new("policies-tighten").await;
+    let priority = priority_class(&t, "tenant-low").await;
+    let pkg = t.package("gold");
+    t.apply(&package_with_policies(&pkg, &priority)).await;
+    let admin = format!("dave-{}", t.suffix);
+    let ns = tenant(&t, "acme", &pkg, &admin, json!({})).await;
+    let dave = impersonate(&admin, &[]).await;
+    let pods: Api<Pod> = Api::namespaced(dave.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(dave, &ns);
+    let pp = PostParams::default();
+    pods.create(&pp, &pod_with("old", "nginx:1.27", json!({})))
+        .await
+        .expect("docker.io/library is allowed");
+    deployments
+        .create(&pp, &deployment_with("old", "nginx:1.27", json!({})))
+        .await
+        .expect("docker.io/library is allowed");
+
+    // The platform drops docker.io/library/ from the tier.
+    let mut p: Value = serde_json::from_str(&package_with_policies(&pkg, &priority)).unwrap();
+    p["spec"]["policies"]["images"]["allowedRegistries"] = json!(["registry.k8s.io/"]);
+    t.apply(&p.to_string()).await;
+    eventually(
+        "new pods from docker.io/library are refused",
+        TIMEOUT,
+        || {
+            let pods = pods.clone();
+            async move {
+                refused(
+                    "a new pod from docker.io/library",
+                    pods.create(
+                        &PostParams {
+                            dry_run: true,
+                            ..Default::default()
+                        },
+                        &pod_with("new", "nginx:1.27", json!({})),
+                    )
+                    .await,
+                    "covenant-images",
+                    "allowed: registry.k8s.io/",
+                )
+            }
+        },
+    )
+    .await;
+    // What runs stays, and is reported on the Account: a condition naming the pod, and an Event.
+    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
+    let report = eventually(
+        "the Account reports the pod the tier no longer allows",
+        TIMEOUT * 2,
+        || {
+            let accounts = accounts.clone();
+            let ns = ns.clone();
+            async move {
+                let a = accounts.get(&ns).await.map_err(|e| e.to_string())?;
+                match condition(&a, "PoliciesCompliant") {
+                    Some(c)
+                        if c.status == "False"
+                            && c.message.contains(&format!("{ns}/old: image nginx:1.27")) =>
+                    {
+                        Ok(c.message.clone())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(report.contains("nothing was deleted"), "{report}");
+    assert!(report.contains("allowed: registry.k8s.io/"), "{report}");
+    eventually("a Warning Event names the pod", TIMEOUT, || {
+        let ns = ns.clone();
+        async move {
+            let events = covenant_e2e::k8s::events_about(&ns);
+            if events.contains("NotAllowedByTier") && events.contains(&format!("{ns}/old")) {
+                Ok(())
+            } else {
+                Err(events)
+            }
+        }
+    })
+    .await;
+    // The tenant can still operate what it runs: scale, relabel, delete.
+    pods.get("old")
+        .await
+        .expect("the running pod is not deleted");
+    deployments
+        .patch(
+            "old",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 3 } })),
+        )
+        .await
+        .expect("a Deployment whose image the tier no longer allows can still be scaled");
+    pods.patch(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "labels": { "note": "kept" } } })),
+    )
+    .await
+    .expect("a pod whose image the tier no longer allows can still be relabelled");
+    pods.delete("old", &DeleteParams::default())
+        .await
+        .expect("and deleted");
+}

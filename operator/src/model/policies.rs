@@ -1,0 +1,375 @@
+//! A tenant's effective policies (pure): its package's `policies` narrowed by its Account's, and the
+//! namespace annotations the admission policies in `deploy/workload-policies-policy.yaml` read. An
+//! absent annotation leaves that concern unrestricted, so namespaces of accounts on a package without
+//! policies carry none of them.
+
+use std::collections::BTreeMap;
+
+use crate::api::{
+    AllowedToleration, ClassPolicy, ImagePolicy, Policies, SchedulingPolicy, TolerationPolicy,
+};
+
+/// Namespace annotation: the package whose policies the namespace's annotations carry (named in the
+/// admission policies' messages).
+pub const POLICY_PACKAGE_ANNOTATION: &str = "covenant.dev/policy-package";
+/// Namespace annotation: allowed image reference prefixes, comma-separated.
+pub const REGISTRIES_ANNOTATION: &str = "covenant.dev/allowed-registries";
+/// Namespace annotation: forced node labels, `key=value` comma-separated.
+pub const NODE_SELECTOR_ANNOTATION: &str = "covenant.dev/node-selector";
+/// Namespace annotation: allowed tolerations, one `key|operator|value|effect` per line (empty =
+/// any).
+pub const TOLERATIONS_ANNOTATION: &str = "covenant.dev/allowed-tolerations";
+
+/// The Account condition that reports pods its tier's policies no longer allow.
+pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
+/// The field manager of that condition (the compliance loop, not the account controller).
+pub const COMPLIANCE_FIELD_MANAGER: &str = "covenant-policies";
+/// At most this many offending objects are named in the condition; the rest are counted.
+pub const NAMED_AT_MOST: usize = 10;
+
+/// The `PoliciesCompliant=False` message for the offending objects (`ns/name: why`), `None` when
+/// there are none. Nothing is deleted: the message says so and how to fix it.
+pub fn noncompliance_message(found: &[String]) -> Option<String> {
+    if found.is_empty() {
+        return None;
+    }
+    let mut found = found.to_vec();
+    found.sort();
+    let more = found.len().saturating_sub(NAMED_AT_MOST);
+    found.truncate(NAMED_AT_MOST);
+    Some(format!(
+        "{} pod(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
+        found.len() + more,
+        found.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// The class kinds a package can restrict: (annotation stem, field of [`Policies`]).
+pub const CLASS_KINDS: [&str; 5] = [
+    "storage-classes",
+    "ingress-classes",
+    "gateway-classes",
+    "priority-classes",
+    "runtime-classes",
+];
+
+/// Namespace annotation of the allowed classes of a kind (`stem` from [`CLASS_KINDS`]).
+pub fn allowed_annotation(stem: &str) -> String {
+    format!("covenant.dev/allowed-{stem}")
+}
+
+/// Namespace annotation of the default class of a kind (`stem` from [`CLASS_KINDS`]).
+pub fn default_annotation(stem: &str) -> String {
+    format!("covenant.dev/default-{}", stem.trim_end_matches("es"))
+}
+
+fn classes<'a>(p: &'a Policies, stem: &str) -> Option<&'a ClassPolicy> {
+    match stem {
+        "storage-classes" => p.storage_classes.as_ref(),
+        "ingress-classes" => p.ingress_classes.as_ref(),
+        "gateway-classes" => p.gateway_classes.as_ref(),
+        "priority-classes" => p.priority_classes.as_ref(),
+        "runtime-classes" => p.runtime_classes.as_ref(),
+        _ => None,
+    }
+}
+
+fn narrow_classes(pkg: Option<&ClassPolicy>, acct: Option<&ClassPolicy>) -> Option<ClassPolicy> {
+    match (pkg, acct) {
+        (None, a) => a.cloned(),
+        (p, None) => p.cloned(),
+        (Some(p), Some(a)) => {
+            let allowed: Vec<String> = a
+                .allowed
+                .iter()
+                .filter(|c| p.allowed.contains(c))
+                .cloned()
+                .collect();
+            let default = [a.default.as_ref(), p.default.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|d| allowed.contains(d))
+                .cloned();
+            Some(ClassPolicy { allowed, default })
+        }
+    }
+}
+
+/// Whether the toleration pattern `a` is within `p` (every field `p` sets, `a` sets to the same).
+fn within(a: &AllowedToleration, p: &AllowedToleration) -> bool {
+    fn f(p: &Option<String>, a: &Option<String>) -> bool {
+        p.is_none() || p == a
+    }
+    f(&p.key, &a.key)
+        && f(&p.operator, &a.operator)
+        && f(&p.value, &a.value)
+        && f(&p.effect, &a.effect)
+}
+
+/// The policies in force for an account: the package's, narrowed by the account's. An account's entry
+/// that would widen the package is dropped (the API server refuses such overrides; this keeps the
+/// package's word also for an override written before the package was tightened).
+pub fn effective(package: Option<&Policies>, account: Option<&Policies>) -> Policies {
+    let empty = Policies::default();
+    let p = package.unwrap_or(&empty);
+    let a = account.unwrap_or(&empty);
+    let images = match (&p.images, &a.images) {
+        (None, x) | (x, None) => x.clone(),
+        (Some(p), Some(a)) => Some(ImagePolicy {
+            allowed_registries: a
+                .allowed_registries
+                .iter()
+                .filter(|r| {
+                    p.allowed_registries
+                        .iter()
+                        .any(|q| r.starts_with(q.as_str()))
+                })
+                .cloned()
+                .collect(),
+        }),
+    };
+    let scheduling = match (&p.scheduling, &a.scheduling) {
+        (None, None) => None,
+        (p, a) => {
+            let mut node_selector = a
+                .as_ref()
+                .map(|a| a.node_selector.clone())
+                .unwrap_or_default();
+            if let Some(p) = p {
+                node_selector.extend(p.node_selector.clone());
+            }
+            Some(SchedulingPolicy { node_selector })
+        }
+    };
+    let tolerations = match (&p.tolerations, &a.tolerations) {
+        (None, x) | (x, None) => x.clone(),
+        (Some(p), Some(a)) => Some(TolerationPolicy {
+            allowed: a
+                .allowed
+                .iter()
+                .filter(|t| p.allowed.iter().any(|q| within(t, q)))
+                .cloned()
+                .collect(),
+        }),
+    };
+    Policies {
+        images,
+        storage_classes: narrow_classes(p.storage_classes.as_ref(), a.storage_classes.as_ref()),
+        ingress_classes: narrow_classes(p.ingress_classes.as_ref(), a.ingress_classes.as_ref()),
+        gateway_classes: narrow_classes(p.gateway_classes.as_ref(), a.gateway_classes.as_ref()),
+        priority_classes: narrow_classes(p.priority_classes.as_ref(), a.priority_classes.as_ref()),
+        runtime_classes: narrow_classes(p.runtime_classes.as_ref(), a.runtime_classes.as_ref()),
+        scheduling,
+        tolerations,
+    }
+}
+
+/// Where an account's `policies` widen its package's, one message each (empty when it only
+/// narrows). The API server refuses such an Account (`covenant-account-policies`); `covenant check`
+/// and the Account's status use the same words.
+pub fn widenings(package: Option<&Policies>, account: &Policies) -> Vec<String> {
+    let empty = Policies::default();
+    let p = package.unwrap_or(&empty);
+    let mut out = Vec::new();
+    if let (Some(pi), Some(ai)) = (&p.images, &account.images) {
+        for r in &ai.allowed_registries {
+            if !pi
+                .allowed_registries
+                .iter()
+                .any(|q| r.starts_with(q.as_str()))
+            {
+                out.push(format!(
+                    "policies.images.allowedRegistries: {r} is not under a registry the package allows ({})",
+                    pi.allowed_registries.join(", ")
+                ));
+            }
+        }
+    }
+    for (field, stem) in [
+        ("storageClasses", "storage-classes"),
+        ("ingressClasses", "ingress-classes"),
+        ("gatewayClasses", "gateway-classes"),
+        ("priorityClasses", "priority-classes"),
+        ("runtimeClasses", "runtime-classes"),
+    ] {
+        if let (Some(pc), Some(ac)) = (classes(p, stem), classes(account, stem)) {
+            for c in ac.allowed.iter().chain(ac.default.as_ref()) {
+                if !pc.allowed.contains(c) {
+                    out.push(format!(
+                        "policies.{field}: {c} is not allowed by the package ({})",
+                        pc.allowed.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(ps), Some(as_)) = (&p.scheduling, &account.scheduling) {
+        for (k, v) in &ps.node_selector {
+            if as_.node_selector.get(k).is_some_and(|w| w != v) {
+                out.push(format!(
+                    "policies.scheduling.nodeSelector: {k} is forced to {v} by the package"
+                ));
+            }
+        }
+    }
+    if let (Some(pt), Some(at)) = (&p.tolerations, &account.tolerations) {
+        for t in &at.allowed {
+            if !pt.allowed.iter().any(|q| within(t, q)) {
+                out.push(format!(
+                    "policies.tolerations.allowed: {} is not within a toleration the package allows",
+                    toleration_token(t)
+                ));
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+fn toleration_token(t: &AllowedToleration) -> String {
+    [&t.key, &t.operator, &t.value, &t.effect]
+        .map(|f| f.clone().unwrap_or_default())
+        .join("|")
+}
+
+/// Whether `key` is one of the namespace annotations that carry policies ([`annotations`]): one the
+/// desired namespace no longer carries is removed (a package that drops a policy lifts it).
+pub fn is_policy_annotation(key: &str) -> bool {
+    [
+        POLICY_PACKAGE_ANNOTATION,
+        REGISTRIES_ANNOTATION,
+        NODE_SELECTOR_ANNOTATION,
+        TOLERATIONS_ANNOTATION,
+    ]
+    .contains(&key)
+        || CLASS_KINDS
+            .iter()
+            .any(|stem| key == allowed_annotation(stem) || key == default_annotation(stem))
+}
+
+/// The namespace annotations that carry `policies` for the admission policies (`package`: the
+/// package's name, for their messages). Empty when nothing is restricted.
+pub fn annotations(policies: &Policies, package: &str) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    if let Some(i) = &policies.images {
+        a.insert(
+            REGISTRIES_ANNOTATION.to_string(),
+            i.allowed_registries.join(","),
+        );
+    }
+    for stem in CLASS_KINDS {
+        if let Some(c) = classes(policies, stem) {
+            a.insert(allowed_annotation(stem), c.allowed.join(","));
+            if let Some(d) = &c.default {
+                a.insert(default_annotation(stem), d.clone());
+            }
+        }
+    }
+    if let Some(s) = policies
+        .scheduling
+        .as_ref()
+        .filter(|s| !s.node_selector.is_empty())
+    {
+        let pairs: Vec<String> = s
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        a.insert(NODE_SELECTOR_ANNOTATION.to_string(), pairs.join(","));
+    }
+    if let Some(t) = &policies.tolerations {
+        let lines: Vec<String> = t.allowed.iter().map(toleration_token).collect();
+        a.insert(TOLERATIONS_ANNOTATION.to_string(), lines.join("\n"));
+    }
+    if !a.is_empty() {
+        a.insert(POLICY_PACKAGE_ANNOTATION.to_string(), package.to_string());
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes(allowed: &[&str], default: Option<&str>) -> Option<ClassPolicy> {
+        Some(ClassPolicy {
+            allowed: allowed.iter().map(|s| s.to_string()).collect(),
+            default: default.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn an_account_narrows_and_never_widens() {
+        let pkg = Policies {
+            images: Some(ImagePolicy {
+                allowed_registries: vec!["registry.example/".into(), "docker.io/library/".into()],
+            }),
+            storage_classes: classes(&["standard", "fast"], Some("standard")),
+            scheduling: Some(SchedulingPolicy {
+                node_selector: BTreeMap::from([("pool".into(), "tenants".into())]),
+            }),
+            ..Default::default()
+        };
+        let acct = Policies {
+            images: Some(ImagePolicy {
+                allowed_registries: vec!["registry.example/acme/".into(), "evil.io/".into()],
+            }),
+            storage_classes: classes(&["fast", "premium"], Some("fast")),
+            scheduling: Some(SchedulingPolicy {
+                node_selector: BTreeMap::from([
+                    ("pool".into(), "other".into()),
+                    ("zone".into(), "a".into()),
+                ]),
+            }),
+            ..Default::default()
+        };
+        let e = effective(Some(&pkg), Some(&acct));
+        assert_eq!(
+            e.images.unwrap().allowed_registries,
+            vec!["registry.example/acme/"]
+        );
+        assert_eq!(e.storage_classes, classes(&["fast"], Some("fast")));
+        assert_eq!(
+            e.scheduling.unwrap().node_selector,
+            BTreeMap::from([
+                ("pool".into(), "tenants".into()),
+                ("zone".into(), "a".into())
+            ])
+        );
+        let w = widenings(Some(&pkg), &acct);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("evil.io/"), "{w:?}");
+        assert!(w[1].contains("premium"), "{w:?}");
+        assert!(w[2].contains("pool is forced to tenants"), "{w:?}");
+        assert!(widenings(Some(&pkg), &effective(Some(&pkg), Some(&acct))).is_empty());
+    }
+
+    #[test]
+    fn no_policies_means_no_annotations() {
+        assert!(annotations(&effective(None, None), "standard").is_empty());
+        let p = Policies {
+            storage_classes: classes(&["standard"], Some("standard")),
+            tolerations: Some(TolerationPolicy {
+                allowed: vec![AllowedToleration {
+                    key: Some("dedicated".into()),
+                    effect: Some("NoSchedule".into()),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
+        let a = annotations(&p, "gold");
+        assert_eq!(a["covenant.dev/allowed-storage-classes"], "standard");
+        assert_eq!(a["covenant.dev/default-storage-class"], "standard");
+        assert_eq!(
+            a["covenant.dev/allowed-tolerations"],
+            "dedicated|||NoSchedule"
+        );
+        assert_eq!(a[POLICY_PACKAGE_ANNOTATION], "gold");
+    }
+}

@@ -1,0 +1,212 @@
+//! The image and scheduling policies of `deploy/workload-policies-policy.yaml`, evaluated offline with
+//! kube's CEL engine on sample pods and workloads in a namespace annotated as the operator annotates
+//! a tenant's (the same evaluator `covenant check` uses): image normalisation edge cases, init and
+//! ephemeral containers, updates that introduce nothing new, unrestricted namespaces.
+
+use covenant::admission::{WORKLOAD_POLICIES, evaluate, matches, policies};
+use serde_json::{Value, json};
+
+fn policy(name: &str) -> Value {
+    policies(WORKLOAD_POLICIES)
+        .unwrap()
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("policy {name}"))
+}
+
+fn namespace(annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": "acme", "labels": {"covenant.dev/account": "acme"}, "annotations": annotations}})
+}
+
+fn registries(allowed: &str) -> Value {
+    namespace(
+        json!({"covenant.dev/allowed-registries": allowed, "covenant.dev/policy-package": "gold"}),
+    )
+}
+
+fn pod(images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| json!({"name": format!("c{i}"), "image": img}))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "acme"},
+           "spec": {"containers": containers}})
+}
+
+fn images(ns: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+    evaluate(&policy("covenant-images"), object, old, ns, "alice").expect("the policy evaluates")
+}
+
+#[test]
+fn image_references_are_normalised_before_the_prefix_match() {
+    let ns = registries("docker.io/library/,registry.example/team/,localhost:5000,gcr.io");
+    let admitted = [
+        "nginx",
+        "nginx:1.27",
+        "library/nginx",
+        "docker.io/nginx",
+        "docker.io/library/nginx:1.27",
+        "index.docker.io/library/nginx",
+        "index.docker.io/nginx",
+        "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "registry.example/team/app:2",
+        "registry.example/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "localhost:5000/x",
+        "gcr.io/project/image",
+    ];
+    for image in admitted {
+        assert_eq!(
+            images(&ns, &pod(&[image]), None),
+            Vec::<String>::new(),
+            "{image} is allowed"
+        );
+    }
+    let refused = [
+        ("foo/bar", "docker.io/foo/bar"),
+        ("docker.io/foo/bar", "docker.io/foo/bar"),
+        ("evil.io/nginx", "evil.io/nginx"),
+        ("registry.example/other/app", "registry.example/other/app"),
+        (
+            "registry.example.evil.io/team/app",
+            "registry.example.evil.io/team/app",
+        ),
+        ("localhost/x", "localhost/x"),
+        ("localhost:5001/x", "localhost:5001/x"),
+        // A host allowed without '/' matches only that host, not one it is a prefix of.
+        ("gcr.io.evil.io/x", "gcr.io.evil.io/x"),
+    ];
+    for (image, normalised) in refused {
+        let denied = images(&ns, &pod(&[image]), None);
+        assert_eq!(denied.len(), 1, "{image} is refused: {denied:?}");
+        assert!(denied[0].contains(image), "{denied:?}");
+        assert!(
+            denied[0].contains(normalised) || normalised == image,
+            "{image} normalises to {normalised}: {denied:?}"
+        );
+        assert!(
+            denied[0].contains("the gold tier allows (covenant-images): allowed: docker.io/library/, registry.example/team/, localhost:5000, gcr.io"),
+            "{denied:?}"
+        );
+    }
+}
+
+#[test]
+fn a_digest_does_not_make_a_one_component_name_a_registry_host() {
+    let ns = registries("evil/");
+    let image = "evil@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let denied = images(&ns, &pod(&[image]), None);
+    assert!(
+        denied.len() == 1 && denied[0].contains(&format!("(docker.io/library/{image})")),
+        "{denied:?}"
+    );
+}
+
+#[test]
+fn init_and_ephemeral_containers_and_pod_templates_are_judged() {
+    let ns = registries("docker.io/library/");
+    let mut p = pod(&["nginx"]);
+    p["spec"]["initContainers"] = json!([{"name": "init", "image": "evil.io/init"}]);
+    assert_eq!(images(&ns, &p, None).len(), 1, "init container");
+    let mut running = pod(&["nginx"]);
+    let old = running.clone();
+    running["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "evil.io/debug"}]);
+    let denied = images(&ns, &running, Some(&old));
+    assert!(
+        denied.len() == 1 && denied[0].contains("evil.io/debug"),
+        "{denied:?}"
+    );
+    let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "acme"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "quay.io/x"}]}}}}}});
+    assert!(matches(&policy("covenant-images"), &cronjob, "CREATE"));
+    assert_eq!(images(&ns, &cronjob, None).len(), 1, "cronjob template");
+    for (api, kind) in [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("v1", "ReplicationController"),
+    ] {
+        let w = json!({"apiVersion": api, "kind": kind, "metadata": {"name": "w", "namespace": "acme"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "quay.io/x"}]}}}});
+        assert!(
+            matches(&policy("covenant-images"), &w, "CREATE"),
+            "{kind} is a pod path"
+        );
+        assert_eq!(images(&ns, &w, None).len(), 1, "{kind} template");
+    }
+}
+
+#[test]
+fn an_update_is_judged_only_on_what_it_introduces() {
+    let ns = registries("registry.example/");
+    // Admitted before the package was tightened; scaling or relabelling it introduces no image.
+    let old = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "acme"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let mut scaled = old.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    assert_eq!(images(&ns, &scaled, Some(&old)), Vec::<String>::new());
+    let mut changed = old.clone();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    assert_eq!(images(&ns, &changed, Some(&old)).len(), 1);
+}
+
+#[test]
+fn a_namespace_without_the_annotations_is_unrestricted() {
+    for p in policies(WORKLOAD_POLICIES).unwrap() {
+        let ns = namespace(json!({}));
+        let mut any = pod(&["evil.io/x"]);
+        any["spec"]["nodeName"] = json!("n1");
+        any["spec"]["priorityClassName"] = json!("system-cluster-critical");
+        any["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        let name = p["metadata"]["name"].as_str().unwrap().to_string();
+        assert_eq!(
+            evaluate(&p, &any, None, &ns, "alice").unwrap(),
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn tolerations_node_labels_and_priority_are_judged_against_the_annotations() {
+    let ns = namespace(json!({
+        "covenant.dev/policy-package": "gold",
+        "covenant.dev/node-selector": "pool=tenants",
+        "covenant.dev/allowed-tolerations": "dedicated||tenants|NoSchedule",
+        "covenant.dev/allowed-priority-classes": "low",
+    }));
+    let scheduling = policy("covenant-scheduling");
+    let mut p = pod(&["nginx"]);
+    p["spec"]["nodeSelector"] = json!({"pool": "tenants"});
+    p["spec"]["tolerations"] = json!([
+        {"key": "dedicated", "value": "tenants", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+    ]);
+    p["spec"]["priorityClassName"] = json!("low");
+    assert_eq!(
+        evaluate(&scheduling, &p, None, &ns, "alice").unwrap(),
+        Vec::<String>::new()
+    );
+    let mut bad = p.clone();
+    bad["spec"]["nodeSelector"] = json!({"pool": "gpu"});
+    bad["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    bad["spec"]["priorityClassName"] = json!("high");
+    let denied = evaluate(&scheduling, &bad, None, &ns, "alice").unwrap();
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    assert!(
+        denied[0].contains("priorityClassName high") && denied[0].contains("allowed: low"),
+        "{denied:?}"
+    );
+    assert!(
+        denied[1].contains("pool=gpu") && denied[1].contains("forced: pool=tenants"),
+        "{denied:?}"
+    );
+    assert!(
+        denied[2].contains("toleration *")
+            && denied[2].contains("allowed: dedicated=tenants:NoSchedule"),
+        "{denied:?}"
+    );
+}
