@@ -252,34 +252,36 @@ fn listed<K: Resource + ResourceExt>(kind: Kind, o: &K, running: Running) -> Wor
     }
 }
 
+/// How many workloads of a kind are read at once: only one page of the tenant's objects is held at a
+/// time, however many it made (what is kept of each is a [`Workload`]: its name, count and record).
+const PAGE: u32 = 100;
+
 /// Every workload of `scope` in `ns` (see the module documentation for which ReplicaSets).
 async fn workloads(client: &Client, ns: &str, scope: Scope) -> Result<Vec<Workload>> {
-    let lp = ListParams::default();
+    use futures::TryStreamExt;
+    let lp = ListParams::default().limit(PAGE);
     let mut out = Vec::new();
     if scope.replicas {
-        let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await?;
-        let live: Vec<String> = deployments
-            .iter()
-            .filter(|d| d.metadata.deletion_timestamp.is_none())
-            .map(ResourceExt::name_any)
-            .collect();
-        for d in &deployments {
+        let mut live = Vec::new();
+        let api = Api::<Deployment>::namespaced(client.clone(), ns);
+        let mut deployments = std::pin::pin!(super::paged(api, lp.clone()));
+        while let Some(d) = deployments.try_next().await? {
+            if d.metadata.deletion_timestamp.is_none() {
+                live.push(d.name_any());
+            }
             let n = d.spec.replicas.unwrap_or(1);
-            out.push(listed(Kind::Deployment, d, Running::Replicas(n)));
+            out.push(listed(Kind::Deployment, &d, Running::Replicas(n)));
         }
-        for s in Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await?
-        {
+        let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
+        let mut sets = std::pin::pin!(super::paged(api, lp.clone()));
+        while let Some(s) = sets.try_next().await? {
             let n = s.spec.replicas.unwrap_or(1);
             out.push(listed(Kind::StatefulSet, &s, Running::Replicas(n)));
         }
-        for r in Api::<ReplicaSet>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await?
-        {
+        // After every Deployment was seen: whether one controls a ReplicaSet needs them all.
+        let api = Api::<ReplicaSet>::namespaced(client.clone(), ns);
+        let mut replica_sets = std::pin::pin!(super::paged(api, lp.clone()));
+        while let Some(r) = replica_sets.try_next().await? {
             let controlled = r.owner_references().iter().any(|o| {
                 o.controller == Some(true) && o.kind == "Deployment" && live.contains(&o.name)
             });
@@ -290,10 +292,9 @@ async fn workloads(client: &Client, ns: &str, scope: Scope) -> Result<Vec<Worklo
         }
     }
     if scope.cronjobs {
-        for c in Api::<CronJob>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await?
-        {
+        let api = Api::<CronJob>::namespaced(client.clone(), ns);
+        let mut cronjobs = std::pin::pin!(super::paged(api, lp));
+        while let Some(c) = cronjobs.try_next().await? {
             let s = c.spec.suspend.unwrap_or(false);
             out.push(listed(Kind::CronJob, &c, Running::Suspend(s)));
         }
