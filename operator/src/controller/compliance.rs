@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::events::EventType;
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{Context, ControllerFuture, Shutdown, Watches};
-use crate::api::{ACCOUNT_LABEL, Account};
+use crate::api::ACCOUNT_LABEL;
 use crate::error::Error;
 use crate::model::policies::{
     COMPLIANCE_CONDITION, COMPLIANCE_FIELD_MANAGER, POLICY_PACKAGE_ANNOTATION,
@@ -31,6 +30,15 @@ use crate::model::policies::{
 };
 
 const KIND: &str = "Compliance";
+
+/// The condition this loop reports on Accounts.
+const REPORT: super::OwnCondition = super::OwnCondition {
+    type_: COMPLIANCE_CONDITION,
+    field_manager: COMPLIANCE_FIELD_MANAGER,
+    false_reason: "NotAllowedByTier",
+    true_reason: "Compliant",
+    true_message: "every pod of the account complies with its tier's policies",
+};
 /// How long a burst of namespace changes may go on before a pass.
 const SETTLE: Duration = Duration::from_secs(1);
 /// How often the namespaces that hold offending pods are listed again while any do.
@@ -197,78 +205,14 @@ async fn pass(ctx: &Context, policy: &Value, state: &mut State) -> Result<(), Er
     state.checked.retain(|n, _| live.contains(n));
     for guard in ctx.stores.accounts.state() {
         let Ok(account) = &guard.0 else { continue };
-        let name = account.name_any();
-        let message = accounts.get(&name).and_then(|f| noncompliance_message(f));
-        let shown = account
-            .status
-            .as_ref()
-            .and_then(|s| crate::status::find(&s.conditions, COMPLIANCE_CONDITION))
-            .map(|c| (c.status == "True", c.message.clone()));
-        let needs = match (&message, &shown) {
-            (Some(m), Some((false, shown))) => m != shown,
-            (Some(_), _) => true,
-            (None, Some((false, _))) => true,
-            (None, _) => false,
-        };
-        if !needs || account.metadata.deletion_timestamp.is_some() {
-            state.reported.insert(name, message);
-            continue;
-        }
-        let (status, reason, text) = match &message {
-            Some(m) => ("False", "NotAllowedByTier", m.clone()),
-            None => (
-                "True",
-                "Compliant",
-                "every pod of the account complies with its tier's policies".to_string(),
-            ),
-        };
-        // A message that changes while the condition stays False keeps its transition time.
-        let transition = match (&message, &shown) {
-            (Some(_), Some((false, _))) => account
-                .status
-                .as_ref()
-                .and_then(|s| crate::status::find(&s.conditions, COMPLIANCE_CONDITION))
-                .map(|c| c.last_transition_time.clone()),
-            _ => None,
-        }
-        .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            ctx.clock.now(),
-        ));
-        let patch = json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "status": { "conditions": [{
-                "type": COMPLIANCE_CONDITION,
-                "status": status,
-                "reason": reason,
-                "message": text,
-                "lastTransitionTime": transition,
-                "observedGeneration": account.metadata.generation,
-            }]},
-        });
-        if let Err(e) = Api::<Account>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::apply(COMPLIANCE_FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
+        let message = accounts
+            .get(&account.name_any())
+            .and_then(|f| noncompliance_message(f));
+        if let Err(e) =
+            super::report_condition(ctx, account, &REPORT, message, &mut state.reported).await
         {
-            failed.get_or_insert(Error::Status {
-                object: format!("Account {name}"),
-                source: e.into(),
-            });
-            continue;
+            failed.get_or_insert(e);
         }
-        ctx.metrics.write("Account");
-        if state.reported.get(&name) != Some(&message) {
-            let kind = match &message {
-                Some(_) => EventType::Warning,
-                None => EventType::Normal,
-            };
-            ctx.event(account, kind, reason, text).await;
-        }
-        state.reported.insert(name, message);
     }
     failed.map_or(Ok(()), Err)
 }

@@ -17,20 +17,28 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressRule, IngressSpec};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::{Context, ControllerFuture, Shutdown, Watches};
-use crate::api::{ACCOUNT_LABEL, Account};
+use crate::api::ACCOUNT_LABEL;
 use crate::error::Error;
 use crate::model::hostnames::{
     self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim, NAMESPACE_LABEL,
 };
 
 const KIND: &str = "Hostnames";
+
+/// The condition this loop reports on Accounts whose Ingresses name a host another tenant holds.
+const REPORT: super::OwnCondition = super::OwnCondition {
+    type_: CONDITION,
+    field_manager: model::FIELD_MANAGER,
+    false_reason: "HostTakenByAnotherTenant",
+    true_reason: "Held",
+    true_message: "every host of the account's Ingresses is the account's",
+};
 /// How long a burst of changes may go on before the claims are decided (one decision per burst).
 const SETTLE: Duration = Duration::from_millis(100);
 
@@ -302,80 +310,13 @@ async fn pass(
     // Then the reports, on the Accounts whose objects lost a host (and those that no longer do).
     for guard in ctx.stores.accounts.state() {
         let Ok(account) = &guard.0 else { continue };
-        let name = account.name_any();
-        let message = decision.lost.get(&name).and_then(model::lost_message);
-        let shown = account
-            .status
-            .as_ref()
-            .and_then(|s| crate::status::find(&s.conditions, CONDITION))
-            .map(|c| (c.status == "True", c.message.clone()));
-        let needs = match (&message, &shown) {
-            (Some(m), Some((false, shown))) => m != shown,
-            (Some(_), _) => true,
-            (None, Some((false, _))) => true,
-            (None, _) => false,
-        };
-        if !needs || account.metadata.deletion_timestamp.is_some() {
-            reported.insert(name, message);
-            continue;
+        let message = decision
+            .lost
+            .get(&account.name_any())
+            .and_then(model::lost_message);
+        if let Err(e) = super::report_condition(ctx, account, &REPORT, message, reported).await {
+            failed.get_or_insert(e);
         }
-        let (status, reason, text) = match &message {
-            Some(m) => ("False", "HostTakenByAnotherTenant", m.clone()),
-            None => (
-                "True",
-                "Held",
-                "every host of the account's Ingresses is the account's".to_string(),
-            ),
-        };
-        // A message that changes while the condition stays False keeps its transition time.
-        let transition = match (&message, &shown) {
-            (Some(_), Some((false, _))) => account
-                .status
-                .as_ref()
-                .and_then(|s| crate::status::find(&s.conditions, CONDITION))
-                .map(|c| c.last_transition_time.clone()),
-            _ => None,
-        }
-        .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            ctx.clock.now(),
-        ));
-        let patch = json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "status": { "conditions": [{
-                "type": CONDITION,
-                "status": status,
-                "reason": reason,
-                "message": text,
-                "lastTransitionTime": transition,
-                "observedGeneration": account.metadata.generation,
-            }]},
-        });
-        if let Err(e) = Api::<Account>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::apply(model::FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            failed.get_or_insert(Error::Status {
-                object: format!("Account {name}"),
-                source: e.into(),
-            });
-            continue;
-        }
-        ctx.metrics.write("Account");
-        // One Event per change this process made (a write the cache has not shown yet may be
-        // repeated, as a no-op, but not announced twice).
-        if reported.get(&name) != Some(&message) {
-            let kind = match &message {
-                Some(_) => EventType::Warning,
-                None => EventType::Normal,
-            };
-            ctx.event(account, kind, reason, text).await;
-        }
-        reported.insert(name, message);
     }
     failed.map_or(Ok(()), Err)
 }

@@ -611,3 +611,94 @@ pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
 
 /// A boxed controller future.
 pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A condition of the Account that a loop other than the Account controller writes, under a field
+/// manager of its own: False with a message naming what is wrong, True otherwise.
+pub struct OwnCondition {
+    /// The condition type.
+    pub type_: &'static str,
+    /// The field manager its writes are made under.
+    pub field_manager: &'static str,
+    /// The reason while something is wrong.
+    pub false_reason: &'static str,
+    /// The reason once nothing is.
+    pub true_reason: &'static str,
+    /// The message once nothing is.
+    pub true_message: &'static str,
+}
+
+/// Sets `condition` on `account` (False with `message` when there is one, True otherwise), writing
+/// only when that differs from what the Account shows, and keeping the transition time while only the
+/// message changes. An Event says so when it differs from what this process last reported
+/// (`reported`, by account: a write the cache has not shown yet may be repeated, as a no-op, but is
+/// not announced twice). Nothing is written for an Account being deleted.
+pub async fn report_condition(
+    ctx: &Context,
+    account: &Account,
+    condition: &OwnCondition,
+    message: Option<String>,
+    reported: &mut std::collections::BTreeMap<String, Option<String>>,
+) -> Result<(), crate::error::Error> {
+    use kube::ResourceExt;
+    let name = account.name_any();
+    let shown = account
+        .status
+        .as_ref()
+        .and_then(|s| crate::status::find(&s.conditions, condition.type_));
+    let needs = match (&message, shown) {
+        (Some(m), Some(c)) if c.status == "False" => *m != c.message,
+        (Some(_), _) => true,
+        (None, Some(c)) => c.status == "False",
+        (None, None) => false,
+    };
+    if !needs || account.metadata.deletion_timestamp.is_some() {
+        reported.insert(name, message);
+        return Ok(());
+    }
+    let (status, reason, text) = match &message {
+        Some(m) => ("False", condition.false_reason, m.clone()),
+        None => (
+            "True",
+            condition.true_reason,
+            condition.true_message.to_string(),
+        ),
+    };
+    // A message that changes while the condition stays False keeps its transition time.
+    let transition = match (&message, shown) {
+        (Some(_), Some(c)) if c.status == "False" => c.last_transition_time.clone(),
+        _ => k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now()),
+    };
+    let patch = serde_json::json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "Account",
+        "status": { "conditions": [{
+            "type": condition.type_,
+            "status": status,
+            "reason": reason,
+            "message": text,
+            "lastTransitionTime": transition,
+            "observedGeneration": account.metadata.generation,
+        }]},
+    });
+    Api::<Account>::all(ctx.client.clone())
+        .patch_status(
+            &name,
+            &kube::api::PatchParams::apply(condition.field_manager).force(),
+            &kube::api::Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| crate::error::Error::Status {
+            object: format!("Account {name}"),
+            source: e.into(),
+        })?;
+    ctx.metrics.write("Account");
+    if reported.get(&name) != Some(&message) {
+        let kind = match &message {
+            Some(_) => EventType::Warning,
+            None => EventType::Normal,
+        };
+        ctx.event(account, kind, reason, text).await;
+    }
+    reported.insert(name, message);
+    Ok(())
+}
