@@ -229,16 +229,19 @@ cluster!(
     k8s_openapi::api::rbac::v1::ClusterRoleBinding
 );
 
-/// Applies `desired` unless `cache` shows it is already in place, or this process applied exactly it
-/// and the cache has not caught up with that write yet. Returns whether a request was made.
-pub async fn apply<K>(
-    client: &Client,
-    cache: &Store<K>,
-    desired: &K,
-    writes: &Writes,
-) -> Result<bool>
+/// An object as Covenant writes it: its name, namespace and cache key, its JSON with the applied-hash
+/// annotation, and that hash.
+struct Stamped<K: Resource<DynamicType = ()>> {
+    name: String,
+    ns: Option<String>,
+    key: ObjectRef<K>,
+    want: Value,
+    hash: String,
+}
+
+fn stamped<K>(desired: &K) -> serde_json::Result<Stamped<K>>
 where
-    K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Serialize,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
     let ns = desired.meta().namespace.clone();
@@ -255,6 +258,33 @@ where
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    Ok(Stamped {
+        name,
+        ns,
+        key,
+        want,
+        hash,
+    })
+}
+
+/// Applies `desired` unless `cache` shows it is already in place, or this process applied exactly it
+/// and the cache has not caught up with that write yet. Returns whether a request was made.
+pub async fn apply<K>(
+    client: &Client,
+    cache: &Store<K>,
+    desired: &K,
+    writes: &Writes,
+) -> Result<bool>
+where
+    K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let Stamped {
+        name,
+        ns,
+        key,
+        want,
+        hash,
+    } = stamped(desired)?;
     let written_key = key.to_string();
     let have = cache.get(&key);
     let cached_rv = have
@@ -295,21 +325,13 @@ pub async fn create<K>(client: &Client, desired: &K, writes: &Writes) -> kube::R
 where
     K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let name = desired.meta().name.clone().unwrap_or_default();
-    let ns = desired.meta().namespace.clone();
-    let mut key = ObjectRef::<K>::new(&name);
-    if let Some(ns) = &ns {
-        key = key.within(ns);
-    }
-    let want = with_applied_hash(&serde_json::to_value(desired).map_err(kube::Error::SerdeError)?);
-    let hash = want
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            APPLIED_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let Stamped {
+        ns,
+        key,
+        want,
+        hash,
+        ..
+    } = stamped(desired).map_err(kube::Error::SerdeError)?;
     let object: K = serde_json::from_value(want).map_err(kube::Error::SerdeError)?;
     let pp = kube::api::PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
