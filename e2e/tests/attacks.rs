@@ -244,3 +244,62 @@ async fn a_host_too_long_for_a_claims_key_never_leaves_a_namespace_unrecorded_no
         }
     }
 }
+
+/// No Ingress quota in the package: acme writes 70 Ingresses of 32 hosts of 251 characters each
+/// (every host under a domain of its own), whose record would be about 1.1 MiB, more than a
+/// ConfigMap may hold, so the API server refuses it every time the operator writes it. That refusal
+/// is acme's alone: globex's new hosts are still held against acme within moments (three rounds,
+/// acme trying each 2 s after globex claimed it).
+#[tokio::test]
+async fn a_namespace_whose_claims_overflow_a_configmap_never_delays_another_tenants_claims() {
+    let t = TestCtx::new("attacks-flood").await;
+    let ts = tenants(&t, &["acme", "globex"]).await;
+    let (acme, globex) = (&ts[0], &ts[1]);
+    let as_acme = impersonate(&acme.admin, &[]).await;
+    let as_globex = impersonate(&globex.admin, &[]).await;
+    let started = Instant::now();
+    for i in 0..70 {
+        let hosts: Vec<String> = (0..32)
+            .map(|j| long_host(251, &format!("d{i}-{j}.{}.acme.example", t.suffix)))
+            .collect();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        create(
+            &as_acme,
+            &acme.ns,
+            &ingress(&format!("flood{i}"), &hosts),
+            false,
+        )
+        .await
+        .expect("acme's Ingress of 32 long hosts is admitted");
+    }
+    eprintln!(
+        "70 Ingresses of 32 long hosts written in {:?}",
+        started.elapsed()
+    );
+    // Acme's record is refused by now (the operator decided after the last write).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for round in 0..3 {
+        let new = format!("new{round}.{}.globex.example", t.suffix);
+        create(
+            &as_globex,
+            &globex.ns,
+            &ingress(&format!("new{round}"), &[&new]),
+            false,
+        )
+        .await
+        .expect("globex's new host is admitted");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let r = create(
+            &as_acme,
+            &acme.ns,
+            &ingress(&format!("steal{round}"), &[&new]),
+            false,
+        )
+        .await;
+        if let Err(e) = refused_as_held(r, &globex.account) {
+            panic!(
+                "round {round}: acme's Ingress for globex's new host {new}, 2 s after globex's: {e}"
+            );
+        }
+    }
+}
