@@ -23,9 +23,13 @@ struct Tenant {
 
 /// A package and one Ready tenant per name, each with one namespace and one administrator.
 async fn tenants(t: &TestCtx, names: &[&str]) -> Vec<Tenant> {
+    tenants_with_quota(t, names, fixtures::default_quota()).await
+}
+
+/// [`tenants`] on a package with `quota`.
+async fn tenants_with_quota(t: &TestCtx, names: &[&str], quota: Value) -> Vec<Tenant> {
     let pkg = t.package("pkg");
-    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
-        .await;
+    t.apply(&fixtures::package(&pkg, quota)).await;
     let mut out = Vec::new();
     for base in names {
         let ten = Tenant {
@@ -245,15 +249,17 @@ async fn a_host_too_long_for_a_claims_key_never_leaves_a_namespace_unrecorded_no
     }
 }
 
-/// No Ingress quota in the package: acme writes 70 Ingresses of 32 hosts of 251 characters each
-/// (every host under a domain of its own), whose record would be about 1.1 MiB, more than a
-/// ConfigMap may hold, so the API server refuses it every time the operator writes it. That refusal
-/// is acme's alone: globex's new hosts are still held against acme within moments (three rounds,
-/// acme trying each 2 s after globex claimed it).
+/// A package whose quota lets a namespace hold 80 Ingresses (above the default bound): acme writes 70
+/// Ingresses of 32 hosts of 251 characters each (every host under a domain of its own), whose record
+/// the API server refuses (too large a request) every time the operator writes it. That refusal is
+/// acme's alone: globex's new hosts are still held against acme within moments (three rounds, acme
+/// trying each 2 s after globex claimed it).
 #[tokio::test]
 async fn a_namespace_whose_claims_overflow_a_configmap_never_delays_another_tenants_claims() {
     let t = TestCtx::new("attacks-flood").await;
-    let ts = tenants(&t, &["acme", "globex"]).await;
+    let mut quota = fixtures::default_quota();
+    quota["count/ingresses.networking.k8s.io"] = json!("80");
+    let ts = tenants_with_quota(&t, &["acme", "globex"], quota).await;
     let (acme, globex) = (&ts[0], &ts[1]);
     let as_acme = impersonate(&acme.admin, &[]).await;
     let as_globex = impersonate(&globex.admin, &[]).await;
@@ -302,4 +308,48 @@ async fn a_namespace_whose_claims_overflow_a_configmap_never_delays_another_tena
             );
         }
     }
+}
+
+/// Acme fills its namespace to the default bound of Ingresses (what quota `covenant-bounds` allows),
+/// each with 32 hosts of 251 characters under domains of their own: the largest record a tenant can
+/// make the operator write without the platform raising a quota. The record is still accepted: the
+/// last host acme claimed is refused to globex, and the next Ingress is refused by the quota.
+#[tokio::test]
+async fn a_tenant_filling_its_namespace_to_the_ingress_bound_with_maximal_hosts_stays_recorded() {
+    let t = TestCtx::new("attacks-bound").await;
+    let ts = tenants(&t, &["acme", "globex"]).await;
+    let (acme, globex) = (&ts[0], &ts[1]);
+    let as_acme = impersonate(&acme.admin, &[]).await;
+    let as_globex = impersonate(&globex.admin, &[]).await;
+    let mut last = String::new();
+    let mut made = 0;
+    loop {
+        let hosts: Vec<String> = (0..32)
+            .map(|j| long_host(251, &format!("d{made}-{j}.{}.acme.example", t.suffix)))
+            .collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        match create(
+            &as_acme,
+            &acme.ns,
+            &ingress(&format!("fill{made}"), &refs),
+            false,
+        )
+        .await
+        {
+            Ok(_) => {
+                made += 1;
+                last = hosts[31].clone();
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
+                break;
+            }
+            Err(e) => panic!("acme's Ingress {made}: {e}"),
+        }
+        assert!(made <= 200, "200 Ingresses admitted: no bound");
+    }
+    eprintln!(
+        "{made} Ingresses of 32 hosts of 251 characters admitted, the next refused by the quota"
+    );
+    let took = wait_refused(&as_globex, &globex.ns, &last, &acme.account).await;
+    eprintln!("acme's last host held against globex after {took:?}");
 }
