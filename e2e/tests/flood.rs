@@ -41,7 +41,7 @@ const ANSWERS_PER_NAMESPACE: usize = 100;
 const BINDING_ENTRIES: usize = 32;
 const BINDING_BYTES: usize = 32768;
 const BINDING_SUBJECTS: usize = 100;
-const INGRESSES_PER_NAMESPACE: usize = 100;
+const INGRESSES_PER_NAMESPACE: usize = 40;
 
 /// What the operator may grow by under a flood the bounds admit, and the most it may hold at all:
 /// far under the chart's memory limit (256 Mi), which a flood of the unbounded kind took it past.

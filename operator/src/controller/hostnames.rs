@@ -153,7 +153,13 @@ pub fn controller(
                 let started = std::time::Instant::now();
                 if let Err(e) = pass(&ctx, &api, &claims, &mut reported).await {
                     super::on_error(KIND, &namespace, &e, &ctx);
-                    tokio::time::sleep(super::requeue_after_error(&e)).await;
+                    // Retried after a pause, or at the next change, whichever comes first: a record
+                    // the API server keeps refusing (one tenant's) never holds back another tenant's
+                    // new claims for the length of the pause.
+                    tokio::select! {
+                        _ = tokio::time::sleep(super::requeue_after_error(&e)) => {}
+                        _ = wake.notified() => {}
+                    }
                     wake.notify_one();
                 }
                 ctx.metrics.observe(KIND, started.elapsed());

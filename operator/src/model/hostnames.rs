@@ -38,6 +38,8 @@ pub const CLAIMS_LABEL: &str = "covenant.dev/hostnames";
 pub const CLAIMS: &str = "claims";
 /// The label naming the tenant namespace whose claims a ConfigMap records.
 pub const NAMESPACE_LABEL: &str = "covenant.dev/namespace";
+/// The longest ConfigMap key the API server accepts (a DNS subdomain's length).
+pub const MAX_KEY: usize = 253;
 /// The prefix of the claims ConfigMaps' names (`covenant-hostnames-<namespace>`).
 pub const CONFIGMAP_PREFIX: &str = "covenant-hostnames-";
 /// The condition on an Account that reports Ingresses admitted for a host another tenant holds.
@@ -117,6 +119,13 @@ fn parent(host: &str) -> Option<&str> {
 }
 
 /// Every key that records `hosts` held (what the policy looks up).
+///
+/// A host's own key is never longer than the host (at most 253 characters, as a key may be), but the
+/// `_in.` key of a concrete host of 252 or 253 characters whose first label is one character would be
+/// longer: it is left out (the API server would refuse the whole ConfigMap, leaving every host of the
+/// namespace unrecorded). What it would refuse — a wildcard of another tenant over such a host, itself
+/// 252 characters or more — is then admitted and settled by the operator like a race (reported, the
+/// host staying with its holder).
 pub fn keys<'a>(hosts: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for h in hosts {
@@ -125,7 +134,10 @@ pub fn keys<'a>(hosts: impl IntoIterator<Item = &'a String>) -> BTreeSet<String>
             && !h.starts_with('*')
             && let Some(p) = parent(h)
         {
-            out.insert(format!("_in{p}"));
+            let under = format!("_in{p}");
+            if under.len() <= MAX_KEY {
+                out.insert(under);
+            }
         }
     }
     out
@@ -271,6 +283,23 @@ mod tests {
             k,
             ["_.b.example", "_in.example.com", "shop.example.com"].map(String::from)
         );
+    }
+
+    #[test]
+    fn every_key_of_a_host_as_long_as_an_ingress_allows_is_a_valid_configmap_key() {
+        // 253 and 252 characters, the first label one character: `_in.` + the domain would be 255
+        // and 254 characters.
+        for len in [253, 252, 251] {
+            let domain = "x".repeat(len - 2 - ".example".len()) + ".example";
+            let host = format!("a.{domain}");
+            assert_eq!(host.len(), len);
+            let wildcard = format!("*.{domain}");
+            let k = keys(&[host.clone(), wildcard]);
+            assert!(k.iter().all(|k| k.len() <= MAX_KEY), "{k:?}");
+            assert!(k.contains(&host));
+            assert!(k.contains(&format!("_.{domain}")));
+            assert_eq!(k.contains(&format!("_in.{domain}")), len <= 251, "{k:?}");
+        }
     }
 
     #[test]

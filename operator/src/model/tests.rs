@@ -1313,7 +1313,7 @@ fn every_namespace_bounds_what_a_tenant_writes_and_the_operator_reads() {
             .all(|h| h[answers] == q("100") && h[bindings] == q("100"))
     );
     let ingresses = "count/ingresses.networking.k8s.io";
-    assert!(b.iter().all(|h| h[ingresses] == q("100")));
+    assert!(b.iter().all(|h| h[ingresses] == q("40")));
     // The package raises one, the account another on top.
     p.spec
         .quota
