@@ -1019,15 +1019,23 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
             "create clusterrolebindings",
             vec!["create", "clusterrolebindings"],
         ),
+        // A suspension patches each workload with its own record of what it ran, in the same write
+        // that stops it (replicas, or a CronJob's suspend).
         (
-            "patch deployments/scale in a tenant namespace",
-            vec![
-                "patch",
-                "deployments.apps",
-                "--subresource=scale",
-                "-n",
-                ns.as_str(),
-            ],
+            "patch deployments in a tenant namespace",
+            vec!["patch", "deployments.apps", "-n", ns.as_str()],
+        ),
+        (
+            "patch statefulsets in a tenant namespace",
+            vec!["patch", "statefulsets.apps", "-n", ns.as_str()],
+        ),
+        (
+            "patch replicasets in a tenant namespace",
+            vec!["patch", "replicasets.apps", "-n", ns.as_str()],
+        ),
+        (
+            "patch cronjobs in a tenant namespace",
+            vec!["patch", "cronjobs.batch", "-n", ns.as_str()],
         ),
     ] {
         assert!(
