@@ -351,3 +351,46 @@ fn ingress_snippets_are_refused_unless_the_tier_allows_them() {
         1
     );
 }
+
+#[test]
+fn an_account_may_not_widen_its_tiers_hostnames() {
+    let p = policies(include_str!("../../deploy/account-policies-policy.yaml"))
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let package = json!({"apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
+        "metadata": {"name": "hosted"},
+        "spec": {"policies": {"hostnames": {"allowed": ["*.acme.example", "shop.example"]}}}});
+    let account = |hosts: Value, snippets: bool| {
+        json!({"apiVersion": "covenant.dev/v1alpha1", "kind": "Account",
+            "metadata": {"name": "acme"},
+            "spec": {"supportPackage": "hosted", "policies": {
+                "hostnames": {"allowed": hosts}, "ingress": {"allowSnippets": snippets}}}})
+    };
+    let judge = |a: &Value| {
+        covenant::admission::evaluate_with_params(&p, a, None, &json!(null), "alice", &package)
+            .unwrap()
+    };
+    assert!(judge(&account(json!(["api.acme.example", "shop.example"]), false)).is_empty());
+    let denied = judge(&account(json!(["*.example", "a.b.acme.example"]), true));
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    for needle in [
+        "policies.hostnames.allowed: *.example",
+        "a.b.acme.example is not within",
+        "(*.acme.example, shop.example)",
+        "policies.ingress.allowSnippets",
+    ] {
+        assert!(denied[0].contains(needle), "{needle}: {denied:?}");
+    }
+    // Judged against another package (the binding takes every package as params), nothing widens.
+    let mut other = package.clone();
+    other["metadata"]["name"] = json!("plain");
+    other["spec"] = json!({});
+    let wide = account(json!(["*.example"]), true);
+    assert!(
+        covenant::admission::evaluate_with_params(&p, &wide, None, &json!(null), "alice", &other)
+            .unwrap()
+            .is_empty()
+    );
+}
