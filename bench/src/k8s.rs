@@ -79,7 +79,9 @@ fn q(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Quantity> {
         .collect()
 }
 
-/// The benchmark's package: quota and limits (the shape of the chart's `standard`), the default.
+/// The benchmark's package: quota and limits (the shape of the chart's `standard`) and the tier's
+/// policies (registries, an ingress class, hostnames: every namespace carries their annotations), the
+/// default.
 pub fn package() -> SupportPackage {
     SupportPackage::new(
         PACKAGE,
@@ -104,6 +106,22 @@ pub fn package() -> SupportPackage {
                 max: Some(q(&[("cpu", "2"), ("memory", "4Gi")])),
             }),
             max_namespaces: Some(3),
+            policies: Some(covenant::api::Policies {
+                images: Some(covenant::api::ImagePolicy {
+                    allowed_registries: vec![
+                        "registry.example.com/".into(),
+                        "docker.io/library/".into(),
+                    ],
+                }),
+                ingress_classes: Some(covenant::api::ClassPolicy {
+                    allowed: vec!["public".into()],
+                    default: Some("public".into()),
+                }),
+                hostnames: Some(covenant::api::HostnamePolicy {
+                    allowed: vec!["*.bench.example".into()],
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     )

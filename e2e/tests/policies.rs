@@ -1,5 +1,5 @@
 //! What a tier allows, by effect: a SupportPackage's `policies` (registries, classes, forced node
-//! labels, tolerations), narrowed by its Accounts, enforced by the API server on every path that makes
+//! labels, tolerations, Ingress hostnames and snippets), narrowed by its Accounts, enforced by the API server on every path that makes
 //! a pod. Each case is a real request to the real control plane — as the tenant's administrator and as
 //! a ServiceAccount of the tenant with edit rights — and what the API server answers (or what it
 //! stored, read back) is what counts. There is no kubelet, so pods never run.
@@ -743,4 +743,271 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
     pods.delete("old", &DeleteParams::default())
         .await
         .expect("and deleted");
+}
+
+/// An Ingress routing `hosts` (`""`: a rule without host, the catch-all) with `annotations`.
+fn ingress_for(name: &str, hosts: &[&str], annotations: Value) -> Ingress {
+    let rules: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            let mut r = json!({ "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+                "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } });
+            if !h.is_empty() {
+                r["host"] = json!(h);
+            }
+            r
+        })
+        .collect();
+    object(
+        json!({ "metadata": { "name": name, "annotations": annotations }, "spec": { "rules": rules } }),
+    )
+}
+
+/// The tier's hostnames and snippets, as `client` in `ns`: hosts under `*.<zone>` or `shop.<zone>` are
+/// admitted, any other host, a wildcard wider than the tier's and a catch-all are refused naming the
+/// policy and the patterns, and a configuration snippet is refused (this tier does not allow them).
+async fn try_hosts(client: &Client, ns: &str, tag: &str, zone: &str) -> Vec<String> {
+    let pp = PostParams::default();
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let allowed = format!("allowed: *.{zone}, shop.{zone}");
+    let mut failures = Vec::new();
+    let mut check = |r: Result<(), String>| {
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    };
+    let shop = format!("shop.{zone}");
+    let api = format!("{tag}-api.{zone}");
+    let wild = format!("*.{zone}");
+    check(
+        admitted(
+            "hosts the tier allows",
+            ingresses
+                .create(
+                    &pp,
+                    &ingress_for(&format!("{tag}-ok"), &[&api, &wild], json!({})),
+                )
+                .await,
+        )
+        .map(|_| ()),
+    );
+    for (i, host) in [
+        format!("a.b.{zone}"),
+        format!("www.shop.{zone}"),
+        "shop.globex.example".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        check(refused(
+            &format!("host {host}"),
+            ingresses
+                .create(
+                    &pp,
+                    &ingress_for(&format!("{tag}-bad-{i}"), &[host], json!({})),
+                )
+                .await,
+            "covenant-allowed-hostnames",
+            &allowed,
+        ));
+    }
+    // A TLS host is judged like a rule host.
+    let mut tls = ingress_for(&format!("{tag}-tls"), &[&shop], json!({}));
+    tls.spec.as_mut().unwrap().tls = Some(vec![object(
+        json!({ "hosts": [shop, "evil.example"], "secretName": "cert" }),
+    )]);
+    check(refused(
+        "TLS host evil.example",
+        ingresses.create(&pp, &tls).await,
+        "covenant-allowed-hostnames",
+        &allowed,
+    ));
+    // The catch-all. Another tenant of this cluster may hold it, in which case covenant-hostnames
+    // may answer first; either way it is refused, and when the tier's policy answers it names the
+    // patterns (the offline tests of the policy show its answer alone).
+    match ingresses
+        .create(&pp, &ingress_for(&format!("{tag}-all"), &[""], json!({})))
+        .await
+    {
+        Err(kube::Error::Api(s))
+            if (s.message.contains("covenant-allowed-hostnames")
+                && s.message.contains("the catch-all")
+                && s.message.contains(&allowed))
+                || s.message.contains("covenant-hostnames") => {}
+        other => check(Err(format!(
+            "a catch-all: expected refused by covenant-allowed-hostnames, got {other:?}"
+        ))),
+    }
+    check(refused(
+        "a configuration snippet",
+        ingresses
+            .create(
+                &pp,
+                &ingress_for(
+                    &format!("{tag}-snip"),
+                    &[&shop],
+                    json!({ "nginx.ingress.kubernetes.io/server-snippet": "location /x { return 200; }" }),
+                ),
+            )
+            .await,
+        "covenant-ingress-snippets",
+        "allowSnippets",
+    ));
+    failures
+}
+
+#[tokio::test]
+async fn a_tier_bounds_ingress_hosts_and_refuses_snippets_unless_it_allows_them() {
+    let t = TestCtx::new("policies-hosts").await;
+    let zone = format!("acme-{}.example", t.suffix);
+    let pkg = t.package("hosted");
+    let mut p: Value = serde_json::from_str(&fixtures::package(&pkg, fixtures::default_quota()))
+        .expect("package JSON");
+    p["spec"]["policies"] =
+        json!({ "hostnames": { "allowed": [format!("*.{zone}"), format!("shop.{zone}")] } });
+    t.apply(&p.to_string()).await;
+    let admin = format!("dave-{}", t.suffix);
+    let ns = tenant(&t, "hosts", &pkg, &admin, json!({})).await;
+
+    let mut failures = Vec::new();
+    let dave = impersonate(&admin, &[]).await;
+    failures.extend(try_hosts(&dave, &ns, "admin", &zone).await);
+    let sa = impersonate(
+        &format!("system:serviceaccount:{ns}:deployer"),
+        &[
+            "system:serviceaccounts",
+            &format!("system:serviceaccounts:{ns}"),
+        ],
+    )
+    .await;
+    failures.extend(try_hosts(&sa, &ns, "sa", &zone).await);
+
+    // A package without policies refuses snippets too; one that allows them admits them.
+    let plain = t.package("plain");
+    t.apply(&fixtures::package(&plain, fixtures::default_quota()))
+        .await;
+    let open = t.package("snippets");
+    let mut p: Value = serde_json::from_str(&fixtures::package(&open, fixtures::default_quota()))
+        .expect("package JSON");
+    p["spec"]["policies"] = json!({ "ingress": { "allowSnippets": true } });
+    t.apply(&p.to_string()).await;
+    let snippet = json!({ "nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers \"X: y\";" });
+    for (package, base, allows) in [(&plain, "plain", false), (&open, "open", true)] {
+        let ns = tenant(&t, base, package, &admin, json!({})).await;
+        let host = format!("{base}-{}.example", t.suffix);
+        let r = Api::<Ingress>::namespaced(dave.clone(), &ns)
+            .create(
+                &PostParams::default(),
+                &ingress_for("snippet", &[&host], snippet.clone()),
+            )
+            .await;
+        let r = if allows {
+            admitted("a snippet on a package that allows them", r).map(|_| ())
+        } else {
+            refused(
+                "a snippet on a package without policies",
+                r,
+                "covenant-ingress-snippets",
+                "allowSnippets",
+            )
+        };
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn an_account_narrows_its_hostnames_and_cannot_widen_them() {
+    let t = TestCtx::new("policies-hosts-narrow").await;
+    let zone = format!("acme-{}.example", t.suffix);
+    let pkg = t.package("hosted");
+    let mut p: Value = serde_json::from_str(&fixtures::package(&pkg, fixtures::default_quota()))
+        .expect("package JSON");
+    p["spec"]["policies"] = json!({ "hostnames": { "allowed": [format!("*.{zone}")] } });
+    t.apply(&p.to_string()).await;
+    let admin = format!("erin-{}", t.suffix);
+    let accounts: Api<kube::core::DynamicObject> = Api::all_with(
+        t.client.clone(),
+        &kube::discovery::ApiResource::erase::<covenant::api::Account>(&()),
+    );
+    let doc: Value = serde_json::from_str(&fixtures::account(
+        &t.account("wide"),
+        Some(&pkg),
+        &[],
+        &[&admin],
+        json!({ "policies": { "hostnames": { "allowed": ["*.example", format!("a.b.{zone}")] },
+                               "ingress": { "allowSnippets": true } } }),
+    ))
+    .unwrap();
+    let obj: kube::core::DynamicObject = serde_json::from_value(doc).unwrap();
+    let message = eventually(
+        "the API server refuses an Account that widens its package's hostnames",
+        TIMEOUT * 4,
+        || {
+            let accounts = accounts.clone();
+            let obj = obj.clone();
+            async move {
+                match accounts
+                    .create(
+                        &PostParams {
+                            dry_run: true,
+                            ..Default::default()
+                        },
+                        &obj,
+                    )
+                    .await
+                {
+                    Err(kube::Error::Api(s)) if s.message.contains("covenant-account-policies") => {
+                        Ok(s.message)
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    for needle in [
+        "policies.hostnames.allowed: *.example",
+        &format!("a.b.{zone}"),
+        &format!("(*.{zone})"),
+        "policies.ingress.allowSnippets",
+    ] {
+        assert!(
+            message.contains(needle),
+            "the refusal names {needle}: {message}"
+        );
+    }
+
+    // Narrowed to one host: the package's other hosts are refused in the account's namespace.
+    let ns = tenant(
+        &t,
+        "narrow",
+        &pkg,
+        &admin,
+        json!({ "policies": { "hostnames": { "allowed": [format!("shop.{zone}")] } } }),
+    )
+    .await;
+    let erin = impersonate(&admin, &[]).await;
+    let ingresses: Api<Ingress> = Api::namespaced(erin, &ns);
+    let pp = PostParams::default();
+    let shop = format!("shop.{zone}");
+    ingresses
+        .create(&pp, &ingress_for("shop", &[&shop], json!({})))
+        .await
+        .expect("the narrowed host is allowed");
+    let api = format!("api.{zone}");
+    let e = api_error(
+        "a host the package allows but the account does not",
+        ingresses
+            .create(&pp, &ingress_for("api", &[&api], json!({})))
+            .await,
+    );
+    assert!(
+        e.message.contains("covenant-allowed-hostnames")
+            && e.message.contains(&format!("allowed: shop.{zone}")),
+        "{}",
+        e.message
+    );
 }

@@ -90,6 +90,18 @@ pub fn evaluate(
     namespace: &Value,
     username: &str,
 ) -> Result<Vec<String>, String> {
+    evaluate_with_params(policy, object, old, namespace, username, &Value::Null)
+}
+
+/// [`evaluate`] with `params` bound (a policy with a paramKind, evaluated against one param object).
+pub fn evaluate_with_params(
+    policy: &Value,
+    object: &Value,
+    old: Option<&Value>,
+    namespace: &Value,
+    username: &str,
+    params: &Value,
+) -> Result<Vec<String>, String> {
     let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
     let request = json!({
         "operation": operation,
@@ -106,6 +118,7 @@ pub fn evaluate(
         ),
         ("request", to_cel(&request)?),
         ("namespaceObject", to_cel(namespace)?),
+        ("params", to_cel(params)?),
     ];
     let eval = |expr: &str, vars: &HashMap<String, cel::Value>| {
         compile(expr)?

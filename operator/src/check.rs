@@ -760,10 +760,8 @@ fn workload_problems(
             package.spec.policies.as_ref(),
             account.spec.policies.as_ref(),
         );
+        // Even without annotations some policies judge (ingress snippets are refused by default).
         let annotations = model::policies::annotations(&effective, &package.name_any());
-        if annotations.is_empty() {
-            continue;
-        }
         let namespace = serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "annotations": annotations},

@@ -210,3 +210,187 @@ fn tolerations_node_labels_and_priority_are_judged_against_the_annotations() {
         "{denied:?}"
     );
 }
+
+fn ingress(hosts: &[&str], tls: &[&str], annotations: Value) -> Value {
+    let rules: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            let mut r = json!({"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}});
+            if !h.is_empty() {
+                r["host"] = json!(h);
+            }
+            r
+        })
+        .collect();
+    let mut spec = json!({"rules": rules});
+    if !tls.is_empty() {
+        spec["tls"] = json!([{"hosts": tls, "secretName": "cert"}]);
+    }
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": "web", "namespace": "acme", "annotations": annotations},
+           "spec": spec})
+}
+
+#[test]
+fn ingress_hosts_must_match_a_pattern_and_a_wildcard_matches_one_label() {
+    let ns = namespace(json!({
+        "covenant.dev/policy-package": "hardened",
+        "covenant.dev/allowed-hostnames": "*.acme.example,shop.example",
+    }));
+    let p = policy("covenant-allowed-hostnames");
+    let judge = |o: &Value, old: Option<&Value>| evaluate(&p, o, old, &ns, "alice").unwrap();
+    assert!(matches(&p, &ingress(&[], &[], json!({})), "CREATE"));
+    for ok in [
+        ingress(&["shop.example"], &[], json!({})),
+        ingress(
+            &["api.acme.example", "*.acme.example"],
+            &["api.acme.example"],
+            json!({}),
+        ),
+    ] {
+        assert_eq!(judge(&ok, None), Vec::<String>::new(), "{ok}");
+    }
+    for (bad, host) in [
+        (
+            ingress(&["a.b.acme.example"], &[], json!({})),
+            "host a.b.acme.example",
+        ),
+        (
+            ingress(&["acme.example"], &[], json!({})),
+            "host acme.example",
+        ),
+        (
+            ingress(&["www.shop.example"], &[], json!({})),
+            "host www.shop.example",
+        ),
+        (ingress(&["*.example"], &[], json!({})), "host *.example"),
+        (
+            ingress(&["shop.example"], &["evil.example"], json!({})),
+            "host evil.example",
+        ),
+        (
+            ingress(&[""], &[], json!({})),
+            "a rule without host (the catch-all)",
+        ),
+    ] {
+        let denied = judge(&bad, None);
+        assert_eq!(denied.len(), 1, "{bad}: {denied:?}");
+        assert!(
+            denied[0].contains(host)
+                && denied[0].contains("hardened tier")
+                && denied[0].contains("covenant-allowed-hostnames")
+                && denied[0].contains("allowed: *.acme.example, shop.example"),
+            "{denied:?}"
+        );
+    }
+    // An update is judged on the hosts it adds: a host routed before the tier was narrowed stays.
+    let old = ingress(&["old.example"], &[], json!({}));
+    let kept = ingress(&["old.example", "shop.example"], &[], json!({}));
+    assert_eq!(judge(&kept, Some(&old)), Vec::<String>::new());
+    let added = ingress(&["old.example", "new.example"], &[], json!({}));
+    assert_eq!(judge(&added, Some(&old)).len(), 1);
+    // Without the annotation, any host.
+    let open = namespace(json!({}));
+    let any = ingress(&["", "x.y.z"], &[], json!({}));
+    assert!(evaluate(&p, &any, None, &open, "alice").unwrap().is_empty());
+}
+
+#[test]
+fn ingress_snippets_are_refused_unless_the_tier_allows_them() {
+    let p = policy("covenant-ingress-snippets");
+    let snippet = json!({"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers x;",
+                         "nginx.ingress.kubernetes.io/rewrite-target": "/"});
+    let o = ingress(&["shop.example"], &[], snippet);
+    // No annotation at all (a package without policies): refused.
+    let denied = evaluate(&p, &o, None, &namespace(json!({})), "alice").unwrap();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(
+        denied[0].contains("nginx.ingress.kubernetes.io/configuration-snippet")
+            && !denied[0].contains("rewrite-target")
+            && denied[0].contains("covenant-ingress-snippets")
+            && denied[0].contains("allowSnippets"),
+        "{denied:?}"
+    );
+    for key in [
+        "nginx.ingress.kubernetes.io/server-snippet",
+        "nginx.ingress.kubernetes.io/stream-snippet",
+        "nginx.ingress.kubernetes.io/auth-snippet",
+        "nginx.org/location-snippets",
+    ] {
+        let o = ingress(&["shop.example"], &[], json!({key: "x"}));
+        assert_eq!(
+            evaluate(&p, &o, None, &namespace(json!({})), "alice")
+                .unwrap()
+                .len(),
+            1,
+            "{key}"
+        );
+    }
+    let allowing = namespace(json!({"covenant.dev/allow-ingress-snippets": "true"}));
+    assert!(
+        evaluate(&p, &o, None, &allowing, "alice")
+            .unwrap()
+            .is_empty()
+    );
+    // An update that keeps a snippet unchanged is admitted; one that changes it is judged.
+    let ns = namespace(json!({}));
+    let relabelled = o.clone();
+    assert!(
+        evaluate(&p, &relabelled, Some(&o), &ns, "alice")
+            .unwrap()
+            .is_empty()
+    );
+    let mut changed = o.clone();
+    changed["metadata"]["annotations"]["nginx.ingress.kubernetes.io/configuration-snippet"] =
+        json!("return 200;");
+    assert_eq!(
+        evaluate(&p, &changed, Some(&o), &ns, "alice")
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn an_account_may_not_widen_its_tiers_hostnames() {
+    let p = policies(include_str!("../../deploy/account-policies-policy.yaml"))
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let package = json!({"apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
+        "metadata": {"name": "hosted"},
+        "spec": {"policies": {"hostnames": {"allowed": ["*.acme.example", "shop.example"]}}}});
+    let account = |hosts: Value, snippets: bool| {
+        json!({"apiVersion": "covenant.dev/v1alpha1", "kind": "Account",
+            "metadata": {"name": "acme"},
+            "spec": {"supportPackage": "hosted", "policies": {
+                "hostnames": {"allowed": hosts}, "ingress": {"allowSnippets": snippets}}}})
+    };
+    let judge = |a: &Value| {
+        covenant::admission::evaluate_with_params(&p, a, None, &json!(null), "alice", &package)
+            .unwrap()
+    };
+    assert!(judge(&account(json!(["api.acme.example", "shop.example"]), false)).is_empty());
+    let denied = judge(&account(json!(["*.example", "a.b.acme.example"]), true));
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    for needle in [
+        "policies.hostnames.allowed: *.example",
+        "a.b.acme.example is not within",
+        "(*.acme.example, shop.example)",
+        "policies.ingress.allowSnippets",
+    ] {
+        assert!(denied[0].contains(needle), "{needle}: {denied:?}");
+    }
+    // Judged against another package (the binding takes every package as params), nothing widens.
+    let mut other = package.clone();
+    other["metadata"]["name"] = json!("plain");
+    other["spec"] = json!({});
+    let wide = account(json!(["*.example"]), true);
+    assert!(
+        covenant::admission::evaluate_with_params(&p, &wide, None, &json!(null), "alice", &other)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -36,6 +36,46 @@ pub struct Policies {
     /// Which taints the tier's pods may tolerate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<TolerationPolicy>,
+    /// Which hostnames the tier's Ingresses may route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostnames: Option<HostnamePolicy>,
+    /// What the tier's Ingresses may ask of the ingress controller. Absent: configuration snippets are
+    /// refused (they are refused in every tenant namespace unless the package allows them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressPolicy>,
+}
+
+/// Which hostnames the tier's Ingresses may route.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostnamePolicy {
+    /// Host patterns: a host (`shop.example`) matches itself only; a wildcard (`*.acme.example`)
+    /// matches any host one label under it (`shop.acme.example`, not `a.b.acme.example` nor
+    /// `acme.example`) and the same wildcard. Every rule host and TLS host of an Ingress must match
+    /// one, and an Ingress without host (the catch-all) is refused. Empty: no host is allowed.
+    #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(min = 1, max = 253),
+            regex(
+                pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+            )
+        ),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub allowed: Vec<String>,
+}
+
+/// What the tier's Ingresses may ask of the ingress controller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressPolicy {
+    /// Whether Ingresses may carry annotations that inject configuration into the shared ingress
+    /// controller (ingress-nginx's `nginx.ingress.kubernetes.io/*-snippet`: configuration-snippet,
+    /// server-snippet, stream-snippet, auth-snippet, ...). Default false: refused.
+    #[serde(default)]
+    pub allow_snippets: bool,
 }
 
 /// Where container images may come from.

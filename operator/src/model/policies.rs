@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::{
-    AllowedToleration, ClassPolicy, ImagePolicy, Policies, SchedulingPolicy, TolerationPolicy,
+    AllowedToleration, ClassPolicy, HostnamePolicy, ImagePolicy, IngressPolicy, Policies,
+    SchedulingPolicy, TolerationPolicy,
 };
 
 /// Namespace annotation: the package whose policies the namespace's annotations carry (named in the
@@ -19,6 +20,23 @@ pub const NODE_SELECTOR_ANNOTATION: &str = "covenant.dev/node-selector";
 /// Namespace annotation: allowed tolerations, one `key|operator|value|effect` per line (empty =
 /// any).
 pub const TOLERATIONS_ANNOTATION: &str = "covenant.dev/allowed-tolerations";
+/// Namespace annotation: allowed Ingress host patterns, comma-separated.
+pub const HOSTNAMES_ANNOTATION: &str = "covenant.dev/allowed-hostnames";
+/// Namespace annotation: `"true"` when the tier allows ingress controller configuration snippets
+/// (absent: refused, in every tenant namespace).
+pub const SNIPPETS_ANNOTATION: &str = "covenant.dev/allow-ingress-snippets";
+
+/// Whether the host pattern `a` is within the pattern `p`: equal, or `p` is a wildcard (`*.x`) and
+/// `a` a host one label under it (`shop.x`). A wildcard matches exactly one label, as the hostname
+/// uniqueness rule does.
+pub fn host_within(a: &str, p: &str) -> bool {
+    a == p
+        || p.strip_prefix('*').is_some_and(|suffix| {
+            suffix.starts_with('.')
+                && !a.starts_with('*')
+                && a.find('.').is_some_and(|i| i > 0 && &a[i..] == suffix)
+        })
+}
 
 /// The Account condition that reports pods its tier's policies no longer allow.
 pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
@@ -157,6 +175,21 @@ pub fn effective(package: Option<&Policies>, account: Option<&Policies>) -> Poli
                 .collect(),
         }),
     };
+    let hostnames = match (&p.hostnames, &a.hostnames) {
+        (None, x) | (x, None) => x.clone(),
+        (Some(p), Some(a)) => Some(HostnamePolicy {
+            allowed: a
+                .allowed
+                .iter()
+                .filter(|h| p.allowed.iter().any(|q| host_within(h, q)))
+                .cloned()
+                .collect(),
+        }),
+    };
+    // Snippets are allowed only where the package allows them and the account does not refuse them.
+    let ingress = p.ingress.as_ref().map(|pi| IngressPolicy {
+        allow_snippets: pi.allow_snippets && a.ingress.as_ref().is_none_or(|ai| ai.allow_snippets),
+    });
     Policies {
         images,
         storage_classes: narrow_classes(p.storage_classes.as_ref(), a.storage_classes.as_ref()),
@@ -166,6 +199,8 @@ pub fn effective(package: Option<&Policies>, account: Option<&Policies>) -> Poli
         runtime_classes: narrow_classes(p.runtime_classes.as_ref(), a.runtime_classes.as_ref()),
         scheduling,
         tolerations,
+        hostnames,
+        ingress,
     }
 }
 
@@ -227,6 +262,23 @@ pub fn widenings(package: Option<&Policies>, account: &Policies) -> Vec<String> 
             }
         }
     }
+    if let (Some(ph), Some(ah)) = (&p.hostnames, &account.hostnames) {
+        for h in &ah.allowed {
+            if !ph.allowed.iter().any(|q| host_within(h, q)) {
+                out.push(format!(
+                    "policies.hostnames.allowed: {h} is not within a pattern the package allows ({})",
+                    ph.allowed.join(", ")
+                ));
+            }
+        }
+    }
+    let package_snippets = p.ingress.as_ref().is_some_and(|i| i.allow_snippets);
+    if account.ingress.as_ref().is_some_and(|i| i.allow_snippets) && !package_snippets {
+        out.push(
+            "policies.ingress.allowSnippets: the package does not allow ingress configuration snippets"
+                .to_string(),
+        );
+    }
     out.dedup();
     out
 }
@@ -245,6 +297,8 @@ pub fn is_policy_annotation(key: &str) -> bool {
         REGISTRIES_ANNOTATION,
         NODE_SELECTOR_ANNOTATION,
         TOLERATIONS_ANNOTATION,
+        HOSTNAMES_ANNOTATION,
+        SNIPPETS_ANNOTATION,
     ]
     .contains(&key)
         || CLASS_KINDS
@@ -285,6 +339,12 @@ pub fn annotations(policies: &Policies, package: &str) -> BTreeMap<String, Strin
     if let Some(t) = &policies.tolerations {
         let lines: Vec<String> = t.allowed.iter().map(toleration_token).collect();
         a.insert(TOLERATIONS_ANNOTATION.to_string(), lines.join("\n"));
+    }
+    if let Some(h) = &policies.hostnames {
+        a.insert(HOSTNAMES_ANNOTATION.to_string(), h.allowed.join(","));
+    }
+    if policies.ingress.as_ref().is_some_and(|i| i.allow_snippets) {
+        a.insert(SNIPPETS_ANNOTATION.to_string(), "true".to_string());
     }
     if !a.is_empty() {
         a.insert(POLICY_PACKAGE_ANNOTATION.to_string(), package.to_string());
@@ -371,5 +431,57 @@ mod tests {
             "dedicated|||NoSchedule"
         );
         assert_eq!(a[POLICY_PACKAGE_ANNOTATION], "gold");
+    }
+
+    #[test]
+    fn host_patterns_match_one_label_and_narrow() {
+        assert!(host_within("shop.acme.example", "*.acme.example"));
+        assert!(host_within("*.acme.example", "*.acme.example"));
+        assert!(host_within("shop.example", "shop.example"));
+        assert!(!host_within("a.b.acme.example", "*.acme.example"));
+        assert!(!host_within("acme.example", "*.acme.example"));
+        assert!(!host_within("*.b.acme.example", "*.acme.example"));
+        assert!(!host_within("*.acme.example", "shop.acme.example"));
+        assert!(!host_within("shopacme.example", "*.acme.example"));
+        let hosts = |h: &[&str]| {
+            Some(HostnamePolicy {
+                allowed: h.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let pkg = Policies {
+            hostnames: hosts(&["*.acme.example", "shop.example"]),
+            ..Default::default()
+        };
+        let acct = Policies {
+            hostnames: hosts(&["api.acme.example", "*.example"]),
+            ingress: Some(IngressPolicy {
+                allow_snippets: true,
+            }),
+            ..Default::default()
+        };
+        let e = effective(Some(&pkg), Some(&acct));
+        assert_eq!(e.hostnames, hosts(&["api.acme.example"]));
+        assert_eq!(e.ingress, None);
+        let w = widenings(Some(&pkg), &acct);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("*.example is not within"), "{w:?}");
+        assert!(w[1].contains("allowSnippets"), "{w:?}");
+        let a = annotations(&e, "hardened");
+        assert_eq!(a[HOSTNAMES_ANNOTATION], "api.acme.example");
+        assert!(!a.contains_key(SNIPPETS_ANNOTATION));
+        let open = Policies {
+            ingress: Some(IngressPolicy {
+                allow_snippets: true,
+            }),
+            ..Default::default()
+        };
+        let a = annotations(&effective(Some(&open), None), "open");
+        assert_eq!(a[SNIPPETS_ANNOTATION], "true");
+        let refused = Policies {
+            ingress: Some(IngressPolicy::default()),
+            ..Default::default()
+        };
+        let e = effective(Some(&open), Some(&refused));
+        assert!(!annotations(&e, "open").contains_key(SNIPPETS_ANNOTATION));
     }
 }
