@@ -148,9 +148,12 @@ async fn helm_upgrade_from_the_previous_chart_version_in_the_registry_keeps_ever
     let t = TestCtx::without_operator("oci-upgrade").await;
     wait_crds_established(&t.client).await;
 
-    // Tenants, provisioned by the operator under the previous chart's ServiceAccount: one with two
-    // namespaces (retained on deletion), one with its default namespace; data in each namespace.
-    let kc = service_account_kubeconfig(c, NS, "covenant", "oci-upgrade-before");
+    // Tenants, provisioned before the upgrade: one with two namespaces (retained on deletion), one
+    // with its default namespace; data in each namespace. The binary is the current one, which needs
+    // more than the previous chart's ServiceAccount grants (Ingresses, ConfigMaps in its namespace,
+    // CronJobs), so it runs as the cluster administrator here; after the upgrade the operator runs
+    // under the upgraded release's ServiceAccount.
+    let kc = c.kubeconfig.clone();
     let mut before = Operator::custom(
         c,
         "oci-upgrade-before",
