@@ -239,3 +239,20 @@ pub fn labelled_account(
     doc["metadata"]["labels"] = labels;
     doc.to_string()
 }
+
+/// An Ingress `name` routing `hosts` to a Service `web` (an empty host: a rule without host).
+pub fn ingress(name: &str, hosts: &[&str]) -> k8s_openapi::api::networking::v1::Ingress {
+    let rules: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            let mut r = json!({ "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+                "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } });
+            if !h.is_empty() {
+                r["host"] = json!(h);
+            }
+            r
+        })
+        .collect();
+    serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "rules": rules } }))
+        .expect("an Ingress")
+}

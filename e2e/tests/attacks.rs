@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use covenant_e2e::fixtures;
+use covenant_e2e::fixtures::{self, ingress};
 use covenant_e2e::{TIMEOUT, TestCtx, eventually, impersonate, wait_account_ready};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::PostParams;
@@ -51,23 +51,6 @@ async fn tenants_with_quota(t: &TestCtx, names: &[&str], quota: Value) -> Vec<Te
         wait_account_ready(&t.client, &ten.account).await;
     }
     out
-}
-
-/// An Ingress `name` routing `hosts` to a Service `web` (an empty host: a rule without host).
-fn ingress(name: &str, hosts: &[&str]) -> Ingress {
-    let rules: Vec<Value> = hosts
-        .iter()
-        .map(|h| {
-            let mut r = json!({ "http": { "paths": [{ "path": "/", "pathType": "Prefix",
-                "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } });
-            if !h.is_empty() {
-                r["host"] = json!(h);
-            }
-            r
-        })
-        .collect();
-    serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "rules": rules } }))
-        .expect("an Ingress")
 }
 
 async fn create(

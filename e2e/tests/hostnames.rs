@@ -7,14 +7,14 @@
 use std::time::{Duration, Instant};
 
 use covenant::api::Account;
-use covenant_e2e::fixtures;
+use covenant_e2e::fixtures::{self, ingress};
 use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account_ready};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What the API server says when an Ingress takes another tenant's host.
 const HELD: &str = "is held by another tenant";
@@ -120,19 +120,6 @@ async fn tenants_with(t: &TestCtx, names: &[&str], policy: &str) -> Vec<Tenant> 
         wait_account_ready(&t.client, &ten.account).await;
     }
     out
-}
-
-/// An Ingress `name` routing `hosts` to a Service `web`.
-fn ingress(name: &str, hosts: &[&str]) -> Ingress {
-    let rules: Vec<Value> = hosts
-        .iter()
-        .map(|h| {
-            json!({ "host": h, "http": { "paths": [{ "path": "/", "pathType": "Prefix",
-                "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } })
-        })
-        .collect();
-    serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "rules": rules } }))
-        .expect("an Ingress")
 }
 
 async fn create(c: &Client, ns: &str, ing: &Ingress) -> Result<Ingress, kube::Error> {
