@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{ACCOUNT_LABEL, FIELD_MANAGER};
-use crate::error::Result;
+use crate::error::{ApiErrorKind, Result};
 use crate::metrics::Metrics;
 
 /// True when every field of `desired` has the same value in `actual` (extra fields in `actual`, such
@@ -381,7 +381,7 @@ where
                     .forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
                 n += 1;
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -30,6 +30,107 @@ impl Cause {
     }
 }
 
+/// What an API server's refusal means to the caller. The one place that reads HTTP status codes, so
+/// that "not found" or "changed meanwhile" mean the same at every call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    /// 404 or 410: the object (or its namespace) is not there, or no longer.
+    NotFound,
+    /// 409 with reason AlreadyExists: a create found the name taken.
+    AlreadyExists,
+    /// Any other 409: the object changed since it was read (a resourceVersion or UID precondition).
+    Conflict,
+    /// 422: the object was refused as invalid; also what a failing JSON-patch `test` answers.
+    Invalid,
+    /// 413, or an answer that says the request or object is too large.
+    TooLarge,
+    /// 403: refused by authorization or by an admission policy.
+    Forbidden,
+    /// 429: throttled by API priority and fairness.
+    Throttled,
+    /// Any other 4xx.
+    Rejected,
+    /// 5xx, or no answer at all (transport, timeout).
+    Unavailable,
+}
+
+impl ApiErrorKind {
+    /// The kind of the API server's answer `s`.
+    pub fn of_status(s: &kube::core::Status) -> Self {
+        let too_large = s.message.to_lowercase().contains("too large");
+        match s.code {
+            413 => Self::TooLarge,
+            _ if too_large && (s.code == 422 || s.code >= 500) => Self::TooLarge,
+            404 | 410 => Self::NotFound,
+            409 if s.reason == "AlreadyExists" => Self::AlreadyExists,
+            409 => Self::Conflict,
+            422 => Self::Invalid,
+            403 => Self::Forbidden,
+            429 => Self::Throttled,
+            400..=499 => Self::Rejected,
+            _ => Self::Unavailable,
+        }
+    }
+
+    /// The kind of a failed request: the API server's answer, or `Unavailable` when there was none.
+    pub fn of(e: &kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => Self::of_status(s),
+            _ => Self::Unavailable,
+        }
+    }
+
+    /// Whether only a person can fix it (the object itself was refused): everything but a race
+    /// (`Conflict`, `AlreadyExists`), throttling and an unavailable API server, which are retried.
+    pub fn permanent(self) -> bool {
+        !matches!(
+            self,
+            Self::Conflict | Self::AlreadyExists | Self::Throttled | Self::Unavailable
+        )
+    }
+}
+
+/// A stable, low-cardinality name of a failure: the stage that failed, or `Conflict` when someone else
+/// wrote in between. Its string form labels metrics and names Event reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Reading what the reconcile needs failed.
+    Observe,
+    /// Applying or deleting a managed object failed.
+    Apply,
+    /// Scaling workloads down or back failed.
+    Scale,
+    /// Releasing or deleting a namespace failed.
+    Release,
+    /// Writing a status failed.
+    Status,
+    /// Adding or removing the finalizer failed.
+    Finalizer,
+    /// Someone else wrote in between: retried at once, no alert.
+    Conflict,
+}
+
+impl Category {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Observe => "observe",
+            Category::Apply => "apply",
+            Category::Scale => "scale",
+            Category::Release => "release",
+            Category::Status => "status",
+            Category::Finalizer => "finalizer",
+            Category::Conflict => "conflict",
+        }
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Anything that stops a reconcile, by the stage that failed. Invalid user input is not an error: it
 /// is reported in conditions.
 #[derive(Debug, thiserror::Error)]
@@ -87,26 +188,26 @@ pub enum Error {
 impl Error {
     /// A stable, low-cardinality name of the failure, for metrics labels and Event reasons: the stage
     /// that failed, or `conflict` when someone else wrote in between (retried at once; no alert).
-    pub fn category(&self) -> &'static str {
+    pub fn category(&self) -> Category {
         if self.conflict() {
-            "conflict"
+            Category::Conflict
         } else {
             self.stage()
         }
     }
 
     /// The stage that failed; through the finalizer, the stage it ran.
-    fn stage(&self) -> &'static str {
+    fn stage(&self) -> Category {
         use kube::runtime::finalizer::Error as F;
         match self {
-            Error::Observe { .. } => "observe",
-            Error::Apply { .. } => "apply",
-            Error::Scale { .. } => "scale",
-            Error::Release { .. } => "release",
-            Error::Status { .. } => "status",
+            Error::Observe { .. } => Category::Observe,
+            Error::Apply { .. } => Category::Apply,
+            Error::Scale { .. } => Category::Scale,
+            Error::Release { .. } => Category::Release,
+            Error::Status { .. } => Category::Status,
             Error::Finalizer(f) => match f.as_ref() {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.stage(),
-                _ => "finalizer",
+                _ => Category::Finalizer,
             },
         }
     }
@@ -116,15 +217,17 @@ impl Error {
     fn conflict(&self) -> bool {
         use kube::runtime::finalizer::Error as F;
         match self {
-            Error::Finalizer(f) => matches!(
-                f.as_ref(),
-                F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
-                    if s.code == 409 || s.code == 422
-            ),
+            Error::Finalizer(f) => match f.as_ref() {
+                F::AddFinalizer(e) | F::RemoveFinalizer(e) => matches!(
+                    ApiErrorKind::of(e),
+                    ApiErrorKind::Conflict | ApiErrorKind::Invalid
+                ),
+                _ => false,
+            },
             e => e
                 .cause()
                 .and_then(Cause::api)
-                .is_some_and(|s| s.code == 409),
+                .is_some_and(|s| ApiErrorKind::of_status(s) == ApiErrorKind::Conflict),
         }
     }
 
@@ -187,18 +290,18 @@ mod tests {
             object: "LimitRange acme/limits".into(),
             source,
         };
-        assert_eq!(apply(api(422, "max < default")).category(), "apply");
-        assert_eq!(apply(api(409, "modified")).category(), "conflict");
+        assert_eq!(apply(api(422, "max < default")).category(), Category::Apply);
+        assert_eq!(apply(api(409, "modified")).category(), Category::Conflict);
         let status = Error::Status {
             object: "Account acme".into(),
             source: api(500, "etcd"),
         };
-        assert_eq!(status.category(), "status");
+        assert_eq!(status.category(), Category::Status);
         let leading = Error::Release {
             object: "namespace acme-prod".into(),
             source: Cause::NotLeading("lease lost".into()),
         };
-        assert_eq!(leading.category(), "release");
+        assert_eq!(leading.category(), Category::Release);
     }
 
     #[test]
@@ -209,14 +312,91 @@ mod tests {
             source: api(409, "modified"),
         });
         // A conflict in the stage the finalizer ran is retried after the usual pause.
-        assert_eq!(Error::Finalizer(Box::new(ran)).category(), "apply");
+        assert_eq!(Error::Finalizer(Box::new(ran)).category(), Category::Apply);
         let Cause::Kube(e) = api(409, "modified") else {
             unreachable!()
         };
         let remove = Error::Finalizer(Box::new(F::RemoveFinalizer(e)));
-        assert_eq!(remove.category(), "conflict");
+        assert_eq!(remove.category(), Category::Conflict);
         let unnamed = F::<Error>::UnnamedObject;
-        assert_eq!(Error::Finalizer(Box::new(unnamed)).category(), "finalizer");
+        assert_eq!(
+            Error::Finalizer(Box::new(unnamed)).category(),
+            Category::Finalizer
+        );
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> kube::core::Status {
+        kube::core::Status::failure(message, reason).with_code(code)
+    }
+
+    #[test]
+    fn each_answer_of_the_api_server_has_one_kind() {
+        use ApiErrorKind as K;
+        let cases = [
+            (404, "NotFound", "namespaces \"x\" not found", K::NotFound),
+            (410, "Gone", "too old resource version", K::NotFound),
+            (
+                409,
+                "AlreadyExists",
+                "namespaces \"x\" already exists",
+                K::AlreadyExists,
+            ),
+            (409, "Conflict", "the object has been modified", K::Conflict),
+            (422, "Invalid", "spec.hard: Invalid value", K::Invalid),
+            (
+                422,
+                "Invalid",
+                "metadata.annotations: Too long: must have at most 262144 bytes",
+                K::Invalid,
+            ),
+            (
+                413,
+                "RequestEntityTooLarge",
+                "request entity too large",
+                K::TooLarge,
+            ),
+            (
+                500,
+                "InternalError",
+                "etcdserver: request is too large",
+                K::TooLarge,
+            ),
+            (422, "Invalid", "object is too large", K::TooLarge),
+            (
+                403,
+                "Forbidden",
+                "denied by ValidatingAdmissionPolicy",
+                K::Forbidden,
+            ),
+            (429, "TooManyRequests", "throttled", K::Throttled),
+            (400, "BadRequest", "bad patch", K::Rejected),
+            (500, "InternalError", "etcd leader changed", K::Unavailable),
+            (503, "ServiceUnavailable", "", K::Unavailable),
+        ];
+        for (code, reason, message, kind) in cases {
+            assert_eq!(
+                ApiErrorKind::of_status(&status(code, reason, message)),
+                kind,
+                "{code} {reason}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_races_throttling_and_outages_are_retried_without_a_person() {
+        use ApiErrorKind as K;
+        for k in [K::Conflict, K::AlreadyExists, K::Throttled, K::Unavailable] {
+            assert!(!k.permanent(), "{k:?}");
+        }
+        for k in [
+            K::NotFound,
+            K::Invalid,
+            K::TooLarge,
+            K::Forbidden,
+            K::Rejected,
+        ] {
+            assert!(k.permanent(), "{k:?}");
+        }
     }
 
     #[test]

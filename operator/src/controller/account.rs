@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
 use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
-use crate::error::{Cause, Error, Result};
+use crate::error::{ApiErrorKind as K, Cause, Error, Result};
 use crate::model::account::{self as model, BuildInput, Desired};
 use crate::model::package::resolve;
 use crate::model::phase;
@@ -247,7 +247,7 @@ pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<A
     // watch to bring the patch back would cost every new tenant a round trip through the queue.
     let account = match add_finalizer(&api, account, &ctx.metrics).await {
         Ok(a) => a,
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 || s.code == 404 => {
+        Err(e) if matches!(K::of(&e), K::Conflict | K::Invalid | K::NotFound) => {
             // The cache is behind (someone changed the finalizers first), or the Account is gone.
             return Ok(Action::requeue(std::time::Duration::from_millis(500)));
         }
@@ -263,10 +263,10 @@ pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<A
     // Benign races on a cache that is behind our own finalizer patch: the finalizer is already there
     // (the JSON-patch test fails: 422) or the object is already gone (404). Retry or stop quietly.
     let result = match result {
-        Err(F::AddFinalizer(kube::Error::Api(s))) if s.code == 422 || s.code == 409 => {
+        Err(F::AddFinalizer(e)) if matches!(K::of(&e), K::Invalid | K::Conflict) => {
             Ok(Action::requeue(std::time::Duration::from_millis(500)))
         }
-        Err(F::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 || s.code == 422 => {
+        Err(F::RemoveFinalizer(e)) if matches!(K::of(&e), K::NotFound | K::Invalid) => {
             Ok(Action::await_change())
         }
         other => other.map_err(|e| Error::Finalizer(Box::new(e))),
@@ -388,7 +388,7 @@ impl Failure {
         self.error
             .cause()
             .and_then(Cause::api)
-            .is_some_and(|s| (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
+            .is_some_and(|s| K::of_status(s).permanent())
     }
 
     /// The object and the API server's own message (or what else the request failed with).
@@ -823,11 +823,11 @@ async fn create_namespace(
 ) -> Result<(Namespace, bool)> {
     match crate::apply::create(&ctx.client, desired, &ctx.writes).await {
         Ok(n) => Ok((n, true)),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
+        Err(e) if K::of(&e) == K::AlreadyExists => {
             let api: Api<Namespace> = Api::all(ctx.client.clone());
             match api.get_opt(&desired.name_any()).await? {
                 Some(n) if model::owns(account, &n) => Ok((n, false)),
-                _ => Err(kube::Error::Api(e).into()),
+                _ => Err(e.into()),
             }
         }
         Err(e) => Err(e.into()),
@@ -890,7 +890,7 @@ async fn withdraw_consent(
                     break;
                 }
                 // Changed since it was read (the resourceVersion test fails: 422, or 409): read again.
-                Err(kube::Error::Api(e)) if (e.code == 409 || e.code == 422) && attempts < 5 => {
+                Err(e) if matches!(K::of(&e), K::Conflict | K::Invalid) && attempts < 5 => {
                     attempts += 1;
                     match api.get_opt(&rb.name_any()).await {
                         Ok(Some(fresh)) => rb = fresh,
@@ -901,7 +901,7 @@ async fn withdraw_consent(
                         }
                     }
                 }
-                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(e) if K::of(&e) == K::NotFound => break,
                 Err(e) => {
                     first_error.get_or_insert(e);
                     break;

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::ACCOUNT_LABEL;
-use crate::error::Error;
+use crate::error::{ApiErrorKind as K, Error};
 use crate::model::hostnames::{
     self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim, NAMESPACE_LABEL,
 };
@@ -304,7 +304,7 @@ async fn pass(
         };
         match api.delete(name, &dp).await {
             Ok(_) => ctx.metrics.write("ConfigMap"),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) if matches!(K::of(&e), K::NotFound | K::Conflict) => {}
             Err(e) => {
                 failed.get_or_insert(Error::Apply {
                     object: format!("deleting ConfigMap {name} (released hostnames)"),

@@ -31,7 +31,7 @@ use crate::api::{
     ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
 };
 use crate::clock::Clock;
-use crate::error::Error;
+use crate::error::{ApiErrorKind, Category, Error};
 use crate::metrics::Metrics;
 
 /// Settings of the controllers.
@@ -293,10 +293,33 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
+    let object = format!("{} {name}", K::kind(&()));
+    patch_status_in(
+        ctx,
+        Api::<K>::all(ctx.client.clone()),
+        name,
+        &object,
+        status,
+    )
+    .await
+}
+
+/// [`patch_status`] through `api`, for kinds of either scope (a namespaced kind's `api` is of its
+/// namespace); `object` names it in the error, as `Kind namespace/name`.
+pub async fn patch_status_in<K>(
+    ctx: &Context,
+    api: Api<K>,
+    name: &str,
+    object: &str,
+    status: &impl serde::Serialize,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let kind = K::kind(&());
     let patch =
         serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": status });
-    let written = Api::<K>::all(ctx.client.clone())
+    let written = api
         .patch_status(
             name,
             &kube::api::PatchParams::apply(crate::api::FIELD_MANAGER).force(),
@@ -304,7 +327,7 @@ where
         )
         .await
         .map_err(|e| Error::Status {
-            object: format!("{kind} {name}"),
+            object: object.to_string(),
             source: e.into(),
         })?;
     ctx.metrics.write(kind.as_ref());
@@ -412,7 +435,7 @@ pub fn error_policy<K: Reconcile>(
 /// chain, count it by category, and requeue (conflicts at once, anything else after a pause).
 pub fn on_error(kind: &str, name: &str, err: &Error, ctx: &Context) -> Action {
     tracing::warn!(kind, name, error = %err.chain(), "reconcile failed");
-    ctx.metrics.error(kind, err.category());
+    ctx.metrics.error(kind, err.category().as_str());
     Action::requeue(requeue_after_error(err))
 }
 
@@ -427,7 +450,7 @@ pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 /// fresher data, anything else after [`ERROR_REQUEUE`].
 pub fn requeue_after_error(err: &Error) -> Duration {
     match err.category() {
-        "conflict" => Duration::from_millis(500),
+        Category::Conflict => Duration::from_millis(500),
         _ => ERROR_REQUEUE,
     }
 }
@@ -457,7 +480,7 @@ pub async fn delete_namespace(
             ctx.metrics.write("Namespace");
             Ok(())
         }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -669,8 +692,8 @@ pub async fn report_condition(
         _ => k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.clock.now()),
     };
     let patch = serde_json::json!({
-        "apiVersion": "covenant.dev/v1alpha1",
-        "kind": "Account",
+        "apiVersion": Account::api_version(&()),
+        "kind": Account::kind(&()),
         "status": { "conditions": [{
             "type": condition.type_,
             "status": status,

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use covenant_terms as terms;
-use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Shutdown, Watches};
-use crate::api::{DeprecationNotice, FIELD_MANAGER, NoticeResponse};
+use crate::api::{DeprecationNotice, NoticeResponse};
 use crate::error::Error;
 use crate::model::notice::response_status;
 
@@ -112,23 +111,15 @@ pub(super) async fn reconcile(response: &NoticeResponse, ctx: &Context) -> Resul
     );
     let previous = response.status.clone().unwrap_or_default();
     if !crate::status::unchanged(&status, &previous) {
-        let patch = serde_json::json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": KIND,
-            "status": status,
-        });
-        Api::<NoticeResponse>::namespaced(ctx.client.clone(), &ns)
-            .patch_status(
-                &response.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(|e| Error::Status {
-                object: format!("{KIND} {ns}/{}", response.name_any()),
-                source: e.into(),
-            })?;
-        ctx.metrics.write(KIND);
+        let name = response.name_any();
+        super::patch_status_in(
+            ctx,
+            Api::<NoticeResponse>::namespaced(ctx.client.clone(), &ns),
+            &name,
+            &format!("{KIND} {ns}/{name}"),
+            &status,
+        )
+        .await?;
     }
     let next = terms::requeue_after([next], ctx.clock.now(), terms::MAX_REQUEUE);
     Ok(next

@@ -45,7 +45,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{ApiErrorKind as K, Result};
 use crate::metrics::Metrics;
 
 /// Annotation on a tenant Namespace: the replica counts of workloads before a suspension scaled them
@@ -326,7 +326,7 @@ async fn patch(client: &Client, ns: &str, w: &Workload, patch: &Value) -> Result
     };
     match r {
         Ok(()) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) if K::of(&e) == K::NotFound => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -431,12 +431,8 @@ pub async fn suspend(client: &Client, ns: &str, scope: Scope, metrics: &Metrics)
 
 /// Whether the API server refused a write because the object (or its annotations) would be too large.
 fn too_large(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => {
-            s.code == 422 || s.code == 413 || s.message.to_lowercase().contains("too large")
-        }
-        _ => false,
-    }
+    // A metadata.annotations that is "Too long" is an Invalid (422) answer.
+    matches!(K::of(e), K::TooLarge | K::Invalid)
 }
 
 /// Suspends `w` whose own annotations have no room for its record (a tenant can pad them to the API
