@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::api::{ACCOUNT_LABEL, FIELD_MANAGER};
 use crate::error::{ApiErrorKind, Result};
 use crate::metrics::Metrics;
+use crate::model::{fnv1a, quantity};
 
 /// True when every field of `desired` has the same value in `actual` (extra fields in `actual`, such
 /// as status or defaults filled in by the API server, are ignored; lists must match item by item).
@@ -25,50 +26,8 @@ pub fn is_subset(desired: &Value, actual: &Value) -> bool {
         (Value::Array(d), Value::Array(a)) => {
             d.len() == a.len() && d.iter().zip(a).all(|(x, y)| is_subset(x, y))
         }
-        (Value::String(d), Value::String(a)) => d == a || quantities_equal(d, a),
+        (Value::String(d), Value::String(a)) => d == a || quantity::equal(d, a),
         (d, a) => d == a,
-    }
-}
-
-/// The value of a Kubernetes resource quantity (`500m`, `1Gi`, `2e3`), if `s` is one.
-pub fn quantity_value(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    if number.is_empty() || number == "+" || number == "-" {
-        return None;
-    }
-    let n: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    Some(n * scale)
-}
-
-/// Whether `a` and `b` are the same quantity written differently (`0.5` and `500m`).
-pub fn quantities_equal(a: &str, b: &str) -> bool {
-    match (quantity_value(a), quantity_value(b)) {
-        (Some(x), Some(y)) => x == y || ((x - y).abs() <= 1e-9 * x.abs().max(y.abs())),
-        _ => false,
     }
 }
 
@@ -76,13 +35,6 @@ pub fn quantities_equal(a: &str, b: &str) -> bool {
 /// quota entry dropped from a package, a marker removed) is noticed even though the rest still
 /// matches, and the object is applied again (which removes the field).
 pub const APPLIED_ANNOTATION: &str = "covenant.dev/applied";
-
-/// A stable 64-bit FNV-1a hash (std's hasher may change between releases; this one is stored).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 /// `desired` as JSON with the applied-hash annotation set.
 pub fn with_applied_hash(desired: &Value) -> Value {
@@ -433,16 +385,6 @@ mod tests {
             w.pending("ClusterRoleBinding.v1.rbac.authorization.k8s.io/a", None),
             Some("crb")
         );
-    }
-
-    #[test]
-    fn quantities_compare_by_value() {
-        assert!(quantities_equal("0.5", "500m"));
-        assert!(quantities_equal("1024Mi", "1Gi"));
-        assert!(quantities_equal("2e3", "2k"));
-        assert!(!quantities_equal("1G", "1Gi"));
-        assert!(!quantities_equal("abc", "abc1"));
-        assert_eq!(quantity_value("Gi"), None);
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl Seen {
     /// kept); whether it differs from what it showed.
     pub fn changed(&self, name: &str, fields: &impl serde::Serialize) -> bool {
         let fingerprint =
-            crate::apply::fnv1a(serde_json::to_string(fields).unwrap_or_default().as_bytes());
+            crate::model::fnv1a(serde_json::to_string(fields).unwrap_or_default().as_bytes());
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get(name) == Some(&fingerprint) {
             return false;

@@ -474,7 +474,7 @@ pub fn subject_tokens<'a>(subjects: impl Iterator<Item = &'a Subject>) -> String
 /// tenant's) as surely as withdrawing a subject does.
 pub fn enforced_marker(allowed: &str, tenant: &[String]) -> String {
     let both = format!("{allowed}\n\n{}", tenant.join(","));
-    format!("{:016x}", crate::apply::fnv1a(both.as_bytes()))
+    format!("{:016x}", super::fnv1a(both.as_bytes()))
 }
 
 /// The subjects of `rb` that the account no longer allows (neither an administrator, an allowed subject

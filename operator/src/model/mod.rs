@@ -8,7 +8,15 @@ pub mod notice;
 pub mod package;
 pub mod phase;
 pub mod policies;
+pub mod quantity;
 pub mod suspension;
+
+/// A stable 64-bit FNV-1a hash (std's hasher may change between releases; this one is stored).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
 
 #[cfg(test)]
 mod tests;

@@ -235,11 +235,8 @@ fn limit_field<'a>(l: &'a LimitsSpec, field: &str) -> Option<&'a ResourceMap> {
 /// Whether quantity `a` is more than `b` (both as written; a value that is not a quantity is left to
 /// the schema, which refuses it).
 fn exceeds(a: &str, b: &str) -> bool {
-    match (
-        crate::apply::quantity_value(a),
-        crate::apply::quantity_value(b),
-    ) {
-        (Some(x), Some(y)) => x > y && !crate::apply::quantities_equal(a, b),
+    match (super::quantity::value(a), super::quantity::value(b)) {
+        (Some(x), Some(y)) => x > y && !super::quantity::equal(a, b),
         _ => false,
     }
 }
