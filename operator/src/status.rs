@@ -126,6 +126,29 @@ pub fn merge(
 }
 
 /// The condition of `type_`, if present.
+/// The conditions of `current` that an Event announces, each with whether it is a warning: one whose
+/// status differs from the same condition in `previous`, or one that appears for the first time when
+/// it is a warning (an object's first good news is no news). `warning` says, per condition, whether its
+/// present state is a warning, or `None` for conditions that are never announced. The one rule by which
+/// every kind turns its conditions into Events.
+pub fn announced<'a>(
+    previous: &[Condition],
+    current: &'a [Condition],
+    warning: impl Fn(&Condition) -> Option<bool>,
+) -> Vec<(&'a Condition, bool)> {
+    current
+        .iter()
+        .filter_map(|c| {
+            let warn = warning(c)?;
+            let changed = match find(previous, &c.type_) {
+                Some(before) => before.status != c.status,
+                None => warn,
+            };
+            changed.then_some((c, warn))
+        })
+        .collect()
+}
+
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }
@@ -188,5 +211,42 @@ mod tests {
         );
         assert_eq!(flipped[0].last_transition_time, Time(t1));
         assert_eq!(flipped[0].status, "True");
+    }
+
+    #[test]
+    fn an_event_announces_a_change_of_status_or_a_first_warning() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |conds: Vec<Cond>| merge(&[], conds, Some(1), t0);
+        let warning =
+            |c: &Condition| (c.type_ != "Quiet").then(|| c.type_ == "Ready" && c.status == "False");
+        let first = at(vec![
+            Cond::new("Ready", false, "Provisioning", "a"),
+            Cond::new("Suspended", false, "Active", "b"),
+            Cond::new("Quiet", false, "Never", "c"),
+        ]);
+        // A new object: its first warning is announced, its first good news and the unannounced
+        // condition are not.
+        let shown: Vec<_> = announced(&[], &first, warning)
+            .into_iter()
+            .map(|(c, w)| (c.type_.as_str(), w))
+            .collect();
+        assert_eq!(shown, [("Ready", true)]);
+        // Same statuses, other reasons: nothing to announce.
+        let again = at(vec![
+            Cond::new("Ready", false, "Waiting", "a2"),
+            Cond::new("Suspended", false, "Active", "b"),
+            Cond::new("Quiet", true, "Now", "c"),
+        ]);
+        assert!(announced(&first, &again, warning).is_empty());
+        // A flip is announced either way, as a warning or not by the present state.
+        let flipped = at(vec![
+            Cond::new("Ready", true, "Ready", "ok"),
+            Cond::new("Suspended", true, "Suspended", "held"),
+        ]);
+        let shown: Vec<_> = announced(&again, &flipped, warning)
+            .into_iter()
+            .map(|(c, w)| (c.type_.as_str(), w))
+            .collect();
+        assert_eq!(shown, [("Ready", false), ("Suspended", false)]);
     }
 }

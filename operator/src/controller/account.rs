@@ -1135,28 +1135,19 @@ async fn write_status(
         "AccessReviewCurrent",
         "TermsCurrent",
     ];
-    for c in status
-        .conditions
-        .iter()
-        .filter(|c| ANNOUNCED.contains(&c.type_.as_str()))
-    {
-        let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
-        let warn = matches!(
+    let warning = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+        ANNOUNCED.contains(&c.type_.as_str()).then_some(matches!(
             (c.type_.as_str(), c.status.as_str()),
             ("Suspended", "True") | ("Ready" | "AccessReviewCurrent" | "TermsCurrent", "False")
-        );
-        let transition = match before {
-            Some(b) => b.status != c.status,
-            None => warn,
+        ))
+    };
+    for (c, warn) in crate::status::announced(&previous.conditions, &status.conditions, warning) {
+        let kind = if warn {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        if transition {
-            let kind = if warn {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            ctx.event(account, kind, &c.reason, c.message.clone()).await;
-        }
+        ctx.event(account, kind, &c.reason, c.message.clone()).await;
     }
     Ok(())
 }

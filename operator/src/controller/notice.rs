@@ -114,17 +114,18 @@ pub(super) async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Resu
             )
             .await;
         }
-        for c in &outcome.status.conditions {
-            let before = previous.conditions.iter().find(|p| p.type_ == c.type_);
-            if before.is_none_or(|b| b.status != c.status) {
-                let warn = c.status == "False" && c.reason != "Pending";
-                let kind = if warn {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                ctx.event(notice, kind, &c.reason, c.message.clone()).await;
-            }
+        let warning = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+            Some(c.status == "False" && c.reason != "Pending")
+        };
+        let announced =
+            crate::status::announced(&previous.conditions, &outcome.status.conditions, warning);
+        for (c, warn) in announced {
+            let kind = if warn {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            ctx.event(notice, kind, &c.reason, c.message.clone()).await;
         }
         // One Event per decision whose count rose (a deadline that passes for thousands of accounts
         // is one Event, not one per account). Counts only: the accounts and their decisions are on
