@@ -31,10 +31,54 @@ pub mod exit {
 pub struct Report {
     /// Each Covenant object with its computed status, in input order.
     pub objects: Vec<Value>,
-    /// One line per problem: `<source>: <Kind>/<name>: <field>: <what is wrong and how to fix it>`.
-    pub problems: Vec<String>,
+    /// What is wrong with the objects, each with where it is and how to fix it.
+    pub problems: Vec<Problem>,
     /// Documents that could not be read or parsed.
-    pub unreadable: Vec<String>,
+    pub unreadable: Vec<Problem>,
+}
+
+/// One problem: where it is and what it says. Shown as one line, `<source>: <Kind>/<name>: <message>`
+/// (or `<source>: <message>` when it names no object); the renderers read the parts, never the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `file#document`, or `file` (or a directory, or nothing) when no document is concerned.
+    pub source: String,
+    /// `Kind/name` of the object, when the problem concerns one.
+    pub object: Option<String>,
+    /// What is wrong and how to fix it (for fields: `<field>: ...`).
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem of the document or file `source` that names no object.
+    pub fn of(source: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            source: source.into(),
+            object: None,
+            message: message.into(),
+        }
+    }
+
+    /// The file the problem is in (without the `#document` suffix), if any.
+    pub fn file(&self) -> Option<&str> {
+        (!self.source.is_empty()).then(|| {
+            self.source
+                .split_once('#')
+                .map_or(self.source.as_str(), |(f, _)| f)
+        })
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.source.is_empty() {
+            write!(f, "{}: ", self.source)?;
+        }
+        if let Some(o) = &self.object {
+            write!(f, "{o}: ")?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 impl Report {
@@ -72,7 +116,9 @@ pub fn read_docs(paths: &[String], report: &mut Report) -> Vec<Doc> {
         };
         match text {
             Ok(text) => docs.extend(parse_docs(path, &text, report)),
-            Err(e) => report.unreadable.push(format!("{path}: cannot read: {e}")),
+            Err(e) => report
+                .unreadable
+                .push(Problem::of(path.as_str(), format!("cannot read: {e}"))),
         }
     }
     docs
@@ -85,9 +131,10 @@ pub fn expand(paths: &[String], report: &mut Report) -> Vec<String> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
-                report
-                    .unreadable
-                    .push(format!("{}: cannot read: {e}", dir.display()));
+                report.unreadable.push(Problem::of(
+                    dir.display().to_string(),
+                    format!("cannot read: {e}"),
+                ));
                 return;
             }
         };
@@ -131,9 +178,10 @@ pub fn parse_docs(source: &str, text: &str, report: &mut Report) -> Vec<Doc> {
                 value,
             }),
             Err(e) => {
-                report
-                    .unreadable
-                    .push(format!("{source}#{}: not valid YAML: {e}", i + 1));
+                report.unreadable.push(Problem::of(
+                    format!("{source}#{}", i + 1),
+                    format!("not valid YAML: {e}"),
+                ));
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
@@ -170,14 +218,19 @@ fn schema_of(kind: &str) -> Option<Value> {
     serde_json::to_value(schema).ok()
 }
 
-fn label(doc: &Doc) -> String {
+/// A problem of the object in `doc`.
+fn at(doc: &Doc, message: impl Into<String>) -> Problem {
     let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or("?");
     let name = doc
         .value
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
-    format!("{}: {kind}/{name}", doc.source)
+    Problem {
+        source: doc.source.clone(),
+        object: Some(format!("{kind}/{name}")),
+        message: message.into(),
+    }
 }
 
 /// Validates and evaluates `docs` at `now`.
@@ -219,16 +272,16 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             continue;
         }
         if api_version != "covenant.dev/v1alpha1" {
-            report.problems.push(format!(
-                "{}: apiVersion {api_version} is not served: use covenant.dev/v1alpha1",
-                label(&doc)
+            report.problems.push(at(
+                &doc,
+                format!("apiVersion {api_version} is not served: use covenant.dev/v1alpha1"),
             ));
             continue;
         }
         let Some(schema) = schema_of(&kind) else {
-            report.problems.push(format!(
-                "{}: unknown kind {kind:?}: Covenant serves Account, SupportPackage, Suspension, DeprecationNotice and NoticeResponse",
-                label(&doc)
+            report.problems.push(at(
+                &doc,
+                format!("unknown kind {kind:?}: Covenant serves Account, SupportPackage, Suspension, DeprecationNotice and NoticeResponse"),
             ));
             continue;
         };
@@ -238,17 +291,16 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {
-            report.problems.push(format!(
-                "{}: metadata.name: required field is missing",
-                label(&doc)
-            ));
+            report
+                .problems
+                .push(at(&doc, "metadata.name: required field is missing"));
             continue;
         }
         let errors = schema::validate(&schema, &doc.value, None);
         if !errors.is_empty() {
             report
                 .problems
-                .extend(errors.iter().map(|e| format!("{}: {e}", label(&doc))));
+                .extend(errors.iter().map(|e| at(&doc, e.to_string())));
             continue;
         }
         let typed = match kind.as_str() {
@@ -268,7 +320,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
         };
         match typed {
             Ok(p) => parsed.push((doc, p)),
-            Err(e) => report.problems.push(format!("{}: {e}", label(&doc))),
+            Err(e) => report.problems.push(at(&doc, e.to_string())),
         }
     }
 
@@ -370,12 +422,9 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
         let value = match p {
             Parsed::Notice(n) => {
                 let outcome = model::notice::evaluate(&n, with_answers(), now);
-                report.problems.extend(
-                    outcome
-                        .errors
-                        .iter()
-                        .map(|e| format!("{}: {e}", label(&doc))),
-                );
+                report
+                    .problems
+                    .extend(outcome.errors.iter().map(|e| at(&doc, e.to_string())));
                 let mut n = *n;
                 n.status = Some(outcome.status);
                 serde_json::to_value(n)
@@ -399,7 +448,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                     suspensions: &own,
                 };
                 let status = account_status(&a, &checked, now, &mut |e| {
-                    report.problems.push(format!("{}: {e}", label(&doc)))
+                    report.problems.push(at(&doc, e))
                 });
                 a.status = Some(status);
                 serde_json::to_value(a)
@@ -428,9 +477,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                         _ => false,
                     };
                     if judged {
-                        report
-                            .problems
-                            .push(format!("{}: {}", label(&doc), c.message));
+                        report.problems.push(at(&doc, c.message.clone()));
                     }
                 }
                 r.status = Some(status);
@@ -442,9 +489,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                 let stalled = crate::status::stalled(&ready);
                 let conds = vec![ready, stalled];
                 if !conds[0].status {
-                    report
-                        .problems
-                        .push(format!("{}: {}", label(&doc), conds[0].message));
+                    report.problems.push(at(&doc, conds[0].message.clone()));
                 }
                 p.status = Some(SupportPackageStatus {
                     observed_generation: p.metadata.generation,
@@ -457,10 +502,12 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                 let mut s = *s;
                 let known = accounts.iter().any(|a| a.name_any() == s.spec.account);
                 if !accounts.is_empty() && !known {
-                    report.problems.push(format!(
-                        "{}: spec.account: Account {:?} is not among the checked objects: check the name",
-                        label(&doc),
-                        s.spec.account
+                    report.problems.push(at(
+                        &doc,
+                        format!(
+                            "spec.account: Account {:?} is not among the checked objects: check the name",
+                            s.spec.account
+                        ),
                     ));
                 }
                 // The operator's own evaluation; with no Accounts among the files, the account is
@@ -475,7 +522,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             Ok(v) => report.objects.push(v),
             Err(e) => report
                 .problems
-                .push(format!("{}: cannot serialize: {e}", label(&doc))),
+                .push(at(&doc, format!("cannot serialize: {e}"))),
         }
     }
 }
@@ -586,44 +633,6 @@ pub fn render_json(report: &Report) -> String {
     s
 }
 
-/// One problem split into where it is and what it says.
-struct Finding<'a> {
-    /// The file (without the `#document` suffix), if the line names one.
-    file: Option<&'a str>,
-    /// `Kind/name`, if the line names an object.
-    object: Option<&'a str>,
-    /// The rest.
-    message: &'a str,
-}
-
-fn finding(line: &str) -> Finding<'_> {
-    // Lines are `<file>#<n>: <Kind>/<name>: <message>` (objects) or `<file>[#<n>]: <message>`.
-    let Some((source, rest)) = line.split_once(": ") else {
-        return Finding {
-            file: None,
-            object: None,
-            message: line,
-        };
-    };
-    let file = Some(source.split_once('#').map_or(source, |(f, _)| f));
-    match rest.split_once(": ") {
-        Some((object, message))
-            if object.contains('/') && !object.contains(' ') && !object.contains(':') =>
-        {
-            Finding {
-                file,
-                object: Some(object),
-                message,
-            }
-        }
-        _ => Finding {
-            file,
-            object: None,
-            message: rest,
-        },
-    }
-}
-
 /// The problems as GitHub Actions workflow commands (`::error file=…,title=…::…`), one per line, so
 /// that a pull request shows each on the file it concerns.
 pub fn render_github(report: &Report) -> String {
@@ -637,20 +646,22 @@ pub fn render_github(report: &Report) -> String {
         data(s).replace(':', "%3A").replace(',', "%2C")
     }
     let mut out = String::new();
-    for line in report.unreadable.iter().chain(&report.problems) {
-        let f = finding(line);
+    for f in report.unreadable.iter().chain(&report.problems) {
         let mut props = Vec::new();
-        if let Some(file) = f.file {
+        if let Some(file) = f.file() {
             props.push(format!("file={}", property(file)));
         }
         props.push(format!(
             "title={}",
-            property(&format!("covenant check: {}", f.object.unwrap_or("input")))
+            property(&format!(
+                "covenant check: {}",
+                f.object.as_deref().unwrap_or("input")
+            ))
         ));
         out.push_str(&format!(
             "::error {}::{}\n",
             props.join(","),
-            data(f.message)
+            data(&f.message)
         ));
     }
     out
@@ -681,16 +692,20 @@ pub fn render_junit(report: &Report) -> String {
             (format!("{kind}/{name}"), Vec::new())
         })
         .collect();
-    for line in report.unreadable.iter().chain(&report.problems) {
-        let f = finding(line);
+    for f in report.unreadable.iter().chain(&report.problems) {
         match f
             .object
+            .as_deref()
             .and_then(|o| cases.iter_mut().find(|(n, _)| n == o))
         {
-            Some((_, problems)) => problems.push(line.clone()),
+            Some((_, problems)) => problems.push(f.to_string()),
             None => cases.push((
-                f.object.unwrap_or(f.file.unwrap_or("input")).to_string(),
-                vec![line.clone()],
+                f.object
+                    .as_deref()
+                    .or(f.file())
+                    .unwrap_or("input")
+                    .to_string(),
+                vec![f.to_string()],
             )),
         }
     }
@@ -733,9 +748,10 @@ fn workload_problems(
     let policies = match crate::admission::policies(crate::admission::WORKLOAD_POLICIES) {
         Ok(p) => p,
         Err(e) => {
-            report
-                .problems
-                .push(format!("the built-in workload policies: {e}"));
+            report.problems.push(Problem::of(
+                "",
+                format!("the built-in workload policies: {e}"),
+            ));
             return;
         }
     };
@@ -772,31 +788,19 @@ fn workload_problems(
                 continue;
             }
             match crate::admission::evaluate(p, &object, None, &namespace, "covenant-check") {
-                Ok(denied) => report.problems.extend(
-                    denied
-                        .iter()
-                        .map(|m| format!("{}: {m}", workload_label(doc))),
-                ),
-                Err(e) => report.problems.push(format!(
-                    "{}: policy {} fails on it (the API server would refuse it): {e}",
-                    workload_label(doc),
-                    p["metadata"]["name"].as_str().unwrap_or_default()
+                Ok(denied) => report
+                    .problems
+                    .extend(denied.iter().map(|m| at(doc, m.to_string()))),
+                Err(e) => report.problems.push(at(
+                    doc,
+                    format!(
+                        "policy {} fails on it (the API server would refuse it): {e}",
+                        p["metadata"]["name"].as_str().unwrap_or_default()
+                    ),
                 )),
             }
         }
     }
-}
-
-fn workload_label(doc: &Doc) -> String {
-    format!(
-        "{}: {}/{}",
-        doc.source,
-        doc.value["kind"].as_str().unwrap_or_default(),
-        doc.value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    )
 }
 
 /// What `deploy/workload-defaults-policy.yaml` sets before the validating policies run: the forced

@@ -37,7 +37,7 @@ fn valid_examples_pass_together() {
         "expected the example manifests, found {files:?}"
     );
     let report = run(&files);
-    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.problems, Vec::new());
     assert_eq!(report.exit_code(), check::exit::OK);
     let kinds: Vec<&str> = report
         .objects
@@ -62,7 +62,7 @@ fn a_tenants_answer_is_checked_with_its_account_and_notice() {
     let mut files = yaml_files(&examples());
     files.extend(yaml_files(&examples().join("tenant")));
     let report = run(&files);
-    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.problems, Vec::new());
     let answer = report
         .objects
         .iter()
@@ -105,7 +105,7 @@ fn each_invalid_example_fails_with_its_documented_message() {
             report.problems
         );
         assert!(
-            report.problems.iter().any(|p| p.contains(expected)),
+            report.problems.iter().any(|p| p.to_string().contains(expected)),
             "{}: expected a problem containing {expected:?}, got {:?}",
             file.display(),
             report.problems
