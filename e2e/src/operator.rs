@@ -571,3 +571,20 @@ fn write_operator_kubeconfig(admin: &Path, out: &Path, as_admin: bool) -> Result
     f.write_all(text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
+
+/// Starts the harness's operator again when dropped, if a test stopped it and ended without starting it
+/// (it failed half-way): the other tests of the binary, and the cleanup of this one (the Account
+/// finalizer), need it. Hold one for the length of a test that stops the operator.
+pub struct EnsureRunning;
+
+impl Drop for EnsureRunning {
+    fn drop(&mut self) {
+        if handle().running() {
+            return;
+        }
+        // In a thread of its own: a panic while this thread unwinds would abort the test binary.
+        if std::thread::spawn(start).join().is_err() {
+            eprintln!("[e2e] the operator could not be started again after a test that stopped it");
+        }
+    }
+}

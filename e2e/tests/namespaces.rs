@@ -32,20 +32,6 @@ const ENFORCE_VERSION: &str = "pod-security.kubernetes.io/enforce-version";
 /// How many races per operator identity.
 const RACES: u64 = 5;
 
-/// Starts the harness's operator again when a test that stopped it ends (also when it failed).
-struct EnsureOperator;
-
-impl Drop for EnsureOperator {
-    fn drop(&mut self) {
-        if operator::handle().running() {
-            return;
-        }
-        if std::thread::spawn(operator::start).join().is_err() {
-            eprintln!("[e2e] the operator could not be started again");
-        }
-    }
-}
-
 /// A user who may create namespaces and nothing else.
 async fn squatter(t: &TestCtx) -> (String, Client) {
     let user = t.name("squatter");
@@ -192,7 +178,7 @@ async fn a_namespace_a_squatter_creates_while_the_account_is_created_is_never_ad
  {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("ns-race").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let (_, sq) = squatter(&t).await;
     // Only one operator at a time: the harness's stops, and one of each identity runs in turn.
     operator::kill();

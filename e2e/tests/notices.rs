@@ -35,22 +35,6 @@ const NOTICES: &str = "deprecationnotices.covenant.dev";
 const GROUP: &str = "e2e-notice-group";
 const DAY: i64 = 24 * 60 * 60;
 
-/// Starts the operator again when the restart test ends without doing so (it failed half-way).
-struct EnsureOperator;
-
-impl Drop for EnsureOperator {
-    fn drop(&mut self) {
-        if operator::handle().running() {
-            return;
-        }
-        // In a thread of its own: a panic while this thread unwinds would abort the test binary.
-        let r = std::thread::spawn(operator::start).join();
-        if r.is_err() {
-            eprintln!("[e2e] the operator could not be started again after the restart test");
-        }
-    }
-}
-
 fn at_second(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).expect("a valid instant")
 }
@@ -483,7 +467,7 @@ fn notice_reconciles() -> f64 {
 async fn served_at_is_recorded_once_and_never_moved() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("served-at").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let notice = t.name("moved");
     t.track(NOTICES, &notice);
     let spec = |summary: &str| {

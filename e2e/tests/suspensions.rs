@@ -53,23 +53,6 @@ const READONLY_BINDING: &str = "covenant-tenant-readonly";
 const WEB: &str = "web";
 const REPLICAS: i32 = 3;
 
-/// Starts the operator again when a restart test ends without doing so (it failed half-way): the
-/// other tests of this binary, and the cleanup of this one (the Account finalizer), need it.
-struct EnsureOperator;
-
-impl Drop for EnsureOperator {
-    fn drop(&mut self) {
-        if operator::handle().running() {
-            return;
-        }
-        // In a thread of its own: a panic while this thread unwinds would abort the test binary.
-        let r = std::thread::spawn(operator::start).join();
-        if r.is_err() {
-            eprintln!("[e2e] the operator could not be started again after a restart test");
-        }
-    }
-}
-
 /// A tenant with an administrator and a Deployment of [`REPLICAS`] replicas in its first namespace.
 struct Tenant {
     account: String,
@@ -674,7 +657,7 @@ async fn a_suspension_makes_the_tenant_read_only_frozen_isolated_and_scaled_down
 async fn a_suspension_survives_an_operator_restart_and_lifting_restores_exactly() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("restart-suspended").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "crash", 1).await;
     let cause = format!("Material breach: invoice {} unpaid", t.suffix);
     let susp = suspend(
@@ -703,7 +686,7 @@ async fn a_suspension_survives_an_operator_restart_and_lifting_restores_exactly(
 async fn a_suspension_created_while_the_operator_is_down_takes_effect_when_it_starts() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("restart-before-act").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "late", 1).await;
     let cause = format!("Court order {} requires suspension", t.suffix);
 
@@ -749,7 +732,7 @@ async fn a_suspension_created_while_the_operator_is_down_takes_effect_when_it_st
 async fn a_suspension_deleted_while_the_operator_is_down_is_lifted_when_it_starts() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("restart-lift").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "down", 1).await;
     let cause = format!("AUP violation {}", t.suffix);
     let susp = suspend(
@@ -1597,7 +1580,7 @@ async fn wait_request(
 async fn the_notification_webhook_gets_a_json_post_with_the_account_reason_and_cause() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("webhook").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "hooked", 1).await;
     let (addr, mut rx) = webhook_receiver().await;
     let url = format!("http://{addr}/hook");
@@ -1727,7 +1710,7 @@ async fn job_names(c: &Client, ns: &str) -> Vec<String> {
 async fn no_job_is_created_while_suspended_and_the_lift_restores_each_cronjobs_suspend_exactly() {
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("cronjobs").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "cron", 1).await;
     let ns = ten.ns().to_string();
     let cronjobs: Api<CronJob> = Api::namespaced(t.client.clone(), &ns);
@@ -1851,7 +1834,7 @@ async fn a_thousand_workloads_with_long_names_are_each_scaled_down_and_restored_
     const N: usize = 1040;
     let _op = OPERATOR.write().await;
     let t = TestCtx::new("many").await;
-    let _ensure = EnsureOperator;
+    let _ensure = operator::EnsureRunning;
     let ten = tenant(&t, "many", 1).await;
     let ns = ten.ns().to_string();
     // 240 characters: a ReplicaSet's name (the Deployment's, a dash and a 10-character hash) must

@@ -105,7 +105,10 @@ fn each_invalid_example_fails_with_its_documented_message() {
             report.problems
         );
         assert!(
-            report.problems.iter().any(|p| p.to_string().contains(expected)),
+            report
+                .problems
+                .iter()
+                .any(|p| p.to_string().contains(expected)),
             "{}: expected a problem containing {expected:?}, got {:?}",
             file.display(),
             report.problems
