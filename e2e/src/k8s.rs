@@ -170,7 +170,7 @@ pub fn wait_for<'a, K>(
     pred: impl Fn(&K) -> bool + 'a,
 ) -> impl Future<Output = K> + 'a
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
 {
     wait_for_at(
         std::panic::Location::caller(),
@@ -191,9 +191,19 @@ async fn wait_for_at<K>(
     pred: impl Fn(&K) -> bool,
 ) -> K
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
 {
     let deadline = Instant::now() + timeout;
+    // A watch of the one object (kube's own wait): the change is seen when it happens. Where the
+    // watch cannot run (an identity that may only get), or fails, the rest of the time is polled.
+    let watched = kube::runtime::wait::await_condition(api.clone(), name, |o: Option<&K>| {
+        o.is_some_and(&pred)
+    });
+    match tokio::time::timeout(timeout, watched).await {
+        Ok(Ok(Some(o))) => return o,
+        Ok(Ok(None)) | Ok(Err(_)) => {}
+        Err(_) => {}
+    }
     let mut last: Option<K> = None;
     let mut last_err = String::new();
     loop {

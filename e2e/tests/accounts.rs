@@ -28,8 +28,6 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 const ACCOUNT_LABEL: &str = "covenant.dev/account";
-/// How fast a hand edit of a managed object must be undone.
-const DRIFT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn wait_default_sa(client: &Client, ns: &str) {
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
@@ -952,13 +950,9 @@ async fn hand_edits_of_managed_objects_are_undone() {
         .await
         .unwrap();
     let uid = before.uid();
-    let after = wait_for(
-        &nps,
-        "covenant-isolation",
-        "be recreated",
-        DRIFT_TIMEOUT,
-        |np| np.uid() != uid,
-    )
+    let after = wait_for(&nps, "covenant-isolation", "be recreated", TIMEOUT, |np| {
+        np.uid() != uid
+    })
     .await;
     assert_eq!(after.spec, before.spec, "the recreated policy is the same");
 
@@ -976,7 +970,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
         &quotas,
         "covenant-quota",
         "get hard.pods=4 back",
-        DRIFT_TIMEOUT,
+        TIMEOUT,
         |q| hard(q).get("pods").map(String::as_str) == Some("4"),
     )
     .await;
@@ -989,13 +983,9 @@ async fn hand_edits_of_managed_objects_are_undone() {
     )
     .await
     .unwrap();
-    wait_for(
-        &nps,
-        "covenant-egress",
-        "deny SIP again",
-        DRIFT_TIMEOUT,
-        |np| !egress_allows(np, "TCP", 5060) && egress_allows(np, "TCP", 443),
-    )
+    wait_for(&nps, "covenant-egress", "deny SIP again", TIMEOUT, |np| {
+        !egress_allows(np, "TCP", 5060) && egress_allows(np, "TCP", 443)
+    })
     .await;
 
     // A deleted admin binding and LimitRange come back.
@@ -1007,7 +997,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
         &rbs,
         "covenant-tenant-admin",
         "be recreated",
-        DRIFT_TIMEOUT,
+        TIMEOUT,
         |rb| rb.subjects.iter().flatten().any(|s| s.name == alice),
     )
     .await;
@@ -1015,14 +1005,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
     lrs.delete("covenant-limits", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for(
-        &lrs,
-        "covenant-limits",
-        "be recreated",
-        DRIFT_TIMEOUT,
-        |_| true,
-    )
-    .await;
+    wait_for(&lrs, "covenant-limits", "be recreated", TIMEOUT, |_| true).await;
 
     // A subject added by hand to the admin binding is removed (nobody else gets the role).
     rbs.patch(
@@ -1039,7 +1022,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
         &rbs,
         "covenant-tenant-admin",
         "name only the administrator again",
-        DRIFT_TIMEOUT,
+        TIMEOUT,
         |rb| {
             rb.subjects
                 .as_ref()
@@ -1061,7 +1044,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
         &nss,
         ns,
         "get its covenant.dev/allowed-subjects back",
-        DRIFT_TIMEOUT,
+        TIMEOUT,
         |n| n.annotations().get("covenant.dev/allowed-subjects") == Some(&format!("User:{alice}")),
     )
     .await;
