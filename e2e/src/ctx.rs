@@ -9,6 +9,19 @@ use kube::core::DynamicObject;
 use crate::cluster::{cluster, kubectl, tail};
 use crate::{k8s, operator};
 
+/// A tenant a test made with [`TestCtx::tenant`].
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    /// The Account's name.
+    pub account: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Its administrator (a User).
+    pub admin: String,
+    /// Its package.
+    pub package: String,
+}
+
 /// What a test created, to delete afterwards, and what to print if it fails.
 pub struct TestCtx {
     /// The test's name (for messages).
@@ -75,6 +88,39 @@ impl TestCtx {
     /// Deletes the cluster-scoped object `kind/name` after the test.
     pub fn track(&self, kind: &str, name: &str) {
         lock(&self.cluster_scoped).push((kind.to_string(), name.to_string()));
+    }
+
+    /// A tenant on a package of its own: the Account `<base>-<suffix>` (its namespace has its name)
+    /// carrying `labels`, on the package `<base>-pkg-<suffix>` with the default quota, administered
+    /// by the User `<base>-admin-<suffix>`, with `extra` merged into its spec (`deletionPolicy:
+    /// Delete` unless it says otherwise), once it is Ready.
+    pub async fn tenant(
+        &self,
+        base: &str,
+        labels: serde_json::Value,
+        extra: serde_json::Value,
+    ) -> Tenant {
+        use crate::fixtures;
+        let package = self.package(&format!("{base}-pkg"));
+        self.apply(&fixtures::package(&package, fixtures::default_quota()))
+            .await;
+        let account = self.account(base);
+        let admin = self.name(&format!("{base}-admin"));
+        self.apply(&fixtures::labelled_account(
+            &account,
+            labels,
+            Some(&package),
+            &admin,
+            extra,
+        ))
+        .await;
+        k8s::wait_account_ready(&self.client, &account).await;
+        Tenant {
+            ns: account.clone(),
+            account,
+            admin,
+            package,
+        }
     }
 
     /// Server-side applies YAML as the admin; panics with the error.

@@ -32,7 +32,7 @@ pub mod timing;
 mod tools;
 
 pub use cluster::{Cluster, KubectlOutput, cluster, kubectl, kubectl_stdin, repo_root};
-pub use ctx::TestCtx;
+pub use ctx::{Tenant, TestCtx};
 pub use k8s::{
     apply_yaml, can, client, condition, eventually, impersonate, wait_account, wait_account_ready,
     wait_for, wait_gone,

@@ -16,7 +16,7 @@ use covenant::api::{Account, Decision, DeprecationNotice, NoticeResponse};
 use covenant_e2e::fixtures::{self, api_error};
 use covenant_e2e::timing::rfc3339;
 use covenant_e2e::{
-    TIMEOUT, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for, wait_gone,
+    TIMEOUT, Tenant, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for, wait_gone,
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -38,35 +38,10 @@ fn now_s() -> Timestamp {
     at_second(Timestamp::now().as_second())
 }
 
-/// One tenant of a test: its account, namespace and administrator.
-struct Tenant {
-    account: String,
-    ns: String,
-    admin: String,
-}
-
 /// A Ready account `base-<suffix>` on a package of its own, labelled into the test's group, with one
 /// User administrator, and `extra` merged into its spec.
 async fn tenant(t: &TestCtx, base: &str, extra: Value) -> Tenant {
-    let pkg = t.package(&format!("{base}-pkg"));
-    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
-        .await;
-    let account = t.account(base);
-    let admin = format!("{base}-admin-{}", t.suffix);
-    t.apply(&fixtures::labelled_account(
-        &account,
-        json!({ GROUP: t.suffix }),
-        Some(&pkg),
-        &admin,
-        extra,
-    ))
-    .await;
-    wait_account_ready(&t.client, &account).await;
-    Tenant {
-        ns: account.clone(),
-        account,
-        admin,
-    }
+    t.tenant(base, json!({ GROUP: t.suffix }), extra).await
 }
 
 /// An amendment selecting the test's accounts, served at `served` for `effective`.

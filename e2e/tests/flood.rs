@@ -18,7 +18,7 @@ use covenant::api::NoticeResponse;
 use covenant_e2e::fixtures::{self, api_error};
 use covenant_e2e::timing::rfc3339;
 use covenant_e2e::{
-    TIMEOUT, TestCtx, eventually, impersonate, operator, wait_account_ready, wait_for,
+    TIMEOUT, Tenant, TestCtx, eventually, impersonate, operator, wait_account_ready, wait_for,
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
@@ -153,31 +153,13 @@ async fn wait_bounds_counted(t: &TestCtx, ns: &str, resource: &str, hard: &str) 
 /// The tests of this binary run one after the other: each measures the one operator process.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// An Account `base-<suffix>` on a package of its own, with the User administrator `base-admin-<suffix>`
-/// and `extra` in its spec, Ready: its name, its administrator and its package.
-async fn tenant(t: &TestCtx, base: &str, extra: Value) -> (String, String, String) {
-    let pkg = t.package(&format!("{base}-pkg"));
-    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
-        .await;
-    let account = t.account(base);
-    let admin = t.name(&format!("{base}-admin"));
-    t.apply(&fixtures::labelled_account(
-        &account,
-        json!({ GROUP: t.suffix }),
-        Some(&pkg),
-        &admin,
-        extra,
-    ))
-    .await;
-    wait_account_ready(&t.client, &account).await;
-    (account, admin, pkg)
-}
-
 #[tokio::test]
 async fn a_suspended_administrator_cannot_take_the_operator_down_with_answers() {
     let _serial = SERIAL.lock().await;
     let t = TestCtx::new("flood-answers").await;
-    let (account, admin, _) = tenant(&t, "mallory", json!({})).await;
+    let Tenant { account, admin, .. } = t
+        .tenant("mallory", json!({ GROUP: t.suffix }), json!({}))
+        .await;
     let ns = account.clone();
     // A notice the answers name, so that the operator judges every one of them.
     let notice = t.name("dpa");
@@ -436,7 +418,14 @@ async fn a_tenants_role_bindings_and_ingresses_are_bounded_and_consent_is_withdr
         })
     };
     let quota = json!({ "count/rolebindings.rbac.authorization.k8s.io": HARD.to_string() });
-    let (account, admin, pkg) = tenant(&t, "acme", with_bob(quota.clone())).await;
+    let Tenant {
+        account,
+        admin,
+        package: pkg,
+        ..
+    } = t
+        .tenant("acme", json!({ GROUP: t.suffix }), with_bob(quota.clone()))
+        .await;
     let ns = account.clone();
     wait_bounds_counted(
         &t,
