@@ -45,6 +45,36 @@ fn declared_by_other(ctx: &Context, account: &str, ns: &str) -> Option<String> {
     })
 }
 
+/// An Event about `account` that names the namespace `ns` as its related object: one per namespace
+/// (events about the same object with the same reason and no related object form one series, which
+/// would keep only the first namespace's note).
+async fn event_about(
+    ctx: &Context,
+    account: &Account,
+    ns: &str,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    use kube::Resource;
+    let related = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Namespace".into()),
+        name: Some(ns.to_string()),
+        ..Default::default()
+    };
+    let ev = kube::runtime::events::Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: reason.to_string(),
+        secondary: Some(related),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &account.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "cannot publish event");
+    }
+}
+
 /// What this reconcile decided about the account's self-made namespaces.
 pub struct Observed {
     /// The decision.
@@ -134,8 +164,10 @@ pub async fn claim(account: &Account, obs: &mut Observed, desired: &mut Desired,
         match r {
             Ok(_) => {
                 ctx.metrics.write("Namespace");
-                ctx.event(
+                event_about(
+                    ctx,
                     account,
+                    ns,
                     EventType::Normal,
                     "NamespaceAccepted",
                     format!(
@@ -197,8 +229,10 @@ pub async fn refuse(account: &Account, obs: &Observed, ctx: &Context) {
         };
         match super::delete_namespace(ctx, &n).await {
             Ok(()) => {
-                ctx.event(
+                event_about(
+                    ctx,
                     account,
+                    ns,
                     EventType::Warning,
                     "NamespaceRefused",
                     format!(
