@@ -81,6 +81,10 @@ pub struct SupportPackageSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SelfServiceSpec {
+    /// Whether the administrators may create namespaces themselves (default true). Turning it off
+    /// takes nothing away: the namespaces they made stay the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Namespaces the administrators make must be named `<account>-<something>` (like Capsule's
     /// `forceTenantPrefix`), enforced by the API server.
     #[serde(default)]

@@ -120,6 +120,8 @@ pub async fn observe(
         cached.iter().map(|n| Candidate::of(n)).collect()
     };
     let prefix = model::require_prefix(package);
+    let enabled = model::enabled(package);
+    let open = open && enabled;
     let other = |ns: &str| declared_by_other(ctx, &name, ns);
     let plan = model::plan(&PlanInput {
         account,
@@ -129,6 +131,8 @@ pub async fn observe(
         candidates: &candidates,
         declared_by_other: &other,
     });
+    let mut plan = plan;
+    plan.blocked_by_package_setting = !enabled;
     Ok(Observed { plan, prefix, open })
 }
 

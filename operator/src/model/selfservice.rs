@@ -60,6 +60,14 @@ pub fn cap(package: Option<&SupportPackage>) -> usize {
         .unwrap_or(DEFAULT_MAX)
 }
 
+/// Whether the package lets administrators create namespaces (`selfService.enabled`, default true).
+pub fn enabled(package: Option<&SupportPackage>) -> bool {
+    package
+        .and_then(|p| p.spec.self_service.as_ref())
+        .and_then(|s| s.enabled)
+        .unwrap_or(true)
+}
+
 /// Whether the package requires the `<account>-` prefix.
 pub fn require_prefix(package: Option<&SupportPackage>) -> bool {
     package
@@ -115,6 +123,9 @@ pub struct Plan {
     pub count: usize,
     /// The cap.
     pub cap: usize,
+    /// Whether new ones wait because the package turned self-service off (not because the account
+    /// is blocked).
+    pub blocked_by_package_setting: bool,
 }
 
 impl Plan {
@@ -355,6 +366,15 @@ pub fn condition(
                 "{head}; administrators cannot create or delete namespaces while the account is suspended"
             ),
         )
+    } else if !open && plan.blocked_by_package_setting {
+        Cond::new(
+            CONDITION,
+            false,
+            "Disabled",
+            format!(
+                "{head}; the package does not let administrators create namespaces (selfService.enabled: false)"
+            ),
+        )
     } else if !open {
         let pending = if plan.pending.is_empty() {
             String::new()
@@ -521,6 +541,27 @@ mod tests {
         let (names, rows) = origins(&["acme".into()], &p);
         assert_eq!(names, ["acme", "acme-x"]);
         assert_eq!(rows[1].origin, Origin::SelfService);
+    }
+
+    /// A package that turns self-service off grants no creation and says so; nothing is taken away.
+    #[test]
+    fn disabled_by_the_package() {
+        let a = account(&["acme"]);
+        let mut p = run(
+            &a,
+            3,
+            false,
+            &[cand("acme-x", 1, Some("uid-1")), cand("acme-y", 2, None)],
+        );
+        p.blocked_by_package_setting = true;
+        assert_eq!(p.kept, ["acme-x"]);
+        assert_eq!(p.pending, ["acme-y"]);
+        let r = rules(&a, &p, false, false, false);
+        assert!(r.iter().all(|r| r.verbs == ["delete"]), "{r:?}");
+        assert_eq!(
+            condition(&a, &p, false, false, false, None).reason,
+            "Disabled"
+        );
     }
 
     /// A refusal stays in the condition until the count changes.
