@@ -40,6 +40,8 @@ FILES = {
     "where admissionregistration.k8s.io/v1 MutatingAdmissionPolicy is served (deploy/workload-defaults-policy.yaml).",
     "account-policies-policy.yaml": "An Account may narrow its package's policies, never widen them\n"
     "(deploy/account-policies-policy.yaml, whose header documents it).",
+    "self-service-namespaces-policy.yaml": "Who may create and delete namespaces for an Account themselves (self-service)\n"
+    "(deploy/self-service-namespaces-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }

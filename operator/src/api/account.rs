@@ -219,6 +219,11 @@ pub struct AccountStatus {
     /// The namespaces Covenant manages for this account.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// Where each of `namespaces` came from: `Declared` (spec.namespaces) or `SelfService` (created
+    /// by an administrator with the label `covenant.dev/tenant`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub namespace_origins: Vec<NamespaceOrigin>,
     /// When the next access review is due (30 days after the last one, §4.2(2)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_review_due_at: Option<Time>,
@@ -230,6 +235,27 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// One namespace of an account and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceOrigin {
+    /// The namespace.
+    pub name: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Where an account's namespace came from.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum Origin {
+    /// Declared by the platform in `spec.namespaces`.
+    Declared,
+    /// Created by one of the account's administrators.
+    SelfService,
 }
 
 /// One notice as it concerns one account.

@@ -36,6 +36,11 @@ pub const ACCOUNT_UID_ANNOTATION: &str = "covenant.dev/account-uid";
 /// The label on a namespace whose writes the API server refuses (admission policy
 /// `covenant-read-only`): `suspended` (§2.4) or `retained` (§6).
 pub const READ_ONLY_LABEL: &str = "covenant.dev/read-only";
+/// The label a tenant administrator puts on a Namespace it creates for its Account (self-service): the
+/// Account's name. Only allowed in the namespace's CREATE, and only for an administrator of that Account
+/// (admission policy `covenant-self-service-namespaces`); Covenant then provisions the namespace like
+/// a declared one, or refuses it (over the cap, or a name another account declares).
+pub const TENANT_REQUEST_LABEL: &str = "covenant.dev/tenant";
 /// The field manager of every server-side apply Covenant makes.
 pub const FIELD_MANAGER: &str = "covenant";
 

@@ -70,6 +70,25 @@ pub struct SupportPackageSpec {
     /// on every path that makes a pod. An Account may narrow these, never widen them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<super::Policies>,
+    /// How the administrators of accounts on this package create namespaces themselves (a Namespace
+    /// labelled `covenant.dev/tenant: <account>`), up to `maxNamespaces` counted over all the account's
+    /// namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_service: Option<SelfServiceSpec>,
+}
+
+/// Self-service namespaces of a package's accounts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfServiceSpec {
+    /// Whether the administrators may create namespaces themselves (default true). Turning it off
+    /// takes nothing away: the namespaces they made stay the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Namespaces the administrators make must be named `<account>-<something>` (like Capsule's
+    /// `forceTenantPrefix`), enforced by the API server.
+    #[serde(default)]
+    pub require_prefix: bool,
 }
 
 /// A Pod Security Standard a tenant namespace enforces.

@@ -202,7 +202,10 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
         .watches_shared_stream(w.packages.subscribe(), on_package)
         .watches_shared_stream(w.suspensions.subscribe(), on_suspension)
         .watches_shared_stream(w.notices.subscribe(), on_notice)
-        .watches_shared_stream(w.namespaces.subscribe(), by_label)
+        .watches_shared_stream(
+            w.namespaces.subscribe(),
+            super::selfservice::namespace_owner,
+        )
         .watches_shared_stream(w.quotas.subscribe(), by_label)
         .watches_shared_stream(w.limit_ranges.subscribe(), by_label)
         .watches_shared_stream(w.network_policies.subscribe(), by_label)
@@ -488,11 +491,21 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
     let scale = suspended && (obs.suspensions.scale_workloads || (held && marked));
     // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
     // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
-    let namespaces = if blocked.is_none() {
+    let mut namespaces = if blocked.is_none() {
         account.desired_namespaces()
     } else {
         obs.owned.clone()
     };
+    // The namespaces its administrators made (controller::selfservice): those it holds, and those it
+    // takes now (only when not blocked), provisioned like the declared ones.
+    let package = obs.package.as_ref().ok();
+    let mut selfmade = super::selfservice::observe(account, package, blocked.is_none(), ctx)
+        .await
+        .map_err(|source| Error::Observe {
+            object: "self-service namespaces".into(),
+            source,
+        })?;
+    namespaces.extend(selfmade.plan.provisioned());
     let mut desired = model::build(
         account,
         &BuildInput {
@@ -503,6 +516,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
             operator: ctx.operator.as_ref(),
         },
     );
+    super::selfservice::claim(account, &mut selfmade, &mut desired, ctx).await;
+    super::selfservice::refuse(account, &selfmade, ctx).await;
     // Limits a LimitRange refuses: the LimitRange in place stays as it was, the rest is applied.
     if !obs.limits.is_empty() {
         desired.limit_ranges.clear();
@@ -541,7 +556,22 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
             .await;
         }
     }
-    apply_desired(account, desired, blocked.is_none(), ctx, &mut failures).await;
+    let selfmade_rules = crate::model::selfservice::rules(
+        account,
+        &selfmade.plan,
+        suspended,
+        selfmade.open,
+        selfmade.prefix,
+    );
+    apply_desired(
+        account,
+        desired,
+        blocked.is_none(),
+        &selfmade_rules,
+        ctx,
+        &mut failures,
+    )
+    .await;
     // Suspending: the marker is in place (applied above) before any workload is scaled. CronJobs are
     // suspended whenever the account is (no Job is created while it is), replicas only when asked.
     if suspended {
@@ -605,7 +635,8 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         now,
     });
     let [review_next, notices_next] = plan.next;
-    let status = plan.status;
+    let mut status = plan.status;
+    super::selfservice::report(account, &selfmade, suspended, &previous, &mut status, now);
     write_status(account, &previous, status, ctx).await?;
     if !failed.is_empty() {
         let chain = failed.join("; ");
@@ -644,6 +675,7 @@ async fn apply_desired(
     account: &Account,
     desired: Desired,
     release: bool,
+    selfmade_rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
     ctx: &Context,
     failures: &mut Failures,
 ) {
@@ -707,7 +739,10 @@ async fn apply_desired(
     // rows of its status.notices), and to nothing of other tenants.
     let concerning =
         crate::model::notice::concerning_names(account, &super::valid(&s.notices), ctx.clock.now());
-    let role = model::tenancy_role(account, &concerning);
+    let mut role = model::tenancy_role(account, &concerning);
+    role.rules
+        .get_or_insert_default()
+        .extend(selfmade_rules.iter().cloned());
     let r = apply(c, &s.cluster_roles, &role, m).await;
     failures.apply(|| format!("ClusterRole {}", role.name_any()), r);
     match model::tenancy_binding(account) {

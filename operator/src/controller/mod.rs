@@ -9,6 +9,7 @@ pub mod package;
 pub mod response;
 pub mod retention;
 pub mod runtime;
+pub mod selfservice;
 pub mod suspension;
 pub mod workloads;
 

@@ -170,6 +170,8 @@ fn config(scope: Scope) -> watcher::Config {
 pub struct Indexes {
     /// Labelled namespaces by account.
     pub namespaces: Index<Namespace>,
+    /// Namespaces by the account their self-service request label names.
+    pub self_service: Index<Namespace>,
     /// Labelled quotas by account.
     pub quotas: Index<ResourceQuota>,
     /// Labelled limit ranges by account.
@@ -189,6 +191,7 @@ impl Watches {
     fn indexes(&mut self) -> Indexes {
         Indexes {
             namespaces: self.namespaces.index(account_of),
+            self_service: self.namespaces.index(super::selfservice::request_key),
             quotas: self.quotas.index(account_of),
             limit_ranges: self.limit_ranges.index(account_of),
             network_policies: self.network_policies.index(account_of),

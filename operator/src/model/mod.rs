@@ -9,6 +9,7 @@ pub mod package;
 pub mod phase;
 pub mod policies;
 pub mod quantity;
+pub mod selfservice;
 pub mod suspension;
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases; this one is stored).

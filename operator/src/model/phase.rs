@@ -323,6 +323,7 @@ pub fn status(input: &StatusInput<'_>) -> StatusPlan {
             } else {
                 account.desired_namespaces()
             },
+            namespace_origins: Vec::new(),
             access_review_due_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(due)),
             notices: rows,
             conditions: crate::status::merge(
