@@ -78,6 +78,18 @@ pub struct DeadlineLabels {
     pub object: String,
 }
 
+/// Labels of the account-wide quota gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountQuotaLabels {
+    /// The Account.
+    pub account: String,
+    /// The resource (`pods`, `requests.cpu`, ...).
+    pub resource: String,
+}
+
+/// A gauge of a quantity (cores, bytes, objects).
+type QuantityGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Labels of the build information.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -130,6 +142,10 @@ pub struct Metrics {
     pub api_server_up: Gauge,
     /// Each account's conditions: 1 for the current status of each type.
     pub account_condition: Family<ConditionLabels, Gauge>,
+    /// Each account's account-wide quota (`status.quota.hard`), per resource, in the resource's unit.
+    pub account_quota_hard: Family<AccountQuotaLabels, QuantityGauge>,
+    /// What all of an account's namespaces use of it together (`status.quota.used`).
+    pub account_quota_used: Family<AccountQuotaLabels, QuantityGauge>,
     /// The instants (unix seconds) that will change something for an account.
     pub deadlines: Family<DeadlineLabels, Gauge>,
     /// 1, labelled with the version and revision.
@@ -207,6 +223,18 @@ impl Default for Metrics {
         );
         let account_condition = Family::<ConditionLabels, Gauge>::default();
         let deadlines = Family::<DeadlineLabels, Gauge>::default();
+        let account_quota_hard = Family::<AccountQuotaLabels, QuantityGauge>::default();
+        let account_quota_used = Family::<AccountQuotaLabels, QuantityGauge>::default();
+        registry.register(
+            "account_quota_hard",
+            "Each Account's account-wide quota (accountQuota) per resource, in the resource's unit",
+            account_quota_hard.clone(),
+        );
+        registry.register(
+            "account_quota_used",
+            "What all of an Account's namespaces use together of each resource its accountQuota caps",
+            account_quota_used.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "account_condition",
@@ -263,6 +291,8 @@ impl Default for Metrics {
         Metrics {
             registry: Mutex::new((registry, process_registry)),
             account_condition,
+            account_quota_hard,
+            account_quota_used,
             deadlines,
             build_info,
             process,
@@ -429,6 +459,8 @@ impl Metrics {
         self.set_accounts(snap.accounts.iter().copied());
         self.set_notices(snap.notices.iter().copied());
         self.account_condition.clear();
+        self.account_quota_hard.clear();
+        self.account_quota_used.clear();
         self.deadlines.clear();
         let now = snap.now;
         let deadline = |account: &str, what: &str, object: &str, at: jiff::Timestamp| {
@@ -455,6 +487,23 @@ impl Metrics {
                         },
                     })
                     .set(1);
+            }
+            if let Some(q) = &status.quota {
+                for (family, values) in [
+                    (&self.account_quota_hard, &q.hard),
+                    (&self.account_quota_used, &q.used),
+                ] {
+                    for (resource, v) in values {
+                        if let Some(x) = crate::apply::quantity_value(&v.0) {
+                            family
+                                .get_or_create(&AccountQuotaLabels {
+                                    account: name.clone(),
+                                    resource: resource.clone(),
+                                })
+                                .set(x);
+                        }
+                    }
+                }
             }
             if let Some(due) = &status.access_review_due_at {
                 deadline(&name, "access_review_due", &name, due.0);

@@ -171,6 +171,8 @@ pub fn own(status: &crate::api::AccountStatus) -> crate::api::AccountStatus {
     let mut s = status.clone();
     s.conditions
         .retain(|c| !FOREIGN_CONDITIONS.contains(&c.type_.as_str()));
+    // The account-wide quota's usage is the account-quota controller's (its own field manager).
+    s.quota = None;
     s
 }
 

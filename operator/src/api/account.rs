@@ -73,6 +73,12 @@ pub struct AccountSpec {
     #[schemars(schema_with = "super::common::resource_map_schema")]
     pub quota: Option<ResourceMap>,
 
+    /// Account-wide cap entries on top of the package's `accountQuota` (per resource): the sum over
+    /// all the account's namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
+    pub account_quota: Option<ResourceMap>,
+
     /// LimitRange container defaults on top of the package's (per resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
@@ -235,6 +241,24 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The account-wide quota (`accountQuota`): the cap and what all the account's namespaces use
+    /// together, per resource. Written by the account-quota rebalancer (its own field manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<AccountQuotaStatus>,
+}
+
+/// The account-wide quota in force and its use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountQuotaStatus {
+    /// The cap per resource (the package's `accountQuota` with the account's on top).
+    #[serde(default)]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
+    pub hard: ResourceMap,
+    /// The sum of what the account's namespaces use, per capped resource.
+    #[serde(default)]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
+    pub used: ResourceMap,
 }
 
 /// One namespace of an account and where it came from.

@@ -52,6 +52,13 @@ pub struct SupportPackageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::common::resource_map_schema")]
     pub quota: Option<ResourceMap>,
+    /// A cap on the sum over all the namespaces of an account on this package, for any resource a
+    /// ResourceQuota knows (`pods`, `requests.cpu`, `requests.storage`, `count/configmaps`, ...). Kept
+    /// by a ResourceQuota `covenant-account-share` per namespace whose `hard` values add up to at
+    /// most the cap; Covenant moves the free room to the namespaces that use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resource_map_schema")]
+    pub account_quota: Option<ResourceMap>,
     /// LimitRange container defaults of each namespace of an account on this package.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,

@@ -696,6 +696,9 @@ async fn apply_desired(
         let r = apply_namespace(account, o, &tenant, ctx).await;
         failures.apply(|| format!("Namespace {ns}"), r);
     }
+    // Each namespace's share of the account-wide quota exists before the bindings let anyone use it.
+    let r = super::account_quota::ensure_shares(account, &tenant, ctx).await;
+    failures.apply(|| "the account quota shares".into(), r);
     let wanted_ns: BTreeSet<String> = tenant.iter().cloned().collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {

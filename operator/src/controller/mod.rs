@@ -2,6 +2,7 @@
 //! recorder, the clock and the metrics.
 
 pub mod account;
+pub mod account_quota;
 pub mod compliance;
 pub mod hostnames;
 pub mod notice;
@@ -556,6 +557,7 @@ pub async fn run(
     // Every controller subscribes before the watches start, so none misses the initial list.
     let controllers = futures::future::join_all([
         account::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
+        account_quota::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         package::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         compliance::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),
         notice::controller(ctx.clone(), &mut watches, Box::pin(shutdown.clone())),

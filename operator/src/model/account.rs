@@ -937,6 +937,13 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             (None, None, PodSecurityLevel::Restricted, Vec::new())
         }
     };
+    // The account-wide quota's shares are the rebalancer's (model::account_quota): never rewritten
+    // here, and deleted as unwanted only once no accountQuota applies.
+    if input.package.is_none()
+        || crate::model::account_quota::effective(account, input.package).is_some()
+    {
+        d.untouched.insert(crate::model::account_quota::SHARE_NAME);
+    }
     // While the package cannot be resolved, the default ranges are still denied (never less).
     let denied = denied_cidrs(
         input

@@ -3,6 +3,7 @@
 //! the operator and `covenant check` share one code path and every time window is unit-testable.
 
 pub mod account;
+pub mod account_quota;
 pub mod hostnames;
 pub mod notice;
 pub mod package;

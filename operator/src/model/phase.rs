@@ -332,6 +332,8 @@ pub fn status(input: &StatusInput<'_>) -> StatusPlan {
                 account.metadata.generation,
                 now,
             ),
+            // Written by the account-quota controller, under its own field manager.
+            quota: None,
         },
         next: [review_next, notices_next],
     }

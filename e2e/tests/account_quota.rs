@@ -1,0 +1,463 @@
+//! The account-wide quota (`accountQuota`) end to end, with the operator running: what the API server
+//! admits across all of an account's namespaces, read back from the objects that exist and from every
+//! ResourceQuota's `status.used`.
+//!
+//! Each namespace holds a share (`covenant-account-share`) of the cap; the operator moves room to the
+//! namespaces that use it. The API server enforces each share, so the total it admits is never above
+//! the cap, however many namespaces race.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use covenant::api::Account;
+use covenant_e2e::fixtures::{self, account, forbidden, pod};
+use covenant_e2e::{TIMEOUT, TestCtx, eventually, impersonate, wait_account_ready};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+const SHARE: &str = "covenant-account-share";
+
+fn number(q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>) -> i64 {
+    q.and_then(|q| q.0.parse().ok()).unwrap_or(0)
+}
+
+/// Per namespace: the share's (spec.hard, status.hard, status.used) of `resource`.
+async fn shares(client: &Client, namespaces: &[String], resource: &str) -> Vec<(i64, i64, i64)> {
+    let mut out = Vec::new();
+    for ns in namespaces {
+        let q = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+            .get(SHARE)
+            .await
+            .expect("the share exists");
+        let spec = q.spec.as_ref().and_then(|s| s.hard.as_ref());
+        let st = q.status.as_ref();
+        out.push((
+            number(spec.and_then(|h| h.get(resource))),
+            number(
+                st.and_then(|s| s.hard.as_ref())
+                    .and_then(|h| h.get(resource)),
+            ),
+            number(
+                st.and_then(|s| s.used.as_ref())
+                    .and_then(|h| h.get(resource)),
+            ),
+        ));
+    }
+    out
+}
+
+/// How many objects of kind K exist across `namespaces` (listed, not counted by a quota).
+async fn count<K>(client: &Client, namespaces: &[String]) -> usize
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let mut n = 0;
+    for ns in namespaces {
+        n += Api::<K>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len();
+    }
+    n
+}
+
+/// An account on a fresh package with `account_quota`, three namespaces and administrator `admin`;
+/// waits until it is Ready and every share enforces its part (the sum of `status.hard` is the cap).
+async fn setup(
+    t: &TestCtx,
+    account_quota: serde_json::Value,
+    resource: &str,
+    cap: i64,
+) -> (String, Vec<String>, String) {
+    let pkg = t.package("pkg");
+    let mut p: serde_json::Value = serde_json::from_str(&fixtures::package(
+        &pkg,
+        json!({ "pods": "20", "configmaps": "40" }),
+    ))
+    .expect("package json");
+    p["spec"]["accountQuota"] = account_quota;
+    t.apply(&p.to_string()).await;
+    let acct = t.account("acct");
+    let namespaces: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| t.name(&format!("acct-{s}")))
+        .collect();
+    let admin = format!("alice-{}", t.suffix);
+    let ns_refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    t.apply(&account(&acct, Some(&pkg), &ns_refs, &[&admin], json!({})))
+        .await;
+    wait_account_ready(&t.client, &acct).await;
+    let client = t.client.clone();
+    let nss = namespaces.clone();
+    eventually("the shares enforce the whole cap", TIMEOUT, || {
+        let (client, nss) = (client.clone(), nss.clone());
+        async move {
+            let mut total = 0;
+            for ns in &nss {
+                let Ok(q) = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+                    .get(SHARE)
+                    .await
+                else {
+                    return Err(format!("no share in {ns}"));
+                };
+                total += number(
+                    q.status
+                        .as_ref()
+                        .and_then(|s| s.hard.as_ref())
+                        .and_then(|h| h.get(resource)),
+                );
+            }
+            if total == cap {
+                Ok(())
+            } else {
+                Err(format!("status.hard of {resource} adds up to {total}"))
+            }
+        }
+    })
+    .await;
+    (acct, namespaces, admin)
+}
+
+/// Creates as many pods as it can in `ns` until `deadline`, retrying refused creates every 100 ms;
+/// returns how many were admitted.
+async fn create_pods(client: Client, ns: String, tag: String, deadline: Instant) -> usize {
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let mut made = 0;
+    let mut i = 0;
+    while Instant::now() < deadline {
+        match api
+            .create(&PostParams::default(), &pod(&format!("{tag}-{i}")))
+            .await
+        {
+            Ok(_) => {
+                made += 1;
+                i += 1;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    made
+}
+
+#[tokio::test]
+async fn namespaces_racing_for_the_last_units_never_get_more_than_the_cap() {
+    let t = TestCtx::new("aq-race").await;
+    let cap_pods = 5;
+    let (_acct, namespaces, admin) = setup(
+        &t,
+        json!({ "pods": "5", "count/configmaps": "9" }),
+        "pods",
+        cap_pods,
+    )
+    .await;
+    // The tenant administrator creates, in the three namespaces at once, more pods and ConfigMaps
+    // than the account may hold; a watcher samples the totals meanwhile.
+    let alice = impersonate(&admin, &[]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (client, nss, stop) = (t.client.clone(), namespaces.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut worst = (0i64, 0i64, 0usize, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                let s = shares(&client, &nss, "pods").await;
+                let enforced: i64 = s.iter().map(|x| x.1).sum();
+                let used: i64 = s.iter().map(|x| x.2).sum();
+                let pods = count::<Pod>(&client, &nss).await;
+                let cms = count::<ConfigMap>(&client, &nss).await;
+                worst = (
+                    worst.0.max(enforced),
+                    worst.1.max(used),
+                    worst.2.max(pods),
+                    worst.3.max(cms),
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            worst
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut tasks = Vec::new();
+    for ns in &namespaces {
+        tasks.push(tokio::spawn(create_pods(
+            alice.clone(),
+            ns.clone(),
+            "p".into(),
+            deadline,
+        )));
+        let (client, ns) = (alice.clone(), ns.clone());
+        tasks.push(tokio::spawn(async move {
+            let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+            let mut made = 0;
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let cm: ConfigMap =
+                    serde_json::from_value(json!({ "metadata": { "name": format!("cm-{i}") } }))
+                        .expect("a ConfigMap");
+                match api.create(&PostParams::default(), &cm).await {
+                    Ok(_) => {
+                        made += 1;
+                        i += 1;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            made
+        }));
+    }
+    let mut made = Vec::new();
+    for task in tasks {
+        made.push(task.await.expect("creator"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let worst = watcher.await.expect("watcher");
+    let pods_made: usize = made.iter().step_by(2).sum();
+    let cms_made: usize = made.iter().skip(1).step_by(2).sum();
+
+    // Read back: the objects that exist, and what every share counts.
+    let pods = count::<Pod>(&t.client, &namespaces).await;
+    let cms = count::<ConfigMap>(&t.client, &namespaces).await;
+    let pod_shares = shares(&t.client, &namespaces, "pods").await;
+    let cm_shares = shares(&t.client, &namespaces, "count/configmaps").await;
+    let used_pods: i64 = pod_shares.iter().map(|x| x.2).sum();
+    let used_cms: i64 = cm_shares.iter().map(|x| x.2).sum();
+    eprintln!(
+        "admitted pods per namespace+kind {made:?}; pods {pods}, configmaps {cms} (incl. kube-root-ca.crt); \
+         shares pods {pod_shares:?} configmaps {cm_shares:?}; worst sampled {worst:?}"
+    );
+    assert_eq!(pods, pods_made, "every admitted pod exists");
+    assert!(
+        pods as i64 <= cap_pods,
+        "{pods} pods exist across the account, cap {cap_pods}"
+    );
+    assert!(
+        used_pods <= cap_pods,
+        "the shares count {used_pods} pods, cap {cap_pods}"
+    );
+    assert!(
+        worst.0 <= cap_pods,
+        "the shares enforced {} pods at once, cap {cap_pods}",
+        worst.0
+    );
+    assert!(
+        worst.1 <= cap_pods && worst.2 as i64 <= cap_pods,
+        "sampled over the cap: {worst:?}"
+    );
+    // The ConfigMaps (each namespace's kube-root-ca.crt counts too).
+    assert!(
+        cms <= 9 && used_cms <= 9 && worst.3 <= 9,
+        "configmaps over the cap: {cms} {used_cms} {worst:?}"
+    );
+    assert!(cms_made > 0);
+    // And the account's room was used: the last units went to someone.
+    assert_eq!(
+        pods as i64, cap_pods,
+        "all the account's pods were admitted to somebody"
+    );
+    assert_eq!(
+        used_cms, 9,
+        "all the account's ConfigMaps were admitted to somebody"
+    );
+}
+
+#[tokio::test]
+async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_until_usage_is_under_it()
+ {
+    let t = TestCtx::new("aq-alone").await;
+    let cap = 6;
+    let (acct, namespaces, admin) = setup(&t, json!({ "pods": "6" }), "pods", cap).await;
+    let alice = impersonate(&admin, &[]).await;
+    let ns_a = namespaces[0].clone();
+
+    // One namespace, the others idle: every refusal turns into a success on a retry within seconds,
+    // up to the whole cap.
+    let started = Instant::now();
+    let made = create_pods(
+        alice.clone(),
+        ns_a.clone(),
+        "p".into(),
+        started + Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(
+        made as i64, cap,
+        "one namespace reaches the account's cap alone"
+    );
+    let pods = count::<Pod>(&t.client, &namespaces).await;
+    assert_eq!(pods as i64, cap);
+    let s = shares(&t.client, &namespaces, "pods").await;
+    assert_eq!(s[0].2, cap, "{s:?}");
+    assert_eq!(s.iter().map(|x| x.1).sum::<i64>(), cap, "{s:?}");
+
+    // status.quota: the cap and the account's usage.
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    eventually("status.quota shows used and hard", TIMEOUT, || {
+        let accounts = accounts.clone();
+        let acct = acct.clone();
+        async move {
+            let a = accounts.get(&acct).await.map_err(|e| e.to_string())?;
+            let q = a.status.and_then(|s| s.quota).ok_or("no status.quota")?;
+            let pair = (
+                q.hard.get("pods").map(|q| q.0.clone()),
+                q.used.get("pods").map(|q| q.0.clone()),
+            );
+            if pair == (Some("6".into()), Some("6".into())) {
+                Ok(())
+            } else {
+                Err(format!("{pair:?}"))
+            }
+        }
+    })
+    .await;
+
+    // Lower the cap under the usage (the Account's override): nothing new is admitted anywhere.
+    accounts
+        .patch(
+            &acct,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "accountQuota": { "pods": "3" } } })),
+        )
+        .await
+        .expect("lower the cap");
+    let client = t.client.clone();
+    let nss = namespaces.clone();
+    eventually("every share enforces 0 pods", TIMEOUT, || {
+        let (client, nss) = (client.clone(), nss.clone());
+        async move {
+            let s = shares(&client, &nss, "pods").await;
+            if s.iter().all(|x| x.1 == 0 && x.0 == 0) {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        }
+    })
+    .await;
+    let refused_until = Instant::now() + Duration::from_secs(4);
+    for ns in &namespaces {
+        let made = create_pods(alice.clone(), ns.clone(), "over".into(), refused_until).await;
+        assert_eq!(
+            made, 0,
+            "a pod was admitted in {ns} while the account is over its cap"
+        );
+    }
+    // Down to the cap (3 of 6 deleted): still nothing new, since the account has no room.
+    let pods_a: Api<Pod> = Api::namespaced(t.client.clone(), &ns_a);
+    for i in 0..3 {
+        pods_a
+            .delete(&format!("p-{i}"), &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete");
+    }
+    let made = create_pods(
+        alice.clone(),
+        namespaces[1].clone(),
+        "at".into(),
+        Instant::now() + Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(
+        made, 0,
+        "a pod was admitted while the account uses its whole cap"
+    );
+    // Under the cap: one more fits, in any namespace, within seconds; never two.
+    pods_a
+        .delete("p-3", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete");
+    let made = create_pods(
+        alice.clone(),
+        namespaces[2].clone(),
+        "under".into(),
+        Instant::now() + Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(made, 1, "exactly the one freed pod fits");
+    assert_eq!(count::<Pod>(&t.client, &namespaces).await, 3);
+}
+
+#[tokio::test]
+async fn tenants_cannot_edit_or_delete_a_share() {
+    let t = TestCtx::new("aq-protect").await;
+    let (_acct, namespaces, admin) = setup(&t, json!({ "pods": "4" }), "pods", 4).await;
+    let alice = impersonate(&admin, &[]).await;
+    let ns = &namespaces[0];
+    let api: Api<ResourceQuota> = Api::namespaced(alice.clone(), ns);
+    forbidden(
+        "the administrator raising its share",
+        api.patch(
+            SHARE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "hard": { "pods": "100" } } })),
+        )
+        .await,
+    )
+    .expect("refused");
+    forbidden(
+        "the administrator deleting its share",
+        api.delete(SHARE, &DeleteParams::default()).await,
+    )
+    .expect("refused");
+    // A ServiceAccount of the tenant, bound by the administrator to what the administrator may grant
+    // (the built-in `edit` role in its namespace), cannot touch it either.
+    let sa_name = "builder";
+    let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(alice.clone(), ns);
+    sa_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": sa_name } })).expect("sa"),
+        )
+        .await
+        .expect("the administrator creates a ServiceAccount");
+    let rb_api: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(alice.clone(), ns);
+    let bound = rb_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "builder-edit" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+                "subjects": [{ "kind": "ServiceAccount", "name": sa_name, "namespace": ns }]
+            }))
+            .expect("rb"),
+        )
+        .await;
+    eprintln!(
+        "binding edit to the ServiceAccount: {:?}",
+        bound.as_ref().map(|_| ())
+    );
+    let sa = impersonate(
+        &format!("system:serviceaccount:{ns}:{sa_name}"),
+        &[
+            "system:serviceaccounts",
+            &format!("system:serviceaccounts:{ns}"),
+        ],
+    )
+    .await;
+    let api: Api<ResourceQuota> = Api::namespaced(sa, ns);
+    forbidden(
+        "the tenant's ServiceAccount raising the share",
+        api.patch(
+            SHARE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "hard": { "pods": "100" } } })),
+        )
+        .await,
+    )
+    .expect("refused");
+    forbidden(
+        "the tenant's ServiceAccount deleting the share",
+        api.delete(SHARE, &DeleteParams::default()).await,
+    )
+    .expect("refused");
+    // The share is as the operator left it.
+    let s = shares(&t.client, &namespaces, "pods").await;
+    assert_eq!(s.iter().map(|x| x.0).sum::<i64>(), 4, "{s:?}");
+}

@@ -1,0 +1,414 @@
+//! The account-wide quota's I/O (the rules are [`crate::model::account_quota`]'s): the shares'
+//! watch, the ordered writes that move room between namespaces, the Account's `status.quota`, and
+//! the Event that says why a namespace gets no more room.
+//!
+//! The shares are created by the account controller (with nothing in them) before the namespace's
+//! bindings, so a tenant never has a namespace without its share ([`ensure_shares`]). This
+//! controller only rewrites their `hard`, one account at a time (the controller never runs two
+//! reconciles of one object at once). A decision to write is taken on the cache and re-taken on a
+//! fresh list from the API server before anything is written; the lowerings carry that list's
+//! resourceVersion as a precondition, and the raises follow only once every lowering succeeded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::ResourceQuota;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+
+use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
+use crate::api::{ACCOUNT_LABEL, Account};
+use crate::error::{Cause, Error};
+use crate::model::account_quota::{
+    Rebalance, SHARE_NAME, Share, effective, exhausted, milli, new_share, rebalance, status,
+};
+
+/// The field manager of the shares' `hard` and of the Account's `status.quota` (not the account
+/// controller's: its status writes leave `status.quota` alone, and this one's leave the rest).
+pub const FIELD_MANAGER: &str = "covenant-account-quota";
+
+/// How long a namespace whose usage grew counts as active (it keeps the room it was given, and takes
+/// the idle namespaces' while it is exhausted).
+pub const ACTIVE_FOR: Duration = Duration::from_secs(30);
+
+/// The least time between two writes of one Account's `status.quota` (usage changes with every pod).
+pub const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+/// How soon an account whose raises wait for a lowering to be in force is looked at again (the
+/// share's watch event usually comes first).
+pub const IN_FORCE_POLL: Duration = Duration::from_millis(300);
+
+/// A share's usage last seen (thousandths, per resource) and when it last grew.
+type Growth = (BTreeMap<String, i128>, Option<Instant>);
+
+/// What the account-quota reconciles share.
+pub struct QuotaContext {
+    ctx: Arc<Context>,
+    shares: Store<ResourceQuota>,
+    /// Per share (`namespace`): the usage last seen (thousandths) and when it last grew.
+    growth: Mutex<HashMap<String, Growth>>,
+    /// Per account: when its `status.quota` was last written.
+    written: Mutex<HashMap<String, Instant>>,
+    /// Per account: the resources last announced as full (an Event on each change only).
+    full: Mutex<HashMap<String, Vec<String>>>,
+}
+
+/// Builds the controller: an account is looked at when it changes, when one of its shares changes
+/// (its usage, with every object admitted or removed), and when a package changes.
+pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
+    let api = Api::<ResourceQuota>::all(ctx.client.clone());
+    let wc = watcher::Config::default()
+        .labels(ACCOUNT_LABEL)
+        .fields(&format!("metadata.name={SHARE_NAME}"));
+    let (store, writer) = reflector::store();
+    let shares = reflector::reflector(
+        writer,
+        watcher(api, wc)
+            .default_backoff()
+            .modify(|q| q.managed_fields_mut().clear()),
+    )
+    .applied_objects();
+    let qctx = Arc::new(QuotaContext {
+        ctx: ctx.clone(),
+        shares: store,
+        growth: Default::default(),
+        written: Default::default(),
+        full: Default::default(),
+    });
+    let accounts = ctx.stores.accounts.clone();
+    let all = move |_| {
+        accounts
+            .state()
+            .iter()
+            .map(|a| ObjectRef::from_obj(a.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let controller =
+        Controller::for_shared_stream(w.accounts.subscribe(), ctx.stores.accounts.clone())
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            )
+            .watches_stream(shares, |q: ResourceQuota| {
+                account_of(&q).map(|a| ObjectRef::<DeserializeGuard<Account>>::new(&a))
+            })
+            .watches_shared_stream(w.packages.subscribe(), all)
+            .graceful_shutdown_on(shutdown);
+    controller
+        .run(reconcile, error_policy, qctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "account quota reconcile");
+            }
+        })
+        .boxed()
+}
+
+fn error_policy(
+    guard: Arc<DeserializeGuard<Account>>,
+    err: &Error,
+    q: Arc<QuotaContext>,
+) -> Action {
+    super::on_error("AccountQuota", &guard.name_any(), err, &q.ctx)
+}
+
+/// Creates the share of every namespace in `namespaces` that has none yet, with nothing in it, when
+/// the account has an account-wide quota. Called by the account controller right after the namespaces
+/// and before the bindings that let the tenant use them.
+pub async fn ensure_shares(
+    account: &Account,
+    namespaces: &[String],
+    ctx: &Context,
+) -> crate::error::Result<()> {
+    let packages = valid(&ctx.stores.packages);
+    let Ok(package) = crate::model::package::resolve(account, &packages) else {
+        return Ok(());
+    };
+    let Some(cap) = effective(account, Some(package)) else {
+        return Ok(());
+    };
+    let name = account.name_any();
+    for ns in namespaces {
+        let key = ObjectRef::<ResourceQuota>::new(SHARE_NAME).within(ns);
+        if ctx.stores.quotas.get(&key).is_some() {
+            continue;
+        }
+        let share = new_share(&name, ns, &cap);
+        match Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
+            .create(&PostParams::default(), &share)
+            .await
+        {
+            Ok(_) => ctx.writes.write("ResourceQuota"),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(Cause::Kube(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The shares as the rules read them; records when each one's usage grew.
+fn observe(q: &QuotaContext, quotas: &[&ResourceQuota]) -> Vec<Share> {
+    let now = Instant::now();
+    let mut growth = q.growth.lock().unwrap_or_else(|p| p.into_inner());
+    quotas
+        .iter()
+        .map(|rq| {
+            let ns = rq.namespace().unwrap_or_default();
+            let used = rq
+                .status
+                .as_ref()
+                .and_then(|s| s.used.clone())
+                .unwrap_or_default();
+            let values: BTreeMap<String, i128> = used
+                .iter()
+                .filter_map(|(k, v)| milli(&v.0, true).map(|m| (k.clone(), m)))
+                .collect();
+            let entry = growth.entry(ns.clone()).or_insert((values.clone(), None));
+            if values
+                .iter()
+                .any(|(k, v)| entry.0.get(k).is_some_and(|old| v > old))
+            {
+                entry.1 = Some(now);
+            }
+            entry.0 = values;
+            let active = entry.1.is_some_and(|t| now.duration_since(t) < ACTIVE_FOR);
+            Share {
+                namespace: ns,
+                hard: rq
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.hard.clone())
+                    .unwrap_or_default(),
+                used,
+                enforced: rq
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.hard.clone())
+                    .unwrap_or_default(),
+                active,
+            }
+        })
+        .collect()
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<Account>>,
+    q: Arc<QuotaContext>,
+) -> Result<Action, Error> {
+    let ctx = &q.ctx;
+    let Ok(account) = &guard.0 else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.synced() || q.shares.wait_until_ready().now_or_never().is_none() {
+        return Ok(Action::requeue(super::NOT_SYNCED_REQUEUE));
+    }
+    let name = account.name_any();
+    let packages = valid(&ctx.stores.packages);
+    // An account whose package is unresolved keeps its shares as they are (the account controller
+    // says why it is not Ready).
+    let Ok(package) = crate::model::package::resolve(account, &packages) else {
+        return Ok(Action::await_change());
+    };
+    let cap = effective(account, Some(package));
+    let cached: Vec<Arc<ResourceQuota>> = q
+        .shares
+        .state()
+        .into_iter()
+        .filter(|s| account_of(s.as_ref()).as_deref() == Some(name.as_str()))
+        .collect();
+    let shares = observe(&q, &cached.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    let Some(cap) = cap else {
+        // No account-wide quota: the account controller deletes the shares; the status says nothing.
+        if account.status.as_ref().is_some_and(|s| s.quota.is_some()) {
+            write_status(&q, account, None).await?;
+        }
+        return Ok(Action::await_change());
+    };
+    let mut shares = shares;
+    let cached_plan = rebalance(&cap, &shares);
+    if cached_plan.lower.is_empty() && cached_plan.raise.is_empty() && cached_plan.waiting {
+        // A lowering is not in force yet: the quota controller's copy brings the account back.
+        return Ok(Action::requeue(IN_FORCE_POLL));
+    }
+    if !cached_plan.is_empty() {
+        // Decided on the cache; decided again on what the API server holds now, and written so.
+        let api = Api::<ResourceQuota>::all(ctx.client.clone());
+        let lp = ListParams::default()
+            .labels(&format!("{ACCOUNT_LABEL}={name}"))
+            .fields(&format!("metadata.name={SHARE_NAME}"));
+        let fresh = api.list(&lp).await.map_err(|e| Error::Observe {
+            object: format!("the account quota shares of {name}"),
+            source: e.into(),
+        })?;
+        shares = observe(&q, &fresh.items.iter().collect::<Vec<_>>());
+        let plan = rebalance(&cap, &shares);
+        if let Some(again) = execute(ctx, &plan, &fresh.items).await? {
+            return Ok(again);
+        }
+        if !plan.lower.is_empty() || plan.waiting {
+            // The raises follow once the lowerings are in force (the next rounds).
+            return Ok(Action::requeue(IN_FORCE_POLL));
+        }
+    }
+    let st = status(&cap, &shares);
+    if account.status.as_ref().and_then(|s| s.quota.as_ref()) != Some(&st) {
+        let last = q
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            .copied();
+        match last.map(|t| t.elapsed()) {
+            Some(e) if e < STATUS_EVERY => return Ok(Action::requeue(STATUS_EVERY - e)),
+            _ => write_status(&q, account, Some(st)).await?,
+        }
+    }
+    announce(&q, account, exhausted(&cap, &shares)).await;
+    Ok(Action::await_change())
+}
+
+/// Writes the plan: every lowering with the listed resourceVersion as a precondition, then, once all
+/// succeeded, every raise. A lowering refused because the share changed meanwhile (its usage grew)
+/// stops the plan before any raise; the account is looked at again at once (`Some`).
+async fn execute(
+    ctx: &Context,
+    plan: &Rebalance,
+    listed: &[ResourceQuota],
+) -> Result<Option<Action>, Error> {
+    let patch = |ns: &str, hard: &crate::api::ResourceMap, rv: Option<&str>| {
+        let old = listed
+            .iter()
+            .find(|s| s.namespace().as_deref() == Some(ns))
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.hard.clone())
+            .unwrap_or_default();
+        let mut h = serde_json::Map::new();
+        for k in old.keys().filter(|k| !hard.contains_key(*k)) {
+            h.insert(k.clone(), serde_json::Value::Null);
+        }
+        for (k, v) in hard {
+            h.insert(k.clone(), serde_json::Value::String(v.0.clone()));
+        }
+        let mut body = serde_json::json!({ "spec": { "hard": h } });
+        if let Some(rv) = rv {
+            body["metadata"] = serde_json::json!({ "resourceVersion": rv });
+        }
+        body
+    };
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for w in &plan.lower {
+        let rv = listed
+            .iter()
+            .find(|s| s.namespace().as_deref() == Some(w.namespace.as_str()))
+            .and_then(|s| s.resource_version());
+        let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), &w.namespace);
+        match api
+            .patch(
+                SHARE_NAME,
+                &pp,
+                &Patch::Merge(patch(&w.namespace, &w.hard, rv.as_deref())),
+            )
+            .await
+        {
+            Ok(_) => ctx.writes.write("ResourceQuota"),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Ok(Some(Action::requeue(Duration::from_millis(100))));
+            }
+            Err(e) => {
+                return Err(Error::Apply {
+                    object: format!("ResourceQuota {}/{SHARE_NAME}", w.namespace),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+    for w in &plan.raise {
+        let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), &w.namespace);
+        api.patch(
+            SHARE_NAME,
+            &pp,
+            &Patch::Merge(patch(&w.namespace, &w.hard, None)),
+        )
+        .await
+        .map_err(|e| Error::Apply {
+            object: format!("ResourceQuota {}/{SHARE_NAME}", w.namespace),
+            source: e.into(),
+        })?;
+        ctx.writes.write("ResourceQuota");
+    }
+    Ok(None)
+}
+
+/// Writes `status.quota` under this controller's own field manager (`None` removes it).
+async fn write_status(
+    q: &QuotaContext,
+    account: &Account,
+    quota: Option<crate::api::AccountQuotaStatus>,
+) -> Result<(), Error> {
+    let name = account.name_any();
+    let mut status = serde_json::json!({});
+    if let Some(quota) = quota {
+        status["quota"] = serde_json::to_value(quota).map_err(|e| Error::Status {
+            object: format!("Account {name}"),
+            source: e.into(),
+        })?;
+    }
+    let patch = serde_json::json!({
+        "apiVersion": "covenant.dev/v1alpha1",
+        "kind": "Account",
+        "status": status,
+    });
+    Api::<Account>::all(q.ctx.client.clone())
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| Error::Status {
+            object: format!("Account {name}"),
+            source: e.into(),
+        })?;
+    q.ctx.metrics.write("Account");
+    q.written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name, Instant::now());
+    Ok(())
+}
+
+/// An Event when the resources on which the account is full change: a namespace refused for want
+/// of room then learns that the account, not its namespace, is out of it.
+async fn announce(q: &QuotaContext, account: &Account, full: Vec<String>) {
+    let name = account.name_any();
+    let changed = {
+        let mut m = q.full.lock().unwrap_or_else(|p| p.into_inner());
+        let before = m.get(&name).cloned().unwrap_or_default();
+        m.insert(name.clone(), full.clone());
+        before != full
+    };
+    if changed && !full.is_empty() {
+        q.ctx
+            .event(
+                account,
+                EventType::Warning,
+                "AccountQuotaFull",
+                format!(
+                    "the account's namespaces together use all of its accountQuota for {}: nothing \
+                     more of it is admitted in any of its namespaces until some is freed or the \
+                     package's or the Account's accountQuota is raised",
+                    full.join(", ")
+                ),
+            )
+            .await;
+    }
+}
