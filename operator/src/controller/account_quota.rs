@@ -27,7 +27,7 @@ use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
 use crate::api::{ACCOUNT_LABEL, Account};
 use crate::error::{Cause, Error};
 use crate::model::account_quota::{
-    Rebalance, SHARE_NAME, Share, effective, exhausted, milli, new_share, rebalance, status,
+    Rebalance, SHARE_NAME, Share, effective, exhausted, held, milli, new_share, rebalance, status,
 };
 
 /// The field manager of the shares' `hard` and of the Account's `status.quota` (not the account
@@ -36,7 +36,7 @@ pub const FIELD_MANAGER: &str = "covenant-account-quota";
 
 /// How long a namespace whose usage grew counts as active (it keeps the room it was given, and takes
 /// the idle namespaces' while it is exhausted).
-pub const ACTIVE_FOR: Duration = Duration::from_secs(30);
+pub const ACTIVE_FOR: Duration = Duration::from_secs(10);
 
 /// The least time between two writes of one Account's `status.quota` (usage changes with every pod).
 pub const STATUS_EVERY: Duration = Duration::from_secs(2);
@@ -269,8 +269,24 @@ async fn reconcile(
             _ => write_status(&q, account, Some(st)).await?,
         }
     }
-    announce(&q, account, exhausted(&cap, &shares)).await;
-    Ok(Action::await_change())
+    announce(&q, account, exhausted(&cap, &shares), held(&cap, &shares)).await;
+    // A namespace's activity ends without any event: look again then (the room it was kept may go to
+    // a namespace that used up its share meanwhile).
+    let now = Instant::now();
+    let expiry = q
+        .growth
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(ns, _)| shares.iter().any(|s| &s.namespace == *ns))
+        .filter_map(|(_, (_, t))| *t)
+        .map(|t| (t + ACTIVE_FOR).saturating_duration_since(now))
+        .filter(|d| !d.is_zero())
+        .min();
+    Ok(match expiry {
+        Some(d) => Action::requeue(d + Duration::from_millis(100)),
+        None => Action::await_change(),
+    })
 }
 
 /// Writes the plan: every lowering with the listed resourceVersion as a precondition, then, once all
@@ -386,17 +402,55 @@ async fn write_status(
     Ok(())
 }
 
-/// An Event when the resources on which the account is full change: a namespace refused for want
-/// of room then learns that the account, not its namespace, is out of it.
-async fn announce(q: &QuotaContext, account: &Account, full: Vec<String>) {
+/// An Event when the resources on which the account is full change (a namespace refused for want of
+/// room then learns that the account, not its namespace, is out of it), and when the account's last
+/// units are held by other namespaces than one that used up its share (it learns where they are).
+async fn announce(
+    q: &QuotaContext,
+    account: &Account,
+    full: Vec<String>,
+    held: Vec<(
+        String,
+        Vec<(
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        )>,
+    )>,
+) {
     let name = account.name_any();
-    let changed = {
+    let said: Vec<String> = held
+        .iter()
+        .map(|(r, holders)| {
+            let who: Vec<String> = holders
+                .iter()
+                .map(|(ns, room)| format!("{ns} ({})", room.0))
+                .collect();
+            format!("{r}: {}", who.join(", "))
+        })
+        .collect();
+    let key = |k: &str| format!("{name}\u{0}{k}");
+    let changed = |k: &str, now: &Vec<String>| {
         let mut m = q.full.lock().unwrap_or_else(|p| p.into_inner());
-        let before = m.get(&name).cloned().unwrap_or_default();
-        m.insert(name.clone(), full.clone());
-        before != full
+        let before = m.get(&key(k)).cloned().unwrap_or_default();
+        m.insert(key(k), now.clone());
+        &before != now
     };
-    if changed && !full.is_empty() {
+    if changed("held", &said) && !said.is_empty() {
+        q.ctx
+            .event(
+                account,
+                EventType::Normal,
+                "AccountQuotaHeld",
+                format!(
+                    "a namespace of the account used up its share of the accountQuota; the account's \
+                     remaining room is held by (namespace and room) {}: it moves when those \
+                     namespaces stay idle while another one grows, or is freed by them",
+                    said.join("; ")
+                ),
+            )
+            .await;
+    }
+    if changed("full", &full) && !full.is_empty() {
         q.ctx
             .event(
                 account,

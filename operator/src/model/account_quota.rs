@@ -407,6 +407,37 @@ pub fn exhausted(cap: &ResourceMap, shares: &[Share]) -> Vec<String> {
         .collect()
 }
 
+/// Per resource on which some namespace has used up its share while the account still has room:
+/// the namespaces that hold that room and how much (`resource`, [(namespace, room)]). At rest these
+/// are the last units, fewer than the namespaces that want them, and they stay where they are (moving
+/// them would only refuse someone else): this says where they are.
+pub fn held(cap: &ResourceMap, shares: &[Share]) -> Vec<(String, Vec<(String, Quantity)>)> {
+    let mut out = Vec::new();
+    for (r, c) in cap {
+        let Some(c) = milli(&c.0, false) else {
+            continue;
+        };
+        let used = |s: &Share| s.used.get(r).and_then(|u| milli(&u.0, true)).unwrap_or(0);
+        let hard = |s: &Share| s.hard.get(r).and_then(|h| milli(&h.0, false));
+        let total: i128 = shares.iter().map(used).sum();
+        let starved = shares.iter().any(|s| hard(s).is_none_or(|h| used(s) >= h));
+        if total >= c || !starved {
+            continue;
+        }
+        let holders: Vec<(String, Quantity)> = shares
+            .iter()
+            .filter_map(|s| {
+                let room = hard(s)? - used(s);
+                (room > 0).then(|| (s.namespace.clone(), format_milli(room)))
+            })
+            .collect();
+        if !holders.is_empty() {
+            out.push((r.clone(), holders));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,6 +770,23 @@ mod tests {
             }
         }
         assert!(cases > 100);
+    }
+
+    #[test]
+    fn where_the_last_units_are_is_said() {
+        let cap = map(&[("pods", "10")]);
+        let shares = vec![
+            share("a", &[("pods", "6")], &[("pods", "5")], false),
+            share("b", &[("pods", "3")], &[("pods", "3")], false),
+            share("c", &[("pods", "1")], &[("pods", "1")], false),
+        ];
+        let h = held(&cap, &shares);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].0, "pods");
+        assert_eq!(h[0].1, vec![("a".to_string(), Quantity("1".into()))]);
+        // Nobody wants room: nothing to say.
+        let idle = vec![share("a", &[("pods", "6")], &[("pods", "5")], false)];
+        assert!(held(&cap, &idle).is_empty());
     }
 
     #[test]
