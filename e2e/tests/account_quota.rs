@@ -415,7 +415,7 @@ async fn tenants_cannot_edit_or_delete_a_share() {
     )
     .expect("refused");
     // A ServiceAccount of the tenant, bound by the administrator to what the administrator may grant
-    // (the built-in `edit` role in its namespace), cannot touch it either.
+    // (the built-in `view` role in its namespace), cannot touch it either.
     let sa_name = "builder";
     let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
         Api::namespaced(alice.clone(), ns);
@@ -431,17 +431,14 @@ async fn tenants_cannot_edit_or_delete_a_share() {
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
-                "metadata": { "name": "builder-edit" },
-                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+                "metadata": { "name": "builder-view" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
                 "subjects": [{ "kind": "ServiceAccount", "name": sa_name, "namespace": ns }]
             }))
             .expect("rb"),
         )
         .await;
-    eprintln!(
-        "binding edit to the ServiceAccount: {:?}",
-        bound.as_ref().map(|_| ())
-    );
+    bound.expect("the administrator binds view to its ServiceAccount");
     let sa = impersonate(
         &format!("system:serviceaccount:{ns}:{sa_name}"),
         &[
@@ -469,4 +466,93 @@ async fn tenants_cannot_edit_or_delete_a_share() {
     // The share is as the operator left it.
     let s = shares(&t.client, &namespaces, "pods").await;
     assert_eq!(s.iter().map(|x| x.0).sum::<i64>(), 4, "{s:?}");
+}
+
+/// The value of the metric line `name{labels...}` whose labels include every `(key, value)` of
+/// `labels`, summed over the lines that match (counters by kind add up).
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (lbl, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some((l, v)) => (l, v),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(v) => ("", v),
+                None => continue,
+            },
+        };
+        if labels
+            .iter()
+            .all(|(k, v)| lbl.contains(&format!("{k}=\"{v}\"")))
+        {
+            let v: f64 = value.split_whitespace().next()?.parse().ok()?;
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_metrics_show_each_accounts_quota_and_what_moving_room_costs() {
+    let t = TestCtx::new("aq-metrics").await;
+    // Under the package's per-namespace quota (20 pods), which applies too.
+    let cap = 18;
+    let (acct, namespaces, admin) = setup(&t, json!({ "pods": "18" }), "pods", cap).await;
+    let alice = impersonate(&admin, &[]).await;
+    let scrape = || covenant_e2e::operator::handle().metrics().expect("metrics");
+    let before = scrape();
+    let writes0 = metric(&before, "covenant_writes_total", &[]).unwrap_or(0.0);
+    let lists0 = metric(&before, "covenant_account_quota_rebalances_total", &[]).unwrap_or(0.0);
+    // One namespace fills the whole cap, pod by pod, retrying each refusal.
+    let made = create_pods(
+        alice.clone(),
+        namespaces[0].clone(),
+        "p".into(),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(made as i64, cap);
+    let acct2 = acct.clone();
+    let text = eventually("the metrics show the account's quota", TIMEOUT, || {
+        let acct = acct2.clone();
+        async move {
+            let text = scrape();
+            let used = metric(
+                &text,
+                "covenant_account_quota_used",
+                &[("account", &acct), ("resource", "pods")],
+            );
+            let hard = metric(
+                &text,
+                "covenant_account_quota_hard",
+                &[("account", &acct), ("resource", "pods")],
+            );
+            if used == Some(18.0) && hard == Some(18.0) {
+                Ok(text)
+            } else {
+                Err(format!("used {used:?}, hard {hard:?}"))
+            }
+        }
+    })
+    .await;
+    let writes = metric(&text, "covenant_writes_total", &[]).unwrap_or(0.0) - writes0;
+    let lists =
+        metric(&text, "covenant_account_quota_rebalances_total", &[]).unwrap_or(0.0) - lists0;
+    // The figure (other tests of this binary may add to the counters when run in parallel: measure
+    // with --test-threads=1).
+    eprintln!(
+        "account quota cost: {made} pods created in one of 3 namespaces up to a cap of {cap}: \
+         {writes} operator writes (shares and status) and {lists} share lists, \
+         {:.2} requests per pod",
+        (writes + lists) / made as f64
+    );
+    assert!(
+        lists >= 1.0,
+        "room was moved at least once (one namespace cannot start with all of it)"
+    );
 }

@@ -134,6 +134,8 @@ pub struct Metrics {
     pub notices: Family<NoticeLabels, Gauge>,
     /// Writes made by the operator (applies, patches, deletes), by kind of object written.
     pub writes: Family<KindLabels, Counter>,
+    /// Account-quota rebalances that read the shares from the API server (one list each).
+    pub account_quota_rebalances: Counter,
     /// 1 while this replica leads (or runs without leader election), else 0.
     pub leader: Gauge,
     /// Stored Covenant objects that do not parse (skipped), by kind.
@@ -225,6 +227,12 @@ impl Default for Metrics {
         let deadlines = Family::<DeadlineLabels, Gauge>::default();
         let account_quota_hard = Family::<AccountQuotaLabels, QuantityGauge>::default();
         let account_quota_used = Family::<AccountQuotaLabels, QuantityGauge>::default();
+        let account_quota_rebalances = Counter::default();
+        registry.register(
+            "account_quota_rebalances",
+            "Account-quota rebalances that listed an account's shares from the API server before moving room",
+            account_quota_rebalances.clone(),
+        );
         registry.register(
             "account_quota_hard",
             "Each Account's account-wide quota (accountQuota) per resource, in the resource's unit",
@@ -293,6 +301,7 @@ impl Default for Metrics {
             account_condition,
             account_quota_hard,
             account_quota_used,
+            account_quota_rebalances,
             deadlines,
             build_info,
             process,

@@ -140,17 +140,34 @@ pub async fn ensure_shares(
             continue;
         }
         let share = new_share(&name, ns, &cap);
-        match Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
-            .create(&PostParams::default(), &share)
-            .await
-        {
+        let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns);
+        match api.create(&PostParams::default(), &share).await {
             Ok(_) => ctx.writes.write("ResourceQuota"),
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(Cause::Kube(e)),
+        }
+        // Admission enforces a quota only once the quota controller has filled its status.hard: wait
+        // for that (bounded) before the bindings let the tenant into the namespace.
+        let deadline = Instant::now() + SHARE_ENFORCED_WITHIN;
+        while Instant::now() < deadline {
+            let enforced = api
+                .get(SHARE_NAME)
+                .await
+                .ok()
+                .and_then(|q| q.status)
+                .and_then(|s| s.hard)
+                .is_some_and(|h| cap.keys().all(|k| h.contains_key(k)));
+            if enforced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     Ok(())
 }
+
+/// How long a new namespace's share is waited for to be enforced before its bindings are applied.
+pub const SHARE_ENFORCED_WITHIN: Duration = Duration::from_secs(5);
 
 /// The shares as the rules read them; records when each one's usage grew.
 fn observe(q: &QuotaContext, quotas: &[&ResourceQuota]) -> Vec<Share> {
@@ -246,6 +263,7 @@ async fn reconcile(
             object: format!("the account quota shares of {name}"),
             source: e.into(),
         })?;
+        ctx.metrics.account_quota_rebalances.inc();
         shares = observe(&q, &fresh.items.iter().collect::<Vec<_>>());
         let plan = rebalance(&cap, &shares);
         if let Some(again) = execute(ctx, &plan, &fresh.items).await? {

@@ -356,8 +356,8 @@ pub fn rebalance(cap: &ResourceMap, shares: &[Share]) -> Rebalance {
                 let spec = s.hard.get(*r).and_then(|q| milli(&q.0, false));
                 let enforced = s.enforced.get(*r).and_then(|q| milli(&q.0, false));
                 match (spec, enforced) {
-                    // Not enforced yet: admission refuses what it would count ("status unknown").
-                    (_, None) => true,
+                    // Not in status.hard yet: admission does not restrict it at all.
+                    (_, None) => false,
                     (Some(spec), Some(e)) => e <= spec,
                     (None, Some(_)) => false,
                 }
