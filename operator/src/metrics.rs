@@ -503,7 +503,7 @@ impl Metrics {
                     (&self.account_quota_used, &q.used),
                 ] {
                     for (resource, v) in values {
-                        if let Some(x) = crate::apply::quantity_value(&v.0) {
+                        if let Some(x) = crate::model::quantity::value(&v.0) {
                             family
                                 .get_or_create(&AccountQuotaLabels {
                                     account: name.clone(),

@@ -25,7 +25,7 @@ use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
 use crate::api::{ACCOUNT_LABEL, Account};
-use crate::error::{Cause, Error};
+use crate::error::{ApiErrorKind, Cause, Error};
 use crate::model::account_quota::{
     Rebalance, SHARE_NAME, Share, effective, exhausted, held, milli, new_share, rebalance, status,
 };
@@ -143,7 +143,7 @@ pub async fn ensure_shares(
         let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns);
         match api.create(&PostParams::default(), &share).await {
             Ok(_) => ctx.writes.write("ResourceQuota"),
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Cause::Kube(e)),
         }
         // Admission enforces a quota only once the quota controller has filled its status.hard: wait
@@ -354,7 +354,7 @@ async fn execute(
             .await
         {
             Ok(_) => ctx.writes.write("ResourceQuota"),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => {
                 return Ok(Some(Action::requeue(Duration::from_millis(100))));
             }
             Err(e) => {
