@@ -216,8 +216,34 @@ async fn namespaces_racing_for_the_last_units_never_get_more_than_the_cap() {
     for task in tasks {
         made.push(task.await.expect("creator"));
     }
+    // Then the first namespace frees its pods and stays idle while the two others race for them:
+    // the room has to move out of its share while they create at once.
+    let first: Api<Pod> = Api::namespaced(t.client.clone(), &namespaces[0]);
+    let freed = made[0];
+    for i in 0..freed {
+        first
+            .delete(&format!("p-{i}"), &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete a pod");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let racers: Vec<_> = namespaces[1..]
+        .iter()
+        .map(|ns| tokio::spawn(create_pods(alice.clone(), ns.clone(), "q".into(), deadline)))
+        .collect();
+    let mut moved = 0;
+    for r in racers {
+        moved += r.await.expect("racer");
+    }
     stop.store(true, Ordering::Relaxed);
     let worst = watcher.await.expect("watcher");
+    eprintln!("{freed} pods freed in the first namespace; {moved} admitted in the others");
+    assert_eq!(
+        moved, freed,
+        "the freed room moved to the racing namespaces, and no more"
+    );
+    made[0] -= freed;
+    made[2] += moved;
     let pods_made: usize = made.iter().step_by(2).sum();
     let cms_made: usize = made.iter().skip(1).step_by(2).sum();
 
