@@ -581,4 +581,33 @@ async fn the_metrics_show_each_accounts_quota_and_what_moving_room_costs() {
         lists >= 1.0,
         "room was moved at least once (one namespace cannot start with all of it)"
     );
+
+    // At rest (the namespace's activity over), nothing is written: not the shares, not the Account.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let versions = || {
+        let (client, nss, acct) = (t.client.clone(), namespaces.clone(), acct.clone());
+        async move {
+            let mut v = Vec::new();
+            for ns in &nss {
+                let q = Api::<ResourceQuota>::namespaced(client.clone(), ns)
+                    .get(SHARE)
+                    .await
+                    .expect("share");
+                v.push(q.metadata.resource_version.unwrap_or_default());
+            }
+            let a = Api::<Account>::all(client.clone())
+                .get(&acct)
+                .await
+                .expect("account");
+            v.push(a.metadata.resource_version.unwrap_or_default());
+            v
+        }
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        versions().await,
+        before,
+        "shares or Account written at rest"
+    );
 }
