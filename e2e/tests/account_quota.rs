@@ -419,9 +419,9 @@ async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_un
 }
 
 #[tokio::test]
-async fn tenants_cannot_edit_or_delete_a_share() {
+async fn tenants_cannot_edit_or_delete_a_share_and_the_shares_go_with_the_account_quota() {
     let t = TestCtx::new("aq-protect").await;
-    let (_acct, namespaces, admin) = setup(&t, json!({ "pods": "4" }), "pods", 4).await;
+    let (acct, namespaces, admin) = setup(&t, json!({ "pods": "4" }), "pods", 4).await;
     let alice = impersonate(&admin, &[]).await;
     let ns = &namespaces[0];
     let api: Api<ResourceQuota> = Api::namespaced(alice.clone(), ns);
@@ -492,6 +492,41 @@ async fn tenants_cannot_edit_or_delete_a_share() {
     // The share is as the operator left it.
     let s = shares(&t.client, &namespaces, "pods").await;
     assert_eq!(s.iter().map(|x| x.0).sum::<i64>(), 4, "{s:?}");
+
+    // The package drops its accountQuota: the shares go, and the Account no longer shows one.
+    Api::<covenant::api::SupportPackage>::all(t.client.clone())
+        .patch(
+            &t.name("pkg"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "accountQuota": null } })),
+        )
+        .await
+        .expect("drop the accountQuota");
+    let (client, nss) = (t.client.clone(), namespaces.clone());
+    eventually("the shares are gone and status.quota too", TIMEOUT, || {
+        let (client, nss, acct) = (client.clone(), nss.clone(), acct.clone());
+        async move {
+            for ns in &nss {
+                if Api::<ResourceQuota>::namespaced(client.clone(), ns)
+                    .get_opt(SHARE)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    return Err(format!("a share is still in {ns}"));
+                }
+            }
+            let a = Api::<Account>::all(client.clone())
+                .get(&acct)
+                .await
+                .map_err(|e| e.to_string())?;
+            match a.status.and_then(|s| s.quota) {
+                None => Ok(()),
+                Some(q) => Err(format!("status.quota still {q:?}")),
+            }
+        }
+    })
+    .await;
 }
 
 /// The value of the metric line `name{labels...}` whose labels include every `(key, value)` of
