@@ -167,7 +167,8 @@ pub const ISOLATION_POLICY: &str = "covenant-isolation";
 /// The NetworkPolicy that allows egress except cloud metadata and SIP (unless telephony is permitted).
 pub const EGRESS_POLICY: &str = "covenant-egress";
 /// The NetworkPolicy that denies all traffic of a suspended or retained tenant: while it is in force
-/// it is the only policy Covenant keeps there (NetworkPolicies are a union of allows).
+/// it is the only policy Covenant keeps there, and the tenant's own are neutralised
+/// ([`crate::model::tenant_policies`]): NetworkPolicies are a union of allows.
 pub const SUSPENSION_POLICY: &str = "covenant-suspension-deny-all";
 /// Namespace annotation read by the admission policy: the subjects RoleBindings may name, one
 /// `User:name`, `Group:name` or `ServiceAccount:namespace:name` token per line (deploy/README.md).
