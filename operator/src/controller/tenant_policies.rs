@@ -18,7 +18,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{ApiErrorKind as K, Result};
 use crate::metrics::Metrics;
 use crate::model::tenant_policies::{
     NEUTRALISED_ANNOTATION, TOKEN_ANNOTATION, TenantPolicy, neutralise_patch, restore_patch,
@@ -82,7 +82,7 @@ async fn patch_all(
                 metrics.write("NetworkPolicy");
                 changed += 1;
             }
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) if K::of(&e) == K::NotFound => {}
             Err(e) => {
                 first_error.get_or_insert(e);
             }
