@@ -204,10 +204,12 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
         let nps: Api<NetworkPolicy> = Api::namespaced(admin.clone(), ns);
         let iso = nps.get("covenant-isolation").await.unwrap();
         let spec = iso.spec.as_ref().expect("spec");
+        // Every pod but those the tenant narrowed (covenant.dev/narrowed: only its own policies,
+        // each admitted only if it narrows, let anything reach them; covenant-narrowed isolates them).
         assert_eq!(
-            spec.pod_selector.clone().unwrap_or_default(),
-            Default::default(),
-            "covenant-isolation selects every pod"
+            serde_json::to_value(spec.pod_selector.clone().unwrap_or_default()).unwrap(),
+            json!({ "matchExpressions": [{ "key": "covenant.dev/narrowed", "operator": "DoesNotExist" }] }),
+            "covenant-isolation selects every pod but the narrowed ones"
         );
         assert!(
             spec.policy_types
@@ -309,7 +311,7 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
         ("LimitRange", per_ns(&["covenant-limits"])),
         (
             "NetworkPolicy",
-            per_ns(&["covenant-egress", "covenant-isolation"]),
+            per_ns(&["covenant-egress", "covenant-isolation", "covenant-narrowed"]),
         ),
         // The operator binds itself (covenant-operator) so that it can withdraw consent from the
         // tenant's own bindings, unless it runs as a cluster administrator.
@@ -679,7 +681,8 @@ async fn a_tenant_admin_cannot_change_what_covenant_manages() {
         )
         .err(),
     );
-    // Creating more quota or policies is not theirs either.
+    // Creating more quota is not theirs either, nor a policy that lets everything in (a tenant's own
+    // NetworkPolicies can only narrow).
     let extra: NetworkPolicy = serde_json::from_value(json!({
         "metadata": { "name": "allow-all" },
         "spec": { "podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"] }

@@ -43,6 +43,7 @@ const FREEZE: &str = "covenant-freeze";
 const DENY_ALL: &str = "covenant-suspension-deny-all";
 const ISOLATION: &str = "covenant-isolation";
 const EGRESS: &str = "covenant-egress";
+const NARROWED: &str = "covenant-narrowed";
 /// The label the API server sets on every namespace to its name.
 const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The tenant's own objects, made before any test state: a pod, a Deployment, a Secret.
@@ -1898,7 +1899,7 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     let as_alice = impersonate(&ten.admin, &[]).await;
     arm_writer(&as_alice, ns, &ten.admin).await;
     let as_sa = Identity::service_account(ns, DEPLOYER).client().await;
-    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION, NARROWED]).await;
 
     let packages: Api<covenant::api::SupportPackage> = Api::all(t.client.clone());
     packages
@@ -1910,7 +1911,7 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     // An account that lost its package keeps its isolation.
     assert_eq!(
         network_policies(&t.client, ns).await,
-        vec![EGRESS, ISOLATION],
+        vec![EGRESS, ISOLATION, NARROWED],
         "the NetworkPolicies of an account whose package is gone"
     );
 
@@ -1949,7 +1950,7 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     // Lifting restores the policies that were there before, package or not.
-    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION, NARROWED]).await;
 
     t.apply(&fixtures::package(
         &pkg,
@@ -1957,7 +1958,7 @@ async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     ))
     .await;
     wait_account_ready(&t.client, &ten.account).await;
-    wait_network_policies(&t, ns, &[EGRESS, ISOLATION]).await;
+    wait_network_policies(&t, ns, &[EGRESS, ISOLATION, NARROWED]).await;
     let alice = Identity::user(&ten.admin);
     eventually(
         "alice holds the administrators' rights again",
@@ -2579,7 +2580,7 @@ async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role
         .create(&PostParams::default(), &plain)
         .await
         .expect("the same ClusterRole without the label is within netops' rights");
-    // Whatever a tenant administrator holds, it writes no NetworkPolicy of its own.
+    // Whatever a tenant administrator holds, it writes no NetworkPolicy that lets more in or out.
     let allow_all: NetworkPolicy = serde_json::from_value(json!({
         "metadata": { "name": "allow-everything" },
         "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"],

@@ -42,6 +42,8 @@ FILES = {
     "(deploy/account-policies-policy.yaml, whose header documents it).",
     "self-service-namespaces-policy.yaml": "Who may create and delete namespaces for an Account themselves (self-service)\n"
     "(deploy/self-service-namespaces-policy.yaml, whose header documents it).",
+    "tenant-network-policies-policy.yaml": "Tenants' own NetworkPolicies can only narrow Covenant's guardrails\n"
+    "(deploy/tenant-network-policies-policy.yaml, whose header documents it).",
     "tenant-roles.yaml": "The roles Covenant binds in tenant namespaces (deploy/tenant-roles.yaml, whose header\n"
     "documents them; the names are fixed because the operator binds them by name).",
 }

@@ -523,7 +523,20 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         desired.limit_ranges.clear();
         desired.untouched.insert(model::LIMITS_NAME);
     }
+    super::tenant_policies::make_room(&mut desired, suspended, ctx);
     let mut failures = Failures::default();
+    // Lifting: the tenant's NetworkPolicies are restored before the namespace apply drops the
+    // read-only label.
+    for ns in &namespaces {
+        if !suspended
+            && cached_namespace(ctx, ns, |n| {
+                model::owns(account, n) && super::tenant_policies::has_records(n)
+            })
+        {
+            let r = super::tenant_policies::restore(&ctx.client, ns, &ctx.metrics).await;
+            failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
+        }
+    }
     // Lifting: restore the workloads before the namespace apply drops the marker and the read-only
     // label (the tenant stays read-only until every record is gone). CronJobs and a suspension's
     // records are lifted when no suspension is in force; replica counts also when the suspensions in
@@ -584,6 +597,9 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
             if !cached_namespace(ctx, ns, |n| model::owns(account, n)) {
                 continue;
             }
+            // The namespace is read-only (applied above): the tenant's policies allow nothing more.
+            let r = super::tenant_policies::neutralise(&ctx.client, ns, &ctx.metrics).await;
+            failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
             let r = super::workloads::suspend(&ctx.client, ns, scope, &ctx.metrics).await;
             if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
                 && n > 0
@@ -703,8 +719,14 @@ async fn apply_desired(
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
         ($kind:literal, $objs:expr, $store:expr, $index:expr) => {{
+            // NetworkPolicies add up: in a namespace where one was refused (a deny-all, for a moment),
+            // the ones it replaces stay until it is in place.
+            let mut refused: BTreeSet<String> = BTreeSet::new();
             for o in &$objs {
                 let r = apply(c, &$store, o, m).await;
+                if r.is_err() && $kind == "NetworkPolicy" {
+                    refused.insert(o.namespace().unwrap_or_default());
+                }
                 failures.apply(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
             }
             let keep: BTreeSet<(String, String)> = $objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
@@ -712,6 +734,7 @@ async fn apply_desired(
             // objects that depend on an unresolved package stay as they are.
             let r = delete_unwanted(c, $index.objects(&$store, &name), &name, |o| {
                 keep.contains(&key(o.namespace(), o.name_any()))
+                    || refused.contains(&o.namespace().unwrap_or_default())
                     || !wanted_ns.contains(&o.namespace().unwrap_or_default())
                     || untouched.contains(o.name_any().as_str())
             }, m).await;
@@ -1009,6 +1032,10 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
             let r = model::released(account, ns, until);
             // Guardrails first: no new pods, no traffic, then read-only in the API server.
             apply(c, &s.quotas, &r.freeze, m).await?;
+            if let Some(q) = super::tenant_policies::bounds_with_room(&account.name_any(), ns, ctx)
+            {
+                apply(c, &s.quotas, &q, m).await?;
+            }
             apply(c, &s.network_policies, &r.deny_all, m).await?;
             if let Some(rb) = &r.role_binding {
                 apply(c, &s.role_bindings, rb, m).await?;
@@ -1028,6 +1055,8 @@ async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Conte
             };
             super::workloads::suspend(c, ns, cronjobs, &ctx.metrics).await?;
             apply(c, &s.namespaces, &r.namespace, m).await?;
+            // Read-only now: the tenant's own NetworkPolicies allow nothing more.
+            super::tenant_policies::neutralise(c, ns, &ctx.metrics).await?;
             sweep().await?;
             // The admin binding and the allow policies go; only what Covenant labelled is deleted.
             let name = account.name_any();

@@ -12,6 +12,7 @@ pub mod retention;
 pub mod runtime;
 pub mod selfservice;
 pub mod suspension;
+pub mod tenant_policies;
 pub mod workloads;
 
 pub use runtime::{

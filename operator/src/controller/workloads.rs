@@ -227,7 +227,7 @@ fn lift_patch(w: &Workload, token: &str, legacy: &LegacyRecord) -> Option<Value>
 
 /// A fresh token nobody can guess before the operator writes it: 128 bits from two of std's randomly
 /// keyed hashers, over the time and the process.
-fn fresh_token() -> String {
+pub(crate) fn fresh_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -150,10 +150,15 @@ pub const BOUNDS_QUOTA_NAME: &str = "covenant-bounds";
 /// which the API server still accepts at 40 Ingresses of 32 hosts of maximal length: their
 /// keys are listed twice, in the data and in the managedFields, and the request is refused from about 45). With each one's size bounded by the admission policies, this bounds
 /// what one namespace can make the operator hold.
-pub const BOUNDED_COUNTS: [(&str, &str); 3] = [
+pub const BOUNDED_COUNTS: [(&str, &str); 4] = [
     ("count/noticeresponses.covenant.dev", "100"),
     ("count/rolebindings.rbac.authorization.k8s.io", "100"),
     ("count/ingresses.networking.k8s.io", "40"),
+    // The tenant's own NetworkPolicies and Covenant's two (see crate::model::tenant_policies).
+    (
+        crate::model::tenant_policies::NETWORK_POLICIES_KEY,
+        crate::model::tenant_policies::NETWORK_POLICIES_BOUND,
+    ),
 ];
 /// The LimitRange with the package's container defaults.
 pub const LIMITS_NAME: &str = "covenant-limits";
@@ -162,7 +167,8 @@ pub const ISOLATION_POLICY: &str = "covenant-isolation";
 /// The NetworkPolicy that allows egress except cloud metadata and SIP (unless telephony is permitted).
 pub const EGRESS_POLICY: &str = "covenant-egress";
 /// The NetworkPolicy that denies all traffic of a suspended or retained tenant: while it is in force
-/// it is the only policy Covenant keeps there (NetworkPolicies are a union of allows).
+/// it is the only policy Covenant keeps there, and the tenant's own are neutralised
+/// ([`crate::model::tenant_policies`]): NetworkPolicies are a union of allows.
 pub const SUSPENSION_POLICY: &str = "covenant-suspension-deny-all";
 /// Namespace annotation read by the admission policy: the subjects RoleBindings may name, one
 /// `User:name`, `Group:name` or `ServiceAccount:namespace:name` token per line (deploy/README.md).
@@ -366,7 +372,7 @@ fn labels(account: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn meta(name: &str, namespace: Option<&str>, account: &str) -> ObjectMeta {
+pub(crate) fn meta(name: &str, namespace: Option<&str>, account: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: namespace.map(str::to_string),
@@ -956,7 +962,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
     let all = &input.namespaces;
     let allowed = allowed_subjects(account);
-    let policies = input
+    let mut policies = input
         .package
         .map(|p| {
             let effective = crate::model::policies::effective(
@@ -966,6 +972,10 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             crate::model::policies::annotations(&effective, &p.name_any())
         })
         .unwrap_or_default();
+    // What the admission policy reads to judge the tenant's own NetworkPolicies.
+    policies.extend(crate::model::tenant_policies::namespace_annotations(
+        telephony, &denied, &platform,
+    ));
     for ns in &input.namespaces {
         d.namespaces.push(namespace_of(
             account,
@@ -1014,10 +1024,14 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             d.quotas.push(freeze_quota(&name, ns));
             d.network_policies.push(deny_all_policy(&name, ns));
         } else {
+            // Pods the tenant labelled covenant.dev/narrowed get only what its own policies allow
+            // (each admitted only if it narrows): Covenant's allow policies leave them out.
+            d.network_policies
+                .push(crate::model::tenant_policies::narrowed_policy(&name, ns));
             d.network_policies.push(NetworkPolicy {
                 metadata: meta(ISOLATION_POLICY, Some(ns), &name),
                 spec: Some(NetworkPolicySpec {
-                    pod_selector: Some(LabelSelector::default()),
+                    pod_selector: Some(crate::model::tenant_policies::not_narrowed()),
                     policy_types: Some(vec!["Ingress".into()]),
                     ingress: Some(vec![NetworkPolicyIngressRule {
                         from: Some(ingress_peers(all, &platform)),
@@ -1029,7 +1043,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             d.network_policies.push(NetworkPolicy {
                 metadata: meta(EGRESS_POLICY, Some(ns), &name),
                 spec: Some(NetworkPolicySpec {
-                    pod_selector: Some(LabelSelector::default()),
+                    pod_selector: Some(crate::model::tenant_policies::not_narrowed()),
                     policy_types: Some(vec!["Egress".into()]),
                     egress: Some(egress_rules(telephony, &denied)),
                     ingress: None,
@@ -1186,8 +1200,12 @@ pub fn released(account: &Account, ns: &str, until: Timestamp) -> Released {
 }
 
 /// The managed objects a released namespace no longer has: the admin binding and the allow policies.
-pub const WITHDRAWN_ON_RELEASE: [(&str, &str); 3] = [
+pub const WITHDRAWN_ON_RELEASE: [(&str, &str); 4] = [
     ("RoleBinding", TENANT_ADMIN_ROLE),
     ("NetworkPolicy", ISOLATION_POLICY),
     ("NetworkPolicy", EGRESS_POLICY),
+    (
+        "NetworkPolicy",
+        crate::model::tenant_policies::NARROWED_POLICY,
+    ),
 ];

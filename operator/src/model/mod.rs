@@ -12,6 +12,7 @@ pub mod policies;
 pub mod quantity;
 pub mod selfservice;
 pub mod suspension;
+pub mod tenant_policies;
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between releases; this one is stored).
 pub fn fnv1a(bytes: &[u8]) -> u64 {

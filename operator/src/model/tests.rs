@@ -84,7 +84,7 @@ fn build_makes_every_object_per_namespace_with_the_overrides_on_top() {
     // Per namespace: the bounds quota and the package's quota.
     assert_eq!(d.quotas.len(), 4);
     assert_eq!(d.limit_ranges.len(), 2);
-    assert_eq!(d.network_policies.len(), 4);
+    assert_eq!(d.network_policies.len(), 6);
     assert_eq!(d.role_bindings.len(), 2);
     let quota = d
         .quotas
