@@ -38,6 +38,30 @@ pub fn host_within(a: &str, p: &str) -> bool {
         })
 }
 
+/// Whether the allowed image prefix `r` (of an account) is within the prefix `q` (of its package), as
+/// `covenant-images` matches them: `q` without `/` is a registry host (`q/`); `q` whose last component
+/// names a repository (no trailing `/`, `:` or `@`) covers that repository and what is under it
+/// (`q`, `q/...`, `q:...`, `q@...`), not a sibling that merely starts alike (`q-evil/`); any other `q`
+/// is a plain prefix.
+pub fn registry_within(r: &str, q: &str) -> bool {
+    let host = |p: &str| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/")
+        }
+    };
+    let (r, q) = (host(r), host(q));
+    let (r, q) = (r.as_str(), q.as_str());
+    let last = q.rsplit('/').next().unwrap_or_default();
+    if q.ends_with('/') || last.contains(':') || last.contains('@') {
+        return r.starts_with(q);
+    }
+    r == q
+        || r.strip_prefix(q)
+            .is_some_and(|rest| rest.starts_with(['/', ':', '@']))
+}
+
 /// The Account condition that reports pods its tier's policies no longer allow.
 pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
 /// The field manager of that condition (the compliance loop, not the account controller).
@@ -142,11 +166,7 @@ pub fn effective(package: Option<&Policies>, account: Option<&Policies>) -> Poli
             allowed_registries: a
                 .allowed_registries
                 .iter()
-                .filter(|r| {
-                    p.allowed_registries
-                        .iter()
-                        .any(|q| r.starts_with(q.as_str()))
-                })
+                .filter(|r| p.allowed_registries.iter().any(|q| registry_within(r, q)))
                 .cloned()
                 .collect(),
         }),
@@ -213,11 +233,7 @@ pub fn widenings(package: Option<&Policies>, account: &Policies) -> Vec<String> 
     let mut out = Vec::new();
     if let (Some(pi), Some(ai)) = (&p.images, &account.images) {
         for r in &ai.allowed_registries {
-            if !pi
-                .allowed_registries
-                .iter()
-                .any(|q| r.starts_with(q.as_str()))
-            {
+            if !pi.allowed_registries.iter().any(|q| registry_within(r, q)) {
                 out.push(format!(
                     "policies.images.allowedRegistries: {r} is not under a registry the package allows ({})",
                     pi.allowed_registries.join(", ")
@@ -407,6 +423,33 @@ mod tests {
         assert!(w[1].contains("premium"), "{w:?}");
         assert!(w[2].contains("pool is forced to tenants"), "{w:?}");
         assert!(widenings(Some(&pkg), &effective(Some(&pkg), Some(&acct))).is_empty());
+    }
+
+    #[test]
+    fn registry_prefixes_narrow_on_component_boundaries() {
+        assert!(registry_within(
+            "registry.example/acme/",
+            "registry.example"
+        ));
+        assert!(!registry_within(
+            "registry.example.evil.io/",
+            "registry.example"
+        ));
+        assert!(registry_within("ghcr.io/acme/web", "ghcr.io/acme"));
+        assert!(registry_within("ghcr.io/acme", "ghcr.io/acme"));
+        assert!(registry_within("ghcr.io/acme:1.2", "ghcr.io/acme"));
+        assert!(!registry_within("ghcr.io/acme-evil/", "ghcr.io/acme"));
+        assert!(registry_within(
+            "docker.io/library/nginx",
+            "docker.io/library/"
+        ));
+        assert!(registry_within("ghcr.io/acme:1.25.3", "ghcr.io/acme:1.25"));
+        assert!(registry_within("registry.example", "registry.example"));
+        assert!(registry_within("registry.example", "registry.example/"));
+        assert!(!registry_within(
+            "registry.example",
+            "registry.example/acme/"
+        ));
     }
 
     #[test]
