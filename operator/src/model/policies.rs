@@ -62,7 +62,8 @@ pub fn registry_within(r: &str, q: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(['/', ':', '@']))
 }
 
-/// The Account condition that reports pods its tier's policies no longer allow.
+/// The Account condition that reports objects (pods, claims, Ingresses) its tier's policies no longer
+/// allow.
 pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
 /// The field manager of that condition (the compliance loop, not the account controller).
 pub const COMPLIANCE_FIELD_MANAGER: &str = "covenant-policies";
@@ -80,7 +81,7 @@ pub fn noncompliance_message(found: &[String]) -> Option<String> {
     let more = found.len().saturating_sub(NAMED_AT_MOST);
     found.truncate(NAMED_AT_MOST);
     Some(format!(
-        "{} pod(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
+        "{} object(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
         found.len() + more,
         found.join("; "),
         if more > 0 {
@@ -89,6 +90,18 @@ pub fn noncompliance_message(found: &[String]) -> Option<String> {
             String::new()
         }
     ))
+}
+
+/// The forced node labels (`covenant.dev/node-selector`, `forced`) a running pod's `nodeSelector` lacks
+/// or sets otherwise, as `key=value` of the forced label. A pod created now gets them from
+/// `covenant-node-selector`; one admitted before the tier forced them may run on any node.
+pub fn unforced_labels(forced: &str, node_selector: &BTreeMap<String, String>) -> Vec<String> {
+    forced
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, v)| node_selector.get(*k).map(String::as_str) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// The class kinds a package can restrict: (annotation stem, field of [`Policies`]).
@@ -450,6 +463,20 @@ mod tests {
             "registry.example",
             "registry.example/acme/"
         ));
+    }
+
+    #[test]
+    fn a_running_pod_lacking_a_forced_label_is_named() {
+        let sel = BTreeMap::from([("pool".to_string(), "gpu".to_string())]);
+        assert_eq!(
+            unforced_labels("pool=tenants,zone=a", &sel),
+            vec!["pool=tenants", "zone=a"]
+        );
+        let sel = BTreeMap::from([
+            ("pool".to_string(), "tenants".to_string()),
+            ("zone".to_string(), "a".to_string()),
+        ]);
+        assert!(unforced_labels("pool=tenants,zone=a", &sel).is_empty());
     }
 
     #[test]
