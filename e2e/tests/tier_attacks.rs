@@ -1080,6 +1080,33 @@ async fn a_tightened_tier_reports_every_kind_of_object_it_no_longer_allows_and_d
     )
     .await
     .expect("high and the toleration are allowed");
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    deployments
+        .create(&pp, &object(workload("web", "nginx:1.27", json!({}))))
+        .await
+        .expect("any registry is allowed");
+    let replicasets: Api<ReplicaSet> = Api::namespaced(t.client.clone(), &ns);
+    eventually(
+        "the Deployment's ReplicaSet is created before the tier is tightened",
+        TIMEOUT * 2,
+        || {
+            let replicasets = replicasets.clone();
+            async move {
+                let n = replicasets
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .len();
+                if n > 0 {
+                    Ok(())
+                } else {
+                    Err("none yet".to_string())
+                }
+            }
+        },
+    )
+    .await;
 
     // The platform narrows every one of them, and forces a node pool.
     let mut narrow = wide.clone();
@@ -1090,6 +1117,7 @@ async fn a_tightened_tier_reports_every_kind_of_object_it_no_longer_allows_and_d
     narrow["hostnames"] = json!({ "allowed": [format!("*.new.{zone}")] });
     narrow["tolerations"] = json!({ "allowed": [{ "key": "dedicated", "value": "tenants" }] });
     narrow["scheduling"] = json!({ "nodeSelector": { "pool": "tenants" } });
+    narrow["images"] = json!({ "allowedRegistries": ["registry.k8s.io/"] });
     t.apply(&package(&pkg, narrow)).await;
 
     let expected = [
@@ -1150,6 +1178,40 @@ async fn a_tightened_tier_reports_every_kind_of_object_it_no_longer_allows_and_d
         Some(classes["internal"].as_str())
     );
     pods.get("batch").await.expect("the pod is kept");
+    // The Deployment can still be scaled; the new replica its ReplicaSet creates is a new pod, judged
+    // like any other, and the ReplicaSet says so.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 2 } })),
+        )
+        .await
+        .expect("a Deployment whose image the tier no longer allows can still be scaled");
+    eventually(
+        "the ReplicaSet reports its new replica refused by covenant-images",
+        TIMEOUT * 2,
+        || {
+            let replicasets = replicasets.clone();
+            async move {
+                let rs = replicasets
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut seen = String::new();
+                for r in rs.items {
+                    let events =
+                        covenant_e2e::k8s::events_about(&r.metadata.name.unwrap_or_default());
+                    if events.contains("FailedCreate") && events.contains("covenant-images") {
+                        return Ok(());
+                    }
+                    seen.push_str(&events);
+                }
+                Err(seen)
+            }
+        },
+    )
+    .await;
 
     // Replaced by compliant ones, the report clears.
     pods.delete("batch", &DeleteParams::default().grace_period(0))
@@ -1162,6 +1224,10 @@ async fn a_tightened_tier_reports_every_kind_of_object_it_no_longer_allows_and_d
     pvcs.delete("data", &DeleteParams::default())
         .await
         .expect("the tenant deletes its claim");
+    deployments
+        .delete("web", &DeleteParams::foreground())
+        .await
+        .expect("the tenant deletes its Deployment");
     eventually(
         "the Account reports compliance once nothing offends",
         TIMEOUT * 3 + Duration::from_secs(30),
