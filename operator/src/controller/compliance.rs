@@ -93,7 +93,11 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             }
             let mut state = State::default();
             loop {
-                if state.checked.values().any(|(_, found)| !found.is_empty()) {
+                if state
+                    .checked
+                    .values()
+                    .any(|(_, found, _)| !found.is_empty())
+                {
                     // Offending pods may go away without the namespace changing: look again.
                     let _ = tokio::time::timeout(RECHECK, wake.notified()).await;
                 } else {
@@ -127,7 +131,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
 /// its offending objects; per account, the message it last reported.
 #[derive(Default)]
 struct State {
-    checked: BTreeMap<String, (String, Vec<String>)>,
+    checked: BTreeMap<String, (String, Vec<String>, std::time::Instant)>,
     reported: BTreeMap<String, Option<String>>,
 }
 
@@ -224,17 +228,30 @@ async fn offending(
     })
     .await?;
     if annotations.contains_key("covenant.dev/allowed-storage-classes") {
-        each(&Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns), &format!("persistentvolumeclaims in {ns}"), |pvc| {
-            let name = pvc.name_any();
-            let legacy: BTreeMap<&String, &String> = pvc.annotations().iter()
-                .filter(|(k, _)| *k == "volume.beta.kubernetes.io/storage-class").collect();
-            let trimmed = json!({
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": name, "namespace": ns, "annotations": legacy},
-                "spec": {"storageClassName": pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone())},
-            });
-            judge("PersistentVolumeClaim", &name, &crate::check::with_defaults(&trimmed, annotations));
-        })
+        each(
+            &Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns),
+            &format!("persistentvolumeclaims in {ns}"),
+            |pvc| {
+                let name = pvc.name_any();
+                let legacy: BTreeMap<&String, &String> = pvc
+                    .annotations()
+                    .iter()
+                    .filter(|(k, _)| *k == "volume.beta.kubernetes.io/storage-class")
+                    .collect();
+                // A claim without storageClassName has no such key (not a null one).
+                let spec = serde_json::to_value(&pvc.spec).unwrap_or_default();
+                let trimmed = json!({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": name, "namespace": ns, "annotations": legacy},
+                    "spec": only(&spec, &["storageClassName"]),
+                });
+                judge(
+                    "PersistentVolumeClaim",
+                    &name,
+                    &crate::check::with_defaults(&trimmed, annotations),
+                );
+            },
+        )
         .await?;
     }
     // Snippets are refused in every tenant namespace unless allowed: judged wherever a tier restricts
@@ -283,12 +300,12 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("\n");
-        // Listed again when its policy changed, and while it holds offending objects (they may have
-        // been replaced without the namespace changing).
-        let stale = state
-            .checked
-            .get(&name)
-            .is_none_or(|(f, found)| f != &fingerprint || !found.is_empty());
+        // Listed again when its policy changed, and every RECHECK while it holds offending objects
+        // (they may have been replaced without the namespace changing); not on every namespace event,
+        // which would judge the same objects again and again.
+        let stale = state.checked.get(&name).is_none_or(|(f, found, at)| {
+            f != &fingerprint || (!found.is_empty() && at.elapsed() >= RECHECK)
+        });
         if stale {
             let found = if annotations.is_empty() {
                 Vec::new()
@@ -305,9 +322,12 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
                     }
                 }
             };
-            state.checked.insert(name.clone(), (fingerprint, found));
+            state.checked.insert(
+                name.clone(),
+                (fingerprint, found, std::time::Instant::now()),
+            );
         }
-        if let Some((_, found)) = state.checked.get(&name) {
+        if let Some((_, found, _)) = state.checked.get(&name) {
             accounts
                 .entry(account)
                 .or_default()
