@@ -1245,3 +1245,58 @@ async fn a_tightened_tier_reports_every_kind_of_object_it_no_longer_allows_and_d
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_namespace_the_tenant_makes_itself_is_under_its_tier_from_its_first_usable_moment() {
+    let t = TestCtx::new("tier-selfmade").await;
+    let pkg = t.package("selfmade");
+    t.apply(&package(
+        &pkg,
+        json!({ "images": { "allowedRegistries": ["registry.k8s.io/"] } }),
+    ))
+    .await;
+    let ten = tenant(&t, "acme", &pkg).await;
+    let (_, admin) = &ten.identities[0];
+    let dev = format!("{}-dev", ten.ns);
+    // Deleted with the Account (deletionPolicy Delete), as the namespaces it made are.
+    eventually("the administrator makes a namespace itself", TIMEOUT, || {
+        let (admin, dev, account) = (admin.clone(), dev.clone(), ten.ns.clone());
+        async move {
+            Api::<Namespace>::all(admin)
+                .create(
+                    &PostParams::default(),
+                    &object(json!({ "metadata": { "name": dev, "labels": { "covenant.dev/tenant": account } } })),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    // Try a pod from a registry the tier refuses from the first moment on: until the tenant may
+    // write there RBAC refuses it; from then on the tier must refuse it; it is never admitted.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &dev);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let mut denied_by_rbac = 0;
+    let deadline = std::time::Instant::now() + TIMEOUT * 2;
+    loop {
+        match pods
+            .create(&dry, &pod("first", "evil.io/miner", json!({})))
+            .await
+        {
+            Ok(_) => panic!("a pod from evil.io was admitted in the self-made namespace {dev}"),
+            Err(kube::Error::Api(s)) if s.message.contains("covenant-images") => break,
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => denied_by_rbac += 1,
+            Err(e) => panic!("unexpected answer: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the self-made namespace {dev} never became usable ({denied_by_rbac} refusals by RBAC)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{denied_by_rbac} refusals by RBAC before the tier's");
+}
