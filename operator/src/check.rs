@@ -804,8 +804,9 @@ fn workload_problems(
 }
 
 /// What `deploy/workload-defaults-policy.yaml` sets before the validating policies run: the forced
-/// node labels on a Pod, the default StorageClass of a claim that names none.
-fn with_defaults(
+/// node labels on a Pod, the default StorageClass of a claim and IngressClass of an Ingress that name
+/// none.
+pub(crate) fn with_defaults(
     object: &Value,
     annotations: &std::collections::BTreeMap<String, String>,
 ) -> Value {
@@ -818,16 +819,32 @@ fn with_defaults(
                 }
             }
         }
-        Some("PersistentVolumeClaim") => {
+        Some(kind @ ("PersistentVolumeClaim" | "Ingress")) => {
+            let (field, legacy, stem) = if kind == "Ingress" {
+                (
+                    "ingressClassName",
+                    "kubernetes.io/ingress.class",
+                    "ingress-classes",
+                )
+            } else {
+                (
+                    "storageClassName",
+                    "volume.beta.kubernetes.io/storage-class",
+                    "storage-classes",
+                )
+            };
             let unset = o
-                .pointer("/spec/storageClassName")
+                .pointer(&format!("/spec/{field}"))
                 .and_then(Value::as_str)
-                .is_none_or(str::is_empty);
+                .is_none_or(str::is_empty)
+                && o.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(legacy))
+                    .is_none();
             if let (true, Some(d)) = (
                 unset,
-                annotations.get(&model::policies::default_annotation("storage-classes")),
+                annotations.get(&model::policies::default_annotation(stem)),
             ) {
-                o["spec"]["storageClassName"] = Value::String(d.clone());
+                o["spec"][field] = Value::String(d.clone());
             }
         }
         _ => {}

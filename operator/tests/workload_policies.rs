@@ -394,3 +394,208 @@ fn an_account_may_not_widen_its_tiers_hostnames() {
             .is_empty()
     );
 }
+
+#[test]
+fn an_upper_case_first_component_is_a_registry_host_as_the_runtime_reads_it() {
+    // The container runtime takes a first component with an upper-case letter as a registry host
+    // (`Mirror/x` is pulled from the host Mirror, `LocalHost/x` from the node): never docker.io's.
+    let ns = registries("docker.io/");
+    for image in ["Mirror/x", "LocalHost/x", "DOCKER.IO/library/nginx"] {
+        let denied = images(&ns, &pod(&[image]), None);
+        assert!(
+            denied.len() == 1 && !denied[0].contains("docker.io/Mirror"),
+            "{image}: {denied:?}"
+        );
+    }
+    for image in ["nginx", "mirror/x", "index.docker.io/library/nginx"] {
+        assert!(images(&ns, &pod(&[image]), None).is_empty(), "{image}");
+    }
+}
+
+#[test]
+fn a_repository_prefix_covers_its_tags_and_children_not_its_siblings() {
+    let ns = registries("ghcr.io/acme,registry.example/team/app:1.2");
+    for image in [
+        "ghcr.io/acme",
+        "ghcr.io/acme:1",
+        "ghcr.io/acme/web",
+        "ghcr.io/acme@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "registry.example/team/app:1.2.3",
+    ] {
+        assert!(images(&ns, &pod(&[image]), None).is_empty(), "{image}");
+    }
+    for image in [
+        "ghcr.io/acme-evil/web",
+        "ghcr.io/acmex",
+        "registry.example/team/app:2",
+    ] {
+        assert_eq!(images(&ns, &pod(&[image]), None).len(), 1, "{image}");
+    }
+}
+
+fn classes(object: &Value, old: Option<&Value>, annotations: Value) -> Vec<String> {
+    evaluate(
+        &policy("covenant-classes"),
+        object,
+        old,
+        &namespace(annotations),
+        "alice",
+    )
+    .expect("the policy evaluates")
+}
+
+#[test]
+fn a_storage_class_counts_by_the_legacy_annotation_and_in_claim_templates() {
+    let tier = json!({"covenant.dev/allowed-storage-classes": "cheap",
+                      "covenant.dev/default-storage-class": "cheap"});
+    let pvc = |class: Option<&str>, legacy: Option<&str>| {
+        let mut o = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "acme"}, "spec": {}});
+        if let Some(c) = class {
+            o["spec"]["storageClassName"] = json!(c);
+        }
+        if let Some(l) = legacy {
+            o["metadata"]["annotations"] = json!({"volume.beta.kubernetes.io/storage-class": l});
+        }
+        o
+    };
+    let d = classes(&pvc(Some("cheap"), Some("dear")), None, tier.clone());
+    assert!(
+        d.len() == 1 && d[0].contains("storageClassName dear") && d[0].contains("allowed: cheap"),
+        "{d:?}"
+    );
+    assert!(classes(&pvc(None, Some("cheap")), None, tier.clone()).is_empty());
+    // Added on UPDATE (the API server also refuses it: the annotation is immutable).
+    assert_eq!(
+        classes(
+            &pvc(Some("cheap"), Some("dear")),
+            Some(&pvc(Some("cheap"), None)),
+            tier.clone()
+        )
+        .len(),
+        1
+    );
+    let sts = |template: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "acme"},
+               "spec": {"serviceName": "db", "selector": {}, "template": {},
+                        "volumeClaimTemplates": [template]}})
+    };
+    let by_field = sts(json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "dear"}}));
+    let by_legacy = sts(json!({"metadata": {"name": "data", "annotations": {
+        "volume.beta.kubernetes.io/storage-class": "dear"}}, "spec": {}}));
+    for o in [&by_field, &by_legacy] {
+        let d = classes(o, None, tier.clone());
+        assert!(
+            d.len() == 1 && d[0].contains("dear of StatefulSet db"),
+            "{d:?}"
+        );
+    }
+    let plain = sts(json!({"metadata": {"name": "data"}, "spec": {}}));
+    assert!(classes(&plain, None, tier.clone()).is_empty());
+    // An update that keeps the templates is not judged again.
+    assert!(classes(&by_field, Some(&by_field), tier).is_empty());
+}
+
+#[test]
+fn an_ingress_naming_no_class_is_refused_where_the_tier_names_classes_without_a_default() {
+    let o = ingress(&["shop.example"], &[], json!({}));
+    let d = classes(
+        &o,
+        None,
+        json!({"covenant.dev/allowed-ingress-classes": "public"}),
+    );
+    assert!(
+        d.len() == 1 && d[0].contains("names no ingressClassName") && d[0].contains("public"),
+        "{d:?}"
+    );
+    assert!(classes(&o, None, json!({})).is_empty());
+    // An update of an Ingress admitted before is not judged for it.
+    assert!(
+        classes(
+            &o,
+            Some(&o),
+            json!({"covenant.dev/allowed-ingress-classes": "public"})
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn snippets_count_under_any_prefix() {
+    let p = policy("covenant-ingress-snippets");
+    for key in [
+        "ingress.example.com/server-snippet",
+        "haproxy.org/backend-config-snippet",
+        "haproxy-ingress.github.io/config-backend",
+        "ingress.kubernetes.io/config-frontend",
+        "nginx.ingress.kubernetes.io/Configuration-Snippet",
+    ] {
+        let o = ingress(&["shop.example"], &[], json!({key: "x"}));
+        assert_eq!(
+            evaluate(&p, &o, None, &namespace(json!({})), "alice")
+                .unwrap()
+                .len(),
+            1,
+            "{key}"
+        );
+    }
+    for key in [
+        "nginx.ingress.kubernetes.io/rewrite-target",
+        "ingress.kubernetes.io/ssl-redirect",
+    ] {
+        let o = ingress(&["shop.example"], &[], json!({key: "x"}));
+        assert!(
+            evaluate(&p, &o, None, &namespace(json!({})), "alice")
+                .unwrap()
+                .is_empty(),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn a_template_naming_a_node_is_refused_where_node_labels_are_forced() {
+    let ns = namespace(json!({"covenant.dev/node-selector": "pool=tenants"}));
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "acme"},
+        "spec": {"template": {"spec": {"nodeName": "gpu-1", "containers": [{"name": "c", "image": "x"}]}}}});
+    let p = policy("covenant-scheduling");
+    let d = evaluate(&p, &deployment, None, &ns, "alice").unwrap();
+    assert!(
+        d.len() == 1 && d[0].contains("Deployment d names a node"),
+        "{d:?}"
+    );
+    // A running pod keeps the node the scheduler bound it to through its updates.
+    let bound = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "acme"},
+        "spec": {"nodeName": "n1", "nodeSelector": {"pool": "tenants"}, "containers": [{"name": "c", "image": "x"}]}});
+    assert!(
+        evaluate(&p, &bound, Some(&bound), &ns, "alice")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_tls_host_must_be_one_the_ingress_routes() {
+    let p = policies(include_str!("../../deploy/hostnames-policy.yaml"))
+        .unwrap()
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == "covenant-ingress-hosts-bounded")
+        .expect("covenant-ingress-hosts-bounded");
+    let ns = namespace(json!({}));
+    let mut stray = ingress(&["shop.acme.example"], &["shop.globex.example"], json!({}));
+    stray["metadata"]["namespace"] = json!("acme");
+    let d = evaluate(&p, &stray, None, &ns, "alice").unwrap();
+    assert!(
+        d.len() == 1 && d[0].contains("TLS host shop.globex.example is not a host of its rules"),
+        "{d:?}"
+    );
+    let own = ingress(&["shop.acme.example"], &["shop.acme.example"], json!({}));
+    assert!(evaluate(&p, &own, None, &ns, "alice").unwrap().is_empty());
+    // Kept through updates once admitted (an Ingress from before the rule).
+    assert!(
+        evaluate(&p, &stray, Some(&stray), &ns, "alice")
+            .unwrap()
+            .is_empty()
+    );
+}

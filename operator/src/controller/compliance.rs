@@ -1,33 +1,52 @@
 //! Running tenants against their tier's policies: a package tightened (or an Account narrowed) after a
-//! tenant's pods were admitted never deletes or changes them; the pods whose images the tier no longer
-//! allows are reported on the Account (condition `PoliciesCompliant=False` naming them, with a Warning
-//! Event), and the condition turns True again once none is left.
+//! tenant's objects were admitted never deletes or changes them; what the tier no longer allows is
+//! reported on the Account (condition `PoliciesCompliant=False` naming each object and why, with a
+//! Warning Event), and the condition turns True again once none is left:
+//! - pods: images (`covenant-images`), PriorityClass, RuntimeClass, tolerations and a node label set
+//!   against the forced one (`covenant-scheduling`), and a forced node label the pod lacks (it was
+//!   scheduled before the tier forced it);
+//! - PersistentVolumeClaims: StorageClass (`covenant-classes`);
+//! - Ingresses: IngressClass (`covenant-classes`), hosts (`covenant-allowed-hostnames`) and
+//!   configuration snippets (`covenant-ingress-snippets`).
 //!
 //! One loop, woken by namespace changes (the operator rewrites a tenant namespace's policy annotations
-//! when its effective policy changes). A namespace is checked again only when its registries
-//! annotation changed since this process last checked it, or while it holds offending pods (every 20
-//! s, so the report clears once they are replaced). Pods are tenant-written, so they are never
-//! cached: they are listed page by page (100 at a time) and judged by the shipped
-//! `covenant-images` policy text with kube's CEL engine (the same implementation the API server and
-//! `covenant check` run); only the offending pods' names and messages are kept.
+//! when its effective policy changes). A namespace is checked again only when its policy annotations
+//! changed since this process last checked it, or while it holds offending objects (every 20 s, so the
+//! report clears once they are replaced). Pods, claims and Ingresses are tenant-written, so they are
+//! never cached: they are listed page by page (100 at a time) and judged by the shipped policy text
+//! with kube's CEL engine (the same implementation the API server and `covenant check` run), as a
+//! CREATE would be now (with the defaults `covenant-default-classes` would set); only the offending
+//! objects' names and messages are kept. A pod is judged without `spec.nodeName` (the scheduler sets
+//! it on every running pod).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::ACCOUNT_LABEL;
 use crate::error::Error;
 use crate::model::policies::{
-    COMPLIANCE_CONDITION, COMPLIANCE_FIELD_MANAGER, POLICY_PACKAGE_ANNOTATION,
-    REGISTRIES_ANNOTATION, noncompliance_message,
+    COMPLIANCE_CONDITION, COMPLIANCE_FIELD_MANAGER, NODE_SELECTOR_ANNOTATION,
+    POLICY_PACKAGE_ANNOTATION, is_policy_annotation, noncompliance_message, unforced_labels,
 };
+
+/// The shipped policies that judge running objects.
+const JUDGES: [&str; 5] = [
+    "covenant-images",
+    "covenant-scheduling",
+    "covenant-classes",
+    "covenant-allowed-hostnames",
+    "covenant-ingress-snippets",
+];
 
 const KIND: &str = "Compliance";
 
@@ -37,7 +56,7 @@ const REPORT: super::OwnCondition = super::OwnCondition {
     field_manager: COMPLIANCE_FIELD_MANAGER,
     false_reason: "NotAllowedByTier",
     true_reason: "Compliant",
-    true_message: "every pod of the account complies with its tier's policies",
+    true_message: "every pod, claim and Ingress of the account complies with its tier's policies",
 };
 /// How long a burst of namespace changes may go on before a pass.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -60,21 +79,25 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
     let run = {
         let ctx = ctx.clone();
         async move {
-            let policy = crate::admission::policies(crate::admission::WORKLOAD_POLICIES)
-                .ok()
-                .and_then(|p| {
-                    p.into_iter()
-                        .find(|p| p["metadata"]["name"] == "covenant-images")
-                });
-            let Some(policy) = policy else {
+            let policies: Vec<Value> =
+                crate::admission::policies(crate::admission::WORKLOAD_POLICIES)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| JUDGES.iter().any(|n| p["metadata"]["name"] == *n))
+                    .collect();
+            if policies.len() != JUDGES.len() {
                 tracing::error!(
-                    "the built-in covenant-images policy cannot be read: compliance is not reported"
+                    "the built-in workload policies cannot be read: compliance is not reported"
                 );
                 return;
-            };
+            }
             let mut state = State::default();
             loop {
-                if state.checked.values().any(|(_, found)| !found.is_empty()) {
+                if state
+                    .checked
+                    .values()
+                    .any(|(_, found, _)| !found.is_empty())
+                {
                     // Offending pods may go away without the namespace changing: look again.
                     let _ = tokio::time::timeout(RECHECK, wake.notified()).await;
                 } else {
@@ -85,7 +108,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
                     tokio::time::sleep(super::NOT_SYNCED_REQUEUE).await;
                 }
                 let started = std::time::Instant::now();
-                if let Err(e) = pass(&ctx, &policy, &mut state).await {
+                if let Err(e) = pass(&ctx, &policies, &mut state).await {
                     super::on_error(KIND, "", &e, &ctx);
                     tokio::time::sleep(super::requeue_after_error(&e)).await;
                     wake.notify_one();
@@ -104,23 +127,19 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
     .boxed()
 }
 
-/// What this process has found: per namespace, the registries annotation it was checked against and
-/// its offending pods; per account, the message it last reported.
+/// What this process has found: per namespace, the policy annotations it was checked against and
+/// its offending objects; per account, the message it last reported.
 #[derive(Default)]
 struct State {
-    checked: BTreeMap<String, (String, Vec<String>)>,
+    checked: BTreeMap<String, (String, Vec<String>, std::time::Instant)>,
     reported: BTreeMap<String, Option<String>>,
 }
 
-/// The offending pods of `ns` (`ns/pod: message`), judged against `namespace`'s annotations.
-async fn offending(
-    ctx: &Context,
-    policy: &Value,
-    ns: &str,
-    namespace: &Value,
-) -> Result<Vec<String>, Error> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let mut found = Vec::new();
+/// Every object of `api`, page by page, each handed to `f`.
+async fn each<K>(api: &Api<K>, what: &str, mut f: impl FnMut(&K)) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let mut token: Option<String> = None;
     loop {
         let mut lp = ListParams::default().limit(PAGE);
@@ -128,38 +147,139 @@ async fn offending(
             lp = lp.continue_token(t);
         }
         let page = api.list(&lp).await.map_err(|e| Error::Observe {
-            object: format!("pods in {ns}"),
+            object: what.to_string(),
             source: e.into(),
         })?;
-        for pod in &page.items {
-            let Some(spec) = &pod.spec else { continue };
-            // Only what the policy reads: the name and the containers' images.
-            let trimmed = json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": pod.name_any(), "namespace": ns},
-                "spec": {
-                    "containers": spec.containers.iter().map(|c| json!({"name": c.name, "image": c.image})).collect::<Vec<_>>(),
-                    "initContainers": spec.init_containers.iter().flatten().map(|c| json!({"name": c.name, "image": c.image})).collect::<Vec<_>>(),
-                    "ephemeralContainers": spec.ephemeral_containers.iter().flatten().map(|c| json!({"name": c.name, "image": c.image})).collect::<Vec<_>>(),
-                },
-            });
-            match crate::admission::evaluate(policy, &trimmed, None, namespace, "covenant") {
-                Ok(denied) => found.extend(
-                    denied
-                        .into_iter()
-                        .map(|m| format!("{ns}/{}: {m}", pod.name_any())),
-                ),
-                Err(e) => found.push(format!("{ns}/{}: cannot be judged: {e}", pod.name_any())),
-            }
-        }
+        page.items.iter().for_each(&mut f);
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
-            return Ok(found);
+            return Ok(());
         }
     }
 }
 
-async fn pass(ctx: &Context, policy: &Value, state: &mut State) -> Result<(), Error> {
+/// Only the fields of `value` (an object's spec) named in `keys`.
+fn only(value: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .filter_map(|k| value.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect(),
+    )
+}
+
+/// The offending objects of `ns` (`Kind ns/name: message`), judged against `namespace`'s annotations.
+async fn offending(
+    ctx: &Context,
+    policies: &[Value],
+    ns: &str,
+    namespace: &Value,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<String>, Error> {
+    let mut found = Vec::new();
+    let mut judge = |kind: &str, name: &str, object: &Value| {
+        for p in policies {
+            if !crate::admission::matches(p, object, "CREATE") {
+                continue;
+            }
+            match crate::admission::evaluate(p, object, None, namespace, "covenant") {
+                Ok(denied) => found.extend(
+                    denied
+                        .into_iter()
+                        .map(|m| format!("{kind} {ns}/{name}: {m}")),
+                ),
+                Err(e) => found.push(format!("{kind} {ns}/{name}: cannot be judged: {e}")),
+            }
+        }
+    };
+    let forced = annotations.get(NODE_SELECTOR_ANNOTATION);
+    let package = annotations
+        .get(POLICY_PACKAGE_ANNOTATION)
+        .map_or("package's", String::as_str);
+    let mut unforced = Vec::new();
+    each(&Api::<Pod>::namespaced(ctx.client.clone(), ns), &format!("pods in {ns}"), |pod| {
+        let Some(spec) = &pod.spec else { return };
+        let name = pod.name_any();
+        let s = serde_json::to_value(spec).unwrap_or_default();
+        // Only what the policies read (not nodeName, which the scheduler sets on every running pod).
+        let mut spec = only(&s, &["containers", "initContainers", "ephemeralContainers",
+            "priorityClassName", "runtimeClassName", "nodeSelector", "tolerations"]);
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            if let Some(Value::Array(cs)) = spec.get_mut(list) {
+                cs.iter_mut().for_each(|c| *c = only(c, &["name", "image"]));
+            }
+        }
+        let trimmed = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        });
+        judge("Pod", &name, &trimmed);
+        if let Some(forced) = forced {
+            let selector: BTreeMap<String, String> =
+                serde_json::from_value(spec["nodeSelector"].clone()).unwrap_or_default();
+            let labels = unforced_labels(forced, &selector);
+            if !labels.is_empty() {
+                unforced.push(format!(
+                    "Pod {ns}/{name}: nodeSelector lacks {}, which the {package} tier forces (covenant-node-selector): it may run on any node",
+                    labels.join(", ")
+                ));
+            }
+        }
+    })
+    .await?;
+    if annotations.contains_key("covenant.dev/allowed-storage-classes") {
+        each(
+            &Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns),
+            &format!("persistentvolumeclaims in {ns}"),
+            |pvc| {
+                let name = pvc.name_any();
+                let legacy: BTreeMap<&String, &String> = pvc
+                    .annotations()
+                    .iter()
+                    .filter(|(k, _)| *k == "volume.beta.kubernetes.io/storage-class")
+                    .collect();
+                // A claim without storageClassName has no such key (not a null one).
+                let spec = serde_json::to_value(&pvc.spec).unwrap_or_default();
+                let trimmed = json!({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": name, "namespace": ns, "annotations": legacy},
+                    "spec": only(&spec, &["storageClassName"]),
+                });
+                judge(
+                    "PersistentVolumeClaim",
+                    &name,
+                    &crate::check::with_defaults(&trimmed, annotations),
+                );
+            },
+        )
+        .await?;
+    }
+    // Snippets are refused in every tenant namespace unless allowed: judged wherever a tier restricts
+    // anything (a namespace without policy annotations is not listed at all).
+    each(
+        &Api::<Ingress>::namespaced(ctx.client.clone(), ns),
+        &format!("ingresses in {ns}"),
+        |ing| {
+            let name = ing.name_any();
+            let spec = serde_json::to_value(&ing.spec).unwrap_or_default();
+            let trimmed = json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": name, "namespace": ns, "annotations": ing.annotations()},
+                "spec": only(&spec, &["ingressClassName", "rules", "tls", "defaultBackend"]),
+            });
+            judge(
+                "Ingress",
+                &name,
+                &crate::check::with_defaults(&trimmed, annotations),
+            );
+        },
+    )
+    .await?;
+    found.extend(unforced);
+    Ok(found)
+}
+
+async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<(), Error> {
     let mut failed = None;
     let mut accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut live = Vec::new();
@@ -169,33 +289,45 @@ async fn pass(ctx: &Context, policy: &Value, state: &mut State) -> Result<(), Er
         };
         let name = ns.name_any();
         live.push(name.clone());
-        let annotations = ns.annotations();
-        let fingerprint = [REGISTRIES_ANNOTATION, POLICY_PACKAGE_ANNOTATION]
-            .map(|k| annotations.get(k).cloned().unwrap_or_default())
+        let annotations: BTreeMap<String, String> = ns
+            .annotations()
+            .iter()
+            .filter(|(k, _)| is_policy_annotation(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let fingerprint = annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
             .join("\n");
-        let stale = state
-            .checked
-            .get(&name)
-            .is_none_or(|(f, _)| f != &fingerprint);
+        // Listed again when its policy changed, and every RECHECK while it holds offending objects
+        // (they may have been replaced without the namespace changing); not on every namespace event,
+        // which would judge the same objects again and again.
+        let stale = state.checked.get(&name).is_none_or(|(f, found, at)| {
+            f != &fingerprint || (!found.is_empty() && at.elapsed() >= RECHECK)
+        });
         if stale {
-            let found = if annotations.contains_key(REGISTRIES_ANNOTATION) {
+            let found = if annotations.is_empty() {
+                Vec::new()
+            } else {
                 let namespace = json!({
                     "apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": name, "annotations": annotations},
                 });
-                match offending(ctx, policy, &name, &namespace).await {
+                match offending(ctx, policies, &name, &namespace, &annotations).await {
                     Ok(f) => f,
                     Err(e) => {
                         failed.get_or_insert(e);
                         continue;
                     }
                 }
-            } else {
-                Vec::new()
             };
-            state.checked.insert(name.clone(), (fingerprint, found));
+            state.checked.insert(
+                name.clone(),
+                (fingerprint, found, std::time::Instant::now()),
+            );
         }
-        if let Some((_, found)) = state.checked.get(&name) {
+        if let Some((_, found, _)) = state.checked.get(&name) {
             accounts
                 .entry(account)
                 .or_default()

@@ -38,7 +38,32 @@ pub fn host_within(a: &str, p: &str) -> bool {
         })
 }
 
-/// The Account condition that reports pods its tier's policies no longer allow.
+/// Whether the allowed image prefix `r` (of an account) is within the prefix `q` (of its package), as
+/// `covenant-images` matches them: `q` without `/` is a registry host (`q/`); `q` whose last component
+/// names a repository (no trailing `/`, `:` or `@`) covers that repository and what is under it
+/// (`q`, `q/...`, `q:...`, `q@...`), not a sibling that merely starts alike (`q-evil/`); any other `q`
+/// is a plain prefix.
+pub fn registry_within(r: &str, q: &str) -> bool {
+    let host = |p: &str| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/")
+        }
+    };
+    let (r, q) = (host(r), host(q));
+    let (r, q) = (r.as_str(), q.as_str());
+    let last = q.rsplit('/').next().unwrap_or_default();
+    if q.ends_with('/') || last.contains(':') || last.contains('@') {
+        return r.starts_with(q);
+    }
+    r == q
+        || r.strip_prefix(q)
+            .is_some_and(|rest| rest.starts_with(['/', ':', '@']))
+}
+
+/// The Account condition that reports objects (pods, claims, Ingresses) its tier's policies no longer
+/// allow.
 pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
 /// The field manager of that condition (the compliance loop, not the account controller).
 pub const COMPLIANCE_FIELD_MANAGER: &str = "covenant-policies";
@@ -56,7 +81,7 @@ pub fn noncompliance_message(found: &[String]) -> Option<String> {
     let more = found.len().saturating_sub(NAMED_AT_MOST);
     found.truncate(NAMED_AT_MOST);
     Some(format!(
-        "{} pod(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
+        "{} object(s) no longer comply with the tier's policies (nothing was deleted or changed; replace them with compliant ones): {}{}",
         found.len() + more,
         found.join("; "),
         if more > 0 {
@@ -65,6 +90,18 @@ pub fn noncompliance_message(found: &[String]) -> Option<String> {
             String::new()
         }
     ))
+}
+
+/// The forced node labels (`covenant.dev/node-selector`, `forced`) a running pod's `nodeSelector` lacks
+/// or sets otherwise, as `key=value` of the forced label. A pod created now gets them from
+/// `covenant-node-selector`; one admitted before the tier forced them may run on any node.
+pub fn unforced_labels(forced: &str, node_selector: &BTreeMap<String, String>) -> Vec<String> {
+    forced
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, v)| node_selector.get(*k).map(String::as_str) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// The class kinds a package can restrict: (annotation stem, field of [`Policies`]).
@@ -142,11 +179,7 @@ pub fn effective(package: Option<&Policies>, account: Option<&Policies>) -> Poli
             allowed_registries: a
                 .allowed_registries
                 .iter()
-                .filter(|r| {
-                    p.allowed_registries
-                        .iter()
-                        .any(|q| r.starts_with(q.as_str()))
-                })
+                .filter(|r| p.allowed_registries.iter().any(|q| registry_within(r, q)))
                 .cloned()
                 .collect(),
         }),
@@ -213,11 +246,7 @@ pub fn widenings(package: Option<&Policies>, account: &Policies) -> Vec<String> 
     let mut out = Vec::new();
     if let (Some(pi), Some(ai)) = (&p.images, &account.images) {
         for r in &ai.allowed_registries {
-            if !pi
-                .allowed_registries
-                .iter()
-                .any(|q| r.starts_with(q.as_str()))
-            {
+            if !pi.allowed_registries.iter().any(|q| registry_within(r, q)) {
                 out.push(format!(
                     "policies.images.allowedRegistries: {r} is not under a registry the package allows ({})",
                     pi.allowed_registries.join(", ")
@@ -407,6 +436,47 @@ mod tests {
         assert!(w[1].contains("premium"), "{w:?}");
         assert!(w[2].contains("pool is forced to tenants"), "{w:?}");
         assert!(widenings(Some(&pkg), &effective(Some(&pkg), Some(&acct))).is_empty());
+    }
+
+    #[test]
+    fn registry_prefixes_narrow_on_component_boundaries() {
+        assert!(registry_within(
+            "registry.example/acme/",
+            "registry.example"
+        ));
+        assert!(!registry_within(
+            "registry.example.evil.io/",
+            "registry.example"
+        ));
+        assert!(registry_within("ghcr.io/acme/web", "ghcr.io/acme"));
+        assert!(registry_within("ghcr.io/acme", "ghcr.io/acme"));
+        assert!(registry_within("ghcr.io/acme:1.2", "ghcr.io/acme"));
+        assert!(!registry_within("ghcr.io/acme-evil/", "ghcr.io/acme"));
+        assert!(registry_within(
+            "docker.io/library/nginx",
+            "docker.io/library/"
+        ));
+        assert!(registry_within("ghcr.io/acme:1.25.3", "ghcr.io/acme:1.25"));
+        assert!(registry_within("registry.example", "registry.example"));
+        assert!(registry_within("registry.example", "registry.example/"));
+        assert!(!registry_within(
+            "registry.example",
+            "registry.example/acme/"
+        ));
+    }
+
+    #[test]
+    fn a_running_pod_lacking_a_forced_label_is_named() {
+        let sel = BTreeMap::from([("pool".to_string(), "gpu".to_string())]);
+        assert_eq!(
+            unforced_labels("pool=tenants,zone=a", &sel),
+            vec!["pool=tenants", "zone=a"]
+        );
+        let sel = BTreeMap::from([
+            ("pool".to_string(), "tenants".to_string()),
+            ("zone".to_string(), "a".to_string()),
+        ]);
+        assert!(unforced_labels("pool=tenants,zone=a", &sel).is_empty());
     }
 
     #[test]

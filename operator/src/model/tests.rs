@@ -1466,7 +1466,7 @@ fn the_compliance_report_names_at_most_ten_pods_and_counts_the_rest() {
     assert_eq!(noncompliance_message(&[]), None);
     let found: Vec<String> = (0..12).map(|i| format!("acme/p{i:02}: image x")).collect();
     let m = noncompliance_message(&found).unwrap();
-    assert!(m.starts_with("12 pod(s) no longer comply"), "{m}");
+    assert!(m.starts_with("12 object(s) no longer comply"), "{m}");
     assert!(m.contains("nothing was deleted"), "{m}");
     assert!(m.contains("acme/p09") && !m.contains("acme/p10"), "{m}");
     assert!(m.ends_with("; and 2 more"), "{m}");
