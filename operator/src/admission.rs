@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 /// `deploy/workload-policies-policy.yaml`, compiled into the binary.
 pub const WORKLOAD_POLICIES: &str = include_str!("../../deploy/workload-policies-policy.yaml");
 
+/// `deploy/tenant-network-policies-policy.yaml`, compiled into the binary.
+pub const TENANT_NETWORK_POLICIES: &str =
+    include_str!("../../deploy/tenant-network-policies-policy.yaml");
+
 /// The ValidatingAdmissionPolicies of a YAML stream.
 pub fn policies(yaml: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
@@ -33,6 +37,8 @@ fn resource_of(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
     if lower.ends_with('s') {
         format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
     } else {
         format!("{lower}s")
     }

@@ -735,9 +735,10 @@ pub fn render_junit(report: &Report) -> String {
     out
 }
 
-/// Judges the tenant workloads among `docs` (objects in a namespace of a checked Account) by the
-/// admission policies of `deploy/workload-policies-policy.yaml` — the same CEL text the API server
-/// runs — against the account's effective policies, as the operator writes them on the namespace.
+/// Judges the tenant workloads and NetworkPolicies among `docs` (objects in a namespace of a checked
+/// Account) by the admission policies of `deploy/workload-policies-policy.yaml` and
+/// `deploy/tenant-network-policies-policy.yaml` — the same CEL text the API server runs — against
+/// what the operator writes on the account's namespaces for them to read.
 /// The forced node labels and default classes the API server sets first are set here too.
 fn workload_problems(
     docs: &[Doc],
@@ -745,12 +746,21 @@ fn workload_problems(
     packages: &[SupportPackage],
     report: &mut Report,
 ) {
-    let policies = match crate::admission::policies(crate::admission::WORKLOAD_POLICIES) {
+    let shipped = [
+        crate::admission::WORKLOAD_POLICIES,
+        crate::admission::TENANT_NETWORK_POLICIES,
+    ];
+    let policies = match shipped
+        .iter()
+        .map(|yaml| crate::admission::policies(yaml))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|p| p.concat())
+    {
         Ok(p) => p,
         Err(e) => {
             report.problems.push(Problem::of(
                 "",
-                format!("the built-in workload policies: {e}"),
+                format!("the built-in admission policies: {e}"),
             ));
             return;
         }
@@ -772,12 +782,12 @@ fn workload_problems(
         let Ok(package) = model::package::resolve(account, packages) else {
             continue;
         };
-        let effective = model::policies::effective(
-            package.spec.policies.as_ref(),
-            account.spec.policies.as_ref(),
-        );
         // Even without annotations some policies judge (ingress snippets are refused by default).
-        let annotations = model::policies::annotations(&effective, &package.name_any());
+        let mut annotations = model::account::policy_annotations(account, Some(package));
+        annotations.insert(
+            model::account::NAMESPACES_ANNOTATION.to_string(),
+            account.desired_namespaces().join(","),
+        );
         let namespace = serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "annotations": annotations},

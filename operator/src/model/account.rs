@@ -926,6 +926,40 @@ pub fn ingress_peers(namespaces: &[String], platform: &[LabelSelector]) -> Vec<N
         .collect()
 }
 
+/// The annotations the admission policies read on each of the account's namespaces: the tier's
+/// effective policies (what the workload policies judge) and the denied ranges, SIP and platform
+/// selectors (what judges the tenant's own NetworkPolicies). One source for the operator and
+/// `covenant check`.
+pub fn policy_annotations(
+    account: &Account,
+    package: Option<&SupportPackage>,
+) -> BTreeMap<String, String> {
+    let telephony = account.spec.network.as_ref().is_some_and(|n| n.telephony);
+    // While the package cannot be resolved, the default ranges are still denied (never less).
+    let denied = denied_cidrs(
+        package
+            .and_then(|p| p.spec.network.as_ref())
+            .map(|n| n.denied_cidrs.as_slice())
+            .unwrap_or_default(),
+    );
+    let platform = package
+        .map(crate::model::package::platform_selectors)
+        .unwrap_or_default();
+    let mut annotations = package
+        .map(|p| {
+            let effective = crate::model::policies::effective(
+                p.spec.policies.as_ref(),
+                account.spec.policies.as_ref(),
+            );
+            crate::model::policies::annotations(&effective, &p.name_any())
+        })
+        .unwrap_or_default();
+    annotations.extend(crate::model::tenant_policies::namespace_annotations(
+        telephony, &denied, &platform,
+    ));
+    annotations
+}
+
 /// Builds every object the account wants in `input.namespaces` (pure).
 pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     let name = account.name_any();
@@ -962,20 +996,7 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
     // that someone else holds is neither admitted by its isolation nor trusted by the binding policy.
     let all = &input.namespaces;
     let allowed = allowed_subjects(account);
-    let mut policies = input
-        .package
-        .map(|p| {
-            let effective = crate::model::policies::effective(
-                p.spec.policies.as_ref(),
-                account.spec.policies.as_ref(),
-            );
-            crate::model::policies::annotations(&effective, &p.name_any())
-        })
-        .unwrap_or_default();
-    // What the admission policy reads to judge the tenant's own NetworkPolicies.
-    policies.extend(crate::model::tenant_policies::namespace_annotations(
-        telephony, &denied, &platform,
-    ));
+    let policies = policy_annotations(account, input.package);
     for ns in &input.namespaces {
         d.namespaces.push(namespace_of(
             account,
