@@ -674,12 +674,17 @@ async fn wait_neutralised(c: &Client, ns: &str, before: &BTreeMap<String, Networ
 }
 
 /// A write refused in a read-only namespace: by RBAC (the administrators hold only the read-only
-/// role then) or by the read-only admission policy (a ServiceAccount keeps the Role it was bound to).
+/// role then), by the read-only admission policy (a ServiceAccount keeps the Role it was bound to),
+/// or — when the write touches a neutralised policy's record — by the tenant-policy rule on
+/// covenant.dev/* annotations (the API server reports whichever denying policy it evaluated first).
 #[track_caller]
 fn refused_while_read_only(who: &str, s: &kube::core::Status) {
     assert!(
         s.code == 403
-            && (s.message.contains("is read-only") || s.message.contains("is forbidden: User")),
+            && (s.message.contains("is read-only")
+                || s.message.contains("is forbidden: User")
+                || s.message
+                    .contains("only Covenant sets covenant.dev/* annotations")),
         "{who}: {} {}",
         s.code,
         s.message
