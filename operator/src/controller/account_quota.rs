@@ -27,7 +27,8 @@ use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
 use crate::api::{ACCOUNT_LABEL, Account};
 use crate::error::{ApiErrorKind, Cause, Error};
 use crate::model::account_quota::{
-    Rebalance, SHARE_NAME, Share, effective, exhausted, held, milli, new_share, rebalance, status,
+    Rebalance, SHARE_NAME, Share, effective, exhausted, held, less_held, milli, new_share,
+    rebalance, status,
 };
 
 /// The field manager of the shares' `hard` and of the Account's `status.quota` (not the account
@@ -247,6 +248,11 @@ async fn reconcile(
         }
         return Ok(Action::await_change());
     };
+    // The room still held by the account's namespaces being deleted, whose share is gone already, is
+    // not divided: the shares partition what is left of the cap.
+    let holding = gone_shares(&q, &name, &cached);
+    let full_cap = cap;
+    let cap = less_held(&full_cap, &holding);
     let mut shares = shares;
     let cached_plan = rebalance(&cap, &shares);
     if cached_plan.lower.is_empty() && cached_plan.raise.is_empty() && cached_plan.waiting {
@@ -274,7 +280,7 @@ async fn reconcile(
             return Ok(Action::requeue(IN_FORCE_POLL));
         }
     }
-    let st = status(&cap, &shares);
+    let st = status(&full_cap, &shares);
     if account.status.as_ref().and_then(|s| s.quota.as_ref()) != Some(&st) {
         let last = q
             .written
@@ -301,10 +307,49 @@ async fn reconcile(
         .map(|t| (t + ACTIVE_FOR).saturating_duration_since(now))
         .filter(|d| !d.is_zero())
         .min();
+    // Nothing is heard when a namespace being deleted is finally gone: look again for its room.
+    let expiry = match (expiry, holding.is_empty()) {
+        (e, true) => e,
+        (e, false) => Some(e.map_or(HELD_POLL, |d| d.min(HELD_POLL))),
+    };
     Ok(match expiry {
         Some(d) => Action::requeue(d + Duration::from_millis(100)),
         None => Action::await_change(),
     })
+}
+
+/// How often an account whose namespaces being deleted still hold room is looked at again.
+pub const HELD_POLL: Duration = Duration::from_secs(2);
+
+/// The account's namespaces being deleted whose share is gone already (the namespace controller
+/// deletes it with the rest of the namespace while pods end their grace period and objects wait for
+/// their finalizers): per namespace, its usage last seen, or `None` when this process never saw its
+/// share (it started meanwhile). Forgets the usage of namespaces that are gone.
+fn gone_shares(
+    q: &QuotaContext,
+    account: &str,
+    shares: &[Arc<ResourceQuota>],
+) -> Vec<Option<BTreeMap<String, i128>>> {
+    let s = &q.ctx.stores;
+    let mut growth = q.growth.lock().unwrap_or_else(|p| p.into_inner());
+    growth.retain(|ns, _| {
+        s.namespaces
+            .get(&ObjectRef::<k8s_openapi::api::core::v1::Namespace>::new(ns))
+            .is_some()
+    });
+    s.index
+        .namespaces
+        .objects(&s.namespaces, account)
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .filter(|n| {
+            let ns = n.name_any();
+            !shares
+                .iter()
+                .any(|q| q.namespace().as_deref() == Some(ns.as_str()))
+        })
+        .map(|n| growth.get(&n.name_any()).map(|(used, _)| used.clone()))
+        .collect()
 }
 
 /// Writes the plan: every lowering with the listed resourceVersion as a precondition, then, once all

@@ -370,6 +370,24 @@ pub fn rebalance(cap: &ResourceMap, shares: &[Share]) -> Rebalance {
     plan
 }
 
+/// The cap the shares divide once the room still held by namespaces that lost their share is taken
+/// out: a namespace being deleted loses its share (the namespace controller deletes it with the rest)
+/// before what it holds is gone (pods in their grace period, objects kept by finalizers), and that
+/// room must not go to the other namespaces meanwhile. `held`: per such namespace, its usage last seen
+/// (thousandths per resource), or `None` when it was never seen (the whole cap is held until it goes).
+pub fn less_held(cap: &ResourceMap, held: &[Option<BTreeMap<String, i128>>]) -> ResourceMap {
+    cap.iter()
+        .map(|(r, q)| {
+            let c = milli(&q.0, false).unwrap_or(0);
+            let taken: i128 = held
+                .iter()
+                .map(|h| h.as_ref().map_or(c, |h| h.get(r).copied().unwrap_or(0)))
+                .sum();
+            (r.clone(), format_milli((c - taken).max(0)))
+        })
+        .collect()
+}
+
 /// The account's status: the cap and the sum of what its namespaces use, per capped resource.
 pub fn status(cap: &ResourceMap, shares: &[Share]) -> AccountQuotaStatus {
     let used = cap
@@ -813,5 +831,17 @@ mod tests {
             Some(768 * 1024 * 1024 * 1000)
         );
         assert_eq!(st.hard, cap);
+    }
+
+    /// Room held by namespaces that lost their share comes out of the cap; unseen, all of it.
+    #[test]
+    fn held_room_is_not_divided() {
+        let cap = map(&[("secrets", "4"), ("requests.cpu", "2")]);
+        let seen: BTreeMap<String, i128> = [("secrets".to_string(), 3000)].into_iter().collect();
+        let left = less_held(&cap, &[Some(seen.clone())]);
+        assert_eq!(left, map(&[("secrets", "1"), ("requests.cpu", "2")]));
+        let left = less_held(&cap, &[Some(seen), None]);
+        assert_eq!(left, map(&[("secrets", "0"), ("requests.cpu", "0")]));
+        assert_eq!(less_held(&cap, &[]), cap);
     }
 }
