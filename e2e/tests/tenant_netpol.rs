@@ -784,7 +784,7 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
             "from-second-namespace",
             json!({}),
             json!({ "podSelector": not_narrowed.clone(), "ingress": [{ "from": [{ "namespaceSelector":
-            { "matchLabels": { NAME_LABEL: ten.namespaces[1] } } }] }] }),
+            { "matchLabels": { NAME_LABEL: ten.namespaces[1], ACCOUNT_LABEL: ten.account } } }] }] }),
         ),
         policy(
             "from-platform",
