@@ -1,0 +1,324 @@
+//! A hostile tenant against the self-service capabilities, on the real API server and the operator:
+//! what it tries, and what the cluster answers (objects read back, not the operator's word).
+
+use std::time::{Duration, Instant};
+
+use covenant_e2e::fixtures::{self, account};
+use covenant_e2e::netpol::{self, Peer, Probe};
+use covenant_e2e::{TIMEOUT, TestCtx, eventually, impersonate, wait_account_ready};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const SHARE: &str = "covenant-account-share";
+
+/// A Secret held by a finalizer of the tenant's own: deleting it (or its namespace) leaves it in
+/// place, counted by nothing once its namespace's quota objects are gone.
+fn held_secret(name: &str) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "finalizers": ["example.com/hold"] },
+        "type": "Opaque",
+        "data": { "k": "dg==" }
+    }))
+    .unwrap()
+}
+
+/// Creates held Secrets in `ns` as `client` until `want` were admitted or `within` passed (a refusal
+/// is retried: room moves to a namespace that uses its share up); returns how many were admitted.
+async fn fill(client: &Client, ns: &str, tag: &str, want: usize, within: Duration) -> usize {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + within;
+    let mut made = 0;
+    while made < want && Instant::now() < deadline {
+        match api
+            .create(
+                &PostParams::default(),
+                &held_secret(&format!("{tag}-{made}")),
+            )
+            .await
+        {
+            Ok(_) => made += 1,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    made
+}
+
+/// Every Secret that exists in `ns` (terminating ones included), as a cluster administrator sees it.
+async fn secrets(client: &Client, ns: &str) -> Vec<Secret> {
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// Deleting a self-made namespace deletes its share with it, while objects its tenant holds there
+/// by finalizers stay (the namespace stays Terminating): the room of those objects must not go to the
+/// account's other namespaces, or the account holds more than its cap, once per namespace it deletes.
+#[tokio::test]
+async fn deleting_a_namespace_does_not_free_the_room_its_remaining_objects_hold() {
+    let t = TestCtx::new("deleting_a_namespace_does_not_free_the_room").await;
+    let cap = 4usize;
+    let pkg = t.package("qpkg");
+    let mut p: Value =
+        serde_json::from_str(&fixtures::package(&pkg, json!({ "secrets": "20" }))).unwrap();
+    p["spec"]["accountQuota"] = json!({ "secrets": cap.to_string() });
+    t.apply(&p.to_string()).await;
+    let acct = t.account("qa");
+    let main = t.namespace("qa-main");
+    let admin = t.name("alice");
+    t.apply(&account(&acct, Some(&pkg), &[&main], &[&admin], json!({})))
+        .await;
+    wait_account_ready(&t.client, &acct).await;
+    let as_admin = impersonate(&admin, &[]).await;
+
+    // The administrator makes a namespace and fills the whole cap there with held Secrets.
+    let own = t.namespace(&format!("{acct}-x"));
+    self_made(&t, &as_admin, &acct, &own, &main).await;
+    let made = fill(&as_admin, &own, "x", cap, TIMEOUT).await;
+    assert_eq!(made, cap, "one namespace alone reaches the cap");
+
+    // It deletes the namespace: the held Secrets stay, and so must their room.
+    Api::<Namespace>::all(as_admin.clone())
+        .delete(&own, &DeleteParams::default())
+        .await
+        .expect("the administrator deletes a namespace it made");
+    let client = t.client.clone();
+    eventually("the namespace's share is gone", TIMEOUT, || async {
+        match Api::<ResourceQuota>::namespaced(client.clone(), &own)
+            .get_opt(SHARE)
+            .await
+        {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let more = fill(&as_admin, &main, "m", cap, Duration::from_secs(30)).await;
+    let left = secrets(&t.client, &own).await.len();
+    let total = left + secrets(&t.client, &main).await.len();
+
+    // Release the held Secrets (as a cluster administrator) so the namespaces can go.
+    for ns in [&own, &main] {
+        for s in secrets(&t.client, ns).await {
+            let name = s.metadata.name.unwrap_or_default();
+            let _ = Api::<Secret>::namespaced(t.client.clone(), ns)
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+                )
+                .await;
+        }
+    }
+    assert_eq!(
+        left, cap,
+        "the held Secrets outlive their namespace's share"
+    );
+    assert!(
+        total <= cap,
+        "the account holds {total} Secrets for a cap of {cap} ({more} new in {main} after {own} was deleted)"
+    );
+}
+
+/// An account `base-<suffix>` on `pkg` with the declared namespace `base-main-<suffix>` and the
+/// administrator `base-admin-<suffix>`, Ready; returns (account, namespace, administrator's client).
+async fn tenant(t: &TestCtx, base: &str, pkg: &str) -> (String, String, Client) {
+    let acct = t.account(base);
+    let main = t.namespace(&format!("{base}-main"));
+    let admin = t.name(&format!("{base}-admin"));
+    t.apply(&account(
+        &acct,
+        Some(pkg),
+        &[&main],
+        &[&admin],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &acct).await;
+    (acct, main, impersonate(&admin, &[]).await)
+}
+
+/// Creates the namespace `name` for `acct` as `client` (retried while the administrator's rights
+/// arrive) and waits until Covenant took it for that account and listed it among its namespaces.
+async fn self_made(t: &TestCtx, client: &Client, acct: &str, name: &str, main: &str) {
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "covenant.dev/tenant": acct } }
+    }))
+    .unwrap();
+    eventually("the administrator makes a namespace", TIMEOUT, || async {
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let all = Api::<Namespace>::all(t.client.clone());
+    eventually("the namespace is the account's", TIMEOUT, || async {
+        let n = all.get(name).await.map_err(|e| e.to_string())?;
+        let m = all.get(main).await.map_err(|e| e.to_string())?;
+        let own = n.labels().get("covenant.dev/account").map(String::as_str) == Some(acct);
+        let listed = m
+            .annotations()
+            .get("covenant.dev/namespaces")
+            .is_some_and(|l| l.split(',').any(|x| x == name));
+        (own && listed).then_some(()).ok_or("not yet".to_string())
+    })
+    .await;
+}
+
+/// A tenant lets in its own second namespace by name. It deletes that namespace, and another tenant
+/// makes one under the same name: the name now belongs to the other tenant, and the first tenant's
+/// policy must not let it in. So a tenant policy pins, with the names, the account's own label
+/// (covenant.dev/account, which only Covenant sets): a name alone is refused by the API server.
+#[tokio::test]
+async fn a_name_another_tenant_takes_over_is_not_let_in() {
+    let t = TestCtx::new("a_name_another_tenant_takes_over_is_not_let_in").await;
+    let pkg = t.package("npkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (victim, v_main, as_victim) = tenant(&t, "nv", &pkg).await;
+    let (mallory, m_main, as_mallory) = tenant(&t, "nm", &pkg).await;
+    let shared = t.namespace(&format!("{victim}-x"));
+    self_made(&t, &as_victim, &victim, &shared, &v_main).await;
+
+    let name_pin = json!({ "matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "In", "values": [shared] }] });
+    let mut both = name_pin.clone();
+    both["matchLabels"] = json!({ "covenant.dev/account": victim });
+    let policy = |name: &str, sel: &Value| -> NetworkPolicy {
+        serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "podSelector": {}, "ingress": [{ "from": [{ "namespaceSelector": sel }] }] }
+        }))
+        .unwrap()
+    };
+    let nps = Api::<NetworkPolicy>::namespaced(as_victim.clone(), &v_main);
+    let refused = nps
+        .create(&PostParams::default(), &policy("by-name", &name_pin))
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("covenant.dev/account")),
+        "a name alone is refused, saying what to add: {refused:?}"
+    );
+    nps.create(
+        &PostParams::default(),
+        &policy("by-name-and-account", &both),
+    )
+    .await
+    .expect("the name with the account's label is admitted");
+
+    // The victim deletes its namespace (once its role names it); the other tenant takes the name.
+    eventually(
+        "the administrator deletes its namespace",
+        TIMEOUT,
+        || async {
+            Api::<Namespace>::all(as_victim.clone())
+                .delete(&shared, &DeleteParams::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let all = Api::<Namespace>::all(t.client.clone());
+    eventually("the namespace is gone", TIMEOUT, || async {
+        match all.get_opt(&shared).await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{:?}", other.map(|n| n.map(|n| n.status)))),
+        }
+    })
+    .await;
+    self_made(&t, &as_mallory, &mallory, &shared, &m_main).await;
+
+    // The engine on every live policy: the other tenant's pod in the taken name never gets in.
+    let from = all.get(&shared).await.unwrap();
+    let to = all.get(&v_main).await.unwrap();
+    let verdicts = netpol::evaluate(
+        &t.client,
+        &[Probe {
+            name: "taken name -> victim".into(),
+            from: Peer::pod(&from, "10.9.0.1"),
+            to: Peer::pod(&to, "10.9.0.2"),
+            port: 80,
+            protocol: "TCP",
+        }],
+    )
+    .await
+    .expect("the oracle answers");
+    assert!(!verdicts[0].allowed, "{:?}", verdicts[0]);
+}
+
+/// Namespace metadata a tenant could use against the cluster: a finalizer of its own keeps a deleted
+/// namespace Terminating forever (the tenant cannot update its namespace to remove it, and one the
+/// operator refused and deleted no longer counts, so bursts of racing creates would leave namespaces
+/// behind without bound); an owner reference has it deleted with another object (around retention);
+/// a generated name is checked once generated (no `kube-*`). All refused by the API server.
+#[tokio::test]
+async fn a_self_made_namespace_carries_no_finalizer_owner_or_reserved_generated_name() {
+    let t = TestCtx::new("a_self_made_namespace_carries_no_finalizer").await;
+    let pkg = t.package("fpkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (acct, _main, as_admin) = tenant(&t, "nf", &pkg).await;
+    let nss = Api::<Namespace>::all(as_admin.clone());
+    let name = t.namespace(&format!("{acct}-f"));
+    let with = |extra: Value| -> Namespace {
+        let mut m = json!({ "name": name, "labels": { "covenant.dev/tenant": acct } });
+        if let (Value::Object(m), Value::Object(e)) = (&mut m, extra.clone()) {
+            m.extend(e.into_iter().filter(|(k, _)| k != "spec"));
+        }
+        serde_json::from_value(json!({ "metadata": m, "spec": extra.get("spec") })).unwrap()
+    };
+    // The administrator may make namespaces (a plain one is dry-run admitted) ...
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually(
+        "the administrator may make a namespace",
+        TIMEOUT,
+        || async {
+            nss.create(&dry, &with(json!({})))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    // ... but none of these.
+    let kube_generated: Namespace = serde_json::from_value(json!({ "metadata": {
+        "generateName": "kube-", "labels": { "covenant.dev/tenant": acct } } }))
+    .unwrap();
+    for (what, ns, says) in [
+        (
+            "a finalizer",
+            with(json!({ "finalizers": ["example.com/stuck"] })),
+            "finalizers",
+        ),
+        (
+            "a spec finalizer",
+            with(json!({ "spec": { "finalizers": ["kubernetes", "example.com/stuck"] } })),
+            "finalizers",
+        ),
+        (
+            "an owner reference",
+            with(
+                json!({ "ownerReferences": [{ "apiVersion": "v1", "kind": "ConfigMap",
+                "name": "x", "uid": "00000000-0000-0000-0000-000000000001" }] }),
+            ),
+            "ownerReferences",
+        ),
+        ("a generated kube-* name", kube_generated, "reserved"),
+    ] {
+        let r = nss.create(&PostParams::default(), &ns).await;
+        assert!(
+            matches!(&r, Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(says)),
+            "{what}: {r:?}"
+        );
+    }
+}
