@@ -322,3 +322,100 @@ async fn a_self_made_namespace_carries_no_finalizer_owner_or_reserved_generated_
         );
     }
 }
+
+/// The tenant writes policies as fast as it can (eight writers creating and deleting) while it is
+/// being suspended: one admitted just before the namespace turned read-only may land after the
+/// operator listed the policies to neutralise. Every tenant policy is neutralised all the same, and
+/// the engine then denies what a suspension denies (pod to pod in the namespace).
+#[tokio::test]
+async fn policies_written_while_the_suspension_lands_are_neutralised() {
+    let t = TestCtx::new("policies_written_while_the_suspension_lands").await;
+    let pkg = t.package("rpkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (acct, main, as_admin) = tenant(&t, "nr", &pkg).await;
+    let nps = Api::<NetworkPolicy>::namespaced(as_admin.clone(), &main);
+    let own_pods: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "seed" },
+        "spec": { "podSelector": {}, "ingress": [{ "from": [{ "podSelector": {} }] }] } }))
+    .unwrap();
+    eventually("the tenant writes a policy", TIMEOUT, || async {
+        nps.create(&PostParams::default(), &own_pods)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (nps, stop, mut p) = (nps.clone(), stop.clone(), own_pods.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    p.metadata.name = Some(format!("race-{w}-{i}"));
+                    if nps.create(&PostParams::default(), &p).await.is_ok() {
+                        let _ = nps
+                            .delete(&format!("race-{w}-{i}"), &DeleteParams::default())
+                            .await;
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let name = t.name("race-aup");
+    t.track("suspensions.covenant.dev", &name);
+    t.apply(&fixtures::suspension(
+        &name,
+        &acct,
+        "AcceptableUsePolicy",
+        "race",
+        json!({}),
+    ))
+    .await;
+    let all = Api::<Namespace>::all(t.client.clone());
+    eventually("the namespace is read-only", TIMEOUT, || async {
+        let n = all.get(&main).await.map_err(|e| e.to_string())?;
+        n.labels()
+            .contains_key("covenant.dev/read-only")
+            .then_some(())
+            .ok_or("not yet".into())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let admin_nps = Api::<NetworkPolicy>::namespaced(t.client.clone(), &main);
+    eventually("every tenant policy is neutralised", TIMEOUT, || async {
+        let l = admin_nps
+            .list(&ListParams::default().labels("!covenant.dev/account"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let open: Vec<String> = l
+            .items
+            .iter()
+            .filter(|p| !p.annotations().contains_key("covenant.dev/neutralised"))
+            .map(|p| p.name_any())
+            .collect();
+        open.is_empty()
+            .then_some(())
+            .ok_or(format!("not neutralised: {open:?}"))
+    })
+    .await;
+    let ns = all.get(&main).await.unwrap();
+    let verdicts = netpol::evaluate(
+        &t.client,
+        &[Probe {
+            name: "pod -> pod in the suspended namespace".into(),
+            from: Peer::pod(&ns, "10.9.1.1"),
+            to: Peer::pod(&ns, "10.9.1.2"),
+            port: 80,
+            protocol: "TCP",
+        }],
+    )
+    .await
+    .expect("the oracle answers");
+    assert!(!verdicts[0].allowed, "{:?}", verdicts[0]);
+}
