@@ -419,3 +419,245 @@ async fn policies_written_while_the_suspension_lands_are_neutralised() {
     .expect("the oracle answers");
     assert!(!verdicts[0].allowed, "{:?}", verdicts[0]);
 }
+
+/// Six creates race for the account's last two slots, and the administrator tries at once, over and
+/// over, to put a pod and a RoleBinding into every namespace it asked for: nothing lands in a
+/// namespace the operator refuses (the creator of a namespace holds no rights in it; only the
+/// bindings Covenant applies when it takes one give the administrator any).
+#[tokio::test]
+async fn nothing_lands_in_a_namespace_refused_past_the_cap() {
+    let t = TestCtx::new("nothing_lands_in_a_namespace_refused").await;
+    let pkg = t.package("cpkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (acct, _main, as_admin) = tenant(&t, "nc", &pkg).await;
+    let names: Vec<String> = (0..6)
+        .map(|i| t.namespace(&format!("{acct}-r{i}")))
+        .collect();
+    let nss = Api::<Namespace>::all(as_admin.clone());
+    eventually("the administrator may make namespaces", TIMEOUT, || async {
+        let ns: Namespace = serde_json::from_value(json!({ "metadata": {
+            "name": names[0], "labels": { "covenant.dev/tenant": acct } } }))
+        .unwrap();
+        let dry = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        nss.create(&dry, &ns)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (c, name, acct) = (as_admin.clone(), name.clone(), acct.clone());
+            tokio::spawn(async move {
+                let ns: Namespace = serde_json::from_value(json!({ "metadata": {
+                    "name": name, "labels": { "covenant.dev/tenant": acct } } }))
+                .unwrap();
+                let _ = Api::<Namespace>::all(c.clone()).create(&PostParams::default(), &ns).await;
+                let rb: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+                    "metadata": { "name": "probe" },
+                    "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+                    "subjects": [{ "kind": "ServiceAccount", "name": "default", "namespace": name }] }))
+                .unwrap();
+                let (mut pod, mut binding) = (false, false);
+                let until = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < until && !(pod && binding) {
+                    let p = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.clone(), &name);
+                    pod |= p.create(&PostParams::default(), &fixtures::pod("probe")).await.is_ok();
+                    let r = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(c.clone(), &name);
+                    binding |= r.create(&PostParams::default(), &rb).await.is_ok();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                (name, pod || binding)
+            })
+        })
+        .collect();
+    let mut landed = Vec::new();
+    for task in tasks {
+        let (name, any) = task.await.unwrap();
+        if any {
+            landed.push(name);
+        }
+    }
+    // The account keeps exactly two of them; the others are gone.
+    let all = Api::<Namespace>::all(t.client.clone());
+    let kept = eventually("the refused namespaces are gone", TIMEOUT, || async {
+        let mut kept = Vec::new();
+        for n in &names {
+            match all.get_opt(n).await.map_err(|e| e.to_string())? {
+                Some(ns) if ns.metadata.deletion_timestamp.is_some() => {
+                    return Err(format!("{n} terminating"));
+                }
+                Some(ns) if ns.labels().get("covenant.dev/account") == Some(&acct) => {
+                    kept.push(n.clone())
+                }
+                Some(_) => return Err(format!("{n} undecided")),
+                None => {}
+            }
+        }
+        Ok(kept)
+    })
+    .await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        landed.iter().all(|n| kept.contains(n)),
+        "a pod or RoleBinding landed in a refused namespace: landed in {landed:?}, kept {kept:?}"
+    );
+}
+
+/// A tenant makes a namespace under a name the platform later declares for another account: the
+/// namespace stays the tenant's (Covenant never adopts a namespace it did not create for that
+/// Account), the other account's administrator gets nothing in it (the API server's answers), and
+/// the other Account says which name conflicts (its namespaces wait until the platform renames it).
+#[tokio::test]
+async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
+    let t = TestCtx::new("a_squatted_name_declared_later").await;
+    let pkg = t.package("spkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (squatter, s_main, as_squatter) = tenant(&t, "ns", &pkg).await;
+    let name = t.namespace("payments");
+    self_made(&t, &as_squatter, &squatter, &name, &s_main).await;
+    let uid = Api::<Namespace>::all(t.client.clone())
+        .get(&name)
+        .await
+        .unwrap()
+        .metadata
+        .uid;
+
+    // The platform declares the same name for another account (with its own namespace too).
+    let other = t.account("nd");
+    let o_main = t.namespace("nd-main");
+    let o_admin = t.name("nd-admin");
+    t.apply(&account(
+        &other,
+        Some(&pkg),
+        &[&o_main, &name],
+        &[&o_admin],
+        json!({ "deletionPolicy": "Delete" }),
+    ))
+    .await;
+    // The other account says why (its namespaces wait until the platform picks another name).
+    let accounts = Api::<covenant::api::Account>::all(t.client.clone());
+    eventually("the other account names the conflict", TIMEOUT, || async {
+        let a = accounts.get(&other).await.map_err(|e| e.to_string())?;
+        let conds = a.status.map(|s| s.conditions).unwrap_or_default();
+        conds
+            .iter()
+            .any(|c| c.reason == "NamespaceConflict" && c.message.contains(&name))
+            .then_some(())
+            .ok_or(format!("{conds:?}"))
+    })
+    .await;
+    let n = Api::<Namespace>::all(t.client.clone())
+        .get(&name)
+        .await
+        .unwrap();
+    assert_eq!(n.metadata.uid, uid, "the same namespace");
+    assert_eq!(
+        n.labels().get("covenant.dev/account"),
+        Some(&squatter),
+        "still the squatter's"
+    );
+    for verb in ["create", "get", "delete"] {
+        assert!(
+            !covenant_e2e::can(&t.client, &o_admin, &[], verb, "pods", "", &name).await,
+            "the other account's administrator may not {verb} pods in {name}"
+        );
+    }
+}
+
+/// Egress tricks past the denied ranges and SIP: the world in two halves (each must except every
+/// denied IPv4 range), an except that leaves part of a denied range open, the metadata address
+/// written as an IPv4-mapped IPv6 address, a SIP range over SCTP by `endPort`, and port 0. Whatever
+/// the API server admits, the engine on the live policies still denies a pod cloud metadata and SIP.
+#[tokio::test]
+async fn egress_tricks_never_reach_metadata_or_sip() {
+    let t = TestCtx::new("egress_tricks_never_reach_metadata_or_sip").await;
+    let pkg = t.package("epkg");
+    t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
+        .await;
+    let (_acct, main, as_admin) = tenant(&t, "ne", &pkg).await;
+    let all = Api::<Namespace>::all(t.client.clone());
+    eventually("the denied ranges are published", TIMEOUT, || async {
+        let n = all.get(&main).await.map_err(|e| e.to_string())?;
+        n.annotations()
+            .contains_key("covenant.dev/denied-cidrs")
+            .then_some(())
+            .ok_or("not yet".into())
+    })
+    .await;
+    let web = json!([{ "protocol": "TCP", "port": 80 }]);
+    let tricks = [
+        (
+            "halves",
+            json!([{ "ipBlock": { "cidr": "0.0.0.0/1" } }, { "ipBlock": { "cidr": "128.0.0.0/1" } }]),
+            web.clone(),
+        ),
+        (
+            "partial-except",
+            json!([{ "ipBlock": { "cidr": "169.0.0.0/8", "except": ["169.254.0.0/17"] } }]),
+            web.clone(),
+        ),
+        (
+            "mapped",
+            json!([{ "ipBlock": { "cidr": "::ffff:169.254.169.254/128" } }]),
+            web.clone(),
+        ),
+        (
+            "mapped-range",
+            json!([{ "ipBlock": { "cidr": "::ffff:0:0/96" } }]),
+            web.clone(),
+        ),
+        (
+            "sctp-range",
+            json!([{ "namespaceSelector": {} }]),
+            json!([{ "protocol": "SCTP", "port": 5000, "endPort": 5070 }]),
+        ),
+        (
+            "port-zero",
+            json!([{ "namespaceSelector": {} }]),
+            json!([{ "protocol": "UDP", "port": 0 }]),
+        ),
+    ];
+    let nps = Api::<NetworkPolicy>::namespaced(as_admin.clone(), &main);
+    let mut admitted = Vec::new();
+    for (name, to, ports) in tricks {
+        let p: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": name },
+            "spec": { "podSelector": {}, "policyTypes": ["Egress"], "egress": [{ "to": to, "ports": ports }] } }))
+        .unwrap();
+        if nps.create(&PostParams::default(), &p).await.is_ok() {
+            admitted.push(name);
+        }
+    }
+    // Only the IPv4-mapped range may pass (Covenant's own egress allows ::/0 but the denied IPv6
+    // ranges: a mapped address is IPv6 to a policy, and no IPv4 metadata packet matches it).
+    assert!(
+        admitted.iter().all(|n| n.starts_with("mapped")),
+        "admitted: {admitted:?}"
+    );
+    let ns = all.get(&main).await.unwrap();
+    let probe = |name: &str, ip: &str, port: u16, protocol: &'static str| Probe {
+        name: name.into(),
+        from: Peer::pod(&ns, "10.9.2.1"),
+        to: Peer::external(ip),
+        port,
+        protocol,
+    };
+    let verdicts = netpol::evaluate(
+        &t.client,
+        &[
+            probe("metadata", "169.254.169.254", 80, "TCP"),
+            probe("sip", "203.0.113.7", 5060, "SCTP"),
+        ],
+    )
+    .await
+    .expect("the oracle answers");
+    for v in &verdicts {
+        assert!(!v.allowed, "{v:?}");
+    }
+}
