@@ -129,12 +129,6 @@ impl<K> Compact<K> {
     pub fn account(&self) -> Option<&str> {
         self.account.as_deref()
     }
-
-    /// The bytes this object holds on the heap besides its own struct (its JSON, account and the kept
-    /// metadata strings): what the benchmark's per-kind table reports next to the allocator's count.
-    pub fn json_len(&self) -> usize {
-        self.json.len()
-    }
 }
 
 impl<'de, K: Compactable> Deserialize<'de> for Compact<K> {
