@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{ACCOUNT_LABEL, FIELD_MANAGER};
+use crate::api::FIELD_MANAGER;
+use crate::controller::compact::Compact;
 use crate::error::{ApiErrorKind, Result};
 use crate::metrics::Metrics;
 use crate::model::{fnv1a, quantity};
@@ -219,16 +220,40 @@ where
     })
 }
 
+/// What a cache holds of an object that Covenant applies: its fields as JSON, for [`is_subset`]. A
+/// child kind is cached compactly (`controller::compact`, its JSON kept as served); a namespace as its
+/// metadata.
+pub trait Applied: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+    /// The cached object's fields as JSON.
+    fn applied(&self) -> serde_json::Result<Value>;
+}
+
+impl<K> Applied for crate::controller::compact::Compact<K>
+where
+    K: Send + Sync + 'static + Resource<DynamicType = ()>,
+{
+    fn applied(&self) -> serde_json::Result<Value> {
+        Ok(self.json())
+    }
+}
+
+impl Applied for k8s_openapi::api::core::v1::Namespace {
+    fn applied(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+}
+
 /// Applies `desired` unless `cache` shows it is already in place, or this process applied exactly it
 /// and the cache has not caught up with that write yet. Returns whether a request was made.
-pub async fn apply<K>(
+pub async fn apply<K, C>(
     client: &Client,
-    cache: &Store<K>,
+    cache: &Store<C>,
     desired: &K,
     writes: &Writes,
 ) -> Result<bool>
 where
     K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
+    C: Applied,
 {
     let Stamped {
         name,
@@ -238,7 +263,11 @@ where
         hash,
     } = stamped(desired)?;
     let written_key = key.to_string();
-    let have = cache.get(&key);
+    let mut cached_key = ObjectRef::<C>::new(&name);
+    if let Some(ns) = &ns {
+        cached_key = cached_key.within(ns);
+    }
+    let have = cache.get(&cached_key);
     let cached_rv = have
         .as_ref()
         .and_then(|h| h.meta().resource_version.clone());
@@ -251,7 +280,7 @@ where
         return Ok(false);
     }
     if let Some(have) = have
-        && is_subset(&want, &serde_json::to_value(have.as_ref())?)
+        && is_subset(&want, &have.applied()?)
     {
         return Ok(false);
     }
@@ -304,9 +333,9 @@ where
 /// Covenant never deletes what it did not create.
 pub async fn delete_unwanted<K>(
     client: &Client,
-    candidates: impl IntoIterator<Item = std::sync::Arc<K>>,
+    candidates: impl IntoIterator<Item = std::sync::Arc<Compact<K>>>,
     account: &str,
-    keep: impl Fn(&K) -> bool,
+    keep: impl Fn(&Compact<K>) -> bool,
     writes: &Writes,
 ) -> Result<usize>
 where
@@ -314,7 +343,7 @@ where
 {
     let mut n = 0;
     for obj in candidates {
-        if obj.labels().get(ACCOUNT_LABEL).map(String::as_str) != Some(account) || keep(&obj) {
+        if obj.account() != Some(account) || keep(&obj) {
             continue;
         }
         if obj.meta().deletion_timestamp.is_some() {

@@ -16,7 +16,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::{Context, ControllerFuture, Shutdown, Watches, account_of, valid};
+use super::{Context, ControllerFuture, Shutdown, Watches, valid};
 use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{ApiErrorKind as K, Cause, Error, Result};
@@ -235,8 +235,10 @@ fn accounts_where(
 }
 
 /// The account a labelled child belongs to.
-fn by_label<K: kube::Resource>(obj: Arc<K>) -> Option<ObjectRef<DeserializeGuard<Account>>> {
-    account_of(obj.as_ref()).map(|a| ObjectRef::new(&a))
+fn by_label<K: super::compact::OfAccount>(
+    obj: Arc<K>,
+) -> Option<ObjectRef<DeserializeGuard<Account>>> {
+    obj.account_label().map(|a| ObjectRef::new(&a))
 }
 
 // The finalizer's outcome, as matched, is the reconcile's.

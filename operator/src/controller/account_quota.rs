@@ -136,7 +136,7 @@ pub async fn ensure_shares(
     };
     let name = account.name_any();
     for ns in namespaces {
-        let key = ObjectRef::<ResourceQuota>::new(SHARE_NAME).within(ns);
+        let key = ObjectRef::new(SHARE_NAME).within(ns);
         if ctx.stores.quotas.get(&key).is_some() {
             continue;
         }

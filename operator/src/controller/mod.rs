@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod account_quota;
+pub mod compact;
 pub mod compliance;
 pub mod hostnames;
 pub mod notice;

@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use super::account_of;
+use super::compact::{Compact, account_key};
 use crate::api::{
     ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
 };
@@ -67,9 +68,6 @@ macro_rules! watched {
                     metadata,
                     ..Default::default()
                 });
-                // What Covenant reads of the objects it manages is what it applies (their spec, labels
-                // and annotations): a quota's usage, which changes with every pod, is not kept.
-                w.quotas.trim(|q| q.status = None);
                 w.ingresses.trim(super::hostnames::trim_ingress);
                 // Tenants write their answers, and the operator reads of one only its name, namespace,
                 // identity, creation time, generation, spec and status (model::notice, the answer
@@ -125,20 +123,20 @@ watched! {
     /// Every namespace, metadata only: a new tenant's namespace names are checked against the cache
     /// (no request to learn that a name is free), and tenants' namespaces are found by their label.
     namespaces: Namespace = Metadata;
-    /// ResourceQuotas labelled with an account.
-    quotas: ResourceQuota = Labelled;
-    /// LimitRanges labelled with an account.
-    limit_ranges: LimitRange = Labelled;
-    /// NetworkPolicies labelled with an account.
-    network_policies: NetworkPolicy = Labelled;
-    /// RoleBindings labelled with an account.
-    role_bindings: RoleBinding = Labelled;
+    /// ResourceQuotas labelled with an account (compact: see `compact`).
+    quotas: Compact<ResourceQuota> = Labelled;
+    /// LimitRanges labelled with an account (compact).
+    limit_ranges: Compact<LimitRange> = Labelled;
+    /// NetworkPolicies labelled with an account (compact).
+    network_policies: Compact<NetworkPolicy> = Labelled;
+    /// RoleBindings labelled with an account (compact).
+    role_bindings: Compact<RoleBinding> = Labelled;
     /// NoticeResponses, in every namespace (the tenants' own answers).
     responses: DeserializeGuard<NoticeResponse> = All;
-    /// ClusterRoles labelled with an account (each account's read access to itself).
-    cluster_roles: ClusterRole = Labelled;
-    /// ClusterRoleBindings labelled with an account.
-    cluster_role_bindings: ClusterRoleBinding = Labelled;
+    /// ClusterRoles labelled with an account (each account's read access to itself; compact).
+    cluster_roles: Compact<ClusterRole> = Labelled;
+    /// ClusterRoleBindings labelled with an account (compact).
+    cluster_role_bindings: Compact<ClusterRoleBinding> = Labelled;
     /// Every Ingress, trimmed to its identity and hosts (the hostnames tenants claim).
     ingresses: Ingress = All;
 }
@@ -173,15 +171,15 @@ pub struct Indexes {
     /// Namespaces by the account their self-service request label names.
     pub self_service: Index<Namespace>,
     /// Labelled quotas by account.
-    pub quotas: Index<ResourceQuota>,
+    pub quotas: Index<Compact<ResourceQuota>>,
     /// Labelled limit ranges by account.
-    pub limit_ranges: Index<LimitRange>,
+    pub limit_ranges: Index<Compact<LimitRange>>,
     /// Labelled network policies by account.
-    pub network_policies: Index<NetworkPolicy>,
+    pub network_policies: Index<Compact<NetworkPolicy>>,
     /// Labelled role bindings by account.
-    pub role_bindings: Index<RoleBinding>,
+    pub role_bindings: Index<Compact<RoleBinding>>,
     /// Labelled cluster role bindings by account.
-    pub cluster_role_bindings: Index<ClusterRoleBinding>,
+    pub cluster_role_bindings: Index<Compact<ClusterRoleBinding>>,
     /// NoticeResponses by namespace.
     pub responses: Index<DeserializeGuard<NoticeResponse>>,
 }
@@ -192,11 +190,11 @@ impl Watches {
         Indexes {
             namespaces: self.namespaces.index(account_of),
             self_service: self.namespaces.index(super::selfservice::request_key),
-            quotas: self.quotas.index(account_of),
-            limit_ranges: self.limit_ranges.index(account_of),
-            network_policies: self.network_policies.index(account_of),
-            role_bindings: self.role_bindings.index(account_of),
-            cluster_role_bindings: self.cluster_role_bindings.index(account_of),
+            quotas: self.quotas.index(account_key),
+            limit_ranges: self.limit_ranges.index(account_key),
+            network_policies: self.network_policies.index(account_key),
+            role_bindings: self.role_bindings.index(account_key),
+            cluster_role_bindings: self.cluster_role_bindings.index(account_key),
             responses: self.responses.index(namespace_key),
         }
     }

@@ -182,7 +182,8 @@ pub fn bounds_with_room(
     let cached = ctx
         .stores
         .quotas
-        .get(&ObjectRef::new(crate::model::account::BOUNDS_QUOTA_NAME).within(ns))?;
+        .get(&ObjectRef::new(crate::model::account::BOUNDS_QUOTA_NAME).within(ns))?
+        .object()?;
     let mut hard = cached.spec.as_ref()?.hard.clone()?;
     if ctx
         .stores
