@@ -282,13 +282,13 @@ async fn offending(
 async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<(), Error> {
     let mut failed = None;
     let mut accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut live = Vec::new();
+    let mut live = std::collections::HashSet::new();
     for ns in ctx.stores.namespaces.state() {
         let Some(account) = ns.labels().get(ACCOUNT_LABEL).cloned() else {
             continue;
         };
         let name = ns.name_any();
-        live.push(name.clone());
+        live.insert(name.clone());
         let annotations: BTreeMap<String, String> = ns
             .annotations()
             .iter()
