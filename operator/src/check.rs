@@ -417,6 +417,7 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
         .collect();
 
     workload_problems(&others, &accounts, &packages, report);
+    self_service_problems(&others, &accounts, &packages, report);
 
     for (doc, p) in parsed {
         let value = match p {
@@ -808,6 +809,110 @@ fn workload_problems(
                         p["metadata"]["name"].as_str().unwrap_or_default()
                     ),
                 )),
+            }
+        }
+    }
+}
+
+/// Judges the Namespaces among `docs` that ask to be an account's own (labelled
+/// `covenant.dev/tenant=<account>`) as the operator would: by [`model::selfservice::plan`], in file
+/// order, against the checked Accounts and packages — reserved names, the package's prefix rule and
+/// switch, names another account declares, and `maxNamespaces` over declared and self-made together.
+/// A request for an account that is not among the checked ones is reported only when some are.
+fn self_service_problems(
+    docs: &[Doc],
+    accounts: &[Account],
+    packages: &[SupportPackage],
+    report: &mut Report,
+) {
+    use model::selfservice as ss;
+    let requests: Vec<(&Doc, String, String)> = docs
+        .iter()
+        .filter(|d| d.value["kind"] == "Namespace")
+        .filter_map(|d| {
+            let account = d
+                .value
+                .pointer(&format!(
+                    "/metadata/labels/{}",
+                    crate::api::TENANT_REQUEST_LABEL.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)?;
+            let name = d.value.pointer("/metadata/name").and_then(Value::as_str)?;
+            Some((d, account.to_string(), name.to_string()))
+        })
+        .collect();
+    for (doc, account, _) in &requests {
+        if !accounts.is_empty() && !accounts.iter().any(|a| a.name_any() == *account) {
+            report.problems.push(at(
+                doc,
+                format!(
+                    "metadata.labels.{}: Account {account:?} is not among the checked objects: check the name",
+                    crate::api::TENANT_REQUEST_LABEL
+                ),
+            ));
+        }
+    }
+    for a in accounts {
+        let mine: Vec<&(&Doc, String, String)> = requests
+            .iter()
+            .filter(|(_, acct, _)| *acct == a.name_any())
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        // Packages may live elsewhere in a GitOps repository: judge only when some were given.
+        let package = if packages.is_empty() {
+            None
+        } else {
+            match model::package::resolve(a, packages) {
+                Ok(p) => Some(p),
+                Err(_) => continue,
+            }
+        };
+        // File order stands for creation order (the operator decides by creation time, then name).
+        let start = Timestamp::UNIX_EPOCH;
+        let candidates: Vec<ss::Candidate> = mine
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, name))| ss::Candidate {
+                name: name.clone(),
+                created: start
+                    .checked_add(jiff::SignedDuration::from_secs(i as i64))
+                    .ok(),
+                resource_version: None,
+                uid: None,
+                terminating: false,
+            })
+            .collect();
+        let declared_by_other = |n: &str| {
+            accounts
+                .iter()
+                .find(|o| {
+                    o.name_any() != a.name_any() && o.desired_namespaces().iter().any(|d| d == n)
+                })
+                .map(|o| o.name_any())
+        };
+        let plan = ss::plan(&ss::PlanInput {
+            account: a,
+            cap: ss::cap(package),
+            require_prefix: ss::require_prefix(package),
+            open: ss::enabled(package),
+            candidates: &candidates,
+            declared_by_other: &declared_by_other,
+        });
+        for (doc, _, name) in &mine {
+            if let Some((_, _, why)) = plan.refuse.iter().find(|(n, _, _)| n == name) {
+                report.problems.push(at(
+                    doc,
+                    format!(
+                        "Covenant would refuse (and delete) this self-service namespace: {why}"
+                    ),
+                ));
+            } else if plan.pending.contains(name) {
+                report.problems.push(at(
+                    doc,
+                    "self-service is turned off for the account's package (selfService.enabled: false): the namespace would be neither taken nor provisioned",
+                ));
             }
         }
     }
