@@ -119,15 +119,15 @@ async fn policies_and_bindings(client: &Client, ns: &str) -> (Vec<String>, Vec<S
     (nps, rbs)
 }
 
-/// Waits until the account's isolation and egress policies and the administrators' binding are in
-/// its namespace `ns`.
+/// Waits until the account's isolation, egress and narrowed-pods policies and the administrators'
+/// binding are in its namespace `ns`.
 async fn wait_isolated_and_bound(client: &Client, ns: &str) {
     eventually(
         "the account's NetworkPolicies and RoleBinding are applied",
         TIMEOUT,
         || async {
             let (nps, rbs) = policies_and_bindings(client, ns).await;
-            let want_np = ["covenant-egress", "covenant-isolation"];
+            let want_np = ["covenant-egress", "covenant-isolation", "covenant-narrowed"];
             if nps != want_np || !rbs.iter().any(|r| r == "covenant-tenant-admin") {
                 return Err(format!("NetworkPolicies {nps:?}, RoleBindings {rbs:?}"));
             }
