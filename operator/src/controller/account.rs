@@ -535,7 +535,15 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
                 model::owns(account, n) && super::tenant_policies::has_records(n)
             })
         {
-            let r = super::tenant_policies::restore(&ctx.client, ns, &ctx.metrics).await;
+            // Only the policies the admission policy admits now (the rest stay neutralised).
+            let namespace = desired
+                .namespaces
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(ns.as_str()))
+                .and_then(|n| serde_json::to_value(n).ok())
+                .unwrap_or_default();
+            let r =
+                super::tenant_policies::restore(&ctx.client, ns, &namespace, &ctx.metrics).await;
             failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
         }
     }
@@ -578,6 +586,13 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         selfmade.open,
         selfmade.prefix,
     );
+    // Tenant policies are judged again when what the admission policy reads changed (telephony,
+    // denied ranges, namespaces, platform selectors): once the namespace carries it (applied below).
+    let judged = if suspended {
+        Vec::new()
+    } else {
+        desired.namespaces.clone()
+    };
     apply_desired(
         account,
         desired,
@@ -587,6 +602,18 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         &mut failures,
     )
     .await;
+    for n in &judged {
+        let r = super::tenant_policies::rejudge_if_changed(account, n, ctx).await;
+        failures.apply(
+            || {
+                format!(
+                    "re-judging the tenant's NetworkPolicies in {}",
+                    n.name_any()
+                )
+            },
+            r,
+        );
+    }
     // Suspending: the marker is in place (applied above) before any workload is scaled. CronJobs are
     // suspended whenever the account is (no Job is created while it is), replicas only when asked.
     if suspended {

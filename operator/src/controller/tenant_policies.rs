@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use crate::error::{ApiErrorKind as K, Result};
 use crate::metrics::Metrics;
 use crate::model::tenant_policies::{
-    NEUTRALISED_ANNOTATION, TOKEN_ANNOTATION, TenantPolicy, neutralise_patch, restore_patch,
+    NEUTRALISED_ANNOTATION, TOKEN_ANNOTATION, TenantPolicy, neutralise_patch, recorded,
+    restore_patch,
 };
 
 /// How many policies are read at once.
@@ -29,6 +30,15 @@ const PAGE: u32 = 100;
 
 /// The tenant's policies in `ns`: those without Covenant's `covenant.dev/account` label.
 async fn tenant_policies(client: &Client, ns: &str) -> Result<Vec<TenantPolicy>> {
+    Ok(listed(client, ns)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// [`tenant_policies`], each with its spec (as JSON) for [`admitted`] to judge.
+async fn listed(client: &Client, ns: &str) -> Result<Vec<(TenantPolicy, Value)>> {
     use futures::TryStreamExt;
     let api = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     let lp = ListParams::default()
@@ -37,17 +47,21 @@ async fn tenant_policies(client: &Client, ns: &str) -> Result<Vec<TenantPolicy>>
     let mut pages = std::pin::pin!(super::paged(api, lp));
     let mut out = Vec::new();
     while let Some(p) = pages.try_next().await? {
-        out.push(TenantPolicy {
-            name: p.name_any(),
-            resource_version: p.resource_version(),
-            record: p.annotations().get(NEUTRALISED_ANNOTATION).cloned(),
-            pod_selector: p
-                .spec
-                .as_ref()
-                .map(|s| serde_json::to_value(&s.pod_selector))
-                .transpose()?
-                .unwrap_or_else(|| json!({})),
-        });
+        let spec = serde_json::to_value(&p.spec)?;
+        out.push((
+            TenantPolicy {
+                name: p.name_any(),
+                resource_version: p.resource_version(),
+                record: p.annotations().get(NEUTRALISED_ANNOTATION).cloned(),
+                pod_selector: p
+                    .spec
+                    .as_ref()
+                    .map(|s| serde_json::to_value(&s.pod_selector))
+                    .transpose()?
+                    .unwrap_or_else(|| json!({})),
+            },
+            spec,
+        ));
     }
     Ok(out)
 }
@@ -121,22 +135,142 @@ pub async fn neutralise(client: &Client, ns: &str, metrics: &Metrics) -> Result<
     patch_all(client, ns, patches, metrics).await
 }
 
-/// Restores every tenant policy in `ns` that has a trusted record, then removes the namespace's token
-/// (only once all were restored: a restart restores the rest). Returns how many were restored.
-pub async fn restore(client: &Client, ns: &str, metrics: &Metrics) -> Result<usize> {
+/// Restores every tenant policy in `ns` that has a trusted record and that the admission policy would
+/// admit as written in `namespace` (the namespace as Covenant applies it: its policy annotations), then
+/// removes the namespace's token once no record is left (a restart restores the rest). A policy
+/// refused now stays neutralised ([`rejudge`] restores it when the context allows it again). Returns
+/// how many were restored.
+pub async fn restore(
+    client: &Client,
+    ns: &str,
+    namespace: &Value,
+    metrics: &Metrics,
+) -> Result<usize> {
     let (t, _) = token(client, ns).await?;
-    let found = tenant_policies(client, ns).await?;
-    let patches = found
-        .iter()
-        .filter_map(|p| restore_patch(p, &t).map(|patch| (p.name.clone(), patch)))
-        .collect();
+    let found = listed(client, ns).await?;
+    let mut kept = 0;
+    let mut patches = Vec::new();
+    for (p, spec) in &found {
+        let Some(original) = recorded(p, &t) else {
+            kept += usize::from(p.record.is_some());
+            continue;
+        };
+        if refusals(&p.name, ns, spec, Some(&original), namespace).is_empty() {
+            patches.extend(restore_patch(p, &t).map(|patch| (p.name.clone(), patch)));
+        } else {
+            kept += 1;
+        }
+    }
     let restored = patch_all(client, ns, patches, metrics).await?;
-    let p = json!({ "metadata": { "annotations": { TOKEN_ANNOTATION: Value::Null } } });
-    Api::<Namespace>::all(client.clone())
-        .patch(ns, &PatchParams::default(), &Patch::Merge(&p))
-        .await?;
-    metrics.write("Namespace");
+    if kept == 0 {
+        let p = json!({ "metadata": { "annotations": { TOKEN_ANNOTATION: Value::Null } } });
+        Api::<Namespace>::all(client.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&p))
+            .await?;
+        metrics.write("Namespace");
+    }
     Ok(restored)
+}
+
+/// What a re-judge changed in a namespace: the policies neutralised (with why the admission policy
+/// refuses them now) and those restored.
+#[derive(Debug, Default)]
+pub struct Rejudged {
+    pub neutralised: Vec<(String, Vec<String>)>,
+    pub restored: Vec<String>,
+}
+
+/// Judges every tenant policy in `ns` (not suspended) again with the admission policy as written, in
+/// `namespace` as Covenant applies it: a policy it would refuse now (telephony withdrawn, a range
+/// denied since, a namespace or platform selector gone) is neutralised exactly as a suspension does,
+/// under the same token; a neutralised one it admits again is restored exactly. A record under
+/// another token is left alone. Writes nothing when no verdict changed.
+pub async fn rejudge(
+    client: &Client,
+    ns: &str,
+    namespace: &Value,
+    metrics: &Metrics,
+) -> Result<Rejudged> {
+    let found = listed(client, ns).await?;
+    let (mut t, rv) = token(client, ns).await?;
+    let mut out = Rejudged::default();
+    let (mut neutralise, mut restore) = (Vec::new(), Vec::new());
+    for (p, spec) in &found {
+        let original = recorded(p, &t);
+        if p.record.is_some() && original.is_none() {
+            continue;
+        }
+        let refused = refusals(&p.name, ns, spec, original.as_ref(), namespace);
+        match (&original, refused.is_empty()) {
+            (None, false) => {
+                neutralise.push(p);
+                out.neutralised.push((p.name.clone(), refused));
+            }
+            (Some(_), true) => {
+                restore.extend(restore_patch(p, &t).map(|patch| (p.name.clone(), patch)));
+                out.restored.push(p.name.clone());
+            }
+            _ => {}
+        }
+    }
+    if !neutralise.is_empty() && t.is_empty() {
+        t = super::workloads::fresh_token();
+        let p = json!({ "metadata": {
+            "resourceVersion": rv,
+            "annotations": { TOKEN_ANNOTATION: t }
+        }});
+        Api::<Namespace>::all(client.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&p))
+            .await?;
+        metrics.write("Namespace");
+    }
+    let mut patches: Vec<(String, Value)> = neutralise
+        .iter()
+        .filter_map(|p| neutralise_patch(p, &t).map(|patch| (p.name.clone(), patch)))
+        .collect();
+    patches.extend(restore);
+    patch_all(client, ns, patches, metrics).await?;
+    Ok(out)
+}
+
+/// Why the admission policy `covenant-tenant-network-policies` would refuse the tenant policy `name`
+/// (its `spec`, with `original` as its podSelector when Covenant neutralised it) as a CREATE by a
+/// tenant in `namespace`; empty when it would admit it.
+pub fn refusals(
+    name: &str,
+    ns: &str,
+    spec: &Value,
+    original: Option<&Value>,
+    namespace: &Value,
+) -> Vec<String> {
+    static POLICIES: std::sync::OnceLock<Result<Vec<Value>, String>> = std::sync::OnceLock::new();
+    let policies = match POLICIES
+        .get_or_init(|| crate::admission::policies(crate::admission::TENANT_NETWORK_POLICIES))
+    {
+        Ok(p) => p,
+        Err(e) => return vec![format!("the built-in admission policy: {e}")],
+    };
+    let mut spec = spec.clone();
+    if let Some(o) = original {
+        spec["podSelector"] = o.clone();
+    }
+    let object = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": spec,
+    });
+    let mut out = Vec::new();
+    for p in policies {
+        if !crate::admission::matches(p, &object, "CREATE") {
+            continue;
+        }
+        match crate::admission::evaluate(p, &object, None, namespace, "covenant:rejudge") {
+            Ok(denied) => out.extend(denied),
+            Err(e) => out.push(e),
+        }
+    }
+    out
 }
 
 /// Whether the namespace (as cached) may hold neutralised policies to restore.
@@ -198,4 +332,113 @@ pub fn bounds_with_room(
         ns,
         Some(&hard),
     ))
+}
+
+/// The policy annotations each namespace's tenant policies were last judged under (by namespace uid):
+/// empty at start, so every namespace is judged once; after that only when they change.
+fn judged() -> &'static std::sync::Mutex<std::collections::HashMap<String, u64>> {
+    static JUDGED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+        std::sync::OnceLock::new();
+    JUDGED.get_or_init(Default::default)
+}
+
+/// Re-judges the tenant policies of `desired` (a namespace of `account` as Covenant applies it, not
+/// suspended) when its annotations changed since the last judgement (or since start), and tells the
+/// account which policies were neutralised and why, and which restored. Returns how many changed.
+pub async fn rejudge_if_changed(
+    account: &crate::api::Account,
+    desired: &Namespace,
+    ctx: &super::Context,
+) -> Result<usize> {
+    use kube::runtime::events::EventType;
+    use kube::runtime::reflector::ObjectRef;
+    use std::hash::{Hash, Hasher};
+    let ns = desired.name_any();
+    let Some(uid) = ctx
+        .stores
+        .namespaces
+        .get(&ObjectRef::new(&ns))
+        .filter(|n| crate::model::account::owns(account, n))
+        .and_then(|n| n.uid())
+    else {
+        return Ok(0);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    desired.annotations().hash(&mut h);
+    desired.labels().hash(&mut h);
+    let sum = h.finish();
+    if judged()
+        .lock()
+        .map(|m| m.get(&uid) == Some(&sum))
+        .unwrap_or(false)
+    {
+        return Ok(0);
+    }
+    let namespace = serde_json::to_value(desired)?;
+    let r = rejudge(&ctx.client, &ns, &namespace, &ctx.metrics).await?;
+    for (name, why) in &r.neutralised {
+        ctx.event(
+            account,
+            EventType::Warning,
+            "TenantNetworkPolicyNeutralised",
+            format!(
+                "NetworkPolicy {ns}/{name} would no longer be admitted ({}); it now selects no pod \
+                 (nothing deleted) and is restored exactly when the account allows it again",
+                why.join("; ")
+            ),
+        )
+        .await;
+    }
+    for name in &r.restored {
+        ctx.event(
+            account,
+            EventType::Normal,
+            "TenantNetworkPolicyRestored",
+            format!("NetworkPolicy {ns}/{name} is admitted again and was restored as written"),
+        )
+        .await;
+    }
+    if let Ok(mut m) = judged().lock() {
+        m.insert(uid, sum);
+    }
+    Ok(r.neutralised.len() + r.restored.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(sip: &str) -> Value {
+        let mut a = crate::model::tenant_policies::namespace_annotations(
+            sip == "permitted",
+            &crate::model::account::denied_cidrs(&[]),
+            &[],
+        );
+        a.insert("covenant.dev/namespaces".into(), "voip".into());
+        json!({ "apiVersion": "v1", "kind": "Namespace",
+                "metadata": { "name": "voip", "labels": { "covenant.dev/account": "a" }, "annotations": a } })
+    }
+
+    /// The admission policy's own text judges a policy again: SIP egress admitted with telephony is
+    /// refused without it, judged on the recorded selector when the policy is neutralised.
+    #[test]
+    fn sip_egress_is_refused_once_telephony_is_withdrawn() {
+        let spec = json!({
+            "podSelector": crate::model::tenant_policies::neutral_selector(),
+            "policyTypes": ["Egress"],
+            "egress": [{ "to": [{ "ipBlock": { "cidr": "93.184.216.34/32" } }],
+                         "ports": [{ "protocol": "UDP", "port": 5060 }] }],
+        });
+        let original = json!({ "matchLabels": { "app": "voip" } });
+        let ok = refusals(
+            "sip",
+            "voip",
+            &spec,
+            Some(&original),
+            &namespace("permitted"),
+        );
+        assert_eq!(ok, Vec::<String>::new());
+        let refused = refusals("sip", "voip", &spec, Some(&original), &namespace("denied"));
+        assert!(refused.iter().any(|m| m.contains("SIP")), "{refused:?}");
+    }
 }

@@ -1,0 +1,177 @@
+//! A tenant policy admitted under one account context is judged again when that context changes (SPEC
+//! "Network, by effect": a tenant policy never opens SIP without telephony): once the platform
+//! withdraws telephony, an egress policy to SIP that was admitted with it is neutralised (it selects
+//! no pod, nothing is deleted) and reported on the Account; telephony restored, it is restored exactly
+//! as written. Shown by the upstream NetworkPolicy engine (cyclonus' matcher) on every live policy.
+
+use covenant_e2e::fixtures;
+use covenant_e2e::k8s::{eventually, impersonate, wait_account_ready};
+use covenant_e2e::netpol::{self, Peer, Probe};
+use covenant_e2e::{TIMEOUT, TestCtx};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+const NARROWED: &str = "covenant.dev/narrowed";
+
+/// Whether the engine lets the narrowed `app=voip` pod of `ns` reach an external SIP server on UDP 5060.
+async fn sip_allowed(c: &Client, ns: &str) -> Result<bool, String> {
+    let n = Api::<Namespace>::all(c.clone())
+        .get(ns)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut from = Peer::pod(&n, "10.244.1.20");
+    from.pod_labels = fixtures::map(&[("app", "voip"), (NARROWED, "true")]);
+    let probe = Probe {
+        name: "voip → SIP UDP 5060".into(),
+        from,
+        to: Peer::external("93.184.216.34"),
+        port: 5060,
+        protocol: "UDP",
+    };
+    let v = netpol::evaluate(c, &[probe])
+        .await
+        .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
+    Ok(v[0].allowed)
+}
+
+async fn expect_sip(c: &Client, ns: &str, allowed: bool) {
+    eventually(
+        &format!("the engine says SIP egress is {allowed} from {ns}"),
+        TIMEOUT,
+        || async {
+            match sip_allowed(c, ns).await? {
+                a if a == allowed => Ok(()),
+                a => Err(format!("the engine says {a}")),
+            }
+        },
+    )
+    .await;
+}
+
+async fn set_telephony(t: &TestCtx, account: &str, on: bool) {
+    Api::<covenant::api::Account>::all(t.client.clone())
+        .patch(
+            account,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "network": { "telephony": on } } })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("set telephony {on} on {account}: {e}"));
+}
+
+#[tokio::test]
+async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it() {
+    let t = TestCtx::new("rejudge").await;
+    let pkg = t.package("pkg");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let acct = t.account("voip");
+    let ns = t.name("voip-0");
+    let admin_name = t.name("voip-admin");
+    t.apply(&fixtures::account(
+        &acct,
+        Some(&pkg),
+        &[&ns],
+        &[&admin_name],
+        json!({ "network": { "telephony": true } }),
+    ))
+    .await;
+    wait_account_ready(&t.client, &acct).await;
+    let admin = impersonate(&admin_name, &[]).await;
+
+    // Without any tenant policy the narrowed pod reaches nothing.
+    expect_sip(&t.client, &ns, false).await;
+    let written: NetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": { "name": "sip-out" },
+        "spec": {
+            "podSelector": { "matchLabels": { "app": "voip" } },
+            "policyTypes": ["Egress"],
+            "egress": [{ "to": [{ "ipBlock": { "cidr": "93.184.216.34/32" } }],
+                         "ports": [{ "protocol": "UDP", "port": 5060 }] }],
+        },
+    }))
+    .unwrap();
+    let api = Api::<NetworkPolicy>::namespaced(admin.clone(), &ns);
+    let created = api
+        .create(&PostParams::default(), &written)
+        .await
+        .expect("with telephony the administrator's SIP policy is admitted");
+    let spec = |p: &NetworkPolicy| serde_json::to_value(&p.spec).unwrap();
+    let as_written = spec(&created);
+    expect_sip(&t.client, &ns, true).await;
+
+    // Telephony withdrawn: the same policy would now be refused, so it opens SIP no more.
+    set_telephony(&t, &acct, false).await;
+    expect_sip(&t.client, &ns, false).await;
+    let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
+        .get("sip-out")
+        .await
+        .expect("the policy is not deleted");
+    assert_eq!(
+        now.metadata.uid, created.metadata.uid,
+        "the very policy is kept"
+    );
+    assert_eq!(
+        spec(&now)["egress"],
+        as_written["egress"],
+        "only the selector is neutralised"
+    );
+    eventually(
+        "the Account is told which policy was neutralised and why",
+        TIMEOUT,
+        || async {
+            let evs = Api::<Event>::all(t.client.clone())
+                .list(&ListParams::default().fields(&format!("involvedObject.name={acct}")))
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            evs.iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("TenantNetworkPolicyNeutralised")
+                        && e.involved_object.kind.as_deref() == Some("Account")
+                        && e.message.as_deref().is_some_and(|m| {
+                            m.contains(&format!("{ns}/sip-out")) && m.contains("SIP")
+                        })
+                })
+                .then_some(())
+                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.message).collect::<Vec<_>>()))
+        },
+    )
+    .await;
+    // The tenant cannot restore it by editing (a neutralised policy cannot be updated).
+    let mut edit = now.clone();
+    edit.metadata.annotations = None;
+    edit.metadata.managed_fields = None;
+    if let Some(s) = edit.spec.as_mut() {
+        s.pod_selector =
+            serde_json::from_value(json!({ "matchLabels": { "app": "voip" } })).unwrap();
+    }
+    assert!(
+        api.replace("sip-out", &PostParams::default(), &edit)
+            .await
+            .is_err(),
+        "the administrator cannot un-neutralise the policy"
+    );
+
+    // Telephony restored: the policy reads back exactly as written and SIP is allowed again.
+    set_telephony(&t, &acct, true).await;
+    expect_sip(&t.client, &ns, true).await;
+    eventually("the policy reads back as written", TIMEOUT, || async {
+        let p = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
+            .get("sip-out")
+            .await
+            .map_err(|e| e.to_string())?;
+        let annotations = p.annotations().clone();
+        if spec(&p) == as_written && annotations.keys().all(|k| !k.starts_with("covenant.dev/")) {
+            Ok(())
+        } else {
+            Err(format!("{:?} {annotations:?}", p.spec))
+        }
+    })
+    .await;
+}
