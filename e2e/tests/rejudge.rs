@@ -5,7 +5,7 @@
 //! as written. Shown by the upstream NetworkPolicy engine (cyclonus' matcher) on every live policy.
 
 use covenant_e2e::fixtures;
-use covenant_e2e::k8s::{eventually, impersonate, wait_account_ready};
+use covenant_e2e::k8s::{condition, eventually, impersonate, wait_account_ready};
 use covenant_e2e::netpol::{self, Peer, Probe};
 use covenant_e2e::{TIMEOUT, TestCtx};
 use k8s_openapi::api::core::v1::{Event, Namespace};
@@ -143,6 +143,22 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
         },
     )
     .await;
+    eventually(
+        "the Account's condition names the neutralised policy",
+        TIMEOUT,
+        || async {
+            let a = Api::<covenant::api::Account>::all(t.client.clone())
+                .get(&acct)
+                .await
+                .map_err(|e| e.to_string())?;
+            let c = condition(&a, "TenantNetworkPoliciesAdmitted")
+                .ok_or_else(|| format!("no condition: {:?}", a.status))?;
+            (c.status == "False" && c.message.contains(&format!("{ns}/sip-out")))
+                .then_some(())
+                .ok_or_else(|| format!("{c:?}"))
+        },
+    )
+    .await;
     // The tenant cannot restore it by editing (a neutralised policy cannot be updated).
     let mut edit = now.clone();
     edit.metadata.annotations = None;
@@ -171,6 +187,17 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
             Ok(())
         } else {
             Err(format!("{:?} {annotations:?}", p.spec))
+        }
+    })
+    .await;
+    eventually("the Account's condition clears", TIMEOUT, || async {
+        let a = Api::<covenant::api::Account>::all(t.client.clone())
+            .get(&acct)
+            .await
+            .map_err(|e| e.to_string())?;
+        match condition(&a, "TenantNetworkPoliciesAdmitted") {
+            Some(c) if c.status == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     })
     .await;

@@ -614,6 +614,9 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
             r,
         );
     }
+    if !suspended && let Err(e) = super::tenant_policies::report(account, &judged, ctx).await {
+        tracing::warn!(account = %account.name_any(), error = %e, "reporting re-judged tenant NetworkPolicies");
+    }
     // Suspending: the marker is in place (applied above) before any workload is scaled. CronJobs are
     // suspended whenever the account is (no Job is created while it is), replicas only when asked.
     if suspended {

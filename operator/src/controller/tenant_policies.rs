@@ -178,6 +178,8 @@ pub async fn restore(
 pub struct Rejudged {
     pub neutralised: Vec<(String, Vec<String>)>,
     pub restored: Vec<String>,
+    /// Every policy neutralised because it is refused now (those of [`Rejudged::neutralised`] too).
+    pub held: Vec<(String, Vec<String>)>,
 }
 
 /// Judges every tenant policy in `ns` (not suspended) again with the admission policy as written, in
@@ -204,13 +206,15 @@ pub async fn rejudge(
         match (&original, refused.is_empty()) {
             (None, false) => {
                 neutralise.push(p);
+                out.held.push((p.name.clone(), refused.clone()));
                 out.neutralised.push((p.name.clone(), refused));
             }
+            (Some(_), false) => out.held.push((p.name.clone(), refused)),
             (Some(_), true) => {
                 restore.extend(restore_patch(p, &t).map(|patch| (p.name.clone(), patch)));
                 out.restored.push(p.name.clone());
             }
-            _ => {}
+            (None, true) => {}
         }
     }
     if !neutralise.is_empty() && t.is_empty() {
@@ -336,10 +340,69 @@ pub fn bounds_with_room(
 
 /// The policy annotations each namespace's tenant policies were last judged under (by namespace uid):
 /// empty at start, so every namespace is judged once; after that only when they change.
-fn judged() -> &'static std::sync::Mutex<std::collections::HashMap<String, u64>> {
-    static JUDGED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
-        std::sync::OnceLock::new();
+/// With each, the policies held neutralised there (`name: why`) as last judged.
+type Judged = std::collections::HashMap<String, (u64, Vec<String>)>;
+
+fn judged() -> &'static std::sync::Mutex<Judged> {
+    static JUDGED: std::sync::OnceLock<std::sync::Mutex<Judged>> = std::sync::OnceLock::new();
     JUDGED.get_or_init(Default::default)
+}
+
+/// The Account condition that names the tenant policies neutralised because they would no longer be
+/// admitted.
+pub const REJUDGE_CONDITION: &str = "TenantNetworkPoliciesAdmitted";
+
+const REPORT: super::OwnCondition = super::OwnCondition {
+    type_: REJUDGE_CONDITION,
+    field_manager: "covenant-tenant-policies",
+    false_reason: "NoLongerAdmitted",
+    true_reason: "Admitted",
+    true_message: "every tenant NetworkPolicy would be admitted as written now",
+};
+
+/// Reports on `account` the tenant policies held neutralised in `namespaces` (as last re-judged):
+/// condition [`REJUDGE_CONDITION`], written only when it changes.
+pub async fn report(
+    account: &crate::api::Account,
+    namespaces: &[Namespace],
+    ctx: &super::Context,
+) -> Result<(), crate::error::Error> {
+    use kube::runtime::reflector::ObjectRef;
+    static REPORTED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>,
+    > = std::sync::OnceLock::new();
+    let mut held: Vec<String> = Vec::new();
+    if let Ok(m) = judged().lock() {
+        for n in namespaces {
+            let uid = ctx
+                .stores
+                .namespaces
+                .get(&ObjectRef::new(&n.name_any()))
+                .and_then(|c| c.uid());
+            if let Some((_, h)) = uid.and_then(|u| m.get(&u)) {
+                held.extend(h.iter().cloned());
+            }
+        }
+    }
+    held.sort();
+    let message = (!held.is_empty()).then(|| {
+        format!(
+            "{} tenant NetworkPolicy(ies) would no longer be admitted and select no pod until the \
+             account allows them again (nothing deleted; delete or rewrite them): {}",
+            held.len(),
+            held.join("; ")
+        )
+    });
+    let mut reported = REPORTED
+        .get_or_init(Default::default)
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let r = super::report_condition(ctx, account, &REPORT, message, &mut reported).await;
+    if let Ok(mut m) = REPORTED.get_or_init(Default::default).lock() {
+        *m = reported;
+    }
+    r
 }
 
 /// Re-judges the tenant policies of `desired` (a namespace of `account` as Covenant applies it, not
@@ -369,7 +432,7 @@ pub async fn rejudge_if_changed(
     let sum = h.finish();
     if judged()
         .lock()
-        .map(|m| m.get(&uid) == Some(&sum))
+        .map(|m| m.get(&uid).is_some_and(|(h, _)| *h == sum))
         .unwrap_or(false)
     {
         return Ok(0);
@@ -399,7 +462,12 @@ pub async fn rejudge_if_changed(
         .await;
     }
     if let Ok(mut m) = judged().lock() {
-        m.insert(uid, sum);
+        let held = r
+            .held
+            .iter()
+            .map(|(name, why)| format!("{ns}/{name}: {}", why.join(", ")))
+            .collect();
+        m.insert(uid, (sum, held));
     }
     Ok(r.neutralised.len() + r.restored.len())
 }
