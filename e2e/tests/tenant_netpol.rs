@@ -675,8 +675,8 @@ async fn wait_neutralised(c: &Client, ns: &str, before: &BTreeMap<String, Networ
 
 /// A write refused in a read-only namespace: by RBAC (the administrators hold only the read-only
 /// role then), by the read-only admission policy (a ServiceAccount keeps the Role it was bound to),
-/// or — when the write touches a neutralised policy's record — by the tenant-policy rule on
-/// covenant.dev/* annotations (the API server reports whichever denying policy it evaluated first).
+/// or — when the write touches a neutralised policy or its record — by the tenant-policy rules on
+/// covenant.dev/* annotations and on neutralised policies (the API server reports whichever denying policy it evaluated first).
 #[track_caller]
 fn refused_while_read_only(who: &str, s: &kube::core::Status) {
     assert!(
@@ -684,7 +684,8 @@ fn refused_while_read_only(who: &str, s: &kube::core::Status) {
             && (s.message.contains("is read-only")
                 || s.message.contains("is forbidden: User")
                 || s.message
-                    .contains("only Covenant sets covenant.dev/* annotations")),
+                    .contains("only Covenant sets covenant.dev/* annotations")
+                || s.message.contains("was neutralised by Covenant")),
         "{who}: {} {}",
         s.code,
         s.message
