@@ -341,3 +341,32 @@ pub fn wait_account_ready<'a>(
 ) -> impl Future<Output = Account> + 'a {
     wait_account(client, name, "Ready", "True", None)
 }
+
+/// Creates `obj` through `api` as a client would: a create that the API server's quota admission
+/// answers with a conflict on a ResourceQuota (409: the quota's usage was updated by a concurrent
+/// create, and its own retries ran out) is tried again, a few times; any other answer is returned.
+pub async fn create_retrying_quota_conflicts<K>(
+    api: &Api<K>,
+    params: &kube::api::PostParams,
+    obj: &K,
+) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let mut attempt = 0;
+    loop {
+        match api.create(params, obj).await {
+            Err(kube::Error::Api(s))
+                if s.code == 409
+                    && s.details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == "resourcequotas")
+                    && attempt < 5 =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => return r,
+        }
+    }
+}

@@ -59,15 +59,15 @@ async fn create(
     ing: &Ingress,
     dry_run: bool,
 ) -> Result<Ingress, kube::Error> {
-    Api::<Ingress>::namespaced(c.clone(), ns)
-        .create(
-            &PostParams {
-                dry_run,
-                ..Default::default()
-            },
-            ing,
-        )
-        .await
+    covenant_e2e::k8s::create_retrying_quota_conflicts(
+        &Api::<Ingress>::namespaced(c.clone(), ns),
+        &PostParams {
+            dry_run,
+            ..Default::default()
+        },
+        ing,
+    )
+    .await
 }
 
 /// `Ok(message)` when `r` is the API server's refusal of a host another tenant holds (never naming

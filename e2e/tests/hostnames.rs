@@ -123,9 +123,12 @@ async fn tenants_with(t: &TestCtx, names: &[&str], policy: &str) -> Vec<Tenant> 
 }
 
 async fn create(c: &Client, ns: &str, ing: &Ingress) -> Result<Ingress, kube::Error> {
-    Api::<Ingress>::namespaced(c.clone(), ns)
-        .create(&PostParams::default(), ing)
-        .await
+    covenant_e2e::k8s::create_retrying_quota_conflicts(
+        &Api::<Ingress>::namespaced(c.clone(), ns),
+        &PostParams::default(),
+        ing,
+    )
+    .await
 }
 
 /// `Ok(message)` when `r` is the API server's refusal of a host another tenant holds, naming `host`
