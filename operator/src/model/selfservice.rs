@@ -308,6 +308,12 @@ pub fn origins(listed: &[String], plan: &Plan) -> (Vec<String>, Vec<NamespaceOri
         }
     }
     rows.sort();
+    // Only an account with a self-made namespace says where each came from: with declared ones alone
+    // the field stays out of the status, so a status write still fits the schema of a CRD that
+    // predates it (an operator upgraded before its CRDs).
+    if !rows.iter().any(|r| r.origin == Origin::SelfService) {
+        rows.clear();
+    }
     (names, rows)
 }
 
@@ -540,7 +546,12 @@ mod tests {
         assert!(cond.status && cond.message.starts_with("2 of 3"));
         let (names, rows) = origins(&["acme".into()], &p);
         assert_eq!(names, ["acme", "acme-x"]);
+        assert_eq!(rows[0].origin, Origin::Declared);
         assert_eq!(rows[1].origin, Origin::SelfService);
+        // With declared namespaces alone, no origins are listed.
+        let (names, rows) = origins(&["acme".into()], &Plan::default());
+        assert_eq!(names, ["acme"]);
+        assert!(rows.is_empty());
     }
 
     /// A package that turns self-service off grants no creation and says so; nothing is taken away.
