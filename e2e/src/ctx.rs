@@ -202,7 +202,9 @@ impl TestCtx {
                 "accounts.covenant.dev",
                 "--ignore-not-found",
                 "--wait=true",
-                "--timeout=60s",
+                // An account with Delete waits for its namespaces to be emptied by the namespace
+                // controller: minutes for one full of objects on a loaded machine.
+                "--timeout=180s",
             ];
             args.extend(accounts.iter().map(String::as_str));
             let out = kubectl(&args);
