@@ -123,6 +123,42 @@ impl TestCtx {
         }
     }
 
+    /// A User `<base>-<suffix>` granted `rules` cluster-wide (a ClusterRole and its binding, both
+    /// deleted after the test), and a client that impersonates it.
+    pub async fn user_with_cluster_rules(
+        &self,
+        base: &str,
+        rules: serde_json::Value,
+    ) -> (String, kube::Client) {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        use kube::Api;
+        use kube::api::PostParams;
+        let user = self.name(base);
+        let role = self.name(&format!("{base}-role"));
+        self.track("clusterroles", &role);
+        self.track("clusterrolebindings", &role);
+        let cr: ClusterRole = serde_json::from_value(
+            serde_json::json!({ "metadata": { "name": role }, "rules": rules }),
+        )
+        .expect("a ClusterRole");
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &cr)
+            .await
+            .unwrap_or_else(|e| panic!("ClusterRole {role}: {e}"));
+        let crb: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": role },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+        }))
+        .expect("a ClusterRoleBinding");
+        Api::<ClusterRoleBinding>::all(self.client.clone())
+            .create(&PostParams::default(), &crb)
+            .await
+            .unwrap_or_else(|e| panic!("ClusterRoleBinding {role}: {e}"));
+        let client = k8s::impersonate(&user, &[]).await;
+        (user, client)
+    }
+
     /// Server-side applies YAML as the admin; panics with the error.
     #[track_caller]
     pub fn apply<'a>(

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use covenant::api::Account;
 use covenant_e2e::fixtures::{self, account};
 use covenant_e2e::operator::{self, Identity, Operator};
-use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account};
+use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, wait_account};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -34,31 +33,11 @@ const RACES: u64 = 5;
 
 /// A user who may create namespaces and nothing else.
 async fn squatter(t: &TestCtx) -> (String, Client) {
-    let user = t.name("squatter");
-    let role = t.name("ns-create");
-    t.track("clusterroles", &role);
-    t.track("clusterrolebindings", &role);
-    let cr: ClusterRole = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "rules": [{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"] }]
-    }))
-    .unwrap();
-    Api::<ClusterRole>::all(t.client.clone())
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap();
-    let crb: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(t.client.clone())
-        .create(&PostParams::default(), &crb)
-        .await
-        .unwrap();
-    let client = impersonate(&user, &[]).await;
-    (user, client)
+    t.user_with_cluster_rules(
+        "squatter",
+        json!([{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"] }]),
+    )
+    .await
 }
 
 /// How a race ended.

@@ -14,7 +14,7 @@ use covenant_e2e::{
     TIMEOUT, TestCtx, can, condition, eventually, impersonate, wait_account, wait_account_ready,
 };
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -682,31 +682,13 @@ async fn hostile_tenants_cannot_widen_self_service() {
     let as_admin = impersonate(&admin, &[]).await;
 
     // A user who may update namespaces (and their status), but is no cluster administrator.
-    let editor = t.name("ns-editor");
-    let role = t.name("ns-editor");
-    t.track("clusterroles", &role);
-    t.track("clusterrolebindings", &role);
-    let cr: ClusterRole = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "rules": [{ "apiGroups": [""], "resources": ["namespaces", "namespaces/status"],
-                    "verbs": ["get", "update", "patch"] }]
-    }))
-    .unwrap();
-    Api::<ClusterRole>::all(t.client.clone())
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap();
-    let crb: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": editor }]
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(t.client.clone())
-        .create(&PostParams::default(), &crb)
-        .await
-        .unwrap();
-    let as_editor = impersonate(&editor, &[]).await;
+    let (editor, as_editor) = t
+        .user_with_cluster_rules(
+            "ns-editor",
+            json!([{ "apiGroups": [""], "resources": ["namespaces", "namespaces/status"],
+                     "verbs": ["get", "update", "patch"] }]),
+        )
+        .await;
     let plain = t.namespace("host-plain");
     create_ns(&t.client, &plain, None, json!({})).await.unwrap();
     let add_label = json!({ "metadata": { "labels": { REQUEST: acct } } });
