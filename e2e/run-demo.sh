@@ -17,8 +17,33 @@ k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 policies=()
 for f in "$root"/deploy/*-policy.yaml; do policies+=(-f "$f"); done
 k apply --server-side -f "$root/deploy/namespace.yaml" -f "$root/deploy/tenant-roles.yaml" "${policies[@]}" >/dev/null
+# The quota controller discovers a new kind within 30 s, and counts it in a quota made before that
+# only at its next full resync (5 minutes): until then the tenants' namespaces would refuse every
+# NoticeResponse ("status unknown for quota", docs/security.md). Wait for it, as the e2e install does.
+echo "==> waiting for the quota controller to count NoticeResponses (up to 90 s on a new cluster)"
+k create namespace covenant-demo-probe >/dev/null 2>&1 || true
+probe='{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"answers-probe","namespace":"covenant-demo-probe"},"spec":{"hard":{"count/noticeresponses.covenant.dev":"1"}}}'
+counted=false
+for _ in $(seq 1 30); do
+  echo "$probe" | k create -f - >/dev/null 2>&1 || true
+  for _ in $(seq 1 15); do
+    if k -n covenant-demo-probe get resourcequota answers-probe -o 'jsonpath={.status.used}' 2>/dev/null |
+      grep -q noticeresponses; then counted=true; break 2; fi
+    sleep 0.2
+  done
+  k -n covenant-demo-probe delete resourcequota answers-probe --wait=false >/dev/null 2>&1 || true
+done
+k delete namespace covenant-demo-probe --wait=false >/dev/null 2>&1 || true
+$counted || { echo "the quota controller did not count NoticeResponses within 90 s (is the controller-manager up?)"; exit 1; }
 echo "==> applying examples/"
-k apply --server-side -f "$root/examples/" >/dev/null
+# A CRD just Established may still be missing from the API server's server-side-apply schemas for a
+# moment ("There can be a delay between when CustomResourceDefinitions are created and when they are
+# available"): retry that answer only.
+for i in $(seq 1 30); do
+  if out=$(k apply --server-side -f "$root/examples/" 2>&1 >/dev/null); then break; fi
+  [[ "$out" == *"There can be a delay"* && $i -lt 30 ]] || { echo "$out"; exit 1; }
+  sleep 1
+done
 
 log="$state/logs/covenant.log"
 mkdir -p "$state/logs"
@@ -34,7 +59,14 @@ for _ in $(seq 1 100); do
 done
 k wait --for=condition=Ready account/acme --timeout=60s >/dev/null || true
 echo "==> alice@acme.example, an administrator of acme, answers a notice in acme's namespace"
-k --as alice@acme.example create -f "$root/examples/tenant/" 2>&1 | grep -v AlreadyExists || true
+# A namespace's quota admits nothing until the controller-manager has counted its usage ("status
+# unknown for quota", in the seconds after the namespace is made): retry, as a client would.
+for _ in $(seq 1 30); do
+  out=$(k --as alice@acme.example create -f "$root/examples/tenant/" 2>&1 | grep -v AlreadyExists || true)
+  [[ "$out" == *"status unknown for quota"* ]] || break
+  sleep 1
+done
+[ -z "$out" ] || echo "$out"
 sleep 1
 echo
 k get covenant
