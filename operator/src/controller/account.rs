@@ -2,7 +2,7 @@
 //! place) → status (one write, skipped when unchanged). Deletion goes through a finalizer: `Retain`
 //! releases the namespaces for `retentionMonths`, `Delete` deletes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use covenant_terms as terms;
@@ -17,13 +17,15 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::{Context, ControllerFuture, Shutdown, Watches, valid};
-use crate::api::{Account, AccountStatus, RETAINED_UNTIL_LABEL, Suspension};
+use crate::api::{Account, AccountStatus, Suspension};
 use crate::apply::{apply, delete_unwanted};
 use crate::error::{ApiErrorKind as K, Cause, Error, Result};
-use crate::model::account::{self as model, BuildInput, Desired};
-use crate::model::package::resolve;
+use crate::model::account::{self as model, Desired};
 use crate::model::phase;
-use crate::model::suspension::{ActiveSuspensions, active_suspensions};
+use crate::model::plan::{
+    Observed, Outcome, Plan, Release, ReleaseKind, SeenNamespace, releases_on_delete,
+};
+use crate::model::suspension::active_suspensions;
 
 /// The finalizer that lets Covenant release or delete an account's namespaces.
 pub const FINALIZER: &str = "covenant.dev/account-cleanup";
@@ -315,70 +317,117 @@ async fn add_finalizer(
     Ok(patched)
 }
 
-/// Everything the account's conditions are computed from.
-struct Observed {
-    package: Result<crate::api::SupportPackage, String>,
-    invalid: Vec<String>,
-    /// What a LimitRange would refuse in the package's limits with the account's on top.
-    limits: Vec<String>,
-    conflicts: Vec<String>,
-    /// The desired namespaces that exist and that this Account owns (its UID).
-    owned: Vec<String>,
-    suspensions: ActiveSuspensions,
+/// The reconcile of an Account that is not being deleted: observe → plan → execute → report.
+async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
+    let now = ctx.clock.now();
+    let observed = observe(account, now, ctx).await?;
+    let plan = crate::model::plan::plan(&observed, now);
+    let (outcome, failures) = execute(account, &plan, ctx).await;
+    report(account, &observed, &plan, &outcome, &failures, ctx).await?;
+    // Transient: retried with the error policy's pause, after the status said so.
+    if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
+        return Err(f.error);
+    }
+    // Measured after the work, so a long reconcile does not make the next boundary late.
+    let next = terms::requeue_after([plan.next_change], ctx.clock.now(), terms::MAX_REQUEUE);
+    Ok(next
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
 }
 
-fn observe(account: &Account, ctx: &Context) -> Observed {
-    let now = ctx.clock.now();
+/// Every read one reconcile of `account` makes, into plain data: the caches, the self-made
+/// namespaces (listed afresh when one is undecided), and whether the Suspension CRD is being deleted
+/// (read only while a namespace of the account is held read-only `suspended` and no suspension of it
+/// is in force: only then can it decide anything).
+async fn observe<'a>(
+    account: &'a Account,
+    now: jiff::Timestamp,
+    ctx: &Context,
+) -> Result<Observed<'a>, Error> {
     let name = account.name_any();
-    let packages = valid(&ctx.stores.packages);
-    let package = resolve(account, &packages)
-        .cloned()
-        .map_err(|e| e.to_string());
-    let (invalid, limits) = match &package {
-        Ok(p) => (
-            model::validate_on_package(account, p),
-            crate::model::package::account_limit_problems(account, p),
-        ),
-        Err(_) => (Vec::new(), Vec::new()),
-    };
-    let suspensions: Vec<Suspension> = ctx
-        .stores
+    let s = &ctx.stores;
+    let suspensions: Vec<Suspension> = s
         .suspensions
         .state()
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
-        .filter(|s| s.spec.account == name)
+        .filter(|x| x.spec.account == name)
         .cloned()
         .collect();
-    let suspensions = active_suspensions(&suspensions, now);
-    // A namespace is this account's only when Covenant created it for this Account's UID. The cache
-    // holds every namespace (metadata only), so a free name costs no request. A namespace someone
-    // creates in the instant before the cache hears of it is still never taken, whoever runs the
-    // operator: Covenant creates namespaces (a POST, which answers AlreadyExists: `apply_namespace`),
-    // and the next reconcile reports the conflict. (Under its ServiceAccount the API server also lets
-    // the operator set a namespace's account UID only when creating it:
-    // deploy/namespace-labels-policy.yaml.)
-    let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
-    for ns in account.desired_namespaces() {
-        let conflict = ctx
-            .stores
-            .namespaces
-            .get(&ObjectRef::new(&ns))
-            .map(|n| model::ownership_conflict(account, &n));
-        match conflict {
-            None => {}
-            Some(None) => owned.push(ns),
-            Some(Some(c)) => conflicts.push(c),
-        }
-    }
-    Observed {
-        package,
-        invalid,
-        limits,
-        conflicts,
-        owned,
+    let (candidates, declared_by_other) = super::selfservice::candidates(account, ctx)
+        .await
+        .map_err(|source| Error::Observe {
+            object: "self-service namespaces".into(),
+            source,
+        })?;
+    // The cache holds every namespace (metadata only): a free name costs no request.
+    let labelled: Vec<String> = s
+        .index
+        .namespaces
+        .objects(&s.namespaces, &name)
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    let names: BTreeSet<String> = account
+        .desired_namespaces()
+        .into_iter()
+        .chain(candidates.iter().map(|c| c.name.clone()))
+        .chain(labelled.iter().cloned())
+        .collect();
+    let namespaces: BTreeMap<String, SeenNamespace> = names
+        .into_iter()
+        .filter_map(|ns| {
+            let n = s.namespaces.get(&ObjectRef::new(&ns))?;
+            let deny_all = ObjectRef::new(model::SUSPENSION_POLICY).within(&ns);
+            let seen = SeenNamespace {
+                workload_records: super::workloads::has_records(&n),
+                policy_records: super::tenant_policies::has_records(&n),
+                deny_all: s.network_policies.get(&deny_all).is_some(),
+                namespace: n,
+            };
+            Some((ns, seen))
+        })
+        .collect();
+    let enforced = namespaces.values().any(|n| {
+        n.namespace
+            .labels()
+            .get(crate::api::READ_ONLY_LABEL)
+            .map(String::as_str)
+            == Some(model::ReadOnly::Suspended.as_str())
+    });
+    let suspension_crd_deleting = enforced
+        && !active_suspensions(&suspensions, now).active
+        && crd_uninstalling(ctx, "suspensions.covenant.dev")
+            .await
+            .map_err(|source| Error::Observe {
+                object: "CustomResourceDefinition suspensions.covenant.dev".into(),
+                source,
+            })?;
+    // A reconcile triggered by a child's event can run before our own last status write reached the
+    // cache: then what this process wrote is the status to build on (transition times, and no second
+    // write of the same status).
+    let previous = ctx
+        .statuses_written
+        .pending(
+            &status_key(account),
+            account.metadata.resource_version.as_deref(),
+        )
+        .or_else(|| account.status.clone())
+        .unwrap_or_default();
+    Ok(Observed {
+        account,
+        packages: valid(&s.packages),
         suspensions,
-    }
+        suspension_crd_deleting,
+        namespaces,
+        labelled,
+        candidates,
+        declared_by_other,
+        notices: valid(&s.notices),
+        answers: s.answers(account),
+        previous,
+        operator: ctx.operator.clone(),
+    })
 }
 
 /// One managed object the API server refused (or could not be reached for), as the stage that failed.
@@ -446,126 +495,42 @@ impl Failures {
             source,
         })
     }
+
+    /// What the status says of them.
+    fn applied(&self) -> phase::Applied {
+        phase::Applied {
+            failed: self.0.iter().map(Failure::message).collect(),
+            retry: self.0.iter().any(|f| !f.permanent()),
+        }
+    }
 }
 
-/// Whether the cached namespace `ns` exists and satisfies `pred` (no request).
-fn cached_namespace(ctx: &Context, ns: &str, pred: impl Fn(&Namespace) -> bool) -> bool {
-    ctx.stores
-        .namespaces
-        .get(&ObjectRef::new(ns))
-        .is_some_and(|n| pred(&n))
-}
-
-async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
-    let now = ctx.clock.now();
-    let obs = observe(account, ctx);
-    let blocked = phase::blocker(
-        &obs.conflicts,
-        obs.package.as_ref().map(|_| ()).map_err(String::as_str),
-        &obs.invalid,
-    );
-
-    // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
-    // deletes every Suspension): while it is, guardrails in force stay.
-    let scaled = |n: &Namespace| n.annotations().contains_key(model::SCALED_MARKER);
-    let enforced = obs.owned.iter().any(|ns| {
-        cached_namespace(ctx, ns, |n| {
-            n.labels()
-                .get(crate::api::READ_ONLY_LABEL)
-                .map(String::as_str)
-                == Some(model::ReadOnly::Suspended.as_str())
-        })
-    });
-    let held = enforced
-        && !obs.suspensions.active
-        && crd_uninstalling(ctx, "suspensions.covenant.dev")
-            .await
-            .map_err(|source| Error::Observe {
-                object: "CustomResourceDefinition suspensions.covenant.dev".into(),
-                source,
-            })?;
-    if held {
+/// Carries out `plan`, in the order the guardrails need: the self-made namespaces taken (or refused),
+/// what a lift restores (before the namespaces lose their read-only label), every desired object
+/// (guardrails first) and the releases, the tenant's NetworkPolicies judged again, then what a
+/// suspension stops (after its guardrails are in place). One failure never stops the others.
+async fn execute(account: &Account, plan: &Plan, ctx: &Context) -> (Outcome, Failures) {
+    if plan.held {
         tracing::warn!(account = %account.name_any(), "the Suspension CRD is being deleted: keeping the account's guardrails in force");
     }
-    let suspended = obs.suspensions.active || held;
-    // Held: workloads stay as they are (scaled down only where the marker says they were).
-    let marked = obs.owned.iter().any(|ns| cached_namespace(ctx, ns, scaled));
-    let scale = suspended && (obs.suspensions.scale_workloads || (held && marked));
-    // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
-    // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
-    let mut namespaces = if blocked.is_none() {
-        account.desired_namespaces()
-    } else {
-        obs.owned.clone()
-    };
-    // The namespaces its administrators made (controller::selfservice): those it holds, and those it
-    // takes now (only when not blocked), provisioned like the declared ones.
-    let package = obs.package.as_ref().ok();
-    let mut selfmade = super::selfservice::observe(account, package, blocked.is_none(), ctx)
-        .await
-        .map_err(|source| Error::Observe {
-            object: "self-service namespaces".into(),
-            source,
-        })?;
-    namespaces.extend(selfmade.plan.provisioned());
-    let mut desired = model::build(
-        account,
-        &BuildInput {
-            package: obs.package.as_ref().ok(),
-            suspended,
-            scale_workloads: scale,
-            namespaces: namespaces.clone(),
-            operator: ctx.operator.as_ref(),
-        },
-    );
-    super::selfservice::claim(account, &mut selfmade, &mut desired, ctx).await;
-    super::selfservice::refuse(account, &selfmade, ctx).await;
-    // Limits a LimitRange refuses: the LimitRange in place stays as it was, the rest is applied.
-    if !obs.limits.is_empty() {
-        desired.limit_ranges.clear();
-        desired.untouched.insert(model::LIMITS_NAME);
-    }
-    super::tenant_policies::make_room(&mut desired, suspended, ctx);
+    let unclaimed =
+        super::selfservice::claim(account, &plan.selfservice.plan, &plan.children, ctx).await;
+    super::selfservice::refuse(account, &plan.selfservice.plan, ctx).await;
     let mut failures = Failures::default();
-    // Lifting: the tenant's NetworkPolicies are restored before the namespace apply drops the
-    // read-only label.
-    for ns in &namespaces {
-        if !suspended
-            && cached_namespace(ctx, ns, |n| {
-                model::owns(account, n) && super::tenant_policies::has_records(n)
-            })
-        {
-            // Only the policies the admission policy admits now (the rest stay neutralised).
-            let namespace = desired
-                .namespaces
-                .iter()
-                .find(|n| n.metadata.name.as_deref() == Some(ns.as_str()))
-                .and_then(|n| serde_json::to_value(n).ok())
-                .unwrap_or_default();
+    for step in &plan.steps {
+        let ns = &step.namespace;
+        if let Some(namespace) = &step.restore_policies {
+            let namespace = serde_json::to_value(namespace).unwrap_or_default();
             let r =
                 super::tenant_policies::restore(&ctx.client, ns, &namespace, &ctx.metrics).await;
             failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
         }
     }
-    // Lifting: restore the workloads before the namespace apply drops the marker and the read-only
-    // label (the tenant stays read-only until every record is gone). CronJobs and a suspension's
-    // records are lifted when no suspension is in force; replica counts also when the suspensions in
-    // force no longer scale.
-    for ns in &namespaces {
-        let lift = if !suspended {
-            cached_namespace(ctx, ns, |n| {
-                model::owns(account, n) && (scaled(n) || super::workloads::has_records(n))
-            })
-            .then_some(super::workloads::Scope::ALL)
-        } else if !scale && cached_namespace(ctx, ns, scaled) {
-            Some(super::workloads::Scope {
-                replicas: true,
-                cronjobs: false,
-            })
-        } else {
-            None
+    for step in &plan.steps {
+        let ns = &step.namespace;
+        let Some(scope) = step.workloads.lift() else {
+            continue;
         };
-        let Some(scope) = lift else { continue };
         let r = super::workloads::lift(&ctx.client, ns, scope, &ctx.metrics).await;
         if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
             && n > 0
@@ -579,115 +544,75 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
             .await;
         }
     }
-    let selfmade_rules = crate::model::selfservice::rules(
-        account,
-        &selfmade.plan,
-        suspended,
-        selfmade.open,
-        selfmade.prefix,
-    );
-    // Tenant policies are judged again when what the admission policy reads changed (telephony,
-    // denied ranges, namespaces, platform selectors): once the namespace carries it (applied below).
-    let judged = if suspended {
-        Vec::new()
-    } else {
-        desired.namespaces.clone()
-    };
-    apply_desired(
-        account,
-        desired,
-        blocked.is_none(),
-        &selfmade_rules,
-        ctx,
-        &mut failures,
-    )
-    .await;
-    for n in &judged {
-        let r = super::tenant_policies::rejudge_if_changed(account, n, ctx).await;
-        failures.apply(
-            || {
-                format!(
-                    "re-judging the tenant's NetworkPolicies in {}",
-                    n.name_any()
-                )
-            },
-            r,
-        );
-    }
-    if !suspended && let Err(e) = super::tenant_policies::report(account, &judged, ctx).await {
-        tracing::warn!(account = %account.name_any(), error = %e, "reporting re-judged tenant NetworkPolicies");
-    }
-    // Suspending: the marker is in place (applied above) before any workload is scaled. CronJobs are
-    // suspended whenever the account is (no Job is created while it is), replicas only when asked.
-    if suspended {
-        let scope = super::workloads::Scope {
-            replicas: scale,
-            cronjobs: true,
-        };
-        for ns in &namespaces {
-            // Only a namespace this account owns (a blocked account's are; a new one may not exist yet).
-            if !cached_namespace(ctx, ns, |n| model::owns(account, n)) {
-                continue;
-            }
-            // The namespace is read-only (applied above): the tenant's policies allow nothing more.
-            let r = super::tenant_policies::neutralise(&ctx.client, ns, &ctx.metrics).await;
-            failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
-            let r = super::workloads::suspend(&ctx.client, ns, scope, &ctx.metrics).await;
-            if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
-                && n > 0
-            {
-                ctx.event(
-                    account,
-                    EventType::Normal,
-                    "WorkloadsSuspended",
-                    format!("{n} workload(s) in {ns} scaled to zero or suspended while the account is suspended"),
-                )
-                .await;
-            }
+    apply_desired(account, plan, &unclaimed, ctx, &mut failures).await;
+    if let Some(namespaces) = &plan.rejudge {
+        let judged: Vec<Namespace> = namespaces
+            .iter()
+            .filter(|n| !unclaimed.contains(&n.name_any()))
+            .cloned()
+            .collect();
+        for n in &judged {
+            let r = super::tenant_policies::rejudge_if_changed(account, n, ctx).await;
+            failures.apply(
+                || {
+                    format!(
+                        "re-judging the tenant's NetworkPolicies in {}",
+                        n.name_any()
+                    )
+                },
+                r,
+            );
+        }
+        if let Err(e) = super::tenant_policies::report(account, &judged, ctx).await {
+            tracing::warn!(account = %account.name_any(), error = %e, "reporting re-judged tenant NetworkPolicies");
         }
     }
-    let failed: Vec<String> = failures.0.iter().map(Failure::message).collect();
-    let retry = failures.0.iter().any(|f| !f.permanent());
+    // Suspending: the marker is in place (applied above) before any workload is scaled, and the
+    // namespace is read-only: the tenant's policies allow nothing more.
+    for step in &plan.steps {
+        let ns = &step.namespace;
+        let Some(scope) = step.workloads.suspend() else {
+            continue;
+        };
+        let r = super::tenant_policies::neutralise(&ctx.client, ns, &ctx.metrics).await;
+        failures.apply(|| format!("the tenant's NetworkPolicies in {ns}"), r);
+        let r = super::workloads::suspend(&ctx.client, ns, scope, &ctx.metrics).await;
+        if let Some(n) = failures.scale(|| format!("workloads in {ns}"), r)
+            && n > 0
+        {
+            ctx.event(
+                account,
+                EventType::Normal,
+                "WorkloadsSuspended",
+                format!("{n} workload(s) in {ns} scaled to zero or suspended while the account is suspended"),
+            )
+            .await;
+        }
+    }
     for f in &failures.0 {
         tracing::warn!(account = %account.name_any(), error = %f.message(), "cannot apply a managed object");
     }
-    let applied = phase::Applied {
-        failed: failed.clone(),
-        retry,
+    let outcome = Outcome {
+        applied: failures.applied(),
+        unclaimed,
     };
-    let notices = valid(&ctx.stores.notices);
-    let answers = ctx.stores.answers(account);
-    // A reconcile triggered by a child's event can run before our own last status write reached the
-    // cache: then what this process wrote is the status to build on (transition times, and no second
-    // write of the same status).
-    let previous = ctx
-        .statuses_written
-        .pending(
-            &status_key(account),
-            account.metadata.resource_version.as_deref(),
-        )
-        .or_else(|| account.status.clone())
-        .unwrap_or_default();
-    let plan = phase::status(&phase::StatusInput {
-        account,
-        package: obs.package.as_ref().map_err(String::as_str),
-        blocked: blocked.as_ref(),
-        limits: &obs.limits,
-        applied: &applied,
-        suspensions: &obs.suspensions,
-        suspended,
-        notices: &notices,
-        answers: &answers,
-        owned: &obs.owned,
-        previous: &previous.conditions,
-        now,
-    });
-    let [review_next, notices_next] = plan.next;
-    let mut status = plan.status;
-    super::selfservice::report(account, &selfmade, suspended, &previous, &mut status, now);
-    write_status(account, &previous, status, ctx).await?;
-    if !failed.is_empty() {
-        let chain = failed.join("; ");
+    (outcome, failures)
+}
+
+/// Writes the status the plan gives for what was done (only when it changed), with an Event on each
+/// transition of a summary condition, and a Warning naming every object not applied.
+async fn report(
+    account: &Account,
+    observed: &Observed<'_>,
+    plan: &Plan,
+    outcome: &Outcome,
+    failures: &Failures,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let status = plan.status(observed, outcome);
+    write_status(account, &observed.previous, status, ctx).await?;
+    if !failures.0.is_empty() {
+        let chain = outcome.applied.failed.join("; ");
         ctx.event(
             account,
             EventType::Warning,
@@ -696,34 +621,17 @@ async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error
         )
         .await;
     }
-    if retry {
-        // Transient: retried with the error policy's pause, after the status said so.
-        if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
-            return Err(f.error);
-        }
-    }
-
-    // Measured after the work, so a long reconcile does not make the next boundary late.
-    let now = ctx.clock.now();
-    let next = terms::requeue_after(
-        [review_next, notices_next, obs.suspensions.next_change],
-        now,
-        terms::MAX_REQUEUE,
-    );
-    Ok(next
-        .map(Action::requeue)
-        .unwrap_or_else(Action::await_change))
+    Ok(())
 }
 
-/// Applies every desired object, guardrails first (namespaces with their read-only label, the freeze
-/// quota, the deny-all policy), and deletes the labelled ones no longer wanted. A refused object is
-/// recorded and the rest still applied. Namespaces dropped from the spec are released (`release`: only
-/// when the account is not blocked).
+/// Applies every desired object of `plan`, guardrails first (namespaces with their read-only label,
+/// the freeze quota, the deny-all policy), and deletes the labelled ones no longer wanted; then the
+/// tenancy ClusterRole and binding, and the releases. A refused object is recorded and the rest still
+/// applied. Nothing is provisioned in a self-made namespace that could not be taken (`unclaimed`).
 async fn apply_desired(
     account: &Account,
-    desired: Desired,
-    release: bool,
-    selfmade_rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+    plan: &Plan,
+    unclaimed: &[String],
     ctx: &Context,
     failures: &mut Failures,
 ) {
@@ -734,10 +642,15 @@ async fn apply_desired(
         network_policies,
         role_bindings,
         untouched,
-    } = desired;
+    } = &plan.children;
     let s = &ctx.stores;
     let (c, m) = (&ctx.client, &ctx.writes);
     let name = account.name_any();
+    let taken = |ns: Option<String>| !unclaimed.contains(&ns.unwrap_or_default());
+    let namespaces: Vec<&Namespace> = namespaces
+        .iter()
+        .filter(|n| taken(n.metadata.name.clone()))
+        .collect();
     let tenant: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
     for o in &namespaces {
         let ns = o.name_any();
@@ -751,17 +664,18 @@ async fn apply_desired(
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
         ($kind:literal, $objs:expr, $store:expr, $index:expr) => {{
+            let objs: Vec<_> = $objs.iter().filter(|o| taken(o.namespace())).collect();
             // NetworkPolicies add up: in a namespace where one was refused (a deny-all, for a moment),
             // the ones it replaces stay until it is in place.
             let mut refused: BTreeSet<String> = BTreeSet::new();
-            for o in &$objs {
-                let r = apply(c, &$store, o, m).await;
+            for o in &objs {
+                let r = apply(c, &$store, *o, m).await;
                 if r.is_err() && $kind == "NetworkPolicy" {
                     refused.insert(o.namespace().unwrap_or_default());
                 }
                 failures.apply(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
             }
-            let keep: BTreeSet<(String, String)> = $objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
+            let keep: BTreeSet<(String, String)> = objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
             // Objects in namespaces the account released (retention) are the release's, not orphans;
             // objects that depend on an unresolved package stay as they are.
             let r = delete_unwanted(c, $index.objects(&$store, &name), &name, |o| {
@@ -793,19 +707,12 @@ async fn apply_desired(
         s.limit_ranges,
         s.index.limit_ranges
     );
-    // The administrators' read access to their own Account and the notices that concern it (the
-    // rows of its status.notices), and to nothing of other tenants.
-    let concerning =
-        crate::model::notice::concerning_names(account, &super::valid(&s.notices), ctx.clock.now());
-    let mut role = model::tenancy_role(account, &concerning);
-    role.rules
-        .get_or_insert_default()
-        .extend(selfmade_rules.iter().cloned());
-    let r = apply(c, &s.cluster_roles, &role, m).await;
+    let role = &plan.tenancy_role;
+    let r = apply(c, &s.cluster_roles, role, m).await;
     failures.apply(|| format!("ClusterRole {}", role.name_any()), r);
-    match model::tenancy_binding(account) {
+    match &plan.tenancy_binding {
         Some(b) => {
-            let r = apply(c, &s.cluster_role_bindings, &b, m).await;
+            let r = apply(c, &s.cluster_role_bindings, b, m).await;
             failures.apply(|| format!("ClusterRoleBinding {}", b.name_any()), r);
         }
         None => {
@@ -817,19 +724,11 @@ async fn apply_desired(
             failures.apply(|| "deleting the tenancy ClusterRoleBinding".into(), r);
         }
     }
-    if !release {
-        return;
-    }
     // Namespaces dropped from spec.namespaces are released like those of a deleted account.
-    for ns in s.index.namespaces.objects(&s.namespaces, &name) {
-        if model::owns(account, &ns)
-            && !wanted_ns.contains(&ns.name_any())
-            && !ns.labels().contains_key(RETAINED_UNTIL_LABEL)
-            && ns.metadata.deletion_timestamp.is_none()
-        {
-            let r = release_namespace(account, &ns, ctx).await;
-            failures.release(|| format!("releasing namespace {}", ns.name_any()), r);
-        }
+    for release in &plan.release {
+        let ns = release.namespace.name_any();
+        let r = release_namespace(account, release, ctx).await;
+        failures.release(|| format!("releasing namespace {ns}"), r);
     }
 }
 
@@ -1039,97 +938,82 @@ async fn remove_subjects(
     .map(|_| ())
 }
 
-/// Releases (Retain) or deletes (Delete) one namespace the account owns, as the cache shows it.
-async fn release_namespace(account: &Account, namespace: &Namespace, ctx: &Context) -> Result<()> {
-    let name = namespace.name_any();
+/// Carries out one release the plan decided: deletes the namespace (Delete), or leaves it read-only
+/// for the administrators until the end of retention (Retain).
+async fn release_namespace(account: &Account, release: &Release, ctx: &Context) -> Result<()> {
+    let name = release.namespace.name_any();
     let ns = name.as_str();
-    let now = ctx.clock.now();
     let (c, m, s) = (&ctx.client, &ctx.writes, &ctx.stores);
-    match account.spec.deletion_policy {
-        crate::api::DeletionPolicy::Delete => {
-            super::delete_namespace(ctx, namespace).await?;
-        }
-        crate::api::DeletionPolicy::Retain => {
-            // Retention runs from the Account's deletion (§6), not from when this replica got to it.
-            let from = account
-                .metadata
-                .deletion_timestamp
-                .as_ref()
-                .map(|t| t.0)
-                .unwrap_or(now);
-            let until = terms::retained_until(
-                from,
-                u32::try_from(account.spec.retention_months).unwrap_or(0),
-            );
-            let r = model::released(account, ns, until);
-            // Guardrails first: no new pods, no traffic, then read-only in the API server.
-            apply(c, &s.quotas, &r.freeze, m).await?;
-            if let Some(q) = super::tenant_policies::bounds_with_room(&account.name_any(), ns, ctx)
-            {
-                apply(c, &s.quotas, &q, m).await?;
-            }
-            apply(c, &s.network_policies, &r.deny_all, m).await?;
-            if let Some(rb) = &r.role_binding {
-                apply(c, &s.role_bindings, rb, m).await?;
-            }
-            // Only the administrators keep (read-only) access: every other subject leaves the tenant's
-            // own bindings, its ServiceAccounts included. Before the label that marks the release done
-            // (so a restart sweeps again), and after it (so nothing bound in between stays).
-            let admins = model::subject_tokens(account.spec.administrators.iter());
-            let sweep =
-                || withdraw_consent(account, ns, &admins, &[], RETAINED_FOR_ADMINISTRATORS, ctx);
-            sweep().await?;
-            // No Job is created in it again: its CronJobs are suspended (and never resumed: a retained
-            // namespace is deleted, not lifted), before the label that marks the release done.
-            let cronjobs = super::workloads::Scope {
-                replicas: false,
-                cronjobs: true,
-            };
-            super::workloads::suspend(c, ns, cronjobs, &ctx.metrics).await?;
-            apply(c, &s.namespaces, &r.namespace, m).await?;
-            // Read-only now: the tenant's own NetworkPolicies allow nothing more.
-            super::tenant_policies::neutralise(c, ns, &ctx.metrics).await?;
-            sweep().await?;
-            // The admin binding and the allow policies go; only what Covenant labelled is deleted.
-            let name = account.name_any();
-            let withdrawn = |kind: &str, n: &str| {
-                model::WITHDRAWN_ON_RELEASE
-                    .iter()
-                    .any(|(k, w)| *k == kind && *w == n)
-            };
-            delete_unwanted(
-                c,
-                s.index.role_bindings.objects(&s.role_bindings, &name),
-                &name,
-                |o| {
-                    o.namespace().as_deref() != Some(ns) || !withdrawn("RoleBinding", &o.name_any())
-                },
-                m,
-            )
-            .await?;
-            delete_unwanted(
-                c,
-                s.index.network_policies.objects(&s.network_policies, &name),
-                &name,
-                |o| {
-                    o.namespace().as_deref() != Some(ns)
-                        || !withdrawn("NetworkPolicy", &o.name_any())
-                },
-                m,
-            )
-            .await?;
-            ctx.event(
-                account,
-                EventType::Normal,
-                "NamespaceRetained",
-                format!(
-                    "namespace {ns} released read-only until {} (§6)",
-                    terms::fmt_instant(until)
-                ),
-            )
-            .await;
-        }
+    let (until, r, admins) = match &release.kind {
+        ReleaseKind::Delete => return super::delete_namespace(ctx, &release.namespace).await,
+        ReleaseKind::Retain {
+            until,
+            released,
+            administrators,
+        } => (until, released, administrators),
+    };
+    // Guardrails first: no new pods, no traffic, then read-only in the API server.
+    apply(c, &s.quotas, &r.freeze, m).await?;
+    if let Some(q) = super::tenant_policies::bounds_with_room(&account.name_any(), ns, ctx) {
+        apply(c, &s.quotas, &q, m).await?;
     }
+    apply(c, &s.network_policies, &r.deny_all, m).await?;
+    if let Some(rb) = &r.role_binding {
+        apply(c, &s.role_bindings, rb, m).await?;
+    }
+    // Only the administrators keep (read-only) access: every other subject leaves the tenant's own
+    // bindings, its ServiceAccounts included. Before the label that marks the release done (so a
+    // restart sweeps again), and after it (so nothing bound in between stays).
+    let sweep = || withdraw_consent(account, ns, admins, &[], RETAINED_FOR_ADMINISTRATORS, ctx);
+    sweep().await?;
+    // No Job is created in it again: its CronJobs are suspended (and never resumed: a retained
+    // namespace is deleted, not lifted), before the label that marks the release done.
+    let cronjobs = super::workloads::Scope {
+        replicas: false,
+        cronjobs: true,
+    };
+    super::workloads::suspend(c, ns, cronjobs, &ctx.metrics).await?;
+    apply(c, &s.namespaces, &r.namespace, m).await?;
+    // Read-only now: the tenant's own NetworkPolicies allow nothing more.
+    super::tenant_policies::neutralise(c, ns, &ctx.metrics).await?;
+    sweep().await?;
+    // The admin binding and the allow policies go; only what Covenant labelled is deleted.
+    let account_name = account.name_any();
+    let withdrawn = |kind: &str, n: &str| {
+        model::WITHDRAWN_ON_RELEASE
+            .iter()
+            .any(|(k, w)| *k == kind && *w == n)
+    };
+    delete_unwanted(
+        c,
+        s.index
+            .role_bindings
+            .objects(&s.role_bindings, &account_name),
+        &account_name,
+        |o| o.namespace().as_deref() != Some(ns) || !withdrawn("RoleBinding", &o.name_any()),
+        m,
+    )
+    .await?;
+    delete_unwanted(
+        c,
+        s.index
+            .network_policies
+            .objects(&s.network_policies, &account_name),
+        &account_name,
+        |o| o.namespace().as_deref() != Some(ns) || !withdrawn("NetworkPolicy", &o.name_any()),
+        m,
+    )
+    .await?;
+    ctx.event(
+        account,
+        EventType::Normal,
+        "NamespaceRetained",
+        format!(
+            "namespace {ns} released read-only until {} (§6)",
+            terms::fmt_instant(*until)
+        ),
+    )
+    .await;
     Ok(())
 }
 
@@ -1167,19 +1051,16 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
         super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
     }
     // Every namespace this Account owns, whether or not still in the spec; none other.
-    let owned: Vec<_> = ctx
+    let labelled = ctx
         .stores
         .index
         .namespaces
-        .objects(&ctx.stores.namespaces, &account.name_any())
-        .into_iter()
-        .filter(|n| model::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
-        .collect();
-    for ns in owned {
-        release_namespace(account, &ns, ctx)
+        .objects(&ctx.stores.namespaces, &account.name_any());
+    for release in releases_on_delete(account, &labelled, ctx.clock.now()) {
+        release_namespace(account, &release, ctx)
             .await
             .map_err(|source| Error::Release {
-                object: format!("releasing namespace {}", ns.name_any()),
+                object: format!("releasing namespace {}", release.namespace.name_any()),
                 source,
             })?;
     }

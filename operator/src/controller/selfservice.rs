@@ -19,7 +19,7 @@ use super::Context;
 use crate::api::{Account, TENANT_REQUEST_LABEL};
 use crate::error::Result;
 use crate::model::account::{Desired, SUBJECTS_ENFORCED_ANNOTATION};
-use crate::model::selfservice::{self as model, Candidate, Plan, PlanInput};
+use crate::model::selfservice::{self as model, Candidate, Plan};
 
 /// The account a namespace event concerns: the one it is labelled with (a managed namespace), or the
 /// one a self-service request names.
@@ -75,23 +75,14 @@ async fn event_about(
     }
 }
 
-/// What this reconcile decided about the account's self-made namespaces.
-pub struct Observed {
-    /// The decision.
-    pub plan: Plan,
-    /// Whether the package requires the `<account>-` prefix.
-    pub prefix: bool,
-    /// Whether the account may take new ones (it is not blocked).
-    pub open: bool,
-}
-
-/// Decides which self-made namespaces the account keeps, takes and refuses.
-pub async fn observe(
+/// The namespaces labelled with the account's name (the candidates its administrators made), and for
+/// each one not yet decided the other Account that declares it, if one does. From the cache; listed
+/// afresh from the API server when one is neither taken nor being deleted, so a cache that lags
+/// behind Covenant's own claims never lets the account past its cap.
+pub async fn candidates(
     account: &Account,
-    package: Option<&crate::api::SupportPackage>,
-    open: bool,
     ctx: &Context,
-) -> Result<Observed> {
+) -> Result<(Vec<Candidate>, std::collections::BTreeMap<String, String>)> {
     let name = account.name_any();
     let s = &ctx.stores;
     let cached = s.index.self_service.objects(&s.namespaces, &name);
@@ -119,31 +110,27 @@ pub async fn observe(
     } else {
         cached.iter().map(|n| Candidate::of(n)).collect()
     };
-    let prefix = model::require_prefix(package);
-    let enabled = model::enabled(package);
-    let open = open && enabled;
-    let other = |ns: &str| declared_by_other(ctx, &name, ns);
-    let plan = model::plan(&PlanInput {
-        account,
-        cap: model::cap(package),
-        require_prefix: prefix,
-        open,
-        candidates: &candidates,
-        declared_by_other: &other,
-    });
-    let mut plan = plan;
-    plan.blocked_by_package_setting = !enabled;
-    Ok(Observed { plan, prefix, open })
+    let declared = candidates
+        .iter()
+        .filter(|c| c.uid.is_none() && !c.terminating)
+        .filter_map(|c| Some((c.name.clone(), declared_by_other(ctx, &name, &c.name)?)))
+        .collect();
+    Ok((candidates, declared))
 }
 
 /// Takes the namespaces the plan accepts: one merge patch each, conditional on the resourceVersion
 /// read, that gives it every label and annotation the account's namespaces carry (its Pod Security
 /// level and the policies' annotations included, before anything is granted in it). A namespace that
-/// cannot be taken is left out of `desired` altogether, so nothing is provisioned in it.
-pub async fn claim(account: &Account, obs: &mut Observed, desired: &mut Desired, ctx: &Context) {
+/// cannot be taken is returned: nothing is provisioned in it.
+pub async fn claim(
+    account: &Account,
+    plan: &Plan,
+    desired: &Desired,
+    ctx: &Context,
+) -> Vec<String> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let mut failed = Vec::new();
-    for (ns, rv) in &obs.plan.claim {
+    for (ns, rv) in &plan.claim {
         let Some(want) = desired.namespaces.iter().find(|n| &n.name_any() == ns) else {
             failed.push(ns.clone());
             continue;
@@ -176,7 +163,7 @@ pub async fn claim(account: &Account, obs: &mut Observed, desired: &mut Desired,
                     "NamespaceAccepted",
                     format!(
                         "namespace {ns} created by an administrator is now the account's ({} of {} namespaces)",
-                        obs.plan.count, obs.plan.cap
+                        plan.count, plan.cap
                     ),
                 )
                 .await;
@@ -187,24 +174,7 @@ pub async fn claim(account: &Account, obs: &mut Observed, desired: &mut Desired,
             }
         }
     }
-    if failed.is_empty() {
-        return;
-    }
-    obs.plan.claim.retain(|(n, _)| !failed.contains(n));
-    let gone = |ns: Option<String>, name: String| failed.contains(&ns.unwrap_or(name));
-    desired.namespaces.retain(|n| !gone(None, n.name_any()));
-    desired
-        .quotas
-        .retain(|o| !gone(o.namespace(), String::new()));
-    desired
-        .limit_ranges
-        .retain(|o| !gone(o.namespace(), String::new()));
-    desired
-        .network_policies
-        .retain(|o| !gone(o.namespace(), String::new()));
-    desired
-        .role_bindings
-        .retain(|o| !gone(o.namespace(), String::new()));
+    failed
 }
 
 /// Refuses what the plan refuses: deletes each namespace, only as it was read (resourceVersion and
@@ -213,9 +183,9 @@ pub async fn claim(account: &Account, obs: &mut Observed, desired: &mut Desired,
 /// administrator made moments ago with the request label for this account, in which nobody but the
 /// API server's own controllers has written anything (Covenant grants nothing inside it before it is
 /// taken).
-pub async fn refuse(account: &Account, obs: &Observed, ctx: &Context) {
+pub async fn refuse(account: &Account, plan: &Plan, ctx: &Context) {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    for (ns, rv, why) in &obs.plan.refuse {
+    for (ns, rv, why) in &plan.refuse {
         let Ok(Some(current)) = api.get_metadata_opt(ns).await else {
             continue;
         };
@@ -250,28 +220,4 @@ pub async fn refuse(account: &Account, obs: &Observed, ctx: &Context) {
             }
         }
     }
-}
-
-/// Adds the self-made namespaces to the account's status: `namespaces` lists them after the declared
-/// ones, `namespaceOrigins` says where each came from, and the `NamespaceSelfService` condition says
-/// how many the account has of its cap and what was refused.
-pub fn report(
-    account: &Account,
-    obs: &Observed,
-    suspended: bool,
-    previous: &crate::api::AccountStatus,
-    status: &mut crate::api::AccountStatus,
-    now: jiff::Timestamp,
-) {
-    let (names, origins) = model::origins(&status.namespaces, &obs.plan);
-    status.namespaces = names;
-    status.namespace_origins = origins;
-    let before = crate::status::find(&previous.conditions, model::CONDITION);
-    let cond = model::condition(account, &obs.plan, suspended, obs.open, obs.prefix, before);
-    status.conditions.extend(crate::status::merge(
-        &previous.conditions,
-        vec![cond],
-        account.metadata.generation,
-        now,
-    ));
 }

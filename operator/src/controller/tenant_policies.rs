@@ -282,35 +282,8 @@ pub fn has_records(n: &Namespace) -> bool {
     n.annotations().contains_key(TOKEN_ANNOTATION)
 }
 
-/// Gives each bounds quota of `desired` room for one more NetworkPolicy while a suspension's deny-all
-/// comes or goes: while the account is suspended, and while the cache still holds the deny-all in that
-/// namespace (a lift creates the allow policies before the deny-all goes). A tenant that filled its
-/// namespace can then never keep the deny-all out.
-pub fn make_room(
-    desired: &mut crate::model::account::Desired,
-    suspended: bool,
-    ctx: &super::Context,
-) {
-    use kube::runtime::reflector::ObjectRef;
-    for q in &mut desired.quotas {
-        if q.metadata.name.as_deref() != Some(crate::model::account::BOUNDS_QUOTA_NAME) {
-            continue;
-        }
-        let ns = q.metadata.namespace.clone().unwrap_or_default();
-        let deny_all = ctx
-            .stores
-            .network_policies
-            .get(&ObjectRef::new(crate::model::account::SUSPENSION_POLICY).within(&ns));
-        if (suspended || deny_all.is_some())
-            && let Some(hard) = q.spec.as_mut().and_then(|s| s.hard.as_mut())
-        {
-            crate::model::tenant_policies::with_room(hard);
-        }
-    }
-}
-
-/// The bounds quota of a namespace being retained, from the cache, with room for the deny-all (see
-/// [`make_room`]); `None` when the cache holds none.
+/// The bounds quota of a namespace being retained, from the cache, with room for the deny-all (as
+/// `crate::model::plan` gives the account's); `None` when the cache holds none.
 pub fn bounds_with_room(
     account: &str,
     ns: &str,

@@ -63,22 +63,8 @@ pub use crate::model::account::SCALED_MARKER;
 /// The counts recorded on the namespace, by `Kind/name` (see [`RECORD_ANNOTATION`]).
 type LegacyRecord = BTreeMap<String, i32>;
 
-/// What to suspend or lift.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Scope {
-    /// Deployments, StatefulSets and bare ReplicaSets: scaled to zero.
-    pub replicas: bool,
-    /// CronJobs: suspended.
-    pub cronjobs: bool,
-}
-
-impl Scope {
-    /// Everything.
-    pub const ALL: Scope = Scope {
-        replicas: true,
-        cronjobs: true,
-    };
-}
+/// What to suspend or lift (decided by `crate::model::plan`).
+pub use crate::model::plan::Scope;
 
 /// The kinds of workloads, with what their record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1178,6 +1178,7 @@ pub fn parse_retained_until(ns: &Namespace) -> Option<Timestamp> {
 /// What a released namespace keeps (§6): its labels plus the retained-until label and the read-only
 /// label (writes refused in the API server), read-only access for the administrators, a freeze quota
 /// so nothing new starts, and the deny-all policy as its only policy.
+#[derive(Clone, Debug)]
 pub struct Released {
     /// The namespace, labelled retained and read-only.
     pub namespace: Namespace,

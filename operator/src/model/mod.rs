@@ -8,6 +8,7 @@ pub mod hostnames;
 pub mod notice;
 pub mod package;
 pub mod phase;
+pub mod plan;
 pub mod policies;
 pub mod quantity;
 pub mod selfservice;

@@ -1,0 +1,1052 @@
+//! The Account's reconcile, decided (pure): from what one reconcile observed ([`Observed`], every
+//! read made up front) and `now` to the [`Plan`] the execute stage carries out: the desired children
+//! (the tenancy ClusterRole and its binding included), the steps for the tenant's workloads and
+//! NetworkPolicies (suspend, lift, keep), the namespaces to release, what blocks the account, the
+//! whole status and the next instant at which something changes by time alone. No client and no
+//! clock but `now`: the table tests below prove every combination of suspended / lifted / held /
+//! blocked / retained / deleting without a cluster, and `covenant check` calls the same function.
+//!
+//! | guardrails (any owned namespace read-only `suspended`) | a suspension in force | Suspension CRD being deleted | suspended | held |
+//! |---|---|---|---|---|
+//! | any | yes | any | yes | no |
+//! | yes | no | yes | yes | yes (the guardrails stay: an uninstall is no lift) |
+//! | yes | no | no | no (lifted) | no |
+//! | no | no | any | no | no |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Subject as RbacSubject};
+use kube::ResourceExt;
+
+use crate::api::{
+    Account, AccountStatus, DeletionPolicy, DeprecationNotice, READ_ONLY_LABEL,
+    RETAINED_UNTIL_LABEL, SupportPackage, Suspension,
+};
+use crate::model::account::{self, BuildInput, Desired, ReadOnly, Released};
+use crate::model::phase::{self, Applied, Blocker};
+use crate::model::selfservice::{self, Candidate};
+use crate::model::suspension::{ActiveSuspensions, active_suspensions};
+
+/// What to suspend or lift in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// Deployments, StatefulSets and bare ReplicaSets: scaled to zero.
+    pub replicas: bool,
+    /// CronJobs: suspended.
+    pub cronjobs: bool,
+}
+
+impl Scope {
+    /// Everything.
+    pub const ALL: Scope = Scope {
+        replicas: true,
+        cronjobs: true,
+    };
+    /// Replica counts only.
+    pub const REPLICAS: Scope = Scope {
+        replicas: true,
+        cronjobs: false,
+    };
+}
+
+/// A namespace as the cache shows it, with what the decisions read of it.
+#[derive(Clone, Debug)]
+pub struct SeenNamespace {
+    /// The namespace (metadata only).
+    pub namespace: Arc<Namespace>,
+    /// Whether it holds a suspension's records of workloads to lift (its token or an older record).
+    pub workload_records: bool,
+    /// Whether it holds neutralised tenant NetworkPolicies to restore.
+    pub policy_records: bool,
+    /// Whether the cache holds the suspension's deny-all policy in it.
+    pub deny_all: bool,
+}
+
+/// Everything one reconcile of an Account read: from the caches, and the few requests the decisions
+/// need (the self-made namespaces listed afresh when one is undecided, whether the Suspension CRD is
+/// being deleted). Plain data: [`plan`] decides from it alone.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Account.
+    pub account: &'a Account,
+    /// The SupportPackages (valid ones).
+    pub packages: Vec<SupportPackage>,
+    /// The Suspensions that name the account.
+    pub suspensions: Vec<Suspension>,
+    /// Whether the Suspension CRD is being deleted (or is gone). Read only when a namespace of the
+    /// account is read-only `suspended` (otherwise it decides nothing): false when not read.
+    pub suspension_crd_deleting: bool,
+    /// The cached namespaces the account names: declared in its spec, made by its administrators
+    /// (labelled with the request label) or labelled with the account.
+    pub namespaces: BTreeMap<String, SeenNamespace>,
+    /// The names of the namespaces labelled with the account (Covenant's label).
+    pub labelled: Vec<String>,
+    /// The namespaces its administrators made (labelled with the request label).
+    pub candidates: Vec<Candidate>,
+    /// For an undecided self-made namespace: the other Account that declares it, if one does.
+    pub declared_by_other: BTreeMap<String, String>,
+    /// The DeprecationNotices (valid ones).
+    pub notices: Vec<DeprecationNotice>,
+    /// The account's answers to them.
+    pub answers: Vec<crate::model::notice::Answer>,
+    /// The status it shows (or this process wrote last, when the cache has not shown it yet).
+    pub previous: AccountStatus,
+    /// The operator's own identity, bound in each namespace; `None` for a cluster administrator.
+    pub operator: Option<RbacSubject>,
+}
+
+impl Observed<'_> {
+    /// An Account with nothing else observed: no package, suspension, namespace or notice.
+    pub fn of(account: &Account) -> Observed<'_> {
+        Observed {
+            account,
+            packages: Vec::new(),
+            suspensions: Vec::new(),
+            suspension_crd_deleting: false,
+            namespaces: BTreeMap::new(),
+            labelled: Vec::new(),
+            candidates: Vec::new(),
+            declared_by_other: BTreeMap::new(),
+            notices: Vec::new(),
+            answers: Vec::new(),
+            previous: AccountStatus::default(),
+            operator: None,
+        }
+    }
+
+    fn seen(&self, ns: &str) -> Option<&SeenNamespace> {
+        self.namespaces.get(ns)
+    }
+
+    /// Whether the cached namespace `ns` exists and is this Account's.
+    fn owns(&self, ns: &str) -> bool {
+        self.seen(ns)
+            .is_some_and(|s| account::owns(self.account, &s.namespace))
+    }
+}
+
+/// What happens to the workloads of one namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadStep {
+    /// Nothing.
+    Keep,
+    /// Restored to what they ran before the suspension (before the namespace loses its marker).
+    Lift(Scope),
+    /// Stopped (after the guardrails are applied), its tenant NetworkPolicies neutralised;
+    /// `lift_first`: replica counts a suspension no longer asks to keep at zero, restored before.
+    Suspend {
+        /// What is stopped.
+        scope: Scope,
+        /// What is restored first, before the guardrails are applied.
+        lift_first: Option<Scope>,
+    },
+}
+
+impl WorkloadStep {
+    /// What is restored before the guardrails are applied.
+    pub fn lift(self) -> Option<Scope> {
+        match self {
+            WorkloadStep::Keep => None,
+            WorkloadStep::Lift(s) => Some(s),
+            WorkloadStep::Suspend { lift_first, .. } => lift_first,
+        }
+    }
+
+    /// What is stopped after the guardrails are applied.
+    pub fn suspend(self) -> Option<Scope> {
+        match self {
+            WorkloadStep::Suspend { scope, .. } => Some(scope),
+            _ => None,
+        }
+    }
+}
+
+/// The steps of one of the account's namespaces besides its objects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespaceStep {
+    /// The namespace.
+    pub namespace: String,
+    /// The tenant's neutralised NetworkPolicies are restored (those admitted under this namespace as
+    /// it is applied), before the namespace loses its read-only label.
+    pub restore_policies: Option<Namespace>,
+    /// Its workloads.
+    pub workloads: WorkloadStep,
+}
+
+/// How a namespace leaves the account.
+#[derive(Clone, Debug)]
+pub enum ReleaseKind {
+    /// Deleted (`deletionPolicy: Delete`).
+    Delete,
+    /// Retained read-only until `until` (`deletionPolicy: Retain`, §6) as `released` says.
+    Retain {
+        /// The end of retention.
+        until: Timestamp,
+        /// What the namespace keeps.
+        released: Box<Released>,
+        /// The administrators as admission-policy tokens: the only subjects left in the tenant's
+        /// own RoleBindings there.
+        administrators: String,
+    },
+}
+
+/// A namespace the account releases: dropped from its spec, or all of them when it is deleted.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The namespace as cached (its deletion is conditional on that very object).
+    pub namespace: Arc<Namespace>,
+    /// Delete or retain.
+    pub kind: ReleaseKind,
+}
+
+/// The account's self-made namespaces: what is decided about them and the rules it gives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfService {
+    /// Which it keeps, takes and refuses.
+    pub plan: selfservice::Plan,
+    /// Whether the package requires the `<account>-` prefix.
+    pub prefix: bool,
+    /// Whether the account may take new ones (it is not blocked, the package allows it).
+    pub open: bool,
+}
+
+/// Everything one reconcile does to an Account, decided.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What keeps the account from being provisioned as its spec asks.
+    pub blocked: Option<Blocker>,
+    /// Whether its guardrails are in force (a suspension, or `held`).
+    pub suspended: bool,
+    /// Whether the guardrails stay only because the Suspension CRD is being deleted.
+    pub held: bool,
+    /// Whether its workloads are scaled to zero.
+    pub scale: bool,
+    /// The namespaces provisioned, in order: declared (or, while blocked, those it owns), then the
+    /// self-made ones it keeps and takes.
+    pub namespaces: Vec<String>,
+    /// The desired children.
+    pub children: Desired,
+    /// The administrators' read access to their own Account and the notices that concern it.
+    pub tenancy_role: ClusterRole,
+    /// Its binding; `None` (and any there deleted) without administrators.
+    pub tenancy_binding: Option<ClusterRoleBinding>,
+    /// The self-made namespaces.
+    pub selfservice: SelfService,
+    /// The steps of each namespace, in `namespaces` order.
+    pub steps: Vec<NamespaceStep>,
+    /// The namespaces whose tenant NetworkPolicies are judged again (those applied, while not
+    /// suspended) and reported on.
+    pub rejudge: Option<Vec<Namespace>>,
+    /// The namespaces released (never while blocked).
+    pub release: Vec<Release>,
+    /// The status when every step succeeds ([`Plan::status`] for the others).
+    pub status: AccountStatus,
+    /// The next instant at which something changes by time alone.
+    pub next_change: Option<Timestamp>,
+    /// What a LimitRange would refuse of the account's limits.
+    limits: Vec<String>,
+    /// The suspensions in force.
+    suspensions: ActiveSuspensions,
+    /// The desired namespaces it owns.
+    owned: Vec<String>,
+    /// When the plan was made.
+    now: Timestamp,
+}
+
+/// What the execute stage could not do: the objects not applied, and the self-made namespaces it
+/// could not take.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The failures.
+    pub applied: Applied,
+    /// Self-made namespaces whose claim failed (retried).
+    pub unclaimed: Vec<String>,
+}
+
+/// How a namespace the account owns is released at `now` (pure; the Account's deletion, or its spec
+/// dropping the namespace).
+pub fn release(account: &Account, namespace: Arc<Namespace>, now: Timestamp) -> Release {
+    let kind = match account.spec.deletion_policy {
+        DeletionPolicy::Delete => ReleaseKind::Delete,
+        DeletionPolicy::Retain => {
+            // Retention runs from the Account's deletion (§6), not from when a replica got to it.
+            let from = account
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(now);
+            let until = covenant_terms::retained_until(
+                from,
+                u32::try_from(account.spec.retention_months).unwrap_or(0),
+            );
+            ReleaseKind::Retain {
+                until,
+                released: Box::new(account::released(account, &namespace.name_any(), until)),
+                administrators: account::subject_tokens(account.spec.administrators.iter()),
+            }
+        }
+    };
+    Release { namespace, kind }
+}
+
+/// Whether a namespace is released already (or on its way out): retained, or being deleted.
+fn released_already(ns: &Namespace) -> bool {
+    ns.labels().contains_key(RETAINED_UNTIL_LABEL) || ns.metadata.deletion_timestamp.is_some()
+}
+
+/// What the Account's deletion releases: every namespace it owns (declared or not), none other, and
+/// none already retained.
+pub fn releases_on_delete(
+    account: &Account,
+    labelled: &[Arc<Namespace>],
+    now: Timestamp,
+) -> Vec<Release> {
+    labelled
+        .iter()
+        .filter(|n| account::owns(account, n) && !n.labels().contains_key(RETAINED_UNTIL_LABEL))
+        .map(|n| release(account, n.clone(), now))
+        .collect()
+}
+
+/// Decides one reconcile of the Account (pure).
+pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
+    let account = o.account;
+    let package = crate::model::package::resolve(account, &o.packages).map_err(|e| e.to_string());
+    let (invalid, limits) = match &package {
+        Ok(p) => (
+            account::validate_on_package(account, p),
+            crate::model::package::account_limit_problems(account, p),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    let suspensions = active_suspensions(&o.suspensions, now);
+    // A namespace is this account's only when Covenant created it for this Account's UID; one that
+    // exists and is not is a conflict.
+    let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
+    for ns in account.desired_namespaces() {
+        match o
+            .seen(&ns)
+            .map(|s| account::ownership_conflict(account, &s.namespace))
+        {
+            None => {}
+            Some(None) => owned.push(ns),
+            Some(Some(c)) => conflicts.push(c),
+        }
+    }
+    let blocked = phase::blocker(
+        &conflicts,
+        package.as_ref().map(|_| ()).map_err(String::as_str),
+        &invalid,
+    );
+    // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
+    // deletes every Suspension): while it is, guardrails in force stay.
+    let scaled = |ns: &str| {
+        o.seen(ns).is_some_and(|s| {
+            s.namespace
+                .annotations()
+                .contains_key(account::SCALED_MARKER)
+        })
+    };
+    let enforced = owned.iter().any(|ns| {
+        o.seen(ns).is_some_and(|s| {
+            s.namespace
+                .labels()
+                .get(READ_ONLY_LABEL)
+                .map(String::as_str)
+                == Some(ReadOnly::Suspended.as_str())
+        })
+    });
+    let held = enforced && !suspensions.active && o.suspension_crd_deleting;
+    let suspended = suspensions.active || held;
+    // Held: workloads stay as they are (scaled down only where the marker says they were).
+    let marked = owned.iter().any(|ns| scaled(ns));
+    let scale = suspended && (suspensions.scale_workloads || (held && marked));
+    // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
+    // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
+    let mut namespaces = if blocked.is_none() {
+        account.desired_namespaces()
+    } else {
+        owned.clone()
+    };
+    // The namespaces its administrators made: those it holds, and those it takes now (only when not
+    // blocked), provisioned like the declared ones.
+    let pkg = package.as_ref().ok().copied();
+    let selfservice = {
+        let enabled = selfservice::enabled(pkg);
+        let open = blocked.is_none() && enabled;
+        let prefix = selfservice::require_prefix(pkg);
+        let other = |ns: &str| o.declared_by_other.get(ns).cloned();
+        let mut plan = selfservice::plan(&selfservice::PlanInput {
+            account,
+            cap: selfservice::cap(pkg),
+            require_prefix: prefix,
+            open,
+            candidates: &o.candidates,
+            declared_by_other: &other,
+        });
+        plan.blocked_by_package_setting = !enabled;
+        SelfService { plan, prefix, open }
+    };
+    namespaces.extend(selfservice.plan.provisioned());
+    let mut children = account::build(
+        account,
+        &BuildInput {
+            package: pkg,
+            suspended,
+            scale_workloads: scale,
+            namespaces: namespaces.clone(),
+            operator: o.operator.as_ref(),
+        },
+    );
+    // Limits a LimitRange refuses: the LimitRange in place stays as it was, the rest is applied.
+    if !limits.is_empty() {
+        children.limit_ranges.clear();
+        children.untouched.insert(account::LIMITS_NAME);
+    }
+    // Room for one more NetworkPolicy in each bounds quota while a suspension's deny-all comes or
+    // goes: while suspended, and while the deny-all is still there (a lift creates the allow policies
+    // before the deny-all goes). A tenant that filled its namespace can never keep the deny-all out.
+    for q in &mut children.quotas {
+        if q.metadata.name.as_deref() != Some(account::BOUNDS_QUOTA_NAME) {
+            continue;
+        }
+        let ns = q.metadata.namespace.clone().unwrap_or_default();
+        let deny_all = o.seen(&ns).is_some_and(|s| s.deny_all);
+        if (suspended || deny_all)
+            && let Some(hard) = q.spec.as_mut().and_then(|s| s.hard.as_mut())
+        {
+            crate::model::tenant_policies::with_room(hard);
+        }
+    }
+    let steps = namespaces
+        .iter()
+        .map(|ns| {
+            let own = o.owns(ns);
+            let seen = o.seen(ns);
+            // Lifting: the tenant's NetworkPolicies are restored before the namespace apply drops
+            // the read-only label, only those the admission policy admits now.
+            let restore_policies = (!suspended && own && seen.is_some_and(|s| s.policy_records))
+                .then(|| {
+                    children
+                        .namespaces
+                        .iter()
+                        .find(|n| n.metadata.name.as_deref() == Some(ns.as_str()))
+                        .cloned()
+                        .unwrap_or_default()
+                });
+            // Lifting restores the workloads before the namespace apply drops the marker and the
+            // read-only label. CronJobs and a suspension's records are lifted when no suspension is
+            // in force; replica counts also when the suspensions in force no longer scale.
+            let lift = if !suspended {
+                (own && (scaled(ns) || seen.is_some_and(|s| s.workload_records)))
+                    .then_some(Scope::ALL)
+            } else if !scale && scaled(ns) {
+                Some(Scope::REPLICAS)
+            } else {
+                None
+            };
+            // Suspending: CronJobs whenever the account is (no Job is created while it is), replicas
+            // only when asked; only in a namespace it owns (a new one may not exist yet).
+            let workloads = match (suspended && own, lift) {
+                (true, lift_first) => WorkloadStep::Suspend {
+                    scope: Scope {
+                        replicas: scale,
+                        cronjobs: true,
+                    },
+                    lift_first,
+                },
+                (false, Some(s)) => WorkloadStep::Lift(s),
+                (false, None) => WorkloadStep::Keep,
+            };
+            NamespaceStep {
+                namespace: ns.clone(),
+                restore_policies,
+                workloads,
+            }
+        })
+        .collect();
+    // The administrators' read access to their own Account and the notices that concern it (the
+    // rows of its status.notices), and to nothing of other tenants; self-service's rules with it.
+    let concerning = crate::model::notice::concerning_names(account, &o.notices, now);
+    let mut tenancy_role = account::tenancy_role(account, &concerning);
+    tenancy_role
+        .rules
+        .get_or_insert_default()
+        .extend(selfservice::rules(
+            account,
+            &selfservice.plan,
+            suspended,
+            selfservice.open,
+            selfservice.prefix,
+        ));
+    // Tenant policies are judged again when what the admission policy reads changed: once the
+    // namespace carries it.
+    let rejudge = (!suspended).then(|| children.namespaces.clone());
+    // Namespaces dropped from the spec are released like those of a deleted account; a blocked
+    // account releases none.
+    let wanted: BTreeSet<&str> = children
+        .namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    let release = if blocked.is_some() {
+        Vec::new()
+    } else {
+        o.labelled
+            .iter()
+            .filter_map(|ns| o.seen(ns))
+            .filter(|s| {
+                account::owns(account, &s.namespace)
+                    && !wanted.contains(s.namespace.name_any().as_str())
+                    && !released_already(&s.namespace)
+            })
+            .map(|s| release(account, s.namespace.clone(), now))
+            .collect()
+    };
+    let mut plan = Plan {
+        blocked,
+        suspended,
+        held,
+        scale,
+        namespaces,
+        children,
+        tenancy_binding: account::tenancy_binding(account),
+        tenancy_role,
+        selfservice,
+        steps,
+        rejudge,
+        release,
+        status: AccountStatus::default(),
+        next_change: None,
+        limits,
+        suspensions,
+        owned,
+        now,
+    };
+    let (status, next) = plan.status_of(o, &package, &Outcome::default());
+    plan.status = status;
+    plan.next_change = next;
+    plan
+}
+
+impl Plan {
+    /// The status after the execute stage's `outcome` (pure): [`Plan::status`] when everything
+    /// succeeded, else the same made again with what failed.
+    pub fn status(&self, o: &Observed<'_>, outcome: &Outcome) -> AccountStatus {
+        if *outcome == Outcome::default() {
+            return self.status.clone();
+        }
+        let package =
+            crate::model::package::resolve(o.account, &o.packages).map_err(|e| e.to_string());
+        self.status_of(o, &package, outcome).0
+    }
+
+    fn status_of(
+        &self,
+        o: &Observed<'_>,
+        package: &Result<&SupportPackage, String>,
+        outcome: &Outcome,
+    ) -> (AccountStatus, Option<Timestamp>) {
+        let account = o.account;
+        let made = phase::status(&phase::StatusInput {
+            account,
+            package: package.as_ref().copied().map_err(String::as_str),
+            blocked: self.blocked.as_ref(),
+            limits: &self.limits,
+            applied: &outcome.applied,
+            suspensions: &self.suspensions,
+            suspended: self.suspended,
+            notices: &o.notices,
+            answers: &o.answers,
+            owned: &self.owned,
+            previous: &o.previous.conditions,
+            now: self.now,
+        });
+        let mut status = made.status;
+        // The self-made namespaces: listed after the declared ones, with where each came from, and
+        // the condition that says how many the account has of its cap.
+        let mut ss = self.selfservice.plan.clone();
+        ss.claim.retain(|(n, _)| !outcome.unclaimed.contains(n));
+        let (names, origins) = selfservice::origins(&status.namespaces, &ss);
+        status.namespaces = names;
+        status.namespace_origins = origins;
+        let before = crate::status::find(&o.previous.conditions, selfservice::CONDITION);
+        let cond = selfservice::condition(
+            account,
+            &ss,
+            self.suspended,
+            self.selfservice.open,
+            self.selfservice.prefix,
+            before,
+        );
+        status.conditions.extend(crate::status::merge(
+            &o.previous.conditions,
+            vec![cond],
+            account.metadata.generation,
+            self.now,
+        ));
+        let [review, notices] = made.next;
+        let next = [review, notices, self.suspensions.next_change]
+            .into_iter()
+            .flatten()
+            .min();
+        (status, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        ACCOUNT_LABEL, ACCOUNT_UID_ANNOTATION, AccountPhase, AccountSpec, Subject, SubjectKind,
+        SupportPackageSpec, SuspensionReason, SuspensionSpec,
+    };
+    use crate::status::{reasons, types};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const NOW: &str = "2026-12-05T12:00:00Z";
+
+    fn account(deletion: DeletionPolicy) -> Account {
+        let mut a = Account::new(
+            "acme",
+            AccountSpec {
+                administrators: vec![Subject {
+                    kind: SubjectKind::User,
+                    name: "alice".into(),
+                    namespace: None,
+                }],
+                namespaces: vec!["acme-prod".into(), "acme-dev".into()],
+                retention_months: 13,
+                deletion_policy: deletion,
+                ..Default::default()
+            },
+        );
+        a.metadata.uid = Some("uid-acme".into());
+        a.metadata.generation = Some(1);
+        a.metadata.creation_timestamp = Some(Time(at("2026-12-01T00:00:00Z")));
+        a
+    }
+
+    fn package() -> SupportPackage {
+        SupportPackage::new(
+            "gold",
+            SupportPackageSpec {
+                default: true,
+                max_namespaces: Some(5),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// A namespace as cached: `owner` the account UID it was created for (None: not Covenant's).
+    fn ns(name: &str, owner: Option<&str>, labels: &[(&str, &str)], marked: bool) -> SeenNamespace {
+        let mut l: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut a = BTreeMap::new();
+        if let Some(uid) = owner {
+            l.insert(ACCOUNT_LABEL.into(), "acme".into());
+            a.insert(ACCOUNT_UID_ANNOTATION.to_string(), uid.to_string());
+        }
+        if marked {
+            a.insert(account::SCALED_MARKER.to_string(), "true".into());
+        }
+        SeenNamespace {
+            namespace: Arc::new(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    labels: Some(l),
+                    annotations: Some(a),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            workload_records: labels.iter().any(|(k, _)| *k == READ_ONLY_LABEL),
+            policy_records: labels.iter().any(|(k, _)| *k == READ_ONLY_LABEL),
+            deny_all: labels.iter().any(|(k, _)| *k == READ_ONLY_LABEL),
+        }
+    }
+
+    fn suspension(scale: bool) -> Suspension {
+        let mut s = Suspension::new(
+            "s",
+            SuspensionSpec {
+                account: "acme".into(),
+                reason: SuspensionReason::MaterialBreach,
+                cause: "unpaid".into(),
+                withhold_notice: false,
+                start_at: Some(Time(at("2026-12-02T00:00:00Z"))),
+                end_at: None,
+                scale_workloads: scale,
+            },
+        );
+        s.metadata.generation = Some(1);
+        s
+    }
+
+    /// A suspension of the account: none, in force keeping replicas, in force scaling to zero.
+    #[derive(Clone, Copy, Debug)]
+    enum Susp {
+        None,
+        Keep,
+        Scale,
+    }
+
+    /// The guardrails the cache shows on the owned namespace: none, read-only `suspended`, and
+    /// read-only with the workloads marked scaled.
+    #[derive(Clone, Copy, Debug)]
+    enum Guard {
+        None,
+        ReadOnly,
+        Scaled,
+    }
+
+    /// A namespace dropped from the spec: none, owned (released), already retained, being deleted.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Dropped {
+        None,
+        Owned,
+        Retained,
+        Deleting,
+    }
+
+    struct Case {
+        susp: Susp,
+        guard: Guard,
+        crd_deleting: bool,
+        blocked: bool,
+        dropped: Dropped,
+    }
+
+    fn observe<'a>(a: &'a Account, c: &Case) -> Observed<'a> {
+        let mut o = Observed::of(a);
+        o.packages = vec![package()];
+        o.suspensions = match c.susp {
+            Susp::None => vec![],
+            Susp::Keep => vec![suspension(false)],
+            Susp::Scale => vec![suspension(true)],
+        };
+        o.suspension_crd_deleting = c.crd_deleting;
+        let ro = [(READ_ONLY_LABEL, "suspended")];
+        let prod = match c.guard {
+            Guard::None => ns("acme-prod", Some("uid-acme"), &[], false),
+            Guard::ReadOnly => ns("acme-prod", Some("uid-acme"), &ro, false),
+            Guard::Scaled => ns("acme-prod", Some("uid-acme"), &ro, true),
+        };
+        o.namespaces.insert("acme-prod".into(), prod);
+        o.labelled.push("acme-prod".into());
+        if c.blocked {
+            // Someone else's namespace under a name the spec declares.
+            o.namespaces
+                .insert("acme-dev".into(), ns("acme-dev", None, &[], false));
+        }
+        let old = match c.dropped {
+            Dropped::None => None,
+            Dropped::Owned => Some(ns("acme-old", Some("uid-acme"), &[], false)),
+            Dropped::Retained => Some(ns(
+                "acme-old",
+                Some("uid-acme"),
+                &[(RETAINED_UNTIL_LABEL, "1900000000")],
+                false,
+            )),
+            Dropped::Deleting => {
+                let mut n = ns("acme-old", Some("uid-acme"), &[], false);
+                let mut inner = (*n.namespace).clone();
+                inner.metadata.deletion_timestamp = Some(Time(at(NOW)));
+                n.namespace = Arc::new(inner);
+                Some(n)
+            }
+        };
+        if let Some(old) = old {
+            o.namespaces.insert("acme-old".into(), old);
+            o.labelled.push("acme-old".into());
+        }
+        o
+    }
+
+    /// What the owned namespace's workloads get, by suspension, guardrails and the Suspension CRD:
+    /// (suspended, held, the step).
+    fn expected(c: &Case) -> (bool, bool, WorkloadStep) {
+        use WorkloadStep::*;
+        let cron = Scope {
+            replicas: false,
+            cronjobs: true,
+        };
+        match (c.susp, c.guard, c.crd_deleting) {
+            // In force and scaling: everything stops.
+            (Susp::Scale, _, _) => (
+                true,
+                false,
+                Suspend {
+                    scope: Scope::ALL,
+                    lift_first: None,
+                },
+            ),
+            // In force, replicas kept: CronJobs stop; replicas a former suspension scaled come back.
+            (Susp::Keep, Guard::Scaled, _) => (
+                true,
+                false,
+                Suspend {
+                    scope: cron,
+                    lift_first: Some(Scope::REPLICAS),
+                },
+            ),
+            (Susp::Keep, _, _) => (
+                true,
+                false,
+                Suspend {
+                    scope: cron,
+                    lift_first: None,
+                },
+            ),
+            // No suspension, no guardrails: nothing to do, whatever the CRD.
+            (Susp::None, Guard::None, _) => (false, false, Keep),
+            // Guardrails without a suspension: lifted, unless the CRD is being deleted (held, and
+            // scaled only where the marker says a suspension scaled).
+            (Susp::None, _, false) => (false, false, Lift(Scope::ALL)),
+            (Susp::None, Guard::ReadOnly, true) => (
+                true,
+                true,
+                Suspend {
+                    scope: cron,
+                    lift_first: None,
+                },
+            ),
+            (Susp::None, Guard::Scaled, true) => (
+                true,
+                true,
+                Suspend {
+                    scope: Scope::ALL,
+                    lift_first: None,
+                },
+            ),
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        let mut out = Vec::new();
+        for susp in [Susp::None, Susp::Keep, Susp::Scale] {
+            for guard in [Guard::None, Guard::ReadOnly, Guard::Scaled] {
+                for crd_deleting in [false, true] {
+                    for blocked in [false, true] {
+                        for dropped in [
+                            Dropped::None,
+                            Dropped::Owned,
+                            Dropped::Retained,
+                            Dropped::Deleting,
+                        ] {
+                            out.push(Case {
+                                susp,
+                                guard,
+                                crd_deleting,
+                                blocked,
+                                dropped,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every combination of suspended / lifted / held / blocked / retained / deleting: the steps of
+    /// the owned namespace, what is provisioned and released, and the status.
+    #[test]
+    fn every_combination_plans_its_steps_releases_and_status() {
+        let a = account(DeletionPolicy::Retain);
+        let now = at(NOW);
+        for c in cases() {
+            let o = observe(&a, &c);
+            let p = plan(&o, now);
+            let why = format!(
+                "{:?} {:?} crd_deleting={} blocked={} {:?}",
+                c.susp, c.guard, c.crd_deleting, c.blocked, c.dropped
+            );
+            let (suspended, held, step) = expected(&c);
+            assert_eq!((p.suspended, p.held), (suspended, held), "{why}");
+            let prod = p.steps.iter().find(|s| s.namespace == "acme-prod");
+            assert_eq!(prod.map(|s| s.workloads), Some(step), "{why}");
+            // The tenant's policies come back exactly when a lift restores the workloads.
+            assert_eq!(
+                prod.is_some_and(|s| s.restore_policies.is_some()),
+                !suspended && !matches!(c.guard, Guard::None),
+                "{why}"
+            );
+            // A blocked account keeps what it owns and takes no new namespace; acme-dev is someone
+            // else's. Otherwise every declared namespace is provisioned.
+            let want: &[&str] = if c.blocked {
+                &["acme-prod"]
+            } else {
+                &["acme-prod", "acme-dev"]
+            };
+            assert_eq!(p.namespaces, want, "{why}");
+            let built: Vec<String> = p.children.namespaces.iter().map(|n| n.name_any()).collect();
+            assert_eq!(built, want, "{why}");
+            // Only the namespace a not-blocked account dropped, owns, and has not released yet.
+            let released: Vec<String> = p.release.iter().map(|r| r.namespace.name_any()).collect();
+            let expect_release = !c.blocked && c.dropped == Dropped::Owned;
+            assert_eq!(
+                released,
+                if expect_release {
+                    vec!["acme-old".to_string()]
+                } else {
+                    vec![]
+                },
+                "{why}"
+            );
+            if let Some(r) = p.release.first() {
+                let ReleaseKind::Retain { until, .. } = &r.kind else {
+                    panic!("{why}: a Retain account's namespace is retained");
+                };
+                assert_eq!(*until, covenant_terms::retained_until(now, 13), "{why}");
+            }
+            // Guardrails while suspended: the freeze quota and deny-all, read-only label.
+            let policies: Vec<String> = p
+                .children
+                .network_policies
+                .iter()
+                .filter(|n| n.namespace().as_deref() == Some("acme-prod"))
+                .map(|n| n.name_any())
+                .collect();
+            assert_eq!(
+                policies == vec![account::SUSPENSION_POLICY.to_string()],
+                suspended,
+                "{why}: {policies:?}"
+            );
+            // The status: phase, Ready, Suspended.
+            let s = &p.status;
+            let cond = |t: &str| crate::status::find(&s.conditions, t).cloned().unwrap();
+            let ready = cond(types::READY);
+            let phase = match (suspended, c.blocked) {
+                (true, _) => AccountPhase::Suspended,
+                (false, true) => AccountPhase::Degraded,
+                (false, false) => AccountPhase::Active,
+            };
+            assert_eq!(s.phase, Some(phase), "{why}");
+            let reason = match (c.blocked, suspended) {
+                (true, _) => reasons::NAMESPACE_CONFLICT,
+                (false, true) => reasons::SUSPENDED,
+                (false, false) => reasons::READY,
+            };
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                (if c.blocked { "False" } else { "True" }, reason),
+                "{why}"
+            );
+            // Suspended=True only for a suspension in force: held guardrails are no suspension.
+            let in_force = !matches!(c.susp, Susp::None);
+            assert_eq!(
+                cond(types::SUSPENDED).status,
+                if in_force { "True" } else { "False" },
+                "{why}"
+            );
+            assert_eq!(
+                s.namespaces,
+                if c.blocked {
+                    vec!["acme-prod"]
+                } else {
+                    vec!["acme-prod", "acme-dev"]
+                },
+                "{why}"
+            );
+            // The administrators read their Account; self-service gives no rule while suspended.
+            assert!(p.tenancy_binding.is_some(), "{why}");
+            let rules = p.tenancy_role.rules.as_deref().unwrap_or_default();
+            assert_eq!(
+                rules[0].resource_names.as_deref(),
+                Some(&["acme".to_string()][..]),
+                "{why}"
+            );
+            assert!(p.rejudge.is_some() != suspended, "{why}");
+        }
+    }
+
+    /// Deleting the Account releases every namespace it owns and has not released yet, from the
+    /// Account's deletion (Retain), or deletes them (Delete); none of someone else's.
+    #[test]
+    fn deleting_the_account_releases_what_it_owns_from_its_deletion() {
+        let deleted = at("2026-12-04T00:00:00Z");
+        let now = at(NOW);
+        for policy in [DeletionPolicy::Retain, DeletionPolicy::Delete] {
+            let mut a = account(policy);
+            a.metadata.deletion_timestamp = Some(Time(deleted));
+            let labelled: Vec<Arc<Namespace>> = [
+                ns("acme-prod", Some("uid-acme"), &[], false),
+                ns("acme-dev", Some("uid-other"), &[], false),
+                ns(
+                    "acme-old",
+                    Some("uid-acme"),
+                    &[(RETAINED_UNTIL_LABEL, "1")],
+                    false,
+                ),
+            ]
+            .into_iter()
+            .map(|s| s.namespace)
+            .collect();
+            let r = releases_on_delete(&a, &labelled, now);
+            let names: Vec<String> = r.iter().map(|r| r.namespace.name_any()).collect();
+            assert_eq!(names, ["acme-prod"], "{policy:?}");
+            match (&r[0].kind, policy) {
+                (ReleaseKind::Delete, DeletionPolicy::Delete) => {}
+                (
+                    ReleaseKind::Retain {
+                        until,
+                        released,
+                        administrators,
+                    },
+                    DeletionPolicy::Retain,
+                ) => {
+                    assert_eq!(*until, covenant_terms::retained_until(deleted, 13));
+                    assert_eq!(administrators, "User:alice");
+                    assert_eq!(
+                        released
+                            .namespace
+                            .labels()
+                            .get(READ_ONLY_LABEL)
+                            .map(String::as_str),
+                        Some("retained")
+                    );
+                }
+                (k, p) => panic!("{p:?} released as {k:?}"),
+            }
+        }
+    }
+
+    /// What the execute stage could not do changes the status only: a retried failure makes the
+    /// account Provisioning, a self-made namespace not taken is not listed.
+    #[test]
+    fn the_status_follows_what_execute_could_not_do() {
+        let a = account(DeletionPolicy::Retain);
+        let c = Case {
+            susp: Susp::None,
+            guard: Guard::None,
+            crd_deleting: false,
+            blocked: false,
+            dropped: Dropped::None,
+        };
+        let o = observe(&a, &c);
+        let p = plan(&o, at(NOW));
+        assert_eq!(p.status(&o, &Outcome::default()), p.status);
+        let failed = Outcome {
+            applied: Applied {
+                failed: vec!["ResourceQuota acme-prod/covenant-quota: conflict".into()],
+                retry: true,
+            },
+            unclaimed: vec![],
+        };
+        let s = p.status(&o, &failed);
+        assert_eq!(s.phase, Some(AccountPhase::Provisioning));
+        let reconciling = crate::status::find(&s.conditions, types::RECONCILING).unwrap();
+        assert_eq!(reconciling.status, "True");
+    }
+}
