@@ -1,16 +1,15 @@
 //! The baseline: a plain kube client that creates exactly the objects Covenant creates for an account
-//! (`covenant::model::account::build`, with the applied-hash annotation `covenant::apply` adds), by
+//! (`covenant::model::plan::plan`, with the applied-hash annotation `covenant::apply` adds), by
 //! server-side apply under the same field manager and identity, plus one status write per account,
 //! `concurrency` accounts at a time. No operator runs.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use covenant::api::{Account, AccountStatus, FIELD_MANAGER, SupportPackage};
+use covenant::api::{Account, FIELD_MANAGER, SupportPackage};
 use covenant::apply::Scoped;
-use covenant::model::account::{self as model, BuildInput, Desired};
-use covenant::model::phase;
-use covenant::model::suspension::active_suspensions;
+use covenant::model::account::Desired;
+use covenant::model::plan::{Observed, Plan, plan};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -56,53 +55,38 @@ where
     Ok(())
 }
 
-/// The status Covenant writes for a Ready account on `package` with no suspension and no notice: the
-/// operator's own status function, with everything applied.
-fn ready_status(account: &Account, package: &SupportPackage) -> AccountStatus {
-    let now = Timestamp::now();
-    phase::status(&phase::StatusInput {
-        account,
-        package: Ok(package),
-        blocked: None,
-        limits: &[],
-        applied: &phase::Applied::default(),
-        suspensions: &active_suspensions(&[], now),
-        suspended: false,
-        notices: &[],
-        answers: &[],
-        owned: &[],
-        previous: &[],
-        now,
-    })
-    .status
+/// What the operator plans for `account` on `package` with nothing else observed (no suspension, no
+/// notice, no namespace yet): the operator's own `plan`, whose objects and status (everything
+/// applied) the raw client writes.
+fn planned(account: &Account, package: &SupportPackage) -> Plan {
+    let mut observed = Observed::of(account);
+    observed.packages = vec![package.clone()];
+    // The operator binds itself in each tenant namespace (it holds no `bind` of its own): the same
+    // object, for the identity both run as.
+    observed.operator = Some(k8s_openapi::api::rbac::v1::Subject {
+        kind: "ServiceAccount".into(),
+        name: "covenant".into(),
+        namespace: Some("covenant-system".into()),
+        api_group: None,
+    });
+    plan(&observed, Timestamp::now())
 }
 
 /// Provisions one tenant, object after object, then writes its status. Returns the requests made.
 async fn provision(client: &Client, package: &SupportPackage, account: &Account) -> Result<u32> {
+    let Plan {
+        children, status, ..
+    } = planned(account, package);
     let Desired {
         namespaces,
         quotas,
         limit_ranges,
         network_policies,
         role_bindings,
+        cluster_roles,
+        cluster_role_bindings,
         untouched: _,
-    } = model::build(
-        account,
-        &BuildInput {
-            package: Some(package),
-            suspended: false,
-            scale_workloads: false,
-            namespaces: account.desired_namespaces(),
-            // The operator binds itself in each tenant namespace (it holds no `bind` of its own):
-            // the same object, for the identity both run as.
-            operator: Some(&k8s_openapi::api::rbac::v1::Subject {
-                kind: "ServiceAccount".into(),
-                name: "covenant".into(),
-                namespace: Some("covenant-system".into()),
-                api_group: None,
-            }),
-        },
-    );
+    } = children;
     let mut requests = 0;
     for o in &namespaces {
         ssa(client, o).await?;
@@ -124,19 +108,20 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
         ssa(client, o).await?;
         requests += 1;
     }
-    // The administrators' read access to their own Account (the raw client provisions before any
-    // notice concerns the account: the operator's role names none either).
-    ssa(client, &model::tenancy_role(account, &[])).await?;
-    requests += 1;
-    if let Some(b) = model::tenancy_binding(account) {
-        ssa(client, &b).await?;
+    // The administrators' read access to their own Account.
+    for o in &cluster_roles {
+        ssa(client, o).await?;
+        requests += 1;
+    }
+    for o in &cluster_role_bindings {
+        ssa(client, o).await?;
         requests += 1;
     }
     let api: Api<Account> = Api::all(client.clone());
     let patch = json!({
         "apiVersion": "covenant.dev/v1alpha1",
         "kind": "Account",
-        "status": ready_status(account, package),
+        "status": status,
     });
     api.patch_status(
         &account.name_any(),

@@ -13,7 +13,7 @@ use crate::api::{
     Account, AccountStatus, DeprecationNotice, GROUP, NoticeResponse, SupportPackage,
     SupportPackageStatus, Suspension, schema,
 };
-use crate::model::{self, phase};
+use crate::model;
 use crate::status::merge;
 
 /// Exit codes of `covenant check`.
@@ -538,9 +538,9 @@ struct Checked<'a> {
     suspensions: &'a [Suspension],
 }
 
-/// The parts of an Account's status that need no cluster: the operator's own status ([`phase::status`])
-/// with every object assumed applied and the files' suspensions of the account, of which only what the
-/// files decide is kept (the namespaces, the package, the access review, the notices with
+/// The parts of an Account's status that need no cluster: the operator's own plan
+/// ([`model::plan::plan`]) with every object assumed applied and the files' packages, notices and
+/// suspensions of the account, of which only what the files decide is kept (the namespaces, the package, the access review, the notices with
 /// `TermsCurrent`, and `Suspended`).
 fn account_status(
     account: &Account,
@@ -554,10 +554,8 @@ fn account_status(
         answers,
         suspensions,
     } = *files;
-    // Packages may live elsewhere in a GitOps repository: resolve only when some were given.
-    let package = if packages.is_empty() {
-        None
-    } else {
+    // Packages may live elsewhere in a GitOps repository: judged only when some were given.
+    if !packages.is_empty() {
         match model::package::resolve(account, packages) {
             Ok(p) => {
                 model::account::validate_on_package(account, p)
@@ -572,29 +570,46 @@ fn account_status(
                             .collect()
                     }))
                     .for_each(&mut *problem);
-                Some(p)
             }
-            Err(e) => {
-                problem(e.to_string());
-                None
-            }
+            Err(e) => problem(e.to_string()),
         }
-    };
-    let suspended = model::suspension::active_suspensions(suspensions, now);
-    let plan = phase::status(&phase::StatusInput {
-        account,
-        package: package.ok_or("not resolved by covenant check"),
-        blocked: None,
-        limits: &[],
-        applied: &phase::Applied::default(),
-        suspensions: &suspended,
-        suspended: suspended.active,
-        notices,
-        answers,
-        owned: &[],
-        previous: &[],
-        now,
-    });
+    }
+    // The operator's own plan, on what the files hold, with every declared namespace assumed created
+    // for the account (so a package the files leave out lists them, as once applied).
+    let mut assumed = account.clone();
+    let uid = assumed
+        .metadata
+        .uid
+        .get_or_insert_with(|| "covenant-check".into())
+        .clone();
+    let mut observed = model::plan::Observed::of(&assumed);
+    observed.packages = packages.to_vec();
+    observed.suspensions = suspensions.to_vec();
+    observed.notices = notices.to_vec();
+    observed.answers = answers.to_vec();
+    for ns in account.desired_namespaces() {
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(ns.clone()),
+                labels: Some([(crate::api::ACCOUNT_LABEL.to_string(), account.name_any())].into()),
+                annotations: Some(
+                    [(crate::api::ACCOUNT_UID_ANNOTATION.to_string(), uid.clone())].into(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        observed.namespaces.insert(
+            ns,
+            model::plan::SeenNamespace {
+                namespace: std::sync::Arc::new(namespace),
+                workload_records: false,
+                policy_records: false,
+                deny_all: false,
+            },
+        );
+    }
+    let plan = model::plan::plan(&observed, now);
     let mut status = plan.status;
     for r in &status.notices {
         if let Some(m) = &r.message {

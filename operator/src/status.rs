@@ -125,7 +125,25 @@ pub fn merge(
         .collect()
 }
 
-/// The condition of `type_`, if present.
+/// Whether an Account condition's present state is announced as a warning (`None`: never announced):
+/// the summary conditions only. The parts' (NamespacesReady, QuotaApplied, NetworkIsolated,
+/// AccessGranted) move with them and would repeat them, and a part's reason can be a word that means
+/// something else as an Event (AccessGranted=False `Suspended` is not the suspension notice, which a
+/// withheld suspension must not give).
+pub fn account_warning(c: &Condition) -> Option<bool> {
+    const ANNOUNCED: [&str; 5] = [
+        types::READY,
+        types::STALLED,
+        types::SUSPENDED,
+        "AccessReviewCurrent",
+        "TermsCurrent",
+    ];
+    ANNOUNCED.contains(&c.type_.as_str()).then_some(matches!(
+        (c.type_.as_str(), c.status.as_str()),
+        ("Suspended", "True") | ("Ready" | "AccessReviewCurrent" | "TermsCurrent", "False")
+    ))
+}
+
 /// The conditions of `current` that an Event announces, each with whether it is a warning: one whose
 /// status differs from the same condition in `previous`, or one that appears for the first time when
 /// it is a warning (an object's first good news is no news). `warning` says, per condition, whether its
@@ -149,6 +167,7 @@ pub fn announced<'a>(
         .collect()
 }
 
+/// The condition of `type_`, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }

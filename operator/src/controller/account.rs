@@ -31,6 +31,24 @@ use crate::model::suspension::active_suspensions;
 pub const FINALIZER: &str = "covenant.dev/account-cleanup";
 const KIND: &str = "Account";
 
+/// The kinds an Account's children are made of besides its namespaces, in the order they are applied
+/// (guardrails first): each a field of [`Desired`], and the watch, cache and index of the same name
+/// (`controller/runtime.rs`). From this one table come the triggers (a change or deletion of a
+/// labelled child reconciles its account) and the apply stage, which destructures `Desired` without
+/// `..`: a kind built but missing here does not compile. `$m` is the macro applied to the table.
+macro_rules! managed_kinds {
+    ($m:ident $(, $arg:ident)*) => {
+        $m!($($arg,)* [
+            quotas: "ResourceQuota",
+            network_policies: "NetworkPolicy",
+            role_bindings: "RoleBinding",
+            limit_ranges: "LimitRange",
+            cluster_roles: "ClusterRole",
+            cluster_role_bindings: "ClusterRoleBinding",
+        ])
+    };
+}
+
 /// Builds the Account controller and its triggers.
 pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> ControllerFuture {
     let stores = ctx.stores.clone();
@@ -131,24 +149,17 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
     // Deletions of what an account depends on (a managed child, a suspension, a notice, a package).
     let (tx, deleted) = futures::channel::mpsc::unbounded::<ObjectRef<DeserializeGuard<Account>>>();
     macro_rules! on_child_delete {
-        ($($watch:ident),*) => {$({
+        ($w:ident, [$($watch:ident: $kind:literal,)*]) => {$({
             let tx = tx.clone();
-            w.$watch.on_delete(move |o| {
+            $w.$watch.on_delete(move |o| {
                 if let Some(r) = by_label(Arc::new(o.clone())) {
                     let _ = tx.unbounded_send(r);
                 }
             });
         })*};
     }
-    on_child_delete!(
-        namespaces,
-        quotas,
-        limit_ranges,
-        network_policies,
-        role_bindings,
-        cluster_roles,
-        cluster_role_bindings
-    );
+    on_child_delete!(w, [namespaces: "Namespace",]);
+    managed_kinds!(on_child_delete, w);
     // A tenant's answer (or its deletion by a cluster administrator) changes its account's notices.
     let answering = {
         let stores = stores.clone();
@@ -199,21 +210,23 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
         });
     }
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-    let controller = Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
-        .with_config(config)
-        .watches_shared_stream(w.packages.subscribe(), on_package)
-        .watches_shared_stream(w.suspensions.subscribe(), on_suspension)
-        .watches_shared_stream(w.notices.subscribe(), on_notice)
-        .watches_shared_stream(
-            w.namespaces.subscribe(),
-            super::selfservice::namespace_owner,
-        )
-        .watches_shared_stream(w.quotas.subscribe(), by_label)
-        .watches_shared_stream(w.limit_ranges.subscribe(), by_label)
-        .watches_shared_stream(w.network_policies.subscribe(), by_label)
-        .watches_shared_stream(w.role_bindings.subscribe(), by_label)
-        .watches_shared_stream(w.cluster_roles.subscribe(), by_label)
-        .watches_shared_stream(w.cluster_role_bindings.subscribe(), by_label)
+    let mut controller =
+        Controller::for_shared_stream(w.accounts.subscribe(), stores.accounts.clone())
+            .with_config(config)
+            .watches_shared_stream(w.packages.subscribe(), on_package)
+            .watches_shared_stream(w.suspensions.subscribe(), on_suspension)
+            .watches_shared_stream(w.notices.subscribe(), on_notice)
+            .watches_shared_stream(
+                w.namespaces.subscribe(),
+                super::selfservice::namespace_owner,
+            );
+    macro_rules! on_child_change {
+        ($c:ident, $w:ident, [$($watch:ident: $kind:literal,)*]) => {$(
+            $c = $c.watches_shared_stream($w.$watch.subscribe(), by_label);
+        )*};
+    }
+    managed_kinds!(on_child_change, controller, w);
+    let controller = controller
         .watches_shared_stream(w.responses.subscribe(), on_response)
         .watches_stream(deployments, move |d| owner_d(d.metadata.namespace))
         .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
@@ -625,8 +638,8 @@ async fn report(
 }
 
 /// Applies every desired object of `plan`, guardrails first (namespaces with their read-only label,
-/// the freeze quota, the deny-all policy), and deletes the labelled ones no longer wanted; then the
-/// tenancy ClusterRole and binding, and the releases. A refused object is recorded and the rest still
+/// the freeze quota, the deny-all policy), and deletes the labelled ones no longer wanted, then the
+/// releases. A refused object is recorded and the rest still
 /// applied. Nothing is provisioned in a self-made namespace that could not be taken (`unclaimed`).
 async fn apply_desired(
     account: &Account,
@@ -637,11 +650,8 @@ async fn apply_desired(
 ) {
     let Desired {
         namespaces,
-        quotas,
-        limit_ranges,
-        network_policies,
-        role_bindings,
         untouched,
+        ..
     } = &plan.children;
     let s = &ctx.stores;
     let (c, m) = (&ctx.client, &ctx.writes);
@@ -673,7 +683,11 @@ async fn apply_desired(
                 if r.is_err() && $kind == "NetworkPolicy" {
                     refused.insert(o.namespace().unwrap_or_default());
                 }
-                failures.apply(|| format!("{} {}/{}", $kind, o.namespace().unwrap_or_default(), o.name_any()), r);
+                let what = || match o.namespace() {
+                    Some(ns) => format!("{} {ns}/{}", $kind, o.name_any()),
+                    None => format!("{} {}", $kind, o.name_any()),
+                };
+                failures.apply(what, r);
             }
             let keep: BTreeSet<(String, String)> = objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
             // Objects in namespaces the account released (retention) are the release's, not orphans;
@@ -681,49 +695,21 @@ async fn apply_desired(
             let r = delete_unwanted(c, $index.objects(&$store, &name), &name, |o| {
                 keep.contains(&key(o.namespace(), o.name_any()))
                     || refused.contains(&o.namespace().unwrap_or_default())
-                    || !wanted_ns.contains(&o.namespace().unwrap_or_default())
+                    || o.namespace().is_some_and(|ns| !wanted_ns.contains(&ns))
                     || untouched.contains(o.name_any().as_str())
             }, m).await;
             failures.apply(|| format!("deleting unwanted {} objects", $kind), r);
         }};
     }
-    // Guardrails first: a suspension's freeze quota and deny-all before anything else.
-    sync!("ResourceQuota", quotas, s.quotas, s.index.quotas);
-    sync!(
-        "NetworkPolicy",
-        network_policies,
-        s.network_policies,
-        s.index.network_policies
-    );
-    sync!(
-        "RoleBinding",
-        role_bindings,
-        s.role_bindings,
-        s.index.role_bindings
-    );
-    sync!(
-        "LimitRange",
-        limit_ranges,
-        s.limit_ranges,
-        s.index.limit_ranges
-    );
-    let role = &plan.tenancy_role;
-    let r = apply(c, &s.cluster_roles, role, m).await;
-    failures.apply(|| format!("ClusterRole {}", role.name_any()), r);
-    match &plan.tenancy_binding {
-        Some(b) => {
-            let r = apply(c, &s.cluster_role_bindings, b, m).await;
-            failures.apply(|| format!("ClusterRoleBinding {}", b.name_any()), r);
-        }
-        None => {
-            let bindings = s
-                .index
-                .cluster_role_bindings
-                .objects(&s.cluster_role_bindings, &name);
-            let r = delete_unwanted(c, bindings, &name, |_| false, m).await;
-            failures.apply(|| "deleting the tenancy ClusterRoleBinding".into(), r);
-        }
+    // Guardrails first: a suspension's freeze quota and deny-all before anything else; the kinds in
+    // the order of their table. Every field of `Desired`, named: one missing does not compile.
+    macro_rules! apply_children {
+        ([$($field:ident: $kind:literal,)*]) => {{
+            let Desired { namespaces: _, untouched: _, $($field,)* } = &plan.children;
+            $(sync!($kind, $field, s.$field, s.index.$field);)*
+        }};
     }
+    managed_kinds!(apply_children);
     // Namespaces dropped from spec.namespaces are released like those of a deleted account.
     for release in &plan.release {
         let ns = release.namespace.name_any();
@@ -1102,32 +1088,14 @@ async fn write_status(
         written.metadata.resource_version.as_deref(),
         status.clone(),
     );
-    // Events on every condition transition (after the write, so a condition changes at its instant).
-    // A condition's first appearance is no transition: only a warning one is worth an Event then.
-    // The summary conditions only: the parts' (NamespacesReady, QuotaApplied, NetworkIsolated,
-    // AccessGranted) move with them and would repeat them, and a part's reason can be a word that
-    // means something else as an Event (AccessGranted=False `Suspended` is not the suspension notice,
-    // which a withheld suspension must not give).
-    const ANNOUNCED: [&str; 5] = [
-        "Ready",
-        "Stalled",
-        "Suspended",
-        "AccessReviewCurrent",
-        "TermsCurrent",
-    ];
-    let warning = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
-        ANNOUNCED.contains(&c.type_.as_str()).then_some(matches!(
-            (c.type_.as_str(), c.status.as_str()),
-            ("Suspended", "True") | ("Ready" | "AccessReviewCurrent" | "TermsCurrent", "False")
-        ))
-    };
-    for (c, warn) in crate::status::announced(&previous.conditions, &status.conditions, warning) {
-        let kind = if warn {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        ctx.event(account, kind, &c.reason, c.message.clone()).await;
-    }
+    // Events on every transition of a summary condition, after the write (so a condition changes at
+    // its instant); a condition's first appearance is no transition: only a warning one is announced.
+    ctx.announce(
+        account,
+        &previous.conditions,
+        &status.conditions,
+        crate::status::account_warning,
+    )
+    .await;
     Ok(())
 }

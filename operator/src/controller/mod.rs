@@ -265,6 +265,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Publishes an Event about `obj` for each condition [`crate::status::announced`] picks from
+    /// `current` against `previous` (a Warning when `warning` says its present state is one): the one
+    /// rule by which every kind's status turns into Events, called after the status write.
+    pub async fn announce<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        current: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        warning: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> Option<bool>,
+    ) {
+        for (c, warn) in crate::status::announced(previous, current, warning) {
+            let kind = if warn {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.event(obj, kind, &c.reason, c.message.clone()).await;
+        }
+    }
+}
+
 fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;

@@ -117,16 +117,13 @@ pub(super) async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Resu
         let warning = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
             Some(c.status == "False" && c.reason != "Pending")
         };
-        let announced =
-            crate::status::announced(&previous.conditions, &outcome.status.conditions, warning);
-        for (c, warn) in announced {
-            let kind = if warn {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            ctx.event(notice, kind, &c.reason, c.message.clone()).await;
-        }
+        ctx.announce(
+            notice,
+            &previous.conditions,
+            &outcome.status.conditions,
+            warning,
+        )
+        .await;
         // One Event per decision whose count rose (a deadline that passes for thousands of accounts
         // is one Event, not one per account). Counts only: the accounts and their decisions are on
         // the Accounts, and nothing about the notice names a tenant.

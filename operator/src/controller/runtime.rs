@@ -178,6 +178,8 @@ pub struct Indexes {
     pub network_policies: Index<Compact<NetworkPolicy>>,
     /// Labelled role bindings by account.
     pub role_bindings: Index<Compact<RoleBinding>>,
+    /// Labelled cluster roles by account.
+    pub cluster_roles: Index<Compact<ClusterRole>>,
     /// Labelled cluster role bindings by account.
     pub cluster_role_bindings: Index<Compact<ClusterRoleBinding>>,
     /// NoticeResponses by namespace.
@@ -194,6 +196,7 @@ impl Watches {
             limit_ranges: self.limit_ranges.index(account_key),
             network_policies: self.network_policies.index(account_key),
             role_bindings: self.role_bindings.index(account_key),
+            cluster_roles: self.cluster_roles.index(account_key),
             cluster_role_bindings: self.cluster_role_bindings.index(account_key),
             responses: self.responses.index(namespace_key),
         }

@@ -341,6 +341,11 @@ pub struct Desired {
     pub network_policies: Vec<NetworkPolicy>,
     /// The administrators' bindings and the operator's own.
     pub role_bindings: Vec<RoleBinding>,
+    /// The administrators' read access to their own Account and the notices that concern it
+    /// ([`tenancy_role`]), with self-service's rules.
+    pub cluster_roles: Vec<k8s_openapi::api::rbac::v1::ClusterRole>,
+    /// Its binding ([`tenancy_binding`]): none without administrators.
+    pub cluster_role_bindings: Vec<k8s_openapi::api::rbac::v1::ClusterRoleBinding>,
     /// Names of managed objects left as they are, neither applied nor deleted (those that depend on a
     /// package while the package cannot be resolved).
     pub untouched: BTreeSet<&'static str>,
@@ -363,6 +368,10 @@ pub struct BuildInput<'a> {
     /// The operator's own identity, bound in each namespace to [`OPERATOR_TENANT_ROLE`]; `None` when it
     /// needs no binding (a cluster administrator).
     pub operator: Option<&'a RbacSubject>,
+    /// The notices that concern the account, named in its ClusterRole.
+    pub notices: Vec<String>,
+    /// The rules self-service adds to its ClusterRole.
+    pub self_service: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
 }
 
 fn labels(account: &str) -> BTreeMap<String, String> {
@@ -1082,6 +1091,12 @@ pub fn build(account: &Account, input: &BuildInput<'_>) -> Desired {
             d.role_bindings.push(operator_binding(&name, ns, op));
         }
     }
+    let mut role = tenancy_role(account, &input.notices);
+    role.rules
+        .get_or_insert_default()
+        .extend(input.self_service.iter().cloned());
+    d.cluster_roles.push(role);
+    d.cluster_role_bindings.extend(tenancy_binding(account));
     d
 }
 

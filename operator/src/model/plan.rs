@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Subject as RbacSubject};
+use k8s_openapi::api::rbac::v1::Subject as RbacSubject;
 use kube::ResourceExt;
 
 use crate::api::{
@@ -227,12 +227,8 @@ pub struct Plan {
     /// The namespaces provisioned, in order: declared (or, while blocked, those it owns), then the
     /// self-made ones it keeps and takes.
     pub namespaces: Vec<String>,
-    /// The desired children.
+    /// The desired children, the tenancy ClusterRole and its binding included.
     pub children: Desired,
-    /// The administrators' read access to their own Account and the notices that concern it.
-    pub tenancy_role: ClusterRole,
-    /// Its binding; `None` (and any there deleted) without administrators.
-    pub tenancy_binding: Option<ClusterRoleBinding>,
     /// The self-made namespaces.
     pub selfservice: SelfService,
     /// The steps of each namespace, in `namespaces` order.
@@ -400,6 +396,16 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
             scale_workloads: scale,
             namespaces: namespaces.clone(),
             operator: o.operator.as_ref(),
+            // The administrators' read access to their own Account and the notices that concern it
+            // (the rows of its status.notices), and to nothing of other tenants.
+            notices: crate::model::notice::concerning_names(account, &o.notices, now),
+            self_service: selfservice::rules(
+                account,
+                &selfservice.plan,
+                suspended,
+                selfservice.open,
+                selfservice.prefix,
+            ),
         },
     );
     // Limits a LimitRange refuses: the LimitRange in place stays as it was, the rest is applied.
@@ -469,20 +475,6 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
             }
         })
         .collect();
-    // The administrators' read access to their own Account and the notices that concern it (the
-    // rows of its status.notices), and to nothing of other tenants; self-service's rules with it.
-    let concerning = crate::model::notice::concerning_names(account, &o.notices, now);
-    let mut tenancy_role = account::tenancy_role(account, &concerning);
-    tenancy_role
-        .rules
-        .get_or_insert_default()
-        .extend(selfservice::rules(
-            account,
-            &selfservice.plan,
-            suspended,
-            selfservice.open,
-            selfservice.prefix,
-        ));
     // Tenant policies are judged again when what the admission policy reads changed: once the
     // namespace carries it.
     let rejudge = (!suspended).then(|| children.namespaces.clone());
@@ -514,8 +506,6 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         scale,
         namespaces,
         children,
-        tenancy_binding: account::tenancy_binding(account),
-        tenancy_role,
         selfservice,
         steps,
         rejudge,
@@ -960,8 +950,11 @@ mod tests {
                 "{why}"
             );
             // The administrators read their Account; self-service gives no rule while suspended.
-            assert!(p.tenancy_binding.is_some(), "{why}");
-            let rules = p.tenancy_role.rules.as_deref().unwrap_or_default();
+            assert_eq!(p.children.cluster_role_bindings.len(), 1, "{why}");
+            let rules = p.children.cluster_roles[0]
+                .rules
+                .as_deref()
+                .unwrap_or_default();
             assert_eq!(
                 rules[0].resource_names.as_deref(),
                 Some(&["acme".to_string()][..]),

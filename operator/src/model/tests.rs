@@ -70,6 +70,8 @@ fn input<'a>(a: &Account, p: &'a SupportPackage, suspended: bool, scale: bool) -
         scale_workloads: scale,
         namespaces: a.desired_namespaces(),
         operator: None,
+        notices: Vec::new(),
+        self_service: Vec::new(),
     }
 }
 
@@ -683,6 +685,8 @@ fn guardrails_are_built_without_a_package_and_the_package_objects_are_left_alone
             scale_workloads: false,
             namespaces: a.desired_namespaces(),
             operator: None,
+            notices: Vec::new(),
+            self_service: Vec::new(),
         },
     );
     assert_eq!(
@@ -1095,6 +1099,8 @@ fn the_default_metadata_addresses_are_denied_without_a_package_and_never_less_wi
             scale_workloads: false,
             namespaces: a.desired_namespaces(),
             operator: None,
+            notices: Vec::new(),
+            self_service: Vec::new(),
         },
     ));
     let with = egress_blocks(&account::build(
@@ -1335,6 +1341,8 @@ fn every_namespace_bounds_what_a_tenant_writes_and_the_operator_reads() {
             scale_workloads: false,
             namespaces: a.desired_namespaces(),
             operator: None,
+            notices: Vec::new(),
+            self_service: Vec::new(),
         },
     );
     let b = bounds(&d);
