@@ -664,7 +664,7 @@ async fn apply_desired(
     let tenant: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
     for o in &namespaces {
         let ns = o.name_any();
-        let r = apply_namespace(account, o, &tenant, ctx).await;
+        let r = apply_namespace(account, o, &tenant, &plan.allowed_subjects, ctx).await;
         failures.apply(|| format!("Namespace {ns}"), r);
     }
     // Each namespace's share of the account-wide quota exists before the bindings let anyone use it.
@@ -732,6 +732,7 @@ async fn apply_namespace(
     account: &Account,
     desired: &Namespace,
     tenant: &[String],
+    allowed: &str,
     ctx: &Context,
 ) -> Result<()> {
     let (c, m, s) = (&ctx.client, &ctx.writes, &ctx.stores);
@@ -766,8 +767,7 @@ async fn apply_namespace(
             None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
         };
         apply(c, &s.namespaces, &first, m).await?;
-        let allowed = model::allowed_subjects(account);
-        withdraw_consent(account, &ns, &allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
+        withdraw_consent(account, &ns, allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
     }
     apply(c, &s.namespaces, desired, m).await?;
     let stray = model::stray_namespace_keys(desired, &current);

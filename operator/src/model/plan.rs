@@ -229,6 +229,9 @@ pub struct Plan {
     pub namespaces: Vec<String>,
     /// The desired children, the tenancy ClusterRole and its binding included.
     pub children: Desired,
+    /// The subjects RoleBindings in its namespaces may name (admission-policy tokens): a binding's
+    /// other subjects are withdrawn when the list changes.
+    pub allowed_subjects: String,
     /// The self-made namespaces.
     pub selfservice: SelfService,
     /// The steps of each namespace, in `namespaces` order.
@@ -506,6 +509,7 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         scale,
         namespaces,
         children,
+        allowed_subjects: account::allowed_subjects(account),
         selfservice,
         steps,
         rejudge,
