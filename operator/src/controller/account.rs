@@ -1,6 +1,8 @@
-//! The Account controller: fetch (caches) → validate → build (pure) → apply (SSA, skipped when in
-//! place) → status (one write, skipped when unchanged). Deletion goes through a finalizer: `Retain`
-//! releases the namespaces for `retentionMonths`, `Delete` deletes them.
+//! The Account controller, a driver of four stages (`apply_account`): `observe` (every read, into
+//! `model::plan::Observed`) → `model::plan::plan` (pure: every decision) → `execute` (applies,
+//! deletes, scales, sweeps: SSA skipped when in place) → `report` (one status write, skipped when
+//! unchanged, and its Events). The managed kinds are one table (`managed_kinds!`). Deletion goes
+//! through a finalizer: `Retain` releases the namespaces for `retentionMonths`, `Delete` deletes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
