@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 /// `deploy/workload-policies-policy.yaml`, compiled into the binary.
 pub const WORKLOAD_POLICIES: &str = include_str!("../../deploy/workload-policies-policy.yaml");
 
+/// `deploy/hostnames-policy.yaml`, compiled into the binary (`covenant check` evaluates the policies
+/// of it that read no params: the bounds of Ingress and route hosts).
+pub const HOSTNAMES_POLICIES: &str = include_str!("../../deploy/hostnames-policy.yaml");
+
 /// `deploy/tenant-network-policies-policy.yaml`, compiled into the binary.
 pub const TENANT_NETWORK_POLICIES: &str =
     include_str!("../../deploy/tenant-network-policies-policy.yaml");
@@ -37,7 +41,10 @@ fn resource_of(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
     if lower.ends_with('s') {
         format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y') {
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
+    {
         format!("{stem}ies")
     } else {
         format!("{lower}s")

@@ -752,8 +752,9 @@ pub fn render_junit(report: &Report) -> String {
 }
 
 /// Judges the tenant workloads and NetworkPolicies among `docs` (objects in a namespace of a checked
-/// Account) by the admission policies of `deploy/workload-policies-policy.yaml` and
-/// `deploy/tenant-network-policies-policy.yaml` — the same CEL text the API server runs — against
+/// Account) by the admission policies of `deploy/workload-policies-policy.yaml`,
+/// `deploy/tenant-network-policies-policy.yaml` and `deploy/hostnames-policy.yaml` (those without
+/// params) — the same CEL text the API server runs — against
 /// what the operator writes on the account's namespaces for them to read.
 /// The forced node labels and default classes the API server sets first are set here too.
 fn workload_problems(
@@ -765,13 +766,19 @@ fn workload_problems(
     let shipped = [
         crate::admission::WORKLOAD_POLICIES,
         crate::admission::TENANT_NETWORK_POLICIES,
+        crate::admission::HOSTNAMES_POLICIES,
     ];
+    // Those that read params (which tenant holds a host) need the cluster's state: not judged here.
     let policies = match shipped
         .iter()
         .map(|yaml| crate::admission::policies(yaml))
         .collect::<Result<Vec<_>, _>>()
-        .map(|p| p.concat())
-    {
+        .map(|p| {
+            p.concat()
+                .into_iter()
+                .filter(|p| p["spec"]["paramKind"].is_null())
+                .collect::<Vec<_>>()
+        }) {
         Ok(p) => p,
         Err(e) => {
             report.problems.push(Problem::of(

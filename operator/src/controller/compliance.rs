@@ -7,12 +7,16 @@
 //!   scheduled before the tier forced it);
 //! - PersistentVolumeClaims: StorageClass (`covenant-classes`);
 //! - Ingresses: IngressClass (`covenant-classes`), hosts (`covenant-allowed-hostnames`) and
-//!   configuration snippets (`covenant-ingress-snippets`).
+//!   configuration snippets (`covenant-ingress-snippets`);
+//! - where the cluster serves the Gateway API (asked of discovery at each pass): Gateways
+//!   (GatewayClass, `covenant-classes`; listener hostnames, `covenant-allowed-hostnames`), HTTPRoutes
+//!   and GRPCRoutes (hostnames, `covenant-allowed-hostnames`).
 //!
 //! One loop, woken by namespace changes (the operator rewrites a tenant namespace's policy annotations
 //! when its effective policy changes). A namespace is checked again only when its policy annotations
 //! changed since this process last checked it, or while it holds offending objects (every 20 s, so the
-//! report clears once they are replaced). Pods, claims and Ingresses are tenant-written, so they are
+//! report clears once they are replaced). Pods, claims, Ingresses, Gateways and routes are
+//! tenant-written, so they are
 //! never cached: they are listed page by page (100 at a time) and judged by the shipped policy text
 //! with kube's CEL engine (the same implementation the API server and `covenant check` run), as a
 //! CREATE would be now (with the defaults `covenant-default-classes` would set); only the offending
@@ -26,7 +30,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::ListParams;
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -56,7 +60,7 @@ const REPORT: super::OwnCondition = super::OwnCondition {
     field_manager: COMPLIANCE_FIELD_MANAGER,
     false_reason: "NotAllowedByTier",
     true_reason: "Compliant",
-    true_message: "every pod, claim and Ingress of the account complies with its tier's policies",
+    true_message: "every pod, claim, Ingress, Gateway and route of the account complies with its tier's policies",
 };
 /// How long a burst of namespace changes may go on before a pass.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -174,6 +178,7 @@ async fn offending(
     ns: &str,
     namespace: &Value,
     annotations: &BTreeMap<String, String>,
+    served: &[super::gateway::Kind],
 ) -> Result<Vec<String>, Error> {
     let mut found = Vec::new();
     let mut judge = |kind: &str, name: &str, object: &Value| {
@@ -275,12 +280,54 @@ async fn offending(
         },
     )
     .await?;
+    for kind in served {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), ns, &kind.resource());
+        each(&api, &format!("{} in {ns}", kind.plural), |o| {
+            let name = o.name_any();
+            let spec = o.data.get("spec").cloned().unwrap_or_default();
+            let trimmed = json!({
+                "apiVersion": kind.resource().api_version, "kind": kind.kind,
+                "metadata": {"name": name, "namespace": ns},
+                "spec": gateway_spec(kind, &spec),
+            });
+            judge(kind.kind, &name, &trimmed);
+        })
+        .await?;
+    }
     found.extend(unforced);
     Ok(found)
 }
 
+/// Only what the policies read of a Gateway's or a route's spec: a Gateway's class and its listeners'
+/// hostnames, a route's hostnames.
+fn gateway_spec(kind: &super::gateway::Kind, spec: &Value) -> Value {
+    if *kind == super::gateway::GATEWAY {
+        let mut s = only(spec, &["gatewayClassName", "listeners"]);
+        if let Some(Value::Array(ls)) = s.get_mut("listeners") {
+            ls.iter_mut()
+                .for_each(|l| *l = only(l, &["name", "hostname"]));
+        }
+        s
+    } else {
+        only(spec, &["hostnames"])
+    }
+}
+
+/// The Gateway API kinds the compliance report lists, of those the API server serves.
+async fn served_gateway_kinds(ctx: &Context) -> Result<Vec<super::gateway::Kind>, Error> {
+    use super::gateway::{GATEWAY, GROUP, GRPC_ROUTE, HTTP_ROUTE, served_of};
+    served_of(&ctx.client, &[GATEWAY, HTTP_ROUTE, GRPC_ROUTE])
+        .await
+        .map_err(|e| Error::Observe {
+            object: format!("the discovery of {GROUP}"),
+            source: e.into(),
+        })
+}
+
 async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<(), Error> {
     let mut failed = None;
+    let mut served: Option<Vec<super::gateway::Kind>> = None;
     let mut accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut live = std::collections::HashSet::new();
     for ns in ctx.stores.namespaces.state() {
@@ -314,7 +361,11 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
                     "apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": name, "annotations": annotations},
                 });
-                match offending(ctx, policies, &name, &namespace, &annotations).await {
+                if served.is_none() {
+                    served = Some(served_gateway_kinds(ctx).await?);
+                }
+                let kinds = served.as_deref().unwrap_or_default();
+                match offending(ctx, policies, &name, &namespace, &annotations, kinds).await {
                     Ok(f) => f,
                     Err(e) => {
                         failed.get_or_insert(e);

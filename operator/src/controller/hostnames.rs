@@ -1,13 +1,15 @@
 //! Hostnames across tenants: the operator is the single writer of the claims that the
 //! ValidatingAdmissionPolicy `covenant-hostnames` reads as params (see `model::hostnames`).
 //!
-//! One loop, not one reconcile per object: who holds a host depends on every tenant's Ingresses at
-//! once. Any change of an Ingress, a namespace, an Account or a claims ConfigMap wakes it; it waits a
-//! moment for the burst to end, then decides from the caches (pure) and writes only what differs: the
-//! claims ConfigMaps of the namespaces whose holdings changed (deleted when a namespace holds nothing),
-//! and the `HostnamesHeld` condition (with an Event) of the accounts whose Ingresses were admitted for a
-//! host another tenant holds, inside the window before the holder's claim was recorded. Nothing of a
-//! tenant is ever deleted or changed.
+//! One loop, not one reconcile per object: who holds a host depends on every tenant's Ingresses and
+//! Gateway API routes (HTTPRoutes and GRPCRoutes, where served: `controller::gateway`) at once, in one
+//! claim space. Any change of an Ingress, a route, a namespace, an Account or a claims ConfigMap wakes
+//! it; it waits a moment for the burst to end, then decides from the caches (pure) and writes only what
+//! differs: the claims ConfigMaps of the namespaces whose holdings changed (one for the hosts its
+//! Ingresses hold, one for its routes', so each is bounded by its kinds' quotas; deleted when they hold
+//! nothing), and the `HostnamesHeld` condition (with an Event) of the accounts whose objects were
+//! admitted for a host another tenant holds, inside the window before the holder's claim was recorded.
+//! Nothing of a tenant is ever deleted or changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,11 +24,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::gateway::{self, RouteCache};
 use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::ACCOUNT_LABEL;
 use crate::error::{ApiErrorKind as K, Error};
 use crate::model::hostnames::{
     self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim, NAMESPACE_LABEL,
+    ROUTE_CONFIGMAP_PREFIX,
 };
 
 const KIND: &str = "Hostnames";
@@ -37,7 +41,7 @@ const REPORT: super::OwnCondition = super::OwnCondition {
     field_manager: model::FIELD_MANAGER,
     false_reason: "HostTakenByAnotherTenant",
     true_reason: "Held",
-    true_message: "every host of the account's Ingresses is the account's",
+    true_message: "every host of the account's Ingresses and routes is the account's",
 };
 /// How long a burst of changes may go on before the claims are decided (one decision per burst).
 const SETTLE: Duration = Duration::from_millis(100);
@@ -99,6 +103,17 @@ pub fn controller(
     let (claims, writer) = reflector::store();
     let claims_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());
+    // The Gateway API's routes, each kind watched once (and while) the API server serves it.
+    let routes: Vec<RouteCache> = gateway::ROUTES.into_iter().map(RouteCache::new).collect();
+    let route_watches = futures::future::join_all(routes.iter().map(|cache| {
+        let wake = wake.clone();
+        gateway::keep(
+            ctx.client.clone(),
+            cache.clone(),
+            ctx.health.clone(),
+            move || wake.notify_one(),
+        )
+    }));
     let claims_stream = {
         let synced = claims_synced.clone();
         let wake = wake.clone();
@@ -147,11 +162,15 @@ pub fn controller(
             loop {
                 wake.notified().await;
                 tokio::time::sleep(SETTLE).await;
-                while !ctx.synced() || !claims_synced.load(std::sync::atomic::Ordering::Acquire) {
+                // Routes not yet listed (or not yet known to be unserved) would release their hosts.
+                while !ctx.synced()
+                    || !claims_synced.load(std::sync::atomic::Ordering::Acquire)
+                    || !routes.iter().all(RouteCache::ready)
+                {
                     tokio::time::sleep(super::NOT_SYNCED_REQUEUE).await;
                 }
                 let started = std::time::Instant::now();
-                if let Err(e) = pass(&ctx, &api, &claims, &mut reported).await {
+                if let Err(e) = pass(&ctx, &api, &claims, &routes, &mut reported).await {
                     super::on_error(KIND, &namespace, &e, &ctx);
                     // Retried after a pause, or at the next change, whichever comes first: a record
                     // the API server keeps refusing (one tenant's) never holds back another tenant's
@@ -171,20 +190,63 @@ pub fn controller(
             _ = shutdown => {}
             _ = claims_stream => {}
             _ = triggers => {}
+            _ = route_watches => {}
             _ = run => {}
         }
     }
     .boxed()
 }
 
-/// The name of the claims ConfigMap of tenant namespace `ns`.
+/// The name of the claims ConfigMap of tenant namespace `ns`'s Ingresses.
 pub fn configmap_name(ns: &str) -> String {
     format!("{CONFIGMAP_PREFIX}{ns}")
 }
 
-/// Every Ingress in a tenant namespace as a claim (the account from its namespace's label, which only
-/// the operator sets).
-fn claims_of(ctx: &Context) -> Vec<Claim> {
+/// The name of the claims ConfigMap of tenant namespace `ns`'s routes.
+pub fn route_configmap_name(ns: &str) -> String {
+    format!("{ROUTE_CONFIGMAP_PREFIX}{ns}")
+}
+
+/// The claims ConfigMap that records what a claim of `kind` in `ns` holds.
+fn record_of(kind: &str, ns: &str) -> String {
+    if kind == "Ingress" {
+        configmap_name(ns)
+    } else {
+        route_configmap_name(ns)
+    }
+}
+
+/// Every Ingress and route in a tenant namespace as a claim (the account from its namespace's label,
+/// which only the operator sets).
+fn claims_of(ctx: &Context, routes: &[RouteCache]) -> Vec<Claim> {
+    let mut out = route_claims(ctx, routes);
+    out.extend(ingress_claims(ctx));
+    out
+}
+
+/// Every route in a tenant namespace as a claim.
+fn route_claims(ctx: &Context, routes: &[RouteCache]) -> Vec<Claim> {
+    routes
+        .iter()
+        .flat_map(|cache| {
+            cache.routes().into_iter().filter_map(|r| {
+                let account = ctx.stores.account_of_namespace(&r.namespace)?;
+                Some(Claim {
+                    kind: cache.kind.kind,
+                    account,
+                    namespace: r.namespace,
+                    name: r.name,
+                    uid: r.uid,
+                    created: r.created,
+                    hosts: r.hosts,
+                })
+            })
+        })
+        .collect()
+}
+
+/// Every Ingress in a tenant namespace as a claim.
+fn ingress_claims(ctx: &Context) -> Vec<Claim> {
     ctx.stores
         .ingresses
         .state()
@@ -231,9 +293,12 @@ async fn pass(
     ctx: &Context,
     api: &Api<ConfigMap>,
     claims: &Store<ConfigMap>,
+    routes: &[RouteCache],
     reported: &mut BTreeMap<String, Option<String>>,
 ) -> Result<(), Error> {
-    let decision = model::decide(&claims_of(ctx), &recorded(claims));
+    let all = claims_of(ctx, routes);
+    let decision = model::decide(&all, &recorded(claims));
+    let records = model::records(&all, &decision);
     let existing: BTreeMap<String, Arc<ConfigMap>> = claims
         .state()
         .into_iter()
@@ -242,8 +307,8 @@ async fn pass(
     // Records first, so a host is held in the API server before anything else happens. One record the
     // API server refuses never stops the others: the first failure is returned after the rest is done.
     let mut failed: Option<Error> = None;
-    for (ns, (account, hosts)) in &decision.held {
-        let name = configmap_name(ns);
+    for ((ns, kind), (account, hosts)) in &records {
+        let name = record_of(kind, ns);
         let data: BTreeMap<String, String> = model::keys(hosts)
             .into_iter()
             .map(|k| (k, String::new()))
@@ -286,13 +351,13 @@ async fn pass(
             }
         }
     }
+    let wanted: std::collections::BTreeSet<String> = records
+        .keys()
+        .map(|(ns, kind)| record_of(kind, ns))
+        .collect();
     for (name, cm) in &existing {
-        let ns = cm
-            .labels()
-            .get(NAMESPACE_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        if decision.held.contains_key(&ns) || !name.starts_with(CONFIGMAP_PREFIX) {
+        let ours = name.starts_with(CONFIGMAP_PREFIX) || name.starts_with(ROUTE_CONFIGMAP_PREFIX);
+        if wanted.contains(name) || !ours {
             continue;
         }
         let dp = DeleteParams {

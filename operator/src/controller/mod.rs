@@ -5,6 +5,7 @@ pub mod account;
 pub mod account_quota;
 pub mod compact;
 pub mod compliance;
+pub mod gateway;
 pub mod hostnames;
 pub mod notice;
 pub mod package;

@@ -2,21 +2,26 @@
 //! the first claimant keeps it.
 //!
 //! The API server cannot see every tenant's hosts in the one object it admits, so the operator records
-//! them: one ConfigMap per tenant namespace in the operator's namespace (the claims of that
-//! namespace's Ingresses), which the ValidatingAdmissionPolicy `covenant-hostnames`
-//! (deploy/hostnames-policy.yaml) reads as params and checks every Ingress of another account
-//! against. This module decides, from the cached Ingresses and the claims already recorded, who holds
-//! what (the recorded holder first, then the earliest `creationTimestamp`, ties by UID) and which
-//! Ingresses were admitted for a host someone else holds (inside the window before a claim is
-//! recorded): those are reported on their Account, never deleted.
+//! them: per tenant namespace, in the operator's namespace, one ConfigMap of the hosts its Ingresses
+//! hold and one of the hosts its routes hold ([`records`]), which the ValidatingAdmissionPolicy
+//! `covenant-hostnames` (deploy/hostnames-policy.yaml) reads as params and checks every Ingress and
+//! route of another account against: one claim space for every kind. This module decides, from the
+//! cached objects and the claims already recorded, who holds what (the recorded holder first, then the
+//! earliest `creationTimestamp`, ties by UID) and which objects were admitted for a host someone else
+//! holds (inside the window before a claim is recorded): those are reported on their Account, never
+//! deleted.
 //!
 //! What is claimed, per kind (the table below is the one place a kind is added):
 //!
 //! | kind | hosts | wired |
 //! |---|---|---|
 //! | `networking.k8s.io/v1` Ingress | `spec.rules[].host` (a rule without host, and `spec.defaultBackend`: the catch-all) | yes |
-//! | `gateway.networking.k8s.io/v1` HTTPRoute | `spec.hostnames[]` (none: the catch-all) | no: not served by the e2e control plane |
-//! | `gateway.networking.k8s.io/v1` GRPCRoute | `spec.hostnames[]` (none: the catch-all) | no: not served by the e2e control plane |
+//! | `gateway.networking.k8s.io/v1` HTTPRoute | `spec.hostnames[]` (none: the catch-all) | yes, where served (`controller::gateway`) |
+//! | `gateway.networking.k8s.io/v1` GRPCRoute | `spec.hostnames[]` (none: the catch-all) | yes, where served (`controller::gateway`) |
+//!
+//! A wildcard matches one label for every kind (as Ingress controllers match it). The Gateway API's
+//! own wildcard matches deeper hosts too, but its precedence gives a request to the route with the
+//! longest matching hostname: a deeper host another tenant holds keeps its traffic.
 //!
 //! Keys of the claims ConfigMaps (a ConfigMap key may hold `[-._a-zA-Z0-9]`, and hostnames never hold
 //! `_`, so every key with `_` is unambiguous):
@@ -40,15 +45,21 @@ pub const CLAIMS: &str = "claims";
 pub const NAMESPACE_LABEL: &str = "covenant.dev/namespace";
 /// The longest ConfigMap key the API server accepts (a DNS subdomain's length).
 pub const MAX_KEY: usize = 253;
-/// The prefix of the claims ConfigMaps' names (`covenant-hostnames-<namespace>`).
+/// The prefix of the names of the ConfigMaps of the hosts a namespace's Ingresses hold
+/// (`covenant-hostnames-<namespace>`).
 pub const CONFIGMAP_PREFIX: &str = "covenant-hostnames-";
+/// The prefix of the names of the ConfigMaps of the hosts a namespace's routes hold
+/// (`covenant-route-hostnames-<namespace>`; no namespace name makes one prefix the other's).
+pub const ROUTE_CONFIGMAP_PREFIX: &str = "covenant-route-hostnames-";
+/// The record of the hosts a namespace's Gateway API routes hold (the other record is `"Ingress"`).
+pub const ROUTES: &str = "routes";
 /// The condition on an Account that reports Ingresses admitted for a host another tenant holds.
 pub const CONDITION: &str = "HostnamesHeld";
 /// The field manager of what this controller writes (its own, so the account controller's status
 /// apply and this one's never remove each other's condition).
 pub const FIELD_MANAGER: &str = "covenant-hostnames";
 
-/// One object that claims hosts: an Ingress in a tenant namespace.
+/// One object that claims hosts: an Ingress or a route in a tenant namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     /// Its kind (a row of the table of claimable kinds above).
@@ -214,6 +225,33 @@ pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision
     d
 }
 
+/// Which record holds what a claim of `kind` holds: `"Ingress"` or [`ROUTES`].
+pub fn record_kind(kind: &str) -> &'static str {
+    if kind == "Ingress" { "Ingress" } else { ROUTES }
+}
+
+/// What each record holds: by (namespace, [`record_kind`]), the account and the hosts held there that
+/// the namespace's objects of that record's kinds claim. A host an Ingress and a route of one namespace
+/// both claim is in both records; each record is bounded by its own kinds' quotas.
+pub fn records(
+    claims: &[Claim],
+    decision: &Decision,
+) -> BTreeMap<(String, &'static str), (String, BTreeSet<String>)> {
+    let mut out: BTreeMap<(String, &'static str), (String, BTreeSet<String>)> = BTreeMap::new();
+    for c in claims {
+        let Some((account, held)) = decision.held.get(&c.namespace) else {
+            continue;
+        };
+        for h in c.hosts.iter().filter(|h| held.contains(*h)) {
+            out.entry((c.namespace.clone(), record_kind(c.kind)))
+                .or_insert_with(|| (account.clone(), BTreeSet::new()))
+                .1
+                .insert(h.clone());
+        }
+    }
+    out
+}
+
 /// What an Account's `HostnamesHeld` condition says: `None` when nothing of it is lost; else the
 /// message naming its own objects and hosts (never who holds them: tenants learn nothing of other
 /// tenants).
@@ -225,8 +263,10 @@ pub fn lost_message(lost: &BTreeSet<Lost>) -> Option<String> {
         .iter()
         .take(10)
         .map(|l| {
-            let what = if l.host.is_empty() {
+            let what = if l.host.is_empty() && l.kind == "Ingress" {
                 "a rule without host (the catch-all)".to_string()
+            } else if l.host.is_empty() {
+                "no hostnames (the catch-all)".to_string()
             } else {
                 format!("host {}", l.host)
             };
@@ -239,7 +279,7 @@ pub fn lost_message(lost: &BTreeSet<Lost>) -> Option<String> {
     };
     Some(format!(
         "{}{more}: held by another tenant, which claimed it first; traffic for it is not yours. \
-         Covenant deletes nothing: remove the host from these Ingresses (or delete them) and choose \
+         Covenant deletes nothing: remove the host from these objects (or delete them) and choose \
          another host",
         shown.join("; ")
     ))
@@ -404,6 +444,53 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("acme"), "the holder is never named: {msg}");
+    }
+
+    #[test]
+    fn ingress_and_route_hosts_are_one_claim_space_recorded_per_kind() {
+        let mut route = claim("acme", "acme", "web", 20, &["shop.example", ""]);
+        route.kind = "HTTPRoute";
+        let mut grpc = claim("acme", "acme", "api", 25, &["api.example"]);
+        grpc.kind = "GRPCRoute";
+        let mut late = claim("initech", "initech", "r", 30, &["x.globex.example"]);
+        late.kind = "HTTPRoute";
+        let claims = [
+            claim("acme", "acme", "shop", 10, &["shop.example"]),
+            route,
+            grpc,
+            claim("globex", "globex", "x", 5, &["*.globex.example"]),
+            late,
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        // initech's route lost to globex's Ingress wildcard: one claim space.
+        let lost: Vec<String> = d.lost["initech"]
+            .iter()
+            .map(|l| format!("{} {}", l.kind, l.host))
+            .collect();
+        assert_eq!(lost, ["HTTPRoute x.globex.example"]);
+        let r = records(&claims, &d);
+        let hosts = |ns: &str, kind: &'static str| -> Vec<String> {
+            r.get(&(ns.to_string(), kind))
+                .map(|(_, h)| h.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(hosts("acme", "Ingress"), ["shop.example"]);
+        assert_eq!(hosts("acme", ROUTES), ["", "api.example", "shop.example"]);
+        assert_eq!(hosts("globex", "Ingress"), ["*.globex.example"]);
+        assert!(!r.contains_key(&("initech".to_string(), ROUTES)));
+        let mut lost = d.lost["initech"].clone();
+        lost.insert(Lost {
+            kind: "GRPCRoute",
+            namespace: "initech".into(),
+            name: "any".into(),
+            host: String::new(),
+        });
+        let msg = lost_message(&lost).unwrap();
+        assert!(
+            msg.contains("GRPCRoute initech/any: no hostnames (the catch-all)")
+                && msg.contains("HTTPRoute initech/r: host x.globex.example"),
+            "{msg}"
+        );
     }
 
     #[test]

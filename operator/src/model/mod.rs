@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod account_quota;
+pub mod gateway;
 pub mod hostnames;
 pub mod notice;
 pub mod package;

@@ -416,6 +416,8 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         children.limit_ranges.clear();
         children.untouched.insert(account::LIMITS_NAME);
     }
+    // The Gateway API's kinds are bounded like Ingresses (model::gateway::BOUNDED_COUNTS).
+    crate::model::gateway::bound(&mut children);
     // Room for one more NetworkPolicy in each bounds quota while a suspension's deny-all comes or
     // goes: while suspended, and while the deny-all is still there (a lift creates the allow policies
     // before the deny-all goes). A tenant that filled its namespace can never keep the deny-all out.
