@@ -5,8 +5,8 @@
 #   3. runs `cargo test -p covenant-e2e` in stages against it (COVENANT_E2E_KUBECONFIG):
 #        every test binary in e2e/tests/ (cluster, accounts, ...; tests in parallel), then rest (at rest
 #        / restarts: serial), then uninstall (deletes the CRDs),
-#   3a. faults and chaos (fault injection: API server and etcd stopped, operators killed), each on a
-#       cluster of its own,
+#   3a. faults and chaos (fault injection: API server and etcd stopped, operators killed), and gateway
+#       (installs the Gateway API's CRDs, e2e/tools/gateway-api.sh), each on a cluster of its own,
 #   3b. runs the chart binary (helm install/uninstall) on a cluster of its own, which it starts and stops
 #       itself (without COVENANT_E2E_KUBECONFIG): the shared cluster has deploy/ applied, whose objects
 #       Helm refuses to adopt. After the other stages, not alongside them (2 cores). Then the dist binary
@@ -95,6 +95,9 @@ say "building the operator, the tests and their judges (e2e/tools: netpol-oracle
 bash e2e/cluster/build.sh >/dev/null
 COVENANT_E2E_TOOLS=$(bash e2e/tools/build.sh)
 export COVENANT_E2E_TOOLS
+# The Gateway API's CRDs for the gateway stage (fetched through the Go module proxy, cached).
+COVENANT_E2E_GATEWAY_API=$(bash e2e/tools/gateway-api.sh)
+export COVENANT_E2E_GATEWAY_API
 
 say "starting the cluster in $state"
 bash e2e/cluster/cluster.sh up "$state"
@@ -117,7 +120,7 @@ stage() {
 parallel=()
 for f in e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  case $name in rest | uninstall | faults | chaos | chart | dist | image | oci | oci_upgrade) ;; *) parallel+=(--test "$name") ;; esac
+  case $name in rest | uninstall | faults | chaos | gateway | chart | dist | image | oci | oci_upgrade) ;; *) parallel+=(--test "$name") ;; esac
 done
 stage parallel "${parallel[@]}" -- --test-threads="$threads" ${extra[@]+"${extra[@]}"}
 stage serial --test rest -- --test-threads=1 ${extra[@]+"${extra[@]}"}
@@ -136,6 +139,9 @@ own_cluster_stage() {
 }
 own_cluster_stage faults --test-threads=4
 own_cluster_stage chaos --test-threads=1
+# gateway installs the Gateway API's CRDs after its operator started (which must pick them up): a
+# cluster of its own, so every other suite runs, as most clusters do, without them.
+own_cluster_stage gateway --test-threads=4
 # The chart binary starts (and stops) a cluster of its own when COVENANT_E2E_KUBECONFIG is unset; its
 # tests take turns anyway (one release), and --show-output prints the measured leader takeover.
 say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"

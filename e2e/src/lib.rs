@@ -23,6 +23,7 @@
 pub mod cluster;
 pub mod ctx;
 pub mod fixtures;
+pub mod gateway;
 pub mod k8s;
 pub mod kstatus;
 pub mod netpol;

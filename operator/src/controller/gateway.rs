@@ -317,6 +317,83 @@ pub async fn keep(
     }
 }
 
+/// The key added to each `covenant-bounds` quota once the Gateway API has been served for
+/// [`QUOTA_SETTLE`], so that the quota controller counts the routes and Gateways there (see
+/// [`recount`]). A count of a cluster-scoped kind: no namespaced object is ever counted against it,
+/// and the API server's quota admission looks only at the keys of the kind being created.
+pub const RECOUNT_KEY: &str = "count/gatewayclasses.gateway.networking.k8s.io";
+/// Longer than the quota controller's discovery period (30 s in kube-controller-manager).
+pub const QUOTA_SETTLE: Duration = Duration::from_secs(45);
+/// The field manager of [`RECOUNT_KEY`] (not the account controller's, whose applies keep it).
+const RECOUNT_MANAGER: &str = "covenant-gateway-counts";
+
+/// Makes the quota controller count the Gateway API's kinds in quotas that existed before it learnt
+/// of them. The `covenant-bounds` quota counts routes and Gateways from the start (so they are bounded
+/// the moment they are served), but the quota controller computes a key's usage only once its
+/// discovery (every 30 s) has found the kind, and computes a quota again only when its `spec.hard`
+/// changes or at its full resync (`--resource-quota-sync-period`, 5 min by default); until then the
+/// API server refuses every create of the kind there ("status unknown for quota"). So once a route
+/// kind has been served for [`QUOTA_SETTLE`], every bounds quota in the cache that lacks
+/// [`RECOUNT_KEY`] gets it (one write per namespace, once), which makes the quota controller compute
+/// it again, now with the new kinds. Runs until dropped.
+pub async fn recount(ctx: Arc<super::Context>, routes: Vec<RouteCache>) {
+    use crate::model::account::BOUNDS_QUOTA_NAME;
+    use kube::api::{Patch, PatchParams};
+    let served = || routes.iter().any(|c| c.state() == State::Synced);
+    loop {
+        while !served() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(QUOTA_SETTLE).await;
+        let mut pending = true;
+        while pending && served() {
+            pending = false;
+            for q in ctx.stores.quotas.state() {
+                if q.name_any() != BOUNDS_QUOTA_NAME {
+                    continue;
+                }
+                let ns = q.namespace().unwrap_or_default();
+                let has = q
+                    .json()
+                    .pointer("/spec/hard")
+                    .and_then(|h| h.get(RECOUNT_KEY))
+                    .is_some();
+                if has {
+                    continue;
+                }
+                let patch = serde_json::json!({
+                    "apiVersion": "v1", "kind": "ResourceQuota",
+                    "metadata": { "name": BOUNDS_QUOTA_NAME, "namespace": ns },
+                    "spec": { "hard": { RECOUNT_KEY: "0" } },
+                });
+                let api: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+                    Api::namespaced(ctx.client.clone(), &ns);
+                match api
+                    .patch(
+                        BOUNDS_QUOTA_NAME,
+                        &PatchParams::apply(RECOUNT_MANAGER),
+                        &Patch::Apply(&patch),
+                    )
+                    .await
+                {
+                    Ok(_) => ctx.metrics.write("ResourceQuota"),
+                    Err(e) => {
+                        tracing::warn!(namespace = %ns, error = %e, "cannot make the quota controller count the Gateway API there; tried again");
+                        pending = true;
+                    }
+                }
+            }
+            if pending {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+        tracing::info!("the bounds quotas count the Gateway API's kinds");
+        while served() {
+            tokio::time::sleep(DISCOVERY).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

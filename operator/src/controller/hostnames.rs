@@ -114,6 +114,7 @@ pub fn controller(
             move || wake.notify_one(),
         )
     }));
+    let recount = gateway::recount(ctx.clone(), routes.clone());
     let claims_stream = {
         let synced = claims_synced.clone();
         let wake = wake.clone();
@@ -191,6 +192,7 @@ pub fn controller(
             _ = claims_stream => {}
             _ = triggers => {}
             _ = route_watches => {}
+            _ = recount => {}
             _ = run => {}
         }
     }
