@@ -727,7 +727,8 @@ async fn two_tenants_racing_for_one_hostname_with_httproutes_never_both_hold_it(
 }
 
 /// A hostile tenant against the route claims, each attempt answered by the API server: hostnames
-/// in upper case or with a final dot (the same host written otherwise), a host held by another
+/// in upper case or with a final dot (the same host written otherwise), the older API version of the
+/// kind, a host held by another
 /// tenant hidden among fifteen of its own, more hostnames than a route may hold, a route in another
 /// account's namespace, a ListenerSet or ReferenceGrant (which would attach to or reach into another
 /// tenant's Gateway), and an admitted route edited (replaced, merge-patched) to add the held host.
@@ -782,6 +783,27 @@ async fn a_hostile_tenant_cannot_take_a_host_by_spelling_numbers_namespaces_or_e
     if let Err(e) = refused_as_held(
         "acme's HTTPRoute with globex's host as the sixteenth hostname",
         create(&as_acme, &acme.ns, &route("HTTPRoute", "hidden", &hidden)).await,
+        &host,
+        &globex.account,
+    ) {
+        wrong.push(e);
+    }
+    // The older API version of the same kind (served by the standard CRDs) is judged alike.
+    let beta = ApiResource {
+        version: "v1beta1".into(),
+        api_version: "gateway.networking.k8s.io/v1beta1".into(),
+        ..resource("HTTPRoute")
+    };
+    let mut old_version = route("HTTPRoute", "beta", &[&host]);
+    old_version.types = Some(kube::api::TypeMeta {
+        api_version: beta.api_version.clone(),
+        kind: "HTTPRoute".into(),
+    });
+    if let Err(e) = refused_as_held(
+        "acme's HTTPRoute for globex's host through gateway.networking.k8s.io/v1beta1",
+        Api::<DynamicObject>::namespaced_with(as_acme.clone(), &acme.ns, &beta)
+            .create(&PostParams::default(), &old_version)
+            .await,
         &host,
         &globex.account,
     ) {
