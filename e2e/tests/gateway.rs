@@ -1036,3 +1036,86 @@ async fn a_tightened_package_reports_a_gateway_and_a_route_it_no_longer_allows_a
     .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("refused: {m}");
 }
+
+/// An Account may narrow its package's GatewayClasses, never widen them: an override naming a class
+/// the package does not allow is refused by the API server naming it and the package's; a narrower
+/// one is what the API server enforces on the account's Gateways.
+#[tokio::test]
+async fn an_account_narrows_its_gateway_classes_and_cannot_widen_them() {
+    let t = setup("gateway-narrow").await;
+    let pkg = t.package("gold");
+    t.apply(&package_with(
+        &pkg,
+        json!({ "gatewayClasses": { "allowed": ["public", "internal"] } }),
+        json!({}),
+    ))
+    .await;
+    let admin = t.name("narrow-admin");
+    let wide = t.account("wide");
+    let accounts: Api<DynamicObject> = Api::all_with(
+        t.client.clone(),
+        &ApiResource::erase::<covenant::api::Account>(&()),
+    );
+    let doc: Value = serde_json::from_str(&fixtures::account(
+        &wide,
+        Some(&pkg),
+        &[],
+        &[&admin],
+        json!({ "policies": { "gatewayClasses": { "allowed": ["public", "premium"] } } }),
+    ))
+    .unwrap();
+    let obj: DynamicObject = serde_json::from_value(doc).unwrap();
+    let message = eventually(
+        "the API server refuses an Account that widens its GatewayClasses",
+        TIMEOUT * 4,
+        || {
+            let (accounts, obj) = (accounts.clone(), obj.clone());
+            async move {
+                let dry = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                match accounts.create(&dry, &obj).await {
+                    Err(kube::Error::Api(s)) if s.message.contains("covenant-account-policies") => {
+                        Ok(s.message)
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    for needle in ["gatewayClasses", "premium", "public, internal"] {
+        assert!(
+            message.contains(needle),
+            "the refusal names {needle}: {message}"
+        );
+    }
+
+    let narrow = Tenant {
+        account: t.account("narrow"),
+        ns: t.name("narrow"),
+        admin,
+    };
+    t.apply(&fixtures::account(
+        &narrow.account,
+        Some(&pkg),
+        &[&narrow.ns],
+        &[&narrow.admin],
+        json!({ "deletionPolicy": "Delete",
+                "policies": { "gatewayClasses": { "allowed": ["internal"] } } }),
+    ))
+    .await;
+    covenant_e2e::wait_account_ready(&t.client, &narrow.account).await;
+    let c = narrow.admin().await;
+    create(&c, &narrow.ns, &gateway("inside", "internal", &[""]))
+        .await
+        .expect("the narrowed class is allowed");
+    let m = refused(
+        "a Gateway of class public, allowed by the package but not the account",
+        create(&c, &narrow.ns, &gateway("outside", "public", &[""])).await,
+        &["covenant-classes", "allowed: internal"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("refused: {m}");
+}
