@@ -1119,3 +1119,65 @@ async fn an_account_narrows_its_gateway_classes_and_cannot_widen_them() {
     .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("refused: {m}");
 }
+
+/// A host of exactly `len` characters under `domain`, in labels of at most 61 characters.
+fn long_host(len: usize, domain: &str) -> String {
+    let m = len - 2 - 1 - domain.len();
+    let middle: String = (0..m)
+        .map(|i| if i % 61 == 60 && i != m - 1 { '.' } else { 'x' })
+        .collect();
+    let h = format!("a.{middle}.{domain}");
+    assert_eq!(h.len(), len, "{h}");
+    h
+}
+
+/// Acme fills its namespace to the default bounds of HTTPRoutes and GRPCRoutes, each route with 16
+/// hostnames of 251 characters under domains of their own: the largest route record a tenant can make
+/// the operator write without the platform raising a quota. The next route of each kind is refused
+/// by the quota, and the record is still accepted: the last host acme claimed is refused to globex.
+#[tokio::test]
+async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnames_stays_recorded()
+{
+    let t = setup("gateway-fill").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme", "globex"]).await;
+    let (acme, globex) = (&ts[0], &ts[1]);
+    let as_acme = acme.admin().await;
+    let as_globex = globex.admin().await;
+    let mut last = String::new();
+    let mut made = 0;
+    for kind in ["HTTPRoute", "GRPCRoute"] {
+        let mut of_kind = 0;
+        loop {
+            let hosts: Vec<String> = (0..16)
+                .map(|j| long_host(251, &format!("d{made}-{j}.{}.acme.example", t.suffix)))
+                .collect();
+            let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+            let name = format!("fill{made}");
+            match create(&as_acme, &acme.ns, &route(kind, &name, &refs)).await {
+                Ok(_) => {
+                    made += 1;
+                    of_kind += 1;
+                    last = hosts[15].clone();
+                }
+                Err(kube::Error::Api(s))
+                    if s.code == 403 && s.message.contains("exceeded quota") =>
+                {
+                    break;
+                }
+                Err(e) => panic!("acme's {kind} {name}: {e}"),
+            }
+            assert!(of_kind <= 100, "100 {kind}s admitted: no bound");
+        }
+        assert_eq!(of_kind, 40, "the default bound of {kind}s");
+    }
+    eprintln!(
+        "{made} routes of 16 hostnames of 251 characters admitted, the next of each kind refused by the quota"
+    );
+    let started = Instant::now();
+    wait_refused(&as_globex, &globex.ns, &last, &acme.account).await;
+    eprintln!(
+        "acme's last host held against globex {:?} after its route",
+        started.elapsed()
+    );
+}
