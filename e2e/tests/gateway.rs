@@ -1177,7 +1177,7 @@ async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnam
     let started = Instant::now();
     wait_refused(&as_globex, &globex.ns, &last, &acme.account).await;
     eprintln!(
-        "acme's last host held against globex {:?} after its route",
+        "acme's last host held against globex {:?} after the fill ended",
         started.elapsed()
     );
 }
