@@ -65,7 +65,7 @@ async fn setup(test: &str) -> TestCtx {
                                 "serves gateway.networking.k8s.io/v1 {plural}: watching their hostnames"
                             ))
                         };
-                        if watching("httproutes") && watching("grpcroutes") {
+                        if watching("httproutes") && watching("grpcroutes") && watching("gateways") {
                             Ok(())
                         } else {
                             Err("not yet in the operator log".to_string())
@@ -504,6 +504,39 @@ async fn ingress_hosts_and_route_hostnames_are_one_claim_space() {
         )
         .await,
         &by_route,
+        &acme.account,
+    ));
+
+    // Gateway listeners claim their hostnames in the same space.
+    check(refused_as_held(
+        "acme: a Gateway listener for globex's Ingress host",
+        create(
+            &as_acme,
+            &acme.ns,
+            &gateway("edge", "public", &["", &by_ingress]),
+        )
+        .await,
+        &by_ingress,
+        &globex.account,
+    ));
+    let by_listener = format!("edge.{}.acme.example", t.suffix);
+    create(
+        &as_acme_sa,
+        &acme.ns,
+        &gateway("edge", "public", &[&by_listener]),
+    )
+    .await
+    .expect("acme's Gateway listener for a host nobody holds");
+    wait_refused(&as_globex, &globex.ns, &by_listener, &acme.account).await;
+    check(refused_as_held(
+        "globex: a Gateway listener for acme's listener host",
+        create(
+            &as_globex,
+            &globex.ns,
+            &gateway("edge", "public", &[&by_listener]),
+        )
+        .await,
+        &by_listener,
         &acme.account,
     ));
 

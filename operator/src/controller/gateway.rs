@@ -1,6 +1,6 @@
-//! The Gateway API, where the cluster serves it: HTTPRoutes and GRPCRoutes claim hostnames in the same
-//! claim space as Ingresses (see `model::hostnames`), and Gateways name a GatewayClass the tier must
-//! allow.
+//! The Gateway API, where the cluster serves it: HTTPRoutes, GRPCRoutes and Gateways' listeners claim
+//! hostnames in the same claim space as Ingresses (see `model::hostnames`), and Gateways name a
+//! GatewayClass the tier must allow.
 //!
 //! Most clusters do not serve the Gateway API, so nothing here is a shared watch (whose first list
 //! every controller waits for): each route kind has a watch of its own, started once discovery says the
@@ -51,13 +51,17 @@ pub const GRPC_ROUTE: Kind = Kind {
     kind: "GRPCRoute",
     plural: "grpcroutes",
 };
-/// Gateways (`spec.gatewayClassName`, `spec.listeners[].hostname`): listed for the compliance report.
+/// Gateways (`spec.listeners[].hostname` claimed; `spec.gatewayClassName` judged by the compliance
+/// report, which lists them).
 pub const GATEWAY: Kind = Kind {
     kind: "Gateway",
     plural: "gateways",
 };
 /// The route kinds whose hostnames are claimed.
 pub const ROUTES: [Kind; 2] = [HTTP_ROUTE, GRPC_ROUTE];
+/// Every kind whose hostnames are claimed: the routes', and Gateways' listener hostnames (a listener
+/// for a host receives its traffic wherever Gateways of a class share a data plane).
+pub const CLAIMING: [Kind; 3] = [HTTP_ROUTE, GRPC_ROUTE, GATEWAY];
 
 impl Kind {
     /// Its `ApiResource` (for dynamic APIs).
@@ -72,12 +76,24 @@ impl Kind {
     }
 }
 
-/// What the watch reads of a route's spec: its hostnames, nothing else.
+/// What the watch reads of a route's or a Gateway's spec: a route's hostnames, a Gateway's listeners'
+/// hostnames, nothing else.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct RouteSpec {
-    /// The hostnames (none: the catch-all).
+    /// A route's hostnames (none: the catch-all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
+    /// A Gateway's listeners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+}
+
+/// What the watch reads of a Gateway's listener: its hostname.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Listener {
+    /// Its hostname (none: it takes what the routes attached to it name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// A route as the watch reads it.
@@ -98,17 +114,24 @@ pub struct CachedRoute {
     pub hosts: Vec<String>,
 }
 
-/// The hosts a route claims (`""`, the catch-all, when it names none).
-pub fn hosts_of(spec: &RouteSpec) -> Vec<String> {
-    if spec.hostnames.is_empty() {
+/// The hosts an object of `kind` claims: a route's hostnames (`""`, the catch-all, when it names
+/// none), a Gateway's listener hostnames (a listener without one claims nothing: the routes attached
+/// to it do).
+pub fn hosts_of(kind: Kind, spec: &RouteSpec) -> Vec<String> {
+    if kind == GATEWAY {
+        spec.listeners
+            .iter()
+            .filter_map(|l| l.hostname.clone())
+            .collect()
+    } else if spec.hostnames.is_empty() {
         vec![String::new()]
     } else {
         spec.hostnames.clone()
     }
 }
 
-/// The cached form of `r`.
-pub fn cached(r: &Route) -> CachedRoute {
+/// The cached form of `r`, of `kind`.
+pub fn cached(kind: Kind, r: &Route) -> CachedRoute {
     CachedRoute {
         namespace: r.namespace().unwrap_or_default(),
         name: r.name_any(),
@@ -119,7 +142,7 @@ pub fn cached(r: &Route) -> CachedRoute {
             .as_ref()
             .map(|t| t.0)
             .unwrap_or_default(),
-        hosts: hosts_of(&r.spec),
+        hosts: hosts_of(kind, &r.spec),
     }
 }
 
@@ -197,6 +220,8 @@ impl RouteCache {
 
     /// Applies one event of the watch.
     pub fn apply(&self, ev: watcher::Event<Route>) {
+        let kind = self.kind;
+        let cached = |r: &Route| cached(kind, r);
         let mut i = self.lock();
         match ev {
             watcher::Event::Apply(r) => {
@@ -420,15 +445,29 @@ mod tests {
             serde_json::to_value(&r.spec).unwrap(),
             json!({ "hostnames": ["shop.acme.example", "*.acme.example"] })
         );
-        let c = cached(&r);
+        let c = cached(HTTP_ROUTE, &r);
         assert_eq!(c.hosts, ["shop.acme.example", "*.acme.example"]);
         assert_eq!((c.namespace.as_str(), c.name.as_str()), ("acme", "shop"));
         let none: Route = serde_json::from_value(json!({
             "metadata": { "name": "any", "namespace": "acme" }, "spec": {},
         }))
         .unwrap();
-        assert_eq!(cached(&none).hosts, [""]);
-        assert_eq!(cached(&route("e", json!([]))).hosts, [""]);
+        assert_eq!(cached(GRPC_ROUTE, &none).hosts, [""]);
+        assert_eq!(cached(HTTP_ROUTE, &route("e", json!([]))).hosts, [""]);
+        let gw: Route = serde_json::from_value(json!({
+            "metadata": { "name": "gw", "namespace": "acme" },
+            "spec": { "gatewayClassName": "public", "listeners": [
+                { "name": "a", "port": 80, "protocol": "HTTP" },
+                { "name": "b", "port": 443, "protocol": "HTTPS", "hostname": "shop.acme.example",
+                  "tls": { "certificateRefs": [{ "name": "cert" }] } },
+            ] },
+        }))
+        .unwrap();
+        assert_eq!(cached(GATEWAY, &gw).hosts, ["shop.acme.example"]);
+        assert_eq!(
+            serde_json::to_value(&gw.spec).unwrap(),
+            json!({ "listeners": [{}, { "hostname": "shop.acme.example" }] })
+        );
     }
 
     #[test]

@@ -29,8 +29,8 @@ use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::ACCOUNT_LABEL;
 use crate::error::{ApiErrorKind as K, Error};
 use crate::model::hostnames::{
-    self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim, NAMESPACE_LABEL,
-    ROUTE_CONFIGMAP_PREFIX,
+    self as model, CLAIMS, CLAIMS_LABEL, CONDITION, CONFIGMAP_PREFIX, Claim,
+    GATEWAY_CONFIGMAP_PREFIX, NAMESPACE_LABEL, ROUTE_CONFIGMAP_PREFIX,
 };
 
 const KIND: &str = "Hostnames";
@@ -104,7 +104,7 @@ pub fn controller(
     let claims_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());
     // The Gateway API's routes, each kind watched once (and while) the API server serves it.
-    let routes: Vec<RouteCache> = gateway::ROUTES.into_iter().map(RouteCache::new).collect();
+    let routes: Vec<RouteCache> = gateway::CLAIMING.into_iter().map(RouteCache::new).collect();
     let route_watches = futures::future::join_all(routes.iter().map(|cache| {
         let wake = wake.clone();
         gateway::keep(
@@ -209,12 +209,12 @@ pub fn route_configmap_name(ns: &str) -> String {
     format!("{ROUTE_CONFIGMAP_PREFIX}{ns}")
 }
 
-/// The claims ConfigMap that records what a claim of `kind` in `ns` holds.
-fn record_of(kind: &str, ns: &str) -> String {
-    if kind == "Ingress" {
-        configmap_name(ns)
-    } else {
-        route_configmap_name(ns)
+/// The claims ConfigMap of the record `record` (a [`model::record_kind`]) of `ns`.
+fn record_of(record: &str, ns: &str) -> String {
+    match record {
+        "Ingress" => configmap_name(ns),
+        model::GATEWAYS => format!("{GATEWAY_CONFIGMAP_PREFIX}{ns}"),
+        _ => route_configmap_name(ns),
     }
 }
 
@@ -358,7 +358,13 @@ async fn pass(
         .map(|(ns, kind)| record_of(kind, ns))
         .collect();
     for (name, cm) in &existing {
-        let ours = name.starts_with(CONFIGMAP_PREFIX) || name.starts_with(ROUTE_CONFIGMAP_PREFIX);
+        let ours = [
+            CONFIGMAP_PREFIX,
+            ROUTE_CONFIGMAP_PREFIX,
+            GATEWAY_CONFIGMAP_PREFIX,
+        ]
+        .iter()
+        .any(|p| name.starts_with(p));
         if wanted.contains(name) || !ours {
             continue;
         }
@@ -397,6 +403,28 @@ async fn pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_record_has_a_configmap_of_its_own_per_namespace() {
+        let names: Vec<String> = ["Ingress", model::ROUTES, model::GATEWAYS]
+            .iter()
+            .map(|r| record_of(r, "acme"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "covenant-hostnames-acme",
+                "covenant-route-hostnames-acme",
+                "covenant-gateway-hostnames-acme"
+            ]
+        );
+        for k in ["Ingress", "HTTPRoute", "GRPCRoute", "Gateway"] {
+            assert!(
+                names.contains(&record_of(model::record_kind(k), "acme")),
+                "{k}"
+            );
+        }
+    }
 
     #[test]
     fn the_cache_keeps_only_an_ingress_identity_and_its_hosts() {

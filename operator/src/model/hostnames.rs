@@ -18,6 +18,7 @@
 //! | `networking.k8s.io/v1` Ingress | `spec.rules[].host` (a rule without host, and `spec.defaultBackend`: the catch-all) | yes |
 //! | `gateway.networking.k8s.io/v1` HTTPRoute | `spec.hostnames[]` (none: the catch-all) | yes, where served (`controller::gateway`) |
 //! | `gateway.networking.k8s.io/v1` GRPCRoute | `spec.hostnames[]` (none: the catch-all) | yes, where served (`controller::gateway`) |
+//! | `gateway.networking.k8s.io/v1` Gateway | `spec.listeners[].hostname` (a listener without one claims nothing) | yes, where served (`controller::gateway`) |
 //!
 //! A wildcard matches one label for every kind (as Ingress controllers match it). The Gateway API's
 //! own wildcard matches deeper hosts too, but its precedence gives a request to the route with the
@@ -51,8 +52,14 @@ pub const CONFIGMAP_PREFIX: &str = "covenant-hostnames-";
 /// The prefix of the names of the ConfigMaps of the hosts a namespace's routes hold
 /// (`covenant-route-hostnames-<namespace>`; no namespace name makes one prefix the other's).
 pub const ROUTE_CONFIGMAP_PREFIX: &str = "covenant-route-hostnames-";
-/// The record of the hosts a namespace's Gateway API routes hold (the other record is `"Ingress"`).
+/// The prefix of the names of the ConfigMaps of the hosts a namespace's Gateways' listeners hold
+/// (`covenant-gateway-hostnames-<namespace>`).
+pub const GATEWAY_CONFIGMAP_PREFIX: &str = "covenant-gateway-hostnames-";
+/// The record of the hosts a namespace's Gateway API routes hold (the others are `"Ingress"` and
+/// [`GATEWAYS`]).
 pub const ROUTES: &str = "routes";
+/// The record of the hosts a namespace's Gateways' listeners hold.
+pub const GATEWAYS: &str = "gateways";
 /// The condition on an Account that reports Ingresses admitted for a host another tenant holds.
 pub const CONDITION: &str = "HostnamesHeld";
 /// The field manager of what this controller writes (its own, so the account controller's status
@@ -225,9 +232,13 @@ pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision
     d
 }
 
-/// Which record holds what a claim of `kind` holds: `"Ingress"` or [`ROUTES`].
+/// Which record holds what a claim of `kind` holds: `"Ingress"`, [`GATEWAYS`] or [`ROUTES`].
 pub fn record_kind(kind: &str) -> &'static str {
-    if kind == "Ingress" { "Ingress" } else { ROUTES }
+    match kind {
+        "Ingress" => "Ingress",
+        "Gateway" => GATEWAYS,
+        _ => ROUTES,
+    }
 }
 
 /// What each record holds: by (namespace, [`record_kind`]), the account and the hosts held there that
@@ -454,10 +465,13 @@ mod tests {
         grpc.kind = "GRPCRoute";
         let mut late = claim("initech", "initech", "r", 30, &["x.globex.example"]);
         late.kind = "HTTPRoute";
+        let mut gw = claim("acme", "acme", "edge", 26, &["edge.example"]);
+        gw.kind = "Gateway";
         let claims = [
             claim("acme", "acme", "shop", 10, &["shop.example"]),
             route,
             grpc,
+            gw,
             claim("globex", "globex", "x", 5, &["*.globex.example"]),
             late,
         ];
@@ -476,6 +490,7 @@ mod tests {
         };
         assert_eq!(hosts("acme", "Ingress"), ["shop.example"]);
         assert_eq!(hosts("acme", ROUTES), ["", "api.example", "shop.example"]);
+        assert_eq!(hosts("acme", GATEWAYS), ["edge.example"]);
         assert_eq!(hosts("globex", "Ingress"), ["*.globex.example"]);
         assert!(!r.contains_key(&("initech".to_string(), ROUTES)));
         let mut lost = d.lost["initech"].clone();
