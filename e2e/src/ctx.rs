@@ -9,18 +9,47 @@ use kube::core::DynamicObject;
 use crate::cluster::{cluster, kubectl, tail};
 use crate::{k8s, operator};
 
-/// A tenant a test made with [`TestCtx::tenant`].
-#[derive(Clone, Debug)]
-pub struct Tenant {
-    /// The Account's name.
-    pub account: String,
-    /// Its namespace.
-    pub ns: String,
-    /// Its administrator (a User).
-    pub admin: String,
-    /// Its package.
-    pub package: String,
+/// What [`TestCtx::apply`] applies: YAML text (one or more documents), or an object that serializes
+/// with its `apiVersion` and `kind` (the operator's kinds, Kubernetes' kinds, a `json!` value).
+pub trait Manifest {
+    /// The manifest as YAML (JSON is YAML).
+    fn manifest(&self) -> String;
 }
+
+impl Manifest for str {
+    fn manifest(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Manifest for String {
+    fn manifest(&self) -> String {
+        self.clone()
+    }
+}
+
+macro_rules! serialized_manifest {
+    ($($t:ty),* $(,)?) => {$(
+        impl Manifest for $t {
+            fn manifest(&self) -> String {
+                serde_json::to_string(self).expect("an object serializes to JSON")
+            }
+        }
+    )*};
+}
+
+serialized_manifest!(
+    serde_json::Value,
+    covenant::api::Account,
+    covenant::api::SupportPackage,
+    covenant::api::Suspension,
+    covenant::api::DeprecationNotice,
+    covenant::api::NoticeResponse,
+    k8s_openapi::api::core::v1::Namespace,
+    k8s_openapi::api::core::v1::ServiceAccount,
+    k8s_openapi::api::rbac::v1::Role,
+    k8s_openapi::api::rbac::v1::RoleBinding,
+);
 
 /// What a test created, to delete afterwards, and what to print if it fails.
 pub struct TestCtx {
@@ -90,39 +119,6 @@ impl TestCtx {
         lock(&self.cluster_scoped).push((kind.to_string(), name.to_string()));
     }
 
-    /// A tenant on a package of its own: the Account `<base>-<suffix>` (its namespace has its name)
-    /// carrying `labels`, on the package `<base>-pkg-<suffix>` with the default quota, administered
-    /// by the User `<base>-admin-<suffix>`, with `extra` merged into its spec (`deletionPolicy:
-    /// Delete` unless it says otherwise), once it is Ready.
-    pub async fn tenant(
-        &self,
-        base: &str,
-        labels: serde_json::Value,
-        extra: serde_json::Value,
-    ) -> Tenant {
-        use crate::fixtures;
-        let package = self.package(&format!("{base}-pkg"));
-        self.apply(&fixtures::package(&package, fixtures::default_quota()))
-            .await;
-        let account = self.account(base);
-        let admin = self.name(&format!("{base}-admin"));
-        self.apply(&fixtures::labelled_account(
-            &account,
-            labels,
-            Some(&package),
-            &admin,
-            extra,
-        ))
-        .await;
-        k8s::wait_account_ready(&self.client, &account).await;
-        Tenant {
-            ns: account.clone(),
-            account,
-            admin,
-            package,
-        }
-    }
-
     /// A User `<base>-<suffix>` granted `rules` cluster-wide (a ClusterRole and its binding, both
     /// deleted after the test), and a client that impersonates it.
     pub async fn user_with_cluster_rules(
@@ -159,15 +155,17 @@ impl TestCtx {
         (user, client)
     }
 
-    /// Server-side applies YAML as the admin; panics with the error.
+    /// Server-side applies a manifest (YAML, or an object of the operator's or Kubernetes' types) as
+    /// the admin; panics with the error.
     #[track_caller]
-    pub fn apply<'a>(
+    pub fn apply<'a, M: Manifest + ?Sized>(
         &'a self,
-        yaml: &'a str,
+        manifest: &'a M,
     ) -> impl std::future::Future<Output = Vec<DynamicObject>> + 'a {
         let caller = std::panic::Location::caller();
         async move {
-            match k8s::apply_yaml(&self.client, yaml).await {
+            let yaml = manifest.manifest();
+            match k8s::apply_yaml(&self.client, &yaml).await {
                 Ok(v) => v,
                 Err(e) => panic!("{caller}: apply failed: {e:#}\n{yaml}"),
             }

@@ -2,11 +2,19 @@
 
 use std::collections::BTreeMap;
 
+use covenant::api::{
+    Account, AccountSpec, DeprecationNotice, DeprecationNoticeSpec, NoticeResponse,
+    NoticeResponseSpec, NoticeType, ResourceMap, ResponseDecision, Subject, SubjectKind,
+    SupportPackage, SupportPackageSpec, Suspension, SuspensionSpec,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::Resource;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// The quota of [`package`] when no other is given.
@@ -24,56 +32,111 @@ pub fn default_limits() -> Value {
 }
 
 /// A SupportPackage (never `default: true`: the shared cluster's default is `standard`) with `quota`
-/// and [`default_limits`].
-pub fn package(name: &str, quota: Value) -> String {
-    json!({
-        "apiVersion": "covenant.dev/v1alpha1",
-        "kind": "SupportPackage",
-        "metadata": { "name": name },
-        "spec": {
+/// and [`default_limits`], at most 3 namespaces per account.
+pub fn package(name: &str, quota: Value) -> SupportPackage {
+    let mut spec: SupportPackageSpec = typed(
+        "a SupportPackage spec",
+        json!({
             "displayName": format!("e2e package {name}"),
             "serviceLevels": [{ "severity": "P1", "initialResponse": "4h", "coverage": "24x7" }],
-            "quota": quota,
             "limits": default_limits(),
-            "maxNamespaces": 3
-        }
-    })
-    .to_string()
+        }),
+    );
+    spec.quota = Some(resources(quota));
+    spec.max_namespaces = Some(3);
+    SupportPackage::new(name, spec)
+}
+
+/// A map of resource names to quantities, e.g. `json!({ "pods": "4" })` (panics on anything else).
+pub fn resources(map: Value) -> ResourceMap {
+    typed("a map of resource quantities", map)
+}
+
+/// A subject of `kind` `User`.
+pub fn user(name: &str) -> Subject {
+    Subject {
+        kind: SubjectKind::User,
+        name: name.to_string(),
+        namespace: None,
+    }
 }
 
 /// An Account on `package` (None: the default package) with `namespaces` (empty: the default one),
-/// User administrators, and `extra` fields merged into its spec.
+/// User administrators, and `extra` fields merged into its spec (each must be a field of the
+/// operator's `AccountSpec`: one it does not know panics rather than vanish).
 pub fn account(
     name: &str,
     package: Option<&str>,
     namespaces: &[&str],
     admins: &[&str],
     extra: Value,
-) -> String {
-    let mut spec = serde_json::Map::new();
+) -> Account {
+    let mut account = Account::new(name, with_fields("an Account spec", account_spec(), extra));
+    let spec = &mut account.spec;
     if let Some(p) = package {
-        spec.insert("supportPackage".into(), json!(p));
+        spec.support_package = Some(p.to_string());
     }
     if !namespaces.is_empty() {
-        spec.insert("namespaces".into(), json!(namespaces));
+        spec.namespaces = namespaces.iter().map(|n| n.to_string()).collect();
     }
     if !admins.is_empty() {
-        let subjects: Vec<Value> = admins
+        spec.administrators = admins.iter().map(|a| user(a)).collect();
+    }
+    account
+}
+
+/// An AccountSpec with nothing set: the defaults the API server gives (`retentionMonths: 13`, which
+/// `AccountSpec::default()` does not have).
+pub fn account_spec() -> AccountSpec {
+    typed("an empty Account spec", json!({}))
+}
+
+/// `value` as a `T`; panics when it is not one.
+#[track_caller]
+pub fn typed<T: DeserializeOwned>(what: &str, value: Value) -> T {
+    serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{what}: {e}\n{value:#}"))
+}
+
+/// `base` with the fields of the JSON object `extra` set over its own, typed again; panics when a
+/// field of `extra` does not survive the round trip (a name the type does not know would otherwise
+/// be dropped silently, and the test would send something else than it says).
+#[track_caller]
+pub fn with_fields<T: Serialize + DeserializeOwned>(what: &str, base: T, extra: Value) -> T {
+    let mut v = serde_json::to_value(&base).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let Value::Object(fields) = extra else {
+        panic!("{what}: extra fields must be a JSON object, not {extra}");
+    };
+    if let Value::Object(o) = &mut v {
+        o.extend(fields.clone());
+    }
+    let out: T = typed(what, v);
+    let back = serde_json::to_value(&out).unwrap_or_else(|e| panic!("{what}: {e}"));
+    for (k, want) in fields {
+        let got = back.get(&k).unwrap_or(&Value::Null);
+        if !same_json(got, &want) {
+            panic!(
+                "{what}: field {k} does not survive as the operator's type reads it: {want} became {got}"
+            );
+        }
+    }
+    out
+}
+
+/// Whether `a` says everything `b` does (`a` may add defaults; a number and the string of it count
+/// as one quantity).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => y
             .iter()
-            .map(|a| json!({ "kind": "User", "name": a }))
-            .collect();
-        spec.insert("administrators".into(), Value::Array(subjects));
+            .all(|(k, v)| x.get(k).is_some_and(|w| same_json(w, v)) || v.is_null()),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_json(v, w))
+        }
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            *s == n.to_string()
+        }
+        _ => a == b,
     }
-    if let Value::Object(extra) = extra {
-        spec.extend(extra);
-    }
-    json!({
-        "apiVersion": "covenant.dev/v1alpha1",
-        "kind": "Account",
-        "metadata": { "name": name },
-        "spec": spec
-    })
-    .to_string()
 }
 
 /// The spec of a pause pod that the `restricted` Pod Security level admits (tenant namespaces enforce
@@ -206,18 +269,18 @@ pub fn label<K: Resource>(obj: &K, key: &str) -> Option<String> {
 
 /// A Suspension of `account` for `reason` (one of the three causes of §2.4) with `cause`, and
 /// `extra` fields merged into its spec (e.g. `scaleWorkloads`, `startAt`).
-pub fn suspension(name: &str, account: &str, reason: &str, cause: &str, extra: Value) -> String {
-    let mut spec = json!({ "account": account, "reason": reason, "cause": cause });
-    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
-        s.extend(e);
-    }
-    json!({
-        "apiVersion": "covenant.dev/v1alpha1",
-        "kind": "Suspension",
-        "metadata": { "name": name },
-        "spec": spec
-    })
-    .to_string()
+pub fn suspension(
+    name: &str,
+    account: &str,
+    reason: &str,
+    cause: &str,
+    extra: Value,
+) -> Suspension {
+    let spec: SuspensionSpec = typed(
+        "a Suspension spec",
+        json!({ "account": account, "reason": reason, "cause": cause }),
+    );
+    Suspension::new(name, with_fields("a Suspension spec", spec, extra))
 }
 
 /// An Account `name` with `labels`, on `package` (None: the default), administered by the User
@@ -229,15 +292,14 @@ pub fn labelled_account(
     package: Option<&str>,
     admin: &str,
     extra: Value,
-) -> String {
+) -> Account {
     let mut extra = extra;
     if let Value::Object(e) = &mut extra {
         e.entry("deletionPolicy").or_insert(json!("Delete"));
     }
-    let mut doc: Value = serde_json::from_str(&account(name, package, &[], &[admin], extra))
-        .expect("an Account manifest");
-    doc["metadata"]["labels"] = labels;
-    doc.to_string()
+    let mut account = account(name, package, &[], &[admin], extra);
+    account.metadata.labels = Some(typed("labels", labels));
+    account
 }
 
 /// An Ingress `name` routing `hosts` to a Service `web` (an empty host: a rule without host).
@@ -255,4 +317,90 @@ pub fn ingress(name: &str, hosts: &[&str]) -> k8s_openapi::api::networking::v1::
         .collect();
     serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "rules": rules } }))
         .expect("an Ingress")
+}
+
+/// A DeprecationNotice `name` of `notice_type` saying `summary`, effective at `effective`, for the
+/// accounts labelled `accounts` (empty: every account); set `servedAt`, `url`, `exemption` on the
+/// returned object.
+pub fn notice(
+    name: &str,
+    notice_type: NoticeType,
+    summary: &str,
+    effective: jiff::Timestamp,
+    accounts: &[(&str, &str)],
+) -> DeprecationNotice {
+    DeprecationNotice::new(
+        name,
+        DeprecationNoticeSpec {
+            notice_type,
+            summary: summary.to_string(),
+            url: None,
+            service: None,
+            replacement: None,
+            effective_at: Time(effective),
+            served_at: None,
+            exemption: None,
+            accounts: (!accounts.is_empty()).then(|| LabelSelector {
+                match_labels: Some(map(accounts)),
+                ..Default::default()
+            }),
+        },
+    )
+}
+
+/// A NoticeResponse `name` answering `notice` with `decision`.
+pub fn response(name: &str, notice: &str, decision: ResponseDecision) -> NoticeResponse {
+    NoticeResponse::new(
+        name,
+        NoticeResponseSpec {
+            notice: notice.to_string(),
+            decision,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed fixtures send what the JSON manifests they replaced sent, plus the defaults the API
+    /// server would give anyway.
+    #[test]
+    fn typed_fixtures_serialize_as_the_manifests_did() {
+        let p = serde_json::to_value(package("p", default_quota())).unwrap();
+        assert_eq!(p["apiVersion"], "covenant.dev/v1alpha1");
+        assert_eq!(p["kind"], "SupportPackage");
+        assert_eq!(p["spec"]["quota"], default_quota());
+        assert_eq!(p["spec"]["limits"], default_limits());
+        assert_eq!(p["spec"]["maxNamespaces"], 3);
+        assert_eq!(p["spec"]["serviceLevels"][0]["coverage"], "24x7");
+        assert!(p.get("status").is_none(), "{p}");
+
+        let a = serde_json::to_value(account(
+            "a",
+            Some("p"),
+            &["a-0"],
+            &["alice"],
+            json!({ "deletionPolicy": "Delete", "quota": { "pods": "2" } }),
+        ))
+        .unwrap();
+        assert_eq!(a["kind"], "Account");
+        assert_eq!(a["spec"]["supportPackage"], "p");
+        assert_eq!(a["spec"]["namespaces"], json!(["a-0"]));
+        assert_eq!(
+            a["spec"]["administrators"],
+            json!([{ "kind": "User", "name": "alice" }])
+        );
+        assert_eq!(a["spec"]["deletionPolicy"], "Delete");
+        assert_eq!(a["spec"]["quota"], json!({ "pods": "2" }));
+        // The server's default, not AccountSpec::default()'s 0.
+        assert_eq!(a["spec"]["retentionMonths"], 13);
+        assert!(a.get("status").is_none(), "{a}");
+    }
+
+    #[test]
+    #[should_panic(expected = "does not survive")]
+    fn a_spec_field_the_operator_does_not_know_panics_rather_than_vanish() {
+        account("a", None, &[], &[], json!({ "retentionMonth": 0 }));
+    }
 }

@@ -29,15 +29,17 @@ pub mod kstatus;
 pub mod netpol;
 pub mod operator;
 pub mod release;
+pub mod tenant;
 pub mod timing;
 mod tools;
 
 pub use cluster::{Cluster, KubectlOutput, cluster, kubectl, kubectl_stdin, repo_root};
-pub use ctx::{Tenant, TestCtx};
+pub use ctx::{Manifest, TestCtx};
 pub use k8s::{
     apply_yaml, can, client, condition, eventually, impersonate, wait_account, wait_account_ready,
     wait_for, wait_gone,
 };
+pub use tenant::{Tenant, TenantBuilder};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

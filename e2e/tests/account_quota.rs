@@ -78,13 +78,9 @@ async fn setup(
     cap: i64,
 ) -> (String, Vec<String>, String) {
     let pkg = t.package("pkg");
-    let mut p: serde_json::Value = serde_json::from_str(&fixtures::package(
-        &pkg,
-        json!({ "pods": "20", "configmaps": "40" }),
-    ))
-    .expect("package json");
-    p["spec"]["accountQuota"] = account_quota;
-    t.apply(&p.to_string()).await;
+    let mut p = fixtures::package(&pkg, json!({ "pods": "20", "configmaps": "40" }));
+    p.spec.account_quota = Some(fixtures::resources(account_quota));
+    t.apply(&p).await;
     let acct = t.account("acct");
     let namespaces: Vec<String> = ["a", "b", "c"]
         .iter()
@@ -147,45 +143,42 @@ async fn create_pods(client: Client, ns: String, tag: String, deadline: Instant)
     made
 }
 
-#[tokio::test]
-async fn namespaces_racing_for_the_last_units_never_get_more_than_the_cap() {
-    let t = TestCtx::new("aq-race").await;
-    let cap_pods = 5;
-    let (_acct, namespaces, admin) = setup(
-        &t,
-        json!({ "pods": "5", "count/configmaps": "9" }),
-        "pods",
-        cap_pods,
-    )
-    .await;
-    // The tenant administrator creates, in the three namespaces at once, more pods and ConfigMaps
-    // than the account may hold; a watcher samples the totals meanwhile.
-    let alice = impersonate(&admin, &[]).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (client, nss, stop) = (t.client.clone(), namespaces.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut worst = (0i64, 0i64, 0usize, 0usize);
-            while !stop.load(Ordering::Relaxed) {
-                let s = shares(&client, &nss, "pods").await;
-                let enforced: i64 = s.iter().map(|x| x.1).sum();
-                let used: i64 = s.iter().map(|x| x.2).sum();
-                let pods = count::<Pod>(&client, &nss).await;
-                let cms = count::<ConfigMap>(&client, &nss).await;
-                worst = (
-                    worst.0.max(enforced),
-                    worst.1.max(used),
-                    worst.2.max(pods),
-                    worst.3.max(cms),
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            worst
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Samples, every 50 ms until `stop`, the account's totals over `nss`: the worst (pods the shares
+/// enforce, pods the shares count used, pods, ConfigMaps) seen.
+fn spawn_totals_watcher(
+    client: Client,
+    nss: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(i64, i64, usize, usize)> {
+    tokio::spawn(async move {
+        let mut worst = (0i64, 0i64, 0usize, 0usize);
+        while !stop.load(Ordering::Relaxed) {
+            let s = shares(&client, &nss, "pods").await;
+            let enforced: i64 = s.iter().map(|x| x.1).sum();
+            let used: i64 = s.iter().map(|x| x.2).sum();
+            let pods = count::<Pod>(&client, &nss).await;
+            let cms = count::<ConfigMap>(&client, &nss).await;
+            worst = (
+                worst.0.max(enforced),
+                worst.1.max(used),
+                worst.2.max(pods),
+                worst.3.max(cms),
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        worst
+    })
+}
+
+/// As `alice`, creates pods and ConfigMaps in every namespace at once until `deadline`. Returns how
+/// many were admitted: pods then ConfigMaps, per namespace.
+async fn create_pods_and_config_maps_everywhere(
+    alice: &Client,
+    namespaces: &[String],
+    deadline: Instant,
+) -> Vec<usize> {
     let mut tasks = Vec::new();
-    for ns in &namespaces {
+    for ns in namespaces {
         tasks.push(tokio::spawn(create_pods(
             alice.clone(),
             ns.clone(),
@@ -216,6 +209,31 @@ async fn namespaces_racing_for_the_last_units_never_get_more_than_the_cap() {
     for task in tasks {
         made.push(task.await.expect("creator"));
     }
+    made
+}
+
+#[tokio::test]
+async fn namespaces_racing_for_the_last_units_never_get_more_than_the_cap() {
+    let t = TestCtx::new("aq-race").await;
+    let cap_pods = 5;
+    let (_acct, namespaces, admin) = setup(
+        &t,
+        json!({ "pods": "5", "count/configmaps": "9" }),
+        "pods",
+        cap_pods,
+    )
+    .await;
+    // The tenant administrator creates, in the three namespaces at once, more pods and ConfigMaps
+    // than the account may hold; a watcher samples the totals meanwhile.
+    let alice = impersonate(&admin, &[]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn_totals_watcher(t.client.clone(), namespaces.clone(), stop.clone());
+    let mut made = create_pods_and_config_maps_everywhere(
+        &alice,
+        &namespaces,
+        Instant::now() + Duration::from_secs(20),
+    )
+    .await;
     // Then the first namespace frees its pods and stays idle while the two others race for them:
     // the room has to move out of its share while they create at once.
     let first: Api<Pod> = Api::namespaced(t.client.clone(), &namespaces[0]);
@@ -345,17 +363,36 @@ async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_un
     })
     .await;
 
+    assert_a_cap_lowered_under_the_usage_admits_nothing_until_usage_is_under_it(
+        &t,
+        &acct,
+        &namespaces,
+        &alice,
+    )
+    .await;
+}
+
+/// The cap lowered to 3 under the usage of 6 (the Account's override): nothing new is admitted
+/// anywhere; down to the cap, still nothing; one under it, exactly one pod fits.
+async fn assert_a_cap_lowered_under_the_usage_admits_nothing_until_usage_is_under_it(
+    t: &TestCtx,
+    acct: &str,
+    namespaces: &[String],
+    alice: &Client,
+) {
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let ns_a = &namespaces[0];
     // Lower the cap under the usage (the Account's override): nothing new is admitted anywhere.
     accounts
         .patch(
-            &acct,
+            acct,
             &PatchParams::default(),
             &Patch::Merge(json!({ "spec": { "accountQuota": { "pods": "3" } } })),
         )
         .await
         .expect("lower the cap");
     let client = t.client.clone();
-    let nss = namespaces.clone();
+    let nss = namespaces.to_vec();
     eventually("every share enforces 0 pods", TIMEOUT, || {
         let (client, nss) = (client.clone(), nss.clone());
         async move {
@@ -369,7 +406,7 @@ async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_un
     })
     .await;
     let refused_until = Instant::now() + Duration::from_secs(4);
-    for ns in &namespaces {
+    for ns in namespaces {
         let made = create_pods(alice.clone(), ns.clone(), "over".into(), refused_until).await;
         assert_eq!(
             made, 0,
@@ -377,7 +414,7 @@ async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_un
         );
     }
     // Down to the cap (3 of 6 deleted): still nothing new, since the account has no room.
-    let pods_a: Api<Pod> = Api::namespaced(t.client.clone(), &ns_a);
+    let pods_a: Api<Pod> = Api::namespaced(t.client.clone(), ns_a);
     for i in 0..3 {
         pods_a
             .delete(&format!("p-{i}"), &DeleteParams::default().grace_period(0))
@@ -417,7 +454,7 @@ async fn one_namespace_alone_reaches_the_cap_and_a_lowered_cap_admits_nothing_un
         made += t.await.expect("creator");
     }
     assert_eq!(made, 1, "exactly the one freed pod fits");
-    assert_eq!(count::<Pod>(&t.client, &namespaces).await, 3);
+    assert_eq!(count::<Pod>(&t.client, namespaces).await, 3);
 }
 
 #[tokio::test]
@@ -442,6 +479,50 @@ async fn tenants_cannot_edit_or_delete_a_share_and_the_shares_go_with_the_accoun
         api.delete(SHARE, &DeleteParams::default()).await,
     )
     .expect("refused");
+    assert_the_tenants_service_account_cannot_touch_it(&alice, ns).await;
+    // The share is as the operator left it.
+    let s = shares(&t.client, &namespaces, "pods").await;
+    assert_eq!(s.iter().map(|x| x.0).sum::<i64>(), 4, "{s:?}");
+
+    // The package drops its accountQuota: the shares go, and the Account no longer shows one.
+    Api::<covenant::api::SupportPackage>::all(t.client.clone())
+        .patch(
+            &t.name("pkg"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "accountQuota": null } })),
+        )
+        .await
+        .expect("drop the accountQuota");
+    let (client, nss) = (t.client.clone(), namespaces.clone());
+    eventually("the shares are gone and status.quota too", TIMEOUT, || {
+        let (client, nss, acct) = (client.clone(), nss.clone(), acct.clone());
+        async move {
+            for ns in &nss {
+                if Api::<ResourceQuota>::namespaced(client.clone(), ns)
+                    .get_opt(SHARE)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    return Err(format!("a share is still in {ns}"));
+                }
+            }
+            let a = Api::<Account>::all(client.clone())
+                .get(&acct)
+                .await
+                .map_err(|e| e.to_string())?;
+            match a.status.and_then(|s| s.quota) {
+                None => Ok(()),
+                Some(q) => Err(format!("status.quota still {q:?}")),
+            }
+        }
+    })
+    .await;
+}
+
+/// A ServiceAccount of the tenant, bound by the administrator to what the administrator may grant
+/// (the built-in `view` role in its namespace), cannot edit or delete a share either.
+async fn assert_the_tenants_service_account_cannot_touch_it(alice: &Client, ns: &str) {
     // A ServiceAccount of the tenant, bound by the administrator to what the administrator may grant
     // (the built-in `view` role in its namespace), cannot touch it either.
     let sa_name = "builder";
@@ -491,44 +572,6 @@ async fn tenants_cannot_edit_or_delete_a_share_and_the_shares_go_with_the_accoun
         api.delete(SHARE, &DeleteParams::default()).await,
     )
     .expect("refused");
-    // The share is as the operator left it.
-    let s = shares(&t.client, &namespaces, "pods").await;
-    assert_eq!(s.iter().map(|x| x.0).sum::<i64>(), 4, "{s:?}");
-
-    // The package drops its accountQuota: the shares go, and the Account no longer shows one.
-    Api::<covenant::api::SupportPackage>::all(t.client.clone())
-        .patch(
-            &t.name("pkg"),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "accountQuota": null } })),
-        )
-        .await
-        .expect("drop the accountQuota");
-    let (client, nss) = (t.client.clone(), namespaces.clone());
-    eventually("the shares are gone and status.quota too", TIMEOUT, || {
-        let (client, nss, acct) = (client.clone(), nss.clone(), acct.clone());
-        async move {
-            for ns in &nss {
-                if Api::<ResourceQuota>::namespaced(client.clone(), ns)
-                    .get_opt(SHARE)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-                {
-                    return Err(format!("a share is still in {ns}"));
-                }
-            }
-            let a = Api::<Account>::all(client.clone())
-                .get(&acct)
-                .await
-                .map_err(|e| e.to_string())?;
-            match a.status.and_then(|s| s.quota) {
-                None => Ok(()),
-                Some(q) => Err(format!("status.quota still {q:?}")),
-            }
-        }
-    })
-    .await;
 }
 
 /// The value of the metric line `name{labels...}` whose labels include every `(key, value)` of

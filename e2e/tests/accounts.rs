@@ -13,7 +13,7 @@ use covenant_e2e::fixtures::{
     status_hard,
 };
 use covenant_e2e::{
-    TIMEOUT, TestCtx, condition, eventually, impersonate, kubectl, wait_account,
+    TIMEOUT, Tenant, TestCtx, condition, eventually, impersonate, kubectl, wait_account,
     wait_account_ready, wait_for, wait_gone,
 };
 use k8s_openapi::api::apps::v1::Deployment;
@@ -125,9 +125,19 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
     ])
     .expect_ok();
 
+    assert_the_status_says_ready(&a, &pkg, &[&ns_a, &ns_b]);
+    for ns in [&ns_a, &ns_b] {
+        assert_the_namespace_is_provisioned(&t.client, &acct, &alice, ns).await;
+    }
+    assert_exactly_these_objects_carry_the_label(&t.client, &acct, &ns_a, &ns_b).await;
+}
+
+/// The status of a Ready account on `pkg` with `namespaces`: its package, namespaces, generation,
+/// phase Active and every condition True.
+fn assert_the_status_says_ready(a: &Account, pkg: &str, namespaces: &[&str]) {
     let status = a.status.clone().expect("status");
-    assert_eq!(status.support_package.as_deref(), Some(pkg.as_str()));
-    assert_eq!(status.namespaces, vec![ns_a.clone(), ns_b.clone()]);
+    assert_eq!(status.support_package.as_deref(), Some(pkg));
+    assert_eq!(status.namespaces, namespaces);
     assert_eq!(status.observed_generation, a.metadata.generation);
     assert_eq!(
         serde_json::to_value(status.phase).unwrap(),
@@ -140,158 +150,171 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
         "NetworkIsolated",
         "AccessGranted",
     ] {
-        let cond = condition(&a, c).unwrap_or_else(|| panic!("no {c} condition: {status:?}"));
+        let cond = condition(a, c).unwrap_or_else(|| panic!("no {c} condition: {status:?}"));
         assert_eq!(cond.status, "True", "{c}: {cond:?}");
     }
+}
 
-    let admin = &t.client;
-    for ns in [&ns_a, &ns_b] {
-        let n = Api::<Namespace>::all(admin.clone()).get(ns).await.unwrap();
-        assert_eq!(
-            label(&n, ACCOUNT_LABEL).as_deref(),
-            Some(acct.as_str()),
-            "namespace {ns}"
-        );
-        let allowed = n
-            .annotations()
-            .get("covenant.dev/allowed-subjects")
-            .cloned()
-            .unwrap_or_default();
-        assert!(
-            allowed.split('\n').any(|s| s == format!("User:{alice}")),
-            "namespace {ns}: covenant.dev/allowed-subjects {allowed:?} lacks the administrator"
-        );
+/// What Covenant provisions in each namespace of the account: the namespace labelled (with the
+/// allowed subjects), quota, limits, network policies, the administrators' binding.
+async fn assert_the_namespace_is_provisioned(admin: &Client, acct: &str, alice: &str, ns: &str) {
+    let n = Api::<Namespace>::all(admin.clone()).get(ns).await.unwrap();
+    assert_eq!(
+        label(&n, ACCOUNT_LABEL).as_deref(),
+        Some(acct),
+        "namespace {ns}"
+    );
+    let allowed = n
+        .annotations()
+        .get("covenant.dev/allowed-subjects")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        allowed.split('\n').any(|s| s == format!("User:{alice}")),
+        "namespace {ns}: covenant.dev/allowed-subjects {allowed:?} lacks the administrator"
+    );
 
-        let q = Api::<ResourceQuota>::namespaced(admin.clone(), ns)
-            .get("covenant-quota")
-            .await
-            .unwrap();
-        assert_eq!(
-            hard(&q),
-            map(&[
-                ("configmaps", "20"),
-                ("pods", "2"),
-                ("requests.cpu", "2"),
-                ("services", "5")
-            ]),
-            "{ns}/covenant-quota: the package's quota with the account's overrides on top"
-        );
-        assert_eq!(label(&q, ACCOUNT_LABEL).as_deref(), Some(acct.as_str()));
+    let q = Api::<ResourceQuota>::namespaced(admin.clone(), ns)
+        .get("covenant-quota")
+        .await
+        .unwrap();
+    assert_eq!(
+        hard(&q),
+        map(&[
+            ("configmaps", "20"),
+            ("pods", "2"),
+            ("requests.cpu", "2"),
+            ("services", "5")
+        ]),
+        "{ns}/covenant-quota: the package's quota with the account's overrides on top"
+    );
+    assert_eq!(label(&q, ACCOUNT_LABEL).as_deref(), Some(acct));
 
-        let lr = Api::<LimitRange>::namespaced(admin.clone(), ns)
-            .get("covenant-limits")
-            .await
-            .unwrap();
-        let items = &lr.spec.as_ref().expect("LimitRange spec").limits;
-        assert_eq!(items.len(), 1, "{ns}/covenant-limits: {items:?}");
-        let item = &items[0];
-        let q2s = fixtures::quantities;
-        assert_eq!(item.type_, "Container");
-        assert_eq!(
-            q2s(&item.default),
-            map(&[("cpu", "200m"), ("memory", "128Mi")])
-        );
-        assert_eq!(
-            q2s(&item.default_request),
-            map(&[("cpu", "100m"), ("memory", "64Mi")])
-        );
-        assert_eq!(
-            q2s(&item.max),
-            map(&[("cpu", "500m"), ("memory", "1Gi")]),
-            "{ns}/covenant-limits: max is the package's with the account's cpu on top"
-        );
+    let lr = Api::<LimitRange>::namespaced(admin.clone(), ns)
+        .get("covenant-limits")
+        .await
+        .unwrap();
+    let items = &lr.spec.as_ref().expect("LimitRange spec").limits;
+    assert_eq!(items.len(), 1, "{ns}/covenant-limits: {items:?}");
+    let item = &items[0];
+    let q2s = fixtures::quantities;
+    assert_eq!(item.type_, "Container");
+    assert_eq!(
+        q2s(&item.default),
+        map(&[("cpu", "200m"), ("memory", "128Mi")])
+    );
+    assert_eq!(
+        q2s(&item.default_request),
+        map(&[("cpu", "100m"), ("memory", "64Mi")])
+    );
+    assert_eq!(
+        q2s(&item.max),
+        map(&[("cpu", "500m"), ("memory", "1Gi")]),
+        "{ns}/covenant-limits: max is the package's with the account's cpu on top"
+    );
 
-        let nps: Api<NetworkPolicy> = Api::namespaced(admin.clone(), ns);
-        let iso = nps.get("covenant-isolation").await.unwrap();
-        let spec = iso.spec.as_ref().expect("spec");
-        // Every pod but those the tenant narrowed (covenant.dev/narrowed: only its own policies,
-        // each admitted only if it narrows, let anything reach them; covenant-narrowed isolates them).
-        assert_eq!(
-            serde_json::to_value(spec.pod_selector.clone().unwrap_or_default()).unwrap(),
-            json!({ "matchExpressions": [{ "key": "covenant.dev/narrowed", "operator": "DoesNotExist" }] }),
-            "covenant-isolation selects every pod but the narrowed ones"
-        );
-        assert!(
-            spec.policy_types
-                .as_ref()
-                .is_some_and(|p| p.iter().any(|t| t == "Ingress")),
-            "covenant-isolation is an Ingress policy: {spec:?}"
-        );
-        let ingress = spec.ingress.as_ref().expect("ingress rules");
-        let peers: Vec<_> = ingress
+    assert_the_namespace_is_isolated(admin, ns).await;
+    let rb = Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .get("covenant-tenant-admin")
+        .await
+        .unwrap();
+    assert_eq!(rb.role_ref.kind, "ClusterRole");
+    assert_eq!(rb.role_ref.name, "covenant-tenant-admin");
+    let subjects: Vec<(String, String)> = rb
+        .subjects
+        .iter()
+        .flatten()
+        .map(|s| (s.kind.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![("User".to_string(), alice.to_string())],
+        "{ns}: subjects"
+    );
+}
+
+/// The namespace's network policies: isolation from other tenants (except what the tenant narrowed
+/// itself), and egress without the metadata addresses.
+async fn assert_the_namespace_is_isolated(admin: &Client, ns: &str) {
+    let nps: Api<NetworkPolicy> = Api::namespaced(admin.clone(), ns);
+    let iso = nps.get("covenant-isolation").await.unwrap();
+    let spec = iso.spec.as_ref().expect("spec");
+    // Every pod but those the tenant narrowed (covenant.dev/narrowed: only its own policies,
+    // each admitted only if it narrows, let anything reach them; covenant-narrowed isolates them).
+    assert_eq!(
+        serde_json::to_value(spec.pod_selector.clone().unwrap_or_default()).unwrap(),
+        json!({ "matchExpressions": [{ "key": "covenant.dev/narrowed", "operator": "DoesNotExist" }] }),
+        "covenant-isolation selects every pod but the narrowed ones"
+    );
+    assert!(
+        spec.policy_types
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|t| t == "Ingress")),
+        "covenant-isolation is an Ingress policy: {spec:?}"
+    );
+    let ingress = spec.ingress.as_ref().expect("ingress rules");
+    let peers: Vec<_> = ingress
+        .iter()
+        .flat_map(|r| r.from.iter().flatten())
+        .collect();
+    assert!(
+        peers
             .iter()
-            .flat_map(|r| r.from.iter().flatten())
-            .collect();
-        assert!(
-            peers
-                .iter()
-                .any(|p| p.namespace_selector.as_ref().is_some_and(|s| {
-                    s.match_expressions.as_ref().is_some_and(|e| {
-                        e.iter().any(|r| {
-                            r.key == "kubernetes.io/metadata.name"
-                                && r.values
-                                    .as_ref()
-                                    .is_some_and(|v| v.contains(&ns.to_string()))
-                        })
+            .any(|p| p.namespace_selector.as_ref().is_some_and(|s| {
+                s.match_expressions.as_ref().is_some_and(|e| {
+                    e.iter().any(|r| {
+                        r.key == "kubernetes.io/metadata.name"
+                            && r.values
+                                .as_ref()
+                                .is_some_and(|v| v.contains(&ns.to_string()))
                     })
-                }) && p.pod_selector.is_none()
-                    && p.ip_block.is_none()),
-            "covenant-isolation admits the tenant's own namespaces: {ingress:?}"
-        );
-        assert!(
-            ingress
-                .iter()
-                .all(|r| r.from.as_ref().is_some_and(|f| !f.is_empty())),
-            "covenant-isolation must not have a rule admitting everyone: {ingress:?}"
-        );
-
-        let egress = nps.get("covenant-egress").await.unwrap();
-        assert!(
-            egress
-                .spec
-                .as_ref()
-                .and_then(|s| s.policy_types.as_ref())
-                .is_some_and(|p| p.iter().any(|t| t == "Egress")),
-            "covenant-egress is an Egress policy"
-        );
-        for proto in ["TCP", "UDP"] {
-            for port in [5060, 5061] {
-                assert!(
-                    !egress_allows(&egress, proto, port),
-                    "{ns}/covenant-egress allows SIP {proto}/{port} without telephony: {:?}",
-                    egress.spec
-                );
-            }
-            for port in [53, 443, 5059, 5062] {
-                assert!(
-                    egress_allows(&egress, proto, port),
-                    "{ns}/covenant-egress denies {proto}/{port}, only SIP should be denied: {:?}",
-                    egress.spec
-                );
-            }
-        }
-
-        let rb = Api::<RoleBinding>::namespaced(admin.clone(), ns)
-            .get("covenant-tenant-admin")
-            .await
-            .unwrap();
-        assert_eq!(rb.role_ref.kind, "ClusterRole");
-        assert_eq!(rb.role_ref.name, "covenant-tenant-admin");
-        let subjects: Vec<(String, String)> = rb
-            .subjects
+                })
+            }) && p.pod_selector.is_none()
+                && p.ip_block.is_none()),
+        "covenant-isolation admits the tenant's own namespaces: {ingress:?}"
+    );
+    assert!(
+        ingress
             .iter()
-            .flatten()
-            .map(|s| (s.kind.clone(), s.name.clone()))
-            .collect();
-        assert_eq!(
-            subjects,
-            vec![("User".to_string(), alice.clone())],
-            "{ns}: subjects"
-        );
-    }
+            .all(|r| r.from.as_ref().is_some_and(|f| !f.is_empty())),
+        "covenant-isolation must not have a rule admitting everyone: {ingress:?}"
+    );
 
-    // Exactly these objects, nothing else, carry the account's label.
-    let got = everything_labelled(admin, &acct).await;
+    let egress = nps.get("covenant-egress").await.unwrap();
+    assert!(
+        egress
+            .spec
+            .as_ref()
+            .and_then(|s| s.policy_types.as_ref())
+            .is_some_and(|p| p.iter().any(|t| t == "Egress")),
+        "covenant-egress is an Egress policy"
+    );
+    for proto in ["TCP", "UDP"] {
+        for port in [5060, 5061] {
+            assert!(
+                !egress_allows(&egress, proto, port),
+                "{ns}/covenant-egress allows SIP {proto}/{port} without telephony: {:?}",
+                egress.spec
+            );
+        }
+        for port in [53, 443, 5059, 5062] {
+            assert!(
+                egress_allows(&egress, proto, port),
+                "{ns}/covenant-egress denies {proto}/{port}, only SIP should be denied: {:?}",
+                egress.spec
+            );
+        }
+    }
+}
+
+/// Exactly these objects, nothing else, carry the account's label.
+async fn assert_exactly_these_objects_carry_the_label(
+    admin: &Client,
+    acct: &str,
+    ns_a: &str,
+    ns_b: &str,
+) {
+    let got = everything_labelled(admin, acct).await;
     let per_ns = |names: &[&str]| {
         let mut v: Vec<String> = [&ns_a, &ns_b]
             .iter()
@@ -300,7 +323,7 @@ async fn an_account_gets_namespaces_quota_limits_network_policies_and_admin_bind
         v.sort();
         v
     };
-    let mut want_ns = vec![ns_a.clone(), ns_b.clone()];
+    let mut want_ns = vec![ns_a.to_string(), ns_b.to_string()];
     want_ns.sort();
     let want = BTreeMap::from([
         ("Namespace", want_ns),
@@ -740,33 +763,43 @@ async fn refused_eventually(rbs: &Api<RoleBinding>, rb: &RoleBinding, message: &
     .await
 }
 
+/// A RoleBinding `name` of the Role `pod-reader` to `subject`.
+fn binding(name: &str, subject: serde_json::Value) -> RoleBinding {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader" },
+        "subjects": [subject]
+    }))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn rolebindings_in_a_tenant_may_name_only_consented_subjects() {
     let t = TestCtx::new("rolebindings").await;
     let pkg = t.package("pkg");
     t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
         .await;
-    let acct = t.account("acct");
     let (ns_a, ns_b) = (t.name("acct-a"), t.name("acct-b"));
     let alice = format!("alice-{}", t.suffix);
     let auditor = format!("auditor-{}", t.suffix);
-    t.apply(&account(
-        &acct,
-        Some(&pkg),
-        &[&ns_a, &ns_b],
-        &[&alice],
-        json!({ "allowedSubjects": [{ "kind": "User", "name": auditor }] }),
-    ))
-    .await;
-    let other = t.account("other");
-    t.apply(&account(
-        &other,
-        Some(&pkg),
-        &[],
-        &[&t.name("bob")],
-        json!({}),
-    ))
-    .await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespace_names(&[&ns_a, &ns_b])
+        .admin(&alice)
+        .retain()
+        .spec(|s| s.allowed_subjects = vec![fixtures::user(&auditor)])
+        .unready()
+        .await;
+    let acct = ten.account.clone();
+    let other = t
+        .tenant("other")
+        .package(&pkg)
+        .admin(&t.name("bob"))
+        .retain()
+        .unready()
+        .await
+        .account;
     wait_account_ready(&t.client, &acct).await;
     wait_account_ready(&t.client, &other).await;
 
@@ -781,21 +814,27 @@ async fn rolebindings_in_a_tenant_may_name_only_consented_subjects() {
         .await
         .expect("the administrator creates a Role");
     let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), &ns_a);
-    let binding = |name: &str, subject: serde_json::Value| -> RoleBinding {
-        serde_json::from_value(json!({
-            "metadata": { "name": name },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader" },
-            "subjects": [subject]
-        }))
-        .unwrap()
-    };
-    let pp = PostParams::default();
 
+    assert_bindings_naming_outsiders_are_refused(&t, &rbs, &other).await;
+    assert_bindings_naming_consented_subjects_are_allowed(&rbs, &ns_a, &ns_b, &auditor, &alice)
+        .await;
+    assert_withdrawn_consent_refuses_a_new_binding(&t, &ten, &rbs, &auditor).await;
+}
+
+/// A binding naming an outsider, or another tenant's ServiceAccount, is refused by the admission
+/// policy, which names it.
+async fn assert_bindings_naming_outsiders_are_refused(
+    t: &TestCtx,
+    rbs: &Api<RoleBinding>,
+    other: &str,
+) {
+    let pp = PostParams::default();
+    // Outsiders: refused, by name.
     let mallory = format!("mallory-{}", t.suffix);
     // The admission policy reads the namespace from the API server's informer: wait (dry runs) until
     // it sees the stamped namespace, then check for real.
     refused_eventually(
-        &rbs,
+        rbs,
         &binding(
             "outsider",
             json!({ "kind": "User", "name": mallory, "apiGroup": "rbac.authorization.k8s.io" }),
@@ -839,7 +878,19 @@ async fn rolebindings_in_a_tenant_may_name_only_consented_subjects() {
         "{}",
         foreign_sa.message
     );
+}
 
+/// A binding naming a ServiceAccount of its own namespace or of another namespace of the account, an
+/// allowed subject or an administrator is allowed.
+async fn assert_bindings_naming_consented_subjects_are_allowed(
+    rbs: &Api<RoleBinding>,
+    ns_a: &str,
+    ns_b: &str,
+    auditor: &str,
+    alice: &str,
+) {
+    let pp = PostParams::default();
+    // Its own ServiceAccounts, its other namespaces', its allowed subjects and administrators.
     rbs.create(
         &pp,
         &binding(
@@ -878,33 +929,39 @@ async fn rolebindings_in_a_tenant_may_name_only_consented_subjects() {
     )
     .await
     .expect("a RoleBinding naming an administrator is allowed");
+}
 
+/// Consent can be withdrawn: once the auditor leaves allowedSubjects, a new binding naming them is
+/// refused.
+async fn assert_withdrawn_consent_refuses_a_new_binding(
+    t: &TestCtx,
+    ten: &Tenant,
+    rbs: &Api<RoleBinding>,
+    auditor: &str,
+) {
+    let pp = PostParams::default();
+    let (acct, ns_a) = (&ten.account, &ten.namespaces[0]);
     // Consent can be withdrawn: once the auditor leaves allowedSubjects, a new binding naming them is
     // refused.
-    t.apply(&account(
-        &acct,
-        Some(&pkg),
-        &[&ns_a, &ns_b],
-        &[&alice],
-        json!({}),
-    ))
-    .await;
-    wait_account_ready(&t.client, &acct).await;
+    let mut withdrawn = ten.applied.clone();
+    withdrawn.spec.allowed_subjects.clear();
+    t.apply(&withdrawn).await;
+    wait_account_ready(&t.client, acct).await;
     let nss: Api<Namespace> = Api::all(t.client.clone());
     wait_for(
         &nss,
-        &ns_a,
+        ns_a,
         "drop the auditor from covenant.dev/allowed-subjects",
         TIMEOUT,
         |n| {
             !n.annotations()
                 .get("covenant.dev/allowed-subjects")
-                .is_some_and(|a| a.contains(&auditor))
+                .is_some_and(|a| a.contains(auditor))
         },
     )
     .await;
     refused_eventually(
-        &rbs,
+        rbs,
         &binding(
             "auditor-2",
             json!({ "kind": "User", "name": auditor, "apiGroup": "rbac.authorization.k8s.io" }),
@@ -938,14 +995,23 @@ async fn hand_edits_of_managed_objects_are_undone() {
     let pkg = t.package("pkg");
     t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
         .await;
-    let acct = t.account("acct");
     let alice = format!("alice-{}", t.suffix);
-    t.apply(&account(&acct, Some(&pkg), &[], &[&alice], json!({})))
-        .await;
-    wait_account_ready(&t.client, &acct).await;
+    let acct = t
+        .tenant("acct")
+        .package(&pkg)
+        .admin(&alice)
+        .retain()
+        .await
+        .account;
     let ns = acct.as_str();
-    let hand = PatchParams::default();
+    assert_hand_edits_of_policies_and_quota_are_undone(&t, ns).await;
+    assert_hand_edits_of_bindings_limits_and_annotations_are_undone(&t, ns, &alice).await;
+}
 
+/// A deleted NetworkPolicy comes back, an edited quota is restored, an egress policy opened by hand
+/// is closed again.
+async fn assert_hand_edits_of_policies_and_quota_are_undone(t: &TestCtx, ns: &str) {
+    let hand = PatchParams::default();
     // A deleted NetworkPolicy comes back.
     let nps: Api<NetworkPolicy> = Api::namespaced(t.client.clone(), ns);
     let before = nps.get("covenant-isolation").await.unwrap();
@@ -990,7 +1056,16 @@ async fn hand_edits_of_managed_objects_are_undone() {
         !egress_allows(np, "TCP", 5060) && egress_allows(np, "TCP", 443)
     })
     .await;
+}
 
+/// A deleted admin binding and LimitRange come back, a subject added by hand to the admin binding is
+/// removed, and the namespace annotation the admission policy trusts is restored.
+async fn assert_hand_edits_of_bindings_limits_and_annotations_are_undone(
+    t: &TestCtx,
+    ns: &str,
+    alice: &str,
+) {
+    let hand = PatchParams::default();
     // A deleted admin binding and LimitRange come back.
     let rbs: Api<RoleBinding> = Api::namespaced(t.client.clone(), ns);
     rbs.delete("covenant-tenant-admin", &DeleteParams::default())
@@ -1051,7 +1126,7 @@ async fn hand_edits_of_managed_objects_are_undone() {
         |n| n.annotations().get("covenant.dev/allowed-subjects") == Some(&format!("User:{alice}")),
     )
     .await;
-    wait_account_ready(&t.client, &acct).await;
+    wait_account_ready(&t.client, ns).await;
 }
 
 #[tokio::test]
@@ -1395,12 +1470,15 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
     let pkg = t.package("pkg");
     t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
         .await;
-    let acct = t.account("acct");
     let alice = format!("alice-{}", t.suffix);
     // deletionPolicy and retentionMonths left to their defaults: Retain, 13.
-    t.apply(&account(&acct, Some(&pkg), &[], &[&alice], json!({})))
-        .await;
-    wait_account_ready(&t.client, &acct).await;
+    let acct = t
+        .tenant("acct")
+        .package(&pkg)
+        .admin(&alice)
+        .retain()
+        .await
+        .account;
     let ns = acct.as_str();
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), ns);
     let cm: ConfigMap = serde_json::from_value(
@@ -1432,6 +1510,19 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
     wait_gone(&accounts, &acct, false, TIMEOUT).await;
     let deleted_by = jiff::Timestamp::now();
 
+    assert_the_namespace_is_retained_13_months(&t, ns, deleted_from, deleted_by).await;
+    assert_it_is_read_only_and_frozen(&t, ns, &alice).await;
+    assert_the_administrator_reads_but_writes_nothing(&t, ns, &alice).await;
+}
+
+/// The namespace is retained (not deleted) until 13 months after the deletion, with its data.
+async fn assert_the_namespace_is_retained_13_months(
+    t: &TestCtx,
+    ns: &str,
+    deleted_from: jiff::Timestamp,
+    deleted_by: jiff::Timestamp,
+) {
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), ns);
     let nss: Api<Namespace> = Api::all(t.client.clone());
     let n = wait_for(
         &nss,
@@ -1465,7 +1556,13 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
     cms.get("data")
         .await
         .expect("the tenant's ConfigMap survives");
+}
 
+/// Only Covenant's read-only binding of the administrators, and the freeze quota; no Job is made
+/// there again.
+async fn assert_it_is_read_only_and_frozen(t: &TestCtx, ns: &str, alice: &str) {
+    let cronjobs: Api<CronJob> = Api::namespaced(t.client.clone(), ns);
+    // Only Covenant's read-only binding of the administrators, and the freeze quota.
     let rbs: Api<RoleBinding> = Api::namespaced(t.client.clone(), ns);
     let ro = wait_for(&rbs, "covenant-tenant-readonly", "exist", TIMEOUT, |_| true).await;
     assert_eq!(ro.role_ref.name, "covenant-tenant-readonly");
@@ -1506,9 +1603,14 @@ async fn deleting_a_retained_account_keeps_its_data_read_only() {
         Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("covenant-freeze") => {}
         other => panic!("the freeze quota must refuse a Job in a retained namespace: {other:?}"),
     }
+}
 
+/// The administrator can still download its data, but not write; nothing new starts; it is still
+/// there a little later.
+async fn assert_the_administrator_reads_but_writes_nothing(t: &TestCtx, ns: &str, alice: &str) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // The administrator can still download its data, but not write.
-    let c = impersonate(&alice, &[]).await;
+    let c = impersonate(alice, &[]).await;
     let theirs: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
     let got = theirs
         .get("data")
@@ -1680,97 +1782,27 @@ async fn a_namespace_dropped_from_an_account_is_released_not_deleted() {
 #[tokio::test]
 async fn a_tenant_admin_cannot_escalate_make_namespaces_or_lift_its_own_suspension() {
     let t = TestCtx::new("no-escalation").await;
-    let acct = t.account("esc");
     let alice = format!("alice-{}", t.suffix);
-    t.apply(&account(&acct, None, &[], &[&alice], json!({})))
-        .await;
-    wait_account_ready(&t.client, &acct).await;
-
-    let can_i = |args: &[&str]| {
-        let mut full = vec!["auth", "can-i", "--as", alice.as_str()];
-        full.extend_from_slice(args);
-        let out = kubectl(&full);
-        (out.stdout.trim().to_string(), out.stderr.trim().to_string())
-    };
-    // The control: what an administrator is for.
-    assert_eq!(can_i(&["create", "deployments", "-n", &acct]).0, "yes");
-    let mut failures = Vec::new();
-    let own_account = format!("accounts.covenant.dev/{acct}");
-    // `create namespaces` is granted (self-service, for its own account only): the real request below
-    // shows that a namespace that is not for its account is refused.
-    for args in [
-        vec!["create", "clusterrolebindings"],
-        vec!["bind", "clusterroles"],
-        vec!["escalate", "roles", "-n", &acct],
-        vec!["bind", "clusterroles/cluster-admin", "-n", &acct],
-        vec!["update", "accounts.covenant.dev"],
-        vec!["patch", own_account.as_str()],
-        vec!["create", "suspensions.covenant.dev"],
-        vec!["delete", "suspensions.covenant.dev"],
-        vec!["patch", "suspensions.covenant.dev", "--subresource=status"],
-        vec!["update", "supportpackages.covenant.dev"],
-        vec!["create", "deprecationnotices.covenant.dev"],
-        vec!["impersonate", "users"],
-        vec!["create", "serviceaccounts/token", "-n", "covenant-system"],
-    ] {
-        let (answer, stderr) = can_i(&args);
-        if answer != "no" {
-            failures.push(format!("can-i {}: {answer} {stderr}", args.join(" ")));
-        }
-    }
-
+    let acct = t
+        .tenant("esc")
+        .default_package()
+        .admin(&alice)
+        .retain()
+        .await
+        .account;
+    let mut failures = authorizer_refusals(&alice, &acct);
     let c = impersonate(&alice, &[]).await;
-    let to_cluster_admin: RoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": "take-over" },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
-        "subjects": [{ "kind": "User", "name": alice, "apiGroup": "rbac.authorization.k8s.io" }]
-    }))
-    .unwrap();
-    failures.extend(
-        forbidden(
-            "bind cluster-admin in its own namespace",
-            Api::<RoleBinding>::namespaced(c.clone(), &acct)
-                .create(&PostParams::default(), &to_cluster_admin)
-                .await,
-        )
-        .err(),
-    );
-    let ns: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": t.name("mine") } })).unwrap();
-    failures.extend(
-        forbidden(
-            "create a namespace",
-            Api::<Namespace>::all(c.clone())
-                .create(&PostParams::default(), &ns)
-                .await,
-        )
-        .err(),
-    );
-    failures.extend(
-        forbidden(
-            "edit its own Account",
-            Api::<Account>::all(c.clone())
-                .patch(
-                    &acct,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "spec": { "quota": { "pods": "100000" } } })),
-                )
-                .await,
-        )
-        .err(),
-    );
+    failures.extend(refusals_of_real_requests(&t, &c, &alice, &acct).await);
     // Its own suspension: neither deleted (lifted) nor its status rewritten.
     let susp = t.name("susp");
     t.track("suspensions.covenant.dev", &susp);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Suspension",
-            "metadata": { "name": susp },
-            "spec": { "account": acct, "reason": "MaterialBreach", "cause": "Unpaid invoices past 60 days" }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::suspension(
+        &susp,
+        &acct,
+        "MaterialBreach",
+        "Unpaid invoices past 60 days",
+        json!({}),
+    ))
     .await;
     wait_account(
         &t.client,
@@ -1812,6 +1844,95 @@ async fn a_tenant_admin_cannot_escalate_make_namespaces_or_lift_its_own_suspensi
     .await;
 }
 
+/// What the API server's authorizer refuses a tenant administrator (`kubectl auth can-i --as`),
+/// after the control (it may create Deployments in its namespace): the refusals it did not give.
+fn authorizer_refusals(alice: &str, acct: &str) -> Vec<String> {
+    let can_i = |args: &[&str]| {
+        let mut full = vec!["auth", "can-i", "--as", alice];
+        full.extend_from_slice(args);
+        let out = kubectl(&full);
+        (out.stdout.trim().to_string(), out.stderr.trim().to_string())
+    };
+    // The control: what an administrator is for.
+    assert_eq!(can_i(&["create", "deployments", "-n", acct]).0, "yes");
+    let mut failures = Vec::new();
+    let own_account = format!("accounts.covenant.dev/{acct}");
+    // `create namespaces` is granted (self-service, for its own account only): the real request below
+    // shows that a namespace that is not for its account is refused.
+    for args in [
+        vec!["create", "clusterrolebindings"],
+        vec!["bind", "clusterroles"],
+        vec!["escalate", "roles", "-n", &acct],
+        vec!["bind", "clusterroles/cluster-admin", "-n", &acct],
+        vec!["update", "accounts.covenant.dev"],
+        vec!["patch", own_account.as_str()],
+        vec!["create", "suspensions.covenant.dev"],
+        vec!["delete", "suspensions.covenant.dev"],
+        vec!["patch", "suspensions.covenant.dev", "--subresource=status"],
+        vec!["update", "supportpackages.covenant.dev"],
+        vec!["create", "deprecationnotices.covenant.dev"],
+        vec!["impersonate", "users"],
+        vec!["create", "serviceaccounts/token", "-n", "covenant-system"],
+    ] {
+        let (answer, stderr) = can_i(&args);
+        if answer != "no" {
+            failures.push(format!("can-i {}: {answer} {stderr}", args.join(" ")));
+        }
+    }
+    failures
+}
+
+/// What the API server refuses a tenant administrator's real requests (binding cluster-admin,
+/// creating a namespace, editing its Account): the refusals it did not give.
+async fn refusals_of_real_requests(
+    t: &TestCtx,
+    c: &Client,
+    alice: &str,
+    acct: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let to_cluster_admin: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "take-over" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+        "subjects": [{ "kind": "User", "name": alice, "apiGroup": "rbac.authorization.k8s.io" }]
+    }))
+    .unwrap();
+    failures.extend(
+        forbidden(
+            "bind cluster-admin in its own namespace",
+            Api::<RoleBinding>::namespaced(c.clone(), acct)
+                .create(&PostParams::default(), &to_cluster_admin)
+                .await,
+        )
+        .err(),
+    );
+    let ns: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": t.name("mine") } })).unwrap();
+    failures.extend(
+        forbidden(
+            "create a namespace",
+            Api::<Namespace>::all(c.clone())
+                .create(&PostParams::default(), &ns)
+                .await,
+        )
+        .err(),
+    );
+    failures.extend(
+        forbidden(
+            "edit its own Account",
+            Api::<Account>::all(c.clone())
+                .patch(
+                    acct,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { "quota": { "pods": "100000" } } })),
+                )
+                .await,
+        )
+        .err(),
+    );
+    failures
+}
+
 /// Puts the generated SupportPackage CRD back as `make crds` wrote it (also when the test that
 /// relaxed it fails half-way: other tests of this binary rely on its rules).
 struct RestorePackageCrd;
@@ -1851,6 +1972,26 @@ impl Drop for RestorePackageCrd {
     }
 }
 
+/// A SupportPackage `name` (room for 5 pods) whose platform namespaces are selected each by one
+/// label of `selectors`.
+fn package_selecting(name: &str, selectors: &[(&str, &str)]) -> SupportPackage {
+    let mut spec: covenant::api::SupportPackageSpec = fixtures::typed("a package spec", json!({}));
+    spec.quota = Some(fixtures::resources(json!({ "pods": "5" })));
+    spec.network = Some(covenant::api::PackageNetwork {
+        ingress_from: selectors
+            .iter()
+            .map(
+                |(k, v)| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(fixtures::map(&[(k, v)])),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+        ..Default::default()
+    });
+    SupportPackage::new(name, spec)
+}
+
 /// A package stored before the API server refused platform selectors on labels anyone who may patch
 /// a namespace can set (made here by lifting that rule from the CRD for one create, as an older
 /// Covenant's CRD would have let it in) keeps its tenants isolated: the refused selector is not
@@ -1860,28 +2001,53 @@ impl Drop for RestorePackageCrd {
 /// selector and what to change. Once the package drops it, the package is Ready again.
 #[tokio::test]
 async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_by_it_and_says_so() {
-    use covenant_e2e::netpol::{self, Peer, Probe};
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-
     let t = TestCtx::new("stored-selector").await;
     let platform = t.namespace("platform");
     let squat = t.namespace("squat");
     let team = format!("platform-{}", t.suffix);
     let pkg = t.package("pkg");
-    let spec = |selectors: serde_json::Value| -> SupportPackage {
-        serde_json::from_value(json!({
-            "apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
-            "metadata": { "name": pkg },
-            "spec": { "quota": { "pods": "5" }, "network": { "ingressFrom": selectors } }
-        }))
-        .unwrap()
-    };
-    let stored = spec(json!([
-        { "matchLabels": { "team": team } },
-        { "matchLabels": { "kubernetes.io/metadata.name": platform } }
-    ]));
+    let stored = package_selecting(
+        &pkg,
+        &[("team", &team), ("kubernetes.io/metadata.name", &platform)],
+    );
     let packages: Api<SupportPackage> = Api::all(t.client.clone());
 
+    store_under_a_crd_without_the_rule(&t, &packages, &stored).await;
+    let acct =
+        assert_the_account_and_the_package_name_the_refused_selector(&t, &pkg, &packages).await;
+    assert_only_the_platform_by_name_gets_in(&t, &acct, &platform, &squat, &team).await;
+    // Fixed by the platform: the refused selector goes, and the package is Ready again.
+    t.apply(&package_selecting(
+        &pkg,
+        &[("kubernetes.io/metadata.name", &platform)],
+    ))
+    .await;
+    wait_for(&packages, &pkg, "be Ready again", TIMEOUT, |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
+    wait_account(
+        &t.client,
+        &acct,
+        "NetworkIsolated",
+        "True",
+        Some("Isolated"),
+    )
+    .await;
+}
+
+/// Stores `stored` under the CRD without the rule on matchLabels keys, as before the rule existed;
+/// then restores the CRD and sees the same package, new, refused again.
+async fn store_under_a_crd_without_the_rule(
+    t: &TestCtx,
+    packages: &Api<SupportPackage>,
+    stored: &SupportPackage,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     // The CRD without the rule on matchLabels keys, as before the rule existed.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     let crd_name = "supportpackages.covenant.dev";
@@ -1908,7 +2074,7 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
         TIMEOUT,
         || async {
             packages
-                .create(&PostParams::default(), &stored)
+                .create(&PostParams::default(), stored)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -1933,17 +2099,23 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
     )
     .await;
     drop(guard);
+}
 
-    let acct = t.account("acct");
-    let admin = t.name("alice");
-    t.apply(&account(
-        &acct,
-        Some(&pkg),
-        &[],
-        &[&admin],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
+/// An account on it is Ready, and told which selector is not applied and what to use instead, as
+/// the package is. Returns the account.
+async fn assert_the_account_and_the_package_name_the_refused_selector(
+    t: &TestCtx,
+    pkg: &str,
+    packages: &Api<SupportPackage>,
+) -> String {
+    // An account on it: told which selector is not applied, as the package is.
+    let acct = t
+        .tenant("acct")
+        .package(pkg)
+        .admin(&t.name("alice"))
+        .unready()
+        .await
+        .account;
     let a = wait_account_ready(&t.client, &acct).await;
     let net = condition(&a, "NetworkIsolated").expect("a NetworkIsolated condition");
     assert_eq!(
@@ -1958,8 +2130,8 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
         "the account is told which selector is not applied and what to use instead: {net:?}"
     );
     let p = wait_for(
-        &packages,
-        &pkg,
+        packages,
+        pkg,
         "be Ready=False RefusedPlatformSelector",
         TIMEOUT,
         |p| {
@@ -1982,7 +2154,19 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
         ready.message.contains("ingressFrom[0]") && ready.message.contains("\"team\""),
         "{ready:?}"
     );
+    acct
+}
 
+/// The engine on the live policies: the platform by name gets in, the squatter by team does not.
+async fn assert_only_the_platform_by_name_gets_in(
+    t: &TestCtx,
+    acct: &str,
+    platform: &str,
+    squat: &str,
+    team: &str,
+) {
+    use covenant_e2e::netpol::{self, Peer, Probe};
+    // The engine on the live policies: the platform by name gets in, the squatter by team does not.
     let nss: Api<Namespace> = Api::all(t.client.clone());
     for (name, labels) in [(&platform, json!({})), (&squat, json!({ "team": team }))] {
         nss.create(
@@ -1993,18 +2177,18 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
         .await
         .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     }
-    let tenant_pod = Peer::pod(&nss.get(&acct).await.unwrap(), "10.244.1.10");
+    let tenant_pod = Peer::pod(&nss.get(acct).await.unwrap(), "10.244.1.10");
     let probes = vec![
         Probe {
             name: "the platform namespace, selected by name → a tenant pod".into(),
-            from: Peer::pod(&nss.get(&platform).await.unwrap(), "10.244.4.10"),
+            from: Peer::pod(&nss.get(platform).await.unwrap(), "10.244.4.10"),
             to: tenant_pod.clone(),
             port: 8080,
             protocol: "TCP",
         },
         Probe {
             name: format!("a namespace labelled team={team} → a tenant pod"),
-            from: Peer::pod(&nss.get(&squat).await.unwrap(), "10.244.5.10"),
+            from: Peer::pod(&nss.get(squat).await.unwrap(), "10.244.5.10"),
             to: tenant_pod.clone(),
             port: 8080,
             protocol: "TCP",
@@ -2023,31 +2207,6 @@ async fn a_package_stored_with_a_now_refused_platform_selector_lets_nothing_in_b
                 Err(format!("{v:#?}"))
             }
         },
-    )
-    .await;
-
-    // Fixed by the platform: the refused selector goes, and the package is Ready again.
-    t.apply(
-        &serde_json::to_string(&spec(json!([
-            { "matchLabels": { "kubernetes.io/metadata.name": platform } }
-        ])))
-        .unwrap(),
-    )
-    .await;
-    wait_for(&packages, &pkg, "be Ready again", TIMEOUT, |p| {
-        p.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-    })
-    .await;
-    wait_account(
-        &t.client,
-        &acct,
-        "NetworkIsolated",
-        "True",
-        Some("Isolated"),
     )
     .await;
 }

@@ -12,15 +12,19 @@
 
 use std::time::Duration;
 
-use covenant::api::{Account, Decision, DeprecationNotice, NoticeResponse};
+use covenant::api::{
+    Account, Decision, DeletionPolicy, DeprecationNotice, Exemption, NoticeResponse, NoticeType,
+    OrganizationSpec,
+};
 use covenant_e2e::fixtures::{self, api_error};
 use covenant_e2e::timing::rfc3339;
 use covenant_e2e::{
-    TIMEOUT, Tenant, TestCtx, can, eventually, impersonate, wait_account_ready, wait_for, wait_gone,
+    Manifest, TIMEOUT, Tenant, TestCtx, can, eventually, impersonate, wait_for, wait_gone,
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -38,44 +42,26 @@ fn now_s() -> Timestamp {
     at_second(Timestamp::now().as_second())
 }
 
-/// A Ready account `base-<suffix>` on a package of its own, labelled into the test's group, with one
-/// User administrator, and `extra` merged into its spec.
-async fn tenant(t: &TestCtx, base: &str, extra: Value) -> Tenant {
-    t.tenant(base, json!({ GROUP: t.suffix }), extra).await
-}
-
 /// An amendment selecting the test's accounts, served at `served` for `effective`.
 async fn amendment(t: &TestCtx, base: &str, served: Timestamp, effective: Timestamp) -> String {
     let name = t.name(base);
     t.track(NOTICES, &name);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "DeprecationNotice",
-            "metadata": { "name": name },
-            "spec": {
-                "type": "Amendment",
-                "summary": "The data processing addendum changes.",
-                "url": "https://example.com/dpa-v2",
-                "servedAt": rfc3339(served),
-                "effectiveAt": rfc3339(effective),
-                "accounts": { "matchLabels": { GROUP: t.suffix } }
-            }
-        })
-        .to_string(),
-    )
-    .await;
+    let mut notice = fixtures::notice(
+        &name,
+        NoticeType::Amendment,
+        "The data processing addendum changes.",
+        effective,
+        &[(GROUP, &t.suffix)],
+    );
+    notice.spec.url = Some("https://example.com/dpa-v2".to_string());
+    notice.spec.served_at = Some(Time(served));
+    t.apply(&notice).await;
     name
 }
 
+/// A NoticeResponse answering `notice` with `decision` (`Accept` or `Reject`).
 fn response(name: &str, notice: &str, decision: &str) -> NoticeResponse {
-    serde_json::from_value(json!({
-        "apiVersion": "covenant.dev/v1alpha1",
-        "kind": "NoticeResponse",
-        "metadata": { "name": name },
-        "spec": { "notice": notice, "decision": decision }
-    }))
-    .expect("a NoticeResponse")
+    fixtures::response(name, notice, fixtures::typed("a decision", json!(decision)))
 }
 
 /// `who` creates a NoticeResponse `name` answering `notice` with `decision` in `ns`.
@@ -142,29 +128,42 @@ async fn wait_decision(t: &TestCtx, account: &str, notice: &str, decision: Decis
 #[tokio::test]
 async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
     let t = TestCtx::new("answer-who").await;
-    let acme = tenant(&t, "acme", json!({})).await;
-    let other = tenant(&t, "other", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
+    let other = t.tenant("other").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
     let bob = impersonate(&other.admin, &[]).await;
+    assert_the_administrators_answer_is_the_accounts(&t, &acme, &notice, &alice).await;
+    assert_nobody_else_answers_for_it(&t, &acme, &other, &notice, &alice, &bob).await;
+    assert_an_answer_is_not_backdated_and_the_later_one_stands(&t, &acme, &notice, served, &alice)
+        .await;
+    assert_an_answer_cannot_be_changed_or_withdrawn(&t, &acme, &alice).await;
+}
 
-    // The administrator answers in the account's namespace: it is the account's answer.
-    answer(&alice, &acme.ns, "reject", &notice, "Reject")
+/// The administrator answers in the account's namespace: it is the account's answer, and the
+/// notice counts it (counts only, no row naming an account).
+async fn assert_the_administrators_answer_is_the_accounts(
+    t: &TestCtx,
+    acme: &Tenant,
+    notice: &str,
+    alice: &Client,
+) {
+    answer(alice, &acme.ns, "reject", notice, "Reject")
         .await
         .expect("an administrator answers in its account's namespace");
-    let r = wait_verdict(&t, &acme.ns, "reject", "True", "Stands").await;
+    let r = wait_verdict(t, &acme.ns, "reject", "True", "Stands").await;
     assert_eq!(
         r.status.as_ref().unwrap().account.as_deref(),
         Some(acme.account.as_str())
     );
-    let a = wait_decision(&t, &acme.account, &notice, Decision::Rejected).await;
-    let row = row_of(&a, &notice);
+    let a = wait_decision(t, &acme.account, notice, Decision::Rejected).await;
+    let row = row_of(&a, notice);
     assert_eq!(row.answered_by, Some(format!("{}/reject", acme.ns)));
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     wait_for(
         &notices,
-        &notice,
+        notice,
         "count the account as Rejected",
         TIMEOUT,
         |n: &DeprecationNotice| {
@@ -178,11 +177,22 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
         },
     )
     .await;
+}
 
+/// Nobody answers for the account but its administrators: not the administrator in another
+/// tenant's namespace, not a ServiceAccount it delegated to, not another tenant's administrator.
+async fn assert_nobody_else_answers_for_it(
+    t: &TestCtx,
+    acme: &Tenant,
+    other: &Tenant,
+    notice: &str,
+    alice: &Client,
+    bob: &Client,
+) {
     // Not for another tenant: the API server refuses an answer in its namespace (RBAC).
     let e = api_error(
         "acme's administrator answering in other's namespace",
-        answer(&alice, &other.ns, "forged", &notice, "Accept").await,
+        answer(alice, &other.ns, "forged", notice, "Accept").await,
     );
     assert_eq!(e.code, 403, "{e:?}");
     // Nor may anyone the administrator delegates to: a ServiceAccount with a Role that grants create.
@@ -235,7 +245,7 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
     let helper = impersonate(&sa, &["system:serviceaccounts"]).await;
     let e = api_error(
         "a ServiceAccount answering for the account",
-        answer(&helper, &acme.ns, "by-helper", &notice, "Accept").await,
+        answer(&helper, &acme.ns, "by-helper", notice, "Accept").await,
     );
     assert_eq!(e.code, 403, "{e:?}");
     assert!(
@@ -246,15 +256,25 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
     // The other tenant's administrator has no say in acme's namespace either.
     let e = api_error(
         "other's administrator answering in acme's namespace",
-        answer(&bob, &acme.ns, "by-bob", &notice, "Accept").await,
+        answer(bob, &acme.ns, "by-bob", notice, "Accept").await,
     );
     assert_eq!(e.code, 403, "{e:?}");
+}
 
+/// An answer cannot be back-dated (the API server sets its time), and the later answer stands over
+/// the earlier one.
+async fn assert_an_answer_is_not_backdated_and_the_later_one_stands(
+    t: &TestCtx,
+    acme: &Tenant,
+    notice: &str,
+    served: Timestamp,
+    alice: &Client,
+) {
     // creationTimestamp has whole seconds, and two answers in the same second keep the rejection:
     // the next answer comes a second later.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // An answer cannot be back-dated: the API server sets its time.
-    let mut dated = response("backdated", &notice, "Accept");
+    let mut dated = response("backdated", notice, "Accept");
     dated.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         at_second(served.as_second() - 10 * DAY),
     ));
@@ -269,12 +289,18 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
         "creationTimestamp {when} is the API server's, not {before}'s past"
     );
     // The later answer stands; the first one is superseded.
-    wait_verdict(&t, &acme.ns, "backdated", "True", "Stands").await;
-    wait_verdict(&t, &acme.ns, "reject", "False", "Superseded").await;
-    wait_decision(&t, &acme.account, &notice, Decision::Accepted).await;
+    wait_verdict(t, &acme.ns, "backdated", "True", "Stands").await;
+    wait_verdict(t, &acme.ns, "reject", "False", "Superseded").await;
+    wait_decision(t, &acme.account, notice, Decision::Accepted).await;
+}
 
-    // An answer cannot be changed or withdrawn: RBAC refuses the administrator, and the CRD refuses
-    // even a cluster administrator's edit.
+/// An answer cannot be changed or withdrawn: RBAC refuses the administrator, and the CRD refuses even
+/// a cluster administrator's edit.
+async fn assert_an_answer_cannot_be_changed_or_withdrawn(
+    t: &TestCtx,
+    acme: &Tenant,
+    alice: &Client,
+) {
     let mine: Api<NoticeResponse> = Api::namespaced(alice.clone(), &acme.ns);
     let flip = json!({ "spec": { "decision": "Reject" } });
     let e = api_error(
@@ -306,8 +332,8 @@ async fn an_administrator_answers_for_its_account_and_nobody_else_can() {
 #[tokio::test]
 async fn administrators_read_their_own_account_and_nothing_of_other_tenants() {
     let t = TestCtx::new("answer-read").await;
-    let acme = tenant(&t, "acme", json!({})).await;
-    let other = tenant(&t, "other", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
+    let other = t.tenant("other").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
@@ -365,8 +391,8 @@ fn counts_of(n: &DeprecationNotice) -> Option<(i32, i32, i32, i32)> {
 async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing_of_other_tenants()
 {
     let t = TestCtx::new("answer-notices").await;
-    let acme = tenant(&t, "acme", json!({})).await;
-    let other = tenant(&t, "other", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
+    let other = t.tenant("other").label(GROUP, &t.suffix).await;
     // Two notices concern both tenants: one with 40 days to go, one whose rejection deadline comes
     // in a few seconds (served 30 days before it). A third concerns the other tenant alone, and
     // selects it by a label that does not name it.
@@ -391,32 +417,49 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
         )
         .await
         .expect("labelling the other account");
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "DeprecationNotice",
-            "metadata": { "name": theirs },
-            "spec": {
-                "type": "Amendment",
-                "summary": "Your plan ends.",
-                "servedAt": rfc3339(served),
-                "effectiveAt": rfc3339(at_second(served.as_second() + 200 * DAY)),
-                "accounts": { "matchLabels": { "e2e-answer-target": target } }
-            }
-        })
-        .to_string(),
-    )
-    .await;
+    let mut notice = fixtures::notice(
+        &theirs,
+        NoticeType::Amendment,
+        "Your plan ends.",
+        at_second(served.as_second() + 200 * DAY),
+        &[("e2e-answer-target", &target)],
+    );
+    notice.spec.served_at = Some(Time(served));
+    t.apply(&notice).await;
     wait_decision(&t, &acme.account, &dpa, Decision::Pending).await;
     wait_decision(&t, &acme.account, &soon, Decision::Pending).await;
     wait_decision(&t, &other.account, &theirs, Decision::Pending).await;
 
     let alice = impersonate(&acme.admin, &[]).await;
     let notices: Api<DeprecationNotice> = Api::all(alice.clone());
+    assert_acme_reads_its_notice_and_nothing_of_the_other_tenant(
+        &acme, &other, &notices, &dpa, served,
+    )
+    .await;
+    assert_the_other_tenants_notice_is_refused_as_a_missing_one(
+        &t, &acme, &other, &notices, &dpa, &theirs,
+    )
+    .await;
+    assert_acme_watches_the_counts_move_and_never_sees_who(
+        &acme, &other, &alice, &notices, &dpa, &soon, deadline,
+    )
+    .await;
+    assert_the_grants_follow_the_notices(&t, &acme, &dpa, &soon, &theirs).await;
+}
+
+/// A notice that concerns acme: its administrator reads it (spec, window, counts; with kube and with
+/// kubectl), and nothing in it names the other tenant.
+async fn assert_acme_reads_its_notice_and_nothing_of_the_other_tenant(
+    acme: &Tenant,
+    other: &Tenant,
+    notices: &Api<DeprecationNotice>,
+    dpa: &str,
+    served: Timestamp,
+) {
     // A notice that concerns acme: its administrator reads it (once the account's reconcile has
     // granted it), spec, window and counts, and nothing in it names the other tenant.
     let n = eventually("acme's administrator reads the notice", TIMEOUT, || async {
-        notices.get(&dpa).await.map_err(|e| e.to_string())
+        notices.get(dpa).await.map_err(|e| e.to_string())
     })
     .await;
     assert_eq!(
@@ -433,12 +476,12 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
     );
     assert_eq!(counts_of(&n), Some((2, 0, 0, 0)), "the counts");
     let raw = serde_json::to_string(&n).expect("JSON");
-    assert_nothing_of(&other, &raw, "the notice as acme's administrator reads it");
+    assert_nothing_of(other, &raw, "the notice as acme's administrator reads it");
     // So does kubectl, as the administrator would run it.
     let out = covenant_e2e::kubectl(&[
         "get",
         "deprecationnotice",
-        &dpa,
+        dpa,
         "--as",
         &acme.admin,
         "-o",
@@ -446,21 +489,33 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
     ]);
     assert!(out.success, "{}: {}", out.command, out.stderr);
     assert_nothing_of(
-        &other,
+        other,
         &out.stdout,
         "kubectl get deprecationnotice --as acme's administrator",
     );
+}
+
+/// A notice that concerns only the other tenant is refused to acme's administrator as a missing one
+/// is, by get and by list; only a list naming a notice acme may read is allowed.
+async fn assert_the_other_tenants_notice_is_refused_as_a_missing_one(
+    t: &TestCtx,
+    acme: &Tenant,
+    other: &Tenant,
+    notices: &Api<DeprecationNotice>,
+    dpa: &str,
+    theirs: &str,
+) {
     // A notice that concerns only the other tenant is refused, as one that does not exist is: the
     // answer is the same 403 either way, so it does not tell that the notice exists.
-    for name in [theirs.clone(), t.name("no-such-notice")] {
+    for name in [theirs.to_string(), t.name("no-such-notice")] {
         let e = api_error(
             "reading a notice that does not concern acme",
             notices.get(&name).await,
         );
         assert_eq!(e.code, 403, "{name}: {e:?}");
-        assert_nothing_of(&other, &e.message, "the refusal");
+        assert_nothing_of(other, &e.message, "the refusal");
     }
-    let out = covenant_e2e::kubectl(&["get", "deprecationnotice", &theirs, "--as", &acme.admin]);
+    let out = covenant_e2e::kubectl(&["get", "deprecationnotice", theirs, "--as", &acme.admin]);
     assert!(
         !out.success && out.stderr.contains("Forbidden"),
         "{}: {} {}",
@@ -486,7 +541,19 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
             .await,
     );
     assert_eq!(e.code, 403, "{e:?}");
+}
 
+/// acme's administrator watches the counts move as tenants answer and as a deadline passes, and no
+/// version it sees names the other tenant.
+async fn assert_acme_watches_the_counts_move_and_never_sees_who(
+    acme: &Tenant,
+    other: &Tenant,
+    alice: &Client,
+    notices: &Api<DeprecationNotice>,
+    dpa: &str,
+    soon: &str,
+    deadline: Timestamp,
+) {
     // The counts move as tenants answer: acme accepts, the other tenant rejects. acme's
     // administrator watches (a watch naming the notice, as `kubectl get -w` makes) and sees both,
     // never who.
@@ -497,8 +564,8 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
             .push(serde_json::to_string(n).expect("JSON"));
     };
     let watch = covenant_e2e::timing::watch_until(
-        &notices,
-        &dpa,
+        notices,
+        dpa,
         "count one Accepted and one Rejected",
         TIMEOUT,
         |n| {
@@ -507,11 +574,11 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
         },
     );
     let answers = async {
-        answer(&alice, &acme.ns, "accept", &dpa, "Accept")
+        answer(alice, &acme.ns, "accept", dpa, "Accept")
             .await
             .expect("acme accepts");
         let bob = impersonate(&other.admin, &[]).await;
-        answer(&bob, &other.ns, "reject", &dpa, "Reject")
+        answer(&bob, &other.ns, "reject", dpa, "Reject")
             .await
             .expect("the other tenant rejects");
     };
@@ -524,7 +591,7 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
     .expect("a request");
     let raw = alice.request_text(req).await.expect("reading the notice");
     assert_nothing_of(
-        &other,
+        other,
         &raw,
         "the notice's bytes as the API server sends them to acme",
     );
@@ -535,8 +602,8 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
     // The deadline of the other notice passes with nobody answering: both are deemed to accept,
     // and acme's administrator sees that on its watch too.
     let (n, at) = covenant_e2e::timing::watch_until(
-        &notices,
-        &soon,
+        notices,
+        soon,
         "count both accounts DeemedAccepted",
         covenant_e2e::timing::until_plus_30s(deadline),
         |n| {
@@ -560,18 +627,28 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
     let seen = seen.into_inner().unwrap();
     assert!(seen.len() >= 2, "the watches saw {} versions", seen.len());
     for s in &seen {
-        assert_nothing_of(&other, s, "a notice acme's administrator watched");
+        assert_nothing_of(other, s, "a notice acme's administrator watched");
     }
+}
+
+/// The grants follow the notices: once one is deleted, its name is no longer readable.
+async fn assert_the_grants_follow_the_notices(
+    t: &TestCtx,
+    acme: &Tenant,
+    dpa: &str,
+    soon: &str,
+    theirs: &str,
+) {
     // The grants follow the notices: once one is deleted, its name is no longer readable.
     Api::<DeprecationNotice>::all(t.client.clone())
-        .delete(&soon, &Default::default())
+        .delete(soon, &Default::default())
         .await
         .expect("deleting a notice");
     eventually(
         "acme's administrator is refused the deleted notice's name",
         TIMEOUT,
         || async {
-            let review = can_get_notice(&t.client, &acme.admin, &soon).await;
+            let review = can_get_notice(&t.client, &acme.admin, soon).await;
             if review {
                 Err("still allowed".to_string())
             } else {
@@ -580,8 +657,8 @@ async fn administrators_read_and_watch_the_notices_that_concern_them_and_nothing
         },
     )
     .await;
-    assert!(can_get_notice(&t.client, &acme.admin, &dpa).await);
-    assert!(!can_get_notice(&t.client, &acme.admin, &theirs).await);
+    assert!(can_get_notice(&t.client, &acme.admin, dpa).await);
+    assert!(!can_get_notice(&t.client, &acme.admin, theirs).await);
 }
 
 /// The API server's answer to "may `user` get DeprecationNotice `name`".
@@ -624,7 +701,7 @@ async fn can_get(client: &Client, user: &str, resource: &str, name: &str) -> boo
 #[tokio::test]
 async fn an_answer_one_second_after_the_deadline_is_not_honoured() {
     let t = TestCtx::new("answer-late").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     // Served 30 days ago less a few seconds, effective 30 days after: the deadline is seconds away.
     let deadline = at_second(now_s().as_second() + 12);
     let served = at_second(deadline.as_second() - 30 * DAY);
@@ -666,26 +743,26 @@ async fn an_answer_one_second_after_the_deadline_is_not_honoured() {
 #[tokio::test]
 async fn a_served_notice_cannot_be_shortened() {
     let t = TestCtx::new("answer-shorten").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
 
+    assert_served_at_cannot_be_added_later(&t, &notices).await;
+    assert_an_earlier_effective_at_serves_the_notice_again(&t, &acme, &notices).await;
+    assert_an_exempt_amendment_is_refused(&t).await;
+}
+
+/// servedAt only at creation: adding it later is refused.
+async fn assert_served_at_cannot_be_added_later(t: &TestCtx, notices: &Api<DeprecationNotice>) {
     // servedAt only at creation: adding it later is refused.
     let bare = t.name("bare");
     t.track(NOTICES, &bare);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "DeprecationNotice",
-            "metadata": { "name": bare },
-            "spec": {
-                "type": "Amendment",
-                "summary": "A later change.",
-                "effectiveAt": rfc3339(at_second(now_s().as_second() + 60 * DAY)),
-                "accounts": { "matchLabels": { GROUP: t.suffix } }
-            }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::notice(
+        &bare,
+        NoticeType::Amendment,
+        "A later change.",
+        at_second(now_s().as_second() + 60 * DAY),
+        &[(GROUP, &t.suffix)],
+    ))
     .await;
     let e = api_error(
         "adding servedAt to a served notice",
@@ -703,13 +780,20 @@ async fn a_served_notice_cannot_be_shortened() {
         "{}",
         e.message
     );
+}
 
+/// An earlier effectiveAt serves the notice again, with 30 days to reject from the new service.
+async fn assert_an_earlier_effective_at_serves_the_notice_again(
+    t: &TestCtx,
+    acme: &Tenant,
+    notices: &Api<DeprecationNotice>,
+) {
     // An earlier effectiveAt serves the notice again: served 20 days ago for 40 days from now, moved
     // to 5 days from now. Counted from the first service the tenant would have 10 days left; served
     // again, it has 30.
     let served = at_second(now_s().as_second() - 20 * DAY);
-    let notice = amendment(&t, "dpa", served, at_second(now_s().as_second() + 40 * DAY)).await;
-    wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let notice = amendment(t, "dpa", served, at_second(now_s().as_second() + 40 * DAY)).await;
+    wait_decision(t, &acme.account, &notice, Decision::Pending).await;
     let moved_at = now_s();
     notices
         .patch(
@@ -720,7 +804,7 @@ async fn a_served_notice_cannot_be_shortened() {
         .await
         .expect("effectiveAt may change");
     let n = wait_for(
-        &notices,
+        notices,
         &notice,
         "be served again",
         TIMEOUT,
@@ -753,33 +837,31 @@ async fn a_served_notice_cannot_be_shortened() {
         .find(|c| c.type_ == "NoticeWindowSatisfied")
         .unwrap();
     assert!(w.message.contains("served again"), "{}", w.message);
-    let a = wait_decision(&t, &acme.account, &notice, Decision::Pending).await;
+    let a = wait_decision(t, &acme.account, &notice, Decision::Pending).await;
     let row = row_of(&a, &notice);
     assert!(
         row.rejection_deadline.as_ref().map(|d| d.0) >= Some(thirty),
         "{row:?}"
     );
+}
 
+/// §2.3 does not reach amendments: an exemption on one is refused.
+async fn assert_an_exempt_amendment_is_refused(t: &TestCtx) {
     // §2.3 does not reach amendments: an exemption on one is refused.
     let exempt = t.name("exempt");
     let e = api_error(
         "an exempt Amendment",
-        covenant_e2e::apply_yaml(
-            &t.client,
-            &json!({
-                "apiVersion": "covenant.dev/v1alpha1",
-                "kind": "DeprecationNotice",
-                "metadata": { "name": exempt },
-                "spec": {
-                    "type": "Amendment",
-                    "summary": "Required by law.",
-                    "exemption": "LegalRequirement",
-                    "effectiveAt": rfc3339(now_s()),
-                    "accounts": { "matchLabels": { GROUP: t.suffix } }
-                }
-            })
-            .to_string(),
-        )
+        covenant_e2e::apply_yaml(&t.client, &{
+            let mut n = fixtures::notice(
+                &exempt,
+                NoticeType::Amendment,
+                "Required by law.",
+                now_s(),
+                &[(GROUP, &t.suffix)],
+            );
+            n.spec.exemption = Some(Exemption::LegalRequirement);
+            n.manifest()
+        })
         .await
         .map_err(|e| match e.downcast::<kube::Error>() {
             Ok(k) => k,
@@ -797,7 +879,7 @@ async fn a_served_notice_cannot_be_shortened() {
 #[tokio::test]
 async fn a_suspended_tenant_can_still_answer() {
     let t = TestCtx::new("answer-suspended").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let suspension = t.name("aup");
@@ -836,12 +918,15 @@ async fn a_suspended_tenant_can_still_answer() {
 async fn administrators_grant_and_end_access_for_their_own_people() {
     let t = TestCtx::new("answer-org").await;
     let domain = format!("acme-{}.example", t.suffix);
-    let acme = tenant(
-        &t,
-        "acme",
-        json!({ "organization": { "domains": [domain] } }),
-    )
-    .await;
+    let acme = t
+        .tenant("acme")
+        .label(GROUP, &t.suffix)
+        .spec(|s| {
+            s.organization = Some(OrganizationSpec {
+                domains: vec![domain.clone()],
+            })
+        })
+        .await;
     let carol = format!("carol@{domain}");
     let mallory = format!("mallory@evil-{}.example", t.suffix);
     let alice = impersonate(&acme.admin, &[]).await;
@@ -925,7 +1010,7 @@ async fn administrators_grant_and_end_access_for_their_own_people() {
 #[tokio::test]
 async fn the_timeline_from_the_cluster_lists_the_deadline_and_the_accounts_it_touches() {
     let t = TestCtx::new("answer-timeline").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let effective = at_second(served.as_second() + 40 * DAY);
     let notice = amendment(&t, "dpa", served, effective).await;
@@ -1027,7 +1112,7 @@ fn response_with(name: &str, notice: &str, decision: &str, meta: Value) -> Notic
 #[tokio::test]
 async fn an_answer_cannot_be_withdrawn_through_the_garbage_collector_nor_pinned_with_a_finalizer() {
     let t = TestCtx::new("answer-gc").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
@@ -1109,8 +1194,8 @@ async fn an_answer_cannot_be_withdrawn_through_the_garbage_collector_nor_pinned_
 #[tokio::test]
 async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_served() {
     let t = TestCtx::new("answer-probe").await;
-    let acme = tenant(&t, "acme", json!({})).await;
-    let other = tenant(&t, "other", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
+    let other = t.tenant("other").label(GROUP, &t.suffix).await;
     // A notice for the other tenant alone (its name may say what it is about).
     Api::<Account>::all(t.client.clone())
         .patch(
@@ -1124,20 +1209,13 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
         .expect("labelling the other account");
     let theirs = t.name("terminate-other");
     t.track(NOTICES, &theirs);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "DeprecationNotice",
-            "metadata": { "name": theirs },
-            "spec": {
-                "type": "Amendment",
-                "summary": "Your plan ends.",
-                "effectiveAt": rfc3339(at_second(now_s().as_second() + 200 * DAY)),
-                "accounts": { "matchLabels": { "e2e-answer-target": other.account.clone() } }
-            }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::notice(
+        &theirs,
+        NoticeType::Amendment,
+        "Your plan ends.",
+        at_second(now_s().as_second() + 200 * DAY),
+        &[("e2e-answer-target", &other.account)],
+    ))
     .await;
     let missing = t.name("no-such-notice");
     let alice = impersonate(&acme.admin, &[]).await;
@@ -1191,15 +1269,18 @@ async fn an_answer_does_not_tell_a_tenant_which_notices_other_tenants_were_serve
 /// An account with a second namespace (`policy`: its deletionPolicy) whose administrator rejects a
 /// fresh amendment there, until the account's status says Rejected; then the platform drops that
 /// namespace from the account. Returns the tenant, the dropped namespace and the notice.
-async fn rejected_in_a_dropped_namespace(t: &TestCtx, policy: &str) -> (Tenant, String, String) {
+async fn rejected_in_a_dropped_namespace(
+    t: &TestCtx,
+    policy: DeletionPolicy,
+) -> (Tenant, String, String) {
     let base = t.account("acme");
     let dev = format!("{base}-dev");
-    let acme = tenant(
-        t,
-        "acme",
-        json!({ "namespaces": [base, dev], "deletionPolicy": policy }),
-    )
-    .await;
+    let acme = t
+        .tenant("acme")
+        .label(GROUP, &t.suffix)
+        .namespace_names(&[&base, &dev])
+        .spec(move |s| s.deletion_policy = policy)
+        .await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
@@ -1226,7 +1307,7 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
     // still Covenant's for the account's UID). The rejection was given by the account's
     // administrators while it was theirs: it still stands, in the Account's status as in the
     // notice's and the response's, and is not turned into a silence deemed acceptance at the deadline.
-    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, "Retain").await;
+    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, DeletionPolicy::Retain).await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
     wait_for(&ns, &dev, "be retained", TIMEOUT, |n| {
@@ -1267,7 +1348,7 @@ async fn an_answer_given_in_a_namespace_the_account_later_drops_still_stands() {
 #[tokio::test]
 async fn a_notice_in_effect_cannot_be_shortened_after_the_fact() {
     let t = TestCtx::new("answer-after").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     // Served 60 days ago, effective in a few seconds: the rejection deadline is then.
     let served = at_second(now_s().as_second() - 60 * DAY);
     let effective = at_second(now_s().as_second() + 8);
@@ -1318,7 +1399,7 @@ async fn many_answers_do_not_make_the_operator_rewrite_every_earlier_one() {
     use futures::StreamExt;
     use kube::api::{WatchEvent, WatchParams};
     let t = TestCtx::new("answer-churn").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
@@ -1379,7 +1460,7 @@ async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
     // (as a retained one is when its retention ends). The rejection was the account's answer, given
     // in time: deleting where it was written does not undo it (after the deadline the account would
     // silently become DeemedAccepted).
-    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, "Delete").await;
+    let (acme, dev, notice) = rejected_in_a_dropped_namespace(&t, DeletionPolicy::Delete).await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
     wait_gone(&ns, &dev, false, TIMEOUT).await;
@@ -1395,7 +1476,7 @@ async fn an_answer_given_in_a_namespace_that_is_later_deleted_still_stands() {
 #[tokio::test]
 async fn an_answer_to_a_deleted_notice_does_not_answer_a_new_notice_of_the_same_name() {
     let t = TestCtx::new("answer-reissue").await;
-    let acme = tenant(&t, "acme", json!({})).await;
+    let acme = t.tenant("acme").label(GROUP, &t.suffix).await;
     let served = at_second(now_s().as_second() - DAY);
     let notice = amendment(&t, "dpa", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&acme.admin, &[]).await;
@@ -1431,23 +1512,11 @@ async fn an_answer_to_a_deleted_notice_does_not_answer_a_new_notice_of_the_same_
 async fn a_tenant_that_answered_many_times_can_still_answer_a_new_notice() {
     let t = TestCtx::new("answer-many").await;
     // On the package Covenant ships (it caps NoticeResponses per namespace), one namespace.
-    let account = t.account("acme");
-    let admin = format!("acme-admin-{}", t.suffix);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "metadata": { "name": account, "labels": { GROUP: t.suffix } },
-            "spec": {
-                "supportPackage": "standard",
-                "administrators": [{ "kind": "User", "name": admin }],
-                "deletionPolicy": "Delete"
-            }
-        })
-        .to_string(),
-    )
-    .await;
-    wait_account_ready(&t.client, &account).await;
+    let Tenant { account, admin, .. } = t
+        .tenant("acme")
+        .package("standard")
+        .label(GROUP, &t.suffix)
+        .await;
     let served = at_second(now_s().as_second() - DAY);
     let old = amendment(&t, "old", served, at_second(served.as_second() + 40 * DAY)).await;
     let alice = impersonate(&admin, &[]).await;

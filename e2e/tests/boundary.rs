@@ -11,19 +11,22 @@
 
 use std::time::{Duration, Instant};
 
-use covenant::api::Account;
+use covenant::api::{
+    Account, NetworkSpec, PackageNetwork, PodSecurityLevel, SupportPackage, SupportPackageSpec,
+};
 use covenant_e2e::fixtures::{self, api_error, deployment, forbidden, label, pod};
 use covenant_e2e::netpol::{self, Peer, Probe};
 use covenant_e2e::{
-    TIMEOUT, TestCtx, can, condition, eventually, impersonate, wait_account, wait_account_ready,
-    wait_for, wait_gone,
+    Manifest, TIMEOUT, Tenant, TestCtx, can, condition, eventually, impersonate, wait_account,
+    wait_account_ready, wait_for, wait_gone,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -173,79 +176,32 @@ where
     }
 }
 
-/// A tenant of the test's own: an Account on its own package, its namespaces, its administrator.
-struct Tenant {
-    account: String,
-    package: String,
-    admin: String,
-    namespaces: Vec<String>,
-}
-
-impl Tenant {
-    /// The first namespace.
-    fn ns(&self) -> &str {
-        &self.namespaces[0]
-    }
-
-    /// The Account's manifest with `extra` in its spec (re-applied to change it: the fields left out
-    /// are dropped, as the tests' applies share one field manager).
-    fn manifest(&self, extra: Value) -> String {
-        let nss: Vec<&str> = self.namespaces.iter().map(String::as_str).collect();
-        fixtures::account(
-            &self.account,
-            Some(&self.package),
-            &nss,
-            &[&self.admin],
-            extra,
-        )
-    }
-}
-
-/// Merges the fields of `extra` into the object `into` (one level deep).
-fn merge(into: &mut Value, extra: Value) {
-    if let (Value::Object(into), Value::Object(extra)) = (into, extra) {
-        into.extend(extra);
-    }
-}
-
-/// A SupportPackage `base-<suffix>` (room for 10 pods) with `extra` merged into its spec.
-async fn new_package(t: &TestCtx, base: &str, extra: Value) -> String {
+/// A SupportPackage `base-<suffix>` (room for 10 pods) that `edit` changes.
+async fn new_package(
+    t: &TestCtx,
+    base: &str,
+    edit: impl FnOnce(&mut SupportPackageSpec),
+) -> String {
     let name = t.package(base);
-    let mut p: Value = serde_json::from_str(&fixtures::package(
+    let mut p = fixtures::package(
         &name,
         json!({ "pods": "10", "requests.cpu": "4", "configmaps": "20" }),
-    ))
-    .expect("the package fixture is JSON");
-    merge(&mut p["spec"], extra);
-    t.apply(&p.to_string()).await;
+    );
+    edit(&mut p.spec);
+    t.apply(&p).await;
     name
 }
 
-/// An Account `base-<suffix>` on `package` with `namespaces` namespaces `base-<i>-<suffix>`, the
-/// administrator `admin-<suffix>` and `extra` in its spec; waits until it is Ready and each namespace
-/// has its `default` ServiceAccount (pods need it).
-async fn tenant(
-    t: &TestCtx,
-    base: &str,
-    package: &str,
-    namespaces: usize,
-    admin: &str,
-    extra: Value,
-) -> Tenant {
-    let ten = Tenant {
-        account: t.account(base),
-        package: package.to_string(),
-        admin: t.name(admin),
-        namespaces: (0..namespaces)
-            .map(|i| t.name(&format!("{base}-{i}")))
-            .collect(),
-    };
-    t.apply(&ten.manifest(extra)).await;
-    wait_account_ready(&t.client, &ten.account).await;
-    for ns in &ten.namespaces {
-        wait_default_sa(&t.client, ns).await;
+/// The network settings of a package whose platform namespace is `platform` (by name), denying
+/// `denied` on top of the metadata addresses.
+fn platform_network(platform: &str, denied: &[&str]) -> PackageNetwork {
+    PackageNetwork {
+        ingress_from: vec![LabelSelector {
+            match_labels: Some(fixtures::map(&[(NAME_LABEL, platform)])),
+            ..Default::default()
+        }],
+        denied_cidrs: denied.iter().map(|c| c.to_string()).collect(),
     }
-    ten
 }
 
 async fn wait_default_sa(client: &Client, ns: &str) {
@@ -257,19 +213,13 @@ async fn wait_default_sa(client: &Client, ns: &str) {
 async fn suspend(t: &TestCtx, base: &str, account: &str) -> String {
     let name = t.name(base);
     t.track(SUSPENSIONS, &name);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Suspension",
-            "metadata": { "name": name },
-            "spec": {
-                "account": account,
-                "reason": "AcceptableUsePolicy",
-                "cause": format!("Abuse report {} confirmed", t.suffix)
-            }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::suspension(
+        &name,
+        account,
+        "AcceptableUsePolicy",
+        &format!("Abuse report {} confirmed", t.suffix),
+        json!({}),
+    ))
     .await;
     name
 }
@@ -281,6 +231,16 @@ async fn lift(t: &TestCtx, suspension: &str) {
         .await
         .unwrap_or_else(|e| panic!("delete Suspension {suspension}: {e}"));
     wait_gone(&api, suspension, false, TIMEOUT).await;
+}
+
+/// A JSON merge patch of the namespace `name` through `api`.
+async fn merge_patch(
+    api: &Api<Namespace>,
+    name: &str,
+    body: Value,
+) -> Result<Namespace, kube::Error> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(body))
+        .await
 }
 
 /// Waits until namespace `ns` carries `covenant.dev/read-only=<value>` (None: no such label).
@@ -737,6 +697,18 @@ async fn events_about(client: &Client, name: &str) -> Vec<Event> {
 // ---------------------------------------------------------------------------------------------------
 // Authorization in every state, for every identity a tenant holds.
 
+/// Who acts for a tenant in the identities test: its administrator alice, alice's ServiceAccount
+/// (bound to the writer Role she made), and bob (an allowed subject alice bound to `view`), each with
+/// a client that impersonates it.
+struct Cast {
+    alice: Identity,
+    sa: Identity,
+    bob: Identity,
+    as_alice: Client,
+    as_sa: Client,
+    as_bob: Client,
+}
+
 /// Every identity a tenant can hold, in every state of the tenant, as the API server answers: the
 /// administrator `alice`, a ServiceAccount the tenant made (bound by alice to a Role of her making),
 /// and `bob`, an allowed subject alice bound to the built-in `view` role.
@@ -756,12 +728,20 @@ async fn events_about(client: &Client, name: &str) -> Vec<Event> {
 async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_withdrawn_consent_takes_access_away()
  {
     let t = TestCtx::new("identities").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
+    let pkg = new_package(&t, "pkg", |_| {}).await;
     let bob = Identity::user(&t.name("bob"));
-    let allowed = json!({ "allowedSubjects": [{ "kind": "User", "name": bob.user }] });
+    let allowed = vec![fixtures::user(&bob.user)];
     // deletionPolicy and retentionMonths left to their defaults: Retain, 13 months.
-    let ten = tenant(&t, "acct", &pkg, 1, "alice", allowed).await;
-    let ns = ten.ns();
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .retain()
+        .spec(|s| s.allowed_subjects = allowed)
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     let alice = Identity::user(&ten.admin);
     let sa = Identity::service_account(ns, DEPLOYER);
     let (as_alice, as_sa, as_bob) = (alice.client().await, sa.client().await, bob.client().await);
@@ -792,6 +772,33 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
     );
     assert_eq!(refused.code, 403, "{refused:?}");
 
+    let cast = Cast {
+        alice,
+        sa,
+        bob,
+        as_alice,
+        as_sa,
+        as_bob,
+    };
+    assert_every_identity_writes_while_active(&t, &cast, &ten).await;
+    let susp = assert_no_identity_writes_while_suspended(&t, &cast, &ten).await;
+    assert_the_lift_gives_the_writes_back(&t, &cast, &ten, &susp).await;
+    assert_withdrawn_consent_takes_bobs_access_away(&t, &cast, &ten).await;
+    assert_no_identity_writes_while_retained(&t, &cast, &ten).await;
+}
+
+/// Active: the administrator and its ServiceAccount write, bob reads what `view` grants and no more.
+async fn assert_every_identity_writes_while_active(t: &TestCtx, cast: &Cast, ten: &Tenant) {
+    let Cast {
+        alice,
+        sa,
+        bob,
+        as_alice,
+        as_sa,
+        as_bob,
+        ..
+    } = cast;
+    let ns = ten.ns.as_str();
     // Active. RBAC sees new bindings once the API server's informers have them: wait for that first.
     eventually("the bindings alice made are in force", TIMEOUT, || async {
         sa.authorized(&t.client, WRITES, ns, true).await?;
@@ -820,9 +827,9 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
             .await
             .err(),
     );
-    failures.extend(writes_work(&as_alice, ns, "alice-active").await.err());
-    failures.extend(writes_work(&as_sa, ns, "sa-active").await.err());
-    failures.extend(reads_work(&as_alice, ns).await.err());
+    failures.extend(writes_work(as_alice, ns, "alice-active").await.err());
+    failures.extend(writes_work(as_sa, ns, "sa-active").await.err());
+    failures.extend(reads_work(as_alice, ns).await.err());
     if let Err(e) = Api::<Pod>::namespaced(as_bob.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -843,11 +850,28 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
         "active tenant:\n{}",
         failures.join("\n")
     );
+}
 
+/// Suspended: Covenant's binding of the administrator is the read-only one, the read-only guard
+/// stops the writes of the bindings the tenant made, nothing is written; reads go on. Returns the
+/// Suspension.
+async fn assert_no_identity_writes_while_suspended(
+    t: &TestCtx,
+    cast: &Cast,
+    ten: &Tenant,
+) -> String {
+    let Cast {
+        alice,
+        bob,
+        as_alice,
+        as_sa,
+        ..
+    } = cast;
+    let ns = ten.ns.as_str();
     // Suspended.
-    let susp = suspend(&t, "aup", &ten.account).await;
+    let susp = suspend(t, "aup", &ten.account).await;
     wait_account(&t.client, &ten.account, "Suspended", "True", None).await;
-    wait_read_only(&t, ns, Some("suspended")).await;
+    wait_read_only(t, ns, Some("suspended")).await;
     // Covenant's binding of alice is the read-only one now; the bindings the tenant made stay, so
     // what stops their writes is the read-only guard.
     eventually(
@@ -856,21 +880,21 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
         || alice.authorized(&t.client, ADMIN_ONLY, ns, false),
     )
     .await;
-    wait_guard_refuses(&as_alice, ns, &ten.account, "suspended").await;
-    wait_guard_refuses(&as_sa, ns, &ten.account, "suspended").await;
+    wait_guard_refuses(as_alice, ns, &ten.account, "suspended").await;
+    wait_guard_refuses(as_sa, ns, &ten.account, "suspended").await;
     let mut failures = Vec::new();
     failures.extend(
-        writes_refused(&as_alice, ns, &ten.account, "suspended", "alice-suspended")
+        writes_refused(as_alice, ns, &ten.account, "suspended", "alice-suspended")
             .await
             .err(),
     );
     failures.extend(
-        writes_refused(&as_sa, ns, &ten.account, "suspended", "sa-suspended")
+        writes_refused(as_sa, ns, &ten.account, "suspended", "sa-suspended")
             .await
             .err(),
     );
     failures.extend(alice.authorized(&t.client, READS, ns, true).await.err());
-    failures.extend(reads_work(&as_alice, ns).await.err());
+    failures.extend(reads_work(as_alice, ns).await.err());
     failures.extend(bob.authorized(&t.client, VIEW_GRANTS, ns, true).await.err());
     failures.extend(
         bob.authorized(&t.client, VIEW_DENIES, ns, false)
@@ -896,32 +920,52 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
         Some(1),
         "the Deployment was patched while suspended"
     );
+    susp
+}
 
+/// Lifted: the administrator holds its rights again and every identity writes.
+async fn assert_the_lift_gives_the_writes_back(t: &TestCtx, cast: &Cast, ten: &Tenant, susp: &str) {
+    let Cast {
+        alice,
+        as_alice,
+        as_sa,
+        ..
+    } = cast;
+    let ns = ten.ns.as_str();
     // Lifted.
-    lift(&t, &susp).await;
+    lift(t, susp).await;
     wait_account(&t.client, &ten.account, "Suspended", "False", None).await;
-    wait_read_only(&t, ns, None).await;
+    wait_read_only(t, ns, None).await;
     eventually(
         "alice holds the administrators' rights again",
         TIMEOUT,
         || alice.authorized(&t.client, ADMIN_ONLY, ns, true),
     )
     .await;
-    wait_guard_allows(&as_alice, ns).await;
-    wait_guard_allows(&as_sa, ns).await;
+    wait_guard_allows(as_alice, ns).await;
+    wait_guard_allows(as_sa, ns).await;
     let mut failures = Vec::new();
-    failures.extend(writes_work(&as_alice, ns, "alice-lifted").await.err());
-    failures.extend(writes_work(&as_sa, ns, "sa-lifted").await.err());
-    failures.extend(reads_work(&as_alice, ns).await.err());
+    failures.extend(writes_work(as_alice, ns, "alice-lifted").await.err());
+    failures.extend(writes_work(as_sa, ns, "sa-lifted").await.err());
+    failures.extend(reads_work(as_alice, ns).await.err());
     assert!(
         failures.is_empty(),
         "lifted tenant:\n{}",
         failures.join("\n")
     );
+}
 
+/// Consent withdrawn: bob leaves allowedSubjects, loses access, is taken out of the binding alice
+/// made (which stays for its other subject), and a Warning Event says so.
+async fn assert_withdrawn_consent_takes_bobs_access_away(t: &TestCtx, cast: &Cast, ten: &Tenant) {
+    let mut failures = Vec::new();
+    let Cast { bob, as_bob, .. } = cast;
+    let ns = ten.ns.as_str();
     // Consent withdrawn: bob leaves allowedSubjects.
     let withdrawn_at = Instant::now();
-    t.apply(&ten.manifest(json!({}))).await;
+    let mut withdrawn = ten.applied.clone();
+    withdrawn.spec.allowed_subjects.clear();
+    t.apply(&withdrawn).await;
     eventually(
         "the authorizer no longer lets bob get pods",
         TIMEOUT,
@@ -1008,7 +1052,19 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
         },
     )
     .await;
+}
 
+/// Retained: once the Account is deleted (Retain), nobody writes, the ServiceAccount loses every
+/// right, the administrators keep reading.
+async fn assert_no_identity_writes_while_retained(t: &TestCtx, cast: &Cast, ten: &Tenant) {
+    let Cast {
+        alice,
+        sa,
+        as_alice,
+        as_sa,
+        ..
+    } = cast;
+    let ns = ten.ns.as_str();
     // Retained: the Account is deleted with deletionPolicy Retain.
     let accounts: Api<Account> = Api::all(t.client.clone());
     accounts
@@ -1016,11 +1072,11 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
         .await
         .unwrap();
     wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
-    wait_read_only(&t, ns, Some("retained")).await;
-    wait_guard_refuses(&as_alice, ns, &ten.account, "retained").await;
+    wait_read_only(t, ns, Some("retained")).await;
+    wait_guard_refuses(as_alice, ns, &ten.account, "retained").await;
     let mut failures = Vec::new();
     failures.extend(
-        writes_refused(&as_alice, ns, &ten.account, "retained", "alice-retained")
+        writes_refused(as_alice, ns, &ten.account, "retained", "alice-retained")
             .await
             .err(),
     );
@@ -1051,7 +1107,7 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
             .await
             .err(),
     );
-    failures.extend(reads_work(&as_alice, ns).await.err());
+    failures.extend(reads_work(as_alice, ns).await.err());
     assert!(
         failures.is_empty(),
         "retained tenant:\n{}",
@@ -1069,17 +1125,15 @@ async fn no_identity_of_a_tenant_writes_while_it_is_suspended_or_retained_and_wi
 #[tokio::test]
 async fn a_tenant_admin_cannot_bind_covenant_tenant_admin_to_itself_as_a_backup() {
     let t = TestCtx::new("backup-binding").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     let as_alice = impersonate(&ten.admin, &[]).await;
     let rbs: Api<RoleBinding> = Api::namespaced(as_alice.clone(), ns);
     // The control: alice binds a role she made to herself (so the namespace is stamped and seen).
@@ -1113,17 +1167,15 @@ async fn a_tenant_admin_cannot_bind_covenant_tenant_admin_to_itself_as_a_backup(
 #[tokio::test]
 async fn a_tenant_cannot_squat_the_name_of_covenants_read_only_binding_to_escape_a_suspension() {
     let t = TestCtx::new("squat").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     tenant_data(&t.client, ns).await;
     let as_alice = impersonate(&ten.admin, &[]).await;
     arm_writer(&as_alice, ns, &ten.admin).await;
@@ -1179,45 +1231,26 @@ async fn a_tenant_cannot_squat_the_name_of_covenants_read_only_binding_to_escape
 #[tokio::test]
 async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels() {
     let t = TestCtx::new("ns-labels").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns().to_string();
-    let mallory = t.name("mallory");
-    let role = t.name("namespace-editor");
-    t.track("clusterroles", &role);
-    t.track("clusterrolebindings", &role);
-    let cr: ClusterRole = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "rules": [
-            { "apiGroups": [""], "resources": ["namespaces"],
-              "verbs": ["get", "list", "watch", "create", "patch", "update"] },
-            { "apiGroups": [""], "resources": ["namespaces/status", "namespaces/finalize"],
-              "verbs": ["patch", "update"] }
-        ]
-    }))
-    .unwrap();
-    Api::<ClusterRole>::all(t.client.clone())
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap();
-    let crb: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [user_subject(&mallory)]
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(t.client.clone())
-        .create(&PostParams::default(), &crb)
-        .await
-        .unwrap();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.clone();
+    let (mallory, as_mallory) = t
+        .user_with_cluster_rules(
+            "mallory",
+            json!([
+                { "apiGroups": [""], "resources": ["namespaces"],
+                  "verbs": ["get", "list", "watch", "create", "patch", "update"] },
+                { "apiGroups": [""], "resources": ["namespaces/status", "namespaces/finalize"],
+                  "verbs": ["patch", "update"] }
+            ]),
+        )
+        .await;
     let foreign = t.namespace("foreign");
     let nss: Api<Namespace> = Api::all(t.client.clone());
     nss.create(
@@ -1233,24 +1266,28 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         before.annotations()
     );
 
-    let as_mallory = impersonate(&mallory, &[]).await;
     let theirs: Api<Namespace> = Api::all(as_mallory.clone());
-    let patch = |name: &str, body: Value| {
-        let theirs = theirs.clone();
-        let name = name.to_string();
-        async move {
-            theirs
-                .patch(&name, &PatchParams::default(), &Patch::Merge(body))
-                .await
-        }
-    };
+    assert_the_grant_works_on_what_covenant_does_not_own(&t, &theirs, &foreign).await;
+    assert_covenants_labels_cannot_be_patched(&theirs, &ten, &foreign, &mallory).await;
+    assert_nor_by_finalize_or_create(&t, &theirs, &ten, &foreign, &before).await;
+    assert_the_read_only_label_of_a_suspended_namespace_stays(&t, &theirs, &ten).await;
+}
+
+/// The control: mallory's grant works on namespaces Covenant does not own, through the namespace and
+/// its status subresource, and creates a namespace without Covenant's labels.
+async fn assert_the_grant_works_on_what_covenant_does_not_own(
+    t: &TestCtx,
+    theirs: &Api<Namespace>,
+    foreign: &str,
+) {
     // The control: the grant works for what Covenant does not own (RBAC catches up in a moment).
     eventually(
         "mallory labels a foreign namespace team=red",
         TIMEOUT,
         || async {
-            patch(
-                &foreign,
+            merge_patch(
+                theirs,
+                foreign,
                 json!({ "metadata": { "labels": { "team": "red" } } }),
             )
             .await
@@ -1262,7 +1299,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
     // The status and finalize subresources write a namespace's labels too.
     let via_status = theirs
         .patch_status(
-            &foreign,
+            foreign,
             &PatchParams::default(),
             &Patch::Merge(json!({ "metadata": { "labels": { "via": "status" } } })),
         )
@@ -1281,7 +1318,18 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         )
         .await
         .expect("mallory creates a namespace without Covenant's labels");
+}
 
+/// Covenant's labels and annotations cannot be forged, changed or stripped by a patch of the
+/// namespace or of its status.
+async fn assert_covenants_labels_cannot_be_patched(
+    theirs: &Api<Namespace>,
+    ten: &Tenant,
+    foreign: &str,
+    mallory: &str,
+) {
+    let ns = ten.ns.as_str();
+    // Covenant's labels and annotations cannot be forged, changed or stripped by a patch.
     let mut failures = Vec::new();
     let attacks: Vec<(String, &str, Value)> = vec![
         (
@@ -1289,44 +1337,44 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
                 "label the foreign namespace {ACCOUNT_LABEL}={}",
                 ten.account
             ),
-            foreign.as_str(),
+            foreign,
             json!({ "metadata": { "labels": { ACCOUNT_LABEL: ten.account } } }),
         ),
         (
             format!("add {RETAINED_UNTIL}=0 to the tenant namespace"),
-            ns.as_str(),
+            ns,
             json!({ "metadata": { "labels": { RETAINED_UNTIL: "0" } } }),
         ),
         (
             format!("change {UID_ANNOTATION} of the tenant namespace"),
-            ns.as_str(),
+            ns,
             json!({ "metadata": { "annotations": { UID_ANNOTATION: "00000000-0000-0000-0000-000000000000" } } }),
         ),
         (
             format!("rewrite {ALLOWED_SUBJECTS} of the tenant namespace"),
-            ns.as_str(),
+            ns,
             json!({ "metadata": { "annotations": { ALLOWED_SUBJECTS: format!("User:{mallory}") } } }),
         ),
         (
             format!("remove {ACCOUNT_LABEL} from the tenant namespace"),
-            ns.as_str(),
+            ns,
             json!({ "metadata": { "labels": { ACCOUNT_LABEL: null } } }),
         ),
         (
             format!("lower {ENFORCE} of the tenant namespace to privileged"),
-            ns.as_str(),
+            ns,
             json!({ "metadata": { "labels": { ENFORCE: "privileged" } } }),
         ),
     ];
     for (what, target, body) in attacks {
-        failures.extend(forbidden(&what, patch(target, body).await).err());
+        failures.extend(forbidden(&what, merge_patch(theirs, target, body).await).err());
     }
     failures.extend(
         forbidden(
             &format!("add {RETAINED_UNTIL}=0 to the tenant namespace through namespaces/status"),
             theirs
                 .patch_status(
-                    &ns,
+                    ns,
                     &PatchParams::default(),
                     &Patch::Merge(json!({ "metadata": { "labels": { RETAINED_UNTIL: "0" } } })),
                 )
@@ -1334,7 +1382,23 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         )
         .err(),
     );
-    let mut labelled = nss.get(&foreign).await.unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Nor through namespaces/finalize, nor on a namespace mallory creates: the tenant namespace's labels
+/// and annotations are what they were, the foreign namespace has no account label.
+async fn assert_nor_by_finalize_or_create(
+    t: &TestCtx,
+    theirs: &Api<Namespace>,
+    ten: &Tenant,
+    foreign: &str,
+    before: &Namespace,
+) {
+    let ns = ten.ns.as_str();
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    // Nor through namespaces/finalize, nor on a namespace mallory creates.
+    let mut failures = Vec::new();
+    let mut labelled = nss.get(foreign).await.unwrap();
     labelled
         .metadata
         .labels
@@ -1344,7 +1408,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         forbidden(
             &format!("label the foreign namespace {ACCOUNT_LABEL} through namespaces/finalize"),
             theirs
-                .replace_subresource("finalize", &foreign, &PostParams::default(), &labelled)
+                .replace_subresource("finalize", foreign, &PostParams::default(), &labelled)
                 .await,
         )
         .err(),
@@ -1369,33 +1433,44 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         .err(),
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let after = nss.get(&ns).await.unwrap();
+    let after = nss.get(ns).await.unwrap();
     assert_eq!(
         (after.labels(), after.annotations()),
         (before.labels(), before.annotations()),
         "the tenant namespace's labels and annotations changed"
     );
     assert!(
-        label(&nss.get(&foreign).await.unwrap(), ACCOUNT_LABEL).is_none(),
+        label(&nss.get(foreign).await.unwrap(), ACCOUNT_LABEL).is_none(),
         "the foreign namespace got the account label"
     );
+}
 
+/// Suspended: the read-only label cannot be removed (nor set to anything else), by any write of the
+/// namespace.
+async fn assert_the_read_only_label_of_a_suspended_namespace_stays(
+    t: &TestCtx,
+    theirs: &Api<Namespace>,
+    ten: &Tenant,
+) {
+    let ns = ten.ns.as_str();
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // Suspended: the read-only label cannot be removed (nor set to anything else).
-    suspend(&t, "aup", &ten.account).await;
-    wait_read_only(&t, &ns, Some("suspended")).await;
+    suspend(t, "aup", &ten.account).await;
+    wait_read_only(t, ns, Some("suspended")).await;
     let mut failures = Vec::new();
     failures.extend(
         forbidden(
             &format!("remove {READ_ONLY_LABEL} from the suspended namespace"),
-            patch(
-                &ns,
+            merge_patch(
+                theirs,
+                ns,
                 json!({ "metadata": { "labels": { READ_ONLY_LABEL: null } } }),
             )
             .await,
         )
         .err(),
     );
-    let mut replaced = nss.get(&ns).await.unwrap();
+    let mut replaced = nss.get(ns).await.unwrap();
     replaced
         .metadata
         .labels
@@ -1404,7 +1479,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
     failures.extend(
         forbidden(
             &format!("replace the suspended namespace without {READ_ONLY_LABEL}"),
-            theirs.replace(&ns, &PostParams::default(), &replaced).await,
+            theirs.replace(ns, &PostParams::default(), &replaced).await,
         )
         .err(),
     );
@@ -1413,7 +1488,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
             &format!("remove {READ_ONLY_LABEL} through namespaces/status"),
             theirs
                 .patch_status(
-                    &ns,
+                    ns,
                     &PatchParams::default(),
                     &Patch::Merge(json!({ "metadata": { "labels": { READ_ONLY_LABEL: null } } })),
                 )
@@ -1425,7 +1500,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
         forbidden(
             &format!("remove {READ_ONLY_LABEL} through namespaces/finalize"),
             theirs
-                .replace_subresource("finalize", &ns, &PostParams::default(), &replaced)
+                .replace_subresource("finalize", ns, &PostParams::default(), &replaced)
                 .await,
         )
         .err(),
@@ -1433,7 +1508,7 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        label(&nss.get(&ns).await.unwrap(), READ_ONLY_LABEL).as_deref(),
+        label(&nss.get(ns).await.unwrap(), READ_ONLY_LABEL).as_deref(),
         Some("suspended")
     );
 }
@@ -1445,17 +1520,17 @@ async fn a_user_who_may_patch_namespaces_cannot_forge_or_strip_covenants_labels(
 #[tokio::test]
 async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_deleted() {
     let t = TestCtx::new("forged-ns").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
+    let pkg = new_package(&t, "pkg", |_| {}).await;
     // Retain for 0 months: deleting the account deletes what it owns at once.
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "retentionMonths": 0 }),
-    )
-    .await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .retain()
+        .spec(|s| s.retention_months = 0)
+        .with_default_service_accounts()
+        .await;
     let forged = t.namespace("forged");
     let nss: Api<Namespace> = Api::all(t.client.clone());
     nss.create(
@@ -1478,11 +1553,9 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
     let before = nss.get(&forged).await.unwrap();
 
     // Not adopted, also when the account asks for it: a conflict naming it.
-    t.apply(&ten.manifest(json!({
-        "retentionMonths": 0,
-        "namespaces": [ten.ns(), forged]
-    })))
-    .await;
+    let mut claiming = ten.applied.clone();
+    claiming.spec.namespaces.push(forged.clone());
+    t.apply(&claiming).await;
     let a = wait_account(
         &t.client,
         &ten.account,
@@ -1494,18 +1567,31 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
     let msg = &condition(&a, "Ready").unwrap().message;
     assert!(msg.contains(&forged), "the conflict names {forged}: {msg}");
 
+    assert_a_suspension_leaves_the_forged_namespace_alone(&t, &ten, &forged, &before).await;
+    assert_deleting_the_account_leaves_the_forged_namespace_and_its_data(&t, &ten, &forged).await;
+}
+
+/// Suspended while it asks for it: the guardrails reach the namespace it owns, not the forged one
+/// (no label, quota, binding or policy appears there, and a new pod is not frozen).
+async fn assert_a_suspension_leaves_the_forged_namespace_alone(
+    t: &TestCtx,
+    ten: &Tenant,
+    forged: &str,
+    before: &Namespace,
+) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // Suspended while it asks for it: the guardrails reach the namespace it owns, not the forged one.
-    suspend(&t, "aup", &ten.account).await;
-    wait_read_only(&t, ten.ns(), Some("suspended")).await;
-    wait_frozen(&t, ten.ns()).await;
+    suspend(t, "aup", &ten.account).await;
+    wait_read_only(t, ten.ns.as_str(), Some("suspended")).await;
+    wait_frozen(t, ten.ns.as_str()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let n = nss.get(&forged).await.unwrap();
+    let n = nss.get(forged).await.unwrap();
     assert_eq!(
         (n.labels(), n.annotations()),
         (before.labels(), before.annotations()),
         "the forged namespace's labels or annotations changed"
     );
-    let quotas = Api::<ResourceQuota>::namespaced(t.client.clone(), &forged)
+    let quotas = Api::<ResourceQuota>::namespaced(t.client.clone(), forged)
         .list(&ListParams::default())
         .await
         .unwrap();
@@ -1514,7 +1600,7 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
         "quotas appeared in {forged}: {:?}",
         quotas.items
     );
-    let rbs = Api::<RoleBinding>::namespaced(t.client.clone(), &forged)
+    let rbs = Api::<RoleBinding>::namespaced(t.client.clone(), forged)
         .list(&ListParams::default())
         .await
         .unwrap();
@@ -1524,15 +1610,24 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
         rbs.items
     );
     assert_eq!(
-        network_policies(&t.client, &forged).await,
+        network_policies(&t.client, forged).await,
         Vec::<String>::new(),
         "NetworkPolicies appeared in {forged}"
     );
-    Api::<Pod>::namespaced(t.client.clone(), &forged)
+    Api::<Pod>::namespaced(t.client.clone(), forged)
         .create(&PostParams::default(), &pod("runs"))
         .await
         .expect("a new pod in the forged namespace is not frozen");
+}
 
+/// Deleted, its retention of 0 months ends at once: its own namespace goes, the forged one stays,
+/// unreleased, with its data.
+async fn assert_deleting_the_account_leaves_the_forged_namespace_and_its_data(
+    t: &TestCtx,
+    ten: &Tenant,
+    forged: &str,
+) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // Deleted, its retention of 0 months ends at once: its own namespace goes, the forged one stays.
     let accounts: Api<Account> = Api::all(t.client.clone());
     accounts
@@ -1540,9 +1635,9 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
         .await
         .unwrap();
     wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
-    wait_gone(&nss, ten.ns(), true, TIMEOUT).await;
+    wait_gone(&nss, ten.ns.as_str(), true, TIMEOUT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let n = nss.get(&forged).await.unwrap();
+    let n = nss.get(forged).await.unwrap();
     assert!(
         n.metadata.deletion_timestamp.is_none(),
         "the forged namespace is being deleted"
@@ -1552,7 +1647,7 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
         "the forged namespace was released as the account's: {:?}",
         n.labels()
     );
-    let cm = Api::<ConfigMap>::namespaced(t.client.clone(), &forged)
+    let cm = Api::<ConfigMap>::namespaced(t.client.clone(), forged)
         .get("precious")
         .await
         .expect("the forged namespace keeps its data");
@@ -1570,9 +1665,16 @@ async fn a_namespace_forged_with_an_accounts_label_is_never_adopted_frozen_or_de
 #[tokio::test]
 async fn a_new_account_with_a_deleted_accounts_name_does_not_adopt_its_retained_namespaces() {
     let t = TestCtx::new("same-name").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let old = tenant(&t, "acct", &pkg, 1, "alice", json!({})).await;
-    let ns = old.ns().to_string();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let old = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .retain()
+        .with_default_service_accounts()
+        .await;
+    let ns = old.ns.as_str().to_string();
     Api::<ConfigMap>::namespaced(t.client.clone(), &ns)
         .create(
             &PostParams::default(),
@@ -1594,11 +1696,25 @@ async fn a_new_account_with_a_deleted_accounts_name_does_not_adopt_its_retained_
     .await;
     let retained = wait_read_only(&t, &ns, Some("retained")).await;
 
+    assert_an_account_of_the_same_name_does_not_adopt_it(&t, &old, &pkg, old_uid, &retained).await;
+}
+
+/// The same name, the same namespace, another administrator: the new Account reports the conflict
+/// and how to restore; the retained namespace, its data and its access stay the deleted account's.
+async fn assert_an_account_of_the_same_name_does_not_adopt_it(
+    t: &TestCtx,
+    old: &Tenant,
+    pkg: &str,
+    old_uid: Option<String>,
+    retained: &Namespace,
+) {
+    let ns = old.ns.clone();
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // The same name, the same namespace, another administrator.
     let eve = t.name("eve");
     t.apply(&fixtures::account(
         &old.account,
-        Some(&pkg),
+        Some(pkg),
         &[&ns],
         &[&eve],
         json!({ "deletionPolicy": "Delete" }),
@@ -1672,13 +1788,13 @@ async fn an_account_naming_a_subject_with_a_newline_is_rejected_by_the_api_serve
     let acct = t.account("acct");
     let smuggled = format!("alice\nUser:mallory-{}", t.suffix);
     for field in ["administrators", "allowedSubjects"] {
-        let manifest = json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Account",
-            "metadata": { "name": acct },
-            "spec": { field: [{ "kind": "User", "name": smuggled }] }
-        })
-        .to_string();
+        let mut account = fixtures::account(&acct, None, &[], &[], json!({}));
+        let subjects = vec![fixtures::user(&smuggled)];
+        match field {
+            "administrators" => account.spec.administrators = subjects,
+            _ => account.spec.allowed_subjects = subjects,
+        }
+        let manifest = account.manifest();
         let err = covenant_e2e::apply_yaml(&t.client, &manifest)
             .await
             .expect_err("an Account whose subject name has a newline must be rejected");
@@ -1740,30 +1856,29 @@ fn host_pods() -> Vec<(Pod, &'static str)> {
 #[tokio::test]
 async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods() {
     let t = TestCtx::new("pod-security").await;
-    let restricted_pkg = new_package(&t, "restricted", json!({})).await;
-    let baseline_pkg = new_package(&t, "baseline", json!({ "podSecurity": "baseline" })).await;
-    let strict = tenant(
-        &t,
-        "strict",
-        &restricted_pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
+    let restricted_pkg = new_package(&t, "restricted", |_| {}).await;
+    let baseline_pkg = new_package(&t, "baseline", |p| {
+        p.pod_security = PodSecurityLevel::Baseline
+    })
     .await;
-    let lenient = tenant(
-        &t,
-        "lenient",
-        &baseline_pkg,
-        1,
-        "bob",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    let strict = t
+        .tenant("strict")
+        .package(&restricted_pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let lenient = t
+        .tenant("lenient")
+        .package(&baseline_pkg)
+        .namespaces(1)
+        .admin(&t.name("bob"))
+        .with_default_service_accounts()
+        .await;
     let nss: Api<Namespace> = Api::all(t.client.clone());
     let mut failures = Vec::new();
     for (ten, level) in [(&strict, "restricted"), (&lenient, "baseline")] {
-        let n = nss.get(ten.ns()).await.unwrap();
+        let n = nss.get(ten.ns.as_str()).await.unwrap();
         let levels = (label(&n, ENFORCE), label(&n, WARN), label(&n, AUDIT));
         assert_eq!(
             levels,
@@ -1773,9 +1888,9 @@ async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods(
                 Some("restricted".to_string())
             ),
             "Pod Security labels of {}",
-            ten.ns()
+            ten.ns.as_str()
         );
-        let pods: Api<Pod> = Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns());
+        let pods: Api<Pod> = Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns.as_str());
         for (p, word) in host_pods() {
             match pods.create(&PostParams::default(), &p).await {
                 Err(kube::Error::Api(s))
@@ -1798,7 +1913,7 @@ async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods(
         s["securityContext"] = json!({});
         s["containers"][0]["securityContext"] = json!({});
     });
-    match Api::<Pod>::namespaced(impersonate(&strict.admin, &[]).await, strict.ns())
+    match Api::<Pod>::namespaced(impersonate(&strict.admin, &[]).await, strict.ns.as_str())
         .create(&PostParams::default(), &plain)
         .await
     {
@@ -1808,9 +1923,10 @@ async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods(
             "restricted: a pod without a security context: expected 403 violates PodSecurity, got {r:?}"
         )),
     }
-    if let Err(e) = Api::<Pod>::namespaced(impersonate(&lenient.admin, &[]).await, lenient.ns())
-        .create(&PostParams::default(), &plain)
-        .await
+    if let Err(e) =
+        Api::<Pod>::namespaced(impersonate(&lenient.admin, &[]).await, lenient.ns.as_str())
+            .create(&PostParams::default(), &plain)
+            .await
     {
         failures.push(format!("baseline: a pod without a security context: {e}"));
     }
@@ -1823,17 +1939,15 @@ async fn a_tenant_admin_cannot_create_privileged_host_network_or_host_path_pods(
 #[tokio::test]
 async fn a_tenant_admin_can_delegate_the_built_in_view_role_to_its_own_service_account() {
     let t = TestCtx::new("delegate-view").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     let as_alice = impersonate(&ten.admin, &[]).await;
     Api::<ServiceAccount>::namespaced(as_alice.clone(), ns)
         .create(
@@ -1884,17 +1998,15 @@ async fn a_tenant_admin_can_delegate_the_built_in_view_role_to_its_own_service_a
 #[tokio::test]
 async fn a_suspension_takes_effect_on_an_account_that_is_not_ready() {
     let t = TestCtx::new("guardrails").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     tenant_data(&t.client, ns).await;
     let as_alice = impersonate(&ten.admin, &[]).await;
     arm_writer(&as_alice, ns, &ten.admin).await;
@@ -2186,22 +2298,25 @@ impl NetworkScene {
 async fn network_follows_the_spec_table_in_every_tenant_state() {
     let t = TestCtx::new("network").await;
     let platform = t.namespace("platform");
-    let pkg = new_package(
-        &t,
-        "pkg",
-        json!({ "network": { "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform.clone() } }] } }),
-    )
+    let pkg = new_package(&t, "pkg", |p| {
+        p.network = Some(platform_network(&platform, &[]))
+    })
     .await;
-    let ten = tenant(&t, "acct", &pkg, 2, "alice", json!({})).await;
-    let other = tenant(
-        &t,
-        "other",
-        &pkg,
-        1,
-        "bob",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(2)
+        .admin(&t.name("alice"))
+        .retain()
+        .with_default_service_accounts()
+        .await;
+    let other = t
+        .tenant("other")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("bob"))
+        .with_default_service_accounts()
+        .await;
     let forged = t.namespace("forged");
     let nss: Api<Namespace> = Api::all(t.client.clone());
     for (name, labels) in [
@@ -2218,15 +2333,16 @@ async fn network_follows_the_spec_table_in_every_tenant_state() {
     }
     let scene = NetworkScene {
         tenant: [ten.namespaces[0].clone(), ten.namespaces[1].clone()],
-        other: other.ns().to_string(),
+        other: other.ns.as_str().to_string(),
         platform,
         forged,
     };
 
     scene.expect(&t.client, 0).await;
 
-    t.apply(&ten.manifest(json!({ "network": { "telephony": true } })))
-        .await;
+    let mut telephony = ten.applied.clone();
+    telephony.spec.network = Some(NetworkSpec { telephony: true });
+    t.apply(&telephony).await;
     wait_account_ready(&t.client, &ten.account).await;
     scene.expect(&t.client, 1).await;
 
@@ -2296,7 +2412,6 @@ async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_nam
     let t = TestCtx::new("platform-label").await;
     let platform = t.namespace("platform");
     let squat = t.namespace("squat");
-    let packages: Api<covenant::api::SupportPackage> = Api::all(t.client.clone());
     let refused = [
         (
             json!({ "ingressFrom": [{ "matchLabels": { "team": "platform" } }] }),
@@ -2328,44 +2443,19 @@ async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_nam
             "each deniedCidrs entry must be a CIDR",
         ),
     ];
-    for (i, (network, why)) in refused.into_iter().enumerate() {
-        let name = t.package(&format!("refused-{i}"));
-        let pkg: covenant::api::SupportPackage = serde_json::from_value(json!({
-            "apiVersion": "covenant.dev/v1alpha1", "kind": "SupportPackage",
-            "metadata": { "name": name },
-            "spec": { "network": network }
-        }))
-        .unwrap();
-        let status = api_error(
-            &format!("create a package with network {network}"),
-            packages.create(&PostParams::default(), &pkg).await,
-        );
-        assert_eq!(status.code, 422, "{network}: {status:?}");
-        assert!(
-            status.message.contains(why),
-            "{network}: refused with {why:?}: {}",
-            status.message
-        );
-    }
+    assert_packages_refused(&t, refused).await;
 
-    let pkg = new_package(
-        &t,
-        "pkg",
-        json!({ "network": {
-            "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform.clone() } }],
-            "deniedCidrs": PACKAGE_DENIED,
-        } }),
-    )
+    let pkg = new_package(&t, "pkg", |p| {
+        p.network = Some(platform_network(&platform, &PACKAGE_DENIED))
+    })
     .await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
     let nss: Api<Namespace> = Api::all(t.client.clone());
     for name in [&platform, &squat] {
         nss.create(
@@ -2376,29 +2466,29 @@ async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_nam
         .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     }
 
-    // mallory may patch every namespace (as a platform team member or a namespace controller may).
-    let mallory = t.name("mallory");
-    grant_cluster_wide(
-        &t,
-        &mallory,
-        "namespace-patcher",
-        json!([{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "patch", "update"] }]),
-    )
-    .await;
-    let theirs: Api<Namespace> = Api::all(impersonate(&mallory, &[]).await);
-    let label_squat = |labels: Value| {
-        let theirs = theirs.clone();
-        let squat = squat.clone();
-        async move {
-            theirs
-                .patch(
-                    &squat,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "metadata": { "labels": labels } })),
-                )
-                .await
-        }
-    };
+    assert_only_covenants_and_the_api_servers_labels_are_guarded(&t, &squat, &platform).await;
+    assert_the_engine_lets_in_only_the_platform_namespace_by_name(&t, &ten, &platform, &squat)
+        .await;
+}
+
+/// mallory, who may patch every namespace (as a platform team member or a namespace controller may),
+/// labels one team=platform; a covenant.dev/* label is refused; the name label stays the name.
+async fn assert_only_covenants_and_the_api_servers_labels_are_guarded(
+    t: &TestCtx,
+    squat: &str,
+    platform: &str,
+) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    let (_, as_mallory) = t
+        .user_with_cluster_rules(
+            "mallory",
+            json!([{ "apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "patch", "update"] }]),
+        )
+        .await;
+    let theirs: Api<Namespace> = Api::all(as_mallory);
+    let label_squat =
+        |labels: Value| merge_patch(&theirs, squat, json!({ "metadata": { "labels": labels } }));
+    // Any other label on a namespace is anyone's who may patch it: mallory sets team=platform.
     eventually(
         "mallory labels a namespace team=platform",
         TIMEOUT,
@@ -2420,31 +2510,43 @@ async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_nam
         "refused by Covenant's namespace label policy: {status:?}"
     );
     // The name label is the API server's: whatever is sent, it is the namespace's own name.
-    let renamed = label_squat(json!({ NAME_LABEL: platform.clone() })).await;
-    let now = nss.get(&squat).await.unwrap();
+    let renamed = label_squat(json!({ NAME_LABEL: platform })).await;
+    let now = nss.get(squat).await.unwrap();
     assert_eq!(
         label(&now, NAME_LABEL).as_deref(),
-        Some(squat.as_str()),
+        Some(squat),
         "the API server keeps {NAME_LABEL} at the name (the patch answered {renamed:?})"
     );
     assert_eq!(label(&now, "team").as_deref(), Some("platform"));
+}
 
+/// The engine's verdicts on the live policies: only the namespace selected by name gets in, and the
+/// tenant reaches the internet but not the metadata addresses.
+async fn assert_the_engine_lets_in_only_the_platform_namespace_by_name(
+    t: &TestCtx,
+    ten: &Tenant,
+    platform: &str,
+    squat: &str,
+) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    // The engine's verdicts on the live policies: the platform namespace by name reaches the tenant,
+    // the squatter does not; the internet is reachable, the metadata addresses are not.
     let ns = |name: String| {
         let nss = nss.clone();
         async move { nss.get(&name).await.unwrap() }
     };
-    let tenant_pod = Peer::pod(&ns(ten.ns().to_string()).await, "10.244.1.10");
+    let tenant_pod = Peer::pod(&ns(ten.ns.as_str().to_string()).await, "10.244.1.10");
     let mut probes = vec![
         Probe {
             name: "the platform namespace, selected by name → a tenant pod".into(),
-            from: Peer::pod(&ns(platform.clone()).await, "10.244.4.10"),
+            from: Peer::pod(&ns(platform.to_string()).await, "10.244.4.10"),
             to: tenant_pod.clone(),
             port: 8080,
             protocol: "TCP",
         },
         Probe {
             name: "a namespace labelled team=platform → a tenant pod".into(),
-            from: Peer::pod(&ns(squat.clone()).await, "10.244.5.10"),
+            from: Peer::pod(&ns(squat.to_string()).await, "10.244.5.10"),
             to: tenant_pod.clone(),
             port: 8080,
             protocol: "TCP",
@@ -2501,32 +2603,35 @@ async fn a_package_cannot_let_in_a_namespace_by_a_label_anyone_who_may_patch_nam
     );
 }
 
+/// Each `(network, why)` as a package's network is refused by the API server, saying `why`.
+async fn assert_packages_refused(t: &TestCtx, refused: impl IntoIterator<Item = (Value, &str)>) {
+    let packages: Api<SupportPackage> = Api::all(t.client.clone());
+    for (i, (network, why)) in refused.into_iter().enumerate() {
+        let name = t.package(&format!("refused-{i}"));
+        let pkg = SupportPackage::new(
+            &name,
+            SupportPackageSpec {
+                network: Some(fixtures::typed("a package network", network.clone())),
+                ..fixtures::typed("an empty package spec", json!({}))
+            },
+        );
+        let status = api_error(
+            &format!("create a package with network {network}"),
+            packages.create(&PostParams::default(), &pkg).await,
+        );
+        assert_eq!(status.code, 422, "{network}: {status:?}");
+        assert!(
+            status.message.contains(why),
+            "{network}: refused with {why:?}: {}",
+            status.message
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Footholds that outlive a withdrawal of access.
 
 /// Makes `user` hold `rules` cluster-wide (a ClusterRole and ClusterRoleBinding of the test's own).
-async fn grant_cluster_wide(t: &TestCtx, user: &str, base: &str, rules: Value) {
-    let role = t.name(base);
-    t.track("clusterroles", &role);
-    t.track("clusterrolebindings", &role);
-    let cr: ClusterRole =
-        serde_json::from_value(json!({ "metadata": { "name": role }, "rules": rules })).unwrap();
-    Api::<ClusterRole>::all(t.client.clone())
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap();
-    let crb: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": role },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-        "subjects": [user_subject(user)]
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(t.client.clone())
-        .create(&PostParams::default(), &crb)
-        .await
-        .unwrap();
-}
-
 /// A user who may create ClusterRoles (and holds NetworkPolicy rights cluster-wide) cannot hand every
 /// tenant administrator more rights by labelling a ClusterRole to be aggregated into
 /// `covenant-tenant-admin`: the API server refuses the label on any ClusterRole but Covenant's own, and
@@ -2535,17 +2640,14 @@ async fn grant_cluster_wide(t: &TestCtx, user: &str, base: &str, rules: Value) {
 #[tokio::test]
 async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role_by_aggregation() {
     let t = TestCtx::new("aggregation").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let netops = t.name("netops");
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
     let netpol_rights = json!([{ "apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
         "verbs": ["get", "list", "create", "update", "patch", "delete"] }]);
     let mut rules = netpol_rights.clone();
@@ -2555,8 +2657,7 @@ async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role
             "verbs": ["create", "get", "delete"] }),
         );
     }
-    grant_cluster_wide(&t, &netops, "netops", rules).await;
-    let as_netops = impersonate(&netops, &[]).await;
+    let (_, as_netops) = t.user_with_cluster_rules("netops", rules).await;
     let roles: Api<ClusterRole> = Api::all(as_netops);
     let name = t.name("netpol-for-tenants");
     t.track("clusterroles", &name);
@@ -2589,7 +2690,7 @@ async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role
     .unwrap();
     forbidden(
         "alice creates an allow-everything NetworkPolicy",
-        Api::<NetworkPolicy>::namespaced(impersonate(&ten.admin, &[]).await, ten.ns())
+        Api::<NetworkPolicy>::namespaced(impersonate(&ten.admin, &[]).await, ten.ns.as_str())
             .create(&PostParams::default(), &allow_all)
             .await,
     )
@@ -2603,17 +2704,15 @@ async fn a_user_who_may_create_cluster_roles_cannot_extend_the_tenant_admin_role
 #[tokio::test]
 async fn a_tenant_cannot_mint_a_service_account_token_that_never_expires() {
     let t = TestCtx::new("legacy-token").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     let as_alice = impersonate(&ten.admin, &[]).await;
     let secrets: Api<Secret> = Api::namespaced(as_alice.clone(), ns);
     let legacy: Secret = serde_json::from_value(json!({
@@ -2654,18 +2753,16 @@ async fn a_tenant_cannot_mint_a_service_account_token_that_never_expires() {
 #[tokio::test]
 async fn a_tenant_cannot_make_a_service_that_routes_around_network_policies() {
     let t = TestCtx::new("services").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
     let services: Api<k8s_openapi::api::core::v1::Service> =
-        Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns());
+        Api::namespaced(impersonate(&ten.admin, &[]).await, ten.ns.as_str());
     let service = |name: &str, spec: Value| -> k8s_openapi::api::core::v1::Service {
         serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).unwrap()
     };
@@ -2714,18 +2811,26 @@ async fn a_tenant_cannot_make_a_service_that_routes_around_network_policies() {
 #[tokio::test]
 async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores_what_it_had() {
     let t = TestCtx::new("scale-evasion").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        1,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
-    let ns = ten.ns();
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(1)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
+    let ns = ten.ns.as_str();
     let as_alice = impersonate(&ten.admin, &[]).await;
+    let held_rs = workloads_that_try_to_evade_scaling(&t, &as_alice, ns).await;
+    assert_a_scaling_suspension_zeroes_every_workload_and_the_lift_restores_it(&t, &ten, &held_rs)
+        .await;
+}
+
+/// The administrator's workloads that try to evade a scale to zero: Deployments whose annotations
+/// leave no room for a record (or forge one), one already at zero, one held by a finalizer after its
+/// deletion (its ReplicaSet runs on), a StatefulSet, a bare ReplicaSet. Returns the held Deployment's
+/// ReplicaSet.
+async fn workloads_that_try_to_evade_scaling(t: &TestCtx, as_alice: &Client, ns: &str) -> String {
     let deps: Api<Deployment> = Api::namespaced(as_alice.clone(), ns);
     let pp = PostParams::default();
     let with = |name: &str, replicas: i32, annotations: Value| -> Deployment {
@@ -2803,20 +2908,29 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
     )
     .await;
     deps.delete("held", &DeleteParams::default()).await.unwrap();
+    held_rs
+}
 
+/// A Suspension with scaleWorkloads brings every workload to zero replicas, and its lift gives each
+/// the replicas it had.
+async fn assert_a_scaling_suspension_zeroes_every_workload_and_the_lift_restores_it(
+    t: &TestCtx,
+    ten: &Tenant,
+    held_rs: &str,
+) {
+    let ns = ten.ns.as_str();
+    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(t.client.clone(), ns);
     let name = t.name("scale");
     t.track(SUSPENSIONS, &name);
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Suspension",
-            "metadata": { "name": name },
-            "spec": { "account": ten.account, "reason": "MaterialBreach",
-                      "cause": "Unpaid invoices", "scaleWorkloads": true }
-        })
-        .to_string(),
-    )
-    .await;
+    let mut suspension = fixtures::suspension(
+        &name,
+        &ten.account,
+        "MaterialBreach",
+        "Unpaid invoices",
+        json!({}),
+    );
+    suspension.spec.scale_workloads = true;
+    t.apply(&suspension).await;
     let admin_deps: Api<Deployment> = Api::namespaced(t.client.clone(), ns);
     let admin_sts: Api<k8s_openapi::api::apps::v1::StatefulSet> =
         Api::namespaced(t.client.clone(), ns);
@@ -2832,7 +2946,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
             "db".into(),
             admin_sts.get("db").await.ok().and_then(|s| s.spec.replicas),
         ));
-        for r in ["bare", held_rs.as_str()] {
+        for r in ["bare", held_rs] {
             got.push((
                 r.to_string(),
                 rss.get(r).await.ok().and_then(|r| r.spec.replicas),
@@ -2842,14 +2956,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
     };
     let want = |v: [i32; 8]| -> Vec<(String, Option<i32>)> {
         [
-            "bloat",
-            "full",
-            "forged",
-            "idle",
-            "held",
-            "db",
-            "bare",
-            held_rs.as_str(),
+            "bloat", "full", "forged", "idle", "held", "db", "bare", held_rs,
         ]
         .iter()
         .zip(v)
@@ -2866,7 +2973,7 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
         }
     })
     .await;
-    lift(&t, &name).await;
+    lift(t, &name).await;
     let before = want([1, 2, 2, 0, 3, 1, 2, 3]);
     eventually(
         "every workload has what it had before the suspension",
@@ -2901,16 +3008,14 @@ async fn scaling_a_suspended_tenant_to_zero_cannot_be_evaded_and_a_lift_restores
 async fn a_namespace_dropped_from_an_account_takes_its_service_accounts_out_of_the_tenants_bindings()
  {
     let t = TestCtx::new("dropped-ns").await;
-    let pkg = new_package(&t, "pkg", json!({})).await;
-    let ten = tenant(
-        &t,
-        "acct",
-        &pkg,
-        2,
-        "alice",
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    let pkg = new_package(&t, "pkg", |_| {}).await;
+    let ten = t
+        .tenant("acct")
+        .package(&pkg)
+        .namespaces(2)
+        .admin(&t.name("alice"))
+        .with_default_service_accounts()
+        .await;
     let (kept, dropped) = (ten.namespaces[0].clone(), ten.namespaces[1].clone());
     let as_alice = impersonate(&ten.admin, &[]).await;
     let rb = role_binding(
@@ -2934,14 +3039,9 @@ async fn a_namespace_dropped_from_an_account_takes_its_service_accounts_out_of_t
     )
     .await;
     // The account keeps only its first namespace.
-    let shrunk = Tenant {
-        account: ten.account.clone(),
-        package: ten.package.clone(),
-        admin: ten.admin.clone(),
-        namespaces: vec![kept.clone()],
-    };
-    t.apply(&shrunk.manifest(json!({ "deletionPolicy": "Delete" })))
-        .await;
+    let mut shrunk = ten.applied.clone();
+    shrunk.spec.namespaces = vec![kept.clone()];
+    t.apply(&shrunk).await;
     let admin_rbs: Api<RoleBinding> = Api::namespaced(t.client.clone(), &kept);
     let after = wait_for(
         &admin_rbs,

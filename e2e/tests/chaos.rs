@@ -172,10 +172,10 @@ async fn killed_at_random_points_the_operator_converges_to_the_declared_state() 
     let accounts: Api<Account> = Api::all(c.clone());
     each(&tenants, |tn| {
         let accounts = accounts.clone();
-        let yaml = account(&tn.account, None, &[], &["owner@chaos.example"], json!({}));
+        let manifest = account(&tn.account, None, &[], &["owner@chaos.example"], json!({}));
         async move {
             tokio::time::sleep(tn.pause).await;
-            let v: serde_json::Value = serde_json::from_str(&yaml).expect("json");
+            let v = serde_json::to_value(&manifest).expect("an Account serializes");
             apply_json(&accounts, &tn.account, v).await;
         }
     })

@@ -19,14 +19,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use covenant::api::{Account, DeprecationNotice, SupportPackage, Suspension};
+use covenant::api::{Account, DeprecationNotice, NoticeType, SupportPackage, Suspension};
 use covenant_e2e::cluster::{CRDS, bare_cluster};
-use covenant_e2e::fixtures::{account, deployment, label};
+use covenant_e2e::fixtures::{self, deployment, label};
 use covenant_e2e::operator::{Operator, http_get, metric_sum};
 use covenant_e2e::release;
 use covenant_e2e::{
-    KubectlOutput, TIMEOUT, TestCtx, condition, eventually, kubectl, kubectl_stdin, unique,
-    wait_account, wait_account_ready, wait_for, wait_gone,
+    KubectlOutput, TIMEOUT, TenantBuilder, TestCtx, condition, eventually, kubectl, kubectl_stdin,
+    unique, wait_account, wait_account_ready, wait_for, wait_gone,
 };
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -272,20 +272,14 @@ fn refusals(op: &Operator) -> Vec<String> {
 
 // --- tenants ---------------------------------------------------------------------------------------
 
-/// Applies an Account `name` (administrator `alice-<suffix>`, `deletionPolicy: Delete` unless
-/// `retain`, labelled for the test's notices) with `namespaces`.
-async fn tenant(t: &TestCtx, name: &str, namespaces: &[&str], retain: bool) {
-    let policy = if retain { "Retain" } else { "Delete" };
-    let mut yaml: serde_json::Value = serde_json::from_str(&account(
-        name,
-        None,
-        namespaces,
-        &[&format!("alice-{}", t.suffix)],
-        json!({ "deletionPolicy": policy }),
-    ))
-    .expect("an Account manifest");
-    yaml["metadata"]["labels"] = json!({ GROUP: t.suffix });
-    t.apply(&yaml.to_string()).await;
+/// A tenant `base-<suffix>` of the test's notices' group on the cluster's default package,
+/// administered by `alice-<suffix>`; applied without waiting (the operator may be down).
+fn alices<'a>(t: &'a TestCtx, base: &str) -> TenantBuilder<'a> {
+    t.tenant(base)
+        .default_package()
+        .admin(&t.name("alice"))
+        .label(GROUP, &t.suffix)
+        .unready()
 }
 
 /// Checks what Covenant provisions in a tenant namespace: the namespace (labelled for the account),
@@ -377,6 +371,26 @@ async fn helm_install_is_accepted_object_by_object() {
         "helm status says deployed"
     );
 
+    assert_every_object_of_the_release_exists();
+    assert_the_crds_and_admission_policies_are_in_force(&t).await;
+    assert_the_operator_roles_are_bound_to_its_service_account(&t).await;
+    let deploy = assert_the_deployment_is_leader_elected_and_locked_down(&t).await;
+    assert_its_template_passes_the_restricted_standard(&t, &deploy).await;
+    assert_the_deployments_pods_are_created(&t, &deploy).await;
+    assert_pdb_service_and_network_policy_select_the_operator(&t, &deploy).await;
+    // The default package.
+    let standard = Api::<SupportPackage>::all(t.client.clone())
+        .get("standard")
+        .await
+        .expect("the `standard` SupportPackage");
+    assert!(standard.spec.default, "`standard` has default: true");
+    assert_eq!(standard.spec.max_namespaces, Some(3));
+}
+
+/// Every object of the release's manifest exists, and its hooks' (on the install that creates the
+/// CRDs the default SupportPackage is a post-install hook: Helm maps every object before it creates
+/// any, and cannot map a SupportPackage before its CRD exists), and each belongs to the release.
+fn assert_every_object_of_the_release_exists() {
     // Every object of the release's manifest exists, and its hooks' (on the install that creates the
     // CRDs the default SupportPackage is a post-install hook: Helm maps every object before it creates
     // any, and cannot map a SupportPackage before its CRD exists).
@@ -476,7 +490,11 @@ async fn helm_install_is_accepted_object_by_object() {
             "every object belongs to the release (meta.helm.sh/release-name): {line}"
         );
     }
+}
 
+/// The CRDs (the chart's templates/crds/, generated from crds/) are Established, and every admission
+/// policy compiles.
+async fn assert_the_crds_and_admission_policies_are_in_force(t: &TestCtx) {
     // The CRDs (the chart's templates/crds/, generated from crds/) are Established.
     let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for crd in CRDS {
@@ -535,7 +553,10 @@ async fn helm_install_is_accepted_object_by_object() {
             "the binding of {vap} denies"
         );
     }
+}
 
+/// RBAC: the operator's ClusterRole bound to the chart's ServiceAccount; the Lease Role likewise.
+async fn assert_the_operator_roles_are_bound_to_its_service_account(t: &TestCtx) {
     // RBAC: the operator's ClusterRole bound to the chart's ServiceAccount; the Lease Role likewise.
     let sa: Api<ServiceAccount> = Api::namespaced(t.client.clone(), NS);
     sa.get(SA).await.expect("the chart's ServiceAccount");
@@ -577,7 +598,11 @@ async fn helm_install_is_accepted_object_by_object() {
         .await
         .expect("the leader-election RoleBinding");
     assert_eq!(rb.role_ref.name, "covenant-leader-election");
+}
 
+/// The Deployment: 2 replicas, leader election, the ServiceAccount, the restricted security context,
+/// its probes. Returns it.
+async fn assert_the_deployment_is_leader_elected_and_locked_down(t: &TestCtx) -> Deployment {
     // The Deployment: 2 replicas, leader election, the ServiceAccount, the restricted security context.
     let deploy = Api::<Deployment>::namespaced(t.client.clone(), NS)
         .get("covenant")
@@ -638,34 +663,34 @@ async fn helm_install_is_accepted_object_by_object() {
     };
     assert_eq!(probe_path(&ctr.readiness_probe).as_deref(), Some("/readyz"));
     assert_eq!(probe_path(&ctr.liveness_probe).as_deref(), Some("/livez"));
-    let selector = spec.selector.match_labels.clone().unwrap_or_default();
+    deploy
+}
 
+/// The template passes the `restricted` Pod Security Standard: a dry-run Pod of it is admitted in a
+/// namespace that enforces it (with the ServiceAccount it names).
+async fn assert_its_template_passes_the_restricted_standard(t: &TestCtx, deploy: &Deployment) {
+    let spec = deploy.spec.clone();
+    let pod_spec = spec.template.spec.clone().expect("a pod template spec");
     // The template passes the `restricted` Pod Security Standard: a dry-run Pod of it is admitted in a
     // namespace that enforces it (with the ServiceAccount it names).
     let psa = t.namespace("psa");
-    t.apply(
-        &json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": psa,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest"
-                }
+    t.apply(&json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": psa,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest"
             }
-        })
-        .to_string(),
-    )
+        }
+    }))
     .await;
-    t.apply(
-        &json!({
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": { "name": SA, "namespace": psa }
-        })
-        .to_string(),
-    )
+    t.apply(&json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": { "name": SA, "namespace": psa }
+    }))
     .await;
     let pod = Pod {
         metadata: kube::core::ObjectMeta {
@@ -695,7 +720,16 @@ async fn helm_install_is_accepted_object_by_object() {
     )
     .await;
     assert_eq!(admitted.name_any(), "covenant-psa-check");
+}
 
+/// The API server accepted the Deployment's pods (Pending for ever: no scheduler, no kubelet).
+async fn assert_the_deployments_pods_are_created(t: &TestCtx, deploy: &Deployment) {
+    let selector = deploy
+        .spec
+        .selector
+        .match_labels
+        .clone()
+        .unwrap_or_default();
     // The API server accepted the Deployment's pods (Pending for ever: no scheduler, no kubelet).
     let sel = selector
         .iter()
@@ -718,7 +752,19 @@ async fn helm_install_is_accepted_object_by_object() {
         }
     })
     .await;
+}
 
+/// PDB, Service, NetworkPolicy select the operator pods.
+async fn assert_pdb_service_and_network_policy_select_the_operator(
+    t: &TestCtx,
+    deploy: &Deployment,
+) {
+    let selector = deploy
+        .spec
+        .selector
+        .match_labels
+        .clone()
+        .unwrap_or_default();
     // PDB, Service, NetworkPolicy select the operator pods.
     let pdb = Api::<PodDisruptionBudget>::namespaced(t.client.clone(), NS)
         .get("covenant")
@@ -775,14 +821,6 @@ async fn helm_install_is_accepted_object_by_object() {
                     && p.protocol.as_deref() == Some("TCP")),
         "ingress only to the http port: {ingress:?}"
     );
-
-    // The default package.
-    let standard = Api::<SupportPackage>::all(t.client.clone())
-        .get("standard")
-        .await
-        .expect("the `standard` SupportPackage");
-    assert!(standard.spec.default, "`standard` has default: true");
-    assert_eq!(standard.spec.max_namespaces, Some(3));
 }
 
 // --- 2. RBAC ---------------------------------------------------------------------------------------
@@ -802,9 +840,8 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
     let t = TestCtx::without_operator("chart-rbac").await;
 
     // Provisioning.
-    let acct = t.account("rbac");
+    let acct = alices(&t, "rbac").await.account;
     let ns = acct.clone();
-    tenant(&t, &acct, &[], false).await;
     let a = wait_account_ready(&t.client, &acct).await;
     assert_eq!(
         a.status
@@ -816,8 +853,27 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
     );
     assert_provisioned(&t.client, &acct, &ns).await;
 
+    assert_a_suspension_scales_down_and_its_lift_restores(&t, &acct).await;
+    assert_a_notice_is_served_and_judged(&t).await;
+    // No request of the operator was refused.
+    let refused = refusals(ops.op(op));
+    assert!(
+        refused.is_empty(),
+        "the operator was refused nothing under the chart's RBAC; log lines:\n{}",
+        refused.join("\n")
+    );
+    ops.assert_running(op);
+
+    assert_the_service_account_holds_least_privilege(&ns);
+    assert_no_wildcard_in_the_release_roles(&t).await;
+    drop(t);
+}
+
+/// A suspension scales the tenant's Deployment to 0; lifting it restores 2 replicas.
+async fn assert_a_suspension_scales_down_and_its_lift_restores(t: &TestCtx, acct: &str) {
+    let ns = acct;
     // A suspension scales the tenant's Deployment to 0; lifting it restores 2 replicas.
-    let deployments: Api<Deployment> = Api::namespaced(t.client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(t.client.clone(), ns);
     let mut web = deployment("web");
     web.spec.replicas = Some(2);
     deployments
@@ -830,22 +886,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         "Bulk messaging over the AUP's limits (ticket AUP-{})",
         t.suffix
     );
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "Suspension",
-            "metadata": { "name": susp },
-            "spec": {
-                "account": acct,
-                "reason": "AcceptableUsePolicy",
-                "cause": cause,
-                "scaleWorkloads": true
-            }
-        })
-        .to_string(),
-    )
-    .await;
-    let suspended = wait_account(&t.client, &acct, "Suspended", "True", None).await;
+    let mut suspension =
+        fixtures::suspension(&susp, acct, "AcceptableUsePolicy", &cause, json!({}));
+    suspension.spec.scale_workloads = true;
+    t.apply(&suspension).await;
+    let suspended = wait_account(&t.client, acct, "Suspended", "True", None).await;
     assert_eq!(
         condition(&suspended, "Suspended").map(|c| c.message.contains(&cause)),
         Some(true),
@@ -871,28 +916,24 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         replicas(d) == Some(2)
     })
     .await;
-    wait_account(&t.client, &acct, "Suspended", "False", None).await;
-    wait_account_ready(&t.client, &acct).await;
+    wait_account(&t.client, acct, "Suspended", "False", None).await;
+    wait_account_ready(&t.client, acct).await;
+}
 
+/// A DeprecationNotice: servedAt recorded, the window judged.
+async fn assert_a_notice_is_served_and_judged(t: &TestCtx) {
     // A DeprecationNotice: servedAt recorded, the window judged.
     let notice = t.name("amend");
     t.track("deprecationnotices.covenant.dev", &notice);
     let effective = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 40 * 86_400)
         .expect("an instant");
-    t.apply(
-        &json!({
-            "apiVersion": "covenant.dev/v1alpha1",
-            "kind": "DeprecationNotice",
-            "metadata": { "name": notice },
-            "spec": {
-                "type": "Amendment",
-                "summary": "New data processing addendum",
-                "effectiveAt": format!("{effective:.0}"),
-                "accounts": { "matchLabels": { GROUP: t.suffix } }
-            }
-        })
-        .to_string(),
-    )
+    t.apply(&fixtures::notice(
+        &notice,
+        NoticeType::Amendment,
+        "New data processing addendum",
+        effective,
+        &[(GROUP, &t.suffix)],
+    ))
     .await;
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     let n = wait_for(
@@ -927,16 +968,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         "the notice counts the selected account as Pending: {:?}",
         st.counts
     );
+}
 
-    // No request of the operator was refused.
-    let refused = refusals(ops.op(op));
-    assert!(
-        refused.is_empty(),
-        "the operator was refused nothing under the chart's RBAC; log lines:\n{}",
-        refused.join("\n")
-    );
-    ops.assert_running(op);
-
+/// Least privilege, as the API server's authorizer answers for the ServiceAccount: what it must not
+/// do in a tenant namespace `ns` and elsewhere, and what it must.
+fn assert_the_service_account_holds_least_privilege(ns: &str) {
     // Least privilege, as the API server's authorizer answers for the ServiceAccount.
     for (what, args) in [
         (
@@ -945,7 +981,7 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         ),
         (
             "get secrets in a tenant namespace",
-            vec!["get", "secrets", "-n", ns.as_str()],
+            vec!["get", "secrets", "-n", ns],
         ),
         (
             "list secrets in any namespace",
@@ -953,7 +989,7 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         ),
         (
             "get configmaps in a tenant namespace",
-            vec!["get", "configmaps", "-n", ns.as_str()],
+            vec!["get", "configmaps", "-n", ns],
         ),
         (
             "bind cluster-admin",
@@ -962,7 +998,7 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         ("escalate clusterroles", vec!["escalate", "clusterroles"]),
         (
             "create roles in a tenant namespace",
-            vec!["create", "roles", "-n", ns.as_str()],
+            vec!["create", "roles", "-n", ns],
         ),
         (
             "delete customresourcedefinitions",
@@ -972,11 +1008,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         ("impersonate groups", vec!["impersonate", "groups"]),
         (
             "impersonate serviceaccounts",
-            vec!["impersonate", "serviceaccounts", "-n", ns.as_str()],
+            vec!["impersonate", "serviceaccounts", "-n", ns],
         ),
         (
             "create pods in a tenant namespace",
-            vec!["create", "pods", "-n", ns.as_str()],
+            vec!["create", "pods", "-n", ns],
         ),
         (
             "create serviceaccount tokens",
@@ -994,6 +1030,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
     ] {
         assert!(!sa_can(&args), "the chart's ServiceAccount must not {what}");
     }
+    assert_the_service_account_may_do_its_work(ns);
+}
+
+/// What the chart's ServiceAccount must be able to do for its work in a tenant namespace `ns`.
+fn assert_the_service_account_may_do_its_work(ns: &str) {
     for (what, args) in [
         (
             "patch accounts/status",
@@ -1001,7 +1042,7 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         ),
         (
             "create rolebindings in a tenant namespace",
-            vec!["create", "rolebindings", "-n", ns.as_str()],
+            vec!["create", "rolebindings", "-n", ns],
         ),
         (
             "bind covenant-tenant-admin",
@@ -1023,19 +1064,19 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
         // that stops it (replicas, or a CronJob's suspend).
         (
             "patch deployments in a tenant namespace",
-            vec!["patch", "deployments.apps", "-n", ns.as_str()],
+            vec!["patch", "deployments.apps", "-n", ns],
         ),
         (
             "patch statefulsets in a tenant namespace",
-            vec!["patch", "statefulsets.apps", "-n", ns.as_str()],
+            vec!["patch", "statefulsets.apps", "-n", ns],
         ),
         (
             "patch replicasets in a tenant namespace",
-            vec!["patch", "replicasets.apps", "-n", ns.as_str()],
+            vec!["patch", "replicasets.apps", "-n", ns],
         ),
         (
             "patch cronjobs in a tenant namespace",
-            vec!["patch", "cronjobs.batch", "-n", ns.as_str()],
+            vec!["patch", "cronjobs.batch", "-n", ns],
         ),
     ] {
         assert!(
@@ -1043,7 +1084,11 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
             "the chart's ServiceAccount must be able to {what}"
         );
     }
+}
 
+/// No wildcard anywhere in the release's roles, and the operator's ClusterRole grants no secrets,
+/// pods, roles or RBAC beyond what it needs.
+async fn assert_no_wildcard_in_the_release_roles(t: &TestCtx) {
     // No wildcard anywhere in the release's roles.
     let mut roles: Vec<(String, Vec<k8s_openapi::api::rbac::v1::PolicyRule>)> = Vec::new();
     for cr in [
@@ -1108,7 +1153,6 @@ async fn the_chart_service_account_is_enough_for_the_operator_and_no_more() {
             );
         }
     }
-    drop(t);
 }
 
 // --- 3. leader election ----------------------------------------------------------------------------
@@ -1161,39 +1205,12 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_after_kill_9() {
         "the Lease is held by the replica that reports covenant_leader 1"
     );
 
-    // The leader provisions, and corrects a drift.
-    let one = t.account("ha-one");
-    tenant(&t, &one, &[], false).await;
-    wait_account_ready(&t.client, &one).await;
-    assert_provisioned(&t.client, &one, &one).await;
-    let uid = delete_isolation_policy(&t.client, &one).await;
-    wait_isolation_policy_back(&t.client, &one, &uid, TIMEOUT).await;
-    let leader_metrics = ops.metrics(leader);
-    assert!(
-        metric_sum(&leader_metrics, "covenant_writes_total") > 0.0,
-        "the leader made the writes"
-    );
-
-    // The follower wrote nothing, and reconciled nothing, while following.
-    let follower_metrics = ops.metrics(follower);
-    assert_eq!(
-        metric_sum(&follower_metrics, "covenant_writes_total"),
-        0.0,
-        "the follower made no writes while following:\n{follower_metrics}"
-    );
-    assert_eq!(
-        metric_sum(&follower_metrics, "covenant_reconciles_total"),
-        0.0,
-        "the follower reconciled nothing while following:\n{follower_metrics}"
-    );
-    assert_eq!(metric_sum(&follower_metrics, "covenant_leader"), 0.0);
-
+    let one = assert_the_leader_alone_provisions_and_corrects(&t, &ops, leader, follower).await;
     // kill -9 the leader; meanwhile a drift and a new Account wait for the next leader.
     ops.op(leader).kill();
     let killed = Instant::now();
     let uid = delete_isolation_policy(&t.client, &one).await;
-    let two = t.account("ha-two");
-    tenant(&t, &two, &[], false).await;
+    let two = alices(&t, "ha-two").await.account;
 
     let takeover_s = wait_leader(&ops, follower, killed, Duration::from_secs(60)).await;
     eprintln!(
@@ -1236,6 +1253,42 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_after_kill_9() {
         refused.join("\n")
     );
     drop(t);
+}
+
+/// The leader provisions an Account and corrects a drift, with its writes; the follower writes and
+/// reconciles nothing while following. Returns the Account.
+async fn assert_the_leader_alone_provisions_and_corrects(
+    t: &TestCtx,
+    ops: &Replicas,
+    leader: usize,
+    follower: usize,
+) -> String {
+    // The leader provisions, and corrects a drift.
+    let one = alices(t, "ha-one").await.account;
+    wait_account_ready(&t.client, &one).await;
+    assert_provisioned(&t.client, &one, &one).await;
+    let uid = delete_isolation_policy(&t.client, &one).await;
+    wait_isolation_policy_back(&t.client, &one, &uid, TIMEOUT).await;
+    let leader_metrics = ops.metrics(leader);
+    assert!(
+        metric_sum(&leader_metrics, "covenant_writes_total") > 0.0,
+        "the leader made the writes"
+    );
+
+    // The follower wrote nothing, and reconciled nothing, while following.
+    let follower_metrics = ops.metrics(follower);
+    assert_eq!(
+        metric_sum(&follower_metrics, "covenant_writes_total"),
+        0.0,
+        "the follower made no writes while following:\n{follower_metrics}"
+    );
+    assert_eq!(
+        metric_sum(&follower_metrics, "covenant_reconciles_total"),
+        0.0,
+        "the follower reconciled nothing while following:\n{follower_metrics}"
+    );
+    assert_eq!(metric_sum(&follower_metrics, "covenant_leader"), 0.0);
+    one
 }
 
 // --- 3b. a follower is ready ----------------------------------------------------------------------
@@ -1292,9 +1345,13 @@ async fn tenant_with_data(t: &TestCtx, tag: &str) -> (String, Vec<(String, Strin
     wait_ready(&ops, op).await;
     // Not registered with the TestCtx: the accounts must outlive the uninstall (and this cluster is
     // the test binary's own).
-    let acct = t.name(tag);
     let nss = [t.name(&format!("{tag}-a")), t.name(&format!("{tag}-b"))];
-    tenant(t, &acct, &[&nss[0], &nss[1]], true).await;
+    let acct = alices(t, tag)
+        .namespace_names(&nss)
+        .retain()
+        .untracked()
+        .await
+        .account;
     wait_account_ready(&t.client, &acct).await;
     let mut out = Vec::new();
     for ns in &nss {

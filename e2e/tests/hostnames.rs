@@ -4,7 +4,7 @@
 //! read back: admitted, or refused with a message that names the host and says another tenant holds
 //! it, never which one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use covenant::api::Account;
 use covenant_e2e::fixtures::{self, ingress};
@@ -299,111 +299,10 @@ async fn two_tenants_racing_for_one_host_never_both_hold_it() {
     let accounts: Api<Account> = Api::all(t.client.clone());
     let (mut refused, mut reported) = (0, 0);
     for round in 0..ROUNDS {
-        let host = format!("r{round}.{}.race.example", t.suffix);
-        let name = format!("race-{round}");
-        let ing = ingress(&name, &[&host]);
-        // At the same instant in half the rounds; in the others one tenant follows by up to 1.5 s
-        // (either one), across the window in which the first claim is not yet recorded.
-        let lag = Duration::from_millis(if round % 2 == 0 {
-            0
+        if race_one_round(&ts, &clients, &accounts, &t.suffix, round).await {
+            refused += 1;
         } else {
-            300 * (round as u64 / 2 % 6)
-        });
-        let (first, second) = if round % 4 < 2 { (0, 1) } else { (1, 0) };
-        let (a, b) = tokio::join!(create(&clients[first], &ts[first].ns, &ing), async {
-            tokio::time::sleep(lag).await;
-            create(&clients[second], &ts[second].ns, &ing).await
-        });
-        let (a, b) = if first == 0 { (a, b) } else { (b, a) };
-        let results = [a, b];
-        let admitted: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
-        let (winner, loser) = match admitted.as_slice() {
-            [only] => {
-                let other = 1 - only;
-                let refusal = match &results[other] {
-                    Err(kube::Error::Api(s))
-                        if s.code == 403
-                            && s.message.contains(&host)
-                            && s.message.contains(HELD) =>
-                    {
-                        s.message.clone()
-                    }
-                    e => panic!(
-                        "round {round}: {} was neither admitted nor refused as held: {e:?}",
-                        ts[other].account
-                    ),
-                };
-                assert!(
-                    !refusal.contains(&ts[*only].account),
-                    "round {round}: the refusal names the holder: {refusal}"
-                );
-                refused += 1;
-                (*only, other)
-            }
-            [_, _] => {
-                // Both admitted inside the window: exactly one is reported, naming its own Ingress.
-                let needle = format!("Ingress {{}}/{name}: host {host}");
-                let deadline = Instant::now() + TIMEOUT;
-                let loser = loop {
-                    let mut shown = Vec::new();
-                    for (i, ten) in ts.iter().enumerate() {
-                        let a = accounts.get(&ten.account).await.expect("the Account");
-                        let says = condition(&a, CONDITION).is_some_and(|c| {
-                            c.status == "False"
-                                && c.message.contains(&needle.replace("{}", &ten.ns))
-                        });
-                        if says {
-                            shown.push(i);
-                        }
-                    }
-                    match shown.as_slice() {
-                        [one] => break *one,
-                        [_, _] => {
-                            panic!("round {round}: both tenants are reported as losers of {host}")
-                        }
-                        _ if Instant::now() > deadline => panic!(
-                            "round {round}: both Ingresses for {host} were admitted and neither tenant is reported after {TIMEOUT:?}"
-                        ),
-                        _ => tokio::time::sleep(Duration::from_millis(250)).await,
-                    }
-                };
-                let a = accounts.get(&ts[loser].account).await.expect("the Account");
-                let msg = condition(&a, CONDITION)
-                    .map(|c| c.message.clone())
-                    .unwrap_or_default();
-                assert!(
-                    !msg.contains(&ts[1 - loser].account),
-                    "round {round}: the report names the holder: {msg}"
-                );
-                reported += 1;
-                (1 - loser, loser)
-            }
-            [] => panic!(
-                "round {round}: both refused although nobody held {host}: {:?} / {:?}",
-                results[0].as_ref().err(),
-                results[1].as_ref().err()
-            ),
-            _ => unreachable!(),
-        };
-        eprintln!(
-            "round {round}: second create {lag:?} after the first: {} keeps {host}, {} {}",
-            ts[winner].account,
-            ts[loser].account,
-            if admitted.len() == 1 {
-                "refused"
-            } else {
-                "admitted and reported"
-            }
-        );
-        // By effect: the host is the winner's; the loser's next Ingress for it is refused.
-        wait_refused(&clients[loser], &ts[loser].ns, &host, &ts[winner].account).await;
-        for (i, ten) in ts.iter().enumerate() {
-            if admitted.contains(&i) {
-                Api::<Ingress>::namespaced(clients[i].clone(), &ten.ns)
-                    .delete(&name, &DeleteParams::default())
-                    .await
-                    .expect("the tenant deletes its Ingress");
-            }
+            reported += 1;
         }
     }
     eprintln!(
@@ -431,6 +330,125 @@ async fn two_tenants_racing_for_one_host_never_both_hold_it() {
         )
         .await;
     }
+}
+
+/// One round of the race for the host `r<round>.<suffix>.race.example`: both tenants create an
+/// Ingress for it (at once, or one up to 1.5 s later); exactly one holds it, the other's create
+/// refused as held (returns true) or admitted inside the window and reported (returns false); the
+/// loser's next Ingress for it is refused; both delete what they made.
+async fn race_one_round(
+    ts: &[Tenant],
+    clients: &[Client; 2],
+    accounts: &Api<Account>,
+    suffix: &str,
+    round: usize,
+) -> bool {
+    let host = format!("r{round}.{suffix}.race.example");
+    let name = format!("race-{round}");
+    let ing = ingress(&name, &[&host]);
+    // At the same instant in half the rounds; in the others one tenant follows by up to 1.5 s
+    // (either one), across the window in which the first claim is not yet recorded.
+    let lag = Duration::from_millis(if round.is_multiple_of(2) {
+        0
+    } else {
+        300 * (round as u64 / 2 % 6)
+    });
+    let (first, second) = if round % 4 < 2 { (0, 1) } else { (1, 0) };
+    let (a, b) = tokio::join!(create(&clients[first], &ts[first].ns, &ing), async {
+        tokio::time::sleep(lag).await;
+        create(&clients[second], &ts[second].ns, &ing).await
+    });
+    let (a, b) = if first == 0 { (a, b) } else { (b, a) };
+    let results = [a, b];
+    let admitted: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
+    let (winner, loser) = match admitted.as_slice() {
+        [only] => {
+            let other = 1 - only;
+            let refusal = match &results[other] {
+                Err(kube::Error::Api(s))
+                    if s.code == 403 && s.message.contains(&host) && s.message.contains(HELD) =>
+                {
+                    s.message.clone()
+                }
+                e => panic!(
+                    "round {round}: {} was neither admitted nor refused as held: {e:?}",
+                    ts[other].account
+                ),
+            };
+            assert!(
+                !refusal.contains(&ts[*only].account),
+                "round {round}: the refusal names the holder: {refusal}"
+            );
+            (*only, other)
+        }
+        [_, _] => {
+            // Both admitted inside the window: exactly one is reported, naming its own Ingress.
+            let needle = format!("Ingress {{}}/{name}: host {host}");
+            let what = format!("one of the tenants is reported as the loser of {host}");
+            let loser = eventually(&what, TIMEOUT, || async {
+                let mut shown = Vec::new();
+                for (i, ten) in ts.iter().enumerate() {
+                    let a = accounts
+                        .get(&ten.account)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let says = condition(&a, CONDITION).is_some_and(|c| {
+                        c.status == "False"
+                            && c.message.contains(&needle.replace("{}", &ten.ns))
+                    });
+                    if says {
+                        shown.push(i);
+                    }
+                }
+                match shown.as_slice() {
+                    [one] => Ok(*one),
+                    [_, _] => {
+                        panic!("round {round}: both tenants are reported as losers of {host}")
+                    }
+                    _ => Err(format!(
+                        "round {round}: both Ingresses for {host} were admitted and neither tenant is reported"
+                    )),
+                }
+            })
+            .await;
+            let a = accounts.get(&ts[loser].account).await.expect("the Account");
+            let msg = condition(&a, CONDITION)
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            assert!(
+                !msg.contains(&ts[1 - loser].account),
+                "round {round}: the report names the holder: {msg}"
+            );
+            (1 - loser, loser)
+        }
+        [] => panic!(
+            "round {round}: both refused although nobody held {host}: {:?} / {:?}",
+            results[0].as_ref().err(),
+            results[1].as_ref().err()
+        ),
+        _ => unreachable!(),
+    };
+    eprintln!(
+        "round {round}: second create {lag:?} after the first: {} keeps {host}, {} {}",
+        ts[winner].account,
+        ts[loser].account,
+        if admitted.len() == 1 {
+            "refused"
+        } else {
+            "admitted and reported"
+        }
+    );
+    // By effect: the host is the winner's; the loser's next Ingress for it is refused.
+    wait_refused(&clients[loser], &ts[loser].ns, &host, &ts[winner].account).await;
+    for (i, ten) in ts.iter().enumerate() {
+        if admitted.contains(&i) {
+            Api::<Ingress>::namespaced(clients[i].clone(), &ten.ns)
+                .delete(&name, &DeleteParams::default())
+                .await
+                .expect("the tenant deletes its Ingress");
+        }
+    }
+    admitted.len() == 1
 }
 
 /// A tenant's hosts stay held while its namespace is retained after its Account is deleted (its

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use covenant_e2e::cluster::{CRDS, Cluster, bare_cluster};
 use covenant_e2e::fixtures::{account, label};
 use covenant_e2e::operator::Operator;
-use covenant_e2e::{apply_yaml, client, kubectl, repo_root, unique, wait_account_ready};
+use covenant_e2e::{Manifest, apply_yaml, client, kubectl, repo_root, unique, wait_account_ready};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::Api;
@@ -964,7 +964,7 @@ async fn provisions_an_account(op: &mut Operator) {
     let name = format!("image-{}", unique());
     apply_yaml(
         &client,
-        &account(&name, None, &[], &["alice@image.example"], json!({})),
+        &account(&name, None, &[], &["alice@image.example"], json!({})).manifest(),
     )
     .await
     .unwrap_or_else(|e| panic!("cannot apply the Account {name}: {e}"));

@@ -6,11 +6,14 @@
 //! Each test first waits until the operator has written the status for the object's generation, then
 //! asks kstatus once: what it answers is what Flux would conclude about that object.
 
-use covenant::api::{Account, AccountPhase, DeprecationNotice, SupportPackage, Suspension};
-use covenant_e2e::fixtures::{self, account, default_quota};
+use covenant::api::{
+    Account, AccountPhase, DeprecationNotice, LimitsSpec, SupportPackage, Suspension,
+};
+use covenant_e2e::fixtures::{self, default_quota};
 use covenant_e2e::kstatus::{self, KStatus};
 use covenant_e2e::{
-    TIMEOUT, TestCtx, condition, eventually, wait_account, wait_account_ready, wait_for, wait_gone,
+    TIMEOUT, TenantBuilder, TestCtx, condition, eventually, wait_account, wait_account_ready,
+    wait_for, wait_gone,
 };
 use k8s_openapi::api::core::v1::{LimitRange, Namespace};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -75,19 +78,14 @@ async fn wait_package(client: &Client, name: &str, status: &str) -> SupportPacka
     .await
 }
 
-/// An Account on `package` with one administrator and `extra` in its spec; returns its name (its
-/// namespace has the same name).
-async fn tenant(t: &TestCtx, base: &str, package: &str, extra: Value) -> String {
-    let name = t.account(base);
-    t.apply(&account(
-        &name,
-        Some(package),
-        &[],
-        &[&format!("admin@{name}.example")],
-        extra,
-    ))
-    .await;
-    name
+/// An Account `base-<suffix>` on `package` administered by `admin@<account>.example`, applied
+/// without waiting (what it becomes is what these tests judge); its namespace has its name.
+fn on_package<'a>(t: &'a TestCtx, base: &str, package: &str) -> TenantBuilder<'a> {
+    t.tenant(base)
+        .package(package)
+        .admin(&format!("admin@{}.example", t.name(base)))
+        .retain()
+        .unready()
 }
 
 /// Waits until the account says `Stalled=True` with `reason` for its generation.
@@ -141,7 +139,7 @@ async fn wait_isolated_and_bound(client: &Client, ns: &str) {
 async fn a_ready_account_and_a_valid_package_are_current() {
     let t = TestCtx::new("kstatus-ready").await;
     let pkg = package(&t, "ks-pkg").await;
-    let name = tenant(&t, "ks-ready", &pkg, json!({})).await;
+    let name = on_package(&t, "ks-ready", &pkg).await.account;
     let a = wait_account_ready(&t.client, &name).await;
     assert_eq!(phase(&a), Some(AccountPhase::Active));
     assert_kstatus(
@@ -158,7 +156,7 @@ async fn a_ready_account_and_a_valid_package_are_current() {
 async fn an_account_whose_package_does_not_exist_is_failed_not_in_progress() {
     let t = TestCtx::new("kstatus-no-package").await;
     let missing = t.name("no-such-package");
-    let name = tenant(&t, "ks-orphan", &missing, json!({})).await;
+    let name = on_package(&t, "ks-orphan", &missing).await.account;
     let a = wait_stalled(&t.client, &name, "PackageUnresolved").await;
     assert_eq!(phase(&a), Some(AccountPhase::Degraded));
     let s = verdict(&Api::<Account>::all(t.client.clone()), &name).await;
@@ -178,13 +176,15 @@ async fn an_account_whose_package_does_not_exist_is_failed_not_in_progress() {
 async fn an_account_whose_limit_range_the_api_server_refuses_is_failed_never_current() {
     let t = TestCtx::new("kstatus-refused").await;
     let pkg = package(&t, "ks-pkg").await;
-    let name = tenant(
-        &t,
-        "ks-refused",
-        &pkg,
-        json!({ "limits": { "max": { "gpu": "1" } } }),
-    )
-    .await;
+    let name = on_package(&t, "ks-refused", &pkg)
+        .spec(|s| {
+            s.limits = Some(LimitsSpec {
+                max: Some(fixtures::resources(json!({ "gpu": "1" }))),
+                ..Default::default()
+            })
+        })
+        .await
+        .account;
     let a = wait_stalled(&t.client, &name, "ApplyFailed").await;
     let stalled = condition(&a, "Stalled").expect("Stalled");
     assert!(
@@ -216,7 +216,7 @@ async fn an_account_whose_limit_override_is_below_the_packages_default_is_failed
  {
     let t = TestCtx::new("kstatus-limits").await;
     let pkg = package(&t, "ks-pkg").await;
-    let name = tenant(&t, "ks-limits", &pkg, json!({})).await;
+    let name = on_package(&t, "ks-limits", &pkg).await.account;
     wait_account_ready(&t.client, &name).await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     let override_max = |cpu: &str| {
@@ -277,7 +277,7 @@ async fn an_account_whose_limit_override_is_below_the_packages_default_is_failed
 async fn suspensions_in_force_lifted_and_invalid_and_a_suspended_account() {
     let t = TestCtx::new("kstatus-suspended").await;
     let pkg = package(&t, "ks-pkg").await;
-    let name = tenant(&t, "ks-susp", &pkg, json!({})).await;
+    let name = on_package(&t, "ks-susp", &pkg).await.account;
     wait_account_ready(&t.client, &name).await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     let suspensions: Api<Suspension> = Api::all(t.client.clone());
@@ -373,7 +373,7 @@ fn a_ready(a: &Account) -> bool {
 async fn an_account_being_deleted_is_terminating_and_its_namespace_retained() {
     let t = TestCtx::new("kstatus-deleting").await;
     let pkg = package(&t, "ks-pkg").await;
-    let name = tenant(&t, "ks-del", &pkg, json!({})).await;
+    let name = on_package(&t, "ks-del", &pkg).await.account;
     wait_account_ready(&t.client, &name).await;
     let accounts: Api<Account> = Api::all(t.client.clone());
     accounts

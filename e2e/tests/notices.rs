@@ -180,7 +180,6 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
 
     // Before the instant.
     let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
-    let accounts: Api<Account> = Api::all(t.client.clone());
     let (n, seen) = watch_until(
         &notices,
         &notice,
@@ -219,9 +218,26 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
         "exactly 30 days' notice satisfies the window: {:?}",
         ncond(&n, "NoticeWindowSatisfied")
     );
+    assert_the_accounts_view_before_the_instant(&t, &notice, &silent, &rejecter, instant).await;
+    assert_at_the_instant_silence_is_acceptance_and_the_rejection_stays(
+        &t, &notice, &silent, &rejecter, instant,
+    )
+    .await;
+}
+
+/// The accounts' view before the instant: the rejecter Rejected, the silent account Pending, both
+/// with TermsCurrent=False and the deadline, seen before it; the rejection in time is honoured.
+async fn assert_the_accounts_view_before_the_instant(
+    t: &TestCtx,
+    notice: &str,
+    silent: &str,
+    rejecter: &str,
+    instant: Timestamp,
+) {
+    let accounts: Api<Account> = Api::all(t.client.clone());
     // The accounts' view before the instant.
     let before = |decision: Decision, reason: &'static str| {
-        let notice = notice.clone();
+        let notice = notice.to_string();
         move |a: &Account| {
             row(a, &notice).is_some_and(|r| {
                 r.decision == decision
@@ -233,7 +249,7 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
     };
     let (r, r_seen) = watch_until(
         &accounts,
-        &rejecter,
+        rejecter,
         "list the notice as Rejected with TermsCurrent=False NoticeRejected",
         TIMEOUT,
         before(Decision::Rejected, "NoticeRejected"),
@@ -241,7 +257,7 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
     .await;
     let (_, s_seen) = watch_until(
         &accounts,
-        &silent,
+        silent,
         "list the notice as Pending with TermsCurrent=False NoticePending",
         TIMEOUT,
         before(Decision::Pending, "NoticePending"),
@@ -252,17 +268,29 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
         "the accounts' status before the instant was seen only at {s_seen} / {r_seen} (instant {instant})"
     );
     assert!(
-        row(&r, &notice).unwrap().message.is_none(),
+        row(&r, notice).unwrap().message.is_none(),
         "a rejection in time is honoured: {:?}",
-        row(&r, &notice)
+        row(&r, notice)
     );
+}
 
+/// At the instant: the silent account is deemed to accept (never before it), the notice is
+/// Effective, and the rejecter stays Rejected with TermsCurrent=False naming the notice.
+async fn assert_at_the_instant_silence_is_acceptance_and_the_rejection_stays(
+    t: &TestCtx,
+    notice: &str,
+    silent: &str,
+    rejecter: &str,
+    instant: Timestamp,
+) {
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let notices: Api<DeprecationNotice> = Api::all(t.client.clone());
     // At the instant: the silent account is deemed to accept, the rejecter stays Rejected.
     let timeout = until_plus_30s(instant);
     let ((n, n_seen), (a, a_seen)) = tokio::join!(
         watch_until(
             &notices,
-            &notice,
+            notice,
             "be Effective with one account DeemedAccepted and one Rejected",
             timeout,
             |n| counted(n) == Some(counts(0, 0, 1, 1))
@@ -270,11 +298,11 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
         ),
         watch_until(
             &accounts,
-            &silent,
+            silent,
             "list the notice as DeemedAccepted with TermsCurrent=True",
             timeout,
             |a| {
-                row(a, &notice).is_some_and(|r| r.decision == Decision::DeemedAccepted)
+                row(a, notice).is_some_and(|r| r.decision == Decision::DeemedAccepted)
                     && condition(a, "TermsCurrent").is_some_and(|c| c.status == "True")
             },
         ),
@@ -302,9 +330,9 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
     let tc = condition(&a, "TermsCurrent").unwrap();
     assert_eq!(tc.reason, "Current", "{tc:?}");
     // The rejecter: still Rejected, TermsCurrent=False.
-    let r = accounts.get(&rejecter).await.unwrap();
+    let r = accounts.get(rejecter).await.unwrap();
     assert_eq!(
-        row(&r, &notice).map(|r| r.decision),
+        row(&r, notice).map(|r| r.decision),
         Some(Decision::Rejected),
         "{:?}",
         r.status
@@ -316,7 +344,7 @@ async fn an_amendment_is_deemed_accepted_at_its_deadline_unless_rejected() {
         "{tc:?}"
     );
     assert!(
-        tc.message.contains(&notice),
+        tc.message.contains(notice),
         "TermsCurrent names the rejected notice: {tc:?}"
     );
 }

@@ -4,8 +4,12 @@
 //! a ServiceAccount of the tenant with edit rights — and what the API server answers (or what it
 //! stored, read back) is what counts. There is no kubelet, so pods never run.
 
+use covenant::api::{
+    AllowedToleration, ClassPolicy, HostnamePolicy, ImagePolicy, IngressPolicy, Policies,
+    SchedulingPolicy, SupportPackage, TolerationPolicy,
+};
 use covenant_e2e::fixtures::{self, api_error, restricted_pod_spec};
-use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, wait_account_ready};
+use covenant_e2e::{TIMEOUT, TenantBuilder, TestCtx, condition, eventually, impersonate};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -20,18 +24,62 @@ const ALLOWED_REGISTRIES: &str = "registry.k8s.io/, docker.io/library/";
 /// A package whose tier allows two registries, two storage classes (default `standard`), one
 /// ingress class, one priority class (also the default), forces `pool=tenants` and allows one
 /// toleration.
-fn package_with_policies(name: &str, priority: &str) -> String {
+fn package_with_policies(name: &str, priority: &str) -> SupportPackage {
     let quota = json!({ "pods": "40", "requests.cpu": "8" });
-    let mut p: Value = serde_json::from_str(&fixtures::package(name, quota)).expect("package JSON");
-    p["spec"]["policies"] = json!({
-        "images": { "allowedRegistries": ["registry.k8s.io/", "docker.io/library/"] },
-        "storageClasses": { "allowed": ["standard", "fast"], "default": "standard" },
-        "ingressClasses": { "allowed": ["public"] },
-        "priorityClasses": { "allowed": [priority], "default": priority },
-        "scheduling": { "nodeSelector": { "pool": "tenants" } },
-        "tolerations": { "allowed": [{ "key": "dedicated", "value": "tenants", "effect": "NoSchedule" }] }
+    let mut p = fixtures::package(name, quota);
+    p.spec.policies = Some(Policies {
+        images: Some(registries(&["registry.k8s.io/", "docker.io/library/"])),
+        storage_classes: Some(classes(&["standard", "fast"], Some("standard"))),
+        ingress_classes: Some(classes(&["public"], None)),
+        priority_classes: Some(classes(&[priority], Some(priority))),
+        scheduling: Some(SchedulingPolicy {
+            node_selector: fixtures::map(&[("pool", "tenants")]),
+        }),
+        tolerations: Some(TolerationPolicy {
+            allowed: vec![AllowedToleration {
+                key: Some("dedicated".into()),
+                operator: None,
+                value: Some("tenants".into()),
+                effect: Some("NoSchedule".into()),
+            }],
+        }),
+        ..Default::default()
     });
-    p.to_string()
+    p
+}
+
+/// An image policy allowing `allowed` registries.
+fn registries(allowed: &[&str]) -> ImagePolicy {
+    ImagePolicy {
+        allowed_registries: allowed.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// A class policy allowing `allowed`, with `default`.
+fn classes(allowed: &[&str], default: Option<&str>) -> ClassPolicy {
+    ClassPolicy {
+        allowed: allowed.iter().map(|c| c.to_string()).collect(),
+        default: default.map(String::from),
+    }
+}
+
+/// Policies allowing the Ingress hosts `allowed` (and nothing else said).
+fn hostnames(allowed: &[String]) -> Policies {
+    Policies {
+        hostnames: Some(HostnamePolicy {
+            allowed: allowed.to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A SupportPackage `base-<suffix>` with the default quota and `policies`.
+async fn package_of(t: &TestCtx, base: &str, policies: Option<Policies>) -> String {
+    let name = t.package(base);
+    let mut p = fixtures::package(&name, fixtures::default_quota());
+    p.spec.policies = policies;
+    t.apply(&p).await;
+    name
 }
 
 fn object<K: DeserializeOwned>(v: Value) -> K {
@@ -105,20 +153,23 @@ fn admitted<T>(what: &str, r: Result<T, kube::Error>) -> Result<T, String> {
 
 /// Every pod path, as `client` (one identity of the tenant) in `ns`; `tag` keeps names apart.
 async fn try_every_path(client: &Client, ns: &str, tag: &str, priority: &str) -> Vec<String> {
+    let mut failures = try_pods(client, ns, tag).await;
+    failures.extend(try_workloads(client, ns, tag, priority).await);
+    failures.extend(try_classes(client, ns, tag).await);
+    failures
+}
+
+/// Pods: images from the allowed registries (in the forms a tenant writes them) with the forced
+/// node labels, nothing else; an init container is a container too.
+async fn try_pods(client: &Client, ns: &str, tag: &str) -> Vec<String> {
     let pp = PostParams::default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     let mut failures = Vec::new();
     let mut check = |r: Result<(), String>| {
         if let Err(e) = r {
             failures.push(e);
         }
     };
-
     // Images: allowed registries, in the forms a tenant writes them.
     for (i, image) in [
         "registry.k8s.io/pause:3.10",
@@ -203,7 +254,22 @@ async fn try_every_path(client: &Client, ns: &str, tag: &str, priority: &str) ->
         "covenant-images",
         ALLOWED_REGISTRIES,
     ));
+    failures
+}
 
+/// Workloads: the pod template is judged when the workload is made.
+async fn try_workloads(client: &Client, ns: &str, tag: &str, priority: &str) -> Vec<String> {
+    let pp = PostParams::default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let mut failures = Vec::new();
+    let mut check = |r: Result<(), String>| {
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    };
     // Workloads: the pod template is judged when the workload is made.
     check(
         admitted(
@@ -325,7 +391,20 @@ async fn try_every_path(client: &Client, ns: &str, tag: &str, priority: &str) ->
         "covenant-scheduling",
         "forced: pool=tenants",
     ));
+    failures
+}
 
+/// Classes: storage (with its default) and ingress.
+async fn try_classes(client: &Client, ns: &str, tag: &str) -> Vec<String> {
+    let pp = PostParams::default();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let mut failures = Vec::new();
+    let mut check = |r: Result<(), String>| {
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    };
     // Classes: storage (with its default) and ingress.
     let claim = |name: &str, class: Option<&str>| -> PersistentVolumeClaim {
         let mut spec = json!({ "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } });
@@ -410,43 +489,32 @@ async fn try_every_path(client: &Client, ns: &str, tag: &str, priority: &str) ->
     failures
 }
 
-/// The tenant: an account on `package` with administrator `admin`, and a ServiceAccount `deployer`
-/// bound to the built-in `edit` role in its namespace.
-async fn tenant(t: &TestCtx, base: &str, package: &str, admin: &str, extra: Value) -> String {
-    let account = t.account(base);
-    t.apply(&fixtures::account(
-        &account,
-        Some(package),
-        &[],
-        &[admin],
-        extra,
-    ))
-    .await;
-    wait_account_ready(&t.client, &account).await;
-    t.apply(&format!(
-        r#"{{"apiVersion":"v1","kind":"ServiceAccount","metadata":{{"name":"deployer","namespace":"{account}"}}}}"#
-    ))
+/// A tenant `base-<suffix>` on `package` administered by `admin`, whose administrator bound a
+/// ServiceAccount `deployer` to the built-in `edit` role in its namespace; returns the namespace.
+async fn with_deployer(t: &TestCtx, tenant: TenantBuilder<'_>) -> String {
+    let ns = tenant.await.ns;
+    t.apply(&json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": { "name": "deployer", "namespace": ns }
+    }))
     .await;
     t.apply(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": { "name": "deployer-edit", "namespace": account },
+        "metadata": { "name": "deployer-edit", "namespace": ns },
         "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
-        "subjects": [{ "kind": "ServiceAccount", "name": "deployer", "namespace": account }]
-    }).to_string())
+        "subjects": [{ "kind": "ServiceAccount", "name": "deployer", "namespace": ns }]
+    }))
     .await;
-    account
+    ns
 }
 
 async fn priority_class(t: &TestCtx, base: &str) -> String {
     let name = t.name(base);
     t.track("priorityclasses.scheduling.k8s.io", &name);
-    t.apply(
-        &json!({
-            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-            "metadata": { "name": name }, "value": 100
-        })
-        .to_string(),
-    )
+    t.apply(&json!({
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": { "name": name }, "value": 100
+    }))
     .await;
     name
 }
@@ -458,7 +526,7 @@ async fn a_tier_admits_what_it_allows_and_refuses_the_rest_on_every_pod_path() {
     let pkg = t.package("gold");
     t.apply(&package_with_policies(&pkg, &priority)).await;
     let admin = format!("alice-{}", t.suffix);
-    let ns = tenant(&t, "acme", &pkg, &admin, json!({})).await;
+    let ns = with_deployer(&t, t.tenant("acme").package(&pkg).admin(&admin).retain()).await;
 
     let mut failures = Vec::new();
     let alice = impersonate(&admin, &[]).await;
@@ -516,11 +584,9 @@ async fn a_tier_admits_what_it_allows_and_refuses_the_rest_on_every_pod_path() {
 #[tokio::test]
 async fn an_account_on_a_package_without_policies_is_unaffected() {
     let t = TestCtx::new("policies-none").await;
-    let pkg = t.package("plain");
-    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
-        .await;
+    let pkg = package_of(&t, "plain", None).await;
     let admin = format!("bob-{}", t.suffix);
-    let ns = tenant(&t, "plain", &pkg, &admin, json!({})).await;
+    let ns = with_deployer(&t, t.tenant("plain").package(&pkg).admin(&admin).retain()).await;
     let bob = impersonate(&admin, &[]).await;
     let pods: Api<Pod> = Api::namespaced(bob, &ns);
     let p = pods
@@ -557,16 +623,14 @@ async fn an_account_narrows_its_package_and_cannot_widen_it() {
         t.client.clone(),
         &kube::discovery::ApiResource::erase::<covenant::api::Account>(&()),
     );
-    let doc: Value = serde_json::from_str(&fixtures::account(
-        &wide,
-        Some(&pkg),
-        &[],
-        &[&admin],
-        json!({ "policies": { "images": { "allowedRegistries": ["registry.k8s.io/", "evil.io/"] },
-                               "storageClasses": { "allowed": ["premium"] } } }),
-    ))
-    .unwrap();
-    let obj: kube::core::DynamicObject = serde_json::from_value(doc).unwrap();
+    let mut widening = fixtures::account(&wide, Some(&pkg), &[], &[&admin], json!({}));
+    widening.spec.policies = Some(Policies {
+        images: Some(registries(&["registry.k8s.io/", "evil.io/"])),
+        storage_classes: Some(classes(&["premium"], None)),
+        ..Default::default()
+    });
+    let obj: kube::core::DynamicObject =
+        serde_json::from_value(serde_json::to_value(&widening).unwrap()).unwrap();
     // The API server loads a policy whose params are a custom resource once it discovers the kind.
     let message = eventually(
         "the API server refuses an Account that widens its package",
@@ -607,12 +671,18 @@ async fn an_account_narrows_its_package_and_cannot_widen_it() {
     }
 
     // Narrowing is admitted and is what the API server enforces in the account's namespace.
-    let ns = tenant(
+    let ns = with_deployer(
         &t,
-        "narrow",
-        &pkg,
-        &admin,
-        json!({ "policies": { "images": { "allowedRegistries": ["registry.k8s.io/pause"] } } }),
+        t.tenant("narrow")
+            .package(&pkg)
+            .admin(&admin)
+            .retain()
+            .spec(|s| {
+                s.policies = Some(Policies {
+                    images: Some(registries(&["registry.k8s.io/pause"])),
+                    ..Default::default()
+                })
+            }),
     )
     .await;
     let carol = impersonate(&admin, &[]).await;
@@ -644,7 +714,7 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
     let pkg = t.package("gold");
     t.apply(&package_with_policies(&pkg, &priority)).await;
     let admin = format!("dave-{}", t.suffix);
-    let ns = tenant(&t, "acme", &pkg, &admin, json!({})).await;
+    let ns = with_deployer(&t, t.tenant("acme").package(&pkg).admin(&admin).retain()).await;
     let dave = impersonate(&admin, &[]).await;
     let pods: Api<Pod> = Api::namespaced(dave.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(dave, &ns);
@@ -658,9 +728,9 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
         .expect("docker.io/library is allowed");
 
     // The platform drops docker.io/library/ from the tier.
-    let mut p: Value = serde_json::from_str(&package_with_policies(&pkg, &priority)).unwrap();
-    p["spec"]["policies"]["images"]["allowedRegistries"] = json!(["registry.k8s.io/"]);
-    t.apply(&p.to_string()).await;
+    let mut p = package_with_policies(&pkg, &priority);
+    p.spec.policies.as_mut().unwrap().images = Some(registries(&["registry.k8s.io/"]));
+    t.apply(&p).await;
     eventually(
         "new pods from docker.io/library are refused",
         TIMEOUT,
@@ -684,43 +754,7 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
         },
     )
     .await;
-    // What runs stays, and is reported on the Account: a condition naming the pod, and an Event.
-    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
-    let report = eventually(
-        "the Account reports the pod the tier no longer allows",
-        TIMEOUT * 2,
-        || {
-            let accounts = accounts.clone();
-            let ns = ns.clone();
-            async move {
-                let a = accounts.get(&ns).await.map_err(|e| e.to_string())?;
-                match condition(&a, "PoliciesCompliant") {
-                    Some(c)
-                        if c.status == "False"
-                            && c.message.contains(&format!("{ns}/old: image nginx:1.27")) =>
-                    {
-                        Ok(c.message.clone())
-                    }
-                    other => Err(format!("{other:?}")),
-                }
-            }
-        },
-    )
-    .await;
-    assert!(report.contains("nothing was deleted"), "{report}");
-    assert!(report.contains("allowed: registry.k8s.io/"), "{report}");
-    eventually("a Warning Event names the pod", TIMEOUT, || {
-        let ns = ns.clone();
-        async move {
-            let events = covenant_e2e::k8s::events_about(&ns);
-            if events.contains("NotAllowedByTier") && events.contains(&format!("{ns}/old")) {
-                Ok(())
-            } else {
-                Err(events)
-            }
-        }
-    })
-    .await;
+    assert_the_account_reports_what_the_tier_no_longer_allows(&t, &ns).await;
     // The tenant can still operate what it runs: scale, relabel, delete.
     pods.get("old")
         .await
@@ -743,6 +777,47 @@ async fn a_package_tightened_under_a_running_tenant_deletes_nothing() {
     pods.delete("old", &DeleteParams::default())
         .await
         .expect("and deleted");
+}
+
+/// What runs stays, and is reported on the Account: a condition naming the pod, and an Event.
+async fn assert_the_account_reports_what_the_tier_no_longer_allows(t: &TestCtx, ns: &str) {
+    // What runs stays, and is reported on the Account: a condition naming the pod, and an Event.
+    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
+    let report = eventually(
+        "the Account reports the pod the tier no longer allows",
+        TIMEOUT * 2,
+        || {
+            let accounts = accounts.clone();
+            let ns = ns.to_string();
+            async move {
+                let a = accounts.get(&ns).await.map_err(|e| e.to_string())?;
+                match condition(&a, "PoliciesCompliant") {
+                    Some(c)
+                        if c.status == "False"
+                            && c.message.contains(&format!("{ns}/old: image nginx:1.27")) =>
+                    {
+                        Ok(c.message.clone())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(report.contains("nothing was deleted"), "{report}");
+    assert!(report.contains("allowed: registry.k8s.io/"), "{report}");
+    eventually("a Warning Event names the pod", TIMEOUT, || {
+        let ns = ns.to_string();
+        async move {
+            let events = covenant_e2e::k8s::events_about(&ns);
+            if events.contains("NotAllowedByTier") && events.contains(&format!("{ns}/old")) {
+                Ok(())
+            } else {
+                Err(events)
+            }
+        }
+    })
+    .await;
 }
 
 /// An Ingress routing `hosts` (`""`: a rule without host, the catch-all) with `annotations`.
@@ -865,14 +940,14 @@ async fn try_hosts(client: &Client, ns: &str, tag: &str, zone: &str) -> Vec<Stri
 async fn a_tier_bounds_ingress_hosts_and_refuses_snippets_unless_it_allows_them() {
     let t = TestCtx::new("policies-hosts").await;
     let zone = format!("acme-{}.example", t.suffix);
-    let pkg = t.package("hosted");
-    let mut p: Value = serde_json::from_str(&fixtures::package(&pkg, fixtures::default_quota()))
-        .expect("package JSON");
-    p["spec"]["policies"] =
-        json!({ "hostnames": { "allowed": [format!("*.{zone}"), format!("shop.{zone}")] } });
-    t.apply(&p.to_string()).await;
+    let pkg = package_of(
+        &t,
+        "hosted",
+        Some(hostnames(&[format!("*.{zone}"), format!("shop.{zone}")])),
+    )
+    .await;
     let admin = format!("dave-{}", t.suffix);
-    let ns = tenant(&t, "hosts", &pkg, &admin, json!({})).await;
+    let ns = with_deployer(&t, t.tenant("hosts").package(&pkg).admin(&admin).retain()).await;
 
     let mut failures = Vec::new();
     let dave = impersonate(&admin, &[]).await;
@@ -888,17 +963,21 @@ async fn a_tier_bounds_ingress_hosts_and_refuses_snippets_unless_it_allows_them(
     failures.extend(try_hosts(&sa, &ns, "sa", &zone).await);
 
     // A package without policies refuses snippets too; one that allows them admits them.
-    let plain = t.package("plain");
-    t.apply(&fixtures::package(&plain, fixtures::default_quota()))
-        .await;
-    let open = t.package("snippets");
-    let mut p: Value = serde_json::from_str(&fixtures::package(&open, fixtures::default_quota()))
-        .expect("package JSON");
-    p["spec"]["policies"] = json!({ "ingress": { "allowSnippets": true } });
-    t.apply(&p.to_string()).await;
+    let plain = package_of(&t, "plain", None).await;
+    let open = package_of(
+        &t,
+        "snippets",
+        Some(Policies {
+            ingress: Some(IngressPolicy {
+                allow_snippets: true,
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
     let snippet = json!({ "nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers \"X: y\";" });
     for (package, base, allows) in [(&plain, "plain", false), (&open, "open", true)] {
-        let ns = tenant(&t, base, package, &admin, json!({})).await;
+        let ns = with_deployer(&t, t.tenant(base).package(package).admin(&admin).retain()).await;
         let host = format!("{base}-{}.example", t.suffix);
         let r = Api::<Ingress>::namespaced(dave.clone(), &ns)
             .create(
@@ -927,26 +1006,21 @@ async fn a_tier_bounds_ingress_hosts_and_refuses_snippets_unless_it_allows_them(
 async fn an_account_narrows_its_hostnames_and_cannot_widen_them() {
     let t = TestCtx::new("policies-hosts-narrow").await;
     let zone = format!("acme-{}.example", t.suffix);
-    let pkg = t.package("hosted");
-    let mut p: Value = serde_json::from_str(&fixtures::package(&pkg, fixtures::default_quota()))
-        .expect("package JSON");
-    p["spec"]["policies"] = json!({ "hostnames": { "allowed": [format!("*.{zone}")] } });
-    t.apply(&p.to_string()).await;
+    let pkg = package_of(&t, "hosted", Some(hostnames(&[format!("*.{zone}")]))).await;
     let admin = format!("erin-{}", t.suffix);
     let accounts: Api<kube::core::DynamicObject> = Api::all_with(
         t.client.clone(),
         &kube::discovery::ApiResource::erase::<covenant::api::Account>(&()),
     );
-    let doc: Value = serde_json::from_str(&fixtures::account(
-        &t.account("wide"),
-        Some(&pkg),
-        &[],
-        &[&admin],
-        json!({ "policies": { "hostnames": { "allowed": ["*.example", format!("a.b.{zone}")] },
-                               "ingress": { "allowSnippets": true } } }),
-    ))
-    .unwrap();
-    let obj: kube::core::DynamicObject = serde_json::from_value(doc).unwrap();
+    let mut widening = fixtures::account(&t.account("wide"), Some(&pkg), &[], &[&admin], json!({}));
+    widening.spec.policies = Some(Policies {
+        ingress: Some(IngressPolicy {
+            allow_snippets: true,
+        }),
+        ..hostnames(&["*.example".to_string(), format!("a.b.{zone}")])
+    });
+    let obj: kube::core::DynamicObject =
+        serde_json::from_value(serde_json::to_value(&widening).unwrap()).unwrap();
     let message = eventually(
         "the API server refuses an Account that widens its package's hostnames",
         TIMEOUT * 4,
@@ -986,12 +1060,13 @@ async fn an_account_narrows_its_hostnames_and_cannot_widen_them() {
     }
 
     // Narrowed to one host: the package's other hosts are refused in the account's namespace.
-    let ns = tenant(
+    let ns = with_deployer(
         &t,
-        "narrow",
-        &pkg,
-        &admin,
-        json!({ "policies": { "hostnames": { "allowed": [format!("shop.{zone}")] } } }),
+        t.tenant("narrow")
+            .package(&pkg)
+            .admin(&admin)
+            .retain()
+            .spec(|s| s.policies = Some(hostnames(&[format!("shop.{zone}")]))),
     )
     .await;
     let erin = impersonate(&admin, &[]).await;

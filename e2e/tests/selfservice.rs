@@ -7,11 +7,11 @@
 //! the tenant, and nothing can be created or deleted while the account is suspended or retained. The
 //! Account's spec and generation never change (GitOps owns the spec).
 
-use covenant::api::{Account, Origin};
-use covenant_e2e::fixtures::{self, account, api_error, forbidden, pod};
+use covenant::api::{Account, Origin, SelfServiceSpec, SupportPackageSpec};
+use covenant_e2e::fixtures::{self, api_error, forbidden, pod};
 use covenant_e2e::netpol::{self, Peer, Probe};
 use covenant_e2e::{
-    TIMEOUT, TestCtx, can, condition, eventually, impersonate, wait_account, wait_account_ready,
+    TIMEOUT, Tenant, TenantBuilder, TestCtx, can, condition, eventually, impersonate, wait_account,
 };
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -56,38 +56,22 @@ async fn create_ns(
 }
 
 /// A package named `base-<suffix>` with `maxNamespaces` 3, two pods per namespace, the fixtures'
-/// limits and `extra` merged into its spec.
-async fn package(t: &TestCtx, base: &str, extra: Value) -> String {
+/// limits, changed by `edit`.
+async fn package(t: &TestCtx, base: &str, edit: impl FnOnce(&mut SupportPackageSpec)) -> String {
     let name = t.package(base);
-    let mut p: Value = serde_json::from_str(&fixtures::package(
-        &name,
-        json!({ "pods": "2", "requests.cpu": "2" }),
-    ))
-    .unwrap();
-    if let (Some(Value::Object(spec)), Value::Object(e)) = (p.get_mut("spec"), extra) {
-        spec.extend(e);
-    }
-    t.apply(&p.to_string()).await;
+    let mut p = fixtures::package(&name, json!({ "pods": "2", "requests.cpu": "2" }));
+    edit(&mut p.spec);
+    t.apply(&p).await;
     name
 }
 
-/// An Account `base-<suffix>` on `pkg` with one declared namespace `base-main-<suffix>` and the
-/// administrator `<admin>-<suffix>`, deleted with its namespaces (deletionPolicy Delete), Ready.
-/// Returns (account, declared namespace, administrator).
-async fn tenant(t: &TestCtx, base: &str, pkg: &str, admin: &str) -> (String, String, String) {
-    let acct = t.account(base);
-    let main = t.name(&format!("{base}-main"));
-    let admin = t.name(admin);
-    t.apply(&account(
-        &acct,
-        Some(pkg),
-        &[&main],
-        &[&admin],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
-    wait_account_ready(&t.client, &acct).await;
-    (acct, main, admin)
+/// A Ready tenant `base-<suffix>` on `pkg` with one declared namespace `base-main-<suffix>` and the
+/// administrator `<admin>-<suffix>`.
+fn self_serving<'a>(t: &'a TestCtx, base: &str, pkg: &str, admin: &str) -> TenantBuilder<'a> {
+    t.tenant(base)
+        .package(pkg)
+        .namespace_names(&[t.name(&format!("{base}-main"))])
+        .admin(&t.name(admin))
 }
 
 async fn get_account(client: &Client, name: &str) -> Account {
@@ -187,9 +171,19 @@ async fn warning_events(client: &Client, acct: &str, reason: &str) -> Vec<String
 #[tokio::test]
 async fn administrators_make_and_delete_their_own_namespaces() {
     let t = TestCtx::new("administrators_make_and_delete_their_own_namespaces").await;
-    let pkg = package(&t, "ss", json!({})).await;
-    let (acct, main, admin) = tenant(&t, "ssa", &pkg, "alice").await;
-    let (other, other_main, other_admin) = tenant(&t, "ssb", &pkg, "bob").await;
+    let pkg = package(&t, "ss", |_| {}).await;
+    let Tenant {
+        account: acct,
+        ns: main,
+        admin,
+        ..
+    } = self_serving(&t, "ssa", &pkg, "alice").await;
+    let Tenant {
+        account: other,
+        ns: other_main,
+        admin: other_admin,
+        ..
+    } = self_serving(&t, "ssb", &pkg, "bob").await;
     let before = spec_of(&get_account(&t.client, &acct).await);
     let as_admin = impersonate(&admin, &[]).await;
     let as_other = impersonate(&other_admin, &[]).await;
@@ -209,20 +203,52 @@ async fn administrators_make_and_delete_their_own_namespaces() {
     .await;
 
     let dev = t.namespace("ssa-dev");
+    assert_only_the_administrator_makes_one_and_without_forged_marks(
+        &t,
+        &acct,
+        &dev,
+        &other_main,
+        &as_admin,
+        &as_other,
+        &as_stranger,
+    )
+    .await;
+    assert_the_administrator_makes_one_provisioned_like_the_declared_one(
+        &t, &acct, &admin, &dev, &main, &as_admin,
+    )
+    .await;
+    assert_the_engine_treats_it_as_the_accounts(&t, &dev, &main, &other_main).await;
+    assert_the_administrator_deletes_only_what_it_made(
+        &t, &acct, &other, &dev, &main, &as_admin, &as_other, before,
+    )
+    .await;
+}
+
+/// Not for another account, not by a stranger, not without the request label, not a reserved or
+/// existing name, not with any of Covenant's marks forged.
+async fn assert_only_the_administrator_makes_one_and_without_forged_marks(
+    t: &TestCtx,
+    acct: &str,
+    dev: &str,
+    other_main: &str,
+    as_admin: &Client,
+    as_other: &Client,
+    as_stranger: &Client,
+) {
     // Not for another account, not by a stranger, not without the label.
     forbidden(
         "another account's administrator makes one for the account",
-        create_ns(&as_other, &dev, Some(&acct), json!({})).await,
+        create_ns(as_other, dev, Some(acct), json!({})).await,
     )
     .unwrap();
     forbidden(
         "a stranger makes one for the account",
-        create_ns(&as_stranger, &dev, Some(&acct), json!({})).await,
+        create_ns(as_stranger, dev, Some(acct), json!({})).await,
     )
     .unwrap();
     let unlabelled = api_error(
         "the administrator makes a namespace without the request label",
-        create_ns(&as_admin, &dev, None, json!({})).await,
+        create_ns(as_admin, dev, None, json!({})).await,
     );
     assert_eq!(unlabelled.code, 403, "{unlabelled:?}");
     assert!(
@@ -238,13 +264,13 @@ async fn administrators_make_and_delete_their_own_namespaces() {
     ] {
         forbidden(
             &format!("the reserved name {name}"),
-            create_ns(&as_admin, &name, Some(&acct), json!({})).await,
+            create_ns(as_admin, &name, Some(acct), json!({})).await,
         )
         .unwrap();
     }
     let exists = api_error(
         "another account's existing namespace",
-        create_ns(&as_admin, &other_main, Some(&acct), json!({})).await,
+        create_ns(as_admin, other_main, Some(acct), json!({})).await,
     );
     assert_eq!(exists.code, 409, "{exists:?}");
     // Forged marks: the account label, the UID annotation, a Pod Security level, any other
@@ -270,31 +296,38 @@ async fn administrators_make_and_delete_their_own_namespaces() {
     ] {
         forbidden(
             &format!("a self-service namespace with {what}"),
-            create_ns(&as_admin, &dev, Some(&acct), extra).await,
+            create_ns(as_admin, dev, Some(acct), extra).await,
         )
         .unwrap();
     }
+}
 
+/// The administrator makes one: provisioned like the declared one (labels, quota, limits, Pod
+/// Security).
+async fn assert_the_administrator_makes_one_provisioned_like_the_declared_one(
+    t: &TestCtx,
+    acct: &str,
+    admin: &str,
+    dev: &str,
+    main: &str,
+    as_admin: &Client,
+) {
     // The administrator makes one: provisioned like the declared one.
-    create_ns(&as_admin, &dev, Some(&acct), json!({}))
+    create_ns(as_admin, dev, Some(acct), json!({}))
         .await
         .expect("the administrator creates a namespace for its account");
-    wait_provisioned(&t, &acct, &admin, &dev, &main).await;
+    wait_provisioned(t, acct, admin, dev, main).await;
     let nss: Api<Namespace> = Api::all(t.client.clone());
-    let made = nss.get(&dev).await.unwrap();
-    assert_eq!(
-        fixtures::label(&made, ACCOUNT).as_deref(),
-        Some(acct.as_str())
-    );
+    let made = nss.get(dev).await.unwrap();
+    assert_eq!(fixtures::label(&made, ACCOUNT).as_deref(), Some(acct));
     // Quota: two pods, not three; limits: a container over the package's max is refused; Pod Security:
     // a privileged pod is refused.
-    let pods: Api<Pod> = Api::namespaced(as_admin.clone(), &dev);
+    let pods: Api<Pod> = Api::namespaced(as_admin.clone(), dev);
     eventually("the quota is enforced", TIMEOUT, || async {
-        let q =
-            Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(t.client.clone(), &dev)
-                .get_opt("covenant-quota")
-                .await
-                .map_err(|e| e.to_string())?;
+        let q = Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(t.client.clone(), dev)
+            .get_opt("covenant-quota")
+            .await
+            .map_err(|e| e.to_string())?;
         q.filter(|q| fixtures::status_hard(q).get("pods").map(String::as_str) == Some("2"))
             .map(|_| ())
             .ok_or_else(|| "no quota status yet".into())
@@ -326,13 +359,24 @@ async fn administrators_make_and_delete_their_own_namespaces() {
         pods.create(&PostParams::default(), &privileged).await,
     );
     assert!(ps.message.contains("violates PodSecurity"), "{ps:?}");
+}
+
+/// Network, by the engine: the account's namespaces reach each other, another tenant does not get
+/// in, cloud metadata stays out of reach.
+async fn assert_the_engine_treats_it_as_the_accounts(
+    t: &TestCtx,
+    dev: &str,
+    main: &str,
+    other_main: &str,
+) {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
     // Network, by the engine: the account's namespaces reach each other, another tenant does not get
     // in, cloud metadata stays out of reach.
     let pod_in = |ns: &Namespace, ip: &str| Peer::pod(ns, ip);
     let (n_dev, n_main, n_other) = (
-        nss.get(&dev).await.unwrap(),
-        nss.get(&main).await.unwrap(),
-        nss.get(&other_main).await.unwrap(),
+        nss.get(dev).await.unwrap(),
+        nss.get(main).await.unwrap(),
+        nss.get(other_main).await.unwrap(),
     );
     let probes = vec![
         Probe {
@@ -380,35 +424,47 @@ async fn administrators_make_and_delete_their_own_namespaces() {
         },
     )
     .await;
+}
 
+/// Deletion: not the declared namespace, not by another account; its own, yes, and the Account's
+/// spec never changed.
+#[allow(clippy::too_many_arguments)]
+async fn assert_the_administrator_deletes_only_what_it_made(
+    t: &TestCtx,
+    acct: &str,
+    other: &str,
+    dev: &str,
+    main: &str,
+    as_admin: &Client,
+    as_other: &Client,
+    before: (Value, Option<i64>),
+) {
     // Deletion: not the declared namespace; its own, yes.
     forbidden(
         "the administrator deletes the declared namespace",
-        nss_as(&as_admin)
-            .delete(&main, &DeleteParams::default())
+        nss_as(as_admin)
+            .delete(main, &DeleteParams::default())
             .await,
     )
     .unwrap();
     forbidden(
         "another account's administrator deletes the self-made namespace",
-        nss_as(&as_other)
-            .delete(&dev, &DeleteParams::default())
-            .await,
+        nss_as(as_other).delete(dev, &DeleteParams::default()).await,
     )
     .unwrap();
-    nss_as(&as_admin)
-        .delete(&dev, &DeleteParams::default())
+    nss_as(as_admin)
+        .delete(dev, &DeleteParams::default())
         .await
         .expect("the administrator deletes the namespace it made");
     eventually("the account no longer lists it", TIMEOUT, || async {
-        let a = get_account(&t.client, &acct).await;
+        let a = get_account(&t.client, acct).await;
         let s = a.status.unwrap_or_default();
-        (!s.namespaces.contains(&dev))
+        (!s.namespaces.iter().any(|n| n == dev))
             .then_some(())
             .ok_or_else(|| format!("{:?}", s.namespaces))
     })
     .await;
-    let a = get_account(&t.client, &acct).await;
+    let a = get_account(&t.client, acct).await;
     assert_eq!(
         spec_of(&a),
         before,
@@ -419,7 +475,7 @@ async fn administrators_make_and_delete_their_own_namespaces() {
         "{:?}",
         a.status
     );
-    assert!(get_account(&t.client, &other).await.status.is_some());
+    assert!(get_account(&t.client, other).await.status.is_some());
 }
 
 fn nss_as(client: &Client) -> Api<Namespace> {
@@ -433,8 +489,12 @@ fn nss_as(client: &Client) -> Api<Namespace> {
 #[tokio::test]
 async fn racing_creates_never_pass_the_cap() {
     let t = TestCtx::new("racing_creates_never_pass_the_cap").await;
-    let pkg = package(&t, "race", json!({})).await;
-    let (acct, _main, admin) = tenant(&t, "race", &pkg, "carol").await;
+    let pkg = package(&t, "race", |_| {}).await;
+    let Tenant {
+        account: acct,
+        admin,
+        ..
+    } = self_serving(&t, "race", &pkg, "carol").await;
     let before = spec_of(&get_account(&t.client, &acct).await);
     let as_admin = impersonate(&admin, &[]).await;
     eventually(
@@ -485,12 +545,27 @@ async fn racing_creates_never_pass_the_cap() {
         }
     })
     .await;
+    assert_the_status_lists_what_it_holds_and_each_refusal_is_announced(
+        &t, &acct, settled, admitted,
+    )
+    .await;
+    assert_the_api_server_refuses_one_past_the_cap(&t, &acct, &admin, &as_admin, before).await;
+}
+
+/// The status lists exactly the namespaces it holds, two of them self-made; those refused are gone
+/// (or going), each named in an Event with the reason.
+async fn assert_the_status_lists_what_it_holds_and_each_refusal_is_announced(
+    t: &TestCtx,
+    acct: &str,
+    settled: Vec<String>,
+    admitted: usize,
+) {
     // The status lists exactly the namespaces it holds, two of them self-made.
     eventually(
         "the status lists the namespaces it holds",
         TIMEOUT,
         || async {
-            let s = get_account(&t.client, &acct)
+            let s = get_account(&t.client, acct)
                 .await
                 .status
                 .unwrap_or_default();
@@ -514,22 +589,32 @@ async fn racing_creates_never_pass_the_cap() {
     let refused = admitted - 2;
     if refused > 0 {
         eventually("each refusal is announced", TIMEOUT, || async {
-            let ev = warning_events(&t.client, &acct, "NamespaceRefused").await;
+            let ev = warning_events(&t.client, acct, "NamespaceRefused").await;
             (ev.len() >= refused && ev.iter().all(|m| m.contains("maxNamespaces")))
                 .then_some(())
                 .ok_or_else(|| format!("{ev:?}"))
         })
         .await;
-        let c = condition(&get_account(&t.client, &acct).await, "NamespaceSelfService").cloned();
+        let c = condition(&get_account(&t.client, acct).await, "NamespaceSelfService").cloned();
         assert!(
             c.as_ref()
                 .is_some_and(|c| c.reason == "Refused" && c.message.contains("refused namespace")),
             "{c:?}"
         );
     }
+}
+
+/// At the cap, the API server refuses the next one; the Account's spec never changed.
+async fn assert_the_api_server_refuses_one_past_the_cap(
+    t: &TestCtx,
+    acct: &str,
+    admin: &str,
+    as_admin: &Client,
+    before: (Value, Option<i64>),
+) {
     // At the cap, the API server refuses the next one.
     eventually("the role no longer grants creation", TIMEOUT, || async {
-        (!can(&t.client, &admin, &[], "create", "namespaces", "", "").await)
+        (!can(&t.client, admin, &[], "create", "namespaces", "", "").await)
             .then_some(())
             .ok_or_else(|| "still granted".to_string())
     })
@@ -537,10 +622,10 @@ async fn racing_creates_never_pass_the_cap() {
     let late = t.namespace("race-late");
     forbidden(
         "a namespace past the cap",
-        create_ns(&as_admin, &late, Some(&acct), json!({})).await,
+        create_ns(as_admin, &late, Some(acct), json!({})).await,
     )
     .unwrap();
-    let a = get_account(&t.client, &acct).await;
+    let a = get_account(&t.client, acct).await;
     assert_eq!(
         spec_of(&a),
         before,
@@ -554,13 +639,14 @@ async fn racing_creates_never_pass_the_cap() {
 #[tokio::test]
 async fn suspended_and_retained_accounts_cannot_create_or_delete() {
     let t = TestCtx::new("suspended_and_retained_accounts_cannot_create_or_delete").await;
-    let pkg = package(&t, "susp", json!({})).await;
-    let acct = t.account("susp");
-    let main = t.name("susp-main");
-    let admin = t.name("dave");
-    t.apply(&account(&acct, Some(&pkg), &[&main], &[&admin], json!({})))
-        .await;
-    wait_account_ready(&t.client, &acct).await;
+    let pkg = package(&t, "susp", |_| {}).await;
+    // deletionPolicy left to its default, Retain.
+    let Tenant {
+        account: acct,
+        ns: main,
+        admin,
+        ..
+    } = self_serving(&t, "susp", &pkg, "dave").retain().await;
     let as_admin = impersonate(&admin, &[]).await;
     let own = t.namespace("susp-own");
     eventually("the administrator creates a namespace", TIMEOUT, || async {
@@ -584,17 +670,33 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
     )
     .await;
 
+    assert_a_suspension_stops_creation_and_deletion_until_its_lift(
+        &t, &acct, &admin, &as_admin, &own,
+    )
+    .await;
+    assert_a_retained_self_made_namespace_cannot_be_deleted(&t, &acct, &as_admin, &own).await;
+}
+
+/// Suspended, the administrator can neither create nor delete namespaces, and its self-made
+/// namespace is read-only; after the lift it may delete again.
+async fn assert_a_suspension_stops_creation_and_deletion_until_its_lift(
+    t: &TestCtx,
+    acct: &str,
+    admin: &str,
+    as_admin: &Client,
+    own: &str,
+) {
     let susp = t.name("susp");
     t.track("suspensions.covenant.dev", &susp);
     t.apply(&fixtures::suspension(
         &susp,
-        &acct,
+        acct,
         "AcceptableUsePolicy",
         "self-service test",
         json!({}),
     ))
     .await;
-    wait_account(&t.client, &acct, "Suspended", "True", None).await;
+    wait_account(&t.client, acct, "Suspended", "True", None).await;
     let another = t.namespace("susp-more");
     eventually(
         "creation and deletion are refused while suspended",
@@ -602,13 +704,13 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
         || async {
             forbidden(
                 "create while suspended",
-                create_ns(&as_admin, &another, Some(&acct), json!({})).await,
+                create_ns(as_admin, &another, Some(acct), json!({})).await,
             )?;
             // A dry run: the refusal is the API server's, without deleting anything if it were allowed.
             forbidden(
                 "delete while suspended",
-                nss_as(&as_admin)
-                    .delete(&own, &DeleteParams::default().dry_run())
+                nss_as(as_admin)
+                    .delete(own, &DeleteParams::default().dry_run())
                     .await,
             )
         },
@@ -616,8 +718,8 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
     .await;
     // The self-made namespace is suspended like the declared one: read-only for the administrator.
     eventually("the self-made namespace is read-only", TIMEOUT, || async {
-        (!can(&t.client, &admin, &[], "create", "pods", "", &own).await
-            && can(&t.client, &admin, &[], "get", "pods", "", &own).await)
+        (!can(&t.client, admin, &[], "create", "pods", "", own).await
+            && can(&t.client, admin, &[], "get", "pods", "", own).await)
             .then_some(())
             .ok_or_else(|| "not yet".to_string())
     })
@@ -626,29 +728,38 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
         .delete(&susp, &DeleteParams::default())
         .await
         .unwrap();
-    wait_account(&t.client, &acct, "Suspended", "False", None).await;
+    wait_account(&t.client, acct, "Suspended", "False", None).await;
     eventually(
         "deletion is allowed again after the lift",
         TIMEOUT,
         || async {
-            nss_as(&as_admin)
-                .delete(&own, &DeleteParams::default().dry_run())
+            nss_as(as_admin)
+                .delete(own, &DeleteParams::default().dry_run())
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         },
     )
     .await;
+}
 
+/// Retained: the Account goes (Retain, the default); its self-made namespace is released like the
+/// declared one and the tenant cannot delete it.
+async fn assert_a_retained_self_made_namespace_cannot_be_deleted(
+    t: &TestCtx,
+    acct: &str,
+    as_admin: &Client,
+    own: &str,
+) {
     // Retained: the Account goes (Retain, the default); its self-made namespace is released like the
     // declared one and the tenant cannot delete it.
     Api::<Account>::all(t.client.clone())
-        .delete(&acct, &DeleteParams::default())
+        .delete(acct, &DeleteParams::default())
         .await
         .unwrap();
     eventually("the self-made namespace is retained", TIMEOUT, || async {
         let n = Api::<Namespace>::all(t.client.clone())
-            .get(&own)
+            .get(own)
             .await
             .map_err(|e| e.to_string())?;
         fixtures::label(&n, RETAINED)
@@ -658,8 +769,8 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
     .await;
     forbidden(
         "delete a retained namespace",
-        nss_as(&as_admin)
-            .delete(&own, &DeleteParams::default().dry_run())
+        nss_as(as_admin)
+            .delete(own, &DeleteParams::default().dry_run())
             .await,
     )
     .unwrap();
@@ -672,15 +783,39 @@ async fn suspended_and_retained_accounts_cannot_create_or_delete() {
 #[tokio::test]
 async fn hostile_tenants_cannot_widen_self_service() {
     let t = TestCtx::new("hostile_tenants_cannot_widen_self_service").await;
-    let pkg = package(
-        &t,
-        "host",
-        json!({ "selfService": { "requirePrefix": true } }),
-    )
+    let pkg = package(&t, "host", |p| {
+        p.self_service = Some(SelfServiceSpec {
+            require_prefix: true,
+            ..Default::default()
+        })
+    })
     .await;
-    let (acct, main, admin) = tenant(&t, "host", &pkg, "erin").await;
+    let Tenant {
+        account: acct,
+        ns: main,
+        admin,
+        ..
+    } = self_serving(&t, "host", &pkg, "erin").await;
     let as_admin = impersonate(&admin, &[]).await;
 
+    assert_nobody_adds_the_request_label_to_an_existing_namespace(&t, &acct, &as_admin).await;
+    assert_the_administrators_service_account_makes_none(&t, &acct, &main, &as_admin).await;
+    assert_the_prefix_rule_holds(&t, &acct, &admin, &as_admin).await;
+    let (blocked, squatted) = a_blocked_account_declaring_a_prefixed_name(&t, &acct, &admin).await;
+    assert_a_namespace_requested_for_a_blocked_account_is_not_taken(&t, &admin, &blocked).await;
+    assert_a_name_another_account_declares_is_refused_and_deleted(
+        &t, &acct, &as_admin, &blocked, &squatted,
+    )
+    .await;
+}
+
+/// Neither a user who may update namespaces (and their status) nor the administrator adds the request
+/// label to an existing namespace.
+async fn assert_nobody_adds_the_request_label_to_an_existing_namespace(
+    t: &TestCtx,
+    acct: &str,
+    as_admin: &Client,
+) {
     // A user who may update namespaces (and their status), but is no cluster administrator.
     let (editor, as_editor) = t
         .user_with_cluster_rules(
@@ -699,7 +834,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
             .ok_or_else(|| "not yet".to_string())
     })
     .await;
-    for (who, client) in [("the editor", &as_editor), ("the administrator", &as_admin)] {
+    for (who, client) in [("the editor", &as_editor), ("the administrator", as_admin)] {
         forbidden(
             &format!("{who} adds the request label to an existing namespace"),
             nss_as(client)
@@ -717,10 +852,18 @@ async fn hostile_tenants_cannot_widen_self_service() {
     .unwrap();
     let n = nss_as(&t.client).get(&plain).await.unwrap();
     assert!(fixtures::label(&n, REQUEST).is_none(), "{:?}", n.labels());
+}
 
+/// A ServiceAccount the administrator bound, to what the administrator may bind, makes no namespace.
+async fn assert_the_administrators_service_account_makes_none(
+    t: &TestCtx,
+    acct: &str,
+    main: &str,
+    as_admin: &Client,
+) {
     // A ServiceAccount the administrator bound, to what the administrator may bind.
     let sa_name = "bot";
-    Api::<ServiceAccount>::namespaced(as_admin.clone(), &main)
+    Api::<ServiceAccount>::namespaced(as_admin.clone(), main)
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({ "metadata": { "name": sa_name } })).unwrap(),
@@ -739,7 +882,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
         }))
         .unwrap();
         // Whether or not the binding is admitted, the ServiceAccount gains no namespace creation.
-        let _ = Api::<RoleBinding>::namespaced(as_admin.clone(), &main)
+        let _ = Api::<RoleBinding>::namespaced(as_admin.clone(), main)
             .create(&PostParams::default(), &rb)
             .await;
     }
@@ -756,19 +899,22 @@ async fn hostile_tenants_cannot_widen_self_service() {
         create_ns(
             &as_sa,
             &t.namespace(&format!("{acct}-bot")),
-            Some(&acct),
+            Some(acct),
             json!({}),
         )
         .await,
     )
     .unwrap();
+}
 
+/// The prefix rule: only `<account>-*`.
+async fn assert_the_prefix_rule_holds(t: &TestCtx, acct: &str, admin: &str, as_admin: &Client) {
     // The prefix rule: only `<account>-*`.
     eventually(
         "the administrator may create namespaces",
         TIMEOUT,
         || async {
-            can(&t.client, &admin, &[], "create", "namespaces", "", "")
+            can(&t.client, admin, &[], "create", "namespaces", "", "")
                 .await
                 .then_some(())
                 .ok_or_else(|| "not yet".to_string())
@@ -777,7 +923,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
     .await;
     let unprefixed = api_error(
         "a name without the account's prefix",
-        create_ns(&as_admin, &t.namespace("noprefix"), Some(&acct), json!({})).await,
+        create_ns(as_admin, &t.namespace("noprefix"), Some(acct), json!({})).await,
     );
     assert!(
         unprefixed.code == 403
@@ -786,26 +932,43 @@ async fn hostile_tenants_cannot_widen_self_service() {
                 .contains("requires names that start with"),
         "{unprefixed:?}"
     );
+}
 
+/// A name another account declares but has not made yet (its package does not exist, so it is
+/// blocked and creates nothing). Returns the blocked account and the name.
+async fn a_blocked_account_declaring_a_prefixed_name(
+    t: &TestCtx,
+    acct: &str,
+    admin: &str,
+) -> (String, String) {
     // A name another account declares but has not made yet (its package does not exist, so it is
     // blocked and creates nothing): admitted by the API server, refused and deleted by the operator.
-    let blocked = t.account("host-blocked");
     let squatted = format!("{acct}-declared");
     t.track("namespaces", &squatted);
-    t.apply(&account(
-        &blocked,
-        Some(&t.name("no-such-package")),
-        &[&squatted],
-        &[&admin],
-        json!({}),
-    ))
-    .await;
+    let blocked = t
+        .tenant("host-blocked")
+        .package(&t.name("no-such-package"))
+        .namespace_names(&[&squatted])
+        .admin(admin)
+        .retain()
+        .unready()
+        .await
+        .account;
     wait_account(&t.client, &blocked, "Stalled", "True", None).await;
+    (blocked, squatted)
+}
 
+/// A namespace requested for the blocked account (made by a cluster administrator: its
+/// administrators may not) is neither taken nor provisioned, and grants its administrator nothing.
+async fn assert_a_namespace_requested_for_a_blocked_account_is_not_taken(
+    t: &TestCtx,
+    admin: &str,
+    blocked: &str,
+) {
     // A namespace requested for the blocked account (made by a cluster administrator: its
     // administrators may not) is neither taken nor provisioned, and grants its administrator nothing.
     let waiting = t.namespace("host-waiting");
-    create_ns(&t.client, &waiting, Some(&blocked), json!({}))
+    create_ns(&t.client, &waiting, Some(blocked), json!({}))
         .await
         .unwrap();
     eventually(
@@ -813,7 +976,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
         TIMEOUT,
         || async {
             let c = condition(
-                &get_account(&t.client, &blocked).await,
+                &get_account(&t.client, blocked).await,
                 "NamespaceSelfService",
             )
             .cloned();
@@ -824,7 +987,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
         },
     )
     .await;
-    let granted: Vec<(String, bool)> = answers(&t.client, &admin, &waiting)
+    let granted: Vec<(String, bool)> = answers(&t.client, admin, &waiting)
         .await
         .into_iter()
         .filter(|(_, a)| *a)
@@ -835,31 +998,43 @@ async fn hostile_tenants_cannot_widen_self_service() {
     );
     let n = nss_as(&t.client).get(&waiting).await.unwrap();
     assert!(fixtures::label(&n, ACCOUNT).is_none(), "{:?}", n.labels());
+}
+
+/// The administrator cannot write its own Account's status (where the origins are listed), and a
+/// namespace it makes with a name another account declares is admitted by the API server, then
+/// refused and deleted by the operator, never taken.
+async fn assert_a_name_another_account_declares_is_refused_and_deleted(
+    t: &TestCtx,
+    acct: &str,
+    as_admin: &Client,
+    blocked: &str,
+    squatted: &str,
+) {
     // Nor can the administrator write its own Account's status (where the origins are listed).
     forbidden(
         "the administrator patches its Account's status",
         Api::<Account>::all(as_admin.clone())
             .patch_status(
-                &acct,
+                acct,
                 &PatchParams::default(),
                 &Patch::Merge(json!({ "status": { "namespaces": ["x"] } })),
             )
             .await,
     )
     .unwrap();
-    let refused_before = warning_events(&t.client, &acct, "NamespaceRefused")
+    let refused_before = warning_events(&t.client, acct, "NamespaceRefused")
         .await
         .len();
-    create_ns(&as_admin, &squatted, Some(&acct), json!({}))
+    create_ns(as_admin, squatted, Some(acct), json!({}))
         .await
         .expect("the API server cannot know the other account's names");
     eventually(
         "the squatted name is refused and deleted",
         TIMEOUT,
         || async {
-            let ev = warning_events(&t.client, &acct, "NamespaceRefused").await;
+            let ev = warning_events(&t.client, acct, "NamespaceRefused").await;
             let n = nss_as(&t.client)
-                .get_opt(&squatted)
+                .get_opt(squatted)
                 .await
                 .map_err(|e| e.to_string())?;
             let going = n
@@ -868,7 +1043,7 @@ async fn hostile_tenants_cannot_widen_self_service() {
             let announced = ev.len() > refused_before
                 && ev
                     .iter()
-                    .any(|m| m.contains(&squatted) && m.contains(&blocked));
+                    .any(|m| m.contains(squatted) && m.contains(blocked));
             let never_taken = n
                 .as_ref()
                 .is_none_or(|n| fixtures::label(n, ACCOUNT).is_none());

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use covenant_e2e::fixtures::{self, account};
+use covenant_e2e::fixtures;
 use covenant_e2e::netpol::{self, Peer, Probe};
-use covenant_e2e::{TIMEOUT, TestCtx, eventually, impersonate, wait_account_ready};
+use covenant_e2e::{TIMEOUT, TenantBuilder, TestCtx, eventually};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -63,17 +63,16 @@ async fn deleting_a_namespace_does_not_free_the_room_its_remaining_objects_hold(
     let t = TestCtx::new("deleting_a_namespace_does_not_free_the_room").await;
     let cap = 4usize;
     let pkg = t.package("qpkg");
-    let mut p: Value =
-        serde_json::from_str(&fixtures::package(&pkg, json!({ "secrets": "20" }))).unwrap();
-    p["spec"]["accountQuota"] = json!({ "secrets": cap.to_string() });
-    t.apply(&p.to_string()).await;
-    let acct = t.account("qa");
-    let main = t.namespace("qa-main");
-    let admin = t.name("alice");
-    t.apply(&account(&acct, Some(&pkg), &[&main], &[&admin], json!({})))
+    let mut p = fixtures::package(&pkg, json!({ "secrets": "20" }));
+    p.spec.account_quota = Some(fixtures::resources(json!({ "secrets": cap.to_string() })));
+    t.apply(&p).await;
+    // deletionPolicy left to its default, Retain.
+    let qa = declaring_main(&t, "qa", &pkg)
+        .admin(&t.name("alice"))
+        .retain()
         .await;
-    wait_account_ready(&t.client, &acct).await;
-    let as_admin = impersonate(&admin, &[]).await;
+    let (acct, main) = (qa.account.clone(), qa.ns.clone());
+    let as_admin = qa.admin_client().await;
 
     // The administrator makes a namespace and fills the whole cap there with held Secrets.
     let own = t.namespace(&format!("{acct}-x"));
@@ -124,22 +123,12 @@ async fn deleting_a_namespace_does_not_free_the_room_its_remaining_objects_hold(
     );
 }
 
-/// An account `base-<suffix>` on `pkg` with the declared namespace `base-main-<suffix>` and the
-/// administrator `base-admin-<suffix>`, Ready; returns (account, namespace, administrator's client).
-async fn tenant(t: &TestCtx, base: &str, pkg: &str) -> (String, String, Client) {
-    let acct = t.account(base);
-    let main = t.namespace(&format!("{base}-main"));
-    let admin = t.name(&format!("{base}-admin"));
-    t.apply(&account(
-        &acct,
-        Some(pkg),
-        &[&main],
-        &[&admin],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
-    wait_account_ready(&t.client, &acct).await;
-    (acct, main, impersonate(&admin, &[]).await)
+/// A tenant `base-<suffix>` on `pkg` declaring the namespace `base-main-<suffix>` (deleted after the
+/// test).
+fn declaring_main<'a>(t: &'a TestCtx, base: &str, pkg: &str) -> TenantBuilder<'a> {
+    t.tenant(base)
+        .package(pkg)
+        .namespace_names(&[t.namespace(&format!("{base}-main"))])
 }
 
 /// Creates the namespace `name` for `acct` as `client` (retried while the administrator's rights
@@ -181,8 +170,11 @@ async fn a_name_another_tenant_takes_over_is_not_let_in() {
     let pkg = t.package("npkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (victim, v_main, as_victim) = tenant(&t, "nv", &pkg).await;
-    let (mallory, m_main, as_mallory) = tenant(&t, "nm", &pkg).await;
+    let nv = declaring_main(&t, "nv", &pkg).await;
+    let (victim, v_main, as_victim) = (nv.account.clone(), nv.ns.clone(), nv.admin_client().await);
+    let nm = declaring_main(&t, "nm", &pkg).await;
+    let (mallory, m_main, as_mallory) =
+        (nm.account.clone(), nm.ns.clone(), nm.admin_client().await);
     let shared = t.namespace(&format!("{victim}-x"));
     self_made(&t, &as_victim, &victim, &shared, &v_main).await;
 
@@ -264,7 +256,8 @@ async fn a_self_made_namespace_carries_no_finalizer_owner_or_reserved_generated_
     let pkg = t.package("fpkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (acct, _main, as_admin) = tenant(&t, "nf", &pkg).await;
+    let nf = declaring_main(&t, "nf", &pkg).await;
+    let (acct, _main, as_admin) = (nf.account.clone(), nf.ns.clone(), nf.admin_client().await);
     let nss = Api::<Namespace>::all(as_admin.clone());
     let name = t.namespace(&format!("{acct}-f"));
     let with = |extra: Value| -> Namespace {
@@ -333,7 +326,8 @@ async fn policies_written_while_the_suspension_lands_are_neutralised() {
     let pkg = t.package("rpkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (acct, main, as_admin) = tenant(&t, "nr", &pkg).await;
+    let nr = declaring_main(&t, "nr", &pkg).await;
+    let (acct, main, as_admin) = (nr.account.clone(), nr.ns.clone(), nr.admin_client().await);
     let nps = Api::<NetworkPolicy>::namespaced(as_admin.clone(), &main);
     let own_pods: NetworkPolicy = serde_json::from_value(json!({ "metadata": { "name": "seed" },
         "spec": { "podSelector": {}, "ingress": [{ "from": [{ "podSelector": {} }] }] } }))
@@ -430,7 +424,8 @@ async fn nothing_lands_in_a_namespace_refused_past_the_cap() {
     let pkg = t.package("cpkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (acct, _main, as_admin) = tenant(&t, "nc", &pkg).await;
+    let nc = declaring_main(&t, "nc", &pkg).await;
+    let (acct, _main, as_admin) = (nc.account.clone(), nc.ns.clone(), nc.admin_client().await);
     let names: Vec<String> = (0..6)
         .map(|i| t.namespace(&format!("{acct}-r{i}")))
         .collect();
@@ -520,7 +515,9 @@ async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
     let pkg = t.package("spkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (squatter, s_main, as_squatter) = tenant(&t, "ns", &pkg).await;
+    let ns = declaring_main(&t, "ns", &pkg).await;
+    let (squatter, s_main, as_squatter) =
+        (ns.account.clone(), ns.ns.clone(), ns.admin_client().await);
     let name = t.namespace("payments");
     self_made(&t, &as_squatter, &squatter, &name, &s_main).await;
     let uid = Api::<Namespace>::all(t.client.clone())
@@ -531,17 +528,13 @@ async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
         .uid;
 
     // The platform declares the same name for another account (with its own namespace too).
-    let other = t.account("nd");
-    let o_main = t.namespace("nd-main");
-    let o_admin = t.name("nd-admin");
-    t.apply(&account(
-        &other,
-        Some(&pkg),
-        &[&o_main, &name],
-        &[&o_admin],
-        json!({ "deletionPolicy": "Delete" }),
-    ))
-    .await;
+    let nd = t
+        .tenant("nd")
+        .package(&pkg)
+        .namespace_names(&[t.namespace("nd-main"), name.clone()])
+        .unready()
+        .await;
+    let (other, o_admin) = (nd.account, nd.admin);
     // The other account says why (its namespaces wait until the platform picks another name).
     let accounts = Api::<covenant::api::Account>::all(t.client.clone());
     eventually("the other account names the conflict", TIMEOUT, || async {
@@ -582,7 +575,8 @@ async fn egress_tricks_never_reach_metadata_or_sip() {
     let pkg = t.package("epkg");
     t.apply(&fixtures::package(&pkg, json!({ "pods": "4" })))
         .await;
-    let (_acct, main, as_admin) = tenant(&t, "ne", &pkg).await;
+    let ne = declaring_main(&t, "ne", &pkg).await;
+    let (_acct, main, as_admin) = (ne.account.clone(), ne.ns.clone(), ne.admin_client().await);
     let all = Api::<Namespace>::all(t.client.clone());
     eventually("the denied ranges are published", TIMEOUT, || async {
         let n = all.get(&main).await.map_err(|e| e.to_string())?;

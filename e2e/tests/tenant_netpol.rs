@@ -6,15 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use covenant::api::PackageNetwork;
 use covenant_e2e::fixtures::{self, api_error};
-use covenant_e2e::k8s::{
-    eventually, impersonate, wait_account, wait_account_ready, wait_for, wait_gone,
-};
+use covenant_e2e::k8s::{eventually, impersonate, wait_account, wait_for, wait_gone};
 use covenant_e2e::netpol::{self, Peer, Probe};
-use covenant_e2e::{TIMEOUT, TestCtx};
+use covenant_e2e::{TIMEOUT, Tenant, TenantBuilder, TestCtx};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -32,36 +32,20 @@ const NP_COUNT: &str = "count/networkpolicies.networking.k8s.io";
 const SUSPENSIONS: &str = "suspensions.covenant.dev";
 const NETOPS: &str = "netops";
 
-/// A tenant: an Account on its own package with two namespaces and the administrator `alice-<suffix>`,
-/// who bound the ServiceAccount `netops` in the first namespace to a Role that writes NetworkPolicies.
-struct Tenant {
-    account: String,
-    admin: String,
-    namespaces: [String; 2],
-}
-
-/// A package whose platform namespace (by name) may reach its tenants, and a tenant on it.
-async fn tenant(t: &TestCtx, base: &str, platform: &str, extra: Value) -> (String, Tenant) {
-    let pkg = t.package(&format!("{base}-pkg"));
-    let mut p: Value =
-        serde_json::from_str(&fixtures::package(&pkg, json!({ "pods": "10" }))).unwrap();
-    p["spec"]["network"] = json!({ "ingressFrom": [{ "matchLabels": { NAME_LABEL: platform } }] });
-    t.apply(&p.to_string()).await;
-    let ten = Tenant {
-        account: t.account(base),
-        admin: t.name(&format!("{base}-admin")),
-        namespaces: [t.name(&format!("{base}-0")), t.name(&format!("{base}-1"))],
+/// A tenant `base-<suffix>` with two namespaces, on a package of its own (room for 10 pods) whose
+/// platform namespace `platform` (by name) may reach its tenants.
+fn behind_platform<'a>(t: &'a TestCtx, base: &str, platform: &str) -> TenantBuilder<'a> {
+    let from_platform = LabelSelector {
+        match_labels: Some(fixtures::map(&[(NAME_LABEL, platform)])),
+        ..Default::default()
     };
-    t.apply(&fixtures::account(
-        &ten.account,
-        Some(&pkg),
-        &[&ten.namespaces[0], &ten.namespaces[1]],
-        &[&ten.admin],
-        extra,
-    ))
-    .await;
-    wait_account_ready(&t.client, &ten.account).await;
-    (pkg, ten)
+    t.tenant(base).namespaces(2).own_package(move |p| {
+        p.quota = Some(fixtures::resources(json!({ "pods": "10" })));
+        p.network = Some(PackageNetwork {
+            ingress_from: vec![from_platform],
+            ..Default::default()
+        });
+    })
 }
 
 /// The administrator makes the ServiceAccount `netops` in `ns` and binds it to a Role of its own
@@ -733,14 +717,10 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
     let t = TestCtx::new("tenant-netpol").await;
     let platform = t.namespace("platform");
     let forged = t.namespace("forged");
-    let (_, ten) = tenant(&t, "np", &platform, json!({})).await;
-    let (_, other) = tenant(
-        &t,
-        "npother",
-        &platform,
-        json!({ "deletionPolicy": "Delete" }),
-    )
-    .await;
+    // deletionPolicy left to its default, Retain: the test deletes the account and looks at what is
+    // retained.
+    let ten = behind_platform(&t, "np", &platform).retain().await;
+    let other = behind_platform(&t, "npother", &platform).await;
     let nss: Api<Namespace> = Api::all(t.client.clone());
     for (name, labels) in [
         (&platform, json!({})),
@@ -761,9 +741,51 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
 
     hostile_policies_are_refused(&t, &ten, &other.namespaces[0], &clients).await;
 
+    admit_harmless_and_narrowing_policies(&t, &ten, &platform, &clients).await;
+    let scene = Scene {
+        tenant: [ten.namespaces[0].clone(), ten.namespaces[1].clone()],
+        other: other.namespaces[0].clone(),
+        platform,
+        forged,
+    };
+    scene.expect(&t.client, 0).await;
+
+    let (before, one_more) = fill_to_the_bound(&t, &ns, &admin).await;
+    let susp = assert_suspended_policies_are_neutralised_and_locked(
+        &t, &ten, &clients, &before, &one_more,
+    )
+    .await;
+    scene.expect(&t.client, 1).await;
+    assert_the_lift_restores_every_policy_exactly(&t, &ten, &susp, &before).await;
+    assert_an_update_is_judged_like_a_create(&t, &ten, &clients).await;
+    scene.expect(&t.client, 2).await;
+    // Retained: the Account deleted (Retain).
+    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
+    accounts
+        .delete(&ten.account, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
+    for ns in &ten.namespaces {
+        wait_read_only(&t.client, ns, Some("retained")).await;
+    }
+    wait_neutralised(&t.client, &ns, &before).await;
+    scene.expect(&t.client, 3).await;
+}
+
+/// Admitted: policies harmless beside the guardrails, or narrowing, made alternately by the
+/// administrator and its ServiceAccount; the administrator may change its own.
+async fn admit_harmless_and_narrowing_policies(
+    t: &TestCtx,
+    ten: &Tenant,
+    platform: &str,
+    clients: &[(&str, &Client)],
+) {
+    let ns = ten.ns.as_str();
+    let admin = clients[0].1;
     // Admitted: harmless beside the guardrails, or narrowing.
-    let (v4, v6) = denied(&t.client, &ns).await;
-    let platform_tokens = namespace(&t.client, &ns)
+    let (v4, v6) = denied(&t.client, ns).await;
+    let platform_tokens = namespace(&t.client, ns)
         .await
         .annotations()
         .get(PLATFORM_SELECTORS)
@@ -821,13 +843,13 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
     for (i, p) in admitted.iter().enumerate() {
         // Alternately as the administrator and as its ServiceAccount.
         let (who, c) = clients[i % 2];
-        Api::<NetworkPolicy>::namespaced(c.clone(), &ns)
+        Api::<NetworkPolicy>::namespaced(c.clone(), ns)
             .create(&PostParams::default(), p)
             .await
             .unwrap_or_else(|e| panic!("{who} creates {}: {e}", p.name_any()));
     }
     // The administrator may change its own policy (still narrowing) and delete one.
-    let api = Api::<NetworkPolicy>::namespaced(admin.clone(), &ns);
+    let api = Api::<NetworkPolicy>::namespaced(admin.clone(), ns);
     api.patch(
         "egress-pods-https",
         &PatchParams::default(),
@@ -835,17 +857,18 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
     )
     .await
     .expect("the administrator relabels its own policy");
+}
 
-    let scene = Scene {
-        tenant: ten.namespaces.clone(),
-        other: other.namespaces[0].clone(),
-        platform,
-        forged,
-    };
-    scene.expect(&t.client, 0).await;
-
+/// Many policies: up to the bound, then the quota refuses. Returns the tenant's policies and the one
+/// refused.
+async fn fill_to_the_bound(
+    t: &TestCtx,
+    ns: &str,
+    admin: &Client,
+) -> (BTreeMap<String, NetworkPolicy>, NetworkPolicy) {
+    let api = Api::<NetworkPolicy>::namespaced(admin.clone(), ns);
     // Many policies: up to the bound, then the quota refuses.
-    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), &ns);
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), ns);
     wait_for(
         &quotas,
         BOUNDS,
@@ -856,13 +879,13 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
     .await;
     let q = quotas.get(BOUNDS).await.unwrap();
     let hard: usize = fixtures::status_hard(&q)[NP_COUNT].parse().unwrap();
-    let covenant = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
+    let covenant = Api::<NetworkPolicy>::namespaced(t.client.clone(), ns)
         .list(&ListParams::default().labels(ACCOUNT_LABEL))
         .await
         .unwrap()
         .items
         .len();
-    let mut n = tenant_policies(&t.client, &ns).await.len();
+    let mut n = tenant_policies(&t.client, ns).await.len();
     assert_eq!(
         hard - covenant,
         20,
@@ -899,27 +922,39 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
         s.message
     );
 
-    let before = tenant_policies(&t.client, &ns).await;
+    let before = tenant_policies(&t.client, ns).await;
     assert_eq!(before.len(), 20);
+    (before, one_more)
+}
 
+/// Suspended: read-only, the deny-all in (though the tenant filled the namespace), every tenant
+/// policy neutralised; neither identity can change one or remove its record. Returns the Suspension.
+async fn assert_suspended_policies_are_neutralised_and_locked(
+    t: &TestCtx,
+    ten: &Tenant,
+    clients: &[(&str, &Client)],
+    before: &BTreeMap<String, NetworkPolicy>,
+    one_more: &NetworkPolicy,
+) -> String {
+    let ns = ten.ns.as_str();
     // Suspended: read-only, the deny-all in (though the tenant filled the namespace), every tenant
     // policy neutralised; neither identity can change one or remove its record.
-    let susp = suspend(&t, &ten.account).await;
+    let susp = suspend(t, &ten.account).await;
     wait_account(&t.client, &ten.account, "Suspended", "True", None).await;
     for ns in &ten.namespaces {
         wait_read_only(&t.client, ns, Some("suspended")).await;
     }
     wait_for(
-        &Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns),
+        &Api::<NetworkPolicy>::namespaced(t.client.clone(), ns),
         DENY_ALL,
         "exist",
         TIMEOUT,
         |_| true,
     )
     .await;
-    wait_neutralised(&t.client, &ns, &before).await;
-    for (who, c) in &clients {
-        let api = Api::<NetworkPolicy>::namespaced((*c).clone(), &ns);
+    wait_neutralised(&t.client, ns, before).await;
+    for (who, c) in clients {
+        let api = Api::<NetworkPolicy>::namespaced((*c).clone(), ns);
         let s = api_error(
             &format!("{who} removes the record of a neutralised policy"),
             api.patch(
@@ -941,19 +976,28 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
         refused_while_read_only(who, &s);
         let s = api_error(
             &format!("{who} writes a new policy"),
-            api.create(&PostParams::default(), &one_more).await,
+            api.create(&PostParams::default(), one_more).await,
         );
         refused_while_read_only(who, &s);
     }
-    scene.expect(&t.client, 1).await;
+    susp
+}
 
+/// Lifted: every policy exactly as it was.
+async fn assert_the_lift_restores_every_policy_exactly(
+    t: &TestCtx,
+    ten: &Tenant,
+    susp: &str,
+    before: &BTreeMap<String, NetworkPolicy>,
+) {
+    let ns = ten.ns.as_str();
     // Lifted: every policy exactly as it was.
     let suspensions: Api<covenant::api::Suspension> = Api::all(t.client.clone());
     suspensions
-        .delete(&susp, &DeleteParams::default())
+        .delete(susp, &DeleteParams::default())
         .await
         .unwrap();
-    wait_gone(&suspensions, &susp, false, TIMEOUT).await;
+    wait_gone(&suspensions, susp, false, TIMEOUT).await;
     for ns in &ten.namespaces {
         wait_read_only(&t.client, ns, None).await;
     }
@@ -961,7 +1005,7 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
         "every tenant policy is restored exactly",
         TIMEOUT,
         || async {
-            let now = tenant_policies(&t.client, &ns).await;
+            let now = tenant_policies(&t.client, ns).await;
             let wrong: Vec<String> = before
                 .iter()
                 .filter(|(name, was)| {
@@ -987,6 +1031,16 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
         },
     )
     .await;
+}
+
+/// Active again (once the administrators hold their role again): an update is judged like a
+/// create, and a record cannot be planted; the suspension's token is gone.
+async fn assert_an_update_is_judged_like_a_create(
+    t: &TestCtx,
+    ten: &Tenant,
+    clients: &[(&str, &Client)],
+) {
+    let ns = ten.ns.as_str();
     // Active again (once the administrators hold their role again): an update is judged like a
     // create, and a record cannot be planted.
     let attacks = [
@@ -999,8 +1053,8 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
             "only Covenant sets covenant.dev/* annotations",
         ),
     ];
-    for (who, c) in &clients {
-        let api = Api::<NetworkPolicy>::namespaced((*c).clone(), &ns);
+    for (who, c) in clients {
+        let api = Api::<NetworkPolicy>::namespaced((*c).clone(), ns);
         for (patch, why) in &attacks {
             eventually(
                 &format!("{who}'s update {patch} is refused because it {why}"),
@@ -1022,7 +1076,7 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
             .await;
         }
     }
-    let namespace_token = namespace(&t.client, &ns)
+    let namespace_token = namespace(&t.client, ns)
         .await
         .annotations()
         .contains_key("covenant.dev/network-policies-token");
@@ -1030,18 +1084,4 @@ async fn tenant_network_policies_only_narrow_in_every_state() {
         !namespace_token,
         "the suspension's token is gone once every policy is restored"
     );
-    scene.expect(&t.client, 2).await;
-
-    // Retained: the Account deleted (Retain).
-    let accounts: Api<covenant::api::Account> = Api::all(t.client.clone());
-    accounts
-        .delete(&ten.account, &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_gone(&accounts, &ten.account, false, TIMEOUT).await;
-    for ns in &ten.namespaces {
-        wait_read_only(&t.client, ns, Some("retained")).await;
-    }
-    wait_neutralised(&t.client, &ns, &before).await;
-    scene.expect(&t.client, 3).await;
 }

@@ -251,51 +251,81 @@ async fn uninstalling_covenant_leaves_every_tenant_its_namespaces_data_and_acces
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let mut failures = Vec::new();
-    for ((ns, admin), (uid, labels, rb_uid, subjects)) in tenants.iter().zip(&before) {
-        let Some(n) = nss.get_opt(ns).await.unwrap() else {
-            failures.push(format!("namespace {ns} was deleted"));
-            continue;
-        };
-        if n.metadata.deletion_timestamp.is_some() {
-            failures.push(format!("namespace {ns} is being deleted"));
-        }
-        if &n.uid() != uid {
-            failures.push(format!("namespace {ns} was recreated"));
-        }
-        if n.labels() != labels {
-            failures.push(format!(
-                "the labels of namespace {ns} changed (released or made read-only?): {labels:?} -> {:?}",
-                n.labels()
-            ));
-        }
-        match Api::<ConfigMap>::namespaced(t.client.clone(), ns)
-            .get("data")
-            .await
-        {
-            Ok(cm) if cm.data.as_ref().and_then(|d| d.get("invoice")) == Some(ns) => {}
-            Ok(cm) => failures.push(format!("the ConfigMap in {ns} changed: {:?}", cm.data)),
-            Err(e) => failures.push(format!("the ConfigMap in {ns} is gone: {e}")),
-        }
-        match Api::<RoleBinding>::namespaced(t.client.clone(), ns)
-            .get_opt("covenant-tenant-admin")
-            .await
-            .unwrap()
-        {
-            Some(rb) if &rb.uid() == rb_uid && &rb.subjects == subjects => {}
-            Some(rb) => failures.push(format!(
-                "the administrators' RoleBinding in {ns} changed: {subjects:?} -> {rb:?}"
-            )),
-            None => failures.push(format!("the administrators' RoleBinding in {ns} is gone")),
-        }
-        for (verb, resource) in ADMIN_RIGHTS {
-            if !can(&t.client, admin, &[], verb, resource, "", ns).await {
-                failures.push(format!(
-                    "after the uninstall {admin} may no longer {verb} {resource} in {ns}"
-                ));
-            }
-        }
+    for ((ns, admin), before) in tenants.iter().zip(&before) {
+        failures.extend(what_the_uninstall_changed(&t, ns, admin, before).await);
     }
     reinstall();
     covenant_e2e::operator::ensure();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What a namespace held before the uninstall: its uid and labels, the administrators' binding's uid
+/// and subjects.
+type Before = (
+    Option<String>,
+    std::collections::BTreeMap<String, String>,
+    Option<String>,
+    Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
+);
+
+/// How the tenant namespace `ns` of `admin` differs, after the uninstall, from what it was: gone,
+/// being deleted, recreated, relabelled, its data or the administrators' binding changed, a right
+/// of the administrator lost.
+async fn what_the_uninstall_changed(
+    t: &TestCtx,
+    ns: &str,
+    admin: &str,
+    (uid, labels, rb_uid, subjects): &Before,
+) -> Vec<String> {
+    let nss: Api<Namespace> = Api::all(t.client.clone());
+    let mut failures = Vec::new();
+    let Some(n) = nss.get_opt(ns).await.unwrap() else {
+        failures.push(format!("namespace {ns} was deleted"));
+        return failures;
+    };
+    if n.metadata.deletion_timestamp.is_some() {
+        failures.push(format!("namespace {ns} is being deleted"));
+    }
+    if &n.uid() != uid {
+        failures.push(format!("namespace {ns} was recreated"));
+    }
+    if n.labels() != labels {
+        failures.push(format!(
+            "the labels of namespace {ns} changed (released or made read-only?): {labels:?} -> {:?}",
+            n.labels()
+        ));
+    }
+    match Api::<ConfigMap>::namespaced(t.client.clone(), ns)
+        .get("data")
+        .await
+    {
+        Ok(cm)
+            if cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get("invoice"))
+                .map(String::as_str)
+                == Some(ns) => {}
+        Ok(cm) => failures.push(format!("the ConfigMap in {ns} changed: {:?}", cm.data)),
+        Err(e) => failures.push(format!("the ConfigMap in {ns} is gone: {e}")),
+    }
+    match Api::<RoleBinding>::namespaced(t.client.clone(), ns)
+        .get_opt("covenant-tenant-admin")
+        .await
+        .unwrap()
+    {
+        Some(rb) if &rb.uid() == rb_uid && &rb.subjects == subjects => {}
+        Some(rb) => failures.push(format!(
+            "the administrators' RoleBinding in {ns} changed: {subjects:?} -> {rb:?}"
+        )),
+        None => failures.push(format!("the administrators' RoleBinding in {ns} is gone")),
+    }
+    for (verb, resource) in ADMIN_RIGHTS {
+        if !can(&t.client, admin, &[], verb, resource, "", ns).await {
+            failures.push(format!(
+                "after the uninstall {admin} may no longer {verb} {resource} in {ns}"
+            ));
+        }
+    }
+    failures
 }
