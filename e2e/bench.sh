@@ -4,9 +4,14 @@
 # table for BENCHMARKS.md. Benchmarks report; they assert no timings.
 #
 #   bash e2e/bench.sh                 N = 100 and 1000, 120 s at rest (`make bench`)
-#   bash e2e/bench.sh --smoke         N = 20, 20 s at rest (`make bench-smoke`)
+#   bash e2e/bench.sh --smoke         N = 20, 20 s at rest, then the account-quota scenario at N = 6
+#                                     (5 s at rest, no notices) (`make bench-smoke`)
 #   bash e2e/bench.sh --n 5000 ...    other sizes (repeatable); --rest SECS; --concurrency C;
 #                                     --notices K; --out DIR
+#   --account-quota                   the account-quota scenario at every N: the package has an
+#                                     accountQuota, each account 2 or 3 namespaces, and a fixed workload
+#                                     of pods over --quota-accounts K accounts (default 20) measures
+#                                     what moving room between namespaces costs (figures 8)
 #   COVENANT_BENCH_OPERATOR=PATH      measure this operator binary instead of the workspace's (e.g. the
 #                                     image's static musl build, target/image/x86_64-unknown-linux-musl/
 #                                     release/covenant from hack/build-image.sh)
@@ -24,6 +29,8 @@ concurrency=8
 notices=20
 out=
 smoke=false
+account_quota=false
+quota_accounts=20
 while [ $# -gt 0 ]; do
   case $1 in
   --smoke) smoke=true ;;
@@ -32,16 +39,28 @@ while [ $# -gt 0 ]; do
   --concurrency) concurrency=$2 && shift ;;
   --notices) notices=$2 && shift ;;
   --out) out=$2 && shift ;;
-  -h | --help) sed -n '2,13p' "$0" && exit 0 ;;
+  --account-quota) account_quota=true ;;
+  --quota-accounts) quota_accounts=$2 && shift ;;
+  -h | --help) sed -n '2,18p' "$0" && exit 0 ;;
   *) echo "bench.sh: unknown argument $1 (see --help)" >&2 && exit 2 ;;
   esac
   shift
 done
+# Passes: "N scenario rest notices" (scenario "standard" or "quota").
+passes=()
 if $smoke; then
   [ ${#ns[@]} -gt 0 ] || ns=(20)
   rest=20
 fi
 [ ${#ns[@]} -gt 0 ] || ns=(100 1000)
+for n in "${ns[@]}"; do
+  if $account_quota; then passes+=("$n quota $rest $notices"); else passes+=("$n standard $rest $notices"); fi
+done
+# The smoke run keeps the account-quota scenario's code alive at a small N, quickly.
+if $smoke && ! $account_quota; then
+  passes+=("6 quota 5 0")
+  quota_accounts=3
+fi
 out=${out:-$root/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 results=$out/results.jsonl
@@ -76,6 +95,8 @@ target=${CARGO_TARGET_DIR:-$root/target}
 if $smoke; then profile=${BENCH_PROFILE:-dev}; else profile=${BENCH_PROFILE:-release}; fi
 if [ "$profile" = dev ]; then outdir=debug; else outdir=$profile; fi
 operator_bin=${COVENANT_BENCH_OPERATOR:-$target/$outdir/covenant}
+# The commit measured (taken now: the worktree may change while a long run goes on).
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms bench 2>/dev/null || echo ' + uncommitted changes under operator/, terms/ or bench/')"
 say "building ($profile): covenant, covenant-bench"
 cargo build --profile "$profile" -q -p covenant -p covenant-bench
 bench=$target/$outdir/covenant-bench
@@ -107,29 +128,37 @@ down() {
   bash e2e/cluster/cluster.sh down "$1" >/dev/null 2>&1 || true
 }
 
-for n in "${ns[@]}"; do
-  say "N=$n: raw baseline (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  state=$work/raw-$n
+for pass in "${passes[@]}"; do
+  read -r n scenario prest pnotices <<<"$pass"
+  extra=()
+  tag=$n
+  if [ "$scenario" = quota ]; then
+    extra=(--account-quota)
+    tag=$n-quota
+  fi
+  say "N=$n ($scenario): raw baseline (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  state=$work/raw-$tag
   clusters+=("$state")
   up "$state"
   "$bench" raw --kubeconfig "$state/kubeconfig" --n "$n" --concurrency "$concurrency" \
-    --sequential "$((n < 50 ? n : 50))" --out "$results"
+    --sequential "$((n < 50 ? n : 50))" --out "$results" "${extra[@]}"
   down "$state"
 
-  say "N=$n: operator (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  state=$work/op-$n
+  say "N=$n ($scenario): operator (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  state=$work/op-$tag
   clusters+=("$state")
   up "$state"
+  [ "$scenario" != quota ] || extra+=(--quota-accounts "$quota_accounts")
   "$bench" operator --kubeconfig "$state/kubeconfig" --operator-bin "$operator_bin" \
-    --n "$n" --concurrency "$concurrency" --rest-secs "$rest" --notices "$notices" \
-    --log-dir "$out/operator-$n" --out "$results"
+    --n "$n" --concurrency "$concurrency" --rest-secs "$prest" --notices "$pnotices" \
+    --log-dir "$out/operator-$tag" --out "$results" "${extra[@]}"
   down "$state"
 done
 
 {
   "$bench" machine
-  echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms 2>/dev/null || echo ' + uncommitted changes under operator/ or terms/')"
-  echo "- Operator: ${operator_bin#"$root/"}, --concurrency $concurrency; rest window ${rest}s; $notices notices"
+  echo "- Commit: $commit"
+  echo "- Operator: ${operator_bin#"$root/"}, --concurrency $concurrency; passes (N, scenario, rest window s, notices): $(printf '%s; ' "${passes[@]}")"
 } >"$out/machine.txt"
 "$bench" report "$results" >"$out/report.md"
 say "results in $out"

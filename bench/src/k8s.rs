@@ -79,11 +79,20 @@ fn q(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Quantity> {
         .collect()
 }
 
+/// The account-wide cap of the `--account-quota` scenario: less than one namespace's quota (20 pods),
+/// so that one namespace can hold all of it and the package's per-namespace quota never refuses first.
+/// Pods only: the rebalancer counts a namespace as wanting room once its usage reaches its share, and
+/// a CPU or memory share can keep a remainder smaller than one pod's request (see BENCHMARKS.md).
+pub const ACCOUNT_QUOTA: [(&str, &str); 1] = [("pods", "12")];
+
+/// The pods [`ACCOUNT_QUOTA`] allows an account in all.
+pub const ACCOUNT_QUOTA_PODS: usize = 12;
+
 /// The benchmark's package: quota and limits (the shape of the chart's `standard`) and the tier's
 /// policies (registries, an ingress class, hostnames: every namespace carries their annotations), the
-/// default.
-pub fn package() -> SupportPackage {
-    SupportPackage::new(
+/// default; with `account_quota`, also [`ACCOUNT_QUOTA`] as its `accountQuota`.
+pub fn package(account_quota: bool) -> SupportPackage {
+    let mut p = SupportPackage::new(
         PACKAGE,
         SupportPackageSpec {
             display_name: Some("Benchmark package".into()),
@@ -124,7 +133,11 @@ pub fn package() -> SupportPackage {
             }),
             ..Default::default()
         },
-    )
+    );
+    if account_quota {
+        p.spec.account_quota = Some(q(&ACCOUNT_QUOTA));
+    }
+    p
 }
 
 /// The name of the `i`th benchmark account.
@@ -132,9 +145,27 @@ pub fn account_name(prefix: &str, i: usize) -> String {
     format!("{prefix}-{i:05}")
 }
 
-/// A benchmark account: one namespace (its name), one administrator, on [`PACKAGE`].
-pub fn account(name: &str) -> Account {
-    Account::new(
+/// The namespaces of a benchmark account: its name alone, or (`spread`, the account-quota scenario)
+/// two or three: its name and `<name>-b`, and `<name>-c` for every other account.
+pub fn namespaces(name: &str, spread: bool) -> Vec<String> {
+    if !spread {
+        return vec![name.to_string()];
+    }
+    let third = name
+        .rsplit('-')
+        .next()
+        .and_then(|i| i.parse::<usize>().ok())
+        .is_some_and(|i| i % 2 == 0);
+    let mut out = vec![name.to_string(), format!("{name}-b")];
+    if third {
+        out.push(format!("{name}-c"));
+    }
+    out
+}
+
+/// A benchmark account: its [`namespaces`], one administrator, on [`PACKAGE`].
+pub fn account(name: &str, spread: bool) -> Account {
+    let mut a = Account::new(
         name,
         AccountSpec {
             display_name: Some(format!("Benchmark tenant {name}")),
@@ -147,7 +178,11 @@ pub fn account(name: &str) -> Account {
             retention_months: 13,
             ..Default::default()
         },
-    )
+    );
+    if spread {
+        a.spec.namespaces = namespaces(name, true);
+    }
+    a
 }
 
 /// Server-side applies `obj` (cluster-scoped kinds) as `manager`, forced.

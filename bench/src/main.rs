@@ -3,7 +3,7 @@
 //!
 //! - `raw`: the baseline, a plain client creating exactly the operator's objects (no operator).
 //! - `operator`: the operator's figures at N accounts (provisioning, rest, memory, requests, restart,
-//!   notices).
+//!   notices; with `--account-quota`, what the account-wide quota's rebalancing costs).
 //! - `report`: the markdown table of a results file.
 //! - `machine`: the machine the figures were measured on.
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@
 mod k8s;
 mod operator;
 mod prom;
+mod quota;
 mod raw;
 mod report;
 mod suite;

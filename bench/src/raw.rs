@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use covenant::api::{Account, FIELD_MANAGER, SupportPackage};
 use covenant::apply::Scoped;
+use covenant::controller::account_quota as account_quota_ctl;
 use covenant::model::account::Desired;
+use covenant::model::account_quota;
 use covenant::model::plan::{Observed, Plan, plan};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::ResourceQuota;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -37,6 +40,10 @@ pub struct RawArgs {
     /// Where the figures are appended (JSON lines).
     #[arg(long)]
     pub out: std::path::PathBuf,
+    /// The account-quota scenario: the package has an `accountQuota` and each account two or three
+    /// namespaces, each with its share of the cap.
+    #[arg(long)]
+    pub account_quota: bool,
 }
 
 async fn ssa<K>(client: &Client, obj: &K) -> Result<()>
@@ -72,6 +79,85 @@ fn planned(account: &Account, package: &SupportPackage) -> Plan {
     plan(&observed, Timestamp::now())
 }
 
+/// The shares of the account-wide quota as the operator leaves them once provisioned: one per
+/// namespace, the cap split by the operator's own rules from empty shares (what its first rebalance
+/// writes), and the Account's `status.quota` that goes with them. `None` without an `accountQuota`.
+fn shares(
+    account: &Account,
+    package: &SupportPackage,
+    namespaces: &[String],
+) -> Option<(Vec<ResourceQuota>, covenant::api::AccountQuotaStatus)> {
+    let cap = account_quota::effective(account, Some(package))?;
+    let name = account.name_any();
+    let empty: Vec<(ResourceQuota, account_quota::Share)> = namespaces
+        .iter()
+        .map(|ns| {
+            let q = account_quota::new_share(&name, ns, &cap);
+            let hard = q
+                .spec
+                .as_ref()
+                .and_then(|s| s.hard.clone())
+                .unwrap_or_default();
+            let share = account_quota::Share {
+                namespace: ns.clone(),
+                enforced: hard.clone(),
+                hard,
+                ..Default::default()
+            };
+            (q, share)
+        })
+        .collect();
+    let views: Vec<account_quota::Share> = empty.iter().map(|(_, s)| s.clone()).collect();
+    let plan = account_quota::rebalance(&cap, &views);
+    let quotas: Vec<ResourceQuota> = empty
+        .into_iter()
+        .map(|(mut q, s)| {
+            if let (Some(w), Some(spec)) = (
+                plan.raise.iter().find(|w| w.namespace == s.namespace),
+                q.spec.as_mut(),
+            ) {
+                spec.hard = Some(w.hard.clone());
+            }
+            q
+        })
+        .collect();
+    Some((quotas, account_quota::status(&cap, &views)))
+}
+
+/// Creates each share and waits, as the operator does, until admission enforces it (its `status.hard`
+/// names every capped resource; at most 5 s) before the bindings let anyone in. Returns the requests.
+async fn create_shares(client: &Client, shares: &[ResourceQuota]) -> Result<u32> {
+    let mut requests = 0;
+    for q in shares {
+        let ns = q.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
+        api.create(&PostParams::default(), q).await?;
+        requests += 1;
+        let want: Vec<String> = q
+            .spec
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        let deadline = Instant::now() + account_quota_ctl::SHARE_ENFORCED_WITHIN;
+        while Instant::now() < deadline {
+            requests += 1;
+            let enforced = api
+                .get(account_quota::SHARE_NAME)
+                .await
+                .ok()
+                .and_then(|q| q.status)
+                .and_then(|s| s.hard)
+                .is_some_and(|h| want.iter().all(|k| h.contains_key(k)));
+            if enforced {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(requests)
+}
+
 /// Provisions one tenant, object after object, then writes its status. Returns the requests made.
 async fn provision(client: &Client, package: &SupportPackage, account: &Account) -> Result<u32> {
     let Plan {
@@ -92,6 +178,14 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
         ssa(client, o).await?;
         requests += 1;
     }
+    let names: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
+    let quota = match shares(account, package, &names) {
+        Some((made, status)) => {
+            requests += create_shares(client, &made).await?;
+            Some(status)
+        }
+        None => None,
+    };
     for o in &quotas {
         ssa(client, o).await?;
         requests += 1;
@@ -118,6 +212,9 @@ async fn provision(client: &Client, package: &SupportPackage, account: &Account)
         requests += 1;
     }
     let api: Api<Account> = Api::all(client.clone());
+    let mut status = status;
+    // The operator writes `status.quota` apart (its own field manager); here it goes with the rest.
+    status.quota = quota;
     let patch = json!({
         "apiVersion": "covenant.dev/v1alpha1",
         "kind": "Account",
@@ -137,11 +234,12 @@ pub async fn create_accounts(
     admin: &Client,
     names: &[String],
     concurrency: usize,
+    spread: bool,
 ) -> Result<Vec<(Instant, Account)>> {
     futures::stream::iter(names.iter().cloned())
         .map(|name| async move {
             let t = Instant::now();
-            let a = k8s::apply_cluster(admin, &k8s::account(&name), BENCH_MANAGER).await?;
+            let a = k8s::apply_cluster(admin, &k8s::account(&name, spread), BENCH_MANAGER).await?;
             anyhow::Ok((t, a))
         })
         .buffer_unordered(concurrency)
@@ -153,16 +251,21 @@ pub async fn create_accounts(
 pub async fn run(args: RawArgs) -> Result<()> {
     let admin = k8s::client(&args.kubeconfig, false).await?;
     let raw = k8s::client(&args.kubeconfig, true).await?;
-    let rec = Recorder::new(&args.out, args.n, "raw");
-    let package = k8s::apply_cluster(&admin, &k8s::package(), BENCH_MANAGER).await?;
+    let mut rec = Recorder::new(&args.out, args.n, "raw");
+    if args.account_quota {
+        rec = rec.scenario(crate::report::ACCOUNT_QUOTA_SCENARIO);
+    }
+    let package =
+        k8s::apply_cluster(&admin, &k8s::package(args.account_quota), BENCH_MANAGER).await?;
 
     let names: Vec<String> = (0..args.n).map(|i| k8s::account_name("raw", i)).collect();
     eprintln!("[bench] raw: creating {} Accounts (not timed)", args.n);
-    let accounts: Vec<Account> = create_accounts(&admin, &names, args.concurrency)
-        .await?
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
+    let accounts: Vec<Account> =
+        create_accounts(&admin, &names, args.concurrency, args.account_quota)
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
 
     // Warm the client's connection pool as the operator's is (its watches and first requests), so
     // that TLS handshakes are not timed.
@@ -243,7 +346,8 @@ pub async fn run(args: RawArgs) -> Result<()> {
         let names: Vec<String> = (0..args.sequential)
             .map(|i| k8s::account_name("rawseq", i))
             .collect();
-        let accounts = create_accounts(&admin, &names, args.concurrency).await?;
+        let accounts =
+            create_accounts(&admin, &names, args.concurrency, args.account_quota).await?;
         let load = Load::now();
         let mut times = Vec::new();
         for (_, a) in &accounts {

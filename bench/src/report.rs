@@ -17,6 +17,10 @@ pub struct Figure {
     pub key: String,
     /// `covenant` or `raw`.
     pub who: String,
+    /// The scenario: empty for the standard one, `accountQuota` when the package has an account-wide
+    /// quota (`--account-quota`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scenario: String,
     /// The value, in `unit`.
     pub value: f64,
     /// Its unit.
@@ -59,6 +63,7 @@ pub struct Recorder {
     path: PathBuf,
     n: usize,
     who: &'static str,
+    scenario: &'static str,
 }
 
 impl Recorder {
@@ -68,7 +73,13 @@ impl Recorder {
             path: path.to_path_buf(),
             n,
             who,
+            scenario: "",
         }
+    }
+
+    /// The same, for the figures of a scenario (see [`Figure::scenario`]).
+    pub fn scenario(self, scenario: &'static str) -> Self {
+        Recorder { scenario, ..self }
     }
 
     /// Records one figure.
@@ -84,6 +95,7 @@ impl Recorder {
             n: self.n,
             key: key.into(),
             who: self.who.into(),
+            scenario: self.scenario.into(),
             value,
             unit: unit.into(),
             load: load.span(),
@@ -93,8 +105,9 @@ impl Recorder {
                 .to_string(),
         };
         eprintln!(
-            "[bench] N={} {} {key} = {} {unit} (load {}) {}",
+            "[bench] N={}{} {} {key} = {} {unit} (load {}) {}",
             f.n,
+            label(&f.scenario),
             f.who,
             fmt(value),
             f.load,
@@ -107,6 +120,18 @@ impl Recorder {
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         writeln!(out, "{}", serde_json::to_string(&f)?)?;
         Ok(())
+    }
+}
+
+/// The scenario of `--account-quota`.
+pub const ACCOUNT_QUOTA_SCENARIO: &str = "accountQuota";
+
+/// How a scenario is shown next to N: nothing for the standard one.
+fn label(scenario: &str) -> String {
+    if scenario.is_empty() {
+        String::new()
+    } else {
+        format!(" ({scenario})")
     }
 }
 
@@ -372,6 +397,76 @@ const ROWS: &[Row] = &[
         false,
         "flat in N",
     ),
+    row(
+        "8. Account quota: operator requests per pod admitted (its metrics: writes + share lists)",
+        "quota_requests_per_pod",
+        None,
+        false,
+        "flat in N",
+    ),
+    row(
+        "8. Account quota: API requests per pod admitted (API server's count, operator identity)",
+        "quota_apiserver_requests_per_pod",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "8. Account quota: rebalances (share lists before moving room)",
+        "quota_rebalances",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "8. Account quota: refusals by a share (each retried until admitted)",
+        "quota_refusals",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "8. Account quota: refusal → success of its retry p50 (ms)",
+        "quota_retry_p50",
+        None,
+        false,
+        "seconds",
+    ),
+    row(
+        "8. Account quota: refusal → success of its retry p99 (ms)",
+        "quota_retry_p99",
+        None,
+        false,
+        "seconds",
+    ),
+    row(
+        "8. Account quota: pods not admitted though the account had room",
+        "quota_unadmitted",
+        None,
+        false,
+        "0",
+    ),
+    row(
+        "8. Account quota: accounts holding more than the cap (read back)",
+        "quota_over_cap",
+        None,
+        false,
+        "0",
+    ),
+    row(
+        "8. Account quota: pods admitted per second (workload)",
+        "quota_pods_per_s",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "8. Account quota: covenant_writes_total at rest after the workload",
+        "quota_rest_writes",
+        None,
+        false,
+        "0",
+    ),
 ];
 
 /// Reads a results file.
@@ -386,18 +481,21 @@ pub fn read(path: &Path) -> Result<Vec<Figure>> {
 
 /// The markdown table of `figures` (the last figure of each key wins), and the details below it.
 pub fn table(figures: &[Figure]) -> String {
-    let find = |n: usize, who: &str, key: &str| {
+    let find = |(n, scenario): &(usize, String), who: &str, key: &str| {
         figures
             .iter()
             .rev()
-            .find(|f| f.n == n && f.who == who && f.key == key)
+            .find(|f| f.n == *n && f.scenario == *scenario && f.who == who && f.key == key)
     };
-    let ns: BTreeSet<usize> = figures.iter().map(|f| f.n).collect();
+    // Each scenario's sizes, the standard one first.
+    let ns: BTreeSet<(usize, String)> = figures.iter().map(|f| (f.n, f.scenario.clone())).collect();
+    let mut ns: Vec<(usize, String)> = ns.into_iter().collect();
+    ns.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
     let mut out = String::from(
         "| Figure | N | Covenant | Baseline (raw client) | Ratio | Goal | Load 1m (Covenant; raw) |\n|---|---:|---:|---:|---:|---|---|\n",
     );
     for r in ROWS {
-        for &n in &ns {
+        for n in &ns {
             let Some(c) = find(n, "covenant", r.key) else {
                 continue;
             };
@@ -411,8 +509,10 @@ pub fn table(figures: &[Figure]) -> String {
                 None => c.load.clone(),
             };
             out.push_str(&format!(
-                "| {} | {n} | {} | {} | {ratio} | {} | {load} |\n",
+                "| {} | {}{} | {} | {} | {ratio} | {} | {load} |\n",
                 r.label,
+                n.0,
+                label(&n.1),
                 fmt(c.value),
                 b.map(|b| fmt(b.value)).unwrap_or_default(),
                 r.goal,
@@ -421,7 +521,8 @@ pub fn table(figures: &[Figure]) -> String {
     }
     let mem: Vec<(usize, f64)> = ns
         .iter()
-        .filter_map(|&n| find(n, "covenant", "mem_rss").map(|f| (n, f.value)))
+        .filter(|n| n.1.is_empty())
+        .filter_map(|n| find(n, "covenant", "mem_rss").map(|f| (n.0, f.value)))
         .collect();
     if let (Some(&(n1, r1)), Some(&(n2, r2))) = (mem.first(), mem.last())
         && n2 > n1
@@ -434,8 +535,9 @@ pub fn table(figures: &[Figure]) -> String {
     out.push_str("\nDetails:\n\n");
     for f in figures.iter().filter(|f| !f.detail.is_empty()) {
         out.push_str(&format!(
-            "- N={} {} `{}` = {} {}: {}\n",
+            "- N={}{} {} `{}` = {} {}: {}\n",
             f.n,
+            label(&f.scenario),
             f.who,
             f.key,
             fmt(f.value),

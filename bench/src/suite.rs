@@ -51,21 +51,28 @@ pub struct OperatorArgs {
     /// Where the figures are appended (JSON lines).
     #[arg(long)]
     pub out: PathBuf,
+    /// The account-quota scenario: the package has an `accountQuota`, each account two or three
+    /// namespaces, and a workload of pods measures what rebalancing costs (figures 8).
+    #[arg(long)]
+    pub account_quota: bool,
+    /// Accounts of the account-quota workload (spread over the N).
+    #[arg(long, default_value_t = 20)]
+    pub quota_accounts: usize,
 }
 
 /// The context of one run.
-struct Run {
-    args: OperatorArgs,
-    admin: Client,
-    op: Operator,
-    rec: Recorder,
-    names: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) args: OperatorArgs,
+    pub(crate) admin: Client,
+    pub(crate) op: Operator,
+    pub(crate) rec: Recorder,
+    pub(crate) names: Vec<String>,
     /// VmRSS (MiB) of the operator on an empty cluster, once ready.
     rss_empty: f64,
 }
 
 impl Run {
-    fn n(&self) -> usize {
+    pub(crate) fn n(&self) -> usize {
         self.args.n
     }
 
@@ -95,7 +102,7 @@ impl Run {
         Ok((list.items.len(), format!("{total} occurrences: {reasons}")))
     }
 
-    async fn requests(&self) -> Result<f64> {
+    pub(crate) async fn requests(&self) -> Result<f64> {
         k8s::dispatched(&self.admin, OPERATOR_FLOW_SCHEMA).await
     }
 
@@ -129,10 +136,14 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
         &args.log_dir,
         args.concurrency,
     )?;
-    k8s::apply_cluster(&admin, &k8s::package(), BENCH_MANAGER).await?;
+    k8s::apply_cluster(&admin, &k8s::package(args.account_quota), BENCH_MANAGER).await?;
     let names = (0..args.n).map(|i| k8s::account_name("acct", i)).collect();
+    let mut rec = Recorder::new(&args.out, args.n, "covenant");
+    if args.account_quota {
+        rec = rec.scenario(crate::report::ACCOUNT_QUOTA_SCENARIO);
+    }
     let mut run = Run {
-        rec: Recorder::new(&args.out, args.n, "covenant"),
+        rec,
         args,
         admin,
         op,
@@ -155,6 +166,9 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
     provisioning(&run, &ready).await?;
     run.settle("after provisioning", 5, 120).await?;
     at_rest(&run, &changes).await?;
+    if run.args.account_quota {
+        crate::quota::workload(&run, &changes, run.args.quota_accounts).await?;
+    }
     noop(&run).await?;
     edit(&run).await?;
     restart(&mut run, &changes).await?;
@@ -172,7 +186,8 @@ async fn provisioning(run: &Run, ready: &ReadyWatch) -> Result<()> {
     let (req0, w0) = (run.requests().await?, run.op.writes().await?);
     let wk0 = run.op.writes_by_kind().await?;
     let t0 = Instant::now();
-    let created = crate::raw::create_accounts(&run.admin, &run.names, c).await?;
+    let created =
+        crate::raw::create_accounts(&run.admin, &run.names, c, run.args.account_quota).await?;
     let applied = t0.elapsed();
     let timeout = Duration::from_secs(120) + Duration::from_millis(500 * n as u64);
     let all = ready.wait(n, timeout).await;
