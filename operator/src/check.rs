@@ -451,6 +451,20 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
                 let status = account_status(&a, &checked, now, &mut |e| {
                     report.problems.push(at(&doc, e))
                 });
+                // What the API server would refuse in the ResourceQuotas Covenant writes from them. An
+                // Account may raise its package's entries (the platform writes the Account).
+                for (field, map, writes) in [
+                    ("spec.quota", a.spec.quota.as_ref(), QUOTA_WRITES),
+                    (
+                        "spec.accountQuota",
+                        a.spec.account_quota.as_ref(),
+                        SHARE_WRITES,
+                    ),
+                ] {
+                    for e in model::quota_names::problems(field, map, writes) {
+                        report.problems.push(at(&doc, e));
+                    }
+                }
                 a.status = Some(status);
                 serde_json::to_value(a)
             }
@@ -486,6 +500,18 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
             }
             Parsed::Package(p) => {
                 let mut p = *p;
+                for (field, map, writes) in [
+                    ("spec.quota", p.spec.quota.as_ref(), QUOTA_WRITES),
+                    (
+                        "spec.accountQuota",
+                        p.spec.account_quota.as_ref(),
+                        SHARE_WRITES,
+                    ),
+                ] {
+                    for e in model::quota_names::problems(field, map, writes) {
+                        report.problems.push(at(&doc, e));
+                    }
+                }
                 let ready = model::package::package_ready(&p, &packages);
                 let stalled = crate::status::stalled(&ready);
                 let conds = vec![ready, stalled];
@@ -527,6 +553,12 @@ pub fn check_with(docs: Vec<Doc>, context: &Context, now: Timestamp, report: &mu
         }
     }
 }
+
+/// What Covenant writes from `quota`, for the messages of [`model::quota_names::problems`].
+const QUOTA_WRITES: &str = "the ResourceQuota covenant-quota of each namespace";
+/// What Covenant writes from `accountQuota`.
+const SHARE_WRITES: &str =
+    "each namespace's share of the account-wide quota, the ResourceQuota covenant-account-share";
 
 /// What the checked files say that an Account's status depends on.
 struct Checked<'a> {

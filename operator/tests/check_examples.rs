@@ -117,6 +117,51 @@ fn each_invalid_example_fails_with_its_documented_message() {
 }
 
 #[test]
+fn an_account_may_raise_its_packages_account_quota_but_every_entry_must_be_a_quota_resource() {
+    // The Account is the platform's: like `quota`, its `accountQuota` entries replace the package's,
+    // higher or lower, and the API server admits both. What it refuses is the ResourceQuota made of
+    // an entry it does not count, or a fraction of a count.
+    let check_text = |text: &str| {
+        let mut report = Report::default();
+        let docs = check::parse_docs("inline.yaml", text, &mut report);
+        check::check(docs, NOW.parse().expect("now"), &mut report);
+        report
+    };
+    let package = "apiVersion: covenant.dev/v1alpha1\nkind: SupportPackage\nmetadata: {name: small}\n\
+                   spec: {default: true, accountQuota: {pods: \"10\", requests.cpu: \"2\"}}\n";
+    let raised = format!(
+        "{package}---\napiVersion: covenant.dev/v1alpha1\nkind: Account\nmetadata: {{name: big}}\n\
+         spec: {{accountQuota: {{pods: \"500\", requests.cpu: \"64\", count/deployments.apps: \"100\"}}}}\n"
+    );
+    let report = check_text(&raised);
+    assert_eq!(report.problems, Vec::new());
+    let account = report
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Account")
+        .expect("the account");
+    assert_eq!(account["spec"]["accountQuota"]["pods"], "500");
+
+    let wrong = format!(
+        "{package}---\napiVersion: covenant.dev/v1alpha1\nkind: Account\nmetadata: {{name: odd}}\n\
+         spec: {{accountQuota: {{pod: \"5\", count/configmaps: \"1.5\"}}, quota: {{storage: 1Gi}}}}\n"
+    );
+    let report = check_text(&wrong);
+    assert_eq!(report.exit_code(), check::exit::INVALID);
+    let said: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    for expected in [
+        "Account/odd: spec.accountQuota[pod]: Invalid value: \"pod\": must be a standard resource for quota",
+        "Account/odd: spec.accountQuota[count/configmaps]: Invalid value: \"1.5\": must be an integer",
+        "Account/odd: spec.quota[storage]: Invalid value: \"storage\": must be a standard resource for quota",
+    ] {
+        assert!(
+            said.iter().any(|p| p.contains(expected)),
+            "expected {expected:?} among {said:?}"
+        );
+    }
+}
+
+#[test]
 fn unparsable_input_exits_2() {
     let mut report = Report::default();
     let docs = check::parse_docs("bad.yaml", "kind: [unclosed", &mut report);

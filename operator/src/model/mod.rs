@@ -12,6 +12,7 @@ pub mod phase;
 pub mod plan;
 pub mod policies;
 pub mod quantity;
+pub mod quota_names;
 pub mod selfservice;
 pub mod suspension;
 pub mod tenant_policies;
