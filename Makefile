@@ -85,7 +85,7 @@ bench: ## Benchmarks on real control planes, N=100 and 1000 (figures go to BENCH
 	bash e2e/bench.sh
 
 .PHONY: bench-smoke
-bench-smoke: ## Benchmarks at N=20 (20 s at rest): the same table in a few minutes.
+bench-smoke: ## Benchmarks at N=20 (20 s at rest), then the account-quota scenario at N=6: the same table in a few minutes.
 	bash e2e/bench.sh --smoke
 
 .PHONY: chaos

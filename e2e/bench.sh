@@ -15,6 +15,9 @@
 #   COVENANT_BENCH_OPERATOR=PATH      measure this operator binary instead of the workspace's (e.g. the
 #                                     image's static musl build, target/image/x86_64-unknown-linux-musl/
 #                                     release/covenant from hack/build-image.sh)
+#   COVENANT_BENCH_BIN=PATH           run this covenant-bench binary and build nothing (with
+#                                     COVENANT_BENCH_OPERATOR: binaries built before, e.g. a release
+#                                     build of a commit the worktree has since moved on from)
 #
 # Output (kept): DIR (default target/bench/<UTC time>) with results.jsonl (one figure a line), report.md
 # (the table), machine.txt and the operator's logs. Every cluster is stopped on exit, also on failure.
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
   --out) out=$2 && shift ;;
   --account-quota) account_quota=true ;;
   --quota-accounts) quota_accounts=$2 && shift ;;
-  -h | --help) sed -n '2,18p' "$0" && exit 0 ;;
+  -h | --help) sed -n '2,21p' "$0" && exit 0 ;;
   *) echo "bench.sh: unknown argument $1 (see --help)" >&2 && exit 2 ;;
   esac
   shift
@@ -97,9 +100,15 @@ if [ "$profile" = dev ]; then outdir=debug; else outdir=$profile; fi
 operator_bin=${COVENANT_BENCH_OPERATOR:-$target/$outdir/covenant}
 # The commit measured (taken now: the worktree may change while a long run goes on).
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- operator terms bench 2>/dev/null || echo ' + uncommitted changes under operator/, terms/ or bench/')"
-say "building ($profile): covenant, covenant-bench"
-cargo build --profile "$profile" -q -p covenant -p covenant-bench
-bench=$target/$outdir/covenant-bench
+if [ -n "${COVENANT_BENCH_BIN:-}" ]; then
+  bench=$COVENANT_BENCH_BIN
+  commit="binaries given: $bench; $("$operator_bin" --version 2>/dev/null || echo "$operator_bin")"
+  say "building nothing: $commit"
+else
+  say "building ($profile): covenant, covenant-bench"
+  cargo build --profile "$profile" -q -p covenant -p covenant-bench
+  bench=$target/$outdir/covenant-bench
+fi
 BIN=$(bash e2e/cluster/build.sh)
 
 # up STATE: a fresh cluster with the CRDs, the tenant roles, the admission policies and the operator's
