@@ -273,7 +273,7 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
         match ev {
             watcher::Event::Init => st.relist = Some(Box::default()),
             watcher::Event::InitApply(o) => {
-                let (r, k) = (reflector::ObjectRef::from_obj(o), (self.key)(o));
+                let (r, k) = (index_ref(o), (self.key)(o));
                 match st.relist.as_mut() {
                     Some(next) => next.insert(r, k),
                     None => st.insert(r, k),
@@ -285,9 +285,9 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
                 }
             }
             watcher::Event::Apply(o) => {
-                st.insert(reflector::ObjectRef::from_obj(o), (self.key)(o));
+                st.insert(index_ref(o), (self.key)(o));
             }
-            watcher::Event::Delete(o) => st.remove(&reflector::ObjectRef::from_obj(o)),
+            watcher::Event::Delete(o) => st.remove(&index_ref(o)),
         }
     }
 
@@ -304,6 +304,15 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
     pub fn objects(&self, store: &Store<K>, key: &str) -> Vec<Arc<K>> {
         self.refs(key).iter().filter_map(|r| store.get(r)).collect()
     }
+}
+
+/// The reference an [`Index`] files an object under: its name and namespace, without the
+/// resourceVersion and UID `ObjectRef::from_obj` copies too (a reference is found and compared by
+/// name and namespace alone; the index holds two copies of each, and the store has the rest).
+fn index_ref<K: Resource<DynamicType = ()>>(o: &K) -> reflector::ObjectRef<K> {
+    let mut r = reflector::ObjectRef::from_obj(o);
+    r.extra = Default::default();
+    r
 }
 
 /// What each object last showed a trigger: a fingerprint of the fields the triggered controller reads
