@@ -739,5 +739,14 @@ mod tests {
         let out = m.encode();
         assert!(out.contains(r#"type="Ready",status="False"} 1"#));
         assert!(!out.contains(r#"type="Ready",status="True""#));
+        // The per-account series are not kept between scrapes: a scrape with no source to set them
+        // anew lists none (the operator's source sets them at every scrape from the caches).
+        let out = m.encode();
+        assert!(!out.contains("covenant_account_condition{"), "{out}");
+        assert!(
+            !out.contains("covenant_deadline_timestamp_seconds{"),
+            "{out}"
+        );
+        assert!(out.contains("covenant_build_info{"), "{out}");
     }
 }

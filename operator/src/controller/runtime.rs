@@ -719,4 +719,29 @@ mod index_tests {
         assert!(names(&i, "c").is_empty());
         assert_eq!(names(&i, "d"), ["d1"]);
     }
+
+    #[test]
+    fn an_index_files_objects_by_name_alone_and_finds_them_in_the_store() {
+        let mut n = ns("a1", Some("a"));
+        n.metadata.uid = Some("0b5c2f0e-0000-4000-8000-000000000001".into());
+        n.metadata.resource_version = Some("123456".into());
+        let i = Index::new(account_of::<Namespace>);
+        i.observe(&watcher::Event::Apply(n.clone()));
+        let refs = i.refs("a");
+        assert_eq!(refs.len(), 1);
+        // Neither the UID nor the resourceVersion is copied into the index...
+        assert!(refs[0].extra.uid.is_none() && refs[0].extra.resource_version.is_none());
+        // ...and the reference still finds the object in a store keyed as kube's reflector keys it.
+        let (store, mut writer) = reflector::store::<Namespace>();
+        writer.apply_watcher_event(&watcher::Event::Apply(n.clone()));
+        let found = i.objects(&store, "a");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].metadata.uid, n.metadata.uid);
+        // A later version of the object (a new resourceVersion) replaces the one filed, not adds one.
+        n.metadata.resource_version = Some("123457".into());
+        i.observe(&watcher::Event::Apply(n.clone()));
+        assert_eq!(i.refs("a").len(), 1);
+        i.observe(&watcher::Event::Delete(n));
+        assert!(i.refs("a").is_empty());
+    }
 }
