@@ -467,10 +467,7 @@ impl Metrics {
     pub fn set_snapshot(&self, snap: &Snapshot<'_>) {
         self.set_accounts(snap.accounts.iter().copied());
         self.set_notices(snap.notices.iter().copied());
-        self.account_condition.clear();
-        self.account_quota_hard.clear();
-        self.account_quota_used.clear();
-        self.deadlines.clear();
+        self.clear_per_account();
         let now = snap.now;
         let deadline = |account: &str, what: &str, object: &str, at: jiff::Timestamp| {
             if at > now {
@@ -623,7 +620,18 @@ impl Metrics {
         let _ = encode_registry(&mut out, &registries.0);
         let _ = encode_registry(&mut out, &registries.1);
         let _ = encode_eof(&mut out);
+        // The gauges per account are computed from the caches at each scrape (above): their label
+        // sets, a few per account, are not kept between scrapes.
+        self.clear_per_account();
         out
+    }
+
+    /// Drops the label sets of the gauges per account (each scrape sets them anew).
+    fn clear_per_account(&self) {
+        self.account_condition.clear();
+        self.account_quota_hard.clear();
+        self.account_quota_used.clear();
+        self.deadlines.clear();
     }
 }
 
@@ -731,5 +739,14 @@ mod tests {
         let out = m.encode();
         assert!(out.contains(r#"type="Ready",status="False"} 1"#));
         assert!(!out.contains(r#"type="Ready",status="True""#));
+        // The per-account series are not kept between scrapes: a scrape with no source to set them
+        // anew lists none (the operator's source sets them at every scrape from the caches).
+        let out = m.encode();
+        assert!(!out.contains("covenant_account_condition{"), "{out}");
+        assert!(
+            !out.contains("covenant_deadline_timestamp_seconds{"),
+            "{out}"
+        );
+        assert!(out.contains("covenant_build_info{"), "{out}");
     }
 }

@@ -135,7 +135,9 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
 /// its offending objects; per account, the message it last reported.
 #[derive(Default)]
 struct State {
-    checked: BTreeMap<String, (String, Vec<String>, std::time::Instant)>,
+    /// Per namespace: a hash of the policy annotations it was checked against (one number, not
+    /// the annotations, per namespace), its offending objects, and when.
+    checked: BTreeMap<String, (u64, Vec<String>, std::time::Instant)>,
     reported: BTreeMap<String, Option<String>>,
 }
 
@@ -342,16 +344,19 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
             .filter(|(k, _)| is_policy_annotation(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let fingerprint = annotations
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let fingerprint = crate::model::fnv1a(
+            annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_bytes(),
+        );
         // Listed again when its policy changed, and every RECHECK while it holds offending objects
         // (they may have been replaced without the namespace changing); not on every namespace event,
         // which would judge the same objects again and again.
         let stale = state.checked.get(&name).is_none_or(|(f, found, at)| {
-            f != &fingerprint || (!found.is_empty() && at.elapsed() >= RECHECK)
+            *f != fingerprint || (!found.is_empty() && at.elapsed() >= RECHECK)
         });
         if stale {
             let found = if annotations.is_empty() {

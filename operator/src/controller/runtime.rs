@@ -273,7 +273,7 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
         match ev {
             watcher::Event::Init => st.relist = Some(Box::default()),
             watcher::Event::InitApply(o) => {
-                let (r, k) = (reflector::ObjectRef::from_obj(o), (self.key)(o));
+                let (r, k) = (index_ref(o), (self.key)(o));
                 match st.relist.as_mut() {
                     Some(next) => next.insert(r, k),
                     None => st.insert(r, k),
@@ -285,9 +285,9 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
                 }
             }
             watcher::Event::Apply(o) => {
-                st.insert(reflector::ObjectRef::from_obj(o), (self.key)(o));
+                st.insert(index_ref(o), (self.key)(o));
             }
-            watcher::Event::Delete(o) => st.remove(&reflector::ObjectRef::from_obj(o)),
+            watcher::Event::Delete(o) => st.remove(&index_ref(o)),
         }
     }
 
@@ -304,6 +304,15 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
     pub fn objects(&self, store: &Store<K>, key: &str) -> Vec<Arc<K>> {
         self.refs(key).iter().filter_map(|r| store.get(r)).collect()
     }
+}
+
+/// The reference an [`Index`] files an object under: its name and namespace, without the
+/// resourceVersion and UID `ObjectRef::from_obj` copies too (a reference is found and compared by
+/// name and namespace alone; the index holds two copies of each, and the store has the rest).
+fn index_ref<K: Resource<DynamicType = ()>>(o: &K) -> reflector::ObjectRef<K> {
+    let mut r = reflector::ObjectRef::from_obj(o);
+    r.extra = Default::default();
+    r
 }
 
 /// What each object last showed a trigger: a fingerprint of the fields the triggered controller reads
@@ -709,5 +718,30 @@ mod index_tests {
         i.observe(&watcher::Event::InitDone);
         assert!(names(&i, "c").is_empty());
         assert_eq!(names(&i, "d"), ["d1"]);
+    }
+
+    #[test]
+    fn an_index_files_objects_by_name_alone_and_finds_them_in_the_store() {
+        let mut n = ns("a1", Some("a"));
+        n.metadata.uid = Some("0b5c2f0e-0000-4000-8000-000000000001".into());
+        n.metadata.resource_version = Some("123456".into());
+        let i = Index::new(account_of::<Namespace>);
+        i.observe(&watcher::Event::Apply(n.clone()));
+        let refs = i.refs("a");
+        assert_eq!(refs.len(), 1);
+        // Neither the UID nor the resourceVersion is copied into the index...
+        assert!(refs[0].extra.uid.is_none() && refs[0].extra.resource_version.is_none());
+        // ...and the reference still finds the object in a store keyed as kube's reflector keys it.
+        let (store, mut writer) = reflector::store::<Namespace>();
+        writer.apply_watcher_event(&watcher::Event::Apply(n.clone()));
+        let found = i.objects(&store, "a");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].metadata.uid, n.metadata.uid);
+        // A later version of the object (a new resourceVersion) replaces the one filed, not adds one.
+        n.metadata.resource_version = Some("123457".into());
+        i.observe(&watcher::Event::Apply(n.clone()));
+        assert_eq!(i.refs("a").len(), 1);
+        i.observe(&watcher::Event::Delete(n));
+        assert!(i.refs("a").is_empty());
     }
 }
