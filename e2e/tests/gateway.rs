@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use covenant::api::Account;
+use covenant::api::{Account, SupportPackage};
 use covenant_e2e::fixtures::{self, ingress};
 use covenant_e2e::{TIMEOUT, TestCtx, condition, eventually, impersonate, operator};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -293,16 +293,20 @@ async fn tenants(
     out
 }
 
-fn package_with(pkg: &str, policies: Value, quota: Value) -> String {
+fn package_with(pkg: &str, policies: Value, quota: Value) -> SupportPackage {
     let mut q = fixtures::default_quota();
     if let (Value::Object(q), Value::Object(extra)) = (&mut q, quota) {
         q.extend(extra);
     }
-    let mut p: Value = serde_json::from_str(&fixtures::package(pkg, q)).unwrap();
+    let mut p = fixtures::package(pkg, q);
     if !policies.is_null() {
-        p["spec"]["policies"] = policies;
+        p.spec = fixtures::with_fields(
+            "a SupportPackage spec",
+            p.spec,
+            json!({ "policies": policies }),
+        );
     }
-    p.to_string()
+    p
 }
 
 /// Waits until a dry-run create of an HTTPRoute for `host` in `ns` by `c` is refused as held.
@@ -1089,7 +1093,7 @@ async fn an_account_narrows_its_gateway_classes_and_cannot_widen_them() {
         t.client.clone(),
         &ApiResource::erase::<covenant::api::Account>(&()),
     );
-    let doc: Value = serde_json::from_str(&fixtures::account(
+    let doc: Value = serde_json::to_value(fixtures::account(
         &wide,
         Some(&pkg),
         &[],
