@@ -26,11 +26,19 @@ fn number(q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>) -
 
 /// Per namespace: the share's (spec.hard, status.hard, status.used) of `resource`.
 async fn shares(client: &Client, namespaces: &[String], resource: &str) -> Vec<(i64, i64, i64)> {
+    // One list: every share as of one resourceVersion. A GET per namespace, one after another, could
+    // pair one share read before the room moved with another read after it, and add up to more than
+    // admission ever enforced at any one moment.
+    let listed = Api::<ResourceQuota>::all(client.clone())
+        .list(&ListParams::default().fields(&format!("metadata.name={SHARE}")))
+        .await
+        .expect("list the shares");
     let mut out = Vec::new();
     for ns in namespaces {
-        let q = Api::<ResourceQuota>::namespaced(client.clone(), ns)
-            .get(SHARE)
-            .await
+        let q = listed
+            .items
+            .iter()
+            .find(|q| q.metadata.namespace.as_deref() == Some(ns.as_str()))
             .expect("the share exists");
         let spec = q.spec.as_ref().and_then(|s| s.hard.as_ref());
         let st = q.status.as_ref();
@@ -49,24 +57,26 @@ async fn shares(client: &Client, namespaces: &[String], resource: &str) -> Vec<(
     out
 }
 
-/// How many objects of kind K exist across `namespaces` (listed, not counted by a quota).
+/// How many objects of kind K exist across `namespaces` (listed, not counted by a quota): one list
+/// of the cluster's, as of one resourceVersion, so that a pod deleted in one namespace and one
+/// created in another are never both counted.
 async fn count<K>(client: &Client, namespaces: &[String]) -> usize
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut n = 0;
-    for ns in namespaces {
-        n += Api::<K>::namespaced(client.clone(), ns)
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .len();
-    }
-    n
+    Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter(|o| {
+            o.meta()
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| namespaces.contains(ns))
+        })
+        .count()
 }
 
 /// An account on a fresh package with `account_quota`, three namespaces and administrator `admin`;

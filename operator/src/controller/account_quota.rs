@@ -46,8 +46,8 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// share's watch event usually comes first).
 pub const IN_FORCE_POLL: Duration = Duration::from_millis(300);
 
-/// A share's usage last seen (thousandths, per resource) and when it last grew.
-type Growth = (BTreeMap<String, i128>, Option<Instant>);
+/// A share's usage last seen (thousandths, per resource), when it last grew and when it last shrank.
+type Growth = (BTreeMap<String, i128>, Option<Instant>, Option<Instant>);
 
 /// What the account-quota reconciles share.
 pub struct QuotaContext {
@@ -167,6 +167,30 @@ pub async fn ensure_shares(
     Ok(())
 }
 
+/// Keeps active the namespaces that are active now and whose raise waits for a lowering to be in
+/// force: the room is moving to them, and it must still be theirs when it arrives. Without this, a
+/// quota controller slower than [`ACTIVE_FOR`] to enforce the lowering (a loaded control plane)
+/// lets their activity lapse meanwhile, and at rest the room would go back to the idle namespace it
+/// was taken from, to stay there while the claimants are refused.
+fn keep_claimants_active(q: &QuotaContext, deferred: &[String]) {
+    if deferred.is_empty() {
+        return;
+    }
+    let mut growth = q.growth.lock().unwrap_or_else(|p| p.into_inner());
+    renew(&mut growth, deferred, Instant::now());
+}
+
+/// Renews, at `now`, the activity of those of `namespaces` that are active at `now`.
+fn renew(growth: &mut HashMap<String, Growth>, namespaces: &[String], now: Instant) {
+    for ns in namespaces {
+        if let Some((_, Some(t), _)) = growth.get_mut(ns)
+            && now.duration_since(*t) < ACTIVE_FOR
+        {
+            *t = now;
+        }
+    }
+}
+
 /// How long a new namespace's share is waited for to be enforced before its bindings are applied.
 pub const SHARE_ENFORCED_WITHIN: Duration = Duration::from_secs(5);
 
@@ -187,15 +211,25 @@ fn observe(q: &QuotaContext, quotas: &[&ResourceQuota]) -> Vec<Share> {
                 .iter()
                 .filter_map(|(k, v)| milli(&v.0, true).map(|m| (k.clone(), m)))
                 .collect();
-            let entry = growth.entry(ns.clone()).or_insert((values.clone(), None));
+            let entry = growth
+                .entry(ns.clone())
+                .or_insert((values.clone(), None, None));
             if values
                 .iter()
                 .any(|(k, v)| entry.0.get(k).is_some_and(|old| v > old))
             {
                 entry.1 = Some(now);
             }
+            if entry
+                .0
+                .iter()
+                .any(|(k, old)| values.get(k).is_none_or(|v| v < old))
+            {
+                entry.2 = Some(now);
+            }
             entry.0 = values;
-            let active = entry.1.is_some_and(|t| now.duration_since(t) < ACTIVE_FOR);
+            let recent = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < ACTIVE_FOR);
+            let (active, giving) = (recent(entry.1), recent(entry.2));
             Share {
                 namespace: ns,
                 hard: rq
@@ -210,6 +244,7 @@ fn observe(q: &QuotaContext, quotas: &[&ResourceQuota]) -> Vec<Share> {
                     .and_then(|s| s.hard.clone())
                     .unwrap_or_default(),
                 active,
+                giving,
             }
         })
         .collect()
@@ -255,6 +290,7 @@ async fn reconcile(
     let cap = less_held(&full_cap, &holding);
     let mut shares = shares;
     let cached_plan = rebalance(&cap, &shares);
+    keep_claimants_active(&q, &cached_plan.deferred);
     if cached_plan.lower.is_empty() && cached_plan.raise.is_empty() && cached_plan.waiting {
         // A lowering is not in force yet: the quota controller's copy brings the account back.
         return Ok(Action::requeue(IN_FORCE_POLL));
@@ -272,6 +308,7 @@ async fn reconcile(
         ctx.metrics.account_quota_rebalances.inc();
         shares = observe(&q, &fresh.items.iter().collect::<Vec<_>>());
         let plan = rebalance(&cap, &shares);
+        keep_claimants_active(&q, &plan.deferred);
         if let Some(again) = execute(ctx, &plan, &fresh.items).await? {
             return Ok(again);
         }
@@ -294,7 +331,7 @@ async fn reconcile(
         }
     }
     announce(&q, account, exhausted(&cap, &shares), held(&cap, &shares)).await;
-    // A namespace's activity ends without any event: look again then (the room it was kept may go to
+    // A namespace's activity (or giving) ends without any event: look again then (the room it was kept may go to
     // a namespace that used up its share meanwhile).
     let now = Instant::now();
     let expiry = q
@@ -303,7 +340,8 @@ async fn reconcile(
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .filter(|(ns, _)| shares.iter().any(|s| &s.namespace == *ns))
-        .filter_map(|(_, (_, t))| *t)
+        .flat_map(|(_, (_, grew, shrank))| [*grew, *shrank])
+        .flatten()
         .map(|t| (t + ACTIVE_FOR).saturating_duration_since(now))
         .filter(|d| !d.is_zero())
         .min();
@@ -348,7 +386,7 @@ fn gone_shares(
                 .iter()
                 .any(|q| q.namespace().as_deref() == Some(ns.as_str()))
         })
-        .map(|n| growth.get(&n.name_any()).map(|(used, _)| used.clone()))
+        .map(|n| growth.get(&n.name_any()).map(|(used, _, _)| used.clone()))
         .collect()
 }
 
@@ -527,5 +565,31 @@ async fn announce(
                 ),
             )
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimant_stays_active_while_its_room_waits_and_an_idle_namespace_does_not_become_one() {
+        let t0 = Instant::now();
+        let mut growth: HashMap<String, Growth> = HashMap::new();
+        growth.insert("racer".into(), (BTreeMap::new(), Some(t0), None));
+        growth.insert("idle".into(), (BTreeMap::new(), None, None));
+        growth.insert("lapsed".into(), (BTreeMap::new(), Some(t0), None));
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Rounds every few seconds while the lowering waits, past ACTIVE_FOR since the growth.
+        let mut now = t0;
+        for _ in 0..5 {
+            now += ACTIVE_FOR / 2;
+            renew(&mut growth, &names(&["racer", "idle"]), now);
+        }
+        assert_eq!(growth["racer"].1, Some(now), "the claimant is still active");
+        assert_eq!(growth["idle"].1, None, "activity is never made up");
+        // A namespace whose activity lapsed before the room moved to it is not revived.
+        renew(&mut growth, &names(&["lapsed"]), now);
+        assert_eq!(growth["lapsed"].1, Some(t0));
     }
 }

@@ -18,7 +18,11 @@
 //! one busy namespace can take everything the idle ones hold); when none is active, the namespaces
 //! whose usage reached their share (`used ≥ hard`: their next object would be refused) take it, and
 //! the others keep up to an even part rounded up (so claimants at rest never pass the last units
-//! back and forth). When the usage is above the
+//! back and forth). A namespace whose usage shrank recently ("giving": pods deleted, say) is no
+//! claimant and keeps only an even part rounded down: what it freed goes to the namespaces that used
+//! up their shares, even when their own activity lapsed while they were refused (without it, the
+//! last units freed would stay with the namespace that freed them while the others wait for room
+//! they cannot grow to signal). When the usage is above the
 //! cap (the cap was lowered), every share's `hard` is 0 for that resource: nothing new is admitted
 //! anywhere until the usage is at or under the cap again.
 
@@ -85,6 +89,8 @@ pub struct Share {
     pub enforced: ResourceMap,
     /// Whether its usage grew recently (see the module's documentation).
     pub active: bool,
+    /// Whether its usage shrank recently (see the module's documentation).
+    pub giving: bool,
 }
 
 /// One write of a share's `hard`.
@@ -107,6 +113,8 @@ pub struct Rebalance {
     pub raise: Vec<Write>,
     /// Raises are due but wait until every lowering is in force (`status.hard`).
     pub waiting: bool,
+    /// With `waiting`: the namespaces whose raise waits (the claimants the room is being moved to).
+    pub deferred: Vec<String>,
 }
 
 impl Rebalance {
@@ -183,7 +191,13 @@ pub fn format_milli(m: i128) -> Quantity {
 
 /// The room of one resource: the cap and each namespace's used and hard (`None`: not capped yet), in
 /// granules. Returns each namespace's target `hard`.
-fn allocate(cap: i128, used: &[i128], hard: &[Option<i128>], active: &[bool]) -> Vec<i128> {
+fn allocate(
+    cap: i128,
+    used: &[i128],
+    hard: &[Option<i128>],
+    active: &[bool],
+    giving: &[bool],
+) -> Vec<i128> {
     let n = used.len();
     let total: i128 = used.iter().sum();
     if total > cap || n == 0 {
@@ -210,15 +224,17 @@ fn allocate(cap: i128, used: &[i128], hard: &[Option<i128>], active: &[bool]) ->
         active.to_vec()
     } else {
         // At rest, the exhausted namespaces take the room; the others keep up to an even part of the
-        // free room rounded up, so that the last units do not go back and forth between claimants.
-        let part = (free + n_i - 1) / n_i;
-        for i in (0..n).filter(|&i| !starved[i]) {
+        // free room rounded up, so that the last units do not go back and forth between claimants;
+        // one that just freed room keeps only an even part rounded down, and claims nothing.
+        let (up, down) = ((free + n_i - 1) / n_i, free / n_i);
+        for i in (0..n).filter(|&i| !starved[i] || giving[i]) {
             let headroom = hard[i].map_or(0, |h| (h - used[i]).max(0));
+            let part = if giving[i] { down } else { up };
             let keep = headroom.min(part).min(remaining);
             target[i] += keep;
             remaining -= keep;
         }
-        starved
+        (0..n).map(|i| starved[i] && !giving[i]).collect()
     };
     // The claimants split the rest evenly; the remainder goes to them in name order.
     let order: Vec<usize> = (0..n).filter(|&i| claimant[i]).collect();
@@ -264,6 +280,7 @@ pub fn rebalance(cap: &ResourceMap, shares: &[Share]) -> Rebalance {
     let mut shares: Vec<&Share> = shares.iter().collect();
     shares.sort_by(|a, b| a.namespace.cmp(&b.namespace));
     let active: Vec<bool> = shares.iter().map(|s| s.active).collect();
+    let giving: Vec<bool> = shares.iter().map(|s| s.giving).collect();
     // The target per namespace and resource (in thousandths), for the resources that need work.
     let mut target: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); shares.len()];
     let mut current: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); shares.len()];
@@ -293,7 +310,7 @@ pub fn rebalance(cap: &ResourceMap, shares: &[Share]) -> Rebalance {
         let hard_g: Vec<Option<i128>> = hard.iter().map(|h| h.map(|h| h / g)).collect();
         let cap_g = c / g;
         let t = if needs_work(cap_g, &used, &hard_g, &active) {
-            allocate(cap_g, &used, &hard_g, &active)
+            allocate(cap_g, &used, &hard_g, &active, &giving)
                 .into_iter()
                 .map(|x| x * g)
                 .collect()
@@ -364,7 +381,7 @@ pub fn rebalance(cap: &ResourceMap, shares: &[Share]) -> Rebalance {
             })
         });
     if !in_force && !plan.raise.is_empty() {
-        plan.raise.clear();
+        plan.deferred = plan.raise.drain(..).map(|w| w.namespace).collect();
         plan.waiting = true;
     }
     plan
@@ -474,6 +491,7 @@ mod tests {
             used: map(used),
             enforced: map(hard),
             active,
+            giving: false,
         }
     }
 
@@ -734,6 +752,7 @@ mod tests {
         shares[1].enforced = map(&[("pods", "5")]);
         let plan = rebalance(&cap, &shares);
         assert!(plan.lower.is_empty() && plan.raise.is_empty() && plan.waiting);
+        assert_eq!(plan.deferred, vec!["a".to_string()], "a's raise waits");
         shares[1].enforced = map(&[("pods", "1")]);
         let plan = rebalance(&cap, &shares);
         assert!(!plan.waiting);
@@ -777,6 +796,7 @@ mod tests {
                         used: map(&[("pods", &u[i].to_string())]),
                         enforced: map(&[("pods", &h[i].to_string())]),
                         active: active[i],
+                        giving: false,
                     })
                     .collect();
                 let end = settle(&cap, &shares);
@@ -788,6 +808,33 @@ mod tests {
             }
         }
         assert!(cases > 100);
+    }
+
+    #[test]
+    fn the_room_a_namespace_frees_goes_to_the_exhausted_ones_at_rest_and_stays_there() {
+        // The cap is used up in b and c, which stopped growing (refused, so not active); a frees
+        // its pods. What it freed goes to them, not back to a, even where it is one unit for two
+        // claimants; and once a's shrinking is no longer recent, nothing moves again.
+        let cap = map(&[("pods", "5")]);
+        for freed in 1..=3 {
+            let left = 3 - freed;
+            let mut shares = vec![
+                share("a", &[("pods", "3")], &[("pods", &left.to_string())], false),
+                share("b", &[("pods", "1")], &[("pods", "1")], false),
+                share("c", &[("pods", "1")], &[("pods", "1")], false),
+            ];
+            shares[0].giving = true;
+            let end = settle(&cap, &shares);
+            // a keeps an even part of what it freed rounded down; the rest went to b and c.
+            let to_others = hard_of(&end, "b", "pods") + hard_of(&end, "c", "pods") - 2;
+            assert_eq!(to_others, freed - freed / 3, "freed {freed}: {end:?}");
+            assert_eq!(hard_of(&end, "a", "pods"), left + freed / 3, "{end:?}");
+            let mut rest = end.clone();
+            for s in &mut rest {
+                s.giving = false;
+            }
+            assert!(rebalance(&cap, &rest).is_empty(), "at rest: {rest:?}");
+        }
     }
 
     #[test]
