@@ -268,7 +268,9 @@ pub async fn served_of(client: &Client, kinds: &[Kind]) -> Result<Vec<Kind>, kub
             .filter(|k| list.resources.iter().any(|r| r.name == k.plural))
             .copied()
             .collect()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) if crate::error::ApiErrorKind::of(&e) == crate::error::ApiErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
         Err(e) => Err(e),
     }
 }
