@@ -864,6 +864,10 @@ async fn a_hostile_tenant_cannot_take_a_host_by_spelling_numbers_namespaces_or_e
     for (resource, ns) in [
         ("listenersets.gateway.networking.k8s.io", &acme.ns),
         ("referencegrants.gateway.networking.k8s.io", &acme.ns),
+        ("tlsroutes.gateway.networking.k8s.io", &acme.ns),
+        ("tcproutes.gateway.networking.k8s.io", &acme.ns),
+        ("udproutes.gateway.networking.k8s.io", &acme.ns),
+        ("backendtlspolicies.gateway.networking.k8s.io", &acme.ns),
         ("httproutes.gateway.networking.k8s.io", &globex.ns),
         ("gateways.gateway.networking.k8s.io", &globex.ns),
     ] {
@@ -1217,4 +1221,142 @@ async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnam
         "acme's last host held against globex {:?} after the fill ended",
         started.elapsed()
     );
+}
+
+/// A tenant's Gateway cannot ask for addresses nor shape what its controller makes (its Service and
+/// pods, made in the controller's namespace or the tenant's, where covenant-tenant-services does not
+/// see them): `spec.addresses` (an implementation puts them in that Service: another tenant's load
+/// balancer address, or one the cluster's pods send to, as a Service's externalIPs would capture) and
+/// `spec.infrastructure` (labels, annotations and parametersRef copied onto or configuring it) are
+/// refused to its administrator and to a ServiceAccount it bound, on create and on an edit that adds
+/// them; a Gateway the platform gave addresses stays writable by the tenant as long as it keeps them.
+/// Nor can it fake what the controller reports: no identity of the tenant writes a route's or a
+/// Gateway's status.
+#[tokio::test]
+async fn a_tenants_gateway_cannot_ask_for_addresses_nor_shape_its_infrastructure() {
+    let t = setup("gateway-addresses").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme"]).await;
+    let acme = &ts[0];
+    let mut wrong = Vec::new();
+    let with = |name: &str, field: &str, value: Value| {
+        let mut g = gateway(name, "public", &[""]);
+        g.data["spec"][field] = value;
+        g
+    };
+    let asks: [(&str, Value, &str); 4] = [
+        (
+            "addresses",
+            json!([{ "type": "IPAddress", "value": "10.96.0.10" }]),
+            "spec.addresses are refused in tenant namespaces",
+        ),
+        (
+            "addresses",
+            json!([{ "type": "Hostname", "value": "lb.globex.example" }]),
+            "spec.addresses are refused in tenant namespaces",
+        ),
+        (
+            "infrastructure",
+            json!({ "annotations": { "metallb.universe.tf/loadBalancerIPs": "192.0.2.10" },
+                    "labels": { "app.kubernetes.io/name": "ingress-nginx" } }),
+            "spec.infrastructure is refused in tenant namespaces",
+        ),
+        (
+            "infrastructure",
+            json!({ "parametersRef": { "group": "", "kind": "ConfigMap", "name": "mine" } }),
+            "spec.infrastructure is refused in tenant namespaces",
+        ),
+    ];
+    for (who, c) in [
+        ("administrator", acme.admin().await),
+        ("ServiceAccount", acme.service_account().await),
+    ] {
+        let who_l = who.to_lowercase();
+        for (i, (field, value, needle)) in asks.iter().enumerate() {
+            match refused(
+                &format!("{who}: a Gateway with spec.{field} {value}"),
+                create(
+                    &c,
+                    &acme.ns,
+                    &with(&format!("ask-{who_l}-{i}"), field, value.clone()),
+                )
+                .await,
+                &[needle, "covenant-tenant-services"],
+            ) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        let plain = format!("plain-{who_l}");
+        create(&c, &acme.ns, &gateway(&plain, "public", &[""]))
+            .await
+            .unwrap_or_else(|e| panic!("{who}: a Gateway without addresses is admitted: {e}"));
+        let gws = api(&c, &acme.ns, "Gateway");
+        for (field, value, needle) in &asks[..3] {
+            match refused(
+                &format!("{who}: its Gateway merge-patched to spec.{field}"),
+                gws.patch(
+                    &plain,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { *field: value } })),
+                )
+                .await,
+                &[needle],
+            ) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        let still = gws.get(&plain).await.expect("the Gateway");
+        if still.data["spec"].get("addresses").is_some()
+            || still.data["spec"].get("infrastructure").is_some()
+        {
+            wrong.push(format!(
+                "{who}: a refused edit changed the Gateway: {}",
+                still.data["spec"]
+            ));
+        }
+    }
+    // The platform's Gateway with an address, in the tenant's namespace: the tenant may still label it.
+    create(
+        &t.client,
+        &acme.ns,
+        &with(
+            "platform",
+            "addresses",
+            json!([{ "type": "IPAddress", "value": "192.0.2.1" }]),
+        ),
+    )
+    .await
+    .expect("the platform's Gateway with an address");
+    api(&acme.admin().await, &acme.ns, "Gateway")
+        .patch(
+            "platform",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "team": "web" } } })),
+        )
+        .await
+        .expect("the tenant labels a Gateway whose addresses it does not change");
+    for resource in [
+        "httproutes.gateway.networking.k8s.io",
+        "grpcroutes.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+    ] {
+        for verb in ["update", "patch"] {
+            if covenant_e2e::k8s::can(
+                &t.client,
+                &acme.admin,
+                &[],
+                verb,
+                resource,
+                "status",
+                &acme.ns,
+            )
+            .await
+            {
+                wrong.push(format!("acme's administrator may {verb} {resource}/status"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
