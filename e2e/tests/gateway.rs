@@ -1360,3 +1360,132 @@ async fn a_tenants_gateway_cannot_ask_for_addresses_nor_shape_its_infrastructure
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// While its account is suspended, a tenant writes no Gateway and no route: its administrator (whose
+/// binding is then read-only) and a ServiceAccount it bound to a Role of its own (which keeps it, and
+/// is refused by covenant-read-only) can neither create an HTTPRoute, a GRPCRoute or a Gateway, nor
+/// edit its route to a new host, nor delete it; the route is as it was.
+#[tokio::test]
+async fn a_suspended_tenant_writes_no_gateway_and_no_route() {
+    let t = setup("gateway-suspended").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme"]).await;
+    let acme = &ts[0];
+    let host = |h: &str| format!("{h}.{}.acme.example", t.suffix);
+    let admin = acme.admin().await;
+    let sa = acme.service_account().await;
+    create(
+        &admin,
+        &acme.ns,
+        &route("HTTPRoute", "web", &[&host("web")]),
+    )
+    .await
+    .expect("the route before the suspension");
+    let name = t.name("gw-suspension");
+    t.track("suspensions.covenant.dev", &name);
+    t.apply(&fixtures::suspension(
+        &name,
+        &acme.account,
+        "AcceptableUsePolicy",
+        "probing Gateway API writes",
+        json!({}),
+    ))
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
+    eventually("the namespace is read-only", TIMEOUT, || {
+        let (namespaces, ns) = (namespaces.clone(), acme.ns.clone());
+        async move {
+            let n = namespaces.get(&ns).await.map_err(|e| e.to_string())?;
+            match fixtures::label(&n, "covenant.dev/read-only").as_deref() {
+                Some("suspended") => Ok(()),
+                other => Err(format!("covenant.dev/read-only: {other:?}")),
+            }
+        }
+    })
+    .await;
+    let mut wrong = Vec::new();
+    for (who, c, needle) in [
+        ("administrator", &admin, "forbidden"),
+        ("ServiceAccount", &sa, "is read-only"),
+    ] {
+        // The administrator's binding turns read-only a moment after the label: wait for the refusal.
+        let probe = route("HTTPRoute", "late", &[&host("late")]);
+        let r = eventually(
+            &format!("{who}: a new HTTPRoute is refused"),
+            TIMEOUT,
+            || {
+                let (c, ns, probe) = (c.clone(), acme.ns.clone(), probe.clone());
+                async move {
+                    refused(
+                        "create",
+                        api(&c, &ns, "HTTPRoute")
+                            .create(&PostParams::default(), &probe)
+                            .await,
+                        &[needle],
+                    )
+                }
+            },
+        )
+        .await;
+        eprintln!("{who}, refused: {r}");
+        let writes: Vec<(String, Result<DynamicObject, kube::Error>)> = vec![
+            (
+                "a GRPCRoute".into(),
+                api(c, &acme.ns, "GRPCRoute")
+                    .create(
+                        &PostParams::default(),
+                        &route("GRPCRoute", "late", &[&host("grpc")]),
+                    )
+                    .await,
+            ),
+            (
+                "a Gateway".into(),
+                api(c, &acme.ns, "Gateway")
+                    .create(
+                        &PostParams::default(),
+                        &gateway("late", "public", &[&host("gw")]),
+                    )
+                    .await,
+            ),
+            (
+                "its route edited to a new host".into(),
+                api(c, &acme.ns, "HTTPRoute")
+                    .patch(
+                        "web",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "spec": { "hostnames": [host("other")] } })),
+                    )
+                    .await,
+            ),
+        ];
+        for (what, r) in writes {
+            match refused(&format!("{who}: {what}"), r, &[needle]) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        match api(c, &acme.ns, "HTTPRoute")
+            .delete("web", &DeleteParams::default())
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                eprintln!("{who}, delete refused: {}", s.message)
+            }
+            other => wrong.push(format!("{who}: deleting its route: {other:?}")),
+        }
+    }
+    let still = api(&t.client, &acme.ns, "HTTPRoute")
+        .get("web")
+        .await
+        .expect("the route");
+    assert_eq!(
+        still.data["spec"]["hostnames"],
+        json!([host("web")]),
+        "the route unchanged"
+    );
+    Api::<covenant::api::Suspension>::all(t.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("lift the suspension");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
