@@ -1215,11 +1215,39 @@ async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnam
     eprintln!(
         "{made} routes of 16 hostnames of 251 characters admitted, the next of each kind refused by the quota"
     );
+    // And its Gateways, to their bound, each with the schema's 64 listeners of maximal hostnames.
+    let mut gateways = 0;
+    let mut last_listener = String::new();
+    loop {
+        let hosts: Vec<String> = (0..64)
+            .map(|j| long_host(251, &format!("g{gateways}-{j}.{}.acme.example", t.suffix)))
+            .collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let name = format!("fill{gateways}");
+        match create(&as_acme, &acme.ns, &gateway(&name, "public", &refs)).await {
+            Ok(_) => {
+                gateways += 1;
+                last_listener = hosts[63].clone();
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
+                break;
+            }
+            Err(e) => panic!("acme's Gateway {name}: {e}"),
+        }
+        assert!(gateways <= 20, "20 Gateways admitted: no bound");
+    }
+    assert_eq!(gateways, 10, "the default bound of Gateways");
     let started = Instant::now();
     wait_refused(&as_globex, &globex.ns, &last, &acme.account).await;
+    wait_refused(&as_globex, &globex.ns, &last_listener, &acme.account).await;
     eprintln!(
-        "acme's last host held against globex {:?} after the fill ended",
+        "acme's last route host and last listener host held against globex {:?} after the fill ended",
         started.elapsed()
+    );
+    assert_eq!(
+        operator::handle().readyz().ok(),
+        Some(200),
+        "the operator is Ready after the fill"
     );
 }
 
