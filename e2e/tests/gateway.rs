@@ -864,6 +864,10 @@ async fn a_hostile_tenant_cannot_take_a_host_by_spelling_numbers_namespaces_or_e
     for (resource, ns) in [
         ("listenersets.gateway.networking.k8s.io", &acme.ns),
         ("referencegrants.gateway.networking.k8s.io", &acme.ns),
+        ("tlsroutes.gateway.networking.k8s.io", &acme.ns),
+        ("tcproutes.gateway.networking.k8s.io", &acme.ns),
+        ("udproutes.gateway.networking.k8s.io", &acme.ns),
+        ("backendtlspolicies.gateway.networking.k8s.io", &acme.ns),
         ("httproutes.gateway.networking.k8s.io", &globex.ns),
         ("gateways.gateway.networking.k8s.io", &globex.ns),
     ] {
@@ -1211,10 +1215,305 @@ async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnam
     eprintln!(
         "{made} routes of 16 hostnames of 251 characters admitted, the next of each kind refused by the quota"
     );
+    // And its Gateways, to their bound, each with the schema's 64 listeners of maximal hostnames.
+    let mut gateways = 0;
+    let mut last_listener = String::new();
+    loop {
+        let hosts: Vec<String> = (0..64)
+            .map(|j| long_host(251, &format!("g{gateways}-{j}.{}.acme.example", t.suffix)))
+            .collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let name = format!("fill{gateways}");
+        match create(&as_acme, &acme.ns, &gateway(&name, "public", &refs)).await {
+            Ok(_) => {
+                gateways += 1;
+                last_listener = hosts[63].clone();
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
+                break;
+            }
+            Err(e) => panic!("acme's Gateway {name}: {e}"),
+        }
+        assert!(gateways <= 20, "20 Gateways admitted: no bound");
+    }
+    assert_eq!(gateways, 10, "the default bound of Gateways");
     let started = Instant::now();
     wait_refused(&as_globex, &globex.ns, &last, &acme.account).await;
+    wait_refused(&as_globex, &globex.ns, &last_listener, &acme.account).await;
     eprintln!(
-        "acme's last host held against globex {:?} after the fill ended",
+        "acme's last route host and last listener host held against globex {:?} after the fill ended",
         started.elapsed()
     );
+    assert_eq!(
+        operator::handle().readyz().ok(),
+        Some(200),
+        "the operator is Ready after the fill"
+    );
+}
+
+/// A tenant's Gateway cannot ask for addresses nor shape what its controller makes (its Service and
+/// pods, made in the controller's namespace or the tenant's, where covenant-tenant-services does not
+/// see them): `spec.addresses` (an implementation puts them in that Service: another tenant's load
+/// balancer address, or one the cluster's pods send to, as a Service's externalIPs would capture) and
+/// `spec.infrastructure` (labels, annotations and parametersRef copied onto or configuring it) are
+/// refused to its administrator and to a ServiceAccount it bound, on create and on an edit that adds
+/// them; a Gateway the platform gave addresses stays writable by the tenant as long as it keeps them.
+/// Nor can it fake what the controller reports: no identity of the tenant writes a route's or a
+/// Gateway's status.
+#[tokio::test]
+async fn a_tenants_gateway_cannot_ask_for_addresses_nor_shape_its_infrastructure() {
+    let t = setup("gateway-addresses").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme"]).await;
+    let acme = &ts[0];
+    let mut wrong = Vec::new();
+    let with = |name: &str, field: &str, value: Value| {
+        let mut g = gateway(name, "public", &[""]);
+        g.data["spec"][field] = value;
+        g
+    };
+    let asks: [(&str, Value, &str); 4] = [
+        (
+            "addresses",
+            json!([{ "type": "IPAddress", "value": "10.96.0.10" }]),
+            "spec.addresses are refused in tenant namespaces",
+        ),
+        (
+            "addresses",
+            json!([{ "type": "Hostname", "value": "lb.globex.example" }]),
+            "spec.addresses are refused in tenant namespaces",
+        ),
+        (
+            "infrastructure",
+            json!({ "annotations": { "metallb.universe.tf/loadBalancerIPs": "192.0.2.10" },
+                    "labels": { "app.kubernetes.io/name": "ingress-nginx" } }),
+            "spec.infrastructure is refused in tenant namespaces",
+        ),
+        (
+            "infrastructure",
+            json!({ "parametersRef": { "group": "", "kind": "ConfigMap", "name": "mine" } }),
+            "spec.infrastructure is refused in tenant namespaces",
+        ),
+    ];
+    for (who, c) in [
+        ("administrator", acme.admin().await),
+        ("ServiceAccount", acme.service_account().await),
+    ] {
+        let who_l = who.to_lowercase();
+        for (i, (field, value, needle)) in asks.iter().enumerate() {
+            match refused(
+                &format!("{who}: a Gateway with spec.{field} {value}"),
+                create(
+                    &c,
+                    &acme.ns,
+                    &with(&format!("ask-{who_l}-{i}"), field, value.clone()),
+                )
+                .await,
+                &[needle, "covenant-tenant-services"],
+            ) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        let plain = format!("plain-{who_l}");
+        create(&c, &acme.ns, &gateway(&plain, "public", &[""]))
+            .await
+            .unwrap_or_else(|e| panic!("{who}: a Gateway without addresses is admitted: {e}"));
+        let gws = api(&c, &acme.ns, "Gateway");
+        for (field, value, needle) in &asks[..3] {
+            match refused(
+                &format!("{who}: its Gateway merge-patched to spec.{field}"),
+                gws.patch(
+                    &plain,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { *field: value } })),
+                )
+                .await,
+                &[needle],
+            ) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        let still = gws.get(&plain).await.expect("the Gateway");
+        if still.data["spec"].get("addresses").is_some()
+            || still.data["spec"].get("infrastructure").is_some()
+        {
+            wrong.push(format!(
+                "{who}: a refused edit changed the Gateway: {}",
+                still.data["spec"]
+            ));
+        }
+    }
+    // The platform's Gateway with an address, in the tenant's namespace: the tenant may still label it.
+    create(
+        &t.client,
+        &acme.ns,
+        &with(
+            "platform",
+            "addresses",
+            json!([{ "type": "IPAddress", "value": "192.0.2.1" }]),
+        ),
+    )
+    .await
+    .expect("the platform's Gateway with an address");
+    api(&acme.admin().await, &acme.ns, "Gateway")
+        .patch(
+            "platform",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "team": "web" } } })),
+        )
+        .await
+        .expect("the tenant labels a Gateway whose addresses it does not change");
+    for resource in [
+        "httproutes.gateway.networking.k8s.io",
+        "grpcroutes.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+    ] {
+        for verb in ["update", "patch"] {
+            if covenant_e2e::k8s::can(
+                &t.client,
+                &acme.admin,
+                &[],
+                verb,
+                resource,
+                "status",
+                &acme.ns,
+            )
+            .await
+            {
+                wrong.push(format!("acme's administrator may {verb} {resource}/status"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// While its account is suspended, a tenant writes no Gateway and no route: its administrator (whose
+/// binding is then read-only) and a ServiceAccount it bound to a Role of its own (which keeps it, and
+/// is refused by covenant-read-only) can neither create an HTTPRoute, a GRPCRoute or a Gateway, nor
+/// edit its route to a new host, nor delete it; the route is as it was.
+#[tokio::test]
+async fn a_suspended_tenant_writes_no_gateway_and_no_route() {
+    let t = setup("gateway-suspended").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme"]).await;
+    let acme = &ts[0];
+    let host = |h: &str| format!("{h}.{}.acme.example", t.suffix);
+    let admin = acme.admin().await;
+    let sa = acme.service_account().await;
+    create(
+        &admin,
+        &acme.ns,
+        &route("HTTPRoute", "web", &[&host("web")]),
+    )
+    .await
+    .expect("the route before the suspension");
+    let name = t.name("gw-suspension");
+    t.track("suspensions.covenant.dev", &name);
+    t.apply(&fixtures::suspension(
+        &name,
+        &acme.account,
+        "AcceptableUsePolicy",
+        "probing Gateway API writes",
+        json!({}),
+    ))
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(t.client.clone());
+    eventually("the namespace is read-only", TIMEOUT, || {
+        let (namespaces, ns) = (namespaces.clone(), acme.ns.clone());
+        async move {
+            let n = namespaces.get(&ns).await.map_err(|e| e.to_string())?;
+            match fixtures::label(&n, "covenant.dev/read-only").as_deref() {
+                Some("suspended") => Ok(()),
+                other => Err(format!("covenant.dev/read-only: {other:?}")),
+            }
+        }
+    })
+    .await;
+    let mut wrong = Vec::new();
+    for (who, c, needle) in [
+        ("administrator", &admin, "forbidden"),
+        ("ServiceAccount", &sa, "is read-only"),
+    ] {
+        // The administrator's binding turns read-only a moment after the label: wait for the refusal.
+        let probe = route("HTTPRoute", "late", &[&host("late")]);
+        let r = eventually(
+            &format!("{who}: a new HTTPRoute is refused"),
+            TIMEOUT,
+            || {
+                let (c, ns, probe) = (c.clone(), acme.ns.clone(), probe.clone());
+                async move {
+                    refused(
+                        "create",
+                        api(&c, &ns, "HTTPRoute")
+                            .create(&PostParams::default(), &probe)
+                            .await,
+                        &[needle],
+                    )
+                }
+            },
+        )
+        .await;
+        eprintln!("{who}, refused: {r}");
+        let writes: Vec<(String, Result<DynamicObject, kube::Error>)> = vec![
+            (
+                "a GRPCRoute".into(),
+                api(c, &acme.ns, "GRPCRoute")
+                    .create(
+                        &PostParams::default(),
+                        &route("GRPCRoute", "late", &[&host("grpc")]),
+                    )
+                    .await,
+            ),
+            (
+                "a Gateway".into(),
+                api(c, &acme.ns, "Gateway")
+                    .create(
+                        &PostParams::default(),
+                        &gateway("late", "public", &[&host("gw")]),
+                    )
+                    .await,
+            ),
+            (
+                "its route edited to a new host".into(),
+                api(c, &acme.ns, "HTTPRoute")
+                    .patch(
+                        "web",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "spec": { "hostnames": [host("other")] } })),
+                    )
+                    .await,
+            ),
+        ];
+        for (what, r) in writes {
+            match refused(&format!("{who}: {what}"), r, &[needle]) {
+                Ok(m) => eprintln!("{who}, refused: {m}"),
+                Err(e) => wrong.push(e),
+            }
+        }
+        match api(c, &acme.ns, "HTTPRoute")
+            .delete("web", &DeleteParams::default())
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                eprintln!("{who}, delete refused: {}", s.message)
+            }
+            other => wrong.push(format!("{who}: deleting its route: {other:?}")),
+        }
+    }
+    let still = api(&t.client, &acme.ns, "HTTPRoute")
+        .get("web")
+        .await
+        .expect("the route");
+    assert_eq!(
+        still.data["spec"]["hostnames"],
+        json!([host("web")]),
+        "the route unchanged"
+    );
+    Api::<covenant::api::Suspension>::all(t.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("lift the suspension");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
