@@ -428,6 +428,11 @@ fn assert_every_object_of_the_release_exists() {
         ("ValidatingAdmissionPolicy", "covenant-token-secrets"),
         ("ValidatingAdmissionPolicy", "covenant-token-lifetime"),
         ("ValidatingAdmissionPolicy", "covenant-tenant-services"),
+        ("ValidatingAdmissionPolicy", "covenant-tenant-gateways"),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "covenant-tenant-gateways",
+        ),
         (
             "ValidatingAdmissionPolicyBinding",
             "covenant-tenant-rolebindings",
@@ -519,6 +524,7 @@ async fn assert_the_crds_and_admission_policies_are_in_force(t: &TestCtx) {
         "covenant-token-secrets",
         "covenant-token-lifetime",
         "covenant-tenant-services",
+        "covenant-tenant-gateways",
     ] {
         let out = eventually(
             "the admission policy's status is for its generation",

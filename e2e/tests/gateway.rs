@@ -1309,7 +1309,7 @@ async fn a_tenants_gateway_cannot_ask_for_addresses_nor_shape_its_infrastructure
                     &with(&format!("ask-{who_l}-{i}"), field, value.clone()),
                 )
                 .await,
-                &[needle, "covenant-tenant-services"],
+                &[needle, "covenant-tenant-gateways"],
             ) {
                 Ok(m) => eprintln!("{who}, refused: {m}"),
                 Err(e) => wrong.push(e),
