@@ -5,10 +5,9 @@
 //! machine's first run, failing loudly if it cannot).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::cluster::{cluster, repo_root};
+use crate::cluster::cluster;
 
 static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
@@ -24,20 +23,7 @@ pub fn crds_dir() -> Result<PathBuf, String> {
 }
 
 fn find() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("COVENANT_E2E_GATEWAY_API").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    let script = repo_root().join("e2e/tools/gateway-api.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", script.display(), out.status));
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    crate::tools::dir_from("COVENANT_E2E_GATEWAY_API", "e2e/tools/gateway-api.sh")
 }
 
 /// Whether this binary's cluster serves `crd` (`<plural>.<group>`), by discovery (`kubectl

@@ -20,10 +20,16 @@ pub fn dir() -> anyhow::Result<PathBuf> {
 }
 
 fn find() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("COVENANT_E2E_TOOLS").filter(|v| !v.is_empty()) {
+    dir_from("COVENANT_E2E_TOOLS", "e2e/tools/build.sh")
+}
+
+/// The directory the environment variable `env` names, else the one the repository's `script`
+/// prints on its standard output (its standard error goes to the test's).
+pub(crate) fn dir_from(env: &str, script: &str) -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    let script = repo_root().join("e2e/tools/build.sh");
+    let script = repo_root().join(script);
     let out = Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())
