@@ -74,6 +74,19 @@ print_logs() {
   echo "===== logs kept in $logs =====" >&2
 }
 
+# After the logs (which are long), what failed: each failed test's name and the line of its panic,
+# from the output of every stage, so that the end of a CI log names the failure.
+print_failures() {
+  local f
+  for f in "$logs"/stage-*.log; do
+    [ -f "$f" ] || continue
+    grep -qE '^---- .* stdout ----$|^error: test failed' "$f" || continue
+    echo "===== failures in $(basename "$f" .log) =====" >&2
+    grep -E '^---- .* stdout ----$|panicked at|^error: test failed|^test result: FAILED' "$f" | head -n 60 >&2
+    grep -A1 -E 'panicked at' "$f" | grep -vE 'panicked at|^--$' | head -n 30 | sed 's/^/    /' >&2
+  done
+}
+
 finish() {
   local rc=$?
   trap - EXIT INT TERM
@@ -81,6 +94,7 @@ finish() {
   if [ "$rc" -ne 0 ] || [ ${#failed[@]} -ne 0 ]; then
     [ "$rc" -ne 0 ] || rc=1
     print_logs
+    print_failures
     [ ${#failed[@]} -eq 0 ] || say "FAILED stages: ${failed[*]}"
   fi
   bash e2e/cluster/cluster.sh down "$state" >/dev/null 2>&1 || say "could not stop the cluster in $state"
@@ -110,7 +124,7 @@ stage() {
   local name=$1
   shift
   say "stage $name: cargo test -p covenant-e2e $*"
-  if ! "$cargo" test -p covenant-e2e --no-fail-fast "$@"; then
+  if ! "$cargo" test -p covenant-e2e --no-fail-fast "$@" 2>&1 | tee "$logs/stage-$name.log"; then
     failed+=("$name")
   fi
 }
@@ -133,7 +147,8 @@ own_cluster_stage() {
   shift
   say "stage $name (own cluster): cargo test -p covenant-e2e --test $name"
   if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
-    "$cargo" test -p covenant-e2e --test "$name" -- --show-output "$@" ${extra[@]+"${extra[@]}"}; then
+    "$cargo" test -p covenant-e2e --test "$name" -- --show-output "$@" ${extra[@]+"${extra[@]}"} 2>&1 |
+    tee "$logs/stage-$name.log"; then
     failed+=("$name")
   fi
 }
@@ -146,14 +161,15 @@ own_cluster_stage gateway --test-threads=4
 # tests take turns anyway (one release), and --show-output prints the measured leader takeover.
 say "stage chart (own cluster): cargo test -p covenant-e2e --test chart"
 if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
-  "$cargo" test -p covenant-e2e --test chart -- --test-threads=1 --show-output ${extra[@]+"${extra[@]}"}; then
+  "$cargo" test -p covenant-e2e --test chart -- --test-threads=1 --show-output ${extra[@]+"${extra[@]}"} 2>&1 |
+  tee "$logs/stage-chart.log"; then
   failed+=(chart)
 fi
 # dist applies `make dist`'s covenant.yaml (objects Helm would refuse to adopt) and dry-runs every values
 # combination of the chart: a cluster of its own too.
 say "stage dist (own cluster): cargo test -p covenant-e2e --test dist"
 if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
-  "$cargo" test -p covenant-e2e --test dist -- --show-output ${extra[@]+"${extra[@]}"}; then
+  "$cargo" test -p covenant-e2e --test dist -- --show-output ${extra[@]+"${extra[@]}"} 2>&1 | tee "$logs/stage-dist.log"; then
   failed+=(dist)
 fi
 # The image binary checks the archive built here (never one left by an earlier run: it is removed
@@ -164,7 +180,7 @@ rm -f "$archive"
 if ! bash hack/build-image.sh "$archive"; then
   failed+=(image)
 elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_ARCHIVE="$archive" \
-  "$cargo" test -p covenant-e2e --test image -- --show-output ${extra[@]+"${extra[@]}"}; then
+  "$cargo" test -p covenant-e2e --test image -- --show-output ${extra[@]+"${extra[@]}"} 2>&1 | tee "$logs/stage-image.log"; then
   failed+=(image)
 fi
 # The registry suites publish the archive just built (none when its build failed: they fail too).
@@ -174,7 +190,8 @@ for name in oci oci_upgrade; do
     say "no image archive to publish ($archive)"
     failed+=("$name")
   elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_ARCHIVE="$archive" \
-    "$cargo" test -p covenant-e2e --test "$name" -- --show-output ${extra[@]+"${extra[@]}"}; then
+    "$cargo" test -p covenant-e2e --test "$name" -- --show-output ${extra[@]+"${extra[@]}"} 2>&1 |
+    tee "$logs/stage-$name.log"; then
     failed+=("$name")
   fi
 done

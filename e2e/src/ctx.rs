@@ -151,6 +151,47 @@ impl TestCtx {
             .create(&PostParams::default(), &crb)
             .await
             .unwrap_or_else(|e| panic!("ClusterRoleBinding {role}: {e}"));
+        // The authorizer learns of a new binding from its own watch: until it has, the user's
+        // requests are refused as if it held nothing. Wait until it answers yes to the first verb on
+        // the first resource of every rule.
+        for rule in rules.as_array().into_iter().flatten() {
+            let first = |field: &str| {
+                rule[field][0]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a rule without {field}: {rule}"))
+                    .to_string()
+            };
+            let (group, resource, verb) = (first("apiGroups"), first("resources"), first("verbs"));
+            let (resource, sub) = match resource.split_once('/') {
+                Some((r, sub)) => (r.to_string(), sub.to_string()),
+                None => (resource, String::new()),
+            };
+            let resource = match group.as_str() {
+                "" => resource,
+                g => format!("{resource}.{g}"),
+            };
+            crate::eventually(
+                &format!("the authorizer lets {user} {verb} {resource}"),
+                crate::TIMEOUT,
+                || {
+                    let (c, user, verb, resource, sub) = (
+                        self.client.clone(),
+                        user.clone(),
+                        verb.clone(),
+                        resource.clone(),
+                        sub.clone(),
+                    );
+                    async move {
+                        if k8s::can(&c, &user, &[], &verb, &resource, &sub, "").await {
+                            Ok(())
+                        } else {
+                            Err("not yet".to_string())
+                        }
+                    }
+                },
+            )
+            .await;
+        }
         let client = k8s::impersonate(&user, &[]).await;
         (user, client)
     }
