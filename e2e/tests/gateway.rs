@@ -1244,11 +1244,154 @@ async fn a_tenant_filling_its_namespace_to_the_route_bounds_with_maximal_hostnam
         "acme's last route host and last listener host held against globex {:?} after the fill ended",
         started.elapsed()
     );
+    // A Gateway API wildcard is judged against every key of every other tenant's records (it matches
+    // any depth): against acme's full records, globex's Gateway of 64 wildcard listeners of 251
+    // characters is still judged within the API server's CEL budget, and admitted (nothing of acme's
+    // is under them); one more listener, for a wildcard two labels above acme's last route host, is
+    // refused as held.
+    let domain = format!("{}.globex.example", t.suffix);
+    let wild: Vec<String> = (0..64)
+        .map(|j| format!("*.{}", long_host(249, &format!("w{j}.{domain}"))))
+        .collect();
+    let refs: Vec<&str> = wild.iter().map(String::as_str).collect();
+    create(&as_globex, &globex.ns, &gateway("wide", "public", &refs))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "globex's Gateway of 64 maximal wildcard listeners against acme's full records: {e}"
+            )
+        });
+    let above = format!("*.d{}-15.{}.acme.example", made - 1, t.suffix);
+    assert!(
+        last.ends_with(&above[1..]) && last.matches('.').count() > above.matches('.').count() + 1
+    );
+    refused_as_held(
+        "globex's Gateway listener for a wildcard two labels or more above acme's last route host",
+        create(
+            &as_globex,
+            &globex.ns,
+            &gateway("above", "public", &[&above]),
+        )
+        .await,
+        &above,
+        &acme.account,
+    )
+    .unwrap();
     assert_eq!(
         operator::handle().readyz().ok(),
         Some(200),
         "the operator is Ready after the fill"
     );
+}
+
+/// A Gateway API wildcard matches hosts at any depth, and where Gateways of a class share a data
+/// plane the most specific listener takes the request, whoever's routes the others hold: so a
+/// Gateway API wildcard (a Gateway listener's, a route's) and a host or wildcard of another tenant
+/// under it, at any depth, never both hold. Globex holds `a.b.<d>` through an HTTPRoute and
+/// `a.b.<e>` through an Ingress: acme's Gateway listener, HTTPRoute and GRPCRoute for `*.<d>` and
+/// `*.<e>` are refused (administrator and ServiceAccount), naming the wildcard and never globex; an
+/// Ingress wildcard matches one label, so acme's Ingress for `*.<d>` is admitted. The other way round:
+/// acme's HTTPRoute holds `*.<f>`, and globex's Ingress, HTTPRoute and Gateway listener for hosts two
+/// and three labels under it, and for a wildcard under it, are refused.
+#[tokio::test]
+async fn a_gateway_api_wildcard_and_another_tenants_host_under_it_at_any_depth_never_both_hold() {
+    let t = setup("gateway-deep").await;
+    let pkg = t.package("pkg");
+    let ts = tenants(&t, &pkg, Value::Null, json!({}), &["globex", "acme"]).await;
+    let (globex, acme) = (&ts[0], &ts[1]);
+    let as_globex = globex.admin().await;
+    let as_acme = acme.admin().await;
+    let as_acme_sa = acme.service_account().await;
+    let domain = |d: &str| format!("{d}.{}.example", t.suffix);
+    let (d, e, f) = (domain("routes"), domain("ingresses"), domain("wild"));
+
+    create(
+        &as_globex,
+        &globex.ns,
+        &route("HTTPRoute", "deep", &[&format!("a.b.{d}")]),
+    )
+    .await
+    .expect("globex's HTTPRoute two labels under d");
+    Api::<Ingress>::namespaced(as_globex.clone(), &globex.ns)
+        .create(
+            &PostParams::default(),
+            &ingress("deep", &[&format!("a.b.{e}")]),
+        )
+        .await
+        .expect("globex's Ingress two labels under e");
+    wait_refused(&as_acme, &acme.ns, &format!("a.b.{d}"), &globex.account).await;
+    wait_refused(&as_acme, &acme.ns, &format!("a.b.{e}"), &globex.account).await;
+
+    let mut wrong = Vec::new();
+    let mut check = |r: Result<String, String>| match r {
+        Ok(m) => eprintln!("refused: {m}"),
+        Err(e) => wrong.push(e),
+    };
+    for (who, c) in [("administrator", &as_acme), ("ServiceAccount", &as_acme_sa)] {
+        for over in [format!("*.{d}"), format!("*.{e}")] {
+            check(refused_as_held(
+                &format!("acme's {who}: a Gateway listener for {over}"),
+                create(c, &acme.ns, &gateway("over", "public", &["", &over])).await,
+                &over,
+                &globex.account,
+            ));
+            for kind in ["HTTPRoute", "GRPCRoute"] {
+                check(refused_as_held(
+                    &format!("acme's {who}: a {kind} for {over}"),
+                    create(c, &acme.ns, &route(kind, "over", &[&over])).await,
+                    &over,
+                    &globex.account,
+                ));
+            }
+        }
+    }
+    Api::<Ingress>::namespaced(as_acme.clone(), &acme.ns)
+        .create(&PostParams::default(), &ingress("one-label", &[&format!("*.{d}")]))
+        .await
+        .expect("acme's Ingress wildcard matches one label: globex's host two labels down is not under it");
+
+    create(
+        &as_acme,
+        &acme.ns,
+        &route("HTTPRoute", "wild", &[&format!("*.{f}")]),
+    )
+    .await
+    .expect("acme's HTTPRoute wildcard");
+    wait_refused(&as_globex, &globex.ns, &format!("x.{f}"), &acme.account).await;
+    for host in [format!("a.b.{f}"), format!("a.b.c.{f}")] {
+        check(refused_as_held(
+            &format!("globex's Ingress for {host}, under acme's route wildcard"),
+            Api::<Ingress>::namespaced(as_globex.clone(), &globex.ns)
+                .create(&PostParams::default(), &ingress("under", &[&host]))
+                .await,
+            &host,
+            &acme.account,
+        ));
+        check(refused_as_held(
+            &format!("globex's HTTPRoute for {host}, under acme's route wildcard"),
+            create(
+                &as_globex,
+                &globex.ns,
+                &route("HTTPRoute", "under", &[&host]),
+            )
+            .await,
+            &host,
+            &acme.account,
+        ));
+    }
+    let under = format!("*.b.{f}");
+    check(refused_as_held(
+        &format!("globex's Gateway listener for {under}, under acme's route wildcard"),
+        create(
+            &as_globex,
+            &globex.ns,
+            &gateway("under", "public", &[&under]),
+        )
+        .await,
+        &under,
+        &acme.account,
+    ));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// A tenant's Gateway cannot ask for addresses nor shape what its controller makes (its Service and

@@ -20,9 +20,12 @@
 //! | `gateway.networking.k8s.io/v1` GRPCRoute | `spec.hostnames[]` (none: the catch-all) | yes, where served (`controller::gateway`) |
 //! | `gateway.networking.k8s.io/v1` Gateway | `spec.listeners[].hostname` (a listener without one claims nothing) | yes, where served (`controller::gateway`) |
 //!
-//! A wildcard matches one label for every kind (as Ingress controllers match it). The Gateway API's
-//! own wildcard matches deeper hosts too, but its precedence gives a request to the route with the
-//! longest matching hostname: a deeper host another tenant holds keeps its traffic.
+//! An Ingress wildcard matches one label (as Ingress controllers match it): `*.example.com` matches
+//! `shop.example.com`, not `a.shop.example.com`. A Gateway API wildcard (of a route or a Gateway
+//! listener) matches any depth, and where Gateways of a class share a data plane the most specific
+//! listener takes a request whoever's routes the others hold, so precedence protects no one across
+//! tenants: a Gateway API wildcard `*.example.com` overlaps every host and wildcard under
+//! `example.com` at any depth, whichever kind holds them ([`conflicts`]).
 //!
 //! Keys of the claims ConfigMaps (a ConfigMap key may hold `[-._a-zA-Z0-9]`, and hostnames never hold
 //! `_`, so every key with `_` is unambiguous):
@@ -161,23 +164,43 @@ pub fn keys<'a>(hosts: impl IntoIterator<Item = &'a String>) -> BTreeSet<String>
     out
 }
 
-/// Whether two hosts can receive the same request: equal, or one a wildcard (`*.x`, one label) that
-/// matches the other. The catch-all overlaps only itself (named hosts take precedence over it).
-pub fn overlaps(a: &str, b: &str) -> bool {
+/// Whether a kind's wildcards match hosts at any depth (the Gateway API's) rather than one label
+/// (Ingress).
+pub fn deep(kind: &str) -> bool {
+    kind != "Ingress"
+}
+
+/// The domains above a host, as suffixes from each of its dots: `a.b.example` → `.b.example`,
+/// `.example`; `*.b.example` → `.b.example`, `.example`.
+fn suffixes(host: &str) -> impl Iterator<Item = &str> {
+    host.match_indices('.').map(|(i, _)| &host[i..])
+}
+
+/// Whether a request can reach both `a` (claimed by an object whose kind's wildcards are `a_deep`:
+/// see [`deep`]) and `b` (likewise): the same host; a wildcard and a concrete host one label under it;
+/// a Gateway API wildcard `*.x` and any host or wildcard under `x` at any depth. The catch-all
+/// overlaps only itself (named hosts take precedence over it).
+pub fn conflicts(a: &str, a_deep: bool, b: &str, b_deep: bool) -> bool {
     if a == b {
         return true;
     }
-    let wild = |w: &str, h: &str| {
+    let one_label = |w: &str, h: &str| {
         w.strip_prefix('*')
             .is_some_and(|suffix| !h.starts_with('*') && parent(h) == Some(suffix))
     };
-    wild(a, b) || wild(b, a)
+    // A deep wildcard `*.x` against a named host or wildcard with `.x` among its domains.
+    let any_depth = |w: &str, w_deep: bool, h: &str| {
+        w_deep
+            && w.strip_prefix('*')
+                .is_some_and(|suffix| !h.is_empty() && suffixes(h).any(|s| s == suffix))
+    };
+    one_label(a, b) || one_label(b, a) || any_depth(a, a_deep, b) || any_depth(b, b_deep, a)
 }
 
 /// Decides who holds every claimed host: a host already `recorded` for an account that still claims
 /// it stays with that account; then claims in order of `created` (ties by UID) take what no other
-/// account holds. A claim of a host another account holds (equal, or overlapping a wildcard) is lost:
-/// it holds nothing, and is reported. An account's own objects never conflict with each other.
+/// account holds. A claim of a host that [`conflicts`] with one another account holds is lost: it
+/// holds nothing, and is reported. An account's own objects never conflict with each other.
 pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision {
     let mut order: Vec<(bool, jiff::Timestamp, &str, &Claim, &str)> = Vec::new();
     for c in claims {
@@ -188,25 +211,34 @@ pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision
         }
     }
     order.sort_by(|a, b| (a.0, a.1, a.2, a.4).cmp(&(b.0, b.1, b.2, b.4)));
-    // The holder of each host, and the concrete hosts held under each domain (for wildcards).
+    // What is held, indexed for each rule of `conflicts`: the holder of each host; the accounts
+    // holding a concrete host one label under each domain; those holding any host under each domain
+    // (at any depth); and those holding each Gateway API wildcard (by its domain).
     let mut holder: BTreeMap<&str, &str> = BTreeMap::new();
     let mut under: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut below: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut deep_wild: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut d = Decision::default();
     for (_, _, _, c, h) in order {
         let account = c.account.as_str();
         let other = |a: &&str| *a != account;
+        let others = |m: &BTreeMap<&str, BTreeSet<&str>>, k: &str| {
+            m.get(k).is_some_and(|s| s.iter().any(|a| *a != account))
+        };
         let taken = holder.get(h).is_some_and(other)
             || match h.strip_prefix('*') {
-                Some(suffix) => under
-                    .get(suffix)
-                    .is_some_and(|s| s.iter().any(|a| *a != account)),
+                Some(suffix) => {
+                    others(&under, suffix) || (deep(c.kind) && others(&below, suffix))
+                }
                 None => {
                     !h.is_empty()
                         && parent(h)
                             .and_then(|p| holder.get(format!("*{p}").as_str()))
                             .is_some_and(other)
                 }
-            };
+            }
+            // A Gateway API wildcard of another account two labels or more above (one label: above).
+            || suffixes(h).skip(1).any(|s| others(&deep_wild, s));
         if taken {
             d.lost.entry(c.account.clone()).or_default().insert(Lost {
                 kind: c.kind,
@@ -222,6 +254,14 @@ pub fn decide(claims: &[Claim], recorded: &BTreeMap<String, String>) -> Decision
             && let Some(p) = parent(h)
         {
             under.entry(p).or_default().insert(account);
+        }
+        for s in suffixes(h) {
+            below.entry(s).or_default().insert(account);
+        }
+        if deep(c.kind)
+            && let Some(suffix) = h.strip_prefix('*')
+        {
+            deep_wild.entry(suffix).or_default().insert(account);
         }
         d.held
             .entry(c.namespace.clone())
@@ -354,14 +394,46 @@ mod tests {
     }
 
     #[test]
-    fn a_wildcard_overlaps_the_hosts_one_label_below_it_only() {
-        assert!(overlaps("*.example.com", "shop.example.com"));
-        assert!(overlaps("shop.example.com", "*.example.com"));
-        assert!(!overlaps("*.example.com", "a.shop.example.com"));
-        assert!(!overlaps("*.example.com", "example.com"));
-        assert!(!overlaps("*.example.com", "*.shop.example.com"));
-        assert!(!overlaps("", "shop.example.com"));
-        assert!(overlaps("", ""));
+    fn an_ingress_wildcard_overlaps_the_hosts_one_label_below_it_only() {
+        let ingress = |a, b| conflicts(a, false, b, false);
+        assert!(ingress("*.example.com", "shop.example.com"));
+        assert!(ingress("shop.example.com", "*.example.com"));
+        assert!(!ingress("*.example.com", "a.shop.example.com"));
+        assert!(!ingress("*.example.com", "example.com"));
+        assert!(!ingress("*.example.com", "*.shop.example.com"));
+        assert!(!ingress("", "shop.example.com"));
+        assert!(ingress("", ""));
+    }
+
+    #[test]
+    fn a_gateway_api_wildcard_overlaps_every_host_and_wildcard_under_it_at_any_depth() {
+        for (route, ingress) in [(true, false), (true, true)] {
+            for (a, b) in [
+                ("*.example.com", "shop.example.com"),
+                ("*.example.com", "a.shop.example.com"),
+                ("*.example.com", "a.b.c.shop.example.com"),
+                ("*.example.com", "*.shop.example.com"),
+                ("*.example.com", "*.a.shop.example.com"),
+            ] {
+                assert!(conflicts(a, route, b, ingress), "{a} over {b}");
+                assert!(conflicts(b, ingress, a, route), "{b} under {a}");
+            }
+            // Not the domain itself, a sibling domain, nor one that only ends with the same letters.
+            for b in ["example.com", "example.org", "shop.myexample.com", ""] {
+                assert!(!conflicts("*.example.com", route, b, ingress), "{b}");
+                assert!(!conflicts(b, ingress, "*.example.com", route), "{b}");
+            }
+        }
+        // An Ingress wildcard over a route's deeper host: the Ingress wildcard matches one label.
+        assert!(!conflicts(
+            "*.example.com",
+            false,
+            "a.shop.example.com",
+            true
+        ));
+        // A wider wildcard: a route's `*.com` covers `*.example.com`; an Ingress's does not.
+        assert!(conflicts("*.com", true, "*.example.com", false));
+        assert!(!conflicts("*.com", false, "*.example.com", true));
     }
 
     #[test]
@@ -455,6 +527,70 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("acme"), "the holder is never named: {msg}");
+    }
+
+    #[test]
+    fn a_gateway_api_wildcard_and_a_deeper_host_of_another_tenant_keep_to_the_first_claimant() {
+        let kind = |mut c: Claim, k| {
+            c.kind = k;
+            c
+        };
+        // globex's route holds a host two labels under acme's later Gateway listener wildcard, and
+        // initech's later Ingress host sits three labels under globex's earlier route wildcard.
+        let claims = [
+            kind(
+                claim("globex", "globex", "deep", 10, &["a.b.x.example"]),
+                "HTTPRoute",
+            ),
+            kind(
+                claim("acme", "acme", "edge", 20, &["*.x.example"]),
+                "Gateway",
+            ),
+            kind(
+                claim("globex", "globex", "wide", 11, &["*.y.example"]),
+                "GRPCRoute",
+            ),
+            claim("initech", "initech", "ing", 30, &["a.b.c.y.example"]),
+            claim("initech", "initech", "ing-wild", 31, &["*.c.y.example"]),
+            // An Ingress wildcard matches one label: a deeper host of another tenant is no conflict.
+            claim("hooli", "hooli", "one-label", 40, &["*.z.example"]),
+            kind(
+                claim("umbrella", "umbrella", "deeper", 50, &["q.r.z.example"]),
+                "HTTPRoute",
+            ),
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        let lost = |a: &str| -> Vec<String> {
+            d.lost
+                .get(a)
+                .map(|l| l.iter().map(|l| l.host.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(lost("acme"), ["*.x.example"]);
+        assert_eq!(lost("initech"), ["a.b.c.y.example", "*.c.y.example"]);
+        assert!(
+            lost("hooli").is_empty() && lost("umbrella").is_empty(),
+            "{d:?}"
+        );
+        assert_eq!(held(&d, "globex"), ["*.y.example", "a.b.x.example"]);
+        // The other order: the wildcard first keeps it, and the deeper host is the one reported.
+        let claims = [
+            kind(
+                claim("globex", "globex", "deep", 30, &["a.b.x.example"]),
+                "HTTPRoute",
+            ),
+            claim("acme", "acme", "ing", 20, &["*.x.example"]),
+            kind(
+                claim("acme", "acme", "edge", 21, &["*.x.example"]),
+                "Gateway",
+            ),
+        ];
+        let d = decide(&claims, &BTreeMap::new());
+        assert_eq!(held(&d, "acme"), ["*.x.example"]);
+        assert_eq!(
+            d.lost["globex"].iter().next().unwrap().host,
+            "a.b.x.example"
+        );
     }
 
     #[test]
