@@ -234,7 +234,15 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
         .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, State::default())
+}
+
+/// What the Account controller alone keeps between its reconciles.
+#[derive(Default)]
+pub struct State {
+    /// The Account status this process last wrote, by uid, until the cache shows it (see
+    /// `write_status`).
+    statuses_written: crate::apply::Written<AccountStatus>,
 }
 
 /// The cached accounts that satisfy `pred`.
@@ -260,7 +268,11 @@ fn by_label<K: super::compact::OfAccount>(
 
 // The finalizer's outcome, as matched, is the reconcile's.
 #[allow(clippy::let_and_return)]
-pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile(
+    account: &Account,
+    ctx: &Arc<Context>,
+    state: &State,
+) -> Result<Action, Error> {
     let (account, ctx) = (account.clone(), ctx.clone());
     let api: Api<Account> = Api::all(ctx.client.clone());
     use kube::runtime::finalizer::Error as F;
@@ -277,8 +289,8 @@ pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<A
     };
     let result = finalizer(&api, FINALIZER, Arc::new(account), |event| async {
         match event {
-            Finalizer::Apply(a) => apply_account(&a, &ctx).await,
-            Finalizer::Cleanup(a) => cleanup(&a, &ctx).await,
+            Finalizer::Apply(a) => apply_account(&a, &ctx, state).await,
+            Finalizer::Cleanup(a) => cleanup(&a, &ctx, state).await,
         }
     })
     .await;
@@ -333,12 +345,12 @@ async fn add_finalizer(
 }
 
 /// The reconcile of an Account that is not being deleted: observe → plan → execute → report.
-async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
+async fn apply_account(account: &Account, ctx: &Context, state: &State) -> Result<Action, Error> {
     let now = ctx.clock.now();
-    let observed = observe(account, now, ctx).await?;
+    let observed = observe(account, now, ctx, state).await?;
     let plan = crate::model::plan::plan(&observed, now);
     let (outcome, failures) = execute(account, &plan, ctx).await;
-    report(account, &observed, &plan, &outcome, &failures, ctx).await?;
+    report(account, &observed, &plan, &outcome, &failures, ctx, state).await?;
     // Transient: retried with the error policy's pause, after the status said so.
     if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
         return Err(f.error);
@@ -358,6 +370,7 @@ async fn observe<'a>(
     account: &'a Account,
     now: jiff::Timestamp,
     ctx: &Context,
+    state: &State,
 ) -> Result<Observed<'a>, Error> {
     let name = account.name_any();
     let s = &ctx.stores;
@@ -421,7 +434,7 @@ async fn observe<'a>(
     // A reconcile triggered by a child's event can run before our own last status write reached the
     // cache: then what this process wrote is the status to build on (transition times, and no second
     // write of the same status).
-    let previous = ctx
+    let previous = state
         .statuses_written
         .pending(
             &status_key(account),
@@ -623,9 +636,10 @@ async fn report(
     outcome: &Outcome,
     failures: &Failures,
     ctx: &Context,
+    state: &State,
 ) -> Result<(), Error> {
     let status = plan.status(observed, outcome);
-    write_status(account, &observed.previous, status, ctx).await?;
+    write_status(account, &observed.previous, status, ctx, state).await?;
     if !failures.0.is_empty() {
         let chain = outcome.applied.failed.join("; ");
         ctx.event(
@@ -1021,9 +1035,9 @@ async fn uninstalling(ctx: &Context) -> Result<bool> {
     crd_uninstalling(ctx, "accounts.covenant.dev").await
 }
 
-async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(account: &Account, ctx: &Context, state: &State) -> Result<Action, Error> {
     if let Some(uid) = &account.metadata.uid {
-        ctx.statuses_written.forget(uid);
+        state.statuses_written.forget(uid);
     }
     if uninstalling(ctx).await.map_err(|source| Error::Observe {
         object: "CustomResourceDefinition accounts.covenant.dev".into(),
@@ -1065,7 +1079,7 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// The key of an Account's status in `Context::statuses_written`: its UID (a new Account of the same
+/// The key of an Account's status in `State::statuses_written`: its UID (a new Account of the same
 /// name starts afresh).
 fn status_key(account: &Account) -> String {
     account
@@ -1080,12 +1094,13 @@ async fn write_status(
     previous: &AccountStatus,
     status: AccountStatus,
     ctx: &Context,
+    state: &State,
 ) -> Result<(), Error> {
     if crate::status::unchanged(&status, &crate::status::own(previous)) {
         return Ok(());
     }
     let written = super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
-    ctx.statuses_written.record(
+    state.statuses_written.record(
         status_key(account),
         written.metadata.resource_version.as_deref(),
         status.clone(),
