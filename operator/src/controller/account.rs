@@ -25,7 +25,8 @@ use crate::error::{ApiErrorKind as K, Cause, Error, Result};
 use crate::model::account::{self as model, Desired};
 use crate::model::phase;
 use crate::model::plan::{
-    Observed, Outcome, Plan, Release, ReleaseKind, SeenNamespace, releases_on_delete,
+    NamespaceAction, Observed, Outcome, Plan, Release, ReleaseKind, SeenNamespace,
+    releases_on_delete,
 };
 use crate::model::suspension::active_suspensions;
 
@@ -234,7 +235,15 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
         .watches_stream(statefulsets, move |s| owner_s(s.metadata.namespace))
         .reconcile_on(deleted)
         .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, State::default())
+}
+
+/// What the Account controller alone keeps between its reconciles.
+#[derive(Default)]
+pub struct State {
+    /// The Account status this process last wrote, by uid, until the cache shows it (see
+    /// `write_status`).
+    statuses_written: crate::apply::Written<AccountStatus>,
 }
 
 /// The cached accounts that satisfy `pred`.
@@ -260,7 +269,11 @@ fn by_label<K: super::compact::OfAccount>(
 
 // The finalizer's outcome, as matched, is the reconcile's.
 #[allow(clippy::let_and_return)]
-pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile(
+    account: &Account,
+    ctx: &Arc<Context>,
+    state: &State,
+) -> Result<Action, Error> {
     let (account, ctx) = (account.clone(), ctx.clone());
     let api: Api<Account> = Api::all(ctx.client.clone());
     use kube::runtime::finalizer::Error as F;
@@ -277,8 +290,8 @@ pub(super) async fn reconcile(account: &Account, ctx: &Arc<Context>) -> Result<A
     };
     let result = finalizer(&api, FINALIZER, Arc::new(account), |event| async {
         match event {
-            Finalizer::Apply(a) => apply_account(&a, &ctx).await,
-            Finalizer::Cleanup(a) => cleanup(&a, &ctx).await,
+            Finalizer::Apply(a) => apply_account(&a, &ctx, state).await,
+            Finalizer::Cleanup(a) => cleanup(&a, &ctx, state).await,
         }
     })
     .await;
@@ -333,12 +346,12 @@ async fn add_finalizer(
 }
 
 /// The reconcile of an Account that is not being deleted: observe → plan → execute → report.
-async fn apply_account(account: &Account, ctx: &Context) -> Result<Action, Error> {
+async fn apply_account(account: &Account, ctx: &Context, state: &State) -> Result<Action, Error> {
     let now = ctx.clock.now();
-    let observed = observe(account, now, ctx).await?;
+    let observed = observe(account, now, ctx, state).await?;
     let plan = crate::model::plan::plan(&observed, now);
     let (outcome, failures) = execute(account, &plan, ctx).await;
-    report(account, &observed, &plan, &outcome, &failures, ctx).await?;
+    report(account, &observed, &plan, &outcome, &failures, ctx, state).await?;
     // Transient: retried with the error policy's pause, after the status said so.
     if let Some(f) = failures.0.into_iter().find(|f| !f.permanent()) {
         return Err(f.error);
@@ -358,6 +371,7 @@ async fn observe<'a>(
     account: &'a Account,
     now: jiff::Timestamp,
     ctx: &Context,
+    state: &State,
 ) -> Result<Observed<'a>, Error> {
     let name = account.name_any();
     let s = &ctx.stores;
@@ -421,7 +435,7 @@ async fn observe<'a>(
     // A reconcile triggered by a child's event can run before our own last status write reached the
     // cache: then what this process wrote is the status to build on (transition times, and no second
     // write of the same status).
-    let previous = ctx
+    let previous = state
         .statuses_written
         .pending(
             &status_key(account),
@@ -623,9 +637,10 @@ async fn report(
     outcome: &Outcome,
     failures: &Failures,
     ctx: &Context,
+    state: &State,
 ) -> Result<(), Error> {
     let status = plan.status(observed, outcome);
-    write_status(account, &observed.previous, status, ctx).await?;
+    write_status(account, &observed.previous, status, ctx, state).await?;
     if !failures.0.is_empty() {
         let chain = outcome.applied.failed.join("; ");
         ctx.event(
@@ -650,23 +665,19 @@ async fn apply_desired(
     ctx: &Context,
     failures: &mut Failures,
 ) {
-    let Desired {
-        namespaces,
-        untouched,
-        ..
-    } = &plan.children;
+    let Desired { untouched, .. } = &plan.children;
     let s = &ctx.stores;
     let (c, m) = (&ctx.client, &ctx.writes);
     let name = account.name_any();
     let taken = |ns: Option<String>| !unclaimed.contains(&ns.unwrap_or_default());
-    let namespaces: Vec<&Namespace> = namespaces
-        .iter()
-        .filter(|n| taken(n.metadata.name.clone()))
+    let namespaces: Vec<(&Namespace, &NamespaceAction)> = plan
+        .namespace_actions()
+        .filter(|(n, _)| taken(n.metadata.name.clone()))
         .collect();
-    let tenant: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
-    for o in &namespaces {
+    let tenant: Vec<String> = namespaces.iter().map(|(n, _)| n.name_any()).collect();
+    for (o, action) in &namespaces {
         let ns = o.name_any();
-        let r = apply_namespace(account, o, &tenant, &plan.allowed_subjects, ctx).await;
+        let r = apply_namespace(account, o, action, &tenant, &plan.allowed_subjects, ctx).await;
         failures.apply(|| format!("Namespace {ns}"), r);
     }
     // Each namespace's share of the account-wide quota exists before the bindings let anyone use it.
@@ -720,65 +731,48 @@ async fn apply_desired(
     }
 }
 
-/// Applies one tenant namespace. A namespace the cache does not hold is created (a POST of the whole
-/// desired object, checked bindings mark included, since a namespace new with this request has none:
-/// one that exists already is not ours, and is never adopted, whoever runs the operator); an existing one is kept in shape by server-side apply only when it carries this
-/// Account's UID. When the subjects the account allows have changed since the bindings in it were
-/// last checked (or were never checked: a namespace new to this process), the namespace is first
-/// applied with the new list (so the admission policy refuses new bindings of a withdrawn subject),
-/// then every RoleBinding in it — the tenant's own too — loses the withdrawn subjects, and only then
-/// is the namespace marked as checked: a restart in between checks again. Last, Pod Security labels
-/// and Covenant's markers that the desired namespace does not carry are removed (server-side apply
-/// removes only the fields it owns: a label someone else set, or one the create set, stays otherwise).
+/// Carries out what the plan decided for one tenant namespace (`action`, see [`NamespaceAction`]):
+/// creates it, leaves someone else's alone, or applies it: first as `recheck` says followed by the
+/// consent sweep (`withdraw_consent`, with `allowed` and `tenant`), then as desired, then removes the
+/// `stray` labels and annotations.
 async fn apply_namespace(
     account: &Account,
     desired: &Namespace,
+    action: &NamespaceAction,
     tenant: &[String],
     allowed: &str,
     ctx: &Context,
 ) -> Result<()> {
     let (c, m, s) = (&ctx.client, &ctx.writes, &ctx.stores);
     let ns = desired.name_any();
-    let want = desired
-        .annotations()
-        .get(model::SUBJECTS_ENFORCED_ANNOTATION)
-        .cloned();
-    let current = match s.namespaces.get(&ObjectRef::new(&ns)) {
-        Some(n) => n.as_ref().clone(),
-        None => match create_namespace(account, desired, ctx).await? {
+    let read_back;
+    let action = match action {
+        NamespaceAction::Create => match create_namespace(account, desired, ctx).await? {
             // New, and made whole by this request: nothing more to do (one request a namespace).
-            (_, true) => return Ok(()),
-            (n, false) => n,
+            None => return Ok(()),
+            // It existed already and is this Account's: decided again on what was read back.
+            Some(a) => {
+                read_back = a;
+                &read_back
+            }
         },
+        a => a,
     };
-    if !model::owns(account, &current) {
+    let NamespaceAction::Apply { recheck, stray } = action else {
         // Someone else's: the conflict is reported from the cache (observe), never adopted.
         return Ok(());
-    }
-    let have = current
-        .annotations()
-        .get(model::SUBJECTS_ENFORCED_ANNOTATION)
-        .cloned();
-    if have != want {
-        let mut first = desired.clone();
-        let annotations = first.metadata.annotations.get_or_insert_default();
-        match &have {
-            Some(h) => {
-                annotations.insert(model::SUBJECTS_ENFORCED_ANNOTATION.to_string(), h.clone())
-            }
-            None => annotations.remove(model::SUBJECTS_ENFORCED_ANNOTATION),
-        };
-        apply(c, &s.namespaces, &first, m).await?;
+    };
+    if let Some(first) = recheck {
+        apply(c, &s.namespaces, first.as_ref(), m).await?;
         withdraw_consent(account, &ns, allowed, tenant, CONSENT_WITHDRAWN, ctx).await?;
     }
     apply(c, &s.namespaces, desired, m).await?;
-    let stray = model::stray_namespace_keys(desired, &current);
-    if stray.as_object().is_some_and(|o| !o.is_empty()) {
+    if let Some(stray) = stray {
         Api::<Namespace>::all(c.clone())
             .patch(
                 &ns,
                 &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&stray),
+                &kube::api::Patch::Merge(stray),
             )
             .await?;
         m.write("Namespace");
@@ -791,22 +785,25 @@ const CONSENT_SWEEP_PAGE: u32 = 100;
 
 /// Creates the namespace `desired` whole, with the mark that its bindings were checked: a namespace
 /// that did not exist before this request holds no binding to check, and the admission policy checks
-/// every binding made in it from then on against the subjects it carries. Returns it as created (and
-/// true), or, when it exists already and is this
-/// Account's (this process created it before its cache heard of it), as it is. Someone else's is the
-/// API server's AlreadyExists: the reconcile reports it and runs again at once, when the cache shows
-/// the conflict.
+/// every binding made in it from then on against the subjects it carries. Returns `None` once created.
+///
+/// The one place applying a namespace reads back: when the namespace exists already (the API server's
+/// AlreadyExists), it is read and its action decided again by the plan's own rule
+/// ([`crate::model::plan::namespace_action`]). This Account's (this process created it before its
+/// cache heard of it) gives the action to carry out; someone else's is the API server's
+/// AlreadyExists: the reconcile reports it and runs again at once, when the cache shows the conflict.
 async fn create_namespace(
     account: &Account,
     desired: &Namespace,
     ctx: &Context,
-) -> Result<(Namespace, bool)> {
+) -> Result<Option<NamespaceAction>> {
     match crate::apply::create(&ctx.client, desired, &ctx.writes).await {
-        Ok(n) => Ok((n, true)),
+        Ok(_) => Ok(None),
         Err(e) if K::of(&e) == K::AlreadyExists => {
             let api: Api<Namespace> = Api::all(ctx.client.clone());
-            match api.get_opt(&desired.name_any()).await? {
-                Some(n) if model::owns(account, &n) => Ok((n, false)),
+            let current = api.get_opt(&desired.name_any()).await?;
+            match crate::model::plan::namespace_action(account, desired, current.as_ref()) {
+                a @ NamespaceAction::Apply { .. } => Ok(Some(a)),
                 _ => Err(e.into()),
             }
         }
@@ -1021,9 +1018,9 @@ async fn uninstalling(ctx: &Context) -> Result<bool> {
     crd_uninstalling(ctx, "accounts.covenant.dev").await
 }
 
-async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(account: &Account, ctx: &Context, state: &State) -> Result<Action, Error> {
     if let Some(uid) = &account.metadata.uid {
-        ctx.statuses_written.forget(uid);
+        state.statuses_written.forget(uid);
     }
     if uninstalling(ctx).await.map_err(|source| Error::Observe {
         object: "CustomResourceDefinition accounts.covenant.dev".into(),
@@ -1065,7 +1062,7 @@ async fn cleanup(account: &Account, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// The key of an Account's status in `Context::statuses_written`: its UID (a new Account of the same
+/// The key of an Account's status in `State::statuses_written`: its UID (a new Account of the same
 /// name starts afresh).
 fn status_key(account: &Account) -> String {
     account
@@ -1080,12 +1077,13 @@ async fn write_status(
     previous: &AccountStatus,
     status: AccountStatus,
     ctx: &Context,
+    state: &State,
 ) -> Result<(), Error> {
     if crate::status::unchanged(&status, &crate::status::own(previous)) {
         return Ok(());
     }
     let written = super::patch_status::<Account>(ctx, &account.name_any(), &status).await?;
-    ctx.statuses_written.record(
+    state.statuses_written.record(
         status_key(account),
         written.metadata.resource_version.as_deref(),
         status.clone(),

@@ -192,7 +192,8 @@ async fn report_invalid<K: Resource<DynamicType = ()>>(ctx: &Context, invalid: &
     }
 }
 
-/// What every reconcile gets.
+/// What every reconcile gets: only what the controllers share. What one controller alone keeps
+/// between its reconciles is its own (a kind's [`Reconcile::Own`], handed to [`run_guarded`]).
 pub struct Context {
     /// The API client.
     pub client: Client,
@@ -208,12 +209,6 @@ pub struct Context {
     pub settings: Settings,
     /// One flag per watch, set once its first list is cached.
     pub synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
-    /// Suspensions (by uid) whose notice this process gave, and when: a reconcile that runs before
-    /// the status write reaches the cache must not give notice twice.
-    pub notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
-    /// The Account status this process last wrote, by uid, until the cache shows it (see
-    /// `account::write_status`).
-    pub statuses_written: crate::apply::Written<crate::api::AccountStatus>,
     /// Where managed objects' writes are counted and remembered until the caches show them.
     pub writes: crate::apply::Writes,
     /// What readiness reports (watches of a controller's own track their errors in it).
@@ -373,6 +368,11 @@ pub trait Reconcile:
     + Sync
     + 'static
 {
+    /// What this kind's controller alone keeps between its reconciles, beside the shared
+    /// [`Context`] (`()`: nothing). Its `controller` function makes it and hands it to
+    /// [`run_guarded`].
+    type Own: Send + Sync + 'static;
+
     /// The cache of this kind.
     fn store(stores: &Stores) -> &Store<DeserializeGuard<Self>>;
 
@@ -380,13 +380,20 @@ pub trait Reconcile:
     fn reconcile(
         &self,
         ctx: &Arc<Context>,
+        own: &Self::Own,
     ) -> impl std::future::Future<Output = Result<Action, Error>> + Send;
 }
 
-/// The guarded kinds: each one's cache and its own reconcile, a line a kind.
+/// The guarded kinds: each one's cache, its own reconcile and, in brackets, what its controller
+/// alone keeps (nothing when there are none), a line a kind.
 macro_rules! reconciled {
-    ($($kind:ty: $store:ident => $reconcile:path),* $(,)?) => {$(
+    ($($kind:ty: $store:ident => $reconcile:path $([$own:ty])?),* $(,)?) => {$(
+        reconciled!(@one $kind, $store, $reconcile, $($own)?);
+    )*};
+    (@one $kind:ty, $store:ident, $reconcile:path, ) => {
         impl Reconcile for $kind {
+            type Own = ();
+
             fn store(stores: &Stores) -> &Store<DeserializeGuard<Self>> {
                 &stores.$store
             }
@@ -394,29 +401,61 @@ macro_rules! reconciled {
             fn reconcile(
                 &self,
                 ctx: &Arc<Context>,
+                _: &(),
             ) -> impl std::future::Future<Output = Result<Action, Error>> + Send {
                 $reconcile(self, ctx)
             }
         }
-    )*};
+    };
+    (@one $kind:ty, $store:ident, $reconcile:path, $own:ty) => {
+        impl Reconcile for $kind {
+            type Own = $own;
+
+            fn store(stores: &Stores) -> &Store<DeserializeGuard<Self>> {
+                &stores.$store
+            }
+
+            fn reconcile(
+                &self,
+                ctx: &Arc<Context>,
+                own: &$own,
+            ) -> impl std::future::Future<Output = Result<Action, Error>> + Send {
+                $reconcile(self, ctx, own)
+            }
+        }
+    };
 }
 reconciled!(
-    Account: accounts => account::reconcile,
+    Account: accounts => account::reconcile [account::State],
     SupportPackage: packages => package::reconcile,
     DeprecationNotice: notices => notice::reconcile,
     NoticeResponse: responses => response::reconcile,
-    Suspension: suspensions => suspension::reconcile,
+    Suspension: suspensions => suspension::reconcile [suspension::State],
 );
 
+/// What the reconciles of one guarded kind get: the [`Context`] every controller shares, and what
+/// this kind's controller alone keeps.
+pub struct Guarded<K: Reconcile> {
+    /// The shared context.
+    pub ctx: Arc<Context>,
+    /// The controller's own state.
+    pub own: K::Own,
+}
+
 /// Runs the controller of a guarded kind until its shutdown: [`reconcile`] around the kind's own, with
-/// [`error_policy`].
+/// [`error_policy`]. `own` is what this controller alone keeps between its reconciles.
 pub fn run_guarded<K: Reconcile>(
     controller: kube::runtime::Controller<DeserializeGuard<K>>,
     ctx: Arc<Context>,
+    own: K::Own,
 ) -> ControllerFuture {
     use futures::{FutureExt, StreamExt};
     controller
-        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .run(
+            reconcile::<K>,
+            error_policy::<K>,
+            Arc::new(Guarded::<K> { ctx, own }),
+        )
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile");
@@ -430,16 +469,17 @@ pub fn run_guarded<K: Reconcile>(
 /// ones); then the kind's own reconcile runs, counted and timed by kind.
 pub async fn reconcile<K: Reconcile>(
     guard: Arc<DeserializeGuard<K>>,
-    ctx: Arc<Context>,
+    g: Arc<Guarded<K>>,
 ) -> Result<Action, Error> {
-    let Some(obj) = parsed(&guard, K::store(&ctx.stores), &ctx).await else {
+    let ctx = &g.ctx;
+    let Some(obj) = parsed(&guard, K::store(&ctx.stores), ctx).await else {
         return Ok(Action::await_change());
     };
     if !ctx.synced() {
         return Ok(Action::requeue(NOT_SYNCED_REQUEUE));
     }
     let started = std::time::Instant::now();
-    let result = obj.reconcile(&ctx).await;
+    let result = obj.reconcile(ctx, &g.own).await;
     ctx.metrics.observe(&K::kind(&()), started.elapsed());
     result
 }
@@ -448,13 +488,13 @@ pub async fn reconcile<K: Reconcile>(
 pub fn error_policy<K: Reconcile>(
     guard: Arc<DeserializeGuard<K>>,
     err: &Error,
-    ctx: Arc<Context>,
+    g: Arc<Guarded<K>>,
 ) -> Action {
     on_error(
         &K::kind(&()),
         &kube::ResourceExt::name_any(guard.as_ref()),
         err,
-        &ctx,
+        &g.ctx,
     )
 }
 
@@ -550,8 +590,6 @@ pub async fn run(
         stores: stores.clone(),
         settings,
         synced: watches.synced(),
-        notices_given: Default::default(),
-        statuses_written: Default::default(),
         health: health.clone(),
         operator,
         fence,

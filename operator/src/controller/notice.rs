@@ -79,7 +79,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             )
             .reconcile_on(deleted)
             .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, ())
 }
 
 pub(super) async fn reconcile(notice: &DeprecationNotice, ctx: &Context) -> Result<Action, Error> {

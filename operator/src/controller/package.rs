@@ -38,7 +38,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             .watches_shared_stream(w.packages.subscribe(), move |_| all2())
             .reconcile_on(deleted)
             .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, ())
 }
 
 pub(super) async fn reconcile(package: &SupportPackage, ctx: &Context) -> Result<Action, Error> {

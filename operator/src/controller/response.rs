@@ -83,7 +83,7 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             .watches_shared_stream(w.notices.subscribe(), by_notice)
             .watches_shared_stream(w.responses.subscribe(), by_sibling)
             .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, ())
 }
 
 pub(super) async fn reconcile(response: &NoticeResponse, ctx: &Context) -> Result<Action, Error> {

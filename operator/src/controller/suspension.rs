@@ -51,12 +51,24 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             .watches_shared_stream(w.accounts.subscribe(), of_account)
             .reconcile_on(deleted)
             .graceful_shutdown_on(shutdown);
-    super::run_guarded(controller, ctx)
+    super::run_guarded(controller, ctx, State::default())
+}
+
+/// What the Suspension controller alone keeps between its reconciles.
+#[derive(Default)]
+pub struct State {
+    /// Suspensions (by uid) whose notice this process gave, and when: a reconcile that runs before
+    /// the status write reaches the cache must not give notice twice.
+    notices_given: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
 }
 
 pub use crate::model::suspension::{Outcome, evaluate};
 
-pub(super) async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn reconcile(
+    s: &Suspension,
+    ctx: &Context,
+    state: &State,
+) -> Result<Action, Error> {
     let now = ctx.clock.now();
     let account = ctx
         .stores
@@ -64,7 +76,7 @@ pub(super) async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, E
         .get(&ObjectRef::new(&s.spec.account))
         .and_then(|g| g.0.as_ref().ok().cloned());
     let uid = s.uid().unwrap_or_default();
-    let given = ctx
+    let given = state
         .notices_given
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -72,7 +84,8 @@ pub(super) async fn reconcile(s: &Suspension, ctx: &Context) -> Result<Action, E
         .copied();
     let outcome = evaluate(s, account.is_some(), given, now);
     if outcome.give_notice {
-        ctx.notices_given
+        state
+            .notices_given
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(uid, now);

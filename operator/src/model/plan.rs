@@ -1,10 +1,24 @@
 //! The Account's reconcile, decided (pure): from what one reconcile observed ([`Observed`], every
 //! read made up front) and `now` to the [`Plan`] the execute stage carries out: the desired children
 //! (the tenancy ClusterRole and its binding included), the steps for the tenant's workloads and
-//! NetworkPolicies (suspend, lift, keep), the namespaces to release, what blocks the account, the
-//! whole status and the next instant at which something changes by time alone. No client and no
-//! clock but `now`: the table tests below prove every combination of suspended / lifted / held /
-//! blocked / retained / deleting without a cluster, and `covenant check` calls the same function.
+//! NetworkPolicies (suspend, lift, keep), what is done to each namespace ([`NamespaceAction`]: created,
+//! left alone as someone else's, or applied, with a consent sweep first when the subjects it allows
+//! changed and Covenant's stray labels and annotations removed after), the namespaces to release,
+//! what blocks the account, the whole status and the next instant at which something changes by time
+//! alone. No client and no clock but `now`: the table tests below prove every combination of
+//! suspended / lifted / held / blocked / retained / deleting without a cluster, and `covenant check`
+//! calls the same function.
+//!
+//! The execute stage decides nothing about a namespace, with two exceptions, both by pure functions:
+//! - A create the API server answers AlreadyExists (this process created the namespace before its
+//!   cache heard of it) is the one place applying a namespace reads back: the namespace is read once
+//!   and its action decided again by [`namespace_action`].
+//! - The consent sweep decides per page, as it reads: which subjects leave each RoleBinding in a
+//!   namespace whose allowed subjects changed (`model::account::withdrawn_subjects`). The tenant's own
+//!   RoleBindings are not cached (only Covenant's labelled ones are): across every tenant they are
+//!   unbounded in number (the bounds quota caps them per namespace only, and a package may raise it),
+//!   and they are read only when the subjects change. So the sweep pages them from the API server and
+//!   decides each binding as its page arrives (and again when the tenant changed it meanwhile).
 //!
 //! | guardrails (any owned namespace read-only `suspended`) | a suspension in force | Suspension CRD being deleted | suspended | held |
 //! |---|---|---|---|---|
@@ -164,11 +178,82 @@ impl WorkloadStep {
     }
 }
 
-/// The steps of one of the account's namespaces besides its objects.
+/// What the execute stage does to one desired namespace, decided from the namespace as cached.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NamespaceAction {
+    /// The cache does not hold it: created whole (the mark that its bindings were checked included:
+    /// a namespace new with this request holds no binding to check). One that exists already is
+    /// read back once and decided again ([`namespace_action`]): this Account's (this process created
+    /// it before its cache heard of it) is applied; someone else's is the API server's
+    /// AlreadyExists, reported.
+    Create,
+    /// It exists and is not this Account's: left alone, never adopted, whoever runs the operator (the
+    /// conflict is the status's). A self-made namespace taken in this very reconcile is one too, as
+    /// cached: it is applied by the next reconcile, which its taking triggers.
+    NotOurs,
+    /// It is this Account's: kept in shape by server-side apply.
+    Apply {
+        /// When the subjects the account allows changed since the bindings in it were last checked
+        /// (its mark differs from the desired one) or were never checked (it has none): the
+        /// namespace as first applied, with the new allowed subjects and the old mark (so the
+        /// admission policy refuses new bindings of a withdrawn subject); then every RoleBinding in
+        /// it, the tenant's own too, loses the withdrawn subjects, and only then is it applied with
+        /// the new mark (a restart in between checks again).
+        recheck: Option<Box<Namespace>>,
+        /// Pod Security labels and Covenant's markers it carries and the desired namespace does not,
+        /// as a merge patch removing them after the apply (server-side apply removes only the fields
+        /// it owns: a label someone else set, or one the create set, stays otherwise). `None`: none.
+        stray: Option<serde_json::Value>,
+    },
+}
+
+/// What is done to the namespace `desired` of `account`, the namespace `current` being as the cache
+/// shows it (`None`: absent) (pure).
+pub fn namespace_action(
+    account: &Account,
+    desired: &Namespace,
+    current: Option<&Namespace>,
+) -> NamespaceAction {
+    let Some(current) = current else {
+        return NamespaceAction::Create;
+    };
+    if !account::owns(account, current) {
+        return NamespaceAction::NotOurs;
+    }
+    let mark = |n: &Namespace| {
+        n.annotations()
+            .get(account::SUBJECTS_ENFORCED_ANNOTATION)
+            .cloned()
+    };
+    let (have, want) = (mark(current), mark(desired));
+    let recheck = (have != want).then(|| {
+        let mut first = desired.clone();
+        let annotations = first.metadata.annotations.get_or_insert_default();
+        match have {
+            Some(h) => {
+                annotations.insert(account::SUBJECTS_ENFORCED_ANNOTATION.to_string(), h);
+            }
+            None => {
+                annotations.remove(account::SUBJECTS_ENFORCED_ANNOTATION);
+            }
+        }
+        Box::new(first)
+    });
+    let stray = account::stray_namespace_keys(desired, current);
+    let stray = stray
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+        .then_some(stray);
+    NamespaceAction::Apply { recheck, stray }
+}
+
+/// The steps of one of the account's namespaces.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamespaceStep {
     /// The namespace.
     pub namespace: String,
+    /// What is done to the namespace itself.
+    pub apply: NamespaceAction,
     /// The tenant's neutralised NetworkPolicies are restored (those admitted under this namespace as
     /// it is applied), before the namespace loses its read-only label.
     pub restore_policies: Option<Namespace>,
@@ -234,7 +319,8 @@ pub struct Plan {
     pub allowed_subjects: String,
     /// The self-made namespaces.
     pub selfservice: SelfService,
-    /// The steps of each namespace, in `namespaces` order.
+    /// The steps of each namespace: one per desired namespace (`children.namespaces`), in its order
+    /// (the order of `namespaces`).
     pub steps: Vec<NamespaceStep>,
     /// The namespaces whose tenant NetworkPolicies are judged again (those applied, while not
     /// suspended) and reported on.
@@ -433,22 +519,18 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
             crate::model::tenant_policies::with_room(hard);
         }
     }
-    let steps = namespaces
+    let steps = children
+        .namespaces
         .iter()
-        .map(|ns| {
+        .map(|desired| {
+            let ns = &desired.name_any();
             let own = o.owns(ns);
             let seen = o.seen(ns);
+            let apply = namespace_action(account, desired, seen.map(|s| s.namespace.as_ref()));
             // Lifting: the tenant's NetworkPolicies are restored before the namespace apply drops
             // the read-only label, only those the admission policy admits now.
             let restore_policies = (!suspended && own && seen.is_some_and(|s| s.policy_records))
-                .then(|| {
-                    children
-                        .namespaces
-                        .iter()
-                        .find(|n| n.metadata.name.as_deref() == Some(ns.as_str()))
-                        .cloned()
-                        .unwrap_or_default()
-                });
+                .then(|| desired.clone());
             // Lifting restores the workloads before the namespace apply drops the marker and the
             // read-only label. CronJobs and a suspension's records are lifted when no suspension is
             // in force; replica counts also when the suspensions in force no longer scale.
@@ -475,6 +557,7 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
             };
             NamespaceStep {
                 namespace: ns.clone(),
+                apply,
                 restore_policies,
                 workloads,
             }
@@ -530,6 +613,16 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
 }
 
 impl Plan {
+    /// Each desired namespace with what is done to it, in order.
+    pub fn namespace_actions(&self) -> impl Iterator<Item = (&Namespace, &NamespaceAction)> {
+        // The steps are made from the desired namespaces, one each, in their order.
+        self.children
+            .namespaces
+            .iter()
+            .zip(&self.steps)
+            .map(|(n, s)| (n, &s.apply))
+    }
+
     /// The status after the execute stage's `outcome` (pure): [`Plan::status`] when everything
     /// succeeded, else the same made again with what failed.
     pub fn status(&self, o: &Observed<'_>, outcome: &Outcome) -> AccountStatus {
@@ -1047,5 +1140,235 @@ mod tests {
         assert_eq!(s.phase, Some(AccountPhase::Provisioning));
         let reconciling = crate::status::find(&s.conditions, types::RECONCILING).unwrap();
         assert_eq!(reconciling.status, "True");
+    }
+
+    /// The namespace under test as the cache shows it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Cached {
+        Absent,
+        NotOurs,
+        Ours,
+    }
+
+    /// The mark that its bindings were checked, against the desired one.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Mark {
+        Equal,
+        Different,
+        Absent,
+    }
+
+    /// A foreign Pod Security label and a policy annotation the package does not give: Covenant's
+    /// to remove.
+    const STRAY_LABEL: &str = "pod-security.kubernetes.io/enforce-version";
+
+    /// `desired` as the cache would show it: `cached` decides whose it is, `mark` its bindings mark,
+    /// `stray` whether it carries labels and annotations Covenant removes.
+    fn cached_as(
+        desired: &Namespace,
+        cached: Cached,
+        mark: Mark,
+        stray: bool,
+    ) -> Option<Namespace> {
+        let mut n = desired.clone();
+        match cached {
+            Cached::Absent => return None,
+            Cached::Ours => {}
+            // Created by Covenant for a deleted Account of the same name.
+            Cached::NotOurs => {
+                n.annotations_mut()
+                    .insert(ACCOUNT_UID_ANNOTATION.into(), "uid-old".into());
+            }
+        }
+        let a = n.annotations_mut();
+        match mark {
+            Mark::Equal => {}
+            Mark::Different => {
+                a.insert(account::SUBJECTS_ENFORCED_ANNOTATION.into(), "old".into());
+            }
+            Mark::Absent => {
+                a.remove(account::SUBJECTS_ENFORCED_ANNOTATION);
+            }
+        }
+        if stray {
+            a.insert(
+                crate::model::policies::REGISTRIES_ANNOTATION.into(),
+                "registry.example/".into(),
+            );
+            n.labels_mut().insert(STRAY_LABEL.into(), "v1.0".into());
+        }
+        Some(n)
+    }
+
+    /// What is done to `desired` cached as `cached`, `mark`, `stray`.
+    fn expected_action(
+        desired: &Namespace,
+        cached: Cached,
+        mark: Mark,
+        stray: bool,
+    ) -> NamespaceAction {
+        let recheck = match mark {
+            Mark::Equal => None,
+            // First applied with the new subjects and the mark it has (or none), then swept.
+            Mark::Different => {
+                let mut first = desired.clone();
+                first
+                    .annotations_mut()
+                    .insert(account::SUBJECTS_ENFORCED_ANNOTATION.into(), "old".into());
+                Some(Box::new(first))
+            }
+            Mark::Absent => {
+                let mut first = desired.clone();
+                first
+                    .annotations_mut()
+                    .remove(account::SUBJECTS_ENFORCED_ANNOTATION);
+                Some(Box::new(first))
+            }
+        };
+        let stray = stray.then(|| {
+            serde_json::json!({ "metadata": {
+                "labels": { STRAY_LABEL: null },
+                "annotations": { crate::model::policies::REGISTRIES_ANNOTATION: null },
+            }})
+        });
+        match cached {
+            Cached::Absent => NamespaceAction::Create,
+            Cached::NotOurs => NamespaceAction::NotOurs,
+            Cached::Ours => NamespaceAction::Apply { recheck, stray },
+        }
+    }
+
+    fn every_cached_namespace() -> Vec<(Cached, Mark, bool)> {
+        let mut out = Vec::new();
+        for cached in [Cached::Absent, Cached::NotOurs, Cached::Ours] {
+            for mark in [Mark::Equal, Mark::Different, Mark::Absent] {
+                for stray in [false, true] {
+                    out.push((cached, mark, stray));
+                }
+            }
+        }
+        out
+    }
+
+    /// The desired acme-prod of a plan that observed none of the account's namespaces.
+    fn desired_prod(a: &Account) -> Namespace {
+        let mut o = Observed::of(a);
+        o.packages = vec![package()];
+        let p = plan(&o, at(NOW));
+        let prod = p
+            .children
+            .namespaces
+            .iter()
+            .find(|n| n.name_any() == "acme-prod");
+        let prod = prod.cloned().unwrap();
+        assert!(
+            prod.annotations()
+                .contains_key(account::SUBJECTS_ENFORCED_ANNOTATION)
+        );
+        prod
+    }
+
+    /// What is done to a namespace, by whose it is (absent, someone else's, the account's), its
+    /// bindings mark (the desired one, another, none) and whether it carries stray keys: created;
+    /// left alone; applied, with the consent sweep first exactly when the mark is not the desired
+    /// one, and the stray keys removed after exactly when there are some.
+    #[test]
+    fn each_namespace_is_created_left_alone_or_applied_as_its_cached_copy_calls_for() {
+        let a = account(DeletionPolicy::Retain);
+        let desired = desired_prod(&a);
+        for (cached, mark, stray) in every_cached_namespace() {
+            let why = format!("{cached:?} mark {mark:?} stray {stray}");
+            let current = cached_as(&desired, cached, mark, stray);
+            assert_eq!(
+                namespace_action(&a, &desired, current.as_ref()),
+                expected_action(&desired, cached, mark, stray),
+                "{why}"
+            );
+        }
+    }
+
+    /// The same table through the whole plan: the step of acme-prod carries its action, and every
+    /// desired namespace is paired with its own step. Someone else's declared namespace gets no step
+    /// at all: the account is blocked, and provisions only what it owns.
+    #[test]
+    fn the_plan_gives_each_desired_namespace_its_action() {
+        let a = account(DeletionPolicy::Retain);
+        let desired = desired_prod(&a);
+        for (cached, mark, stray) in every_cached_namespace() {
+            let why = format!("{cached:?} mark {mark:?} stray {stray}");
+            let mut o = Observed::of(&a);
+            o.packages = vec![package()];
+            if let Some(n) = cached_as(&desired, cached, mark, stray) {
+                o.labelled.push("acme-prod".into());
+                o.namespaces.insert(
+                    "acme-prod".into(),
+                    SeenNamespace {
+                        namespace: Arc::new(n),
+                        workload_records: false,
+                        policy_records: false,
+                        deny_all: false,
+                    },
+                );
+            }
+            let p = plan(&o, at(NOW));
+            for (n, s) in p.children.namespaces.iter().zip(&p.steps) {
+                assert_eq!(n.name_any(), s.namespace, "{why}");
+            }
+            assert_eq!(p.steps.len(), p.children.namespaces.len(), "{why}");
+            let actions: BTreeMap<String, NamespaceAction> = p
+                .namespace_actions()
+                .map(|(n, a)| (n.name_any(), a.clone()))
+                .collect();
+            let want = match cached {
+                Cached::NotOurs => None,
+                _ => Some(expected_action(&desired, cached, mark, stray)),
+            };
+            assert_eq!(actions.get("acme-prod").cloned(), want, "{why}");
+            // acme-dev is absent in every case: created, unless the account is blocked.
+            let dev = (cached != Cached::NotOurs).then_some(NamespaceAction::Create);
+            assert_eq!(actions.get("acme-dev").cloned(), dev, "{why}");
+        }
+    }
+
+    /// A self-made namespace the account takes in this reconcile is not its own yet as cached: the
+    /// take (a merge patch) is the execute stage's, and the namespace is applied by the next
+    /// reconcile, which the take triggers.
+    #[test]
+    fn a_self_made_namespace_taken_now_is_applied_by_the_next_reconcile() {
+        let a = account(DeletionPolicy::Retain);
+        let mut o = Observed::of(&a);
+        o.packages = vec![package()];
+        let web = Namespace {
+            metadata: ObjectMeta {
+                name: Some("acme-web".into()),
+                resource_version: Some("7".into()),
+                labels: Some(BTreeMap::from([(
+                    crate::api::TENANT_REQUEST_LABEL.to_string(),
+                    "acme".to_string(),
+                )])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        o.candidates
+            .push(crate::model::selfservice::Candidate::of(&web));
+        o.namespaces.insert(
+            "acme-web".into(),
+            SeenNamespace {
+                namespace: Arc::new(web),
+                workload_records: false,
+                policy_records: false,
+                deny_all: false,
+            },
+        );
+        let p = plan(&o, at(NOW));
+        assert_eq!(
+            p.selfservice.plan.claim,
+            vec![("acme-web".to_string(), Some("7".to_string()))]
+        );
+        let web = p
+            .namespace_actions()
+            .find(|(n, _)| n.name_any() == "acme-web");
+        assert_eq!(web.map(|(_, a)| a), Some(&NamespaceAction::NotOurs));
     }
 }
