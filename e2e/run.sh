@@ -83,7 +83,7 @@ print_failures() {
     grep -qE '^---- .* stdout ----$|^error: test failed' "$f" || continue
     echo "===== failures in $(basename "$f" .log) =====" >&2
     grep -E '^---- .* stdout ----$|panicked at|^error: test failed|^test result: FAILED' "$f" | head -n 60 >&2
-    grep -A1 -E 'panicked at' "$f" | grep -vE 'panicked at|^--$' | head -n 30 | sed 's/^/    /' >&2
+    grep -A1 -E 'panicked at' "$f" | grep -vE 'panicked at|^--$' | head -n 30 | cut -c1-600 | sed 's/^/    /' >&2
   done
 }
 
