@@ -176,6 +176,41 @@ fn a_route_has_at_most_16_hostnames_in_lower_case_without_a_final_dot() {
     );
 }
 
+/// A route without hostnames takes every host of the listeners it attaches to: it attaches only to
+/// parents of its own namespace (a parentRef without namespace, or naming its own); a route that
+/// names its hostnames attaches anywhere (its hostnames are claimed).
+#[test]
+fn a_route_without_hostnames_attaches_only_to_parents_of_its_own_namespace() {
+    let p = policy(HOSTNAMES, "covenant-route-hostnames-bounded");
+    let ns = namespace("acme", json!({}));
+    let with_parents = |hostnames: &[&str], parents: Value| {
+        let mut r = route("HTTPRoute", hostnames);
+        r["spec"]["parentRefs"] = parents;
+        r
+    };
+    let local =
+        json!([{"name": "gw"}, {"name": "gw2", "namespace": "acme", "sectionName": "http"}]);
+    let remote = json!([{"name": "gw"}, {"name": "shared", "namespace": "edge"}]);
+    for (route, admitted) in [
+        (with_parents(&[], local.clone()), true),
+        (with_parents(&[], remote.clone()), false),
+        (with_parents(&["shop.acme.example"], remote), true),
+        (with_parents(&["shop.acme.example"], local), true),
+    ] {
+        let d = evaluate(&p, &route, None, &ns, "alice").unwrap();
+        if admitted {
+            assert!(d.is_empty(), "{route}: {d:?}");
+        } else {
+            assert!(
+                d.len() == 1
+                    && d[0].contains("a route without hostnames takes every host of the listeners")
+                    && d[0].contains("name its hostnames"),
+                "{route}: {d:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn covenant_check_judges_gateways_and_routes_against_the_tenants_package() {
     use covenant::check::{self, Report};
