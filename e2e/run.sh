@@ -74,17 +74,20 @@ print_logs() {
   echo "===== logs kept in $logs =====" >&2
 }
 
-# After the logs (which are long), what failed: each failed test's name and the line of its panic,
-# from the output of every stage, so that the end of a CI log names the failure.
+# After the logs (which are long), what failed: each failed test's name and its panic, from the output
+# of every stage, so that the end of a CI log names the failure. (Runs in the EXIT trap under set -e:
+# nothing in it may fail.)
 print_failures() {
   local f
   for f in "$logs"/stage-*.log; do
     [ -f "$f" ] || continue
-    grep -qE '^---- .* stdout ----$|^error: test failed' "$f" || continue
+    grep -qE '^test .* FAILED$|^error: test failed' "$f" || continue
     echo "===== failures in $(basename "$f" .log) =====" >&2
-    grep -E '^---- .* stdout ----$|panicked at|^error: test failed|^test result: FAILED' "$f" | head -n 60 >&2
-    grep -A1 -E 'panicked at' "$f" | grep -vE 'panicked at|^--$' | head -n 30 | cut -c1-600 | sed 's/^/    /' >&2
+    { grep -E '^test .* FAILED$|panicked at|^error: test failed' "$f" || true; } | head -n 60 >&2
+    { grep -A1 -E 'panicked at' "$f" || true; } | { grep -vE 'panicked at|^--$' || true; } |
+      head -n 30 | cut -c1-600 | sed 's/^/    /' >&2
   done
+  return 0
 }
 
 finish() {
