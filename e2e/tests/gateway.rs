@@ -27,6 +27,32 @@ const HELD_CONDITION: &str = "HostnamesHeld";
 
 static GATEWAY_API: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
+/// The catch-all is one for the whole cluster: the tests that take it take turns, and each frees it
+/// (and waits until it is released) before the next.
+static CATCH_ALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until the catch-all is free again for `c` in `ns`: a dry-run Ingress rule without host is
+/// admitted.
+async fn wait_catch_all_free(c: &Client, ns: &str) {
+    let ingresses: Api<Ingress> = Api::namespaced(c.clone(), ns);
+    let probe = ingress("probe-any", &[""]);
+    eventually("the catch-all is released", TIMEOUT, || {
+        let (ingresses, probe) = (ingresses.clone(), probe.clone());
+        async move {
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            ingresses
+                .create(&dry, &probe)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}
+
 /// The test's context, on this binary's cluster once the Gateway API is installed there: the first
 /// caller shows that the operator runs without it (a tenant made Ready, the operator Ready), installs
 /// it, and waits until the operator watches the routes and that tenant, whose quotas predate the
@@ -423,6 +449,7 @@ async fn a_tiers_gateway_classes_and_hostnames_hold_for_the_administrator_and_it
 #[tokio::test]
 async fn ingress_hosts_and_route_hostnames_are_one_claim_space() {
     let t = setup("gateway-cross").await;
+    let _catch_all = CATCH_ALL.lock().await;
     let pkg = t.package("pkg");
     let ts = tenants(&t, &pkg, Value::Null, json!({}), &["globex", "acme"]).await;
     let (globex, acme) = (&ts[0], &ts[1]);
@@ -579,6 +606,7 @@ async fn ingress_hosts_and_route_hostnames_are_one_claim_space() {
         .delete("any", &DeleteParams::default())
         .await
         .expect("acme deletes its catch-all route");
+    wait_catch_all_free(&as_globex, &globex.ns).await;
 
     // Released across kinds: globex deletes its Ingress, acme's route takes the host.
     ingresses
@@ -1775,6 +1803,7 @@ async fn a_route_without_hostnames_attaches_only_to_gateways_of_its_own_namespac
 #[tokio::test]
 async fn a_route_without_hostnames_is_the_catch_all_and_naming_its_hosts_is_the_way_out() {
     let t = setup("gateway-own-listener").await;
+    let _catch_all = CATCH_ALL.lock().await;
     let pkg = t.package("pkg");
     let ts = tenants(&t, &pkg, Value::Null, json!({}), &["acme", "globex"]).await;
     let (acme, globex) = (&ts[0], &ts[1]);
@@ -1784,13 +1813,9 @@ async fn a_route_without_hostnames_is_the_catch_all_and_naming_its_hosts_is_the_
     create(&as_acme, &acme.ns, &gateway("gw", "public", &[""]))
         .await
         .expect("acme's Gateway");
-    // acme takes the catch-all, unless a tenant of another test holds it already: either way a
-    // tenant other than globex holds it.
-    match create(&as_acme, &acme.ns, &route("HTTPRoute", "any", &[])).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains(HELD) => {}
-        Err(e) => panic!("acme's route without hostnames: {e}"),
-    }
+    create(&as_acme, &acme.ns, &route("HTTPRoute", "any", &[]))
+        .await
+        .expect("acme's route without hostnames takes the catch-all");
     create(&as_globex, &globex.ns, &gateway("gw", "public", &[&mine]))
         .await
         .expect("globex's Gateway for its own wildcard");
@@ -1822,4 +1847,9 @@ async fn a_route_without_hostnames_is_the_catch_all_and_naming_its_hosts_is_the_
     create(&as_globex, &globex.ns, &route("HTTPRoute", "web", &[&mine]))
         .await
         .expect("globex's route naming its own wildcard");
+    api(&as_acme, &acme.ns, "HTTPRoute")
+        .delete("any", &DeleteParams::default())
+        .await
+        .expect("acme frees the catch-all");
+    wait_catch_all_free(&as_globex, &globex.ns).await;
 }

@@ -197,12 +197,20 @@ async fn a_name_another_tenant_takes_over_is_not_let_in() {
         matches!(&refused, Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("covenant.dev/account")),
         "a name alone is refused, saying what to add: {refused:?}"
     );
-    nps.create(
-        &PostParams::default(),
-        &policy("by-name-and-account", &both),
+    // The policy reads the account's namespaces from the request namespace's annotation as the API
+    // server's own namespace cache has it, which may lag the write the test saw for a moment.
+    let pinned = policy("by-name-and-account", &both);
+    eventually(
+        "the name with the account's label is admitted",
+        TIMEOUT,
+        || async {
+            nps.create(&PostParams::default(), &pinned)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
     )
-    .await
-    .expect("the name with the account's label is admitted");
+    .await;
 
     // The victim deletes its namespace (once its role names it); the other tenant takes the name.
     eventually(
