@@ -335,30 +335,39 @@ fn package_with(pkg: &str, policies: Value, quota: Value) -> SupportPackage {
     p
 }
 
-/// Waits until a dry-run create of an HTTPRoute for `host` in `ns` by `c` is refused as held.
-async fn wait_refused(c: &Client, ns: &str, host: &str, holder: &str) -> String {
-    let routes = api(c, ns, "HTTPRoute");
-    let probe = route("HTTPRoute", "probe", &[host]);
-    eventually(
-        &format!("an HTTPRoute for {host} in {ns} is refused as held by another tenant"),
-        TIMEOUT,
-        || {
-            let (routes, probe) = (routes.clone(), probe.clone());
-            async move {
-                let dry = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                refused_as_held(
-                    "dry-run create",
-                    routes.create(&dry, &probe).await,
-                    host,
-                    holder,
-                )
-            }
-        },
-    )
+/// Waits until a dry-run create of `obj` through `api` is refused (403) with every one of
+/// `needles` in its message, and returns the message.
+async fn wait_dry_run_refused<K>(what: &str, api: &Api<K>, obj: &K, needles: &[&str]) -> String
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    eventually(&format!("{what} is refused"), TIMEOUT, || async {
+        let dry = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        refused(what, api.create(&dry, obj).await, needles)
+    })
     .await
+}
+
+/// Waits until a dry-run create of an HTTPRoute for `host` in `ns` by `c` is refused as held, the
+/// message not naming `holder`.
+async fn wait_refused(c: &Client, ns: &str, host: &str, holder: &str) -> String {
+    let what = format!("an HTTPRoute for {host} in {ns}");
+    let probe = route("HTTPRoute", "probe", &[host]);
+    let m = wait_dry_run_refused(
+        &what,
+        &api(c, ns, "HTTPRoute"),
+        &probe,
+        &[host, HELD, "covenant-hostnames"],
+    )
+    .await;
+    assert!(
+        !m.contains(holder),
+        "{what}: the message names the holder {holder}: {m}"
+    );
+    m
 }
 
 /// A tier that allows the GatewayClasses `public` and `internal` and hostnames under the tenant's own
@@ -576,24 +585,11 @@ async fn ingress_hosts_and_route_hostnames_are_one_claim_space() {
         .await
         .expect("acme's HTTPRoute without hostnames (the catch-all)");
     let ingresses: Api<Ingress> = Api::namespaced(as_globex.clone(), &globex.ns);
-    let catch_all = ingress("any", &[""]);
-    let m = eventually(
-        "globex's Ingress rule without host is refused",
-        TIMEOUT,
-        || {
-            let (ingresses, catch_all) = (ingresses.clone(), catch_all.clone());
-            async move {
-                let dry = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                refused(
-                    "globex's Ingress without host",
-                    ingresses.create(&dry, &catch_all).await,
-                    &["a rule without host (the catch-all)", HELD],
-                )
-            }
-        },
+    let m = wait_dry_run_refused(
+        "globex's Ingress without host",
+        &ingresses,
+        &ingress("any", &[""]),
+        &["a rule without host (the catch-all)", HELD],
     )
     .await;
     assert!(
@@ -1819,25 +1815,11 @@ async fn a_route_without_hostnames_is_the_catch_all_and_naming_its_hosts_is_the_
     create(&as_globex, &globex.ns, &gateway("gw", "public", &[&mine]))
         .await
         .expect("globex's Gateway for its own wildcard");
-    let routes = api(&as_globex, &globex.ns, "HTTPRoute");
-    let hostless = route("HTTPRoute", "web", &[]);
-    let m = eventually(
-        "globex's route without hostnames is refused as the catch-all",
-        TIMEOUT,
-        || {
-            let (routes, hostless) = (routes.clone(), hostless.clone());
-            async move {
-                let dry = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                refused(
-                    "globex's route without hostnames on its own listener",
-                    routes.create(&dry, &hostless).await,
-                    &[HELD, "the catch-all", "whatever its listeners are"],
-                )
-            }
-        },
+    let m = wait_dry_run_refused(
+        "globex's route without hostnames on its own listener",
+        &api(&as_globex, &globex.ns, "HTTPRoute"),
+        &route("HTTPRoute", "web", &[]),
+        &[HELD, "the catch-all", "whatever its listeners are"],
     )
     .await;
     assert!(
