@@ -278,8 +278,9 @@ impl TestCtx {
                 "--ignore-not-found",
                 "--wait=true",
                 // An account with Delete waits for its namespaces to be emptied by the namespace
-                // controller: minutes for one full of objects on a loaded machine.
-                "--timeout=180s",
+                // controller: minutes for one full of objects on a loaded machine (a CI run saw a
+                // tier test's namespace, with a Deployment, claims and quotas, take 3 minutes).
+                "--timeout=300s",
             ];
             args.extend(accounts.iter().map(String::as_str));
             let out = kubectl(&args);
