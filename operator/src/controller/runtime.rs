@@ -208,7 +208,7 @@ impl Watches {
 /// tenant's.
 pub struct Index<K: Resource<DynamicType = ()>> {
     key: fn(&K) -> Option<String>,
-    inner: Arc<std::sync::RwLock<IndexState<K>>>,
+    inner: Arc<std::sync::RwLock<IndexState>>,
 }
 
 impl<K: Resource<DynamicType = ()>> Clone for Index<K> {
@@ -220,39 +220,48 @@ impl<K: Resource<DynamicType = ()>> Clone for Index<K> {
     }
 }
 
-struct IndexState<K: Resource<DynamicType = ()>> {
-    by_key: std::collections::HashMap<String, std::collections::HashSet<reflector::ObjectRef<K>>>,
-    key_of: std::collections::HashMap<reflector::ObjectRef<K>, String>,
+/// An object as an [`Index`] files it: `namespace/name`, or `name` for a cluster-scoped object (neither
+/// a name nor a namespace holds a `/`). One allocation per object, shared by both maps of the index.
+type IndexRef = Arc<str>;
+
+/// What an [`Index`] holds: per key the objects filed under it, and per object its key. Compact on
+/// purpose (it holds a few entries per tenant): an object is one shared string, a key one shared
+/// string, and the objects of a key a plain vector (a few per key). The `ObjectRef`s and `HashSet`s it
+/// held before cost about 6.7 KB per account at N = 1000 (BENCHMARKS.md).
+#[derive(Default)]
+struct IndexState {
+    by_key: std::collections::HashMap<Arc<str>, Vec<IndexRef>>,
+    key_of: std::collections::HashMap<IndexRef, Arc<str>>,
     /// The index being rebuilt by a (re)list, swapped in when it is complete.
-    relist: Option<Box<IndexState<K>>>,
+    relist: Option<Box<IndexState>>,
 }
 
-impl<K: Resource<DynamicType = ()>> Default for IndexState<K> {
-    fn default() -> Self {
-        IndexState {
-            by_key: Default::default(),
-            key_of: Default::default(),
-            relist: None,
-        }
-    }
-}
-
-impl<K: Resource<DynamicType = ()>> IndexState<K> {
-    fn remove(&mut self, r: &reflector::ObjectRef<K>) {
+impl IndexState {
+    fn remove(&mut self, r: &str) {
         if let Some(k) = self.key_of.remove(r)
-            && let Some(set) = self.by_key.get_mut(&k)
+            && let Some(refs) = self.by_key.get_mut(&k)
         {
-            set.remove(r);
-            if set.is_empty() {
+            refs.retain(|x| **x != *r);
+            if refs.is_empty() {
                 self.by_key.remove(&k);
             }
         }
     }
 
-    fn insert(&mut self, r: reflector::ObjectRef<K>, key: Option<String>) {
+    fn insert(&mut self, r: String, key: Option<String>) {
+        if let (Some(old), Some(new)) = (self.key_of.get(r.as_str()), key.as_deref())
+            && **old == *new
+        {
+            return;
+        }
         self.remove(&r);
         if let Some(k) = key {
-            self.by_key.entry(k.clone()).or_default().insert(r.clone());
+            let r: IndexRef = r.into();
+            let k = match self.by_key.get_key_value(k.as_str()) {
+                Some((shared, _)) => shared.clone(),
+                None => Arc::from(k),
+            };
+            self.by_key.entry(k.clone()).or_default().push(r.clone());
             self.key_of.insert(r, k);
         }
     }
@@ -296,7 +305,14 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
         let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
         st.by_key
             .get(key)
-            .map(|s| s.iter().cloned().collect())
+            .map(|refs| {
+                refs.iter()
+                    .map(|r| match r.split_once('/') {
+                        Some((ns, name)) => reflector::ObjectRef::new(name).within(ns),
+                        None => reflector::ObjectRef::new(r),
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -306,13 +322,13 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
     }
 }
 
-/// The reference an [`Index`] files an object under: its name and namespace, without the
-/// resourceVersion and UID `ObjectRef::from_obj` copies too (a reference is found and compared by
-/// name and namespace alone; the index holds two copies of each, and the store has the rest).
-fn index_ref<K: Resource<DynamicType = ()>>(o: &K) -> reflector::ObjectRef<K> {
-    let mut r = reflector::ObjectRef::from_obj(o);
-    r.extra = Default::default();
-    r
+/// The reference an [`Index`] files an object under: its name and namespace (see [`IndexRef`]).
+fn index_ref<K: Resource<DynamicType = ()>>(o: &K) -> String {
+    let name = o.meta().name.as_deref().unwrap_or_default();
+    match o.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
 }
 
 /// What each object last showed a trigger: a fingerprint of the fields the triggered controller reads
@@ -718,6 +734,49 @@ mod index_tests {
         i.observe(&watcher::Event::InitDone);
         assert!(names(&i, "c").is_empty());
         assert_eq!(names(&i, "d"), ["d1"]);
+    }
+
+    #[test]
+    fn objects_of_one_name_in_several_namespaces_are_filed_apart_and_found_in_the_store() {
+        use k8s_openapi::api::rbac::v1::RoleBinding;
+        let rb = |ns: &str, account: &str| RoleBinding {
+            metadata: kube::core::ObjectMeta {
+                name: Some("covenant-admin".into()),
+                namespace: Some(ns.into()),
+                labels: Some([(ACCOUNT_LABEL.to_string(), account.to_string())].into()),
+                ..Default::default()
+            },
+            role_ref: Default::default(),
+            subjects: None,
+        };
+        let i = Index::new(account_key_of::<RoleBinding>);
+        let (store, mut writer) = reflector::store::<RoleBinding>();
+        for ev in [
+            watcher::Event::Apply(rb("a-main", "a")),
+            watcher::Event::Apply(rb("a-dev", "a")),
+            watcher::Event::Apply(rb("b-main", "b")),
+        ] {
+            i.observe(&ev);
+            writer.apply_watcher_event(&ev);
+        }
+        let mut found: Vec<String> = i
+            .objects(&store, "a")
+            .iter()
+            .map(|o| o.metadata.namespace.clone().unwrap_or_default())
+            .collect();
+        found.sort();
+        assert_eq!(found, ["a-dev", "a-main"]);
+        // Seen again unchanged, each is still filed once; deleting one leaves the other.
+        i.observe(&watcher::Event::Apply(rb("a-main", "a")));
+        assert_eq!(i.refs("a").len(), 2);
+        i.observe(&watcher::Event::Delete(rb("a-main", "a")));
+        let left: Vec<_> = i.refs("a").into_iter().map(|r| r.namespace).collect();
+        assert_eq!(left, [Some("a-dev".to_string())]);
+        assert_eq!(i.refs("b").len(), 1);
+    }
+
+    fn account_key_of<K: Resource>(o: &K) -> Option<String> {
+        o.meta().labels.as_ref()?.get(ACCOUNT_LABEL).cloned()
     }
 
     #[test]
