@@ -124,14 +124,15 @@ pub struct Plan {
     pub claim: Vec<(String, Option<String>)>,
     /// Those it refuses: (name, resourceVersion read, why).
     pub refuse: Vec<(String, Option<String>, String)>,
-    /// Those it neither takes nor refuses while the account is blocked.
+    /// Those it neither takes nor refuses while the account is frozen (an unresolved package, too
+    /// many declared namespaces; a namespace conflict alone does not freeze it).
     pub pending: Vec<String>,
     /// The account's namespaces, declared and self-made, counted against the cap.
     pub count: usize,
     /// The cap.
     pub cap: usize,
     /// Whether new ones wait because the package turned self-service off (not because the account
-    /// is blocked).
+    /// is frozen).
     pub blocked_by_package_setting: bool,
 }
 
@@ -162,7 +163,7 @@ pub struct PlanInput<'a> {
     pub cap: usize,
     /// Whether the package requires the `<account>-` prefix.
     pub require_prefix: bool,
-    /// Whether it may take new namespaces (it is not blocked).
+    /// Whether it may take new namespaces (it is not frozen).
     pub open: bool,
     /// The namespaces labelled with its name.
     pub candidates: &'a [Candidate],
@@ -238,9 +239,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 }
 
 /// The rules the account's `covenant-account-<name>` ClusterRole gains for self-service: while the
-/// account is active (not suspended, not blocked) and has room, `create` on namespaces with the verbs
-/// the admission policy checks; while it is not suspended, `delete` of the self-made namespaces it
-/// holds, by name (RBAC cannot say "the ones you made" otherwise: the list is kept current). No
+/// account is active (not suspended, not frozen by an unresolved package or too many namespaces)
+/// and has room, `create` on namespaces with the verbs the admission policy checks; while it is not
+/// suspended, `delete` of the self-made namespaces it holds, by name (RBAC cannot say "the ones you
+/// made" otherwise: the list is kept current), with [`VERB_DELETE`] on its own Account. No
 /// administrators: no rules.
 pub fn rules(
     account: &Account,
