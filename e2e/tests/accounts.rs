@@ -1260,14 +1260,22 @@ async fn an_account_never_adopts_a_namespace_it_does_not_own() {
             .all(|s| !s.name.starts_with("mallory")),
         "the claimant's administrator got into the owner's namespace: {rb:?}"
     );
+    // The conflict withholds only the name in conflict: the claimant's own namespace is provisioned,
+    // and nothing labelled for it lands in the owner's.
+    wait_quota_status(&t.client, &own, "covenant-quota", "4").await;
     let theirs = everything_labelled(&t.client, &claimant).await;
+    for (kind, objects) in &theirs {
+        assert!(
+            objects
+                .iter()
+                .all(|o| o == &own || o.starts_with(&format!("{own}/"))),
+            "a conflicting account must change nothing of the owner's, but these {kind} are \
+             labelled for it: {objects:?}"
+        );
+    }
     assert!(
-        theirs.values().all(Vec::is_empty),
-        "a conflicting account must change nothing, but these are labelled for it: {theirs:?}"
-    );
-    assert!(
-        nss.get_opt(&own).await.unwrap().is_none(),
-        "namespace {own} was created despite the conflict"
+        !theirs["Namespace"].is_empty() && !theirs["ResourceQuota"].is_empty(),
+        "the claimant's own namespace is provisioned: {theirs:?}"
     );
     wait_account_ready(&t.client, &owner).await;
 

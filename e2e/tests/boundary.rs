@@ -1584,7 +1584,36 @@ async fn assert_a_suspension_leaves_the_forged_namespace_alone(
     suspend(t, "aup", &ten.account).await;
     wait_read_only(t, ten.ns.as_str(), Some("suspended")).await;
     wait_frozen(t, ten.ns.as_str()).await;
+    // The notice (cause included) goes into the namespace it owns, none into the forged one, whose
+    // Events are its holder's to read.
+    let notices = |ns: String| {
+        let c = t.client.clone();
+        async move {
+            Api::<Event>::namespaced(c, &ns)
+                .list(&ListParams::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .into_iter()
+                        .filter(|e| e.reason.as_deref() == Some("Suspended"))
+                        .count()
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    eventually("the notice is in its own namespace", TIMEOUT, || async {
+        match notices(ten.ns.clone()).await? {
+            0 => Err("no Suspended Event yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        notices(forged.to_string()).await.unwrap(),
+        0,
+        "the suspension's notice was published in the forged namespace {forged}"
+    );
     let n = nss.get(forged).await.unwrap();
     assert_eq!(
         (n.labels(), n.annotations()),

@@ -2,7 +2,8 @@
 //! "Network, by effect": a tenant policy never opens SIP without telephony): once the platform
 //! withdraws telephony, an egress policy to SIP that was admitted with it is neutralised (it selects
 //! no pod, nothing is deleted) and reported on the Account; telephony restored, it is restored exactly
-//! as written. Shown by the upstream NetworkPolicy engine (cyclonus' matcher) on every live policy.
+//! as written. Likewise for a range the package denies after an egress policy to it was admitted.
+//! Shown by the upstream NetworkPolicy engine (cyclonus' matcher) on every live policy.
 
 use covenant_e2e::fixtures;
 use covenant_e2e::k8s::{condition, eventually, impersonate, wait_account_ready};
@@ -180,6 +181,215 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
     eventually("the policy reads back as written", TIMEOUT, || async {
         let p = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
             .get("sip-out")
+            .await
+            .map_err(|e| e.to_string())?;
+        let annotations = p.annotations().clone();
+        if spec(&p) == as_written && annotations.keys().all(|k| !k.starts_with("covenant.dev/")) {
+            Ok(())
+        } else {
+            Err(format!("{:?} {annotations:?}", p.spec))
+        }
+    })
+    .await;
+    eventually("the Account's condition clears", TIMEOUT, || async {
+        let a = Api::<covenant::api::Account>::all(t.client.clone())
+            .get(&acct)
+            .await
+            .map_err(|e| e.to_string())?;
+        match condition(&a, "TenantNetworkPoliciesAdmitted") {
+            Some(c) if c.status == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+/// Whether the engine lets the narrowed `app=web` pod of `ns` reach 203.0.113.10 on TCP 443 (a pod
+/// labelled covenant.dev/narrowed gets only what its tenant's own policies allow).
+async fn web_allowed(c: &Client, ns: &str) -> Result<bool, String> {
+    let n = Api::<Namespace>::all(c.clone())
+        .get(ns)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut from = Peer::pod(&n, "10.244.1.21");
+    from.pod_labels = fixtures::map(&[("app", "web"), (NARROWED, "true")]);
+    let probe = Probe {
+        name: "web → 203.0.113.10 TCP 443".into(),
+        from,
+        to: Peer::external("203.0.113.10"),
+        port: 443,
+        protocol: "TCP",
+    };
+    let v = netpol::evaluate(c, &[probe])
+        .await
+        .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
+    Ok(v[0].allowed)
+}
+
+async fn expect_web(c: &Client, ns: &str, allowed: bool) {
+    eventually(
+        &format!("the engine says egress to 203.0.113.10 is {allowed} from {ns}"),
+        TIMEOUT,
+        || async {
+            match web_allowed(c, ns).await? {
+                a if a == allowed => Ok(()),
+                a => Err(format!("the engine says {a}")),
+            }
+        },
+    )
+    .await;
+}
+
+/// A range the package denies after a tenant's egress policy to it was admitted: the policy would
+/// now be refused (covenant.dev/denied-cidrs on the namespace names the range), so it is neutralised
+/// (it selects no pod, nothing is deleted) and reported on the Account; once the package no longer
+/// denies the range, it is restored exactly as written.
+#[tokio::test]
+async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_and_restores_it() {
+    let t = TestCtx::new("rejudge-denied").await;
+    let pkg = t.package("pkg");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let acct = t.account("web");
+    let ns = t.name("web-0");
+    let admin_name = t.name("web-admin");
+    t.apply(&fixtures::account(
+        &acct,
+        Some(&pkg),
+        &[&ns],
+        &[&admin_name],
+        json!({}),
+    ))
+    .await;
+    wait_account_ready(&t.client, &acct).await;
+    let admin = impersonate(&admin_name, &[]).await;
+    let annotation = |denied: bool| {
+        let (c, ns) = (t.client.clone(), ns.clone());
+        async move {
+            let n = Api::<Namespace>::all(c)
+                .get(&ns)
+                .await
+                .map_err(|e| e.to_string())?;
+            let a = n
+                .annotations()
+                .get("covenant.dev/denied-cidrs")
+                .cloned()
+                .unwrap_or_default();
+            (!a.is_empty() && a.contains("203.0.113.0/24") == denied)
+                .then_some(())
+                .ok_or(format!("covenant.dev/denied-cidrs {a:?}"))
+        }
+    };
+    eventually("the denied ranges are published", TIMEOUT, || {
+        annotation(false)
+    })
+    .await;
+
+    // Without any tenant policy the narrowed pod reaches nothing.
+    expect_web(&t.client, &ns, false).await;
+    let written: NetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": { "name": "web-out" },
+        "spec": {
+            "podSelector": { "matchLabels": { "app": "web" } },
+            "policyTypes": ["Egress"],
+            "egress": [{ "to": [{ "ipBlock": { "cidr": "203.0.113.10/32" } }],
+                         "ports": [{ "protocol": "TCP", "port": 443 }] }],
+        },
+    }))
+    .unwrap();
+    let api = Api::<NetworkPolicy>::namespaced(admin.clone(), &ns);
+    let created = api
+        .create(&PostParams::default(), &written)
+        .await
+        .expect("a range the package does not deny is admitted");
+    let spec = |p: &NetworkPolicy| serde_json::to_value(&p.spec).unwrap();
+    let as_written = spec(&created);
+    expect_web(&t.client, &ns, true).await;
+
+    // The package denies the range: the same policy would now be refused, so it opens it no more.
+    let packages = Api::<covenant::api::SupportPackage>::all(t.client.clone());
+    let set_denied = |denied: serde_json::Value| {
+        let (packages, pkg) = (packages.clone(), pkg.clone());
+        async move {
+            packages
+                .patch(
+                    &pkg,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { "network": { "deniedCidrs": denied } } })),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("set deniedCidrs on {pkg}: {e}"));
+        }
+    };
+    set_denied(json!(["203.0.113.0/24"])).await;
+    eventually("the namespace names the denied range", TIMEOUT, || {
+        annotation(true)
+    })
+    .await;
+    expect_web(&t.client, &ns, false).await;
+    let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
+        .get("web-out")
+        .await
+        .expect("the policy is not deleted");
+    assert_eq!(
+        now.metadata.uid, created.metadata.uid,
+        "the very policy is kept"
+    );
+    assert_eq!(
+        spec(&now)["egress"],
+        as_written["egress"],
+        "only the selector is neutralised"
+    );
+    eventually(
+        "the Account is told which policy was neutralised and why",
+        TIMEOUT,
+        || async {
+            let evs = Api::<Event>::all(t.client.clone())
+                .list(&ListParams::default().fields(&format!("involvedObject.name={acct}")))
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            evs.iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("TenantNetworkPolicyNeutralised")
+                        && e.message.as_deref().is_some_and(|m| {
+                            m.contains(&format!("{ns}/web-out")) && m.contains("203.0.113.0/24")
+                        })
+                })
+                .then_some(())
+                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.message).collect::<Vec<_>>()))
+        },
+    )
+    .await;
+    eventually(
+        "the Account's condition names the neutralised policy",
+        TIMEOUT,
+        || async {
+            let a = Api::<covenant::api::Account>::all(t.client.clone())
+                .get(&acct)
+                .await
+                .map_err(|e| e.to_string())?;
+            let c = condition(&a, "TenantNetworkPoliciesAdmitted")
+                .ok_or_else(|| format!("no condition: {:?}", a.status))?;
+            (c.status == "False" && c.message.contains(&format!("{ns}/web-out")))
+                .then_some(())
+                .ok_or_else(|| format!("{c:?}"))
+        },
+    )
+    .await;
+
+    // The denial removed: the policy reads back exactly as written and the range is reached again.
+    set_denied(serde_json::Value::Null).await;
+    eventually("the namespace no longer names the range", TIMEOUT, || {
+        annotation(false)
+    })
+    .await;
+    expect_web(&t.client, &ns, true).await;
+    eventually("the policy reads back as written", TIMEOUT, || async {
+        let p = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
+            .get("web-out")
             .await
             .map_err(|e| e.to_string())?;
         let annotations = p.annotations().clone();

@@ -1,6 +1,6 @@
 //! The operator at rest and across restarts: settled accounts cost no writes, a reconcile with nothing
 //! to do writes nothing, a restarted operator rewrites nothing that is in place and repairs what
-//! changed while it was down.
+//! changed while it was down, and what the API server alone must hold while it is down holds.
 //!
 //! These tests read the operator's global `covenant_writes_total` and restart the operator, so they run
 //! one at a time (a lock) and in a test binary of their own (with `e2e/run.sh`, after the others).
@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use covenant::api::{Account, DeprecationNotice, SupportPackage, Suspension};
 use covenant_e2e::fixtures::{self, account, hard, status_hard};
 use covenant_e2e::operator::{self, metric_deltas, metric_samples, metric_sum};
-use covenant_e2e::{TIMEOUT, TestCtx, wait_account_ready, wait_for};
+use covenant_e2e::{TIMEOUT, TestCtx, eventually, wait_account_ready, wait_for};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -478,6 +478,148 @@ async fn a_restarted_operator_repairs_what_changed_while_it_was_down() {
     .await;
     wait_account_ready(&t.client, &names[0]).await;
     wait_account_ready(&t.client, &names[1]).await;
+}
+
+/// A self-made namespace's deletion is granted by name in the account's ClusterRole, a list only the
+/// operator keeps current. While the operator is down, a name there can be stale: acme deletes the
+/// namespace it made, globex makes one of its own under the same name (labelled
+/// covenant.dev/tenant=globex, not taken yet: no covenant.dev/account label), and acme's RBAC still
+/// allows deleting that name. The deletion policy reads whose it is from the namespace's own label and
+/// refuses acme's request in the API server, without the operator. The operator is stopped for real
+/// (in this binary: its tests take turns and restart the operator), so the grant is stale exactly as
+/// it would be.
+#[tokio::test]
+async fn a_stale_delete_grant_cannot_delete_another_accounts_namespace_while_the_operator_is_down()
+{
+    let _serial = SERIAL.lock().await;
+    let _ensure = operator::EnsureRunning;
+    let t = TestCtx::new("stale-delete").await;
+    let pkg = t.package("pkg");
+    t.apply(&fixtures::package(&pkg, fixtures::default_quota()))
+        .await;
+    let acme = t.tenant("acme").package(&pkg).await;
+    let globex = t.tenant("globex").package(&pkg).await;
+    let (as_acme, as_globex) = (acme.admin_client().await, globex.admin_client().await);
+    let name = t.namespace("shared-name");
+    let made_for = |acct: &str| -> Namespace {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "covenant.dev/tenant": acct } }
+        }))
+        .unwrap()
+    };
+    let all: Api<Namespace> = Api::all(t.client.clone());
+    // acme makes the namespace, Covenant takes it and grants acme's administrator its deletion.
+    eventually(
+        "acme's administrator makes the namespace",
+        TIMEOUT,
+        || async {
+            Api::<Namespace>::all(as_acme.clone())
+                .create(&PostParams::default(), &made_for(&acme.account))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    eventually("acme may delete its namespace", TIMEOUT, || async {
+        let n = all.get(&name).await.map_err(|e| e.to_string())?;
+        let taken = n.labels().get("covenant.dev/account") == Some(&acme.account);
+        let grant =
+            covenant_e2e::can(&t.client, &acme.admin, &[], "delete", "namespaces", "", "").await;
+        let by_name = can_delete_namespace(&t.client, &acme.admin, &name).await;
+        (taken && by_name && !grant)
+            .then_some(())
+            .ok_or(format!("taken {taken}, by name {by_name}, any {grant}"))
+    })
+    .await;
+
+    operator::kill();
+    // acme deletes its namespace (allowed: it is acme's) and it goes.
+    Api::<Namespace>::all(as_acme.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("acme's administrator deletes the namespace it made");
+    covenant_e2e::wait_gone(&all, &name, false, TIMEOUT).await;
+    // globex makes its own under the same name: no operator takes it.
+    eventually(
+        "globex's administrator makes the namespace",
+        TIMEOUT,
+        || async {
+            Api::<Namespace>::all(as_globex.clone())
+                .create(&PostParams::default(), &made_for(&globex.account))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    // The stale grant: RBAC still lets acme's administrator delete that name.
+    assert!(
+        can_delete_namespace(&t.client, &acme.admin, &name).await,
+        "the grant by name is stale while the operator is down"
+    );
+    match Api::<Namespace>::all(as_acme.clone())
+        .delete(&name, &DeleteParams::default())
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert!(
+            e.code == 403
+                && e.message
+                    .contains(&format!("was made for Account {}", globex.account))
+                && e.message.contains("may not delete it"),
+            "refused by the deletion policy: {e:?}"
+        ),
+        other => panic!("acme's stale grant deleted globex's namespace: {other:?}"),
+    }
+    let n = all.get(&name).await.unwrap();
+    assert!(n.metadata.deletion_timestamp.is_none(), "being deleted");
+    assert_eq!(
+        n.labels().get("covenant.dev/tenant"),
+        Some(&globex.account),
+        "still globex's"
+    );
+
+    // Once the operator is back, globex's namespace is taken for globex and acme's grant goes.
+    operator::start();
+    eventually(
+        "globex's namespace is taken for globex",
+        TIMEOUT,
+        || async {
+            let n = all.get(&name).await.map_err(|e| e.to_string())?;
+            let taken = n.labels().get("covenant.dev/account") == Some(&globex.account);
+            let stale = can_delete_namespace(&t.client, &acme.admin, &name).await;
+            (taken && !stale)
+                .then_some(())
+                .ok_or(format!("taken {taken}, acme's grant {stale}"))
+        },
+    )
+    .await;
+}
+
+/// Whether RBAC lets `user` delete the namespace `name` (a cluster-scoped SubjectAccessReview naming it).
+async fn can_delete_namespace(client: &Client, user: &str, name: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("delete".into()),
+                resource: Some("namespaces".into()),
+                name: Some(name.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
 }
 
 /// §3: accounts that name no package get the default one. Without a default they are not Ready and

@@ -516,7 +516,9 @@ async fn nothing_lands_in_a_namespace_refused_past_the_cap() {
 /// A tenant makes a namespace under a name the platform later declares for another account: the
 /// namespace stays the tenant's (Covenant never adopts a namespace it did not create for that
 /// Account), the other account's administrator gets nothing in it (the API server's answers), and
-/// the other Account says which name conflicts (its namespaces wait until the platform renames it).
+/// the other Account says which name conflicts. The conflict withholds only that name: the other
+/// account's other namespace is provisioned as usual (its administrator works there, its quota is
+/// in force), so a tenant that guesses a name cannot hold up another account's onboarding.
 #[tokio::test]
 async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
     let t = TestCtx::new("a_squatted_name_declared_later").await;
@@ -542,19 +544,67 @@ async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
         .namespace_names(&[t.namespace("nd-main"), name.clone()])
         .unready()
         .await;
-    let (other, o_admin) = (nd.account, nd.admin);
-    // The other account says why (its namespaces wait until the platform picks another name).
+    let (other, o_admin, o_main) = (nd.account, nd.admin, nd.namespaces[0].clone());
+    // The other account says why, and stays not Ready (a person must pick another name), with its
+    // other namespace listed and the conflicting one not.
     let accounts = Api::<covenant::api::Account>::all(t.client.clone());
     eventually("the other account names the conflict", TIMEOUT, || async {
         let a = accounts.get(&other).await.map_err(|e| e.to_string())?;
-        let conds = a.status.map(|s| s.conditions).unwrap_or_default();
-        conds
-            .iter()
-            .any(|c| c.reason == "NamespaceConflict" && c.message.contains(&name))
-            .then_some(())
-            .ok_or(format!("{conds:?}"))
+        let status = a.status.unwrap_or_default();
+        let named = |t: &str, v: &str| {
+            status.conditions.iter().any(|c| {
+                c.type_ == t
+                    && c.status == v
+                    && c.reason == "NamespaceConflict"
+                    && c.message.contains(&name)
+            })
+        };
+        (named("Ready", "False")
+            && named("Stalled", "True")
+            && status.namespaces == [o_main.clone()])
+        .then_some(())
+        .ok_or(format!("{status:?}"))
     })
     .await;
+    // Its other namespace is provisioned: its administrator may make pods there, and the package's
+    // quota (pods: 4) refuses the fifth.
+    assert!(
+        covenant_e2e::can(&t.client, &o_admin, &[], "create", "pods", "", &o_main).await,
+        "the other account's administrator may create pods in its own {o_main}"
+    );
+    let quota = Api::<ResourceQuota>::namespaced(t.client.clone(), &o_main);
+    eventually("the quota is in force", TIMEOUT, || async {
+        let q = quota
+            .get("covenant-quota")
+            .await
+            .map_err(|e| e.to_string())?;
+        (fixtures::status_hard(&q).get("pods").map(String::as_str) == Some("4"))
+            .then_some(())
+            .ok_or(format!("{:?}", q.status))
+    })
+    .await;
+    let as_other = covenant_e2e::impersonate(&o_admin, &[]).await;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(as_other, &o_main);
+    for i in 0..4 {
+        // Retried: the namespace's default ServiceAccount may not exist yet.
+        eventually("the administrator makes a pod", TIMEOUT, || async {
+            pods.create(&PostParams::default(), &fixtures::pod(&format!("p{i}")))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+    match pods
+        .create(&PostParams::default(), &fixtures::pod("p4"))
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("exceeded quota") && e.message.contains("covenant-quota"),
+            "the fifth pod is refused by the quota: {e:?}"
+        ),
+        other => panic!("the fifth pod must be refused by the quota: {other:?}"),
+    }
     let n = Api::<Namespace>::all(t.client.clone())
         .get(&name)
         .await
@@ -571,6 +621,21 @@ async fn a_squatted_name_declared_later_is_not_handed_to_the_other_account() {
             "the other account's administrator may not {verb} pods in {name}"
         );
     }
+    assert!(
+        !covenant_e2e::can(&t.client, &o_admin, &[], "delete", "namespaces", "", &name).await,
+        "the other account's administrator may not delete {name}"
+    );
+    // Nothing of the other account's landed in it: no quota, policy or binding labelled for it.
+    let quotas = Api::<ResourceQuota>::namespaced(t.client.clone(), &name)
+        .list(&ListParams::default().labels(&format!("covenant.dev/account={other}")))
+        .await
+        .unwrap();
+    assert!(quotas.items.is_empty(), "{:?}", quotas.items);
+    let policies = Api::<NetworkPolicy>::namespaced(t.client.clone(), &name)
+        .list(&ListParams::default().labels(&format!("covenant.dev/account={other}")))
+        .await
+        .unwrap();
+    assert!(policies.items.is_empty(), "{:?}", policies.items);
 }
 
 /// Egress tricks past the denied ranges and SIP: the world in two halves (each must except every

@@ -148,7 +148,19 @@ async fn give_notice(s: &Suspension, account: &Account, ctx: &Context) {
         tracing::warn!(error = %e, "cannot publish the suspension notice on the Account");
     }
     // Events in a tenant namespace must regard an object there: the freeze quota the suspension adds.
-    for ns in account.desired_namespaces() {
+    // Only in the namespaces the account owns (declared and self-made): a name in its spec that
+    // someone else holds is not its, and the notice is none of that holder's business.
+    let stores = &ctx.stores;
+    let mut owned: Vec<String> = stores
+        .index
+        .namespaces
+        .objects(&stores.namespaces, &account.name_any())
+        .iter()
+        .filter(|n| crate::model::account::owns(account, n))
+        .map(|n| n.name_any())
+        .collect();
+    owned.sort();
+    for ns in owned {
         let quota = ResourceQuota {
             metadata: kube::api::ObjectMeta {
                 name: Some(FREEZE_QUOTA_NAME.into()),

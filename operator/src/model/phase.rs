@@ -22,7 +22,9 @@ use crate::api::{Account, AccountPhase, AccountStatus, SupportPackage};
 use crate::status::{Cond, reasons, types};
 
 /// What keeps an account from being provisioned as its spec asks; only a person can remove it. A
-/// blocked account takes no new namespace and releases none; it keeps what it owns in order.
+/// namespace conflict withholds only the names someone else holds (never adopted, never touched): the
+/// account's other namespaces are provisioned as usual. An unresolved package or too many namespaces
+/// freeze the account: it takes no new namespace and releases none; it keeps what it owns in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Blocker {
     /// Namespaces in the spec that belong to someone else (each a sentence saying whose).
@@ -47,7 +49,9 @@ impl Blocker {
     pub fn message(&self) -> String {
         match self {
             Blocker::NamespaceConflict(c) => format!(
-                "{}: choose other namespace names in spec.namespaces; Covenant took none of them",
+                "{}: Covenant never takes or touches a namespace someone else holds, and provisions the \
+                 account's other namespaces; choose other names in spec.namespaces, or have the holder \
+                 free the name",
                 c.join("; ")
             ),
             Blocker::PackageUnresolved(m) => m.clone(),
@@ -199,7 +203,8 @@ pub fn verdict(problem: Option<&Problem>, applied: &Applied, suspended: Option<&
 
 /// The conditions of the account's parts (`NamespacesReady`, `QuotaApplied`, `NetworkIsolated`,
 /// `AccessGranted`): as applied on `package` when there is no problem; with invalid limits the same
-/// but `QuotaApplied=False` naming the field; otherwise all False with the problem.
+/// but `QuotaApplied=False` naming the field; with a namespace conflict the same but
+/// `NamespacesReady=False` naming the conflicts; otherwise all False with the problem.
 pub fn part_conditions(
     account: &Account,
     package: Option<&SupportPackage>,
@@ -208,6 +213,16 @@ pub fn part_conditions(
 ) -> Vec<Cond> {
     match (problem, package) {
         (None, Some(p)) => super::account::applied_conditions(account, p, suspended),
+        // A conflict withholds only the names someone else holds: the rest is applied as usual.
+        (Some(pr @ Problem::Blocked(Blocker::NamespaceConflict(_))), Some(p)) => {
+            let mut conds = super::account::applied_conditions(account, p, suspended);
+            for c in &mut conds {
+                if c.type_ == types::NAMESPACES_READY {
+                    *c = Cond::new(types::NAMESPACES_READY, false, pr.reason(), pr.message());
+                }
+            }
+            conds
+        }
         (Some(pr @ Problem::InvalidLimits(_)), Some(p)) => {
             let mut conds = super::account::applied_conditions(account, p, suspended);
             for c in &mut conds {
@@ -278,8 +293,9 @@ pub struct StatusInput<'a> {
     pub notices: &'a [crate::api::DeprecationNotice],
     /// The account's answers.
     pub answers: &'a [crate::model::notice::Answer],
-    /// The desired namespaces it owns (all that `status.namespaces` lists while it is blocked).
-    pub owned: &'a [String],
+    /// The declared namespaces `status.namespaces` lists: every one but those someone else holds, or
+    /// only those it owns while an unresolved package or too many namespaces freeze it.
+    pub declared: &'a [String],
     /// The conditions it showed (a condition that keeps its status keeps its transition time).
     pub previous: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     /// Now.
@@ -318,11 +334,7 @@ pub fn status(input: &StatusInput<'_>) -> StatusPlan {
             phase: Some(verdict.phase),
             observed_generation: account.metadata.generation,
             support_package: input.package.ok().map(|p| p.name_any()),
-            namespaces: if input.blocked.is_some() {
-                input.owned.to_vec()
-            } else {
-                account.desired_namespaces()
-            },
+            namespaces: input.declared.to_vec(),
             namespace_origins: Vec::new(),
             access_review_due_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(due)),
             notices: rows,
@@ -563,9 +575,14 @@ mod tests {
             Some(reasons::TOO_MANY_NAMESPACES)
         );
         assert_eq!(blocker(&[], Ok(()), &[]), None);
-        assert!(blocker(&c, Ok(()), &[]).unwrap().message().ends_with(
-            "choose other namespace names in spec.namespaces; Covenant took none of them"
-        ));
+        let m = blocker(&c, Ok(()), &[]).unwrap().message();
+        assert!(
+            m.contains("provisions the account's other namespaces")
+                && m.ends_with(
+                    "choose other names in spec.namespaces, or have the holder free the name"
+                ),
+            "{m}"
+        );
     }
 
     #[test]
@@ -618,12 +635,19 @@ mod tests {
                 suspended: false,
                 notices: &[],
                 answers: &[],
-                owned: &OWNED,
+                // What the plan lists: every declared namespace, or only those it owns (none here)
+                // while the package cannot be resolved.
+                declared: if blocked.is_some() {
+                    &[]
+                } else {
+                    &DECLARED[..]
+                },
                 previous,
                 now: at,
             };
         static APPLIED: std::sync::LazyLock<Applied> = std::sync::LazyLock::new(Applied::default);
-        static OWNED: [String; 0] = [];
+        static DECLARED: std::sync::LazyLock<[String; 2]> =
+            std::sync::LazyLock::new(|| ["acme".into(), "acme-dev".into()]);
         static BLOCKED: std::sync::LazyLock<Blocker> = std::sync::LazyLock::new(unresolved);
 
         let ready = status(&input(None, &[], now));
@@ -643,7 +667,7 @@ mod tests {
         assert_eq!(blocked.status.phase, Some(AccountPhase::Degraded));
         assert!(
             blocked.status.namespaces.is_empty(),
-            "a blocked account lists only what it owns"
+            "a frozen account lists only what it owns"
         );
         assert_eq!(blocked.status.support_package, None);
         assert_eq!(cond(&blocked.status, types::STALLED).status, "True");

@@ -294,7 +294,7 @@ pub struct SelfService {
     pub plan: selfservice::Plan,
     /// Whether the package requires the `<account>-` prefix.
     pub prefix: bool,
-    /// Whether the account may take new ones (it is not blocked, the package allows it).
+    /// Whether the account may take new ones (it is not frozen, the package allows it).
     pub open: bool,
 }
 
@@ -309,8 +309,9 @@ pub struct Plan {
     pub held: bool,
     /// Whether its workloads are scaled to zero.
     pub scale: bool,
-    /// The namespaces provisioned, in order: declared (or, while blocked, those it owns), then the
-    /// self-made ones it keeps and takes.
+    /// The namespaces provisioned, in order: declared (but none someone else holds; while frozen by
+    /// an unresolved package or too many namespaces, only those it owns), then the self-made ones it
+    /// keeps and takes.
     pub namespaces: Vec<String>,
     /// The desired children, the tenancy ClusterRole and its binding included.
     pub children: Desired,
@@ -325,7 +326,8 @@ pub struct Plan {
     /// The namespaces whose tenant NetworkPolicies are judged again (those applied, while not
     /// suspended) and reported on.
     pub rejudge: Option<Vec<Namespace>>,
-    /// The namespaces released (never while blocked).
+    /// The namespaces released (never while frozen by an unresolved package or too many
+    /// namespaces).
     pub release: Vec<Release>,
     /// The status when every step succeeds ([`Plan::status`] for the others).
     pub status: AccountStatus,
@@ -335,8 +337,9 @@ pub struct Plan {
     limits: Vec<String>,
     /// The suspensions in force.
     suspensions: ActiveSuspensions,
-    /// The desired namespaces it owns.
-    owned: Vec<String>,
+    /// The declared namespaces provisioned: all but those someone else holds, or only those it owns
+    /// while it is frozen (an unresolved package, too many namespaces).
+    declared: Vec<String>,
     /// When the plan was made.
     now: Timestamp,
 }
@@ -411,7 +414,7 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
     let suspensions = active_suspensions(&o.suspensions, now);
     // A namespace is this account's only when Covenant created it for this Account's UID; one that
     // exists and is not is a conflict.
-    let (mut conflicts, mut owned) = (Vec::new(), Vec::new());
+    let (mut conflicts, mut conflicting, mut owned) = (Vec::new(), BTreeSet::new(), Vec::new());
     for ns in account.desired_namespaces() {
         match o
             .seen(&ns)
@@ -419,7 +422,10 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         {
             None => {}
             Some(None) => owned.push(ns),
-            Some(Some(c)) => conflicts.push(c),
+            Some(Some(c)) => {
+                conflicts.push(c);
+                conflicting.insert(ns);
+            }
         }
     }
     let blocked = phase::blocker(
@@ -427,6 +433,10 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         package.as_ref().map(|_| ()).map_err(String::as_str),
         &invalid,
     );
+    // A conflict withholds only the names someone else holds: the account's other namespaces are
+    // provisioned, taken and released as usual (the conflict is its status's). An unresolved package
+    // or a spec over the namespace cap freezes it: it takes no new namespace and releases none.
+    let frozen = package.is_err() || !invalid.is_empty();
     // A lift is a Suspension deleted or ended, never the Suspension CRD being uninstalled (which
     // deletes every Suspension): while it is, guardrails in force stay.
     let scaled = |ns: &str| {
@@ -450,19 +460,24 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
     // Held: workloads stay as they are (scaled down only where the marker says they were).
     let marked = owned.iter().any(|ns| scaled(ns));
     let scale = suspended && (suspensions.scale_workloads || (held && marked));
-    // A blocked account keeps what it owns in order, guardrails first: a suspension is enforced (and a
+    // A frozen account keeps what it owns in order, guardrails first: a suspension is enforced (and a
     // lift restored) even while the account is otherwise not Ready. It takes no new namespace.
-    let mut namespaces = if blocked.is_none() {
-        account.desired_namespaces()
-    } else {
+    let declared = if frozen {
         owned.clone()
+    } else {
+        account
+            .desired_namespaces()
+            .into_iter()
+            .filter(|ns| !conflicting.contains(ns))
+            .collect()
     };
+    let mut namespaces = declared.clone();
     // The namespaces its administrators made: those it holds, and those it takes now (only when not
-    // blocked), provisioned like the declared ones.
+    // frozen), provisioned like the declared ones.
     let pkg = package.as_ref().ok().copied();
     let selfservice = {
         let enabled = selfservice::enabled(pkg);
-        let open = blocked.is_none() && enabled;
+        let open = !frozen && enabled;
         let prefix = selfservice::require_prefix(pkg);
         let other = |ns: &str| o.declared_by_other.get(ns).cloned();
         let mut plan = selfservice::plan(&selfservice::PlanInput {
@@ -566,14 +581,14 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
     // Tenant policies are judged again when what the admission policy reads changed: once the
     // namespace carries it.
     let rejudge = (!suspended).then(|| children.namespaces.clone());
-    // Namespaces dropped from the spec are released like those of a deleted account; a blocked
+    // Namespaces dropped from the spec are released like those of a deleted account; a frozen
     // account releases none.
     let wanted: BTreeSet<&str> = children
         .namespaces
         .iter()
         .filter_map(|n| n.metadata.name.as_deref())
         .collect();
-    let release = if blocked.is_some() {
+    let release = if frozen {
         Vec::new()
     } else {
         o.labelled
@@ -603,7 +618,7 @@ pub fn plan(o: &Observed<'_>, now: Timestamp) -> Plan {
         next_change: None,
         limits,
         suspensions,
-        owned,
+        declared,
         now,
     };
     let (status, next) = plan.status_of(o, &package, &Outcome::default());
@@ -651,7 +666,7 @@ impl Plan {
             suspended: self.suspended,
             notices: &o.notices,
             answers: &o.answers,
-            owned: &self.owned,
+            declared: &self.declared,
             previous: &o.previous.conditions,
             now: self.now,
         });
@@ -808,17 +823,59 @@ mod tests {
         Deleting,
     }
 
+    /// What blocks the account: nothing; `acme-dev` (declared) held by someone else; a package that
+    /// cannot be resolved; more declared namespaces than the package allows; a conflict and an
+    /// unresolved package together.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Block {
+        None,
+        Conflict,
+        Unresolved,
+        OverCap,
+        ConflictUnresolved,
+    }
+
+    impl Block {
+        fn conflict(self) -> bool {
+            matches!(self, Block::Conflict | Block::ConflictUnresolved)
+        }
+        /// An unresolved package or too many namespaces freeze the account; a conflict alone does not.
+        fn frozen(self) -> bool {
+            matches!(
+                self,
+                Block::Unresolved | Block::OverCap | Block::ConflictUnresolved
+            )
+        }
+        fn reason(self) -> Option<&'static str> {
+            match self {
+                Block::None => None,
+                Block::Conflict | Block::ConflictUnresolved => Some(reasons::NAMESPACE_CONFLICT),
+                Block::Unresolved => Some(reasons::PACKAGE_UNRESOLVED),
+                Block::OverCap => Some(reasons::TOO_MANY_NAMESPACES),
+            }
+        }
+    }
+
     struct Case {
         susp: Susp,
         guard: Guard,
         crd_deleting: bool,
-        blocked: bool,
+        blocked: Block,
         dropped: Dropped,
     }
 
     fn observe<'a>(a: &'a Account, c: &Case) -> Observed<'a> {
         let mut o = Observed::of(a);
-        o.packages = vec![package()];
+        o.packages = match c.blocked {
+            // No package at all: none is the default.
+            Block::Unresolved | Block::ConflictUnresolved => vec![],
+            Block::OverCap => {
+                let mut p = package();
+                p.spec.max_namespaces = Some(1);
+                vec![p]
+            }
+            Block::None | Block::Conflict => vec![package()],
+        };
         o.suspensions = match c.susp {
             Susp::None => vec![],
             Susp::Keep => vec![suspension(false)],
@@ -833,7 +890,7 @@ mod tests {
         };
         o.namespaces.insert("acme-prod".into(), prod);
         o.labelled.push("acme-prod".into());
-        if c.blocked {
+        if c.blocked.conflict() {
             // Someone else's namespace under a name the spec declares.
             o.namespaces
                 .insert("acme-dev".into(), ns("acme-dev", None, &[], false));
@@ -926,7 +983,13 @@ mod tests {
         for susp in [Susp::None, Susp::Keep, Susp::Scale] {
             for guard in [Guard::None, Guard::ReadOnly, Guard::Scaled] {
                 for crd_deleting in [false, true] {
-                    for blocked in [false, true] {
+                    for blocked in [
+                        Block::None,
+                        Block::Conflict,
+                        Block::Unresolved,
+                        Block::OverCap,
+                        Block::ConflictUnresolved,
+                    ] {
                         for dropped in [
                             Dropped::None,
                             Dropped::Owned,
@@ -958,7 +1021,7 @@ mod tests {
             let o = observe(&a, &c);
             let p = plan(&o, now);
             let why = format!(
-                "{:?} {:?} crd_deleting={} blocked={} {:?}",
+                "{:?} {:?} crd_deleting={} blocked={:?} {:?}",
                 c.susp, c.guard, c.crd_deleting, c.blocked, c.dropped
             );
             let (suspended, held, step) = expected(&c);
@@ -971,9 +1034,10 @@ mod tests {
                 !suspended && !matches!(c.guard, Guard::None),
                 "{why}"
             );
-            // A blocked account keeps what it owns and takes no new namespace; acme-dev is someone
-            // else's. Otherwise every declared namespace is provisioned.
-            let want: &[&str] = if c.blocked {
+            // A frozen account keeps what it owns and takes no new namespace; a conflict withholds
+            // only acme-dev, someone else's (never built, so never applied to nor trusted).
+            // Otherwise every declared namespace is provisioned.
+            let want: &[&str] = if c.blocked.frozen() || c.blocked.conflict() {
                 &["acme-prod"]
             } else {
                 &["acme-prod", "acme-dev"]
@@ -981,9 +1045,10 @@ mod tests {
             assert_eq!(p.namespaces, want, "{why}");
             let built: Vec<String> = p.children.namespaces.iter().map(|n| n.name_any()).collect();
             assert_eq!(built, want, "{why}");
-            // Only the namespace a not-blocked account dropped, owns, and has not released yet.
+            // Only the namespace a not-frozen account dropped, owns, and has not released yet: a
+            // conflict does not keep the account from releasing what its spec dropped.
             let released: Vec<String> = p.release.iter().map(|r| r.namespace.name_any()).collect();
-            let expect_release = !c.blocked && c.dropped == Dropped::Owned;
+            let expect_release = !c.blocked.frozen() && c.dropped == Dropped::Owned;
             assert_eq!(
                 released,
                 if expect_release {
@@ -1016,22 +1081,63 @@ mod tests {
             let s = &p.status;
             let cond = |t: &str| crate::status::find(&s.conditions, t).cloned().unwrap();
             let ready = cond(types::READY);
-            let phase = match (suspended, c.blocked) {
+            let blocker = c.blocked.reason();
+            let phase = match (suspended, blocker) {
                 (true, _) => AccountPhase::Suspended,
-                (false, true) => AccountPhase::Degraded,
-                (false, false) => AccountPhase::Active,
+                (false, Some(_)) => AccountPhase::Degraded,
+                (false, None) => AccountPhase::Active,
             };
             assert_eq!(s.phase, Some(phase), "{why}");
-            let reason = match (c.blocked, suspended) {
-                (true, _) => reasons::NAMESPACE_CONFLICT,
-                (false, true) => reasons::SUSPENDED,
-                (false, false) => reasons::READY,
+            let reason = match (blocker, suspended) {
+                (Some(r), _) => r,
+                (None, true) => reasons::SUSPENDED,
+                (None, false) => reasons::READY,
             };
             assert_eq!(
                 (ready.status.as_str(), ready.reason.as_str()),
-                (if c.blocked { "False" } else { "True" }, reason),
+                (if blocker.is_some() { "False" } else { "True" }, reason),
                 "{why}"
             );
+            // Stalled names the blocker: only a person can remove it.
+            let stalled = cond(types::STALLED);
+            assert_eq!(
+                (stalled.status.as_str(), stalled.reason.as_str()),
+                match blocker {
+                    Some(r) => ("True", r),
+                    None => ("False", reasons::NOT_STALLED),
+                },
+                "{why}"
+            );
+            if c.blocked.conflict() {
+                assert!(
+                    ready.message.contains("\"acme-dev\""),
+                    "{why}: {}",
+                    ready.message
+                );
+                assert!(
+                    ready
+                        .message
+                        .contains("choose other names in spec.namespaces"),
+                    "{why}: {}",
+                    ready.message
+                );
+            }
+            // A conflict alone: the parts are applied, NamespacesReady says what is withheld.
+            if c.blocked == Block::Conflict {
+                let parts = |t: &str| {
+                    let c = cond(t);
+                    (c.status, c.reason)
+                };
+                assert_eq!(
+                    parts(types::NAMESPACES_READY),
+                    ("False".into(), reasons::NAMESPACE_CONFLICT.into()),
+                    "{why}"
+                );
+                assert_eq!(parts(types::QUOTA_APPLIED).0, "True", "{why}");
+                assert_eq!(parts(types::NETWORK_ISOLATED).0, "True", "{why}");
+            }
+            // Self-service takes new namespaces unless the account is frozen.
+            assert_eq!(p.selfservice.open, !c.blocked.frozen(), "{why}");
             // Suspended=True only for a suspension in force: held guardrails are no suspension.
             let in_force = !matches!(c.susp, Susp::None);
             assert_eq!(
@@ -1039,15 +1145,8 @@ mod tests {
                 if in_force { "True" } else { "False" },
                 "{why}"
             );
-            assert_eq!(
-                s.namespaces,
-                if c.blocked {
-                    vec!["acme-prod"]
-                } else {
-                    vec!["acme-prod", "acme-dev"]
-                },
-                "{why}"
-            );
+            // status.namespaces never lists the conflicting name: it is not the account's.
+            assert_eq!(s.namespaces, want, "{why}");
             // The administrators read their Account; self-service gives no rule while suspended.
             assert_eq!(p.children.cluster_role_bindings.len(), 1, "{why}");
             let rules = p.children.cluster_roles[0]
@@ -1123,7 +1222,7 @@ mod tests {
             susp: Susp::None,
             guard: Guard::None,
             crd_deleting: false,
-            blocked: false,
+            blocked: Block::None,
             dropped: Dropped::None,
         };
         let o = observe(&a, &c);
@@ -1289,7 +1388,7 @@ mod tests {
 
     /// The same table through the whole plan: the step of acme-prod carries its action, and every
     /// desired namespace is paired with its own step. Someone else's declared namespace gets no step
-    /// at all: the account is blocked, and provisions only what it owns.
+    /// at all (never adopted, never touched); the account's other namespaces are provisioned.
     #[test]
     fn the_plan_gives_each_desired_namespace_its_action() {
         let a = account(DeletionPolicy::Retain);
@@ -1324,8 +1423,9 @@ mod tests {
                 _ => Some(expected_action(&desired, cached, mark, stray)),
             };
             assert_eq!(actions.get("acme-prod").cloned(), want, "{why}");
-            // acme-dev is absent in every case: created, unless the account is blocked.
-            let dev = (cached != Cached::NotOurs).then_some(NamespaceAction::Create);
+            // acme-dev is absent in every case: created, also when acme-prod is someone else's (a
+            // conflict withholds only the name in conflict).
+            let dev = Some(NamespaceAction::Create);
             assert_eq!(actions.get("acme-dev").cloned(), dev, "{why}");
         }
     }

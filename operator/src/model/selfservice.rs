@@ -38,6 +38,13 @@ pub const VERB_ANY_NAME: &str = "create-namespaces-any-name";
 /// The custom verb on `accounts` (no name) that marks a tenant administrator: the admission policy
 /// refuses namespaces without the request label from one who holds it and cannot create Accounts.
 pub const VERB_TENANT: &str = "self-service";
+/// The custom verb on `accounts/<name>` that lets a subject delete a namespace made for that account
+/// (labelled `covenant.dev/tenant=<name>`): held by its administrators, with `delete` of the
+/// self-made namespaces by name, while the account is not suspended. The deletion admission policy
+/// checks it against the namespace's own label, so a name left in a stale `delete` grant (the
+/// namespace deleted and made again by another account while the operator was down) deletes nothing
+/// of another account's.
+pub const VERB_DELETE: &str = "delete-namespaces";
 
 /// Why a name can never be a self-made namespace, if it cannot.
 pub fn reserved(name: &str) -> Option<&'static str> {
@@ -117,14 +124,15 @@ pub struct Plan {
     pub claim: Vec<(String, Option<String>)>,
     /// Those it refuses: (name, resourceVersion read, why).
     pub refuse: Vec<(String, Option<String>, String)>,
-    /// Those it neither takes nor refuses while the account is blocked.
+    /// Those it neither takes nor refuses while the account is frozen (an unresolved package, too
+    /// many declared namespaces; a namespace conflict alone does not freeze it).
     pub pending: Vec<String>,
     /// The account's namespaces, declared and self-made, counted against the cap.
     pub count: usize,
     /// The cap.
     pub cap: usize,
     /// Whether new ones wait because the package turned self-service off (not because the account
-    /// is blocked).
+    /// is frozen).
     pub blocked_by_package_setting: bool,
 }
 
@@ -155,7 +163,7 @@ pub struct PlanInput<'a> {
     pub cap: usize,
     /// Whether the package requires the `<account>-` prefix.
     pub require_prefix: bool,
-    /// Whether it may take new namespaces (it is not blocked).
+    /// Whether it may take new namespaces (it is not frozen).
     pub open: bool,
     /// The namespaces labelled with its name.
     pub candidates: &'a [Candidate],
@@ -231,9 +239,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 }
 
 /// The rules the account's `covenant-account-<name>` ClusterRole gains for self-service: while the
-/// account is active (not suspended, not blocked) and has room, `create` on namespaces with the verbs
-/// the admission policy checks; while it is not suspended, `delete` of the self-made namespaces it
-/// holds, by name (RBAC cannot say "the ones you made" otherwise: the list is kept current). No
+/// account is active (not suspended, not frozen by an unresolved package or too many namespaces)
+/// and has room, `create` on namespaces with the verbs the admission policy checks; while it is not
+/// suspended, `delete` of the self-made namespaces it holds, by name (RBAC cannot say "the ones you
+/// made" otherwise: the list is kept current), with [`VERB_DELETE`] on its own Account. No
 /// administrators: no rules.
 pub fn rules(
     account: &Account,
@@ -268,19 +277,28 @@ pub fn rules(
             PolicyRule {
                 api_groups: Some(vec![crate::api::GROUP.into()]),
                 resources: Some(vec!["accounts".into()]),
-                resource_names: Some(vec![name]),
+                resource_names: Some(vec![name.clone()]),
                 verbs,
                 ..Default::default()
             },
         ]);
     }
-    // Only the namespaces this account holds (an empty resourceNames would allow every one).
+    // Only the namespaces this account holds (an empty resourceNames would allow every one), and the
+    // verb the deletion policy checks against the namespace's own request label: the name alone may
+    // be stale (the list is kept current by the operator, which may be down).
     if !plan.kept.is_empty() {
         rules.push(PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["namespaces".into()]),
             resource_names: Some(plan.kept.clone()),
             verbs: vec!["delete".into()],
+            ..Default::default()
+        });
+        rules.push(PolicyRule {
+            api_groups: Some(vec![crate::api::GROUP.into()]),
+            resources: Some(vec!["accounts".into()]),
+            resource_names: Some(vec![name]),
+            verbs: vec![VERB_DELETE.into()],
             ..Default::default()
         });
     }
@@ -487,9 +505,11 @@ mod tests {
         assert!(p.refuse[0].2.contains("3 of its 3"));
         assert_eq!(p.count, 3);
         assert!(!p.room());
-        // At the cap: no create verbs; delete only of the namespace it holds.
+        // At the cap: no create verbs; delete only of the namespace it holds (and the verb on its
+        // own Account the deletion policy checks).
         let r = rules(&a, &p, false, true, false);
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].verbs, [VERB_DELETE]);
         assert_eq!(r[0].verbs, ["delete"]);
         assert_eq!(
             r[0].resource_names.as_deref(),
@@ -568,11 +588,69 @@ mod tests {
         assert_eq!(p.kept, ["acme-x"]);
         assert_eq!(p.pending, ["acme-y"]);
         let r = rules(&a, &p, false, false, false);
-        assert!(r.iter().all(|r| r.verbs == ["delete"]), "{r:?}");
+        assert!(
+            r.iter()
+                .all(|r| r.verbs == ["delete"] || r.verbs == [VERB_DELETE]),
+            "{r:?}"
+        );
         assert_eq!(
             condition(&a, &p, false, false, false, None).reason,
             "Disabled"
         );
+    }
+
+    /// The administrators may delete the self-made namespaces they hold, by name, and hold the verb on
+    /// their own Account that the deletion policy checks against a namespace's request label; both go
+    /// while the account is suspended, and neither is given when it holds no self-made namespace.
+    #[test]
+    fn deletion_is_granted_by_name_and_by_the_accounts_verb() {
+        let a = account(&["acme"]);
+        let p = run(&a, 3, true, &[cand("acme-x", 1, Some("uid-1"))]);
+        for (open, prefix) in [(true, false), (true, true), (false, false)] {
+            let r = rules(&a, &p, false, open, prefix);
+            let by_name = r
+                .iter()
+                .find(|r| r.verbs == ["delete"])
+                .expect("delete by name");
+            assert_eq!(
+                by_name.resources.as_deref(),
+                Some(&["namespaces".to_string()][..])
+            );
+            assert_eq!(
+                by_name.resource_names.as_deref(),
+                Some(&["acme-x".to_string()][..])
+            );
+            let verb = r
+                .iter()
+                .find(|r| r.verbs == [VERB_DELETE])
+                .expect("the deletion verb");
+            assert_eq!(
+                verb.api_groups.as_deref(),
+                Some(&[crate::api::GROUP.to_string()][..])
+            );
+            assert_eq!(
+                verb.resources.as_deref(),
+                Some(&["accounts".to_string()][..])
+            );
+            assert_eq!(
+                verb.resource_names.as_deref(),
+                Some(&["acme".to_string()][..]),
+                "only on its own Account"
+            );
+        }
+        // Suspended: nothing.
+        assert!(rules(&a, &p, true, true, false).is_empty());
+        // No self-made namespace held: nothing to delete, no verb.
+        let none = run(&a, 3, true, &[]);
+        assert!(
+            rules(&a, &none, false, true, false)
+                .iter()
+                .all(|r| !r.verbs.iter().any(|v| v == "delete" || v == VERB_DELETE))
+        );
+        // No administrators: no rules at all.
+        let mut nobody = a.clone();
+        nobody.spec.administrators.clear();
+        assert!(rules(&nobody, &p, false, true, false).is_empty());
     }
 
     /// A refusal stays in the condition until the count changes.
