@@ -17,20 +17,48 @@ use serde_json::json;
 
 const NARROWED: &str = "covenant.dev/narrowed";
 
-/// Whether the engine lets the narrowed `app=voip` pod of `ns` reach an external SIP server on UDP 5060.
-async fn sip_allowed(c: &Client, ns: &str) -> Result<bool, String> {
+/// What a narrowed pod probes (a pod labelled covenant.dev/narrowed gets only what its tenant's own
+/// policies allow): its app label and IP, and the external address, port and protocol it reaches.
+struct Egress {
+    app: &'static str,
+    pod_ip: &'static str,
+    to: &'static str,
+    port: u16,
+    protocol: &'static str,
+}
+
+/// The narrowed `app=voip` pod reaching an external SIP server on UDP 5060.
+const SIP: Egress = Egress {
+    app: "voip",
+    pod_ip: "10.244.1.20",
+    to: "93.184.216.34",
+    port: 5060,
+    protocol: "UDP",
+};
+
+/// The narrowed `app=web` pod reaching 203.0.113.10 on TCP 443.
+const WEB: Egress = Egress {
+    app: "web",
+    pod_ip: "10.244.1.21",
+    to: "203.0.113.10",
+    port: 443,
+    protocol: "TCP",
+};
+
+/// Whether the engine lets the pod `e` describes, in `ns`, reach its destination.
+async fn egress_allowed(c: &Client, ns: &str, e: &Egress) -> Result<bool, String> {
     let n = Api::<Namespace>::all(c.clone())
         .get(ns)
         .await
         .map_err(|e| e.to_string())?;
-    let mut from = Peer::pod(&n, "10.244.1.20");
-    from.pod_labels = fixtures::map(&[("app", "voip"), (NARROWED, "true")]);
+    let mut from = Peer::pod(&n, e.pod_ip);
+    from.pod_labels = fixtures::map(&[("app", e.app), (NARROWED, "true")]);
     let probe = Probe {
-        name: "voip → SIP UDP 5060".into(),
+        name: format!("{} → {} {} {}", e.app, e.to, e.protocol, e.port),
         from,
-        to: Peer::external("93.184.216.34"),
-        port: 5060,
-        protocol: "UDP",
+        to: Peer::external(e.to),
+        port: e.port,
+        protocol: e.protocol,
     };
     let v = netpol::evaluate(c, &[probe])
         .await
@@ -38,12 +66,16 @@ async fn sip_allowed(c: &Client, ns: &str) -> Result<bool, String> {
     Ok(v[0].allowed)
 }
 
-async fn expect_sip(c: &Client, ns: &str, allowed: bool) {
+/// Waits until the engine's verdict on `e` from `ns` is `allowed`.
+async fn expect_egress(c: &Client, ns: &str, e: &Egress, allowed: bool) {
     eventually(
-        &format!("the engine says SIP egress is {allowed} from {ns}"),
+        &format!(
+            "the engine says {} egress to {} {} {} is {allowed} from {ns}",
+            e.app, e.to, e.protocol, e.port
+        ),
         TIMEOUT,
         || async {
-            match sip_allowed(c, ns).await? {
+            match egress_allowed(c, ns, e).await? {
                 a if a == allowed => Ok(()),
                 a => Err(format!("the engine says {a}")),
             }
@@ -84,7 +116,7 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
     let admin = impersonate(&admin_name, &[]).await;
 
     // Without any tenant policy the narrowed pod reaches nothing.
-    expect_sip(&t.client, &ns, false).await;
+    expect_egress(&t.client, &ns, &SIP, false).await;
     let written: NetworkPolicy = serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": { "name": "sip-out" },
@@ -103,11 +135,11 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
         .expect("with telephony the administrator's SIP policy is admitted");
     let spec = |p: &NetworkPolicy| serde_json::to_value(&p.spec).unwrap();
     let as_written = spec(&created);
-    expect_sip(&t.client, &ns, true).await;
+    expect_egress(&t.client, &ns, &SIP, true).await;
 
     // Telephony withdrawn: the same policy would now be refused, so it opens SIP no more.
     set_telephony(&t, &acct, false).await;
-    expect_sip(&t.client, &ns, false).await;
+    expect_egress(&t.client, &ns, &SIP, false).await;
     let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
         .get("sip-out")
         .await
@@ -177,7 +209,7 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
 
     // Telephony restored: the policy reads back exactly as written and SIP is allowed again.
     set_telephony(&t, &acct, true).await;
-    expect_sip(&t.client, &ns, true).await;
+    expect_egress(&t.client, &ns, &SIP, true).await;
     eventually("the policy reads back as written", TIMEOUT, || async {
         let p = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
             .get("sip-out")
@@ -201,42 +233,6 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
             other => Err(format!("{other:?}")),
         }
     })
-    .await;
-}
-
-/// Whether the engine lets the narrowed `app=web` pod of `ns` reach 203.0.113.10 on TCP 443 (a pod
-/// labelled covenant.dev/narrowed gets only what its tenant's own policies allow).
-async fn web_allowed(c: &Client, ns: &str) -> Result<bool, String> {
-    let n = Api::<Namespace>::all(c.clone())
-        .get(ns)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut from = Peer::pod(&n, "10.244.1.21");
-    from.pod_labels = fixtures::map(&[("app", "web"), (NARROWED, "true")]);
-    let probe = Probe {
-        name: "web → 203.0.113.10 TCP 443".into(),
-        from,
-        to: Peer::external("203.0.113.10"),
-        port: 443,
-        protocol: "TCP",
-    };
-    let v = netpol::evaluate(c, &[probe])
-        .await
-        .map_err(|e| format!("the NetworkPolicy engine failed: {e:#}"))?;
-    Ok(v[0].allowed)
-}
-
-async fn expect_web(c: &Client, ns: &str, allowed: bool) {
-    eventually(
-        &format!("the engine says egress to 203.0.113.10 is {allowed} from {ns}"),
-        TIMEOUT,
-        || async {
-            match web_allowed(c, ns).await? {
-                a if a == allowed => Ok(()),
-                a => Err(format!("the engine says {a}")),
-            }
-        },
-    )
     .await;
 }
 
@@ -286,7 +282,7 @@ async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_
     .await;
 
     // Without any tenant policy the narrowed pod reaches nothing.
-    expect_web(&t.client, &ns, false).await;
+    expect_egress(&t.client, &ns, &WEB, false).await;
     let written: NetworkPolicy = serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": { "name": "web-out" },
@@ -305,7 +301,7 @@ async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_
         .expect("a range the package does not deny is admitted");
     let spec = |p: &NetworkPolicy| serde_json::to_value(&p.spec).unwrap();
     let as_written = spec(&created);
-    expect_web(&t.client, &ns, true).await;
+    expect_egress(&t.client, &ns, &WEB, true).await;
 
     // The package denies the range: the same policy would now be refused, so it opens it no more.
     let packages = Api::<covenant::api::SupportPackage>::all(t.client.clone());
@@ -327,7 +323,7 @@ async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_
         annotation(true)
     })
     .await;
-    expect_web(&t.client, &ns, false).await;
+    expect_egress(&t.client, &ns, &WEB, false).await;
     let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
         .get("web-out")
         .await
@@ -386,7 +382,7 @@ async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_
         annotation(false)
     })
     .await;
-    expect_web(&t.client, &ns, true).await;
+    expect_egress(&t.client, &ns, &WEB, true).await;
     eventually("the policy reads back as written", TIMEOUT, || async {
         let p = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
             .get("web-out")
