@@ -84,6 +84,74 @@ async fn expect_egress(c: &Client, ns: &str, e: &Egress, allowed: bool) {
     .await;
 }
 
+/// Waits until the tenant policy `name` of `ns`, as `created`, is neutralised and reported: the same
+/// object is kept (never deleted) with its egress rules as written (only the selector changes), a
+/// Warning Event on the Account names it and `why`, and the Account's condition names it. Returns it.
+async fn neutralised_and_reported(
+    t: &TestCtx,
+    acct: &str,
+    ns: &str,
+    name: &str,
+    created: &NetworkPolicy,
+    why: &str,
+) -> NetworkPolicy {
+    let spec = |p: &NetworkPolicy| serde_json::to_value(&p.spec).unwrap();
+    let as_written = spec(created);
+    let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), ns)
+        .get(name)
+        .await
+        .expect("the policy is not deleted");
+    assert_eq!(
+        now.metadata.uid, created.metadata.uid,
+        "the very policy is kept"
+    );
+    assert_eq!(
+        spec(&now)["egress"],
+        as_written["egress"],
+        "only the selector is neutralised"
+    );
+    eventually(
+        "the Account is told which policy was neutralised and why",
+        TIMEOUT,
+        || async {
+            let evs = Api::<Event>::all(t.client.clone())
+                .list(&ListParams::default().fields(&format!("involvedObject.name={acct}")))
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            evs.iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("TenantNetworkPolicyNeutralised")
+                        && e.involved_object.kind.as_deref() == Some("Account")
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains(&format!("{ns}/{name}")) && m.contains(why))
+                })
+                .then_some(())
+                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.message).collect::<Vec<_>>()))
+        },
+    )
+    .await;
+    eventually(
+        "the Account's condition names the neutralised policy",
+        TIMEOUT,
+        || async {
+            let a = Api::<covenant::api::Account>::all(t.client.clone())
+                .get(acct)
+                .await
+                .map_err(|e| e.to_string())?;
+            let c = condition(&a, "TenantNetworkPoliciesAdmitted")
+                .ok_or_else(|| format!("no condition: {:?}", a.status))?;
+            (c.status == "False" && c.message.contains(&format!("{ns}/{name}")))
+                .then_some(())
+                .ok_or_else(|| format!("{c:?}"))
+        },
+    )
+    .await;
+    now
+}
+
 async fn set_telephony(t: &TestCtx, account: &str, on: bool) {
     Api::<covenant::api::Account>::all(t.client.clone())
         .patch(
@@ -140,58 +208,7 @@ async fn withdrawn_telephony_neutralises_an_admitted_sip_policy_and_restores_it(
     // Telephony withdrawn: the same policy would now be refused, so it opens SIP no more.
     set_telephony(&t, &acct, false).await;
     expect_egress(&t.client, &ns, &SIP, false).await;
-    let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
-        .get("sip-out")
-        .await
-        .expect("the policy is not deleted");
-    assert_eq!(
-        now.metadata.uid, created.metadata.uid,
-        "the very policy is kept"
-    );
-    assert_eq!(
-        spec(&now)["egress"],
-        as_written["egress"],
-        "only the selector is neutralised"
-    );
-    eventually(
-        "the Account is told which policy was neutralised and why",
-        TIMEOUT,
-        || async {
-            let evs = Api::<Event>::all(t.client.clone())
-                .list(&ListParams::default().fields(&format!("involvedObject.name={acct}")))
-                .await
-                .map_err(|e| e.to_string())?
-                .items;
-            evs.iter()
-                .any(|e| {
-                    e.type_.as_deref() == Some("Warning")
-                        && e.reason.as_deref() == Some("TenantNetworkPolicyNeutralised")
-                        && e.involved_object.kind.as_deref() == Some("Account")
-                        && e.message.as_deref().is_some_and(|m| {
-                            m.contains(&format!("{ns}/sip-out")) && m.contains("SIP")
-                        })
-                })
-                .then_some(())
-                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.message).collect::<Vec<_>>()))
-        },
-    )
-    .await;
-    eventually(
-        "the Account's condition names the neutralised policy",
-        TIMEOUT,
-        || async {
-            let a = Api::<covenant::api::Account>::all(t.client.clone())
-                .get(&acct)
-                .await
-                .map_err(|e| e.to_string())?;
-            let c = condition(&a, "TenantNetworkPoliciesAdmitted")
-                .ok_or_else(|| format!("no condition: {:?}", a.status))?;
-            (c.status == "False" && c.message.contains(&format!("{ns}/sip-out")))
-                .then_some(())
-                .ok_or_else(|| format!("{c:?}"))
-        },
-    )
-    .await;
+    let now = neutralised_and_reported(&t, &acct, &ns, "sip-out", &created, "SIP").await;
     // The tenant cannot restore it by editing (a neutralised policy cannot be updated).
     let mut edit = now.clone();
     edit.metadata.annotations = None;
@@ -324,57 +341,7 @@ async fn a_range_the_package_denies_later_neutralises_an_admitted_egress_policy_
     })
     .await;
     expect_egress(&t.client, &ns, &WEB, false).await;
-    let now = Api::<NetworkPolicy>::namespaced(t.client.clone(), &ns)
-        .get("web-out")
-        .await
-        .expect("the policy is not deleted");
-    assert_eq!(
-        now.metadata.uid, created.metadata.uid,
-        "the very policy is kept"
-    );
-    assert_eq!(
-        spec(&now)["egress"],
-        as_written["egress"],
-        "only the selector is neutralised"
-    );
-    eventually(
-        "the Account is told which policy was neutralised and why",
-        TIMEOUT,
-        || async {
-            let evs = Api::<Event>::all(t.client.clone())
-                .list(&ListParams::default().fields(&format!("involvedObject.name={acct}")))
-                .await
-                .map_err(|e| e.to_string())?
-                .items;
-            evs.iter()
-                .any(|e| {
-                    e.type_.as_deref() == Some("Warning")
-                        && e.reason.as_deref() == Some("TenantNetworkPolicyNeutralised")
-                        && e.message.as_deref().is_some_and(|m| {
-                            m.contains(&format!("{ns}/web-out")) && m.contains("203.0.113.0/24")
-                        })
-                })
-                .then_some(())
-                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.message).collect::<Vec<_>>()))
-        },
-    )
-    .await;
-    eventually(
-        "the Account's condition names the neutralised policy",
-        TIMEOUT,
-        || async {
-            let a = Api::<covenant::api::Account>::all(t.client.clone())
-                .get(&acct)
-                .await
-                .map_err(|e| e.to_string())?;
-            let c = condition(&a, "TenantNetworkPoliciesAdmitted")
-                .ok_or_else(|| format!("no condition: {:?}", a.status))?;
-            (c.status == "False" && c.message.contains(&format!("{ns}/web-out")))
-                .then_some(())
-                .ok_or_else(|| format!("{c:?}"))
-        },
-    )
-    .await;
+    neutralised_and_reported(&t, &acct, &ns, "web-out", &created, "203.0.113.0/24").await;
 
     // The denial removed: the policy reads back exactly as written and the range is reached again.
     set_denied(serde_json::Value::Null).await;
