@@ -12,7 +12,8 @@
 #       Helm refuses to adopt. After the other stages, not alongside them (2 cores). Then the dist binary
 #       (kubectl apply of `make dist`'s covenant.yaml; the chart's values combinations dry-run) likewise.
 #   3c. image: builds the container image (hack/build-image.sh: release musl binary, buildah, OCI
-#       archive) and runs the image binary on it (COVENANT_IMAGE_ARCHIVE), which reads the archive, runs
+#       archive; begun in the background at the lowest CPU priority before the stages, waited for
+#       here) and runs the image binary on it (COVENANT_IMAGE_ARCHIVE), which reads the archive, runs
 #       its /covenant with buildah, and as the operator of a cluster of its own.
 #   3d. oci and oci_upgrade: push that archive and `make dist`'s chart to an OCI registry on loopback
 #       (`crane registry serve`) and install from it with Helm (oci_upgrade: from the previous chart
@@ -94,6 +95,10 @@ finish() {
   local rc=$?
   trap - EXIT INT TERM
   kill_operators
+  # An image build still running (the run was interrupted or failed before the image stage) stops too.
+  if [ -n "${image_build:-}" ] && kill -0 "$image_build" 2>/dev/null; then
+    kill -- -"$image_build" 2>/dev/null || true
+  fi
   if [ "$rc" -ne 0 ] || [ ${#failed[@]} -ne 0 ]; then
     [ "$rc" -ne 0 ] || rc=1
     print_logs
@@ -115,6 +120,17 @@ export COVENANT_E2E_TOOLS
 # The Gateway API's CRDs for the gateway stage (fetched through the Go module proxy, cached).
 COVENANT_E2E_GATEWAY_API=$(bash e2e/tools/gateway-api.sh)
 export COVENANT_E2E_GATEWAY_API
+
+# The image's static release build (cold: about 6 minutes of both cores) starts now, beside the
+# stages, at the lowest CPU priority: the tests, mostly waiting on the API server, leave cores idle that
+# it takes, and they keep the cores whenever they want them. The image stage waits for it. (Its release
+# and musl build directories are not the tests' debug one: neither waits for the other's cargo lock.)
+archive=$root/target/covenant-image.tar
+rm -f "$archive"
+say "building the image in the background (hack/build-image.sh, nice 19; log: $logs/image-build.log)"
+# Its own process group (setsid), so that the exit trap can stop cargo and every rustc with it.
+setsid nice -n 19 bash hack/build-image.sh "$archive" >"$logs/image-build.log" 2>&1 &
+image_build=$!
 
 say "starting the cluster in $state"
 bash e2e/cluster/cluster.sh up "$state"
@@ -177,10 +193,11 @@ if ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR \
 fi
 # The image binary checks the archive built here (never one left by an earlier run: it is removed
 # first) and starts a cluster of its own, like chart.
-archive=$root/target/covenant-image.tar
-say "stage image (own cluster): hack/build-image.sh $archive; cargo test -p covenant-e2e --test image"
-rm -f "$archive"
-if ! bash hack/build-image.sh "$archive"; then
+say "stage image (own cluster): hack/build-image.sh $archive (begun before the stages); cargo test -p covenant-e2e --test image"
+if ! wait "$image_build"; then
+  image_build=
+  cat "$logs/image-build.log" >&2
+  say "building the image failed (output above)"
   failed+=(image)
 elif ! env -u COVENANT_E2E_KUBECONFIG -u COVENANT_E2E_STATE_DIR COVENANT_IMAGE_ARCHIVE="$archive" \
   "$cargo" test -p covenant-e2e --test image -- --show-output ${extra[@]+"${extra[@]}"} 2>&1 | tee "$logs/stage-image.log"; then
