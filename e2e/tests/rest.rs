@@ -480,6 +480,86 @@ async fn a_restarted_operator_repairs_what_changed_while_it_was_down() {
     wait_account_ready(&t.client, &names[1]).await;
 }
 
+/// A restarted operator lists a tenant namespace's objects again unless the namespace carries the mark
+/// of the very policies it carries now (set as Covenant made it, empty, and after a pass found nothing
+/// there): so what a tier no longer allows is reported even when the operator stopped between writing
+/// a namespace's tightened policies and judging what runs there. That moment is made exact: with the
+/// operator stopped for real, the package is tightened and the namespace's policy annotation written as
+/// the operator would have written it (as a cluster administrator, the only one besides the operator
+/// who may); the restarted operator has nothing to rewrite, and must still find the pod.
+#[tokio::test]
+async fn a_tier_tightened_just_before_a_crash_is_judged_after_the_restart() {
+    use covenant::api::{ImagePolicy, Policies};
+    use k8s_openapi::api::core::v1::Pod;
+    let _serial = SERIAL.lock().await;
+    let t = TestCtx::new("restart-judge").await;
+    let images = |allowed: &[&str]| Policies {
+        images: Some(ImagePolicy {
+            allowed_registries: allowed.iter().map(|r| r.to_string()).collect(),
+        }),
+        ..Default::default()
+    };
+    let tenant = t
+        .tenant("acme")
+        .own_package(move |p| {
+            p.policies = Some(images(&["registry.k8s.io/", "docker.io/library/"]))
+        })
+        .await;
+    let ns = tenant.ns.clone();
+    let mut spec = fixtures::restricted_pod_spec();
+    spec["containers"][0]["image"] = json!("nginx:1.27");
+    let pod: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(json!({ "metadata": { "name": "old" }, "spec": spec })).unwrap();
+    Api::<Pod>::namespaced(tenant.admin_client().await, &ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("docker.io/library is allowed");
+    let accounts: Api<Account> = Api::all(t.client.clone());
+    let compliant = |want: &'static str, text: String| {
+        let accounts = accounts.clone();
+        let name = tenant.account.clone();
+        move || {
+            let (accounts, name, text) = (accounts.clone(), name.clone(), text.clone());
+            async move {
+                let a = accounts.get(&name).await.map_err(|e| e.to_string())?;
+                // Compliant: no condition (nothing ever offended) or True.
+                match covenant_e2e::condition(&a, "PoliciesCompliant") {
+                    None if want == "True" => Ok(()),
+                    Some(c) if c.status == want && c.message.contains(&text) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        }
+    };
+    eventually(
+        "the account is compliant",
+        TIMEOUT,
+        compliant("True", String::new()),
+    )
+    .await;
+
+    operator::kill();
+    let mut p = fixtures::package(tenant.package(), fixtures::default_quota());
+    p.spec.policies = Some(images(&["registry.k8s.io/"]));
+    t.apply(&p).await;
+    Api::<Namespace>::all(t.client.clone())
+        .patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "covenant.dev/allowed-registries": "registry.k8s.io/" } } })),
+        )
+        .await
+        .expect("a cluster administrator writes the tightened policy as the operator would");
+    operator::start();
+    eventually(
+        "the restarted operator reports the pod the tier no longer allows",
+        TIMEOUT * 2,
+        compliant("False", format!("{ns}/old: image nginx:1.27")),
+    )
+    .await;
+}
+
 /// A self-made namespace's deletion is granted by name in the account's ClusterRole, a list only the
 /// operator keeps current. While the operator is down, a name there can be stale: acme deletes the
 /// namespace it made, globex makes one of its own under the same name (labelled

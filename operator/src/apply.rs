@@ -1,6 +1,7 @@
 //! Server-side apply under one field manager, skipped when the cached object already holds every
 //! desired field (no request at rest), and deletion of what Covenant labelled but no longer wants.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
@@ -302,17 +303,36 @@ where
 /// Creates `desired` (a POST: an object of that name that exists already is the API server's
 /// AlreadyExists, never taken over), stamped with the applied-hash annotation and remembered like an
 /// apply, so that the cache's copy, when it arrives, is already in place and nothing is sent again.
-pub async fn create<K>(client: &Client, desired: &K, writes: &Writes) -> kube::Result<K>
+/// `marks` are annotations the created object carries beyond `desired` (outside the applied hash, and
+/// not owned by later applies: what is true of the object only as it is created, e.g. that an empty
+/// namespace holds nothing its tier's policies refuse).
+pub async fn create<K>(
+    client: &Client,
+    desired: &K,
+    marks: &BTreeMap<String, String>,
+    writes: &Writes,
+) -> kube::Result<K>
 where
     K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let Stamped {
         ns,
         key,
-        want,
+        mut want,
         hash,
         ..
     } = stamped(desired).map_err(kube::Error::SerdeError)?;
+    if !marks.is_empty()
+        && let Some(a) = want
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+    {
+        a.extend(
+            marks
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
+        );
+    }
     let object: K = serde_json::from_value(want).map_err(kube::Error::SerdeError)?;
     let pp = kube::api::PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),

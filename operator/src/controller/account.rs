@@ -797,7 +797,20 @@ async fn create_namespace(
     desired: &Namespace,
     ctx: &Context,
 ) -> Result<Option<NamespaceAction>> {
-    match crate::apply::create(&ctx.client, desired, &ctx.writes).await {
+    // Empty as it is made, it holds nothing its policies refuse: every object made in it from now on
+    // is admitted under them. Marked so, its objects are never listed to be judged until its policies
+    // change (the compliance loop and the re-judge of tenant NetworkPolicies), also after a restart.
+    let marks = BTreeMap::from([
+        (
+            crate::model::policies::COMPLIANCE_JUDGED_ANNOTATION.to_string(),
+            crate::model::policies::policies_fingerprint(desired.annotations()),
+        ),
+        (
+            crate::model::tenant_policies::POLICIES_JUDGED_ANNOTATION.to_string(),
+            crate::model::tenant_policies::judged_fingerprint(desired),
+        ),
+    ]);
+    match crate::apply::create(&ctx.client, desired, &marks, &ctx.writes).await {
         Ok(_) => Ok(None),
         Err(e) if K::of(&e) == K::AlreadyExists => {
             let api: Api<Namespace> = Api::all(ctx.client.clone());

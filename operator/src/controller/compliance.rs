@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, ResourceExt};
@@ -39,8 +39,9 @@ use super::{Context, ControllerFuture, Shutdown, Watches};
 use crate::api::ACCOUNT_LABEL;
 use crate::error::Error;
 use crate::model::policies::{
-    COMPLIANCE_CONDITION, COMPLIANCE_FIELD_MANAGER, NODE_SELECTOR_ANNOTATION,
-    POLICY_PACKAGE_ANNOTATION, is_policy_annotation, noncompliance_message, unforced_labels,
+    COMPLIANCE_CONDITION, COMPLIANCE_FIELD_MANAGER, COMPLIANCE_JUDGED_ANNOTATION,
+    NODE_SELECTOR_ANNOTATION, POLICY_PACKAGE_ANNOTATION, is_policy_annotation,
+    noncompliance_message, policies_fingerprint, unforced_labels,
 };
 
 /// The shipped policies that judge running objects.
@@ -327,6 +328,32 @@ async fn served_gateway_kinds(ctx: &Context) -> Result<Vec<super::gateway::Kind>
         })
 }
 
+/// Sets (or, with `None`, removes) the namespace's [`COMPLIANCE_JUDGED_ANNOTATION`].
+async fn set_mark(ctx: &Context, ns: &str, mark: Option<&String>) -> Result<(), Error> {
+    let patch = json!({ "metadata": { "annotations": { COMPLIANCE_JUDGED_ANNOTATION: mark } } });
+    let pp = kube::api::PatchParams {
+        field_manager: Some(COMPLIANCE_FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(ctx.client.clone())
+        .patch(ns, &pp, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            ctx.writes.write("Namespace");
+            Ok(())
+        }
+        // Deleted meanwhile: nothing to mark.
+        Err(e) if crate::error::ApiErrorKind::of(&e) == crate::error::ApiErrorKind::NotFound => {
+            Ok(())
+        }
+        Err(e) => Err(Error::Apply {
+            object: format!("Namespace {ns}"),
+            source: e.into(),
+        }),
+    }
+}
+
 async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<(), Error> {
     let mut failed = None;
     let mut served: Option<Vec<super::gateway::Kind>> = None;
@@ -344,14 +371,17 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
             .filter(|(k, _)| is_policy_annotation(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let fingerprint = crate::model::fnv1a(
-            annotations
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_bytes(),
-        );
+        let mark = policies_fingerprint(&annotations);
+        let fingerprint = crate::model::fnv1a(mark.as_bytes());
+        let marked = ns.annotations().get(COMPLIANCE_JUDGED_ANNOTATION);
+        // Found compliant under these very policies before (by an earlier process, or as Covenant made
+        // it, empty): every object made since was admitted under them. Not listed again.
+        if !state.checked.contains_key(&name) && marked == Some(&mark) {
+            state.checked.insert(
+                name.clone(),
+                (fingerprint, Vec::new(), std::time::Instant::now()),
+            );
+        }
         // Listed again when its policy changed, and every RECHECK while it holds offending objects
         // (they may have been replaced without the namespace changing); not on every namespace event,
         // which would judge the same objects again and again.
@@ -378,6 +408,14 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
                     }
                 }
             };
+            // The mark says what the next process may skip: these policies, when nothing offends;
+            // nothing, when something does (a pass with other policies later must list it again).
+            let want = found.is_empty().then_some(&mark);
+            if marked != want
+                && let Err(e) = set_mark(ctx, &name, want).await
+            {
+                failed.get_or_insert(e);
+            }
             state.checked.insert(
                 name.clone(),
                 (fingerprint, found, std::time::Instant::now()),

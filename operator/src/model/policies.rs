@@ -67,6 +67,27 @@ pub fn registry_within(r: &str, q: &str) -> bool {
 pub const COMPLIANCE_CONDITION: &str = "PoliciesCompliant";
 /// The field manager of that condition (the compliance loop, not the account controller).
 pub const COMPLIANCE_FIELD_MANAGER: &str = "covenant-policies";
+/// Namespace annotation: the fingerprint ([`policies_fingerprint`]) of the policy annotations against
+/// which every pod, claim, Ingress, Gateway and route in the namespace was last found compliant. Set
+/// when Covenant creates the namespace (empty, it holds nothing to refuse; every object made in it since
+/// was admitted under those policies) and by the compliance loop after a pass found nothing there;
+/// removed when a pass finds an offending object. A restarted operator lists a namespace's objects
+/// again only when this mark is not the fingerprint of its policy annotations now. Only the operator
+/// sets covenant.dev/* annotations on a namespace (admission policy `covenant-namespace-labels`).
+pub const COMPLIANCE_JUDGED_ANNOTATION: &str = "covenant.dev/compliance-judged";
+
+/// The fingerprint of a namespace's policy annotations (those [`is_policy_annotation`] names; every
+/// other annotation is ignored), as [`COMPLIANCE_JUDGED_ANNOTATION`] holds it: stable across processes
+/// and releases.
+pub fn policies_fingerprint(annotations: &BTreeMap<String, String>) -> String {
+    let lines: Vec<String> = annotations
+        .iter()
+        .filter(|(k, _)| is_policy_annotation(k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{:016x}", super::fnv1a(lines.join("\n").as_bytes()))
+}
+
 /// At most this many offending objects are named in the condition; the rest are counted.
 pub const NAMED_AT_MOST: usize = 10;
 
@@ -384,6 +405,33 @@ pub fn annotations(policies: &Policies, package: &str) -> BTreeMap<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compliance mark names the policy annotations only: another annotation (the mark itself, a
+    /// tenant's own) does not change it, any policy value does, and its value is fixed across releases
+    /// (a mark an older operator wrote is read by a newer one).
+    #[test]
+    fn the_compliance_mark_follows_the_policy_annotations_and_nothing_else() {
+        let policies = BTreeMap::from([
+            (
+                REGISTRIES_ANNOTATION.to_string(),
+                "registry.example/".to_string(),
+            ),
+            (POLICY_PACKAGE_ANNOTATION.to_string(), "gold".to_string()),
+        ]);
+        let mark = policies_fingerprint(&policies);
+        assert_eq!(mark, "09e948975cd53540", "the mark's algorithm changed");
+        let mut other = policies.clone();
+        other.insert(COMPLIANCE_JUDGED_ANNOTATION.into(), mark.clone());
+        other.insert("example.com/owner".into(), "team-a".into());
+        assert_eq!(policies_fingerprint(&other), mark);
+        let mut narrowed = policies.clone();
+        narrowed.insert(
+            REGISTRIES_ANNOTATION.into(),
+            "registry.example/team/".into(),
+        );
+        assert_ne!(policies_fingerprint(&narrowed), mark);
+        assert_ne!(policies_fingerprint(&BTreeMap::new()), mark);
+    }
 
     fn classes(allowed: &[&str], default: Option<&str>) -> Option<ClassPolicy> {
         Some(ClassPolicy {

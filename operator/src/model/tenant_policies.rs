@@ -32,6 +32,35 @@ pub const NEUTRALISED_ANNOTATION: &str = "covenant.dev/neutralised";
 /// Namespace annotation: the token of the current suspension's neutralised policies. Written before
 /// the first policy is neutralised, removed after the last one is restored.
 pub const TOKEN_ANNOTATION: &str = "covenant.dev/network-policies-token";
+/// Namespace annotation: the fingerprint ([`judged_fingerprint`]) of the namespace, as Covenant applies
+/// it, under which every tenant NetworkPolicy in it was last judged admissible (none held neutralised).
+/// Set when Covenant creates the namespace (empty: every policy made in it since was admitted under it)
+/// and after a re-judge held none; removed after one held any. A restarted operator re-judges a
+/// namespace only when this mark is not the namespace's fingerprint now. Only the operator sets
+/// covenant.dev/* annotations on a namespace (admission policy `covenant-namespace-labels`).
+pub const POLICIES_JUDGED_ANNOTATION: &str = "covenant.dev/network-policies-judged";
+
+/// The fingerprint of the namespace `desired` (as Covenant applies it) that the tenant's
+/// NetworkPolicies are judged in: its labels and annotations, but for the judgement marks. Stable
+/// across processes and releases (it is kept on the namespace).
+pub fn judged_fingerprint(desired: &k8s_openapi::api::core::v1::Namespace) -> String {
+    let skip = |k: &str| {
+        k == POLICIES_JUDGED_ANNOTATION || k == crate::model::policies::COMPLIANCE_JUDGED_ANNOTATION
+    };
+    let m = &desired.metadata;
+    let mut text = String::new();
+    for map in [&m.labels, &m.annotations] {
+        for (k, v) in map.iter().flatten().filter(|(k, _)| !skip(k)) {
+            text.push_str(k);
+            text.push('=');
+            text.push_str(v);
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    format!("{:016x}", crate::model::fnv1a(text.as_bytes()))
+}
+
 /// The label key of [`neutral_selector`].
 pub const NEUTRAL_KEY: &str = "covenant.dev/neutralised";
 /// How many NetworkPolicies a tenant namespace may hold (the `covenant-bounds` quota's
@@ -212,6 +241,47 @@ pub fn with_room(hard: &mut crate::api::ResourceMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The NetworkPolicy mark names the namespace as applied (labels and annotations), not the marks
+    /// on it; a suspension's read-only label changes it; its value is fixed across releases.
+    #[test]
+    fn the_network_policy_mark_follows_the_namespace_but_not_the_marks() {
+        let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+        ns.metadata.labels = Some(BTreeMap::from([(
+            "covenant.dev/account".into(),
+            "a".into(),
+        )]));
+        ns.metadata.annotations = Some(BTreeMap::from([(
+            SIP_EGRESS_ANNOTATION.to_string(),
+            "denied".to_string(),
+        )]));
+        let mark = judged_fingerprint(&ns);
+        assert_eq!(mark, "b3cffd4161857d60", "the mark's algorithm changed");
+        let mut marked = ns.clone();
+        let a = marked.metadata.annotations.as_mut().unwrap();
+        a.insert(POLICIES_JUDGED_ANNOTATION.into(), mark.clone());
+        a.insert(
+            crate::model::policies::COMPLIANCE_JUDGED_ANNOTATION.into(),
+            "x".into(),
+        );
+        assert_eq!(judged_fingerprint(&marked), mark);
+        let mut read_only = ns.clone();
+        read_only
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("covenant.dev/read-only".into(), "suspended".into());
+        assert_ne!(judged_fingerprint(&read_only), mark);
+        let mut permitted = ns.clone();
+        permitted
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(SIP_EGRESS_ANNOTATION.into(), "permitted".into());
+        assert_ne!(judged_fingerprint(&permitted), mark);
+    }
 
     fn policy(selector: Value, record: Option<&str>) -> TenantPolicy {
         TenantPolicy {
