@@ -363,6 +363,19 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
         let Some(account) = ns.labels().get(ACCOUNT_LABEL).cloned() else {
             continue;
         };
+        // Only a namespace Covenant made (or took) for this very Account: one that anyone else
+        // labelled with an account is neither judged nor marked (Covenant never changes it).
+        let owned = ctx
+            .stores
+            .accounts
+            .get(&kube::runtime::reflector::ObjectRef::new(&account))
+            .is_some_and(|g| {
+                g.0.as_ref()
+                    .is_ok_and(|a| crate::model::account::owns(a, &ns))
+            });
+        if !owned {
+            continue;
+        }
         let name = ns.name_any();
         live.insert(name.clone());
         let annotations: BTreeMap<String, String> = ns
