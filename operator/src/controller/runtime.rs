@@ -370,6 +370,8 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     /// The cache.
     pub store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
+    /// One channel per subscription: each applied object, as the cache holds it.
+    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<K>>>,
     api: Api<K>,
     wc: watcher::Config,
     synced: Arc<std::sync::atomic::AtomicBool>,
@@ -380,6 +382,10 @@ pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
     trim: Option<fn(&mut K)>,
     applied: Option<Arc<Written<String>>>,
 }
+
+/// How many objects a subscription may be behind before it holds its watch back (a relist of
+/// thousands of objects is absorbed without stalling the watch).
+const SUBSCRIPTION_BUFFER: usize = 1024;
 
 /// Called with each object a watch sees deleted (shared streams carry only applied objects).
 pub type DeleteHook<K> = Box<dyn Fn(&K) + Send + Sync>;
@@ -396,11 +402,11 @@ where
 {
     /// A shared watch of `api` (not started until [`Shared::start`]).
     pub fn new(api: Api<K>, wc: watcher::Config) -> Self {
-        // The buffer absorbs bursts (a relist of thousands of objects) without stalling the watch.
-        let (store, writer) = reflector::store_shared(1024);
+        let (store, writer) = reflector::store();
         Shared {
             store,
             writer: Some(writer),
+            subscribers: Vec::new(),
             api,
             wc: wc.page_size(500),
             synced: Default::default(),
@@ -450,18 +456,27 @@ where
         self.on_delete.push(Box::new(hook));
     }
 
-    /// A stream of the objects this watch touches. Every subscription must be polled.
-    pub fn subscribe(&self) -> reflector::ReflectHandle<K> {
-        self.writer
-            .as_ref()
-            .and_then(|w| w.subscribe())
-            .expect("subscribe before start")
+    /// A stream of the objects this watch touches (each object applied, and every object once its
+    /// (re)list is complete), as the cache holds them. Every subscription must be polled: a full one
+    /// (`SUBSCRIPTION_BUFFER` objects behind) holds the watch back until it catches up.
+    ///
+    /// Not kube's `ReflectHandle`: it looks each object up in the cache when polled, and one deleted
+    /// meanwhile makes it return `Pending` without asking to be woken (kube-runtime 5.0.0), so a
+    /// controller whose other triggers are quiet stops hearing of new objects, and once its buffer is
+    /// full the watch, and so the cache, stops for every controller (an Account created right after
+    /// another was deleted was never reconciled). Here each subscription receives the objects
+    /// themselves.
+    pub fn subscribe(&mut self) -> futures::stream::BoxStream<'static, Arc<K>> {
+        assert!(self.writer.is_some(), "subscribe before start");
+        let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
+        self.subscribers.push(tx);
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) })
+            .boxed()
     }
 
     /// Starts the watch in the background. Its errors turn readiness off for a while (see
     /// `Health::watch_failed`); it retries with backoff by itself.
     pub fn start(&mut self, health: Arc<crate::http::Health>) {
-        use std::sync::atomic::Ordering;
         if let Some(writer) = self.writer.take() {
             // managedFields are most of a cached object's size and nothing reads them: the apply
             // check compares desired fields and the applied-hash annotation.
@@ -497,35 +512,74 @@ where
                         trim(o);
                     }
                 })
-                .reflect_shared(writer);
-            let synced = self.synced.clone();
-            let hooks = std::mem::take(&mut self.on_delete);
-            let indexes = std::mem::take(&mut self.indexes);
-            let mut tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
-            tokio::spawn(async move {
-                stream
-                    .for_each(|ev| {
-                        tracker.observe(&ev);
-                        // Before the synced flag: a reconcile that sees the cache synced sees the
-                        // indexes complete.
-                        if let Ok(ev) = &ev {
-                            indexes.iter().for_each(|i| i.observe(ev));
-                        }
-                        match ev {
-                            Ok(watcher::Event::InitDone) => synced.store(true, Ordering::Release),
-                            Ok(watcher::Event::Delete(obj)) => hooks.iter().for_each(|h| h(&obj)),
-                            _ => {}
-                        }
-                        std::future::ready(())
-                    })
-                    .await;
-            });
+                .reflect(writer);
+            let watch = Follow {
+                store: self.store.clone(),
+                synced: self.synced.clone(),
+                hooks: std::mem::take(&mut self.on_delete),
+                indexes: std::mem::take(&mut self.indexes),
+                subscribers: std::mem::take(&mut self.subscribers),
+            };
+            let tracker = WatchHealth::new(K::kind(&()).into_owned(), health);
+            tokio::spawn(watch.run(stream, tracker));
         }
     }
 
     /// Whether the first list of this watch is in the cache.
     pub fn synced(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.synced.clone()
+    }
+}
+
+/// What follows a watch once its events are in the cache: the indexes, the synced flag, the delete
+/// hooks and the subscriptions.
+struct Follow<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+    hooks: Vec<DeleteHook<K>>,
+    indexes: Vec<Index<K>>,
+    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Follow<K> {
+    /// Follows `events` (already applied to the cache) until they end.
+    async fn run<E: std::fmt::Display>(
+        self,
+        events: impl futures::Stream<Item = Result<watcher::Event<K>, E>>,
+        mut tracker: WatchHealth,
+    ) {
+        use std::sync::atomic::Ordering;
+        let mut events = std::pin::pin!(events);
+        while let Some(ev) = events.next().await {
+            tracker.observe(&ev);
+            // Before the synced flag: a reconcile that sees the cache synced sees the indexes
+            // complete.
+            if let Ok(ev) = &ev {
+                self.indexes.iter().for_each(|i| i.observe(ev));
+            }
+            // What the subscriptions hear of, as kube's shared streams would: each applied object,
+            // and every object once a (re)list is complete.
+            let touched = match &ev {
+                Ok(watcher::Event::Apply(obj)) => self
+                    .store
+                    .get(&reflector::ObjectRef::from_obj(obj))
+                    .into_iter()
+                    .collect(),
+                Ok(watcher::Event::InitDone) => self.store.state(),
+                _ => Vec::new(),
+            };
+            match ev {
+                Ok(watcher::Event::InitDone) => self.synced.store(true, Ordering::Release),
+                Ok(watcher::Event::Delete(obj)) => self.hooks.iter().for_each(|h| h(&obj)),
+                _ => {}
+            }
+            for obj in touched {
+                for s in &self.subscribers {
+                    // A subscription dropped (its controller stopped) takes nothing more.
+                    let _ = s.send(obj.clone()).await;
+                }
+            }
+        }
     }
 }
 
@@ -658,6 +712,48 @@ pub(super) fn watch_backoff() -> impl kube::runtime::utils::Backoff {
 #[cfg(test)]
 mod index_tests {
     use super::*;
+
+    /// A subscription hears of every object applied, one deleted before the subscription was read
+    /// included, and of the next one: kube's own subscription (it looks each object up when read)
+    /// returned `Pending` for the deleted one without asking to be woken, and its controller then
+    /// heard of nothing more while its other triggers were quiet (an Account created right after
+    /// another was deleted was never reconciled).
+    #[tokio::test]
+    async fn a_subscription_hears_of_what_comes_after_an_object_deleted_before_it_was_read() {
+        let (store, writer) = reflector::store::<Namespace>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
+        let follow = Follow {
+            store: store.clone(),
+            synced: Default::default(),
+            hooks: Vec::new(),
+            indexes: Vec::new(),
+            subscribers: vec![tx],
+        };
+        let synced = follow.synced.clone();
+        use watcher::Event as E;
+        let events = futures::stream::iter([
+            E::Init,
+            E::InitApply(ns("kept", None)),
+            E::InitDone,
+            E::Apply(ns("gone", None)),
+            E::Delete(ns("gone", None)),
+            E::Apply(ns("next", None)),
+        ])
+        .map(Ok::<_, watcher::Error>)
+        .reflect(writer);
+        let health = Arc::new(crate::http::Health::default());
+        follow
+            .run(events, WatchHealth::new("Namespace".into(), health))
+            .await;
+        assert!(synced.load(std::sync::atomic::Ordering::Acquire));
+        let mut heard = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            heard.push(o.metadata.name.clone().unwrap_or_default());
+        }
+        assert_eq!(heard, ["kept", "gone", "next"]);
+        assert!(store.get(&reflector::ObjectRef::new("gone")).is_none());
+        assert!(store.get(&reflector::ObjectRef::new("next")).is_some());
+    }
 
     fn ns(name: &str, account: Option<&str>) -> Namespace {
         let mut n = Namespace::default();
