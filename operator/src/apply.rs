@@ -221,26 +221,26 @@ where
     })
 }
 
-/// What a cache holds of an object that Covenant applies: its fields as JSON, for [`is_subset`]. A
-/// child kind is cached compactly (`controller::compact`, its JSON kept as served); a namespace as its
-/// metadata.
+/// What a cache holds of an object that Covenant applies, and whether it shows the object as Covenant
+/// wants it. A child kind is cached compactly (`controller::compact`: a digest of the fields Covenant's
+/// apply owns, as served); a namespace as its metadata, compared with [`is_subset`].
 pub trait Applied: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
-    /// The cached object's fields as JSON.
-    fn applied(&self) -> serde_json::Result<Value>;
+    /// Whether the cached object is `want` (what Covenant would apply, stamped with its hash).
+    fn in_place(&self, want: &Value) -> Result<bool>;
 }
 
 impl<K> Applied for crate::controller::compact::Compact<K>
 where
-    K: Send + Sync + 'static + Resource<DynamicType = ()>,
+    K: Send + Sync + 'static + crate::controller::compact::Compactable,
 {
-    fn applied(&self) -> serde_json::Result<Value> {
-        Ok(self.json())
+    fn in_place(&self, want: &Value) -> Result<bool> {
+        Ok(crate::controller::compact::Compact::in_place(self, want))
     }
 }
 
 impl Applied for k8s_openapi::api::core::v1::Namespace {
-    fn applied(&self) -> serde_json::Result<Value> {
-        serde_json::to_value(self)
+    fn in_place(&self, want: &Value) -> Result<bool> {
+        Ok(is_subset(want, &serde_json::to_value(self)?))
     }
 }
 
@@ -281,7 +281,7 @@ where
         return Ok(false);
     }
     if let Some(have) = have
-        && is_subset(&want, &have.applied()?)
+        && have.in_place(&want)?
     {
         return Ok(false);
     }

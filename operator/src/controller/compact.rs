@@ -2,18 +2,23 @@
 //! ranges, network policies, role bindings, cluster roles and their bindings).
 //!
 //! Of such an object the operator reads only:
-//! - what `apply::is_subset` compares with what it wants to apply: the object's own fields as the API
-//!   server serves them (spec, labels, annotations with the applied hash, owner references);
+//! - whether it is as Covenant wants it (`apply`): the fields Covenant's own server-side apply owns, as
+//!   served. The object's `managedFields` entry of Covenant's field manager (operation `Apply`) names
+//!   exactly those fields; their values, projected out of the object, are kept as one 64-bit digest
+//!   ([`owned_digest`]), compared with the digest of what Covenant would apply now
+//!   ([`desired_digest`]). Anyone else's change to one of them moves the field to their manager (or,
+//!   by a forced apply, shares it with another value): the digest differs, and the object is applied
+//!   again. Fields others own or the API server defaulted are not Covenant's, and do not count;
 //! - the account it is labelled with (the index by account, the triggers, `delete_unwanted`);
-//! - its name, namespace, UID, resourceVersion and deletion mark (cache keys, the writes awaiting
-//!   the cache, the deletions).
+//! - its name, namespace, resourceVersion and deletion mark (cache keys, the writes awaiting the
+//!   cache, the deletions);
+//! - of the `covenant-bounds` quota, its `spec.hard` (a retained namespace's bounds are re-made from it).
 //!
-//! So the cache holds those few metadata fields apart and the rest as one JSON string, parsed only when
-//! an apply compares. A k8s-openapi struct holds every label and annotation in a `BTreeMap` (a node of
-//! about 540 bytes each, even for one entry) and every optional field inline: the JSON of the same
-//! object is several times smaller (measured in BENCHMARKS.md). The watch deserializes each object
-//! straight into this form, so a (re)list never holds a page of full structs beyond the one being
-//! converted.
+//! So the cache holds those few metadata fields, the digest and nothing else. A k8s-openapi struct
+//! holds every label and annotation in a `BTreeMap` (a node of about 540 bytes each, even for one entry)
+//! and every optional field inline; the JSON of the object, kept here before, was ≈ 650 bytes a child
+//! (BENCHMARKS.md). The watch deserializes each object straight into this form, so a (re)list never
+//! holds a page of full structs beyond the one being converted.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -24,21 +29,68 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::ACCOUNT_LABEL;
+use crate::api::{ACCOUNT_LABEL, FIELD_MANAGER};
 
-/// A child kind cached compactly: what of an object is dropped before it is kept (beyond
-/// `managedFields` and the metadata the API server manages, always dropped).
+/// A child kind cached compactly: what of an object is kept beyond the digest, for the few readers of
+/// a field of a cached child, and what the API server adds to what Covenant applies.
 pub trait Compactable: Resource<DynamicType = ()> + Serialize + DeserializeOwned {
-    /// Clears what nothing reads (e.g. a quota's usage, which changes with every pod).
-    fn trim(&mut self) {}
+    /// What of `self` is kept as JSON (read back by [`Compact::object`]); nothing by default.
+    fn kept(&self) -> Option<Value> {
+        None
+    }
+
+    /// `want` (an object as Covenant applies it) with the defaults the API server sets inside the
+    /// fields Covenant owns whole (an atomic list's items): what the object holds once applied.
+    /// Nothing by default.
+    fn as_served(_want: &mut Value) {}
 }
 
 impl Compactable for k8s_openapi::api::core::v1::ResourceQuota {
-    fn trim(&mut self) {
-        self.status = None;
+    fn kept(&self) -> Option<Value> {
+        (self.metadata.name.as_deref() == Some(crate::model::account::BOUNDS_QUOTA_NAME))
+            .then(|| serde_json::json!({ "spec": { "hard": self.spec.as_ref().and_then(|s| s.hard.as_ref()) } }))
     }
 }
-impl Compactable for k8s_openapi::api::core::v1::LimitRange {}
+impl Compactable for k8s_openapi::api::core::v1::LimitRange {
+    /// A `Container` item's defaults, as Kubernetes' `SetDefaults_LimitRangeItem` sets them (the items
+    /// are one atomic list): a default limit from `max`, then a default request from the default limit,
+    /// then from `min`; a map left empty is not served.
+    fn as_served(want: &mut Value) {
+        let Some(items) = want
+            .pointer_mut("/spec/limits")
+            .and_then(Value::as_array_mut)
+        else {
+            return;
+        };
+        for item in items.iter_mut().filter(|i| i["type"] == "Container") {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            let map = |item: &serde_json::Map<String, Value>, k: &str| {
+                item.get(k)
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (max, min) = (map(item, "max"), map(item, "min"));
+            let mut default = map(item, "default");
+            for (k, v) in &max {
+                default.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let mut request = map(item, "defaultRequest");
+            for (k, v) in default.iter().chain(&min) {
+                request.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (field, m) in [("default", default), ("defaultRequest", request)] {
+                if m.is_empty() {
+                    item.remove(field);
+                } else {
+                    item.insert(field.to_string(), Value::Object(m));
+                }
+            }
+        }
+    }
+}
 impl Compactable for k8s_openapi::api::networking::v1::NetworkPolicy {}
 impl Compactable for k8s_openapi::api::rbac::v1::RoleBinding {}
 impl Compactable for k8s_openapi::api::rbac::v1::ClusterRole {}
@@ -46,13 +98,15 @@ impl Compactable for k8s_openapi::api::rbac::v1::ClusterRoleBinding {}
 
 /// A cached object of kind `K` in compact form (see the module's documentation).
 pub struct Compact<K> {
-    /// Name, namespace, UID, resourceVersion and deletion mark; nothing else.
+    /// Name, namespace, resourceVersion and deletion mark; nothing else.
     metadata: ObjectMeta,
     /// The value of the account label.
     account: Option<Box<str>>,
-    /// The object as served, without its managedFields, status (where trimmed) and the metadata
-    /// held above or managed by the API server (UID, resourceVersion, creation time, generation).
-    json: Box<str>,
+    /// The digest of the fields Covenant's apply owns, as served ([`owned_digest`]); `None` when
+    /// Covenant's apply owns nothing of it (never applied by Covenant: applied when wanted).
+    owned: Option<u64>,
+    /// What [`Compactable::kept`] keeps, as JSON.
+    kept: Option<Box<str>>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -61,7 +115,8 @@ impl<K> Clone for Compact<K> {
         Compact {
             metadata: self.metadata.clone(),
             account: self.account.clone(),
-            json: self.json.clone(),
+            owned: self.owned,
+            kept: self.kept.clone(),
             kind: PhantomData,
         }
     }
@@ -72,63 +127,194 @@ impl<K> std::fmt::Debug for Compact<K> {
         f.debug_struct("Compact")
             .field("metadata", &self.metadata)
             .field("account", &self.account)
-            .field("json", &self.json)
+            .field("owned", &self.owned)
+            .field("kept", &self.kept)
             .finish()
     }
 }
 
 impl<K: Compactable> Compact<K> {
-    /// The compact form of `obj`.
-    pub fn new(mut obj: K) -> Self {
-        obj.trim();
-        let m = obj.meta_mut();
+    /// The compact form of `obj` (as served, with its `managedFields`).
+    pub fn new(obj: K) -> Self {
+        let kept = obj.kept().map(|v| v.to_string().into_boxed_str());
+        let m = obj.meta();
         let account = m
             .labels
             .as_ref()
             .and_then(|l| l.get(ACCOUNT_LABEL))
             .map(|a| a.as_str().into());
+        let fields = m.managed_fields.iter().flatten().find(|e| {
+            e.manager.as_deref() == Some(FIELD_MANAGER)
+                && e.operation.as_deref() == Some("Apply")
+                && e.subresource.as_deref().unwrap_or_default().is_empty()
+        });
+        let owned = fields
+            .and_then(|e| e.fields_v1.as_ref())
+            .and_then(|f| Some(owned_digest(&serde_json::to_value(&obj).ok()?, &f.0)));
         let metadata = ObjectMeta {
             name: m.name.clone(),
             namespace: m.namespace.clone(),
-            uid: m.uid.take(),
-            resource_version: m.resource_version.take(),
+            resource_version: m.resource_version.clone(),
             deletion_timestamp: m.deletion_timestamp.clone(),
             ..Default::default()
         };
-        m.managed_fields = None;
-        m.creation_timestamp = None;
-        m.generation = None;
-        m.self_link = None;
-        // A struct that serialized once serializes again; nothing is compared against an empty one.
-        let json = serde_json::to_string(&obj).unwrap_or_default().into();
         Compact {
             metadata,
             account,
-            json,
+            owned,
+            kept,
             kind: PhantomData,
         }
     }
 }
 
 impl<K: DeserializeOwned> Compact<K> {
-    /// The object as its kind's struct, read back from the JSON (without the metadata kept apart), for
-    /// the few readers of a field of a cached child; `None` if it cannot be read back.
+    /// The kept fields ([`Compactable::kept`]) as the kind's struct, with the name and namespace;
+    /// `None` if nothing is kept of it.
     pub fn object(&self) -> Option<K> {
-        serde_json::from_str(&self.json).ok()
+        let mut v: Value = serde_json::from_str(self.kept.as_deref()?).ok()?;
+        v["metadata"] = serde_json::json!({
+            "name": self.metadata.name, "namespace": self.metadata.namespace,
+        });
+        serde_json::from_value(v).ok()
+    }
+}
+
+impl<K: Compactable> Compact<K> {
+    /// Whether Covenant's apply owns exactly the fields of `want` (the object it would apply, as
+    /// JSON), with the same values as the API server serves them (its defaults inside what Covenant
+    /// owns whole, [`Compactable::as_served`]; resource quantities by value): the object is in place.
+    pub fn in_place(&self, want: &Value) -> bool {
+        let mut served = want.clone();
+        K::as_served(&mut served);
+        self.owned == Some(desired_digest(&served))
     }
 }
 
 impl<K> Compact<K> {
-    /// The object's fields as JSON, for `apply::is_subset` (`Null` if it cannot be read back, which
-    /// compares as different: the object is applied again).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.json).unwrap_or(Value::Null)
-    }
-
     /// The account the object is labelled with.
     pub fn account(&self) -> Option<&str> {
         self.account.as_deref()
     }
+}
+
+/// The fields of an object that identify it rather than hold what is applied: never in a field set.
+const IDENTITY: [&str; 2] = ["apiVersion", "kind"];
+
+/// The digest of `want` (an object as Covenant applies it) without what identifies it (its kind and
+/// name): the fields its apply will own, with these values.
+pub fn desired_digest(want: &Value) -> u64 {
+    let mut v = want.clone();
+    if let Some(o) = v.as_object_mut() {
+        IDENTITY.iter().for_each(|k| {
+            o.remove(*k);
+        });
+        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("name");
+            m.remove("namespace");
+        }
+    }
+    digest(&v)
+}
+
+/// The digest of the fields of `served` that the field set `fields` (a `managedFields` entry's
+/// `fieldsV1`) names, with their values as served: what Covenant's apply owns of the object.
+pub fn owned_digest(served: &Value, fields: &Value) -> u64 {
+    let mut v = project(served, fields).unwrap_or(Value::Null);
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("name");
+        m.remove("namespace");
+    }
+    digest(&v)
+}
+
+/// The part of `value` that the field set `set` names (`fieldsV1`: `f:<field>` for a field of an
+/// object, `k:<keys>` for the item of an associative list whose keys these are, `v:<value>` for the
+/// item of a set, `i:<index>` for an item by position, `.` for the node itself; an empty set is the
+/// whole value, e.g. an atomic list). Items of a list come in the order the object holds them.
+fn project(value: &Value, set: &Value) -> Option<Value> {
+    let set = set.as_object()?;
+    if set.is_empty() {
+        return Some(value.clone());
+    }
+    match value {
+        Value::Object(o) => Some(Value::Object(
+            set.iter()
+                .filter_map(|(k, sub)| {
+                    let field = k.strip_prefix("f:")?;
+                    Some((field.to_string(), project(o.get(field)?, sub)?))
+                })
+                .collect(),
+        )),
+        Value::Array(items) => {
+            let mut picked: Vec<(usize, Value)> = Vec::new();
+            for (k, sub) in set {
+                if let Some(keys) = k.strip_prefix("k:") {
+                    let keys: serde_json::Map<String, Value> = serde_json::from_str(keys).ok()?;
+                    for (i, item) in items.iter().enumerate() {
+                        if keys.iter().all(|(f, want)| item.get(f) == Some(want)) {
+                            picked.extend(project(item, sub).map(|p| (i, p)));
+                        }
+                    }
+                } else if let Some(want) = k.strip_prefix("v:") {
+                    let want: Value = serde_json::from_str(want).ok()?;
+                    for (i, item) in items.iter().enumerate() {
+                        if *item == want {
+                            picked.push((i, item.clone()));
+                        }
+                    }
+                } else if let Some(i) = k.strip_prefix("i:").and_then(|i| i.parse::<usize>().ok())
+                    && let Some(item) = items.get(i)
+                {
+                    picked.extend(project(item, sub).map(|p| (i, p)));
+                }
+            }
+            picked.sort_by_key(|(i, _)| *i);
+            Some(Value::Array(picked.into_iter().map(|(_, v)| v).collect()))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// A 64-bit digest of `v` that does not depend on the order of an object's keys, and in which a
+/// string that is a resource quantity counts by its value ([`crate::model::quantity::canonical`]: the
+/// API server stores `0.5` as `500m`).
+fn digest(v: &Value) -> u64 {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&Value::from(k.as_str()).to_string());
+                    out.push(':');
+                    write(&o[k.as_str()], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for i in items {
+                    write(i, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            Value::String(s) => match crate::model::quantity::canonical(s) {
+                Some(q) => {
+                    out.push('#');
+                    out.push_str(&q);
+                }
+                None => out.push_str(&v.to_string()),
+            },
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    crate::model::fnv1a(out.as_bytes())
 }
 
 impl<'de, K: Compactable> Deserialize<'de> for Compact<K> {
@@ -191,79 +377,200 @@ pub fn account_key<K: OfAccount>(o: &K) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::{is_subset, with_applied_hash};
+    use crate::apply::with_applied_hash;
     use k8s_openapi::api::core::v1::ResourceQuota;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
     use serde_json::json;
 
-    fn served() -> Value {
+    /// What Covenant applies: a quota written as Covenant writes it (`0.5`, not `500m`).
+    fn want() -> Value {
+        with_applied_hash(&json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": { "name": "covenant-quota", "namespace": "acme",
+                "labels": { (ACCOUNT_LABEL): "acme", "app.kubernetes.io/managed-by": "covenant" } },
+            "spec": { "hard": { "pods": "20", "requests.cpu": "0.5" } }
+        }))
+    }
+
+    /// Covenant's field set after applying [`want`], as the API server records it.
+    fn covenant_fields() -> Value {
+        json!({
+            "f:metadata": {
+                "f:annotations": { "f:covenant.dev/applied": {} },
+                "f:labels": { "f:app.kubernetes.io/managed-by": {}, (format!("f:{ACCOUNT_LABEL}")): {} }
+            },
+            "f:spec": { "f:hard": { "f:pods": {}, "f:requests.cpu": {} } }
+        })
+    }
+
+    /// [`want`] as the API server serves it: quantities in canonical form, its bookkeeping, the usage
+    /// the quota controller writes, and a label someone else added (under their own manager).
+    fn served(fields: Value) -> Value {
+        let want = want();
         json!({
             "apiVersion": "v1",
             "kind": "ResourceQuota",
             "metadata": {
                 "name": "covenant-quota", "namespace": "acme", "uid": "u-1",
                 "resourceVersion": "42", "creationTimestamp": "2026-01-02T03:04:05Z",
-                "labels": { (ACCOUNT_LABEL): "acme", "app.kubernetes.io/managed-by": "covenant" },
-                "annotations": { "covenant.dev/applied": "0123456789abcdef" },
-                "managedFields": [{ "manager": "covenant", "operation": "Apply",
-                    "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": {} } }]
+                "labels": { (ACCOUNT_LABEL): "acme", "app.kubernetes.io/managed-by": "covenant",
+                    "team": "platform" },
+                "annotations": want["metadata"]["annotations"],
+                "managedFields": [
+                    { "manager": "covenant", "operation": "Apply", "apiVersion": "v1",
+                      "fieldsType": "FieldsV1", "fieldsV1": fields },
+                    { "manager": "kubectl-label", "operation": "Update", "apiVersion": "v1",
+                      "fieldsType": "FieldsV1", "fieldsV1": { "f:metadata": { "f:labels": { "f:team": {} } } } },
+                    { "manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                      "subresource": "status", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:status": { "f:hard": { ".": {}, "f:pods": {} }, "f:used": {} } } }
+                ]
             },
             "spec": { "hard": { "pods": "20", "requests.cpu": "500m" } },
             "status": { "hard": { "pods": "20" }, "used": { "pods": "3" } }
         })
     }
 
-    #[test]
-    fn a_compact_object_keeps_what_is_compared_and_read_and_drops_the_rest() {
-        let c: Compact<ResourceQuota> = serde_json::from_value(served()).unwrap();
-        assert_eq!(c.account(), Some("acme"));
-        assert_eq!(kube::ResourceExt::name_any(&c), "covenant-quota");
-        assert_eq!(c.metadata.namespace.as_deref(), Some("acme"));
-        assert_eq!(c.metadata.uid.as_deref(), Some("u-1"));
-        assert_eq!(c.metadata.resource_version.as_deref(), Some("42"));
-        // The labels are not held as a map (the account is apart), but the JSON keeps them for the
-        // comparison.
-        assert!(c.metadata.labels.is_none() && c.metadata.annotations.is_none());
-        let j = c.json();
-        assert_eq!(j["metadata"]["labels"][ACCOUNT_LABEL], "acme");
-        assert_eq!(
-            j["metadata"]["annotations"]["covenant.dev/applied"],
-            "0123456789abcdef"
-        );
-        // Usage, managedFields and the server's bookkeeping are gone.
-        assert!(j.get("status").is_none());
-        for gone in [
-            "managedFields",
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-        ] {
-            assert!(j["metadata"].get(gone).is_none(), "{gone} kept");
-        }
+    fn compact<K: Compactable>(v: Value) -> Compact<K> {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
-    fn the_apply_check_answers_the_same_on_the_compact_form() {
-        let want = with_applied_hash(&json!({
-            "apiVersion": "v1", "kind": "ResourceQuota",
-            "metadata": { "name": "covenant-quota", "namespace": "acme",
-                "labels": { (ACCOUNT_LABEL): "acme" } },
-            "spec": { "hard": { "pods": "20", "requests.cpu": "0.5" } }
-        }));
-        let mut live = served();
-        live["metadata"]["annotations"] = want["metadata"]["annotations"].clone();
-        let full: ResourceQuota = serde_json::from_value(live.clone()).unwrap();
-        let c: Compact<ResourceQuota> = serde_json::from_value(live.clone()).unwrap();
-        assert!(is_subset(&want, &serde_json::to_value(&full).unwrap()));
-        assert!(is_subset(&want, &c.json()));
-        // Someone changed the quota (drift): both forms see it.
-        live["spec"]["hard"]["pods"] = json!("200");
-        let c: Compact<ResourceQuota> = serde_json::from_value(live.clone()).unwrap();
-        assert!(!is_subset(&want, &c.json()));
-        // Someone removed the account label: seen too, and the object is no longer filed under it.
-        let mut unlabelled = served();
-        unlabelled["metadata"]["labels"] = json!({});
-        let c: Compact<ResourceQuota> = serde_json::from_value(unlabelled).unwrap();
+    fn a_compact_object_keeps_what_is_read_and_nothing_else() {
+        let c: Compact<ResourceQuota> = compact(served(covenant_fields()));
+        assert_eq!(c.account(), Some("acme"));
+        assert_eq!(kube::ResourceExt::name_any(&c), "covenant-quota");
+        assert_eq!(c.metadata.namespace.as_deref(), Some("acme"));
+        assert_eq!(c.metadata.resource_version.as_deref(), Some("42"));
+        // No labels, annotations, UID or managedFields held: the account is apart, the rest a digest.
+        assert!(c.metadata.labels.is_none() && c.metadata.annotations.is_none());
+        assert!(c.metadata.uid.is_none() && c.metadata.managed_fields.is_none());
+        assert!(c.owned.is_some() && c.kept.is_none());
+        // Of the bounds quota, its hard limits are kept (a retained namespace's bounds come from them).
+        let mut bounds = served(covenant_fields());
+        bounds["metadata"]["name"] = json!(crate::model::account::BOUNDS_QUOTA_NAME);
+        let q: ResourceQuota = compact::<ResourceQuota>(bounds).object().unwrap();
+        assert_eq!(q.metadata.namespace.as_deref(), Some("acme"));
+        let hard = q.spec.unwrap().hard.unwrap();
+        assert_eq!(hard["requests.cpu"].0, "500m");
+    }
+
+    /// In place exactly when the fields Covenant's apply owns hold what it would apply: the API
+    /// server's canonical quantities, its bookkeeping, usage and someone else's label do not count;
+    /// someone's change of a field Covenant applied (which moves the field to them) does, as does a
+    /// removal, a forced change of the value, and an object Covenant's apply owns nothing of.
+    #[test]
+    fn in_place_means_covenants_own_fields_hold_its_values() {
+        let want = want();
+        let c: Compact<ResourceQuota> = compact(served(covenant_fields()));
+        assert!(c.in_place(&want));
+
+        // Edited by someone else (`kubectl edit`): the field moved to their manager, with a new value.
+        let mut edited = served(covenant_fields());
+        edited["spec"]["hard"]["pods"] = json!("200");
+        edited["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:hard"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:pods");
+        assert!(!compact::<ResourceQuota>(edited).in_place(&want));
+        // A value changed while Covenant's set still names the field.
+        let mut forced = served(covenant_fields());
+        forced["spec"]["hard"]["requests.cpu"] = json!("2");
+        assert!(!compact::<ResourceQuota>(forced).in_place(&want));
+        // The account label removed.
+        let mut unlabelled = served(covenant_fields());
+        unlabelled["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove(ACCOUNT_LABEL);
+        let c: Compact<ResourceQuota> = compact(unlabelled);
         assert_eq!(c.account(), None);
-        assert!(!is_subset(&want, &c.json()));
+        assert!(!c.in_place(&want));
+        // What Covenant wants changed (a new hash, a new limit): not in place until applied again.
+        let mut more = want.clone();
+        more["spec"]["hard"]["pods"] = json!("21");
+        assert!(!compact::<ResourceQuota>(served(covenant_fields())).in_place(&more));
+        // Never applied by Covenant (no Apply entry of its manager): applied when wanted.
+        let mut foreign = served(covenant_fields());
+        foreign["metadata"]["managedFields"][0]["manager"] = json!("someone");
+        let c: Compact<ResourceQuota> = compact(foreign);
+        assert!(c.owned.is_none() && !c.in_place(&want));
+    }
+
+    /// A limit range whose package gives only a maximum is served with the defaults Kubernetes derives
+    /// from it (inside the atomic list of items Covenant owns whole): still in place.
+    #[test]
+    fn a_limit_range_is_compared_with_the_defaults_the_api_server_adds() {
+        use k8s_openapi::api::core::v1::LimitRange;
+        let want = with_applied_hash(&json!({
+            "apiVersion": "v1", "kind": "LimitRange",
+            "metadata": { "name": "covenant-limits", "namespace": "acme",
+                "labels": { (ACCOUNT_LABEL): "acme" } },
+            "spec": { "limits": [{ "type": "Container", "max": { "cpu": "2", "memory": "1Gi" },
+                "default": { "cpu": "0.5" } }] }
+        }));
+        let mut served = want.clone();
+        served["spec"]["limits"][0] = json!({ "type": "Container",
+            "max": { "cpu": "2", "memory": "1Gi" },
+            "default": { "cpu": "500m", "memory": "1Gi" },
+            "defaultRequest": { "cpu": "500m", "memory": "1Gi" } });
+        served["metadata"]["managedFields"] = json!([{ "manager": "covenant", "operation": "Apply",
+            "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {
+                "f:metadata": { "f:annotations": { "f:covenant.dev/applied": {} },
+                    "f:labels": { (format!("f:{ACCOUNT_LABEL}")): {} } },
+                "f:spec": { "f:limits": {} } } }]);
+        assert!(compact::<LimitRange>(served.clone()).in_place(&want));
+        let mut lowered = served;
+        lowered["spec"]["limits"][0]["max"]["cpu"] = json!("1");
+        assert!(!compact::<LimitRange>(lowered).in_place(&want));
+    }
+
+    /// Lists as the API server tracks them: an atomic list (a policy's rules) is owned whole, and of
+    /// an associative list (owner references, by UID) only Covenant's own item counts.
+    #[test]
+    fn lists_count_whole_when_atomic_and_by_item_when_keyed() {
+        let want = with_applied_hash(&json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": { "name": "covenant-isolation", "namespace": "acme",
+                "labels": { (ACCOUNT_LABEL): "acme" },
+                "ownerReferences": [{ "apiVersion": "covenant.dev/v1alpha1", "kind": "Account",
+                    "name": "acme", "uid": "u-acct" }] },
+            "spec": { "podSelector": {}, "policyTypes": ["Ingress"],
+                "ingress": [{ "from": [{ "podSelector": {} }] }] }
+        }));
+        let fields = json!({
+            "f:metadata": {
+                "f:annotations": { "f:covenant.dev/applied": {} },
+                "f:labels": { (format!("f:{ACCOUNT_LABEL}")): {} },
+                "f:ownerReferences": { "k:{\"uid\":\"u-acct\"}": {} }
+            },
+            "f:spec": { "f:ingress": {}, "f:podSelector": {}, "f:policyTypes": {} }
+        });
+        let mut served = want.clone();
+        served["metadata"]["uid"] = json!("u-np");
+        served["metadata"]["ownerReferences"]
+            .as_array_mut()
+            .unwrap()
+            .insert(
+                0,
+                json!({ "apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u-cm" }),
+            );
+        served["metadata"]["managedFields"] = json!([{ "manager": "covenant", "operation": "Apply",
+            "apiVersion": "networking.k8s.io/v1", "fieldsType": "FieldsV1", "fieldsV1": fields }]);
+        assert!(compact::<NetworkPolicy>(served.clone()).in_place(&want));
+        // A rule added to the atomic list: Covenant's list is not as it applied it.
+        let mut widened = served.clone();
+        widened["spec"]["ingress"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "from": [{ "ipBlock": { "cidr": "0.0.0.0/0" } }] }));
+        assert!(!compact::<NetworkPolicy>(widened).in_place(&want));
+        // Its owner reference gone: not in place either.
+        let mut orphaned = served;
+        orphaned["metadata"]["ownerReferences"]
+            .as_array_mut()
+            .unwrap()
+            .truncate(1);
+        assert!(!compact::<NetworkPolicy>(orphaned).in_place(&want));
     }
 }

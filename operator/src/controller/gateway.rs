@@ -381,10 +381,9 @@ pub async fn recount(ctx: Arc<super::Context>, routes: Vec<RouteCache>) {
                 }
                 let ns = q.namespace().unwrap_or_default();
                 let has = q
-                    .json()
-                    .pointer("/spec/hard")
-                    .and_then(|h| h.get(RECOUNT_KEY))
-                    .is_some();
+                    .object()
+                    .and_then(|q| q.spec?.hard)
+                    .is_some_and(|h| h.contains_key(RECOUNT_KEY));
                 if has {
                     continue;
                 }

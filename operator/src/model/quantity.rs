@@ -43,9 +43,94 @@ pub fn equal(a: &str, b: &str) -> bool {
     }
 }
 
+/// The canonical form of a Kubernetes resource quantity, if `s` is one: `<integer>e<exponent>` with no
+/// trailing zero in the integer, exact (no floating point), so that every spelling of one value has one
+/// form (`0.5`, `500m` and `5e-1` are all `5e-1`; `1Gi` and `1024Mi` are `1073741824e0`; `1G` is
+/// `1e9`). `None` when `s` is not a quantity or is too large to write exactly.
+pub fn canonical(s: &str) -> Option<String> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .chars()
+            .chain(fraction.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut mantissa: i128 = 0;
+    for c in whole.chars().chain(fraction.chars()) {
+        mantissa = mantissa
+            .checked_mul(10)?
+            .checked_add(i128::from(c.to_digit(10)? as u8))?;
+    }
+    let mut exponent = -i32::try_from(fraction.len()).ok()?;
+    let binary = |k: u32| mantissa.checked_mul(1024i128.checked_pow(k)?);
+    match suffix {
+        "" => {}
+        "n" => exponent -= 9,
+        "u" => exponent -= 6,
+        "m" => exponent -= 3,
+        "k" => exponent += 3,
+        "M" => exponent += 6,
+        "G" => exponent += 9,
+        "T" => exponent += 12,
+        "P" => exponent += 15,
+        "E" => exponent += 18,
+        "Ki" => mantissa = binary(1)?,
+        "Mi" => mantissa = binary(2)?,
+        "Gi" => mantissa = binary(3)?,
+        "Ti" => mantissa = binary(4)?,
+        "Pi" => mantissa = binary(5)?,
+        "Ei" => mantissa = binary(6)?,
+        e if e.starts_with(['e', 'E']) => exponent = exponent.checked_add(e[1..].parse().ok()?)?,
+        _ => return None,
+    }
+    if mantissa == 0 {
+        return Some("0e0".to_string());
+    }
+    while mantissa % 10 == 0 {
+        mantissa /= 10;
+        exponent = exponent.checked_add(1)?;
+    }
+    let sign = if negative { "-" } else { "" };
+    Some(format!("{sign}{mantissa}e{exponent}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every spelling of one value has one canonical form, and different values have different ones.
+    #[test]
+    fn a_quantity_has_one_canonical_form() {
+        for same in [
+            ["0.5", "500m", "5e-1"],
+            ["1Gi", "1024Mi", "1073741824"],
+            ["2k", "2000", "2e3"],
+            ["0", "0m", "0Gi"],
+            ["1.50", "1.5", "1500m"],
+        ] {
+            let forms: Vec<_> = same.iter().map(|s| canonical(s)).collect();
+            assert!(forms[0].is_some(), "{same:?}");
+            assert!(forms.iter().all(|f| *f == forms[0]), "{same:?}: {forms:?}");
+        }
+        assert_eq!(canonical("500m").as_deref(), Some("5e-1"));
+        assert_eq!(canonical("1G").as_deref(), Some("1e9"));
+        assert_ne!(canonical("1G"), canonical("1Gi"));
+        assert_ne!(canonical("20"), canonical("21"));
+        assert_eq!(canonical("-1").as_deref(), Some("-1e0"));
+        for not in ["", "Gi", "abc", "1.2.3", "1x", "e5", ".", "1e", "covenant"] {
+            assert_eq!(canonical(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn quantities_compare_by_value() {
