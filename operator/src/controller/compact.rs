@@ -187,7 +187,7 @@ impl<K: Compactable> Compact<K> {
     pub fn in_place(&self, want: &Value) -> bool {
         let mut served = want.clone();
         K::as_served(&mut served);
-        self.owned == Some(desired_digest(&served))
+        self.owned == Some(desired_digest(served))
     }
 }
 
@@ -198,33 +198,31 @@ impl<K> Compact<K> {
     }
 }
 
-/// The fields of an object that identify it rather than hold what is applied: never in a field set.
-const IDENTITY: [&str; 2] = ["apiVersion", "kind"];
-
-/// The digest of `want` (an object as Covenant applies it) without what identifies it (its kind and
-/// name): the fields its apply will own, with these values.
-pub fn desired_digest(want: &Value) -> u64 {
-    let mut v = want.clone();
+/// `v` without what identifies the object rather than holds what is applied (its kind, name and
+/// namespace: never in a field set).
+fn without_identity(v: &mut Value) {
     if let Some(o) = v.as_object_mut() {
-        IDENTITY.iter().for_each(|k| {
-            o.remove(*k);
-        });
+        o.remove("apiVersion");
+        o.remove("kind");
         if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("name");
             m.remove("namespace");
         }
     }
-    digest(&v)
+}
+
+/// The digest of `want` (an object as Covenant applies it, as the API server will serve it) without
+/// what identifies it: the fields its apply will own, with these values.
+fn desired_digest(mut want: Value) -> u64 {
+    without_identity(&mut want);
+    digest(&want)
 }
 
 /// The digest of the fields of `served` that the field set `fields` (a `managedFields` entry's
 /// `fieldsV1`) names, with their values as served: what Covenant's apply owns of the object.
-pub fn owned_digest(served: &Value, fields: &Value) -> u64 {
+fn owned_digest(served: &Value, fields: &Value) -> u64 {
     let mut v = project(served, fields).unwrap_or(Value::Null);
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("name");
-        m.remove("namespace");
-    }
+    without_identity(&mut v);
     digest(&v)
 }
 

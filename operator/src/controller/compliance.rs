@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, ResourceExt};
@@ -328,32 +328,6 @@ async fn served_gateway_kinds(ctx: &Context) -> Result<Vec<super::gateway::Kind>
         })
 }
 
-/// Sets (or, with `None`, removes) the namespace's [`COMPLIANCE_JUDGED_ANNOTATION`].
-async fn set_mark(ctx: &Context, ns: &str, mark: Option<&String>) -> Result<(), Error> {
-    let patch = json!({ "metadata": { "annotations": { COMPLIANCE_JUDGED_ANNOTATION: mark } } });
-    let pp = kube::api::PatchParams {
-        field_manager: Some(COMPLIANCE_FIELD_MANAGER.to_string()),
-        ..Default::default()
-    };
-    match Api::<Namespace>::all(ctx.client.clone())
-        .patch(ns, &pp, &kube::api::Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => {
-            ctx.writes.write("Namespace");
-            Ok(())
-        }
-        // Deleted meanwhile: nothing to mark.
-        Err(e) if crate::error::ApiErrorKind::of(&e) == crate::error::ApiErrorKind::NotFound => {
-            Ok(())
-        }
-        Err(e) => Err(Error::Apply {
-            object: format!("Namespace {ns}"),
-            source: e.into(),
-        }),
-    }
-}
-
 async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<(), Error> {
     let mut failed = None;
     let mut served: Option<Vec<super::gateway::Kind>> = None;
@@ -425,9 +399,19 @@ async fn pass(ctx: &Context, policies: &[Value], state: &mut State) -> Result<()
             // nothing, when something does (a pass with other policies later must list it again).
             let want = found.is_empty().then_some(&mark);
             if marked != want
-                && let Err(e) = set_mark(ctx, &name, want).await
+                && let Err(e) = super::mark_namespace(
+                    ctx,
+                    &name,
+                    COMPLIANCE_JUDGED_ANNOTATION,
+                    want.map(String::as_str),
+                    COMPLIANCE_FIELD_MANAGER,
+                )
+                .await
             {
-                failed.get_or_insert(e);
+                failed.get_or_insert(Error::Apply {
+                    object: format!("Namespace {name}"),
+                    source: e.into(),
+                });
             }
             state.checked.insert(
                 name.clone(),

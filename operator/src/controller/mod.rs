@@ -552,6 +552,34 @@ pub async fn delete_namespace(
     }
 }
 
+/// Sets the annotation `key` of the namespace `ns` to `value` (removes it, with `None`) as `manager`,
+/// by a merge patch: one of Covenant's marks (what was judged there). A namespace deleted meanwhile
+/// is nothing to mark.
+pub async fn mark_namespace(
+    ctx: &Context,
+    ns: &str,
+    key: &str,
+    value: Option<&str>,
+    manager: &str,
+) -> kube::Result<()> {
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+    let pp = kube::api::PatchParams {
+        field_manager: Some(manager.to_string()),
+        ..Default::default()
+    };
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+        .patch(ns, &pp, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.write("Namespace");
+            Ok(())
+        }
+        Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The account an object labelled by Covenant belongs to.
 pub fn account_of<K: Resource>(obj: &K) -> Option<String> {
     obj.meta()

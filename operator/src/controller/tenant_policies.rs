@@ -428,19 +428,14 @@ pub async fn rejudge_if_changed(
     // What the next process may skip: this namespace, when none is held; nothing otherwise.
     let want = r.held.is_empty().then_some(&mark);
     if marked != want {
-        let patch = json!({ "metadata": { "annotations": { POLICIES_JUDGED_ANNOTATION: want } } });
-        let pp = PatchParams {
-            field_manager: Some(crate::api::FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        match Api::<Namespace>::all(ctx.client.clone())
-            .patch(&ns, &pp, &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => ctx.metrics.write("Namespace"),
-            Err(e) if K::of(&e) == K::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+        super::mark_namespace(
+            ctx,
+            &ns,
+            POLICIES_JUDGED_ANNOTATION,
+            want.map(String::as_str),
+            crate::api::FIELD_MANAGER,
+        )
+        .await?;
     }
     for (name, why) in &r.neutralised {
         ctx.event(

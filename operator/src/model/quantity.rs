@@ -1,38 +1,45 @@
 //! Kubernetes resource quantities (`500m`, `1Gi`, `2e3`) as numbers: comparing what Covenant applied
 //! with what the API server returns in canonical form, and ordering limits.
 
-/// The value of a Kubernetes resource quantity (`500m`, `1Gi`, `2e3`), if `s` is one.
-pub fn value(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s
+/// A quantity (`500m`, `1Gi`, `2e3`) split into its number (digits, a point, a sign) and the scale
+/// its suffix gives it: a power of ten and a power of 1024. `None` for an unknown suffix.
+fn split(s: &str) -> Option<(&str, i32, i32)> {
+    let at = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
+    let (number, suffix) = s.split_at(at);
+    let scale = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 1),
+        "Mi" => (0, 2),
+        "Gi" => (0, 3),
+        "Ti" => (0, 4),
+        "Pi" => (0, 5),
+        "Ei" => (0, 6),
+        e if e.starts_with(['e', 'E']) => (e[1..].parse().ok()?, 0),
+        _ => return None,
+    };
+    Some((number, scale.0, scale.1))
+}
+
+/// The value of a Kubernetes resource quantity (`500m`, `1Gi`, `2e3`), if `s` is one.
+pub fn value(s: &str) -> Option<f64> {
+    let (number, ten, binary) = split(s.trim())?;
     if number.is_empty() || number == "+" || number == "-" {
         return None;
     }
-    let n: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    Some(n * scale)
+    // The number and its power of ten read as one decimal (`500e-3`): one rounding.
+    let n: f64 = format!("{number}e{ten}").parse().ok()?;
+    Some(n * 1024f64.powi(binary))
 }
 
 /// Whether `a` and `b` are the same quantity written differently (`0.5` and `500m`).
@@ -48,10 +55,7 @@ pub fn equal(a: &str, b: &str) -> bool {
 /// form (`0.5`, `500m` and `5e-1` are all `5e-1`; `1Gi` and `1024Mi` are `1073741824e0`; `1G` is
 /// `1e9`). `None` when `s` is not a quantity or is too large to write exactly.
 pub fn canonical(s: &str) -> Option<String> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
+    let (number, ten, binary) = split(s)?;
     let (negative, digits) = match number.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, number.strip_prefix('+').unwrap_or(number)),
@@ -71,28 +75,8 @@ pub fn canonical(s: &str) -> Option<String> {
             .checked_mul(10)?
             .checked_add(i128::from(c.to_digit(10)? as u8))?;
     }
-    let mut exponent = -i32::try_from(fraction.len()).ok()?;
-    let binary = |k: u32| mantissa.checked_mul(1024i128.checked_pow(k)?);
-    match suffix {
-        "" => {}
-        "n" => exponent -= 9,
-        "u" => exponent -= 6,
-        "m" => exponent -= 3,
-        "k" => exponent += 3,
-        "M" => exponent += 6,
-        "G" => exponent += 9,
-        "T" => exponent += 12,
-        "P" => exponent += 15,
-        "E" => exponent += 18,
-        "Ki" => mantissa = binary(1)?,
-        "Mi" => mantissa = binary(2)?,
-        "Gi" => mantissa = binary(3)?,
-        "Ti" => mantissa = binary(4)?,
-        "Pi" => mantissa = binary(5)?,
-        "Ei" => mantissa = binary(6)?,
-        e if e.starts_with(['e', 'E']) => exponent = exponent.checked_add(e[1..].parse().ok()?)?,
-        _ => return None,
-    }
+    mantissa = mantissa.checked_mul(1024i128.checked_pow(u32::try_from(binary).ok()?)?)?;
+    let mut exponent = ten.checked_sub(i32::try_from(fraction.len()).ok()?)?;
     if mantissa == 0 {
         return Some("0e0".to_string());
     }

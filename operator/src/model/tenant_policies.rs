@@ -246,41 +246,35 @@ mod tests {
     /// on it; a suspension's read-only label changes it; its value is fixed across releases.
     #[test]
     fn the_network_policy_mark_follows_the_namespace_but_not_the_marks() {
-        let mut ns = k8s_openapi::api::core::v1::Namespace::default();
-        ns.metadata.labels = Some(BTreeMap::from([(
-            "covenant.dev/account".into(),
-            "a".into(),
-        )]));
-        ns.metadata.annotations = Some(BTreeMap::from([(
-            SIP_EGRESS_ANNOTATION.to_string(),
-            "denied".to_string(),
-        )]));
-        let mark = judged_fingerprint(&ns);
+        // The namespace with these labels and annotations.
+        let namespace = |labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
+            let map = |kv: &[(&str, &str)]| {
+                Some(
+                    kv.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )
+            };
+            let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+            ns.metadata.labels = map(labels);
+            ns.metadata.annotations = map(annotations);
+            judged_fingerprint(&ns)
+        };
+        let account = ("covenant.dev/account", "a");
+        let denied = (SIP_EGRESS_ANNOTATION, "denied");
+        let mark = namespace(&[account], &[denied]);
         assert_eq!(mark, "b3cffd4161857d60", "the mark's algorithm changed");
-        let mut marked = ns.clone();
-        let a = marked.metadata.annotations.as_mut().unwrap();
-        a.insert(POLICIES_JUDGED_ANNOTATION.into(), mark.clone());
-        a.insert(
-            crate::model::policies::COMPLIANCE_JUDGED_ANNOTATION.into(),
-            "x".into(),
+        let marks = [
+            (POLICIES_JUDGED_ANNOTATION, mark.as_str()),
+            (crate::model::policies::COMPLIANCE_JUDGED_ANNOTATION, "x"),
+        ];
+        assert_eq!(namespace(&[account], &[denied, marks[0], marks[1]]), mark);
+        let read_only = ("covenant.dev/read-only", "suspended");
+        assert_ne!(namespace(&[account, read_only], &[denied]), mark);
+        assert_ne!(
+            namespace(&[account], &[(SIP_EGRESS_ANNOTATION, "permitted")]),
+            mark
         );
-        assert_eq!(judged_fingerprint(&marked), mark);
-        let mut read_only = ns.clone();
-        read_only
-            .metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert("covenant.dev/read-only".into(), "suspended".into());
-        assert_ne!(judged_fingerprint(&read_only), mark);
-        let mut permitted = ns.clone();
-        permitted
-            .metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(SIP_EGRESS_ANNOTATION.into(), "permitted".into());
-        assert_ne!(judged_fingerprint(&permitted), mark);
     }
 
     fn policy(selector: Value, record: Option<&str>) -> TenantPolicy {
