@@ -43,6 +43,8 @@ const REPORT: super::OwnCondition = super::OwnCondition {
     true_reason: "Held",
     true_message: "every host of the account's Ingresses and routes is the account's",
 };
+/// How many claims records are written at once.
+const RECORD_WRITES: usize = 8;
 /// How long a burst of changes may go on before the claims are decided (one decision per burst).
 const SETTLE: Duration = Duration::from_millis(100);
 
@@ -160,6 +162,8 @@ pub fn controller(
         let ctx = ctx.clone();
         async move {
             let mut reported: BTreeMap<String, Option<String>> = BTreeMap::new();
+            // Records the API server refused as too large, by the digest of what they would hold.
+            let mut refused: BTreeMap<String, u64> = BTreeMap::new();
             loop {
                 wake.notified().await;
                 tokio::time::sleep(SETTLE).await;
@@ -171,7 +175,9 @@ pub fn controller(
                     tokio::time::sleep(super::NOT_SYNCED_REQUEUE).await;
                 }
                 let started = std::time::Instant::now();
-                if let Err(e) = pass(&ctx, &api, &claims, &routes, &mut reported).await {
+                if let Err(e) =
+                    pass(&ctx, &api, &claims, &routes, &mut reported, &mut refused).await
+                {
                     super::on_error(KIND, &namespace, &e, &ctx);
                     // Retried after a pause, or at the next change, whichever comes first: a record
                     // the API server keeps refusing (one tenant's) never holds back another tenant's
@@ -274,6 +280,15 @@ fn ingress_claims(ctx: &Context) -> Vec<Claim> {
         .collect()
 }
 
+/// A digest of a record's holder and keys (in memory only: which refused record not to send again).
+fn record_digest(account: &str, data: &BTreeMap<String, String>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    account.hash(&mut h);
+    data.hash(&mut h);
+    h.finish()
+}
+
 /// The holder of every host recorded in the claims ConfigMaps.
 fn recorded(claims: &Store<ConfigMap>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -297,6 +312,7 @@ async fn pass(
     claims: &Store<ConfigMap>,
     routes: &[RouteCache],
     reported: &mut BTreeMap<String, Option<String>>,
+    refused: &mut BTreeMap<String, u64>,
 ) -> Result<(), Error> {
     let all = claims_of(ctx, routes);
     let decision = model::decide(&all, &recorded(claims));
@@ -306,9 +322,14 @@ async fn pass(
         .into_iter()
         .map(|c| (c.name_any(), c))
         .collect();
-    // Records first, so a host is held in the API server before anything else happens. One record the
-    // API server refuses never stops the others: the first failure is returned after the rest is done.
+    // Records first, so a host is held in the API server before anything else happens. They are
+    // written side by side: one record the API server is slow to refuse (a namespace's hosts past what
+    // a ConfigMap can hold) never holds back another's, and one it refuses never stops the others (the
+    // first failure is returned after the rest is done). A record refused as too large is not sent
+    // again while what it would hold is the same: it would be refused again, at the cost of a large
+    // request at every other tenant's change.
     let mut failed: Option<Error> = None;
+    let mut writes = Vec::new();
     for ((ns, kind), (account, hosts)) in &records {
         let name = record_of(kind, ns);
         let data: BTreeMap<String, String> = model::keys(hosts)
@@ -320,6 +341,11 @@ async fn pass(
                 && c.labels().get(ACCOUNT_LABEL) == Some(account)
         });
         if in_place {
+            refused.remove(&name);
+            continue;
+        }
+        let sum = record_digest(account, &data);
+        if refused.get(&name) == Some(&sum) {
             continue;
         }
         let cm = json!({
@@ -336,16 +362,28 @@ async fn pass(
             },
             "data": data,
         });
-        match api
-            .patch(
-                &name,
-                &PatchParams::apply(model::FIELD_MANAGER).force(),
-                &Patch::Apply(&cm),
-            )
-            .await
-        {
-            Ok(_) => ctx.metrics.write("ConfigMap"),
+        writes.push(async move {
+            let r = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(model::FIELD_MANAGER).force(),
+                    &Patch::Apply(&cm),
+                )
+                .await;
+            (name, ns, sum, r)
+        });
+    }
+    let mut done = futures::stream::iter(writes).buffer_unordered(RECORD_WRITES);
+    while let Some((name, ns, sum, r)) = done.next().await {
+        match r {
+            Ok(_) => {
+                refused.remove(&name);
+                ctx.metrics.write("ConfigMap");
+            }
             Err(e) => {
+                if K::of(&e) == K::TooLarge {
+                    refused.insert(name.clone(), sum);
+                }
                 failed.get_or_insert(Error::Apply {
                     object: format!("ConfigMap {name} (the hostnames of namespace {ns})"),
                     source: e.into(),
@@ -353,6 +391,7 @@ async fn pass(
             }
         }
     }
+    drop(done);
     let wanted: std::collections::BTreeSet<String> = records
         .keys()
         .map(|(ns, kind)| record_of(kind, ns))
