@@ -6,13 +6,15 @@ use std::fmt::Debug;
 
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::FIELD_MANAGER;
-use crate::controller::compact::Compact;
+use std::sync::Arc;
+
+use crate::controller::compact::{Child, Children};
 use crate::error::{ApiErrorKind, Result};
 use crate::metrics::Metrics;
 use crate::model::{fnv1a, quantity};
@@ -224,17 +226,22 @@ where
 /// What a cache holds of an object that Covenant applies, and whether it shows the object as Covenant
 /// wants it. A child kind is cached compactly (`controller::compact`: a digest of the fields Covenant's
 /// apply owns, as served); a namespace as its metadata, compared with [`is_subset`].
-pub trait Applied: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+pub trait Applied: Send + Sync + 'static {
     /// Whether the cached object is `want` (what Covenant would apply, stamped with its hash).
     fn in_place(&self, want: &Value) -> Result<bool>;
+    /// The resourceVersion the cache holds.
+    fn resource_version(&self) -> Option<&str>;
 }
 
-impl<K> Applied for crate::controller::compact::Compact<K>
+impl<K> Applied for Child<K>
 where
     K: Send + Sync + 'static + crate::controller::compact::Compactable,
 {
     fn in_place(&self, want: &Value) -> Result<bool> {
-        Ok(crate::controller::compact::Compact::in_place(self, want))
+        Ok(Child::in_place(self, want))
+    }
+    fn resource_version(&self) -> Option<&str> {
+        Some(Child::resource_version(self))
     }
 }
 
@@ -242,19 +249,50 @@ impl Applied for k8s_openapi::api::core::v1::Namespace {
     fn in_place(&self, want: &Value) -> Result<bool> {
         Ok(is_subset(want, &serde_json::to_value(self)?))
     }
+    fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+}
+
+/// A cache [`apply`] reads: the object of a name, as the cache holds it.
+pub trait Lookup {
+    /// What the cache holds of an object.
+    type Item: Applied;
+    /// The cached object `name` (in `namespace`, for a namespaced kind).
+    fn lookup(&self, namespace: Option<&str>, name: &str) -> Option<Arc<Self::Item>>;
+}
+
+impl<C: Applied + Resource<DynamicType = ()> + Clone> Lookup for Store<C> {
+    type Item = C;
+    fn lookup(&self, namespace: Option<&str>, name: &str) -> Option<Arc<C>> {
+        let mut r = ObjectRef::<C>::new(name);
+        if let Some(ns) = namespace {
+            r = r.within(ns);
+        }
+        self.get(&r)
+    }
+}
+
+impl<K> Lookup for Children<K>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static + crate::controller::compact::Compactable,
+{
+    type Item = Child<K>;
+    fn lookup(&self, namespace: Option<&str>, name: &str) -> Option<Arc<Child<K>>> {
+        let mut r = ObjectRef::new(name);
+        if let Some(ns) = namespace {
+            r = r.within(ns);
+        }
+        self.get(&r)
+    }
 }
 
 /// Applies `desired` unless `cache` shows it is already in place, or this process applied exactly it
 /// and the cache has not caught up with that write yet. Returns whether a request was made.
-pub async fn apply<K, C>(
-    client: &Client,
-    cache: &Store<C>,
-    desired: &K,
-    writes: &Writes,
-) -> Result<bool>
+pub async fn apply<K, C>(client: &Client, cache: &C, desired: &K, writes: &Writes) -> Result<bool>
 where
     K: Scoped + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
-    C: Applied,
+    C: Lookup,
 {
     let Stamped {
         name,
@@ -264,20 +302,9 @@ where
         hash,
     } = stamped(desired)?;
     let written_key = key.to_string();
-    let mut cached_key = ObjectRef::<C>::new(&name);
-    if let Some(ns) = &ns {
-        cached_key = cached_key.within(ns);
-    }
-    let have = cache.get(&cached_key);
-    let cached_rv = have
-        .as_ref()
-        .and_then(|h| h.meta().resource_version.clone());
-    if writes
-        .applied
-        .pending(&written_key, cached_rv.as_deref())
-        .as_ref()
-        == Some(&hash)
-    {
+    let have = cache.lookup(ns.as_deref(), &name);
+    let cached_rv = have.as_ref().and_then(|h| h.resource_version());
+    if writes.applied.pending(&written_key, cached_rv).as_ref() == Some(&hash) {
         return Ok(false);
     }
     if let Some(have) = have
@@ -353,9 +380,9 @@ where
 /// Covenant never deletes what it did not create.
 pub async fn delete_unwanted<K>(
     client: &Client,
-    candidates: impl IntoIterator<Item = std::sync::Arc<Compact<K>>>,
+    candidates: impl IntoIterator<Item = Arc<Child<K>>>,
     account: &str,
-    keep: impl Fn(&Compact<K>) -> bool,
+    keep: impl Fn(&Child<K>) -> bool,
     writes: &Writes,
 ) -> Result<usize>
 where
@@ -366,10 +393,11 @@ where
         if obj.account() != Some(account) || keep(&obj) {
             continue;
         }
-        if obj.meta().deletion_timestamp.is_some() {
+        if obj.deleting() {
             continue;
         }
-        let api: Api<K> = K::api(client, obj.namespace().as_deref());
+        let ns = obj.namespace();
+        let api: Api<K> = K::api(client, ns.as_deref());
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
@@ -377,9 +405,11 @@ where
         match api.delete(&obj.name_any(), &dp).await {
             Ok(_) => {
                 writes.write(K::kind(&()).as_ref());
-                writes
-                    .applied
-                    .forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
+                let mut key = ObjectRef::<K>::new(&obj.name_any());
+                if let Some(ns) = &ns {
+                    key = key.within(ns);
+                }
+                writes.applied.forget(&key.to_string());
                 n += 1;
             }
             Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => {}

@@ -225,7 +225,10 @@ pub fn controller(ctx: Arc<Context>, w: &mut Watches, shutdown: Shutdown) -> Con
             );
     macro_rules! on_child_change {
         ($c:ident, $w:ident, [$($watch:ident: $kind:literal,)*]) => {$(
-            $c = $c.watches_shared_stream($w.$watch.subscribe(), by_label);
+            $c = $c.reconcile_on(futures::StreamExt::filter_map(
+                $w.$watch.subscribe(),
+                |o| std::future::ready(by_label(o)),
+            ));
         )*};
     }
     managed_kinds!(on_child_change, controller, w);
@@ -686,7 +689,7 @@ async fn apply_desired(
     let wanted_ns: BTreeSet<String> = tenant.iter().cloned().collect();
     let key = |ns: Option<String>, n: String| (ns.unwrap_or_default(), n);
     macro_rules! sync {
-        ($kind:literal, $objs:expr, $store:expr, $index:expr) => {{
+        ($kind:literal, $objs:expr, $store:expr) => {{
             let objs: Vec<_> = $objs.iter().filter(|o| taken(o.namespace())).collect();
             // NetworkPolicies add up: in a namespace where one was refused (a deny-all, for a moment),
             // the ones it replaces stay until it is in place.
@@ -705,7 +708,7 @@ async fn apply_desired(
             let keep: BTreeSet<(String, String)> = objs.iter().map(|o| key(o.namespace(), o.name_any())).collect();
             // Objects in namespaces the account released (retention) are the release's, not orphans;
             // objects that depend on an unresolved package stay as they are.
-            let r = delete_unwanted(c, $index.objects(&$store, &name), &name, |o| {
+            let r = delete_unwanted(c, $store.of_account(&name), &name, |o| {
                 keep.contains(&key(o.namespace(), o.name_any()))
                     || refused.contains(&o.namespace().unwrap_or_default())
                     || o.namespace().is_some_and(|ns| !wanted_ns.contains(&ns))
@@ -719,7 +722,7 @@ async fn apply_desired(
     macro_rules! apply_children {
         ([$($field:ident: $kind:literal,)*]) => {{
             let Desired { namespaces: _, untouched: _, $($field,)* } = &plan.children;
-            $(sync!($kind, $field, s.$field, s.index.$field);)*
+            $(sync!($kind, $field, s.$field);)*
         }};
     }
     managed_kinds!(apply_children);
@@ -984,9 +987,7 @@ async fn release_namespace(account: &Account, release: &Release, ctx: &Context) 
     };
     delete_unwanted(
         c,
-        s.index
-            .role_bindings
-            .objects(&s.role_bindings, &account_name),
+        s.role_bindings.of_account(&account_name),
         &account_name,
         |o| o.namespace().as_deref() != Some(ns) || !withdrawn("RoleBinding", &o.name_any()),
         m,
@@ -994,9 +995,7 @@ async fn release_namespace(account: &Account, release: &Release, ctx: &Context) 
     .await?;
     delete_unwanted(
         c,
-        s.index
-            .network_policies
-            .objects(&s.network_policies, &account_name),
+        s.network_policies.of_account(&account_name),
         &account_name,
         |o| o.namespace().as_deref() != Some(ns) || !withdrawn("NetworkPolicy", &o.name_any()),
         m,

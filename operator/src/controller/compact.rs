@@ -14,14 +14,19 @@
 //!   cache, the deletions);
 //! - of the `covenant-bounds` quota, its `spec.hard` (a retained namespace's bounds are re-made from it).
 //!
-//! So the cache holds those few metadata fields, the digest and nothing else. A k8s-openapi struct
-//! holds every label and annotation in a `BTreeMap` (a node of about 540 bytes each, even for one entry)
-//! and every optional field inline; the JSON of the object, kept here before, was ≈ 650 bytes a child
-//! (BENCHMARKS.md). The watch deserializes each object straight into this form, so a (re)list never
-//! holds a page of full structs beyond the one being converted.
+//! So the cache holds those few fields, the digest and nothing else. A k8s-openapi struct holds every
+//! label and annotation in a `BTreeMap` (a node of about 540 bytes each, even for one entry) and every
+//! optional field inline; the JSON of the object, kept here before, was ≈ 650 bytes a child
+//! (BENCHMARKS.md). The watch deserializes each object straight into [`Compact`] (with the
+//! `ObjectMeta` kube's watcher reads), so a (re)list never holds a page of full structs beyond the one
+//! being converted; the cache, [`Children`], keeps each as a [`Child`], without `ObjectMeta`, by one
+//! shared `namespace/name` string, and is its own index by account (kube's store keyed each object by
+//! an `ObjectRef` of four strings, and an index by account filed it again).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -34,7 +39,7 @@ use crate::api::{ACCOUNT_LABEL, FIELD_MANAGER};
 /// A child kind cached compactly: what of an object is kept beyond the digest, for the few readers of
 /// a field of a cached child, and what the API server adds to what Covenant applies.
 pub trait Compactable: Resource<DynamicType = ()> + Serialize + DeserializeOwned {
-    /// What of `self` is kept as JSON (read back by [`Compact::object`]); nothing by default.
+    /// What of `self` is kept as JSON (read back by [`Child::object`]); nothing by default.
     fn kept(&self) -> Option<Value> {
         None
     }
@@ -165,36 +170,6 @@ impl<K: Compactable> Compact<K> {
             kept,
             kind: PhantomData,
         }
-    }
-}
-
-impl<K: DeserializeOwned> Compact<K> {
-    /// The kept fields ([`Compactable::kept`]) as the kind's struct, with the name and namespace;
-    /// `None` if nothing is kept of it.
-    pub fn object(&self) -> Option<K> {
-        let mut v: Value = serde_json::from_str(self.kept.as_deref()?).ok()?;
-        v["metadata"] = serde_json::json!({
-            "name": self.metadata.name, "namespace": self.metadata.namespace,
-        });
-        serde_json::from_value(v).ok()
-    }
-}
-
-impl<K: Compactable> Compact<K> {
-    /// Whether Covenant's apply owns exactly the fields of `want` (the object it would apply, as
-    /// JSON), with the same values as the API server serves them (its defaults inside what Covenant
-    /// owns whole, [`Compactable::as_served`]; resource quantities by value): the object is in place.
-    pub fn in_place(&self, want: &Value) -> bool {
-        let mut served = want.clone();
-        K::as_served(&mut served);
-        self.owned == Some(desired_digest(served))
-    }
-}
-
-impl<K> Compact<K> {
-    /// The account the object is labelled with.
-    pub fn account(&self) -> Option<&str> {
-        self.account.as_deref()
     }
 }
 
@@ -348,6 +323,260 @@ impl<K: Resource<DynamicType = ()>> Resource for Compact<K> {
     }
 }
 
+/// A child as the cache keeps it: what [`Compact`] read of the object as served, without the
+/// `ObjectMeta` that the watch needs while it reads it (about 350 bytes inline, and a map entry keyed
+/// by kube's `ObjectRef` of four strings in kube's store). Its name and namespace are one shared
+/// string (the key of [`Children`]), its account the string its index files it under.
+pub struct Child<K> {
+    /// `namespace/name`, or `name` of a cluster-scoped object (neither holds a `/`).
+    key: Arc<str>,
+    resource_version: Box<str>,
+    account: Option<Arc<str>>,
+    owned: Option<u64>,
+    kept: Option<Box<str>>,
+    deleting: bool,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> std::fmt::Debug for Child<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("key", &self.key)
+            .field("resource_version", &self.resource_version)
+            .field("account", &self.account)
+            .field("owned", &self.owned)
+            .field("deleting", &self.deleting)
+            .finish()
+    }
+}
+
+impl<K> Child<K> {
+    /// The object's name.
+    pub fn name_any(&self) -> String {
+        self.key.rsplit('/').next().unwrap_or_default().to_string()
+    }
+
+    /// The object's namespace (`None` for a cluster-scoped kind).
+    pub fn namespace(&self) -> Option<String> {
+        self.key.split_once('/').map(|(ns, _)| ns.to_string())
+    }
+
+    /// The resourceVersion the cache holds.
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// Whether the object is being deleted.
+    pub fn deleting(&self) -> bool {
+        self.deleting
+    }
+
+    /// The account the object is labelled with.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+}
+
+impl<K: Compactable> Child<K> {
+    /// Whether Covenant's apply owns exactly the fields of `want` (the object it would apply, as
+    /// JSON), with the same values as the API server serves them (its defaults inside what Covenant
+    /// owns whole, [`Compactable::as_served`]; resource quantities by value): the object is in place.
+    pub fn in_place(&self, want: &Value) -> bool {
+        let mut served = want.clone();
+        K::as_served(&mut served);
+        self.owned == Some(desired_digest(served))
+    }
+
+    /// The kept fields ([`Compactable::kept`]) as the kind's struct, with the name and namespace;
+    /// `None` if nothing is kept of it.
+    pub fn object(&self) -> Option<K> {
+        let mut v: Value = serde_json::from_str(self.kept.as_deref()?).ok()?;
+        v["metadata"] = serde_json::json!({
+            "name": self.name_any(), "namespace": self.namespace(),
+        });
+        serde_json::from_value(v).ok()
+    }
+}
+
+impl<K> OfAccount for Child<K> {
+    fn account_label(&self) -> Option<String> {
+        self.account.as_deref().map(str::to_string)
+    }
+}
+
+/// The key of an object in [`Children`]: `namespace/name`, or `name`.
+fn child_key(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The cache of one child kind: each object as a [`Child`] by `namespace/name`, and the objects of
+/// each account (what kube's store and an index by account held before, in about a third of the
+/// memory). Fed by the kind's watch ([`super::runtime::Sink`]); a (re)list builds a new one, swapped
+/// in when it is complete, so a reader never sees a half-listed cache.
+pub struct Children<K> {
+    inner: Arc<RwLock<ChildState<K>>>,
+}
+
+impl<K> Clone for Children<K> {
+    fn clone(&self) -> Self {
+        Children {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K> Default for Children<K> {
+    fn default() -> Self {
+        Children {
+            inner: Default::default(),
+        }
+    }
+}
+
+struct ChildState<K> {
+    objects: HashMap<Arc<str>, Arc<Child<K>>>,
+    by_account: HashMap<Arc<str>, Vec<Arc<str>>>,
+    relist: Option<Box<ChildState<K>>>,
+}
+
+impl<K> Default for ChildState<K> {
+    fn default() -> Self {
+        ChildState {
+            objects: HashMap::new(),
+            by_account: HashMap::new(),
+            relist: None,
+        }
+    }
+}
+
+impl<K> ChildState<K> {
+    fn remove(&mut self, key: &str) {
+        let Some(old) = self.objects.remove(key) else {
+            return;
+        };
+        if let Some(a) = &old.account
+            && let Some(keys) = self.by_account.get_mut(a.as_ref())
+        {
+            keys.retain(|k| **k != *key);
+            if keys.is_empty() {
+                self.by_account.remove(a.as_ref());
+            }
+        }
+    }
+
+    fn insert(&mut self, c: Compact<K>) -> Arc<Child<K>> {
+        let key = child_key(
+            c.metadata.namespace.as_deref(),
+            c.metadata.name.as_deref().unwrap_or_default(),
+        );
+        // The key's string is shared with the old entry's, and the account's with its index's.
+        let key: Arc<str> = match self.objects.get_key_value(key.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => key.into(),
+        };
+        let account: Option<Arc<str>> =
+            c.account
+                .as_deref()
+                .map(|a| match self.by_account.get_key_value(a) {
+                    Some((k, _)) => k.clone(),
+                    None => a.into(),
+                });
+        let same_account = self
+            .objects
+            .get(&key)
+            .is_some_and(|old| old.account == account);
+        if !same_account {
+            self.remove(&key);
+            if let Some(a) = &account {
+                self.by_account
+                    .entry(a.clone())
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+        let child = Arc::new(Child {
+            key: key.clone(),
+            resource_version: c.metadata.resource_version.unwrap_or_default().into(),
+            account,
+            owned: c.owned,
+            kept: c.kept,
+            deleting: c.metadata.deletion_timestamp.is_some(),
+            kind: PhantomData,
+        });
+        self.objects.insert(key, child.clone());
+        child
+    }
+}
+
+impl<K> Children<K> {
+    /// The cached object `r` names.
+    pub fn get(&self, r: &kube::runtime::reflector::ObjectRef<Compact<K>>) -> Option<Arc<Child<K>>>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        st.objects
+            .get(child_key(r.namespace.as_deref(), &r.name).as_str())
+            .cloned()
+    }
+
+    /// Every cached object.
+    pub fn state(&self) -> Vec<Arc<Child<K>>> {
+        let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        st.objects.values().cloned().collect()
+    }
+
+    /// The cached objects labelled with `account`.
+    pub fn of_account(&self, account: &str) -> Vec<Arc<Child<K>>> {
+        let st = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        st.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| st.objects.get(k).cloned())
+            .collect()
+    }
+
+    /// Follows one event of the watch; returns what subscriptions hear of: the object applied, or
+    /// every object once a (re)list is complete.
+    pub fn observe(&self, ev: &kube::runtime::watcher::Event<Compact<K>>) -> Vec<Arc<Child<K>>> {
+        use kube::runtime::watcher::Event;
+        let mut st = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            Event::Init => {
+                st.relist = Some(Box::default());
+                Vec::new()
+            }
+            Event::InitApply(o) => {
+                let o = o.clone();
+                match st.relist.as_mut() {
+                    Some(next) => drop(next.insert(o)),
+                    None => drop(st.insert(o)),
+                }
+                Vec::new()
+            }
+            Event::InitDone => {
+                if let Some(next) = st.relist.take() {
+                    *st = *next;
+                }
+                st.objects.values().cloned().collect()
+            }
+            Event::Apply(o) => vec![st.insert(o.clone())],
+            Event::Delete(o) => {
+                let m = &o.metadata;
+                st.remove(&child_key(
+                    m.namespace.as_deref(),
+                    m.name.as_deref().unwrap_or_default(),
+                ));
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// What a cached object says about the account it belongs to (the label Covenant sets on what it
 /// makes): the key of the indexes by account and of the Account controller's triggers.
 pub trait OfAccount {
@@ -433,10 +662,17 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// `v` as the cache of its kind keeps it.
+    fn child<K: Compactable>(v: Value) -> Arc<Child<K>> {
+        let cache = Children::default();
+        cache.observe(&kube::runtime::watcher::Event::Apply(compact(v)));
+        cache.state().pop().unwrap()
+    }
+
     #[test]
     fn a_compact_object_keeps_what_is_read_and_nothing_else() {
         let c: Compact<ResourceQuota> = compact(served(covenant_fields()));
-        assert_eq!(c.account(), Some("acme"));
+        assert_eq!(c.account.as_deref(), Some("acme"));
         assert_eq!(kube::ResourceExt::name_any(&c), "covenant-quota");
         assert_eq!(c.metadata.namespace.as_deref(), Some("acme"));
         assert_eq!(c.metadata.resource_version.as_deref(), Some("42"));
@@ -447,7 +683,7 @@ mod tests {
         // Of the bounds quota, its hard limits are kept (a retained namespace's bounds come from them).
         let mut bounds = served(covenant_fields());
         bounds["metadata"]["name"] = json!(crate::model::account::BOUNDS_QUOTA_NAME);
-        let q: ResourceQuota = compact::<ResourceQuota>(bounds).object().unwrap();
+        let q: ResourceQuota = child::<ResourceQuota>(bounds).object().unwrap();
         assert_eq!(q.metadata.namespace.as_deref(), Some("acme"));
         let hard = q.spec.unwrap().hard.unwrap();
         assert_eq!(hard["requests.cpu"].0, "500m");
@@ -460,7 +696,7 @@ mod tests {
     #[test]
     fn in_place_means_covenants_own_fields_hold_its_values() {
         let want = want();
-        let c: Compact<ResourceQuota> = compact(served(covenant_fields()));
+        let c: Arc<Child<ResourceQuota>> = child(served(covenant_fields()));
         assert!(c.in_place(&want));
 
         // Edited by someone else (`kubectl edit`): the field moved to their manager, with a new value.
@@ -470,29 +706,102 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("f:pods");
-        assert!(!compact::<ResourceQuota>(edited).in_place(&want));
+        assert!(!child::<ResourceQuota>(edited).in_place(&want));
         // A value changed while Covenant's set still names the field.
         let mut forced = served(covenant_fields());
         forced["spec"]["hard"]["requests.cpu"] = json!("2");
-        assert!(!compact::<ResourceQuota>(forced).in_place(&want));
+        assert!(!child::<ResourceQuota>(forced).in_place(&want));
         // The account label removed.
         let mut unlabelled = served(covenant_fields());
         unlabelled["metadata"]["labels"]
             .as_object_mut()
             .unwrap()
             .remove(ACCOUNT_LABEL);
-        let c: Compact<ResourceQuota> = compact(unlabelled);
+        let c: Arc<Child<ResourceQuota>> = child(unlabelled);
         assert_eq!(c.account(), None);
         assert!(!c.in_place(&want));
         // What Covenant wants changed (a new hash, a new limit): not in place until applied again.
         let mut more = want.clone();
         more["spec"]["hard"]["pods"] = json!("21");
-        assert!(!compact::<ResourceQuota>(served(covenant_fields())).in_place(&more));
+        assert!(!child::<ResourceQuota>(served(covenant_fields())).in_place(&more));
         // Never applied by Covenant (no Apply entry of its manager): applied when wanted.
         let mut foreign = served(covenant_fields());
         foreign["metadata"]["managedFields"][0]["manager"] = json!("someone");
-        let c: Compact<ResourceQuota> = compact(foreign);
+        let c: Arc<Child<ResourceQuota>> = child(foreign);
         assert!(c.owned.is_none() && !c.in_place(&want));
+    }
+
+    /// A quota of account `account` in namespace `ns`, as served with resourceVersion `rv`.
+    fn quota_in(ns: &str, name: &str, account: Option<&str>, rv: &str) -> Compact<ResourceQuota> {
+        let mut v = served(covenant_fields());
+        v["metadata"]["namespace"] = json!(ns);
+        v["metadata"]["name"] = json!(name);
+        v["metadata"]["resourceVersion"] = json!(rv);
+        match account {
+            Some(a) => v["metadata"]["labels"][ACCOUNT_LABEL] = json!(a),
+            None => drop(
+                v["metadata"]["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(ACCOUNT_LABEL),
+            ),
+        }
+        compact(v)
+    }
+
+    /// The cache of a child kind answers by name and by account as the watch's events leave it: an
+    /// object relabelled moves to its new account, one deleted goes from both, and a relist replaces
+    /// the whole cache only once it is complete (readers see the old one until then).
+    #[test]
+    fn the_cache_of_a_child_kind_follows_the_watch_by_name_and_by_account() {
+        use kube::runtime::reflector::ObjectRef;
+        use kube::runtime::watcher::Event;
+        let cache: Children<ResourceQuota> = Children::default();
+        let names = |v: Vec<Arc<Child<ResourceQuota>>>| {
+            let mut n: Vec<String> = v
+                .iter()
+                .map(|c| format!("{}/{}", c.namespace().unwrap(), c.name_any()))
+                .collect();
+            n.sort();
+            n
+        };
+        let heard = cache.observe(&Event::Apply(quota_in("a1", "q", Some("acme"), "1")));
+        assert_eq!(names(heard), ["a1/q"]);
+        cache.observe(&Event::Apply(quota_in("a2", "q", Some("acme"), "2")));
+        cache.observe(&Event::Apply(quota_in("g1", "q", Some("globex"), "3")));
+        assert_eq!(names(cache.of_account("acme")), ["a1/q", "a2/q"]);
+        let got = cache.get(&ObjectRef::new("q").within("a2")).unwrap();
+        assert_eq!(
+            (got.resource_version(), got.account(), got.deleting()),
+            ("2", Some("acme"), false)
+        );
+        assert!(got.in_place(&want()));
+        assert!(cache.get(&ObjectRef::new("q").within("zz")).is_none());
+        // Relabelled to another account; then unlabelled (found by name, filed under no account).
+        cache.observe(&Event::Apply(quota_in("a2", "q", Some("globex"), "4")));
+        assert_eq!(names(cache.of_account("acme")), ["a1/q"]);
+        assert_eq!(names(cache.of_account("globex")), ["a2/q", "g1/q"]);
+        cache.observe(&Event::Apply(quota_in("a2", "q", None, "5")));
+        assert_eq!(names(cache.of_account("globex")), ["g1/q"]);
+        assert_eq!(
+            cache
+                .get(&ObjectRef::new("q").within("a2"))
+                .unwrap()
+                .account(),
+            None
+        );
+        // Deleted.
+        cache.observe(&Event::Delete(quota_in("g1", "q", Some("globex"), "6")));
+        assert!(cache.of_account("globex").is_empty());
+        assert_eq!(names(cache.state()), ["a1/q", "a2/q"]);
+        // A relist: the old cache until it is complete, then exactly what it listed.
+        cache.observe(&Event::Init);
+        cache.observe(&Event::InitApply(quota_in("n1", "q", Some("acme"), "7")));
+        assert_eq!(names(cache.of_account("acme")), ["a1/q"]);
+        let heard = cache.observe(&Event::InitDone);
+        assert_eq!(names(heard), ["n1/q"]);
+        assert_eq!(names(cache.state()), ["n1/q"]);
+        assert_eq!(names(cache.of_account("acme")), ["n1/q"]);
     }
 
     /// A limit range whose package gives only a maximum is served with the defaults Kubernetes derives
@@ -517,10 +826,10 @@ mod tests {
                 "f:metadata": { "f:annotations": { "f:covenant.dev/applied": {} },
                     "f:labels": { (format!("f:{ACCOUNT_LABEL}")): {} } },
                 "f:spec": { "f:limits": {} } } }]);
-        assert!(compact::<LimitRange>(served.clone()).in_place(&want));
+        assert!(child::<LimitRange>(served.clone()).in_place(&want));
         let mut lowered = served;
         lowered["spec"]["limits"][0]["max"]["cpu"] = json!("1");
-        assert!(!compact::<LimitRange>(lowered).in_place(&want));
+        assert!(!child::<LimitRange>(lowered).in_place(&want));
     }
 
     /// Lists as the API server tracks them: an atomic list (a policy's rules) is owned whole, and of
@@ -555,20 +864,20 @@ mod tests {
             );
         served["metadata"]["managedFields"] = json!([{ "manager": "covenant", "operation": "Apply",
             "apiVersion": "networking.k8s.io/v1", "fieldsType": "FieldsV1", "fieldsV1": fields }]);
-        assert!(compact::<NetworkPolicy>(served.clone()).in_place(&want));
+        assert!(child::<NetworkPolicy>(served.clone()).in_place(&want));
         // A rule added to the atomic list: Covenant's list is not as it applied it.
         let mut widened = served.clone();
         widened["spec"]["ingress"]
             .as_array_mut()
             .unwrap()
             .push(json!({ "from": [{ "ipBlock": { "cidr": "0.0.0.0/0" } }] }));
-        assert!(!compact::<NetworkPolicy>(widened).in_place(&want));
+        assert!(!child::<NetworkPolicy>(widened).in_place(&want));
         // Its owner reference gone: not in place either.
         let mut orphaned = served;
         orphaned["metadata"]["ownerReferences"]
             .as_array_mut()
             .unwrap()
             .truncate(1);
-        assert!(!compact::<NetworkPolicy>(orphaned).in_place(&want));
+        assert!(!child::<NetworkPolicy>(orphaned).in_place(&want));
     }
 }

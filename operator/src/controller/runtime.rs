@@ -19,7 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use super::account_of;
-use super::compact::{Compact, account_key};
+use super::compact::{Children, Compact};
 use crate::api::{
     ACCOUNT_LABEL, Account, DeprecationNotice, NoticeResponse, SupportPackage, Suspension,
 };
@@ -36,14 +36,24 @@ enum Scope {
     Metadata,
 }
 
+/// The sink of a kind in [`watched!`]'s table: kube's store unless the table names another.
+macro_rules! sink {
+    ($ty:ty) => {
+        Kube<$ty>
+    };
+    ($ty:ty, $sink:ty) => {
+        $sink
+    };
+}
+
 /// The table of watched kinds: field, type, scope, and what it is. Generates [`Watches`] (the
 /// watches, before they start), [`Stores`] (their caches, what reconciles read), and the glue
 /// between them.
 macro_rules! watched {
-    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $scope:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty $(=> $sink:ty)? = $scope:ident;)*) => {
         /// Every shared watch.
         pub struct Watches {
-            $($(#[doc = $doc])* pub $field: Shared<$ty>,)*
+            $($(#[doc = $doc])* pub $field: Shared<$ty, sink!($ty $(, $sink)?)>,)*
             /// The objects this process applied, until their watches bring them back.
             pub applied: Arc<Written<String>>,
         }
@@ -51,7 +61,7 @@ macro_rules! watched {
         /// The caches every controller reads instead of asking the API server.
         #[derive(Clone)]
         pub struct Stores {
-            $($(#[doc = $doc])* pub $field: Store<$ty>,)*
+            $($(#[doc = $doc])* pub $field: <sink!($ty $(, $sink)?) as Sink<$ty>>::Cache,)*
             /// The labelled objects by account, and the answers by namespace.
             pub index: Indexes,
         }
@@ -93,7 +103,7 @@ macro_rules! watched {
             /// The caches and indexes of the watches (before they start).
             pub fn stores(&mut self) -> Stores {
                 Stores {
-                    $($field: self.$field.store.clone(),)*
+                    $($field: self.$field.cache.clone(),)*
                     index: self.indexes(),
                 }
             }
@@ -124,19 +134,19 @@ watched! {
     /// (no request to learn that a name is free), and tenants' namespaces are found by their label.
     namespaces: Namespace = Metadata;
     /// ResourceQuotas labelled with an account (compact: see `compact`).
-    quotas: Compact<ResourceQuota> = Labelled;
+    quotas: Compact<ResourceQuota> => Children<ResourceQuota> = Labelled;
     /// LimitRanges labelled with an account (compact).
-    limit_ranges: Compact<LimitRange> = Labelled;
+    limit_ranges: Compact<LimitRange> => Children<LimitRange> = Labelled;
     /// NetworkPolicies labelled with an account (compact).
-    network_policies: Compact<NetworkPolicy> = Labelled;
+    network_policies: Compact<NetworkPolicy> => Children<NetworkPolicy> = Labelled;
     /// RoleBindings labelled with an account (compact).
-    role_bindings: Compact<RoleBinding> = Labelled;
+    role_bindings: Compact<RoleBinding> => Children<RoleBinding> = Labelled;
     /// NoticeResponses, in every namespace (the tenants' own answers).
     responses: DeserializeGuard<NoticeResponse> = All;
     /// ClusterRoles labelled with an account (each account's read access to itself; compact).
-    cluster_roles: Compact<ClusterRole> = Labelled;
+    cluster_roles: Compact<ClusterRole> => Children<ClusterRole> = Labelled;
     /// ClusterRoleBindings labelled with an account (compact).
-    cluster_role_bindings: Compact<ClusterRoleBinding> = Labelled;
+    cluster_role_bindings: Compact<ClusterRoleBinding> => Children<ClusterRoleBinding> = Labelled;
     /// Every Ingress, trimmed to its identity and hosts (the hostnames tenants claim).
     ingresses: Ingress = All;
 }
@@ -163,25 +173,14 @@ fn config(scope: Scope) -> watcher::Config {
     }
 }
 
-/// The indexes of the caches: what a reconcile of one account reads without scanning every tenant's.
+/// The indexes of the caches: what a reconcile of one account reads without scanning every tenant's
+/// (a child kind's cache, [`Children`], is its own index by account).
 #[derive(Clone)]
 pub struct Indexes {
     /// Labelled namespaces by account.
     pub namespaces: Index<Namespace>,
     /// Namespaces by the account their self-service request label names.
     pub self_service: Index<Namespace>,
-    /// Labelled quotas by account.
-    pub quotas: Index<Compact<ResourceQuota>>,
-    /// Labelled limit ranges by account.
-    pub limit_ranges: Index<Compact<LimitRange>>,
-    /// Labelled network policies by account.
-    pub network_policies: Index<Compact<NetworkPolicy>>,
-    /// Labelled role bindings by account.
-    pub role_bindings: Index<Compact<RoleBinding>>,
-    /// Labelled cluster roles by account.
-    pub cluster_roles: Index<Compact<ClusterRole>>,
-    /// Labelled cluster role bindings by account.
-    pub cluster_role_bindings: Index<Compact<ClusterRoleBinding>>,
     /// NoticeResponses by namespace.
     pub responses: Index<DeserializeGuard<NoticeResponse>>,
 }
@@ -192,12 +191,6 @@ impl Watches {
         Indexes {
             namespaces: self.namespaces.index(account_of),
             self_service: self.namespaces.index(super::selfservice::request_key),
-            quotas: self.quotas.index(account_key),
-            limit_ranges: self.limit_ranges.index(account_key),
-            network_policies: self.network_policies.index(account_key),
-            role_bindings: self.role_bindings.index(account_key),
-            cluster_roles: self.cluster_roles.index(account_key),
-            cluster_role_bindings: self.cluster_role_bindings.index(account_key),
             responses: self.responses.index(namespace_key),
         }
     }
@@ -365,13 +358,82 @@ pub fn namespace_key<K: Resource>(o: &K) -> Option<String> {
     o.meta().namespace.clone()
 }
 
+/// Where a watch keeps what it sees (kube's store, or a child kind's compact cache), and what the
+/// subscriptions hear of.
+pub trait Sink<K>: Sized + Send + 'static {
+    /// What the cache holds of an object (what subscriptions receive).
+    type Item: Send + Sync + 'static;
+    /// What readers hold of the cache.
+    type Cache: Clone;
+    /// An empty cache, and the handle readers hold of it.
+    fn make() -> (Self, Self::Cache);
+    /// Follows one event; returns what subscriptions hear of, as kube's shared streams would: the
+    /// object applied, and every object once a (re)list is complete.
+    fn observe(&mut self, ev: &watcher::Event<K>) -> Vec<Arc<Self::Item>>;
+}
+
+/// kube's own store, as its reflector keeps it.
+pub struct Kube<K: Resource<DynamicType = ()> + Clone + 'static> {
+    writer: reflector::store::Writer<K>,
+    store: Store<K>,
+}
+
+impl<K> Sink<K> for Kube<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    type Item = K;
+    type Cache = Store<K>;
+
+    fn make() -> (Self, Store<K>) {
+        let (store, writer) = reflector::store();
+        (
+            Kube {
+                writer,
+                store: store.clone(),
+            },
+            store,
+        )
+    }
+
+    fn observe(&mut self, ev: &watcher::Event<K>) -> Vec<Arc<K>> {
+        self.writer.apply_watcher_event(ev);
+        match ev {
+            watcher::Event::Apply(obj) => self
+                .store
+                .get(&reflector::ObjectRef::from_obj(obj))
+                .into_iter()
+                .collect(),
+            watcher::Event::InitDone => self.store.state(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl<K> Sink<Compact<K>> for Children<K>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    type Item = super::compact::Child<K>;
+    type Cache = Children<K>;
+
+    fn make() -> (Self, Children<K>) {
+        let c = Children::default();
+        (c.clone(), c)
+    }
+
+    fn observe(&mut self, ev: &watcher::Event<Compact<K>>) -> Vec<Arc<Self::Item>> {
+        Children::observe(self, ev)
+    }
+}
+
 /// A kind watched once and shared: its cache, and subscriptions to the objects it touches.
-pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
-    /// The cache.
-    pub store: Store<K>,
-    writer: Option<reflector::store::Writer<K>>,
+pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static, S: Sink<K> = Kube<K>> {
+    /// The cache, as readers hold it.
+    pub cache: S::Cache,
+    sink: Option<S>,
     /// One channel per subscription: each applied object, as the cache holds it.
-    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<K>>>,
+    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<S::Item>>>,
     api: Api<K>,
     wc: watcher::Config,
     synced: Arc<std::sync::atomic::AtomicBool>,
@@ -390,7 +452,7 @@ const SUBSCRIPTION_BUFFER: usize = 1024;
 /// Called with each object a watch sees deleted (shared streams carry only applied objects).
 pub type DeleteHook<K> = Box<dyn Fn(&K) + Send + Sync>;
 
-impl<K> Shared<K>
+impl<K, S> Shared<K, S>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -399,13 +461,14 @@ where
         + Send
         + Sync
         + 'static,
+    S: Sink<K>,
 {
     /// A shared watch of `api` (not started until [`Shared::start`]).
     pub fn new(api: Api<K>, wc: watcher::Config) -> Self {
-        let (store, writer) = reflector::store();
+        let (sink, cache) = S::make();
         Shared {
-            store,
-            writer: Some(writer),
+            cache,
+            sink: Some(sink),
             subscribers: Vec::new(),
             api,
             wc: wc.page_size(500),
@@ -466,8 +529,8 @@ where
     /// full the watch, and so the cache, stops for every controller (an Account created right after
     /// another was deleted was never reconciled). Here each subscription receives the objects
     /// themselves.
-    pub fn subscribe(&mut self) -> futures::stream::BoxStream<'static, Arc<K>> {
-        assert!(self.writer.is_some(), "subscribe before start");
+    pub fn subscribe(&mut self) -> futures::stream::BoxStream<'static, Arc<S::Item>> {
+        assert!(self.sink.is_some(), "subscribe before start");
         let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
         self.subscribers.push(tx);
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) })
@@ -477,7 +540,7 @@ where
     /// Starts the watch in the background. Its errors turn readiness off for a while (see
     /// `Health::watch_failed`); it retries with backoff by itself.
     pub fn start(&mut self, health: Arc<crate::http::Health>) {
-        if let Some(writer) = self.writer.take() {
+        if let Some(sink) = self.sink.take() {
             // managedFields are most of a cached object's size and nothing reads them: the apply
             // check compares desired fields and the applied-hash annotation.
             let events = if self.metadata_only {
@@ -511,10 +574,9 @@ where
                     if let Some(trim) = trim {
                         trim(o);
                     }
-                })
-                .reflect(writer);
+                });
             let watch = Follow {
-                store: self.store.clone(),
+                sink,
                 synced: self.synced.clone(),
                 hooks: std::mem::take(&mut self.on_delete),
                 indexes: std::mem::take(&mut self.indexes),
@@ -533,18 +595,18 @@ where
 
 /// What follows a watch once its events are in the cache: the indexes, the synced flag, the delete
 /// hooks and the subscriptions.
-struct Follow<K: Resource<DynamicType = ()> + Clone + 'static> {
-    store: Store<K>,
+struct Follow<K: Resource<DynamicType = ()> + Clone + 'static, S: Sink<K>> {
+    sink: S,
     synced: Arc<std::sync::atomic::AtomicBool>,
     hooks: Vec<DeleteHook<K>>,
     indexes: Vec<Index<K>>,
-    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<K>>>,
+    subscribers: Vec<tokio::sync::mpsc::Sender<Arc<S::Item>>>,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Follow<K> {
-    /// Follows `events` (already applied to the cache) until they end.
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static, S: Sink<K>> Follow<K, S> {
+    /// Follows `events` (each put in the cache first) until they end.
     async fn run<E: std::fmt::Display>(
-        self,
+        mut self,
         events: impl futures::Stream<Item = Result<watcher::Event<K>, E>>,
         mut tracker: WatchHealth,
     ) {
@@ -552,21 +614,15 @@ impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Follow<K> {
         let mut events = std::pin::pin!(events);
         while let Some(ev) = events.next().await {
             tracker.observe(&ev);
-            // Before the synced flag: a reconcile that sees the cache synced sees the indexes
-            // complete.
-            if let Ok(ev) = &ev {
-                self.indexes.iter().for_each(|i| i.observe(ev));
-            }
-            // What the subscriptions hear of, as kube's shared streams would: each applied object,
-            // and every object once a (re)list is complete.
+            // The cache first, then the indexes, both before the synced flag: a reconcile that sees
+            // the cache synced sees the indexes complete.
             let touched = match &ev {
-                Ok(watcher::Event::Apply(obj)) => self
-                    .store
-                    .get(&reflector::ObjectRef::from_obj(obj))
-                    .into_iter()
-                    .collect(),
-                Ok(watcher::Event::InitDone) => self.store.state(),
-                _ => Vec::new(),
+                Ok(ev) => {
+                    let touched = self.sink.observe(ev);
+                    self.indexes.iter().for_each(|i| i.observe(ev));
+                    touched
+                }
+                Err(_) => Vec::new(),
             };
             match ev {
                 Ok(watcher::Event::InitDone) => self.synced.store(true, Ordering::Release),
@@ -720,10 +776,10 @@ mod index_tests {
     /// another was deleted was never reconciled).
     #[tokio::test]
     async fn a_subscription_hears_of_what_comes_after_an_object_deleted_before_it_was_read() {
-        let (store, writer) = reflector::store::<Namespace>();
+        let (sink, store) = Kube::<Namespace>::make();
         let (tx, mut rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
         let follow = Follow {
-            store: store.clone(),
+            sink,
             synced: Default::default(),
             hooks: Vec::new(),
             indexes: Vec::new(),
@@ -739,8 +795,7 @@ mod index_tests {
             E::Delete(ns("gone", None)),
             E::Apply(ns("next", None)),
         ])
-        .map(Ok::<_, watcher::Error>)
-        .reflect(writer);
+        .map(Ok::<_, watcher::Error>);
         let health = Arc::new(crate::http::Health::default());
         follow
             .run(events, WatchHealth::new("Namespace".into(), health))
