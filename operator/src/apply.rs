@@ -246,8 +246,10 @@ where
 }
 
 impl Applied for k8s_openapi::api::core::v1::Namespace {
+    /// As the cache keeps a namespace (`compact::cached_namespace`): [`is_subset`], the annotations
+    /// only the API server reads compared by their digests.
     fn in_place(&self, want: &Value) -> Result<bool> {
-        Ok(is_subset(want, &serde_json::to_value(self)?))
+        Ok(crate::controller::compact::namespace_in_place(self, want)?)
     }
     fn resource_version(&self) -> Option<&str> {
         self.metadata.resource_version.as_deref()

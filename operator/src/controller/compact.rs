@@ -577,6 +577,93 @@ impl<K> Children<K> {
     }
 }
 
+/// Annotations of a tenant namespace that only the API server reads (the admission policies' params:
+/// who may be bound, the account's namespaces and administrators, the denied ranges, SIP, the platform
+/// selectors) and the applied hash: nothing in the operator reads their values but the check that the
+/// namespace is as Covenant applies it. The cache keeps one 64-bit digest of each instead
+/// ([`ADMISSION_DIGESTS`]): a tenant namespace's annotations then fit one node of a `BTreeMap` (eleven
+/// entries) instead of three, and the long, identical values (the denied ranges) are not held once per
+/// namespace.
+const ADMISSION_ONLY: [&str; 7] = [
+    crate::model::account::ALLOWED_SUBJECTS_ANNOTATION,
+    crate::model::account::NAMESPACES_ANNOTATION,
+    crate::model::account::ADMINISTRATORS_ANNOTATION,
+    crate::model::tenant_policies::DENIED_CIDRS_ANNOTATION,
+    crate::model::tenant_policies::SIP_EGRESS_ANNOTATION,
+    crate::model::tenant_policies::PLATFORM_SELECTORS_ANNOTATION,
+    crate::apply::APPLIED_ANNOTATION,
+];
+
+/// The cache's annotation holding the digests of the [`ADMISSION_ONLY`] annotations a namespace has:
+/// `index:digest` for each, by their index in that list. Not a valid annotation key (`~`): were a
+/// cached namespace ever sent back, the API server would refuse it rather than keep it.
+pub const ADMISSION_DIGESTS: &str = "covenant.dev/~admission-digests";
+
+/// The digest of an annotation's value in [`ADMISSION_DIGESTS`].
+fn value_digest(v: &str) -> u64 {
+    crate::model::fnv1a(v.as_bytes())
+}
+
+/// A namespace as the cache keeps it, made of the metadata its watch brings: the annotations only the
+/// API server reads are kept as their digests ([`ADMISSION_DIGESTS`]), and nothing of managedFields.
+pub fn cached_namespace(mut metadata: ObjectMeta) -> k8s_openapi::api::core::v1::Namespace {
+    metadata.managed_fields = None;
+    if let Some(a) = metadata.annotations.as_mut() {
+        let digests: Vec<String> = ADMISSION_ONLY
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| Some(format!("{i}:{:016x}", value_digest(&a.remove(*k)?))))
+            .collect();
+        if !digests.is_empty() {
+            a.insert(ADMISSION_DIGESTS.to_string(), digests.join(","));
+        }
+    }
+    k8s_openapi::api::core::v1::Namespace {
+        metadata,
+        ..Default::default()
+    }
+}
+
+/// Whether the cached namespace `cached` ([`cached_namespace`]) holds every field of `want` (a
+/// namespace as Covenant applies it, as JSON) with the same value: [`crate::apply::is_subset`], the
+/// [`ADMISSION_ONLY`] annotations by their digests.
+pub fn namespace_in_place(
+    cached: &k8s_openapi::api::core::v1::Namespace,
+    want: &Value,
+) -> serde_json::Result<bool> {
+    let mut want = want.clone();
+    let held: HashMap<usize, &str> = cached
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADMISSION_DIGESTS))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|d| d.split_once(':'))
+                .filter_map(|(i, h)| Some((i.parse().ok()?, h)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(a) = want
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        for (i, k) in ADMISSION_ONLY.iter().enumerate() {
+            let Some(v) = a.remove(*k) else { continue };
+            let same = v.as_str().is_some_and(|v| {
+                held.get(&i) == Some(&format!("{:016x}", value_digest(v)).as_str())
+            });
+            if !same {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(crate::apply::is_subset(
+        &want,
+        &serde_json::to_value(cached)?,
+    ))
+}
+
 /// What a cached object says about the account it belongs to (the label Covenant sets on what it
 /// makes): the key of the indexes by account and of the Account controller's triggers.
 pub trait OfAccount {
@@ -604,7 +691,7 @@ pub fn account_key<K: OfAccount>(o: &K) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::with_applied_hash;
+    use crate::apply::{APPLIED_ANNOTATION, with_applied_hash};
     use k8s_openapi::api::core::v1::ResourceQuota;
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use serde_json::json;
@@ -802,6 +889,67 @@ mod tests {
         assert_eq!(names(heard), ["n1/q"]);
         assert_eq!(names(cache.state()), ["n1/q"]);
         assert_eq!(names(cache.of_account("acme")), ["n1/q"]);
+    }
+
+    /// A tenant namespace is cached with the annotations only the API server reads as their digests,
+    /// and compared as before: in place exactly when every label and annotation Covenant applies holds
+    /// its value, one it does not apply (another's, or one the namespace's create left) not counting.
+    #[test]
+    fn a_namespace_is_cached_with_digests_of_what_only_admission_reads_and_compared_by_them() {
+        use crate::model::account::{ADMINISTRATORS_ANNOTATION, ALLOWED_SUBJECTS_ANNOTATION};
+        use crate::model::tenant_policies::{DENIED_CIDRS_ANNOTATION, SIP_EGRESS_ANNOTATION};
+        let want = with_applied_hash(&json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": { "name": "acme", "labels": { (ACCOUNT_LABEL): "acme" },
+                "annotations": { (ALLOWED_SUBJECTS_ANNOTATION): "User:a", (ADMINISTRATORS_ANNOTATION): "User:a",
+                    (DENIED_CIDRS_ANNOTATION): "169.254.0.0/16", "covenant.dev/account-uid": "u-1" } }
+        }));
+        let served = |edit: &dyn Fn(&mut Value)| {
+            let mut v = want.clone();
+            v["metadata"]["resourceVersion"] = json!("7");
+            v["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!("acme");
+            edit(&mut v);
+            let m: ObjectMeta = serde_json::from_value(v["metadata"].clone()).unwrap();
+            cached_namespace(m)
+        };
+        let same = served(&|_| {});
+        let a = same.metadata.annotations.as_ref().unwrap();
+        // Read by the operator: kept as it is. Read only by admission: a digest, not the value.
+        assert_eq!(a["covenant.dev/account-uid"], "u-1");
+        for k in [
+            ALLOWED_SUBJECTS_ANNOTATION,
+            DENIED_CIDRS_ANNOTATION,
+            APPLIED_ANNOTATION,
+        ] {
+            assert!(!a.contains_key(k), "{k}");
+        }
+        assert_eq!(a[ADMISSION_DIGESTS].split(',').count(), 4);
+        assert!(namespace_in_place(&same, &want).unwrap());
+        // One the create left that Covenant no longer applies: not Covenant's, does not count.
+        let extra =
+            served(&|v| v["metadata"]["annotations"][SIP_EGRESS_ANNOTATION] = json!("denied"));
+        assert!(namespace_in_place(&extra, &want).unwrap());
+        // A value changed, one removed, a label changed, another annotation changed: not in place.
+        let changed = served(&|v| {
+            v["metadata"]["annotations"][ALLOWED_SUBJECTS_ANNOTATION] = json!("User:b")
+        });
+        assert!(!namespace_in_place(&changed, &want).unwrap());
+        let removed = served(&|v| {
+            v["metadata"]["annotations"]
+                .as_object_mut()
+                .unwrap()
+                .remove(DENIED_CIDRS_ANNOTATION);
+        });
+        assert!(!namespace_in_place(&removed, &want).unwrap());
+        let relabelled = served(&|v| v["metadata"]["labels"][ACCOUNT_LABEL] = json!("globex"));
+        assert!(!namespace_in_place(&relabelled, &want).unwrap());
+        let uid =
+            served(&|v| v["metadata"]["annotations"]["covenant.dev/account-uid"] = json!("u-2"));
+        assert!(!namespace_in_place(&uid, &want).unwrap());
+        // What Covenant wants changed: not in place until applied again.
+        let mut more = want.clone();
+        more["metadata"]["annotations"][ADMINISTRATORS_ANNOTATION] = json!("User:a\nUser:c");
+        assert!(!namespace_in_place(&same, &more).unwrap());
     }
 
     /// A limit range whose package gives only a maximum is served with the defaults Kubernetes derives

@@ -74,10 +74,11 @@ macro_rules! watched {
                         .metadata_only(Scope::$scope),)*
                     applied: Default::default(),
                 };
-                w.namespaces.made_from_metadata(|metadata| Namespace {
-                    metadata,
-                    ..Default::default()
-                });
+                w.namespaces
+                    .made_from_metadata(super::compact::cached_namespace);
+                // Nothing reads an Account's annotations (GitOps tools may put a whole copy of it in
+                // one: `kubectl.kubernetes.io/last-applied-configuration`).
+                w.accounts.trim(trim_account);
                 w.ingresses.trim(super::hostnames::trim_ingress);
                 // Tenants write their answers, and the operator reads of one only its name, namespace,
                 // identity, creation time, generation, spec and status (model::notice, the answer
@@ -153,6 +154,14 @@ watched! {
 
 /// The page size of the NoticeResponse watch's (re)list.
 const RESPONSES_PAGE_SIZE: u32 = 100;
+
+/// What of an Account is cached: all but its annotations, owner references and self link.
+fn trim_account(a: &mut DeserializeGuard<Account>) {
+    let m = a.meta_mut();
+    m.annotations = None;
+    m.owner_references = None;
+    m.self_link = None;
+}
 
 /// What of a NoticeResponse is cached: see [`Watches::new`]. Also for one that does not parse (its
 /// metadata is all that is kept of it).
