@@ -683,11 +683,6 @@ impl OfAccount for k8s_openapi::api::core::v1::Namespace {
     }
 }
 
-/// The account of a cached object, for [`super::Index`]es by account.
-pub fn account_key<K: OfAccount>(o: &K) -> Option<String> {
-    o.account_label()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
