@@ -335,6 +335,13 @@ const ROWS: &[Row] = &[
         "flat in N",
     ),
     row(
+        "6. Operator CPU per reconcile in the touch (ms, every kind)",
+        "noop_cpu_ms",
+        None,
+        false,
+        "flat in N",
+    ),
+    row(
         "6. API requests per reconcile during restart",
         "restart_requests_per_reconcile",
         None,
@@ -386,6 +393,27 @@ const ROWS: &[Row] = &[
     row(
         "7. Notice lastTransitionTime − enforcedEffectiveAt p99 (s)",
         "notice_ltt_p99",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "7. Accounts' updates at the instant drained (s after the instant)",
+        "notice_drain",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "7. While they drain: GET as the operator's identity p50 (ms)",
+        "drain_get_p50",
+        None,
+        false,
+        "",
+    ),
+    row(
+        "7. While they drain: GET as the operator's identity p99 (ms)",
+        "drain_get_p99",
         None,
         false,
         "",

@@ -354,6 +354,7 @@ async fn noop(run: &Run) -> Result<()> {
         run.op.reconciles(None).await?,
         run.op.reconcile_seconds("Account").await?,
     );
+    let cpu0 = run.op.cpu_seconds().await?;
     let stamp = Timestamp::now().to_string();
     let api: Api<Account> = Api::all(run.admin.clone());
     futures::stream::iter(run.names.iter())
@@ -371,7 +372,8 @@ async fn noop(run: &Run) -> Result<()> {
     let deadline =
         Instant::now() + Duration::from_secs(120) + Duration::from_millis(200 * n as u64);
     while run.op.reconciles(Some("Account")).await? - ra0 < n as f64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A scrape is work for the operator at large N (see `Operator::wait_quiet`).
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     run.settle("after the touch", 3, 60).await?;
     let (q, w, ra, r, secs) = (
@@ -381,14 +383,27 @@ async fn noop(run: &Run) -> Result<()> {
         run.op.reconciles(None).await? - r0,
         run.op.reconcile_seconds("Account").await? - s0,
     );
+    let cpu = run.op.cpu_seconds().await? - cpu0;
     // What one reconcile with nothing to do costs the operator itself: flat in N when no reconcile
-    // reads other tenants' objects.
+    // reads other tenants' objects. Wall time (reconciles run --concurrency at once, so each one's
+    // time includes waiting for a core) and the process's CPU time over every reconcile of the
+    // touch (watch decoding and every kind's reconciles included).
     run.rec.emit(
         "noop_reconcile_ms",
         secs * 1000.0 / ra.max(1.0),
         "ms",
         &load,
-        format!("{secs:.3} s in {ra} Account reconciles after annotating {n} Accounts"),
+        format!(
+            "{secs:.3} s in {ra} Account reconciles after annotating {n} Accounts ({} at once)",
+            run.args.concurrency
+        ),
+    )?;
+    run.rec.emit(
+        "noop_cpu_ms",
+        cpu * 1000.0 / r.max(1.0),
+        "ms",
+        &load,
+        format!("process_cpu_seconds_total +{cpu:.2} s over {r} reconciles of every kind ({ra} of Accounts), from the first annotation until quiet"),
     )?;
     run.rec.emit(
         "noop_requests_per_reconcile",
@@ -487,7 +502,8 @@ async fn restart(run: &mut Run, changes: &Changes) -> Result<()> {
             converged = Some(t0.elapsed());
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Every 250 ms: a scrape is work for the restarted operator at large N.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     run.settle("after the restart", 5, 60).await?;
     let (total, by) = changes.take();
@@ -504,7 +520,9 @@ async fn restart(run: &mut Run, changes: &Changes) -> Result<()> {
         "s",
         &load,
         match converged {
-            Some(_) => format!("covenant_reconciles_total{{kind=\"Account\"}} ≥ {n}"),
+            Some(_) => {
+                format!("covenant_reconciles_total{{kind=\"Account\"}} ≥ {n} (read every 250 ms)")
+            }
             None => format!("TIMEOUT: only {ra} Account reconciles in 300s"),
         },
     )?;
@@ -594,7 +612,21 @@ async fn notices(run: &Run) -> Result<()> {
         .filter_map(|f| Some(f.transition?.duration_since(f.enforced?).as_secs_f64()))
         .collect();
     let exact = flips.values().filter(|f| f.enforced == Some(at)).count();
-    let settled = run.settle("after the notices", 5, 600).await?;
+    // Every account's status changes at the instant too (its decision on each notice): those writes
+    // drain behind the notices' own. Meanwhile a probe reads a notice every 500 ms as the operator's
+    // identity, in the API server's queue the operator's writes wait in: what the drain costs the
+    // API server's latency.
+    let probe = LatencyProbe::start(
+        k8s::client(&run.args.kubeconfig, true).await?,
+        "/apis/covenant.dev/v1alpha1/deprecationnotices/bench-notice-000",
+    );
+    let cap = 600.max(n as u64 * 3 / 20);
+    let settled = run.settle("after the notices", 5, cap).await?;
+    let drained = (Timestamp::now() - SignedDuration::from_secs(5))
+        .duration_since(at)
+        .as_secs_f64()
+        .max(0.0);
+    let probed = probe.stop().await;
     let (q, w, r) = (
         run.requests().await? - q0,
         run.op.writes().await? - w0,
@@ -646,6 +678,35 @@ async fn notices(run: &Run) -> Result<()> {
         "condition lastTransitionTime (whole seconds) − status.enforcedEffectiveAt",
     )?;
     rec.emit("notice_ltt_p99", percentile(&ltt, 99.0), "s", &load, "")?;
+    rec.emit(
+        "notice_drain",
+        drained,
+        "s",
+        &load,
+        format!(
+            "from the effective instant until the operator's last reconcile (no reconcile for 5 s after it{})",
+            if settled.as_secs() >= cap { format!("; still reconciling after the {cap} s cap") } else { String::new() }
+        ),
+    )?;
+    let failed = probed.iter().filter(|p| p.is_none()).count();
+    let ms: Vec<f64> = probed.iter().flatten().copied().collect();
+    rec.emit(
+        "drain_get_p50",
+        percentile(&ms, 50.0),
+        "ms",
+        &load,
+        format!(
+            "a GET of a notice every 500 ms as the operator's identity, from the last flip until quiet: {} reads, {failed} failed",
+            probed.len()
+        ),
+    )?;
+    rec.emit(
+        "drain_get_p99",
+        percentile(&ms, 99.0),
+        "ms",
+        &load,
+        format!("max {:.0} ms", ms.iter().copied().fold(f64::NAN, f64::max)),
+    )?;
     // The notice object as every watcher of notices receives it: counts, no row per account.
     let mut largest = 0;
     for i in 0..k {
@@ -663,4 +724,36 @@ async fn notices(run: &Run) -> Result<()> {
         format!("the largest of {k} notices selecting every one of {n} accounts, read once they were quiet"),
     )?;
     Ok(())
+}
+
+/// Reads one path every 500 ms until stopped, timing each read (`None`: the read failed).
+struct LatencyProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Option<f64>>>,
+}
+
+impl LatencyProbe {
+    fn start(client: Client, path: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, path) = (stop.clone(), path.to_string());
+        let task = tokio::spawn(async move {
+            let mut taken = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let ok = match http::Request::get(&path).body(Vec::new()) {
+                    Ok(req) => client.request_text(req).await.is_ok(),
+                    Err(_) => false,
+                };
+                taken.push(ok.then(|| t0.elapsed().as_secs_f64() * 1e3));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            taken
+        });
+        LatencyProbe { stop, task }
+    }
+
+    async fn stop(self) -> Vec<Option<f64>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
 }
