@@ -48,48 +48,6 @@ pub struct NoticeLabels {
     pub notice_type: String,
 }
 
-/// Labels of the per-account condition gauge (kube-state-metrics style).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConditionLabels {
-    /// The Account.
-    pub account: String,
-    /// The condition type.
-    #[prometheus(flatten)]
-    pub condition: ConditionKey,
-}
-
-/// A condition type and its current status.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConditionKey {
-    /// The condition type (`Ready`, `Stalled`, ...).
-    pub r#type: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-}
-
-/// Labels of the deadline gauge: what changes, for which account, through which object.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeadlineLabels {
-    /// The Account it touches.
-    pub account: String,
-    /// `rejection_deadline`, `effective`, `access_review_due`, `suspension_end`, `retention_purge`.
-    pub what: String,
-    /// The object that sets it: the notice, the Suspension, the retained namespace, or the Account.
-    pub object: String,
-}
-
-/// Labels of the account-wide quota gauges.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AccountQuotaLabels {
-    /// The Account.
-    pub account: String,
-    /// The resource (`pods`, `requests.cpu`, ...).
-    pub resource: String,
-}
-
-/// A gauge of a quantity (cores, bytes, objects).
-type QuantityGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
-
 /// Labels of the build information.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -150,46 +108,94 @@ pub struct Metrics {
     source: Mutex<Option<Source>>,
 }
 
-/// The gauges with a label set per account, made afresh from the caches at each scrape and dropped once
-/// encoded: between scrapes the operator holds none of them (a family cleared keeps its table, about
-/// 1.3 KB per account at N = 1000).
+/// The gauges with a label set per account, written as OpenMetrics text from the caches at each scrape
+/// and dropped once sent: between scrapes the operator holds none of them. They are written straight
+/// as text, with no map of label sets: at N = 10,000 a scrape has about 120,000 of them, and a map of
+/// their label strings would be several times the size of the text and grow the heap at every scrape.
 #[derive(Default)]
 struct PerAccount {
     /// Each account's conditions: 1 for the current status of each type.
-    account_condition: Family<ConditionLabels, Gauge>,
+    account_condition: String,
     /// Each account's account-wide quota (`status.quota.hard`), per resource, in the resource's unit.
-    account_quota_hard: Family<AccountQuotaLabels, QuantityGauge>,
+    account_quota_hard: String,
     /// What all of an account's namespaces use of it together (`status.quota.used`).
-    account_quota_used: Family<AccountQuotaLabels, QuantityGauge>,
-    /// The instants (unix seconds) that will change something for an account.
-    deadlines: Family<DeadlineLabels, Gauge>,
+    account_quota_used: String,
+    /// The instants (unix seconds) that will change something for an account, by (account, what,
+    /// object): one series each (a later one for the same labels replaces an earlier one).
+    deadlines: std::collections::BTreeMap<(String, &'static str, String), i64>,
+}
+
+/// The families of [`PerAccount`]: name (after Covenant's prefix) and help, in the order written.
+const PER_ACCOUNT_FAMILIES: [(&str, &str); 4] = [
+    (
+        "account_quota_hard",
+        "Each Account's account-wide quota (accountQuota) per resource, in the resource's unit",
+    ),
+    (
+        "account_quota_used",
+        "What all of an Account's namespaces use together of each resource its accountQuota caps",
+    ),
+    (
+        "account_condition",
+        "Each Account's conditions: 1, labelled with the type and its current status",
+    ),
+    (
+        "deadline_timestamp_seconds",
+        "When something will change for an account: rejection deadlines, effective instants, access reviews due, suspension ends, retention purges",
+    ),
+];
+
+/// One sample line of the OpenMetrics text format: `covenant_<name>{k="v",...} value`.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    out.push_str("covenant_");
+    out.push_str(name);
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        // Label values escape backslash, double quote and line feed (OpenMetrics).
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    let _ = writeln!(out, "}} {value}");
 }
 
 impl PerAccount {
-    /// A registry of these gauges, under Covenant's prefix.
-    fn registry(self) -> Registry {
-        let mut registry = Registry::with_prefix("covenant");
-        registry.register(
-            "account_quota_hard",
-            "Each Account's account-wide quota (accountQuota) per resource, in the resource's unit",
+    /// Appends the families to `out` (each with its HELP and TYPE lines, also when it has no sample).
+    fn encode(self, out: &mut String) {
+        let mut deadlines = String::new();
+        for ((account, what, object), at) in &self.deadlines {
+            sample(
+                &mut deadlines,
+                "deadline_timestamp_seconds",
+                &[("account", account), ("what", what), ("object", object)],
+                at,
+            );
+        }
+        let bodies = [
             self.account_quota_hard,
-        );
-        registry.register(
-            "account_quota_used",
-            "What all of an Account's namespaces use together of each resource its accountQuota caps",
             self.account_quota_used,
-        );
-        registry.register(
-            "account_condition",
-            "Each Account's conditions: 1, labelled with the type and its current status",
             self.account_condition,
-        );
-        registry.register(
-            "deadline_timestamp_seconds",
-            "When something will change for an account: rejection deadlines, effective instants, access reviews due, suspension ends, retention purges",
-            self.deadlines,
-        );
-        registry
+            deadlines,
+        ];
+        out.reserve(bodies.iter().map(String::len).sum::<usize>() + 1024);
+        for ((name, help), body) in PER_ACCOUNT_FAMILIES.iter().zip(&bodies) {
+            out.push_str(&format!(
+                "# HELP covenant_{name} {help}.\n# TYPE covenant_{name} gauge\n"
+            ));
+            out.push_str(body);
+        }
     }
 }
 
@@ -477,46 +483,50 @@ impl Metrics {
     pub fn set_snapshot(&self, snap: &Snapshot<'_>) {
         self.set_accounts(snap.accounts.iter().copied());
         self.set_notices(snap.notices.iter().copied());
-        let per = PerAccount::default();
+        let mut per = PerAccount::default();
         let now = snap.now;
-        let deadline = |account: &str, what: &str, object: &str, at: jiff::Timestamp| {
-            if at > now {
-                per.deadlines
-                    .get_or_create(&DeadlineLabels {
-                        account: account.to_string(),
-                        what: what.to_string(),
-                        object: object.to_string(),
-                    })
-                    .set(at.as_second());
-            }
-        };
+        let mut deadline =
+            |account: &str, what: &'static str, object: &str, at: jiff::Timestamp| {
+                if at > now {
+                    per.deadlines.insert(
+                        (account.to_string(), what, object.to_string()),
+                        at.as_second(),
+                    );
+                }
+            };
+        let (mut conditions, mut hard, mut used) = (String::new(), String::new(), String::new());
         for a in &snap.accounts {
             let name = kube::ResourceExt::name_any(*a);
             let Some(status) = &a.status else { continue };
-            for c in &status.conditions {
-                per.account_condition
-                    .get_or_create(&ConditionLabels {
-                        account: name.clone(),
-                        condition: ConditionKey {
-                            r#type: c.type_.clone(),
-                            status: c.status.clone(),
-                        },
-                    })
-                    .set(1);
+            for (i, c) in status.conditions.iter().enumerate() {
+                // One series per type (a status never repeats a type; if one did, the first counts).
+                if status.conditions[..i].iter().any(|e| e.type_ == c.type_) {
+                    continue;
+                }
+                sample(
+                    &mut conditions,
+                    "account_condition",
+                    &[
+                        ("account", &name),
+                        ("type", &c.type_),
+                        ("status", &c.status),
+                    ],
+                    1,
+                );
             }
             if let Some(q) = &status.quota {
-                for (family, values) in [
-                    (&per.account_quota_hard, &q.hard),
-                    (&per.account_quota_used, &q.used),
+                for (family, out, values) in [
+                    ("account_quota_hard", &mut hard, &q.hard),
+                    ("account_quota_used", &mut used, &q.used),
                 ] {
                     for (resource, v) in values {
                         if let Some(x) = crate::model::quantity::value(&v.0) {
-                            family
-                                .get_or_create(&AccountQuotaLabels {
-                                    account: name.clone(),
-                                    resource: resource.clone(),
-                                })
-                                .set(x);
+                            sample(
+                                out,
+                                family,
+                                &[("account", &name), ("resource", resource)],
+                                format_args!("{x:?}"),
+                            );
                         }
                     }
                 }
@@ -559,6 +569,9 @@ impl Metrics {
                 );
             }
         }
+        per.account_condition = conditions;
+        per.account_quota_hard = hard;
+        per.account_quota_used = used;
         *self.per_account.lock().unwrap_or_else(|p| p.into_inner()) = per;
     }
 
@@ -633,7 +646,7 @@ impl Metrics {
         let per_account =
             std::mem::take(&mut *self.per_account.lock().unwrap_or_else(|p| p.into_inner()));
         let _ = encode_registry(&mut out, &registries.0);
-        let _ = encode_registry(&mut out, &per_account.registry());
+        per_account.encode(&mut out);
         let _ = encode_registry(&mut out, &registries.1);
         let _ = encode_eof(&mut out);
         out
@@ -753,5 +766,69 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("covenant_build_info{"), "{out}");
+    }
+
+    #[test]
+    fn per_account_series_are_one_per_label_set_with_their_values_escaped() {
+        let end = Time(ts("2027-01-01T00:00:00Z"));
+        let withheld = |name: &str, end: &Time| {
+            crate::api::Suspension::new(
+                name,
+                crate::api::SuspensionSpec {
+                    account: "acme".into(),
+                    reason: crate::api::SuspensionReason::MaterialBreach,
+                    cause: "c".into(),
+                    withhold_notice: true,
+                    start_at: None,
+                    end_at: Some(end.clone()),
+                    scale_workloads: false,
+                },
+            )
+        };
+        // Two withheld suspensions of one account share their labels: one series (the later one).
+        let (s1, s2) = (
+            withheld("s1", &Time(ts("2026-12-20T00:00:00Z"))),
+            withheld("s2", &end),
+        );
+        let mut a = Account::new("acme", AccountSpec::default());
+        a.status = Some(AccountStatus {
+            conditions: vec![cond("Ready", "True")],
+            ..Default::default()
+        });
+        let m = Metrics::default();
+        m.set_snapshot(&Snapshot {
+            accounts: vec![&a],
+            notices: vec![],
+            suspensions: vec![&s1, &s2],
+            namespaces: vec![],
+            now: ts("2026-12-01T00:00:00Z"),
+        });
+        let out = m.encode();
+        let series: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("covenant_deadline_timestamp_seconds{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                r#"covenant_deadline_timestamp_seconds{account="acme",what="suspension_end",object="withheld"} 1798761600"#
+            ],
+            "{out}"
+        );
+        // Every family keeps its HELP and TYPE lines, also with no sample.
+        for family in [
+            "account_quota_hard",
+            "account_quota_used",
+            "account_condition",
+        ] {
+            assert!(
+                out.contains(&format!("# TYPE covenant_{family} gauge\n")),
+                "{family}: {out}"
+            );
+        }
+        // A label value's backslash, double quote and line feed are escaped.
+        let mut line = String::new();
+        sample(&mut line, "x", &[("a", "q\"b\\c\nd")], 1);
+        assert_eq!(line, "covenant_x{a=\"q\\\"b\\\\c\\nd\"} 1\n");
     }
 }
