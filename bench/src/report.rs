@@ -300,6 +300,13 @@ const ROWS: &[Row] = &[
         "",
     ),
     row(
+        "5. A /metrics scrape at rest, bytes per account",
+        "metrics_bytes_per_account",
+        None,
+        false,
+        "",
+    ),
+    row(
         "5. Memory: peak VmHWM after restart (MiB)",
         "restart_mem_peak",
         None,

@@ -339,6 +339,16 @@ async fn at_rest(run: &Run, changes: &Changes) -> Result<()> {
             run.rss_empty
         ),
     )?;
+    // A scrape's size grows with the number of accounts (the per-account gauges): what a Prometheus
+    // scraping the operator receives each time, per account.
+    let scrape = run.op.metrics().await?.len() as f64;
+    rec.emit(
+        "metrics_bytes_per_account",
+        scrape / n,
+        "bytes",
+        &load,
+        format!("one /metrics scrape at rest: {scrape} bytes"),
+    )?;
     Ok(())
 }
 

@@ -94,14 +94,44 @@ async fn armed(t: &TestCtx, base: &str, pkg: &str) -> Armed {
         )
         .await
         .expect("the administrator binds its ServiceAccount to that Role");
-    let sa = impersonate(
-        &format!("system:serviceaccount:{ns}:deployer"),
-        &[
-            "system:serviceaccounts",
-            &format!("system:serviceaccounts:{ns}"),
-        ],
+    let user = format!("system:serviceaccount:{ns}:deployer");
+    let groups = [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+    ];
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    // The API server's authorizer reads bindings from its own cache: a request made the instant the
+    // binding is created may still be refused. Wait until it answers for the ServiceAccount.
+    eventually(
+        "the API server authorizes the bound ServiceAccount",
+        TIMEOUT,
+        || {
+            let (client, user, groups, ns) =
+                (t.client.clone(), user.clone(), groups.clone(), ns.clone());
+            async move {
+                let mut missing = Vec::new();
+                for resource in [
+                    "persistentvolumeclaims",
+                    "pods",
+                    "ingresses.networking.k8s.io",
+                    "deployments.apps",
+                ] {
+                    if !covenant_e2e::k8s::can(&client, &user, &groups, "create", resource, "", &ns)
+                        .await
+                    {
+                        missing.push(resource);
+                    }
+                }
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("not yet allowed: {missing:?}"))
+                }
+            }
+        },
     )
     .await;
+    let sa = impersonate(&user, &groups).await;
     Armed {
         ns,
         identities: vec![("admin", a), ("sa", sa)],
